@@ -1,0 +1,296 @@
+//! The [`Authority`]: the CA's keys, provisioners and store, and the one place where a request
+//! becomes a certificate.
+//!
+//! Order of an issuance: verify the token, parse and check the CSR, apply policy, sign, record
+//! the certificate and burn the token in one store call, and only then return the certificate.
+//! A replayed token costs one signature that is thrown away; it never yields a certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mayfly_pki::cert::{certificate_pem, certificates_from_pem, fingerprint_sha256};
+use mayfly_pki::{Csr, LeafSigner, PrivateKey};
+
+use crate::claims::Claims;
+use crate::clock::Clock;
+use crate::config::CaConfig;
+use crate::error::{Error, Result};
+use crate::policy::{self, ValidityRequest};
+use crate::provisioner::Provisioner;
+use crate::store::{CertStore, IssuedCertificate, StoreError, UsedToken};
+use crate::token::{self, TokenExpectations};
+
+/// A signed certificate with its chain, as `/sign` returns it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub certificate_der: Vec<u8>,
+    pub serial: String,
+    /// The intermediate, DER.
+    pub issuer_der: Vec<u8>,
+}
+
+impl Issued {
+    pub fn certificate_pem(&self) -> String {
+        certificate_pem(&self.certificate_der)
+    }
+}
+
+/// The intermediate CA's certificate and key, as loaded for signing.
+pub struct IntermediateCa {
+    pub certificate_der: Vec<u8>,
+    pub key: PrivateKey,
+}
+
+/// The certificate authority.
+pub struct Authority {
+    roots: Vec<Vec<u8>>,
+    federated_roots: Vec<Vec<u8>>,
+    root_fingerprints: Vec<String>,
+    intermediate_der: Vec<u8>,
+    signer: LeafSigner,
+    provisioners: Vec<Provisioner>,
+    backdate: time::Duration,
+    audiences: Vec<String>,
+    store: Arc<dyn CertStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("root_fingerprints", &self.root_fingerprints)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything [`Authority::new`] needs, already loaded.
+pub struct AuthorityParts {
+    pub roots: Vec<Vec<u8>>,
+    pub federated_roots: Vec<Vec<u8>>,
+    pub intermediate: IntermediateCa,
+    pub provisioners: Vec<Provisioner>,
+    pub backdate: time::Duration,
+    /// The host names (and IPs) clients use to reach this CA.
+    pub dns_names: Vec<String>,
+    /// The port clients use (443 is left out of audiences, as URLs omit it).
+    pub public_port: u16,
+    pub store: Arc<dyn CertStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Authority {
+    pub fn new(parts: AuthorityParts) -> Result<Self> {
+        if parts.roots.is_empty() {
+            return Err(Error::Config("no root certificate configured".into()));
+        }
+        let signer = LeafSigner::new(&parts.intermediate.certificate_der, &parts.intermediate.key)?;
+        let root_fingerprints = parts.roots.iter().map(|r| fingerprint_sha256(r)).collect();
+        let audiences = audiences(&parts.dns_names, parts.public_port);
+        Ok(Self {
+            roots: parts.roots,
+            federated_roots: parts.federated_roots,
+            root_fingerprints,
+            intermediate_der: parts.intermediate.certificate_der,
+            signer,
+            provisioners: parts.provisioners,
+            backdate: parts.backdate,
+            audiences,
+            store: parts.store,
+            clock: parts.clock,
+        })
+    }
+
+    pub fn roots(&self) -> &[Vec<u8>] {
+        &self.roots
+    }
+
+    /// Roots plus federated roots, for `/federation`.
+    pub fn federation(&self) -> Vec<Vec<u8>> {
+        self.roots.iter().chain(self.federated_roots.iter()).cloned().collect()
+    }
+
+    /// The root whose SHA-256 fingerprint is `fingerprint` (hex, any case).
+    pub fn root_by_fingerprint(&self, fingerprint: &str) -> Option<&[u8]> {
+        self.root_fingerprints
+            .iter()
+            .position(|fp| fp.eq_ignore_ascii_case(fingerprint))
+            .and_then(|i| self.roots.get(i))
+            .map(Vec::as_slice)
+    }
+
+    pub fn intermediate_der(&self) -> &[u8] {
+        &self.intermediate_der
+    }
+
+    pub fn provisioners(&self) -> &[Provisioner] {
+        &self.provisioners
+    }
+
+    /// The audiences tokens must name.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn store(&self) -> &Arc<dyn CertStore> {
+        &self.store
+    }
+
+    /// Signs a certificate for `/sign`: one-time token, CSR, optional validity bounds.
+    pub async fn sign(&self, csr_pem: &str, ott: &str, validity: ValidityRequest) -> Result<Issued> {
+        let now = self.clock.now();
+        let expect = TokenExpectations {
+            audiences: &self.audiences,
+            root_fingerprints: &self.root_fingerprints,
+            now,
+        };
+        let verified = token::verify(ott, &self.provisioners, &expect)?;
+        let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
+        let claims = verified.provisioner.claims;
+        let template = policy::leaf_template(&verified, &csr, validity, &claims, self.backdate, now)?;
+        let der = self.signer.sign(&template, csr.public_key_spki_der())?;
+        let serial = template.serial.to_decimal();
+        let record = IssuedCertificate {
+            serial: serial.clone(),
+            der: der.clone(),
+            subject: template.common_name.clone(),
+            sans: template.sans.iter().map(ToString::to_string).collect(),
+            not_before: template.not_before,
+            not_after: template.not_after,
+            provisioner: verified.provisioner.name.clone(),
+        };
+        let used = UsedToken {
+            jti: verified.claims.jti.clone(),
+            provisioner: verified.provisioner.name.clone(),
+            expires_at: verified.expires_at,
+        };
+        self.store.record_issuance(&record, Some(&used)).await.map_err(|e| match e {
+            StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+            other => Error::Store(other),
+        })?;
+        tracing::info!(
+            target: "mayfly::audit",
+            %serial,
+            provisioner = %verified.provisioner.name,
+            jti = %verified.claims.jti,
+            subject = %template.common_name,
+            "certificate issued"
+        );
+        Ok(Issued { certificate_der: der, serial, issuer_der: self.intermediate_der.clone() })
+    }
+
+    /// Signs a TLS certificate for the server itself, outside any provisioner: the server is the
+    /// CA, so no token is involved. It is recorded like any other certificate.
+    pub async fn sign_server_certificate(&self, key: &PrivateKey, dns_names: &[String], lifetime: time::Duration) -> Result<Issued> {
+        let now = self.clock.now();
+        let sans = dns_names
+            .iter()
+            .map(|n| mayfly_pki::San::parse(n))
+            .collect::<mayfly_pki::Result<Vec<_>>>()?;
+        let template = mayfly_pki::LeafTemplate {
+            common_name: dns_names.first().cloned().unwrap_or_default(),
+            sans,
+            not_before: now - self.backdate,
+            not_after: now + lifetime,
+            serial: mayfly_pki::SerialNumber::random()?,
+            rsa_key: false,
+            provisioner: None,
+        };
+        let der = self.signer.sign(&template, &key.public_key_spki_der()?)?;
+        let serial = template.serial.to_decimal();
+        let record = IssuedCertificate {
+            serial: serial.clone(),
+            der: der.clone(),
+            subject: template.common_name.clone(),
+            sans: dns_names.to_vec(),
+            not_before: template.not_before,
+            not_after: template.not_after,
+            provisioner: String::new(),
+        };
+        self.store.record_issuance(&record, None).await.map_err(Error::Store)?;
+        Ok(Issued { certificate_der: der, serial, issuer_der: self.intermediate_der.clone() })
+    }
+}
+
+/// `https://{name}[:port]/1.0/sign` and `/sign` for every DNS name.
+fn audiences(dns_names: &[String], port: u16) -> Vec<String> {
+    let port = if port == 443 { String::new() } else { format!(":{port}") };
+    dns_names
+        .iter()
+        .flat_map(|name| {
+            let host = if name.contains(':') { format!("[{name}]") } else { name.clone() };
+            [format!("https://{host}{port}/1.0/sign"), format!("https://{host}{port}/sign")]
+        })
+        .collect()
+}
+
+/// Loads the key material and provisioners a [`CaConfig`] names. Relative paths resolve against
+/// `base_dir` (the working directory, as step does).
+pub struct LoadedMaterial {
+    pub roots: Vec<Vec<u8>>,
+    pub federated_roots: Vec<Vec<u8>>,
+    pub intermediate: IntermediateCa,
+    pub provisioners: Vec<Provisioner>,
+    pub backdate: time::Duration,
+}
+
+impl LoadedMaterial {
+    /// `password` decrypts the intermediate key; it falls back to the config's `password`.
+    pub fn load(config: &CaConfig, base_dir: &Path, password: Option<&[u8]>) -> Result<Self> {
+        let resolve = |p: &str| -> PathBuf {
+            let path = Path::new(p);
+            if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) }
+        };
+        let read = |field: &str, p: &str| -> Result<Vec<u8>> {
+            let path = resolve(p);
+            std::fs::read(&path).map_err(|e| Error::Config(format!("{field}: cannot read {}: {e}", path.display())))
+        };
+        let certs = |field: &str, p: &str| -> Result<Vec<Vec<u8>>> {
+            certificates_from_pem(&read(field, p)?).map_err(|e| Error::Config(format!("{field}: {p}: {e}")))
+        };
+        let mut roots = Vec::new();
+        for root in config.root.to_vec() {
+            roots.extend(certs("root", &root)?);
+        }
+        let mut federated_roots = Vec::new();
+        for root in &config.federated_roots {
+            federated_roots.extend(certs("federatedRoots", root)?);
+        }
+        let intermediate_der = certs("crt", &config.crt)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Config("crt: no certificate".into()))?;
+        let key_pem = read("key", &config.key)?;
+        let password = password.or(config.password.as_deref().map(str::as_bytes));
+        let key = mayfly_pki::keyfile::decode_private_key_pem(&key_pem, password)
+            .map_err(|e| Error::Config(format!("key: {}: {e}", config.key)))?;
+        let intermediate_spki = mayfly_pki::cert::subject_public_key_info(&intermediate_der)
+            .map_err(|e| Error::Config(format!("crt: {e}")))?;
+        if intermediate_spki != key.public_key_spki_der()? {
+            return Err(Error::Config(format!(
+                "key: {} does not belong to the certificate in crt: {}",
+                config.key, config.crt
+            )));
+        }
+        let global = Claims::resolve(Claims::DEFAULT, config.authority.claims.as_ref())
+            .map_err(|e| Error::Config(format!("authority.claims: {e}")))?;
+        let provisioners = config
+            .authority
+            .provisioners
+            .iter()
+            .map(|p| Provisioner::from_config(p, global))
+            .collect::<Result<Vec<_>>>()?;
+        let backdate = config.authority.backdate.map_or(time::Duration::minutes(1), |d| d.0);
+        Ok(Self {
+            roots,
+            federated_roots,
+            intermediate: IntermediateCa { certificate_der: intermediate_der, key },
+            provisioners,
+            backdate,
+        })
+    }
+}

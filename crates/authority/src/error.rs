@@ -1,0 +1,106 @@
+//! The one error type of `mayfly-authority`.
+
+use crate::store::StoreError;
+
+/// Coarse category of an [`Error`]; the server turns it into an HTTP status in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed (400).
+    BadRequest,
+    /// The credential (token) is missing, invalid, expired or used (401).
+    Unauthorized,
+    /// The credential is fine but does not allow this request (403).
+    Forbidden,
+    /// The thing asked for does not exist (404).
+    NotFound,
+    /// Our fault: configuration, storage, crypto (500). Not for clients' eyes.
+    Internal,
+}
+
+/// Everything that can go wrong in the authority.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{0}")]
+    Config(String),
+    #[error("{path}: {source}")]
+    ConfigFile { path: String, source: Box<Error> },
+    #[error("malformed token: {0}")]
+    TokenMalformed(String),
+    #[error("token signature is invalid")]
+    TokenSignatureInvalid,
+    #[error("token is signed with key {kid:?}, which is no provisioner's key")]
+    TokenUnknownKey { kid: String },
+    #[error("token issuer {iss:?} does not match provisioner {provisioner:?}")]
+    TokenIssuerMismatch { iss: String, provisioner: String },
+    #[error("token audience {found:?} is not this CA: expected one of {expected:?}")]
+    TokenAudienceMismatch { found: Vec<String>, expected: Vec<String> },
+    #[error("token expired at {exp} (now {now})")]
+    TokenExpired { exp: String, now: String },
+    #[error("token is not valid before {nbf} (now {now})")]
+    TokenNotYetValid { nbf: String, now: String },
+    #[error("token is valid for {seconds} s, more than the allowed 1 hour")]
+    TokenLifetimeTooLong { seconds: i64 },
+    #[error("token was already used")]
+    TokenAlreadyUsed,
+    #[error("token root fingerprint {found} does not match this CA's root {expected}")]
+    TokenRootMismatch { found: String, expected: String },
+    #[error("certificate request: {0}")]
+    Csr(#[source] mayfly_pki::Error),
+    #[error("subject alternative name {san:?} is not authorized by the token (authorized: {authorized:?})")]
+    SanNotAuthorized { san: String, authorized: Vec<String> },
+    #[error("{field} {value:?} is not an RFC 3339 time or a duration like \"24h\"")]
+    TimeMalformed { field: &'static str, value: String },
+    #[error("requested validity of {requested} is outside the allowed range {min} to {max}")]
+    DurationOutOfRange { requested: String, min: String, max: String },
+    #[error("notAfter ({not_after}) must be after notBefore ({not_before})")]
+    ValidityInverted { not_before: String, not_after: String },
+    #[error("provisioner {0:?} not found")]
+    ProvisionerNotFound(String),
+    #[error("{0}")]
+    Pki(#[source] mayfly_pki::Error),
+    #[error("storage: {0}")]
+    Store(#[source] StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::TokenMalformed(_)
+            | Error::TokenSignatureInvalid
+            | Error::TokenUnknownKey { .. }
+            | Error::TokenIssuerMismatch { .. }
+            | Error::TokenAudienceMismatch { .. }
+            | Error::TokenExpired { .. }
+            | Error::TokenNotYetValid { .. }
+            | Error::TokenLifetimeTooLong { .. }
+            | Error::TokenAlreadyUsed
+            | Error::TokenRootMismatch { .. } => ErrorKind::Unauthorized,
+            Error::SanNotAuthorized { .. } => ErrorKind::Forbidden,
+            Error::Csr(_)
+            | Error::TimeMalformed { .. }
+            | Error::DurationOutOfRange { .. }
+            | Error::ValidityInverted { .. } => ErrorKind::BadRequest,
+            Error::ProvisionerNotFound(_) => ErrorKind::NotFound,
+            Error::Pki(e) if e.kind() == mayfly_pki::ErrorKind::BadInput => ErrorKind::BadRequest,
+            Error::Config(_) | Error::ConfigFile { .. } | Error::Pki(_) | Error::Store(_) | Error::Io(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+
+    /// Wraps a configuration error with the file it came from.
+    pub fn in_file(self, path: &std::path::Path) -> Error {
+        Error::ConfigFile { path: path.display().to_string(), source: Box::new(self) }
+    }
+}
+
+impl From<mayfly_pki::Error> for Error {
+    fn from(e: mayfly_pki::Error) -> Self {
+        Error::Pki(e)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,22 @@
+//! The decisions of the mayfly CA: configuration, provisioners, one-time tokens, issuance policy,
+//! and the storage traits they need.
+//!
+//! No HTTP and no printing: the server maps [`Error::kind`] to statuses, the CLI prints. Time
+//! comes from an injected [`clock::Clock`] so tests can move it.
+#![forbid(unsafe_code)]
+
+pub mod authority;
+pub mod claims;
+pub mod clock;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod files;
+pub mod init;
+pub mod policy;
+pub mod provisioner;
+pub mod store;
+pub mod token;
+
+pub use authority::{Authority, AuthorityParts, Issued, LoadedMaterial};
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,105 @@
+//! The storage the authority needs, as small traits it owns.
+//!
+//! Backends live in `mayfly-store`; this crate only says what it must be able to record. The
+//! issuance record and the token's `jti` are written in one call so that a backend can make them
+//! one transaction: either the token is burnt and the certificate stored, or neither.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use time::OffsetDateTime;
+
+/// A boxed future, so the traits stay usable as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The one-time token's `jti` was recorded before: the token was already used.
+    #[error("token {jti:?} was already used")]
+    TokenAlreadyUsed { jti: String },
+    /// A certificate with this serial number is already stored.
+    #[error("serial number {serial} is already stored")]
+    SerialTaken { serial: String },
+    /// The backend failed; the text is for logs, not for clients.
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+/// Status of a stored certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateStatus {
+    Valid,
+    Revoked,
+}
+
+impl CertificateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateStatus::Valid => "valid",
+            CertificateStatus::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "valid" => Some(CertificateStatus::Valid),
+            "revoked" => Some(CertificateStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A certificate the authority signed, as it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    /// Decimal serial number, as the HTTP API writes it.
+    pub serial: String,
+    pub der: Vec<u8>,
+    /// The subject common name (empty when there is none).
+    pub subject: String,
+    /// Subject alternative names, each as written in the request (`dns`, IP, e-mail or URI).
+    pub sans: Vec<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// Name of the provisioner that authorised it.
+    pub provisioner: String,
+}
+
+/// A stored certificate with its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCertificate {
+    pub certificate: IssuedCertificate,
+    pub status: CertificateStatus,
+}
+
+/// A one-time token's identity, recorded so a second use is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedToken {
+    pub jti: String,
+    pub provisioner: String,
+    /// After this instant the token is expired anyway, so its record may be pruned.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Durable record of issued certificates and used token ids.
+pub trait CertStore: Send + Sync {
+    /// Records `certificate` and, when given, burns `token`, atomically. Returns only once both
+    /// are durable. Fails with [`StoreError::TokenAlreadyUsed`] (and stores nothing) when the
+    /// token's `jti` was recorded before, by this or any other instance sharing the database.
+    fn record_issuance<'a>(
+        &'a self,
+        certificate: &'a IssuedCertificate,
+        token: Option<&'a UsedToken>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Looks a certificate up by its decimal serial number.
+    fn certificate<'a>(
+        &'a self,
+        serial: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>>;
+
+    /// Deletes used-token records that expired before `now`; returns how many were removed.
+    fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+}

@@ -1,0 +1,175 @@
+//! One-time tokens (OTT): JWS signed by a JWK provisioner's key.
+//!
+//! [`verify`] is the only way to a [`VerifiedToken`]: signature, issuer, audience, time window
+//! and lifetime are all checked here. Single use is enforced by the store when the issuance is
+//! recorded, atomically with it.
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use mayfly_pki::jose::jws::Jws;
+
+use crate::error::{Error, Result};
+use crate::provisioner::{JwkProvisioner, Provisioner};
+
+/// Clock skew tolerated on `nbf`, `iat` and `exp`.
+pub const LEEWAY: time::Duration = time::Duration::seconds(60);
+/// Tokens are meant to be short-lived; a longer one is more likely a leaked long-term secret.
+pub const MAX_LIFETIME: time::Duration = time::Duration::hours(1);
+
+/// The claims of a one-time token, as step writes them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenClaims {
+    #[serde(default)]
+    pub iss: String,
+    #[serde(default)]
+    pub sub: String,
+    #[serde(default)]
+    pub aud: Audience,
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    #[serde(default)]
+    pub iat: Option<i64>,
+    #[serde(default)]
+    pub exp: Option<i64>,
+    #[serde(default)]
+    pub jti: String,
+    #[serde(default)]
+    pub sans: Vec<String>,
+    #[serde(default)]
+    pub sha: Option<String>,
+}
+
+/// `aud` is a string or a list of strings (RFC 7519 4.1.3).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn values(&self) -> Vec<String> {
+        match self {
+            Audience::None => Vec::new(),
+            Audience::One(one) => vec![one.clone()],
+            Audience::Many(many) => many.clone(),
+        }
+    }
+}
+
+/// A token whose signature, issuer, audience and time window were checked.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub claims: TokenClaims,
+    pub provisioner: JwkProvisioner,
+    pub expires_at: OffsetDateTime,
+}
+
+impl VerifiedToken {
+    /// The names the token authorises: `sans`, or `sub` when `sans` is empty.
+    pub fn authorized_sans(&self) -> Vec<String> {
+        if self.claims.sans.is_empty() {
+            if self.claims.sub.is_empty() { Vec::new() } else { vec![self.claims.sub.clone()] }
+        } else {
+            self.claims.sans.clone()
+        }
+    }
+}
+
+/// What a token must match to be accepted here.
+#[derive(Debug, Clone)]
+pub struct TokenExpectations<'a> {
+    /// Accepted `aud` values, e.g. `https://ca.internal:9000/1.0/sign`.
+    pub audiences: &'a [String],
+    /// SHA-256 fingerprints of this CA's roots; a token's `sha`, when present, must be one.
+    pub root_fingerprints: &'a [String],
+    pub now: OffsetDateTime,
+}
+
+/// Verifies `token` against the provisioners.
+pub fn verify(token: &str, provisioners: &[Provisioner], expect: &TokenExpectations<'_>) -> Result<VerifiedToken> {
+    let jws = Jws::parse(token).map_err(|e| Error::TokenMalformed(e.to_string()))?;
+    let kid = jws
+        .header()
+        .kid
+        .clone()
+        .ok_or_else(|| Error::TokenMalformed("header has no \"kid\"".into()))?;
+    // Decode claims before the signature check only to find the provisioner by (iss, kid).
+    let unverified: TokenClaims = serde_json::from_slice(jws.unverified_payload())
+        .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
+    let mut by_kid = provisioners.iter().filter_map(|p| match p {
+        Provisioner::Jwk(jwk) if jwk.kid == kid => Some(jwk),
+        _ => None,
+    });
+    let provisioner = by_kid
+        .clone()
+        .find(|p| p.name == unverified.iss)
+        .or_else(|| by_kid.next())
+        .ok_or_else(|| Error::TokenUnknownKey { kid: kid.clone() })?;
+    let payload = jws.verify(&provisioner.key).map_err(|e| match e {
+        mayfly_pki::Error::JwsSignatureInvalid => Error::TokenSignatureInvalid,
+        other => Error::TokenMalformed(other.to_string()),
+    })?;
+    let claims: TokenClaims =
+        serde_json::from_slice(payload).map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
+
+    if claims.iss != provisioner.name {
+        return Err(Error::TokenIssuerMismatch { iss: claims.iss, provisioner: provisioner.name.clone() });
+    }
+    let audiences = claims.aud.values();
+    if !audiences.iter().any(|a| expect.audiences.iter().any(|e| e == a)) {
+        return Err(Error::TokenAudienceMismatch { found: audiences, expected: expect.audiences.to_vec() });
+    }
+    if claims.jti.trim().is_empty() {
+        return Err(Error::TokenMalformed("claim \"jti\" is missing or empty".into()));
+    }
+    if claims.jti.len() > 256 {
+        return Err(Error::TokenMalformed("claim \"jti\" is longer than 256 characters".into()));
+    }
+    if let Some(sha) = &claims.sha
+        && !sha.is_empty()
+        && !expect.root_fingerprints.iter().any(|fp| fp.eq_ignore_ascii_case(sha))
+    {
+        return Err(Error::TokenRootMismatch {
+            found: sha.clone(),
+            expected: expect.root_fingerprints.first().cloned().unwrap_or_default(),
+        });
+    }
+
+    let at = |field: &str, value: Option<i64>| -> Result<OffsetDateTime> {
+        let seconds = value.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?;
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .map_err(|_| Error::TokenMalformed(format!("claim {field:?} is out of range")))
+    };
+    let exp = at("exp", claims.exp)?;
+    let nbf = match claims.nbf {
+        Some(_) => at("nbf", claims.nbf)?,
+        None => at("iat", claims.iat)?,
+    };
+    let rfc3339 = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+    };
+    if expect.now > exp + LEEWAY {
+        return Err(Error::TokenExpired { exp: rfc3339(exp), now: rfc3339(expect.now) });
+    }
+    if nbf > expect.now + LEEWAY {
+        return Err(Error::TokenNotYetValid { nbf: rfc3339(nbf), now: rfc3339(expect.now) });
+    }
+    if let Some(iat) = claims.iat {
+        let iat = at("iat", Some(iat))?;
+        if iat > expect.now + LEEWAY {
+            return Err(Error::TokenNotYetValid { nbf: rfc3339(iat), now: rfc3339(expect.now) });
+        }
+    }
+    let lifetime = exp - nbf;
+    if lifetime > MAX_LIFETIME {
+        return Err(Error::TokenLifetimeTooLong { seconds: lifetime.whole_seconds() });
+    }
+    if lifetime <= time::Duration::ZERO {
+        return Err(Error::TokenMalformed("claim \"exp\" is not after \"nbf\"".into()));
+    }
+    Ok(VerifiedToken { claims, provisioner: provisioner.clone(), expires_at: exp + LEEWAY })
+}

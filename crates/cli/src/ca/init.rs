@@ -1,0 +1,135 @@
+//! `mayfly ca init`: a new PKI under $MAYFLY_PATH.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use mayfly_authority::init::{self, InitOptions, Layout};
+use mayfly_pki::jose::jwe::STEP_PBKDF2_ITERATIONS;
+
+use crate::context::mayfly_path;
+use crate::password;
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Name of the PKI: certificates are "<NAME> Root CA" and "<NAME> Intermediate CA".
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// DNS name or IP address of the CA; repeatable. The first one goes into the CA URL.
+    #[arg(long = "dns", value_name = "DNS|IP")]
+    dns: Vec<String>,
+    /// Address the CA listens on, like ":9000" or "127.0.0.1:9000".
+    #[arg(long, value_name = "ADDRESS")]
+    address: Option<String>,
+    /// Name of the first JWK provisioner, e.g. an e-mail address.
+    #[arg(long, value_name = "NAME")]
+    provisioner: Option<String>,
+    /// File with the password that encrypts the CA keys (and, by default, the provisioner key).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// File with the password that encrypts the provisioner key [default: --password-file].
+    #[arg(long, value_name = "FILE")]
+    provisioner_password_file: Option<PathBuf>,
+    /// An existing root certificate to use instead of creating one (needs --key).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    root: Option<PathBuf>,
+    /// The existing root's private key (PEM; encrypted keys as step or OpenSSL write them).
+    #[arg(long, value_name = "FILE", requires = "root")]
+    key: Option<PathBuf>,
+    /// File with the password of --key [default: --password-file].
+    #[arg(long, value_name = "FILE", requires = "key")]
+    key_password_file: Option<PathBuf>,
+    /// Create only keys and certificates: no ca.json and no defaults.json.
+    #[arg(long)]
+    pki: bool,
+    /// Overwrite an existing PKI.
+    #[arg(long, short)]
+    force: bool,
+}
+
+pub async fn run(args: InitArgs) -> anyhow::Result<()> {
+    let name = match args.name {
+        Some(name) => name,
+        None => password::prompt_line("What would you like to name your new PKI?", "--name")?,
+    };
+    let (dns_names, address, provisioner) = if args.pki {
+        (args.dns, args.address.unwrap_or_default(), args.provisioner.unwrap_or_else(|| "admin".into()))
+    } else {
+        let dns = if args.dns.is_empty() {
+            password::prompt_line("What DNS names or IP addresses will clients use to reach your CA? (comma-separated)", "--dns")?
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            args.dns
+        };
+        let address = match args.address {
+            Some(address) => address,
+            None => password::prompt_line("What IP and port will your new CA bind to? (e.g. :9000)", "--address")?,
+        };
+        let provisioner = match args.provisioner {
+            Some(p) => p,
+            None => password::prompt_line("What would you like to name the CA's first provisioner?", "--provisioner")?,
+        };
+        (dns, address, provisioner)
+    };
+    let key_password = password::obtain_new(
+        args.password_file.as_deref(),
+        "Choose a password for your CA keys and first provisioner",
+        "--password-file",
+    )?;
+    let provisioner_password = match &args.provisioner_password_file {
+        Some(file) => password::obtain_new(Some(file), "", "--provisioner-password-file")?,
+        None => key_password.clone(),
+    };
+    let existing_root = match (&args.root, &args.key) {
+        (Some(root), Some(key)) => {
+            let pw = match &args.key_password_file {
+                Some(file) => password::from_file(file)?,
+                None => key_password.clone(),
+            };
+            Some(init::load_existing_root(root, key, Some(&pw))?)
+        }
+        _ => None,
+    };
+    let provisioner_name = provisioner.clone();
+    let options = InitOptions {
+        name,
+        dns_names,
+        address,
+        provisioner,
+        key_password: Some(key_password.to_vec()),
+        provisioner_password: provisioner_password.to_vec(),
+        existing_root,
+        pki_only: args.pki,
+        kdf_iterations: STEP_PBKDF2_ITERATIONS,
+    };
+    let layout = Layout::new(mayfly_path()?);
+    let force = args.force;
+    eprintln!("Generating root certificate... ");
+    let (plan, layout) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let plan = init::plan(&options, &layout)?;
+        init::write(&plan, &layout, force)?;
+        Ok((plan, layout))
+    })
+    .await
+    .context("creating the PKI")??;
+    println!("✔ Root certificate: {}", layout.root_cert().display());
+    if plan.files.iter().any(|f| f.path == layout.root_key()) {
+        println!("✔ Root private key: {}", layout.root_key().display());
+    }
+    println!("✔ Root fingerprint: {}", plan.root_fingerprint);
+    println!("✔ Intermediate certificate: {}", layout.intermediate_cert().display());
+    println!("✔ Intermediate private key: {}", layout.intermediate_key().display());
+    if !args.pki {
+        println!("✔ Database folder: {}", layout.base.join("db").display());
+        println!("✔ Default configuration: {}", layout.defaults().display());
+        println!("✔ Certificate Authority configuration: {}", layout.ca_config().display());
+        println!("✔ Provisioner: {provisioner_name} (JWK) [kid: {}]", plan.provisioner_kid);
+        println!();
+        println!("Your PKI is ready to go. Start the CA with:");
+        println!("  mayfly-ca {} --password-file <your password file>", layout.ca_config().display());
+    }
+    Ok(())
+}
+

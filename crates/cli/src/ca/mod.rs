@@ -1,0 +1,182 @@
+//! `mayfly ca ...`: the commands that create or talk to a CA.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::context::{CaFlags, Defaults, mayfly_path};
+use crate::output::{Output, ensure_parent, write_all};
+
+mod init;
+mod issue;
+pub mod token;
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a new PKI: root and intermediate CA, a JWK provisioner, ca.json and defaults.json.
+    ///
+    /// Example: mayfly ca init --name Example --dns ca.internal --address :9000 --provisioner admin --password-file pw.txt
+    Init(init::InitArgs),
+    /// Trust a CA: fetch its root by fingerprint, check the fingerprint, save defaults.json.
+    ///
+    /// Example: mayfly ca bootstrap --ca-url https://ca.internal:9000 --fingerprint 9dc3...0931
+    Bootstrap(BootstrapArgs),
+    /// Download the root certificate whose fingerprint is in defaults.json (or --fingerprint).
+    Root(RootArgs),
+    /// Download every root certificate of the CA.
+    Roots(RootsArgs),
+    /// Check that the CA is up: prints "ok".
+    Health(HealthArgs),
+    /// Provisioner commands.
+    #[command(subcommand)]
+    Provisioner(ProvisionerCommand),
+    /// Create a one-time token that authorises one certificate.
+    ///
+    /// Example: TOKEN=$(mayfly ca token svc.internal --password-file prov-pw.txt)
+    Token(token::TokenArgs),
+    /// Generate a key and get a certificate for it in one step.
+    ///
+    /// Example: mayfly ca certificate svc.internal svc.crt svc.key
+    Certificate(issue::CertificateArgs),
+    /// Get a certificate for an existing CSR.
+    ///
+    /// Example: mayfly ca sign svc.csr svc.crt --token "$TOKEN"
+    Sign(issue::SignArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvisionerCommand {
+    /// List the CA's provisioners as JSON.
+    List(ProvisionerListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BootstrapArgs {
+    /// URL of the CA.
+    #[arg(long, value_name = "URI", env = "MAYFLY_CA_URL")]
+    ca_url: String,
+    /// SHA-256 fingerprint of the root certificate (hex), as `mayfly ca init` printed it.
+    #[arg(long, value_name = "FINGERPRINT", env = "MAYFLY_FINGERPRINT")]
+    fingerprint: String,
+    /// Overwrite an existing root and defaults.json.
+    #[arg(long, short)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RootArgs {
+    /// Where to write the root (PEM) [default: standard output].
+    file: Option<PathBuf>,
+    /// Fingerprint of the root to fetch [default: "fingerprint" in defaults.json].
+    #[arg(long, value_name = "FINGERPRINT")]
+    fingerprint: Option<String>,
+    /// URL of the CA [default: "ca-url" in defaults.json].
+    #[arg(long, value_name = "URI", env = "MAYFLY_CA_URL")]
+    ca_url: Option<String>,
+    /// Overwrite FILE if it exists.
+    #[arg(long, short)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RootsArgs {
+    /// Where to write the roots (PEM) [default: standard output].
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    ca: CaFlags,
+    /// Overwrite FILE if it exists.
+    #[arg(long, short)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    ca: CaFlags,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProvisionerListArgs {
+    #[command(flatten)]
+    ca: CaFlags,
+}
+
+pub async fn run(command: CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::Init(args) => init::run(args).await,
+        CaCommand::Bootstrap(args) => bootstrap(args).await,
+        CaCommand::Root(args) => root(args).await,
+        CaCommand::Roots(args) => roots(args).await,
+        CaCommand::Health(args) => {
+            let health = args.ca.target()?.client()?.health().await?;
+            println!("{}", health.status);
+            Ok(())
+        }
+        CaCommand::Provisioner(ProvisionerCommand::List(args)) => {
+            let list = args.ca.target()?.client()?.provisioners().await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            Ok(())
+        }
+        CaCommand::Token(args) => token::run(args).await,
+        CaCommand::Certificate(args) => issue::run_certificate(args).await,
+        CaCommand::Sign(args) => issue::run_sign(args).await,
+    }
+}
+
+async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let root = mayfly_client::Client::bootstrap_root(&args.ca_url, &args.fingerprint).await?;
+    let base = mayfly_path()?;
+    let root_path = base.join("certs/root_ca.crt");
+    let defaults_path = Defaults::path()?;
+    let defaults = Defaults {
+        ca_url: Some(args.ca_url.trim_end_matches('/').to_string()),
+        fingerprint: Some(mayfly_pki::cert::fingerprint_sha256(&root)),
+        root: Some(root_path.display().to_string()),
+        ca_config: None,
+    };
+    let root_pem = mayfly_pki::cert::certificate_pem(&root);
+    let defaults_json = serde_json::to_vec_pretty(&defaults)?;
+    ensure_parent(&root_path)?;
+    ensure_parent(&defaults_path)?;
+    write_all(
+        &[
+            Output { path: &root_path, contents: root_pem.as_bytes(), secret: false },
+            Output { path: &defaults_path, contents: &defaults_json, secret: false },
+        ],
+        args.force,
+    )?;
+    eprintln!("The root certificate has been saved in {}.", root_path.display());
+    eprintln!("The authority configuration has been saved in {}.", defaults_path.display());
+    Ok(())
+}
+
+async fn root(args: RootArgs) -> anyhow::Result<()> {
+    let defaults = Defaults::load()?;
+    let url = args.ca_url.or(defaults.ca_url).context("no CA URL: pass --ca-url or run 'mayfly ca bootstrap' first")?;
+    let fingerprint = args
+        .fingerprint
+        .or(defaults.fingerprint)
+        .context("no fingerprint: pass --fingerprint or run 'mayfly ca bootstrap' first")?;
+    let root = mayfly_client::Client::bootstrap_root(&url, &fingerprint).await?;
+    emit(args.file.as_deref(), &mayfly_pki::cert::certificate_pem(&root), args.force, "root certificate")
+}
+
+async fn roots(args: RootsArgs) -> anyhow::Result<()> {
+    let target = args.ca.target()?;
+    let pems = target.client()?.roots().await?;
+    emit(args.file.as_deref(), &pems.concat(), args.force, "root certificates")
+}
+
+/// Writes `text` to `file`, or prints it.
+fn emit(file: Option<&std::path::Path>, text: &str, force: bool, what: &str) -> anyhow::Result<()> {
+    match file {
+        Some(path) => {
+            write_all(&[Output { path, contents: text.as_bytes(), secret: false }], force)?;
+            eprintln!("The {what} has been saved in {}.", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+

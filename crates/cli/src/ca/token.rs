@@ -1,0 +1,187 @@
+//! `mayfly ca token`: one-time tokens signed with a JWK provisioner's key.
+//!
+//! The provisioner's private key comes from the CA itself (`/provisioners`, as a PBES2 JWE) and
+//! is decrypted here with the provisioner password; the CA never sees the password.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
+use mayfly_pki::PrivateKey;
+use mayfly_proto::ProvisionerBody;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::context::{CaFlags, CaTarget};
+use crate::password;
+
+/// step's default token lifetime.
+const DEFAULT_TOKEN_LIFETIME: time::Duration = time::Duration::minutes(5);
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The certificate's subject: its common name, and its only SAN unless --san is given.
+    subject: String,
+    /// A subject alternative name the token authorises (DNS name, IP, e-mail or URI); repeatable.
+    #[arg(long, value_name = "SAN")]
+    san: Vec<String>,
+    /// When the token becomes valid: RFC 3339 time or duration from now [default: now].
+    #[arg(long, value_name = "TIME|DURATION")]
+    not_before: Option<String>,
+    /// When the token expires: RFC 3339 time or duration from now [default: 5m; at most 1h].
+    #[arg(long, value_name = "TIME|DURATION")]
+    not_after: Option<String>,
+    #[command(flatten)]
+    provisioner: ProvisionerFlags,
+    /// File holding the provisioner password.
+    #[arg(long, value_name = "FILE", env = "MAYFLY_PROVISIONER_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+    /// Write the token to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca: CaFlags,
+}
+
+/// Choosing a provisioner.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProvisionerFlags {
+    /// Name of the JWK provisioner to use [default: the only one].
+    #[arg(long, value_name = "NAME", env = "MAYFLY_PROVISIONER")]
+    pub provisioner: Option<String>,
+}
+
+/// Everything needed to mint a token.
+pub struct TokenRequest<'a> {
+    pub subject: &'a str,
+    pub sans: &'a [String],
+    pub not_before: Option<&'a str>,
+    pub not_after: Option<&'a str>,
+    pub provisioner: Option<&'a str>,
+    pub password_file: Option<&'a std::path::Path>,
+}
+
+pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
+    let target = args.ca.target()?;
+    let token = mint(
+        &target,
+        &TokenRequest {
+            subject: &args.subject,
+            sans: &args.san,
+            not_before: args.not_before.as_deref(),
+            not_after: args.not_after.as_deref(),
+            provisioner: args.provisioner.provisioner.as_deref(),
+            password_file: args.password_file.as_deref(),
+        },
+    )
+    .await?;
+    match &args.output_file {
+        Some(path) => {
+            crate::output::write_all(&[crate::output::Output { path, contents: token.as_bytes(), secret: true }], true)?;
+            eprintln!("The token has been saved in {}.", path.display());
+        }
+        None => println!("{token}"),
+    }
+    Ok(())
+}
+
+/// Fetches the provisioner, decrypts its key and signs a token.
+pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Result<String> {
+    let client = target.client()?;
+    let provisioners = client.provisioners().await?;
+    let chosen = choose(&provisioners, request.provisioner)?;
+    let kid = chosen
+        .key
+        .as_ref()
+        .and_then(|k| k.get("kid"))
+        .and_then(|k| k.as_str())
+        .map(str::to_string);
+    eprintln!("✔ Provisioner: {} (JWK) [kid: {}]", chosen.name, kid.as_deref().unwrap_or("?"));
+    let encrypted = match &chosen.encrypted_key {
+        Some(key) => key.clone(),
+        None => bail!("provisioner {:?} publishes no encrypted key: create the token where its key is", chosen.name),
+    };
+    let password = password::obtain(
+        request.password_file,
+        "Please enter the password to decrypt the provisioner key",
+        "--password-file",
+    )?;
+    // 600,000 PBKDF2 iterations take a noticeable moment; keep it off the async thread.
+    let key = tokio::task::spawn_blocking(move || -> anyhow::Result<PrivateKey> {
+        let plaintext = zeroize::Zeroizing::new(
+            jwe::decrypt_pbes2(&encrypted, &password).context("cannot decrypt the provisioner key")?,
+        );
+        Ok(Jwk::from_json(&plaintext)?.to_private_key()?)
+    })
+    .await??;
+    let public = Jwk::public_from_key(&key)?;
+    let kid = public.kid.clone().unwrap_or_default();
+    sign_token(&key, &kid, &chosen.name, &target.url, &target.root_fingerprint(), request)
+}
+
+/// Picks the provisioner named `name`, or the only JWK provisioner.
+fn choose<'a>(provisioners: &'a [ProvisionerBody], name: Option<&str>) -> anyhow::Result<&'a ProvisionerBody> {
+    let jwk: Vec<&ProvisionerBody> = provisioners.iter().filter(|p| p.kind.eq_ignore_ascii_case("JWK")).collect();
+    match name {
+        Some(name) => jwk.into_iter().find(|p| p.name == name).with_context(|| {
+            format!(
+                "the CA has no JWK provisioner named {name:?} (it has: {})",
+                names(provisioners)
+            )
+        }),
+        None => match jwk.as_slice() {
+            [only] => Ok(only),
+            [] => bail!("the CA has no JWK provisioner"),
+            _ => bail!("the CA has several JWK provisioners ({}): choose one with --provisioner", names(provisioners)),
+        },
+    }
+}
+
+fn names(provisioners: &[ProvisionerBody]) -> String {
+    provisioners.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Builds and signs the claims step's tokens carry.
+pub fn sign_token(
+    key: &PrivateKey,
+    kid: &str,
+    issuer: &str,
+    ca_url: &str,
+    root_fingerprint: &str,
+    request: &TokenRequest<'_>,
+) -> anyhow::Result<String> {
+    let now = OffsetDateTime::now_utc();
+    let nbf = match request.not_before {
+        Some(text) => resolve_time("--not-before", text, now)?,
+        None => now,
+    };
+    let exp = match request.not_after {
+        Some(text) => resolve_time("--not-after", text, now)?,
+        None => nbf + DEFAULT_TOKEN_LIFETIME,
+    };
+    if exp <= nbf {
+        bail!("--not-after must be later than --not-before");
+    }
+    let sans: Vec<String> = if request.sans.is_empty() { vec![request.subject.to_string()] } else { request.sans.to_vec() };
+    let claims = json!({
+        "aud": format!("{}/1.0/sign", ca_url.trim_end_matches('/')),
+        "exp": exp.unix_timestamp(),
+        "iat": now.unix_timestamp(),
+        "iss": issuer,
+        "jti": mayfly_pki::random::random_hex(32)?,
+        "nbf": nbf.unix_timestamp(),
+        "sans": sans,
+        "sha": root_fingerprint,
+        "sub": request.subject,
+    });
+    Ok(jws::sign_compact(key, kid, claims.to_string().as_bytes())?)
+}
+
+/// An RFC 3339 time or a duration from `now`.
+pub fn resolve_time(flag: &str, text: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
+    match mayfly_authority::policy::TimeSpec::parse("time", text) {
+        Ok(mayfly_authority::policy::TimeSpec::At(at)) => Ok(at),
+        Ok(mayfly_authority::policy::TimeSpec::FromNow(d)) => Ok(now + d),
+        Err(_) => bail!("{flag} {text:?} is not an RFC 3339 time or a duration like \"5m\""),
+    }
+}

@@ -1,0 +1,36 @@
+//! Writing results: refuse to overwrite without `--force`, check every target before writing
+//! any, and write each file atomically with its mode so a failure leaves no partial output.
+
+use std::path::Path;
+
+use anyhow::bail;
+use mayfly_authority::files::{self, PUBLIC_MODE, SECRET_MODE};
+
+/// A file a command is about to write.
+pub struct Output<'a> {
+    pub path: &'a Path,
+    pub contents: &'a [u8],
+    pub secret: bool,
+}
+
+/// Writes all `outputs`, or none if one exists and `force` is not set.
+pub fn write_all(outputs: &[Output<'_>], force: bool) -> anyhow::Result<()> {
+    if !force
+        && let Some(existing) = outputs.iter().find(|o| o.path.exists())
+    {
+        bail!("{} already exists: use --force to overwrite it", existing.path.display());
+    }
+    for output in outputs {
+        let mode = if output.secret { SECRET_MODE } else { PUBLIC_MODE };
+        files::write_atomic(output.path, output.contents, mode)?;
+    }
+    Ok(())
+}
+
+/// Creates the parent directory of a file inside MAYFLY_PATH.
+pub fn ensure_parent(path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        files::create_dir_private(parent)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Typed HTTP client of the mayfly API.
+//!
+//! Trust is pinned: a [`Client`] verifies the server against the CA's own roots only, never the
+//! system store. The one exception is bootstrapping, where the root is not known yet: there the
+//! server's certificate is not checked, and the caller must compare the fetched root's
+//! fingerprint with one it got out of band ([`Client::bootstrap_root`] does so itself).
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use mayfly_proto::{
+    EncryptedKeyResponse, ErrorBody, HealthResponse, ProvisionerBody, ProvisionersResponse,
+    RootResponse, RootsResponse, SignRequest, SignResponse,
+};
+use rustls::pki_types::CertificateDer;
+use serde::de::DeserializeOwned;
+
+mod danger;
+pub mod peer;
+
+/// Responses larger than this are refused: no honest reply of this API comes near it.
+const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything that can go wrong talking to a CA.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{0:?} is not a CA URL: expected https://host[:port]")]
+    BadUrl(String),
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+    #[error("cannot reach the CA at {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("the CA answered {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("unexpected response from the CA: {0}")]
+    BadResponse(String),
+    #[error("root fingerprint mismatch: expected {expected}, the CA sent a root with {actual}")]
+    FingerprintMismatch { expected: String, actual: String },
+    #[error("timed out after {0:?} waiting for the CA")]
+    Timeout(Duration),
+}
+
+impl Error {
+    /// The HTTP status when the CA refused the request.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// A client of one CA.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: HyperClient<Https, Full<Bytes>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client that trusts only `roots` (DER).
+    pub fn new(ca_url: &str, roots: &[Vec<u8>]) -> Result<Self> {
+        let mut store = rustls::RootCertStore::empty();
+        for root in roots {
+            store
+                .add(CertificateDer::from(root.clone()))
+                .map_err(|e| Error::Tls(format!("root certificate: {e}")))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_root_certificates(store)
+            .with_no_client_auth();
+        Self::with_tls(ca_url, config)
+    }
+
+    /// A client that does not verify the server. Only for fetching a root whose fingerprint the
+    /// caller then checks: use [`Client::bootstrap_root`].
+    fn unverified(ca_url: &str) -> Result<Self> {
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(danger::NoServerVerification::new(provider())))
+            .with_no_client_auth();
+        Self::with_tls(ca_url, config)
+    }
+
+    fn with_tls(ca_url: &str, config: rustls::ClientConfig) -> Result<Self> {
+        let base = normalise_url(ca_url)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Self { base, http })
+    }
+
+    /// The CA URL, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// Fetches the root with SHA-256 `fingerprint` and checks the fingerprint itself, whatever
+    /// the server claims; then confirms the server's own certificate chains to that root.
+    /// Returns the root (DER).
+    pub async fn bootstrap_root(ca_url: &str, fingerprint: &str) -> Result<Vec<u8>> {
+        let fingerprint = fingerprint.trim().to_ascii_lowercase().replace(':', "");
+        if fingerprint.len() != 64 || !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::BadResponse(format!(
+                "fingerprint {fingerprint:?} is not a SHA-256 fingerprint (64 hex digits)"
+            )));
+        }
+        let unverified = Self::unverified(ca_url)?;
+        let body: RootResponse = unverified.get_json(&format!("/root/{fingerprint}")).await?;
+        let der = mayfly_pki::cert::certificates_from_pem(body.ca.as_bytes())
+            .map_err(|e| Error::BadResponse(format!("root: {e}")))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::BadResponse("root: no certificate".into()))?;
+        let actual = mayfly_pki::cert::fingerprint_sha256(&der);
+        if actual != fingerprint {
+            return Err(Error::FingerprintMismatch { expected: fingerprint, actual });
+        }
+        Self::new(ca_url, std::slice::from_ref(&der))?.health().await?;
+        Ok(der)
+    }
+
+    pub async fn health(&self) -> Result<HealthResponse> {
+        self.get_json("/health").await
+    }
+
+    /// The root with this fingerprint, PEM.
+    pub async fn root(&self, fingerprint: &str) -> Result<String> {
+        let body: RootResponse = self.get_json(&format!("/root/{fingerprint}")).await?;
+        Ok(body.ca)
+    }
+
+    /// All roots, PEM each.
+    pub async fn roots(&self) -> Result<Vec<String>> {
+        let body: RootsResponse = self.get_json("/roots").await?;
+        Ok(body.crts)
+    }
+
+    /// Every provisioner, following pagination.
+    pub async fn provisioners(&self) -> Result<Vec<ProvisionerBody>> {
+        let mut all = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..1000 {
+            let page: ProvisionersResponse = self.get_json(&format!("/provisioners?cursor={cursor}")).await?;
+            all.extend(page.provisioners);
+            if page.next_cursor.is_empty() {
+                return Ok(all);
+            }
+            cursor = page.next_cursor;
+        }
+        Err(Error::BadResponse("provisioner pagination does not end".into()))
+    }
+
+    pub async fn encrypted_key(&self, kid: &str) -> Result<String> {
+        let body: EncryptedKeyResponse = self.get_json(&format!("/provisioners/{kid}/encrypted-key")).await?;
+        Ok(body.key)
+    }
+
+    pub async fn sign(&self, request: &SignRequest) -> Result<SignResponse> {
+        self.post_json("/1.0/sign", request).await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(Method::GET, path, Bytes::new()).await
+    }
+
+    async fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl serde::Serialize) -> Result<T> {
+        let body = serde_json::to_vec(body).map_err(|e| Error::BadResponse(e.to_string()))?;
+        self.send(Method::POST, path, Bytes::from(body)).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Bytes) -> Result<T> {
+        let url = format!("{}{path}", self.base);
+        let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.clone()))?;
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::USER_AGENT, concat!("mayfly/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(body))
+            .map_err(|e| Error::BadUrl(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| Error::Unreachable { url: self.base.clone(), detail: error_chain(&e) })?;
+            let status = response.status();
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
+            let bytes = limited
+                .collect()
+                .await
+                .map_err(|e| Error::BadResponse(format!("reading the body: {e}")))?
+                .to_bytes();
+            Ok::<_, Error>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| Error::Timeout(REQUEST_TIMEOUT))??;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+            return Err(Error::Refused { status: status.as_u16(), message });
+        }
+        let _: StatusCode = status;
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse(format!("{path}: {e}")))
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// `https://host[:port]` without a trailing slash or path.
+fn normalise_url(url: &str) -> Result<String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let uri: Uri = trimmed.parse().map_err(|_| Error::BadUrl(url.to_string()))?;
+    if uri.scheme_str() != Some("https") || uri.host().is_none() || uri.path().len() > 1 {
+        return Err(Error::BadUrl(url.to_string()));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Joins an error's sources into one line: hyper's top-level message alone says only
+/// "client error (Connect)".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_hosts() {
+        assert_eq!(normalise_url("https://ca.internal:9000/").unwrap(), "https://ca.internal:9000");
+        for bad in ["http://ca", "ca.internal", "https://", "https://ca/x", ""] {
+            assert!(normalise_url(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Certificate building: the root and intermediate of a new PKI, and leaf certificates signed by
+//! an intermediate. Also fingerprints, PEM helpers and step's provisioner extension.
+//!
+//! Policy (which names, how long) is decided by `mayfly-authority`; a [`LeafTemplate`] arrives
+//! here already validated, and this module only encodes it.
+
+use aws_lc_rs::digest;
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, SanType,
+};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::key::PrivateKey;
+use crate::san::San;
+use crate::serial::SerialNumber;
+
+/// step's provisioner extension, 1.3.6.1.4.1.37476.9000.64.1: which provisioner authorised a
+/// certificate. step reads it on renew and revoke, and `certificate inspect` shows it.
+pub const STEP_PROVISIONER_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 37476, 9000, 64, 1];
+/// The provisioner type code step writes for JWK provisioners.
+pub const STEP_PROVISIONER_TYPE_JWK: u8 = 1;
+
+/// The SHA-256 fingerprint of a DER certificate, lower-case hex, as step prints it.
+pub fn fingerprint_sha256(der: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, der))
+}
+
+/// PEM-encodes a DER certificate.
+pub fn certificate_pem(der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
+/// All `CERTIFICATE` blocks of a PEM text, in order. Fails when there is none.
+pub fn certificates_from_pem(text: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let blocks = pem::parse_many(text).map_err(|e| Error::PemMalformed(e.to_string()))?;
+    let certs: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .collect();
+    if certs.is_empty() {
+        return Err(Error::PemMissing { expected: "CERTIFICATE" });
+    }
+    Ok(certs)
+}
+
+/// The DER SubjectPublicKeyInfo of a DER certificate.
+pub fn subject_public_key_info(cert_der: &[u8]) -> Result<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| Error::CertificateMalformed(e.to_string()))?;
+    Ok(cert.tbs_certificate.subject_pki.raw.to_vec())
+}
+
+/// The notAfter of a DER certificate.
+pub fn not_after(cert_der: &[u8]) -> Result<OffsetDateTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| Error::CertificateMalformed(e.to_string()))?;
+    Ok(cert.validity().not_after.to_datetime())
+}
+
+/// Creates a self-signed root CA certificate: path length 1, as step's default PKI.
+pub fn create_root(common_name: &str, key: &PrivateKey, not_after: OffsetDateTime) -> Result<Vec<u8>> {
+    let params = ca_params(common_name, 1, not_after)?;
+    let key_pair = key.to_rcgen()?;
+    let cert = params.self_signed(&key_pair).map_err(generation)?;
+    Ok(cert.der().to_vec())
+}
+
+/// Creates an intermediate CA certificate (path length 0) signed by the root.
+pub fn create_intermediate(
+    common_name: &str,
+    key: &PrivateKey,
+    root_der: &[u8],
+    root_key: &PrivateKey,
+    not_after: OffsetDateTime,
+) -> Result<Vec<u8>> {
+    let mut params = ca_params(common_name, 0, not_after)?;
+    params.use_authority_key_identifier_extension = true;
+    let issuer = issuer_from(root_der, root_key)?;
+    let subject_key = key.to_rcgen()?;
+    let cert = params.signed_by(&subject_key, &issuer).map_err(generation)?;
+    Ok(cert.der().to_vec())
+}
+
+/// Creates a self-signed certificate for an ordinary (non-CA) key.
+pub fn create_self_signed_leaf(template: &LeafTemplate, key: &PrivateKey) -> Result<Vec<u8>> {
+    let mut params = template.params()?;
+    let mut ski = Vec::with_capacity(22);
+    push_tlv(&mut ski, 0x04, &subject_key_identifier(&key.public_key_spki_der()?)?);
+    params.custom_extensions.insert(0, CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski));
+    let key_pair = key.to_rcgen()?;
+    let cert = params.self_signed(&key_pair).map_err(generation)?;
+    Ok(cert.der().to_vec())
+}
+
+fn ca_params(common_name: &str, path_len: u8, not_after: OffsetDateTime) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(1);
+    params.not_after = not_after;
+    params.serial_number = Some(rcgen_serial(&SerialNumber::random()?));
+    Ok(params)
+}
+
+fn issuer_from<'a>(ca_der: &[u8], key: &PrivateKey) -> Result<Issuer<'a, rcgen::KeyPair>> {
+    let key_pair = key.to_rcgen()?;
+    Issuer::from_ca_cert_der(&ca_der.to_vec().into(), key_pair)
+        .map_err(|e| Error::CertificateMalformed(format!("issuer certificate: {e}")))
+}
+
+fn generation(e: rcgen::Error) -> Error {
+    Error::CertificateGeneration(e.to_string())
+}
+
+fn rcgen_serial(serial: &SerialNumber) -> rcgen::SerialNumber {
+    rcgen::SerialNumber::from_slice(serial.as_be_bytes())
+}
+
+/// Converts SANs to rcgen's form.
+pub(crate) fn rcgen_sans(sans: &[San]) -> Result<Vec<SanType>> {
+    sans.iter()
+        .map(|san| {
+            let ia5 = |s: &str| {
+                s.to_string()
+                    .try_into()
+                    .map_err(|_| Error::CsrMalformed(format!("{s:?} is not an IA5 string")))
+            };
+            Ok(match san {
+                San::Dns(name) => SanType::DnsName(ia5(name)?),
+                San::Ip(ip) => SanType::IpAddress(*ip),
+                San::Email(email) => SanType::Rfc822Name(ia5(email)?),
+                San::Uri(uri) => SanType::URI(ia5(uri)?),
+            })
+        })
+        .collect()
+}
+
+/// Which provisioner authorised a certificate, written as step's provisioner extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionerExtension {
+    pub type_code: u8,
+    pub name: String,
+    pub credential_id: String,
+}
+
+impl ProvisionerExtension {
+    /// DER of `SEQUENCE { INTEGER type, OCTET STRING name, OCTET STRING credentialID }`.
+    pub fn to_der(&self) -> Vec<u8> {
+        let mut body = vec![0x02, 0x01, self.type_code];
+        push_tlv(&mut body, 0x04, self.name.as_bytes());
+        push_tlv(&mut body, 0x04, self.credential_id.as_bytes());
+        let mut out = Vec::with_capacity(body.len() + 4);
+        push_tlv(&mut out, 0x30, &body);
+        out
+    }
+
+    /// Reads the extension from a certificate, if present.
+    pub fn from_certificate(cert: &x509_parser::certificate::X509Certificate<'_>) -> Option<Self> {
+        let oid = x509_parser::oid_registry::Oid::from(STEP_PROVISIONER_OID).ok()?;
+        let ext = cert.extensions().iter().find(|e| e.oid == oid)?;
+        Self::from_der(ext.value)
+    }
+
+    fn from_der(der: &[u8]) -> Option<Self> {
+        use x509_parser::der_parser::ber::BerObjectContent;
+        let (_, seq) = x509_parser::der_parser::parse_der(der).ok()?;
+        let items = seq.as_sequence().ok()?;
+        let type_code = items.first()?.as_u32().ok()?;
+        let text = |i: usize| match items.get(i).map(|o| &o.content) {
+            Some(BerObjectContent::OctetString(b)) => String::from_utf8(b.to_vec()).ok(),
+            _ => None,
+        };
+        Some(Self { type_code: u8::try_from(type_code).ok()?, name: text(1)?, credential_id: text(2)? })
+    }
+}
+
+fn push_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+    out.push(tag);
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len <= 0xff {
+        out.extend_from_slice(&[0x81, len as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, (len & 0xff) as u8]);
+    }
+    out.extend_from_slice(value);
+}
+
+/// A validated description of a leaf certificate.
+#[derive(Debug, Clone)]
+pub struct LeafTemplate {
+    pub common_name: String,
+    pub sans: Vec<San>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub serial: SerialNumber,
+    /// RSA keys also get keyEncipherment, for TLS 1.2 RSA key exchange.
+    pub rsa_key: bool,
+    pub provisioner: Option<ProvisionerExtension>,
+}
+
+/// Subject key identifier, RFC 7093 section 2 method 1: the leftmost 160 bits of the SHA-256 of
+/// the subjectPublicKey BIT STRING's value.
+fn subject_key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
+    use x509_parser::prelude::FromDer;
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| Error::KeyUnsupported(format!("subject public key: {e}")))?;
+    let hash = digest::digest(&digest::SHA256, &spki.subject_public_key.data);
+    Ok(hash.as_ref()[..20].to_vec())
+}
+
+/// OID of the subjectKeyIdentifier extension (RFC 5280 4.2.1.2).
+const SUBJECT_KEY_IDENTIFIER_OID: &[u64] = &[2, 5, 29, 14];
+
+impl LeafTemplate {
+    fn params(&self) -> Result<CertificateParams> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        if !self.common_name.is_empty() {
+            params.distinguished_name.push(DnType::CommonName, self.common_name.as_str());
+        }
+        params.subject_alt_names = rcgen_sans(&self.sans)?;
+        params.not_before = self.not_before;
+        params.not_after = self.not_after;
+        params.serial_number = Some(rcgen_serial(&self.serial));
+        params.is_ca = IsCa::NoCa;
+        params.key_usages = if self.rsa_key {
+            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment]
+        } else {
+            vec![KeyUsagePurpose::DigitalSignature]
+        };
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        params.use_authority_key_identifier_extension = true;
+        if let Some(provisioner) = &self.provisioner {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(STEP_PROVISIONER_OID, provisioner.to_der()));
+        }
+        Ok(params)
+    }
+}
+
+/// Signs leaf certificates with an intermediate CA's key.
+pub struct LeafSigner {
+    issuer: Issuer<'static, rcgen::KeyPair>,
+}
+
+impl std::fmt::Debug for LeafSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeafSigner").finish_non_exhaustive()
+    }
+}
+
+impl LeafSigner {
+    /// `ca_der` is the intermediate's certificate; its SKI becomes every leaf's AKI.
+    pub fn new(ca_der: &[u8], key: &PrivateKey) -> Result<Self> {
+        Ok(Self { issuer: issuer_from(ca_der, key)? })
+    }
+
+    /// Signs `template` for the public key `subject_spki_der` (DER SubjectPublicKeyInfo).
+    pub fn sign(&self, template: &LeafTemplate, subject_spki_der: &[u8]) -> Result<Vec<u8>> {
+        let mut params = template.params()?;
+        // rcgen writes a subject key identifier only for CAs; RFC 5280 4.2.1.2 wants one in
+        // every certificate, and path builders use it.
+        let mut ski = Vec::with_capacity(22);
+        push_tlv(&mut ski, 0x04, &subject_key_identifier(subject_spki_der)?);
+        params
+            .custom_extensions
+            .insert(0, CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski));
+        let public_key = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der)
+            .map_err(|e| Error::KeyUnsupported(format!("subject public key: {e}")))?;
+        let cert = params.signed_by(&public_key, &self.issuer).map_err(generation)?;
+        Ok(cert.der().to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::KeyAlgorithm;
+    use x509_parser::prelude::*;
+
+    #[test]
+    fn chain_links_by_key_identifiers_and_carries_the_profile() {
+        let ten_years = OffsetDateTime::now_utc() + ::time::Duration::days(3650);
+        let root_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let root = create_root("Test Root CA", &root_key, ten_years).unwrap();
+        let int_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let int = create_intermediate("Test Intermediate CA", &int_key, &root, &root_key, ten_years).unwrap();
+        let signer = LeafSigner::new(&int, &int_key).unwrap();
+        let leaf_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let template = LeafTemplate {
+            common_name: "svc.internal".into(),
+            sans: vec![San::parse("svc.internal").unwrap()],
+            not_before: now,
+            not_after: now + ::time::Duration::hours(24),
+            serial: SerialNumber::random().unwrap(),
+            rsa_key: false,
+            provisioner: Some(ProvisionerExtension {
+                type_code: STEP_PROVISIONER_TYPE_JWK,
+                name: "admin".into(),
+                credential_id: "kid".into(),
+            }),
+        };
+        let leaf = signer.sign(&template, &leaf_key.public_key_spki_der().unwrap()).unwrap();
+
+        let (_, root) = parse_x509_certificate(&root).unwrap();
+        let (_, int) = parse_x509_certificate(&int).unwrap();
+        let (_, leaf) = parse_x509_certificate(&leaf).unwrap();
+        let ski = |c: &X509Certificate<'_>| c.extensions().iter().find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        });
+        let aki = |c: &X509Certificate<'_>| c.extensions().iter().find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(k) => k.key_identifier.as_ref().map(|k| k.0.to_vec()),
+            _ => None,
+        });
+        assert_eq!(aki(&int), ski(&root));
+        assert_eq!(aki(&leaf), ski(&int));
+        assert!(ski(&leaf).is_some());
+        assert_eq!(root.basic_constraints().unwrap().unwrap().value.path_len_constraint, Some(1));
+        assert_eq!(int.basic_constraints().unwrap().unwrap().value.path_len_constraint, Some(0));
+        int.verify_signature(Some(root.public_key())).unwrap();
+        leaf.verify_signature(Some(int.public_key())).unwrap();
+        let eku = leaf.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert_eq!(leaf.raw_serial(), template.serial.as_be_bytes());
+        let ext = ProvisionerExtension::from_certificate(&leaf).unwrap();
+        assert_eq!(ext.name, "admin");
+        assert_eq!(ext.credential_id, "kid");
+    }
+
+    #[test]
+    fn provisioner_extension_matches_steps_bytes() {
+        // From step's foo.crt (interop vectors): type 1, "step-cli", the kid.
+        let ext = ProvisionerExtension {
+            type_code: 1,
+            name: "step-cli".into(),
+            credential_id: "4UELJx8e0aS9m0CH3fZ0EB7D5aUPICb759zALHFejvc".into(),
+        };
+        let der = ext.to_der();
+        assert_eq!(hex::encode(&der[..7]), "303a0201010408");
+        assert_eq!(ProvisionerExtension::from_der(&der), Some(ext));
+    }
+}

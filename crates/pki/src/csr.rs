@@ -1,0 +1,243 @@
+//! Certificate signing requests (PKCS#10, RFC 2986): parsed once, signature checked, and turned
+//! into a [`Csr`] that later code can trust to be well-formed and self-signed by its key.
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+
+use crate::error::{Error, Result};
+use crate::san::San;
+
+/// Larger requests are refused before parsing; a CSR with an RSA-8192 key and 100 SANs is ~5 KiB.
+const MAX_CSR_DER_LEN: usize = 64 * 1024;
+/// More SANs than this is a mistake or an attack, not a service certificate.
+pub const MAX_SANS: usize = 100;
+
+/// A parsed certificate request whose signature has been verified.
+#[derive(Debug, Clone)]
+pub struct Csr {
+    der: Vec<u8>,
+    common_name: Option<String>,
+    sans: Vec<San>,
+    spki_der: Vec<u8>,
+    key_description: String,
+    is_rsa: bool,
+}
+
+impl Csr {
+    /// Parses a PEM `CERTIFICATE REQUEST` (also `NEW CERTIFICATE REQUEST`) and checks it.
+    pub fn from_pem(text: &str) -> Result<Self> {
+        let block = pem::parse(text.trim()).map_err(|e| Error::CsrMalformed(format!("not PEM: {e}")))?;
+        match block.tag() {
+            "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Self::from_der(block.contents()),
+            other => Err(Error::PemUnexpectedLabel {
+                found: other.to_string(),
+                expected: "CERTIFICATE REQUEST",
+            }),
+        }
+    }
+
+    /// Parses a DER request, checks its signature and its key, and extracts its names.
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        if der.len() > MAX_CSR_DER_LEN {
+            return Err(Error::CsrMalformed(format!(
+                "{} bytes is more than the limit of {MAX_CSR_DER_LEN}",
+                der.len()
+            )));
+        }
+        let (rest, csr) = X509CertificationRequest::from_der(der)
+            .map_err(|e| Error::CsrMalformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(Error::CsrMalformed(format!("{} trailing bytes", rest.len())));
+        }
+        csr.verify_signature().map_err(|_| Error::CsrSignatureInvalid)?;
+
+        let info = &csr.certification_request_info;
+        let (key_description, is_rsa) = describe_key(&info.subject_pki)?;
+        let common_name = info
+            .subject
+            .iter_common_name()
+            .next()
+            .map(|cn| {
+                cn.as_str()
+                    .map(str::to_string)
+                    .map_err(|e| Error::CsrMalformed(format!("subject common name: {e}")))
+            })
+            .transpose()?;
+
+        let mut sans = Vec::new();
+        if let Some(extensions) = csr.requested_extensions() {
+            for extension in extensions {
+                if let ParsedExtension::SubjectAlternativeName(names) = extension {
+                    for name in &names.general_names {
+                        sans.push(san_from_general_name(name)?);
+                    }
+                }
+            }
+        }
+        if sans.len() > MAX_SANS {
+            return Err(Error::CsrMalformed(format!(
+                "{} subject alternative names, more than the limit of {MAX_SANS}",
+                sans.len()
+            )));
+        }
+        sans.sort();
+        sans.dedup();
+        Ok(Self {
+            der: der.to_vec(),
+            common_name,
+            sans,
+            spki_der: info.subject_pki.raw.to_vec(),
+            key_description,
+            is_rsa,
+        })
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn common_name(&self) -> Option<&str> {
+        self.common_name.as_deref()
+    }
+
+    /// The requested SANs, sorted and without duplicates.
+    pub fn sans(&self) -> &[San] {
+        &self.sans
+    }
+
+    /// The requester's public key as a DER SubjectPublicKeyInfo.
+    pub fn public_key_spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// "ECDSA P-256", "RSA 2048" or "Ed25519".
+    pub fn key_description(&self) -> &str {
+        &self.key_description
+    }
+
+    pub fn is_rsa(&self) -> bool {
+        self.is_rsa
+    }
+}
+
+fn describe_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(String, bool)> {
+    let unsupported = |what: String| Err(Error::KeyUnsupported(what));
+    match spki.parsed() {
+        Ok(PublicKey::EC(point)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|oid| oid.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => Ok(("ECDSA P-256".into(), false)),
+                Some("1.3.132.0.34") => Ok(("ECDSA P-384".into(), false)),
+                other => unsupported(format!(
+                    "EC key on curve {} ({} bytes): expected P-256 or P-384",
+                    other.unwrap_or("unknown"),
+                    point.data().len()
+                )),
+            }
+        }
+        Ok(PublicKey::RSA(rsa)) => {
+            let bits = rsa.key_size();
+            if bits < 2048 {
+                return unsupported(format!("RSA key of {bits} bits: at least 2048 are required"));
+            }
+            Ok((format!("RSA {bits}"), true))
+        }
+        Ok(PublicKey::Unknown(_)) if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            Ok(("Ed25519".into(), false))
+        }
+        Ok(_) => unsupported(format!(
+            "public key algorithm {}: expected EC, RSA or Ed25519",
+            spki.algorithm.algorithm.to_id_string()
+        )),
+        Err(e) => Err(Error::CsrMalformed(format!("public key: {e}"))),
+    }
+}
+
+fn san_from_general_name(name: &GeneralName<'_>) -> Result<San> {
+    match name {
+        GeneralName::DNSName(dns) => San::parse(dns),
+        GeneralName::RFC822Name(email) => Ok(San::Email((*email).to_string())),
+        GeneralName::URI(uri) => Ok(San::Uri((*uri).to_string())),
+        GeneralName::IPAddress(bytes) => match bytes.len() {
+            4 => {
+                let octets: [u8; 4] = [bytes[0], bytes[1], bytes[2], bytes[3]];
+                Ok(San::Ip(std::net::IpAddr::from(octets)))
+            }
+            16 => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(bytes);
+                Ok(San::Ip(std::net::IpAddr::from(octets)))
+            }
+            n => Err(Error::CsrMalformed(format!("IP address SAN of {n} bytes"))),
+        },
+        other => Err(Error::CsrMalformed(format!(
+            "unsupported subject alternative name {other}"
+        ))),
+    }
+}
+
+/// Builds a PEM CSR for `key` with the given common name and SANs.
+pub fn create_pem(key: &crate::key::PrivateKey, common_name: &str, sans: &[San]) -> Result<String> {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    params.subject_alt_names = crate::cert::rcgen_sans(sans)?;
+    let key_pair = key.to_rcgen()?;
+    let request = params
+        .serialize_request(&key_pair)
+        .map_err(|e| Error::CertificateGeneration(e.to_string()))?;
+    request
+        .pem()
+        .map_err(|e| Error::CertificateGeneration(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{KeyAlgorithm, PrivateKey};
+
+    #[test]
+    fn created_requests_parse_with_their_names() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let sans = vec![San::parse("b.internal").unwrap(), San::parse("10.1.2.3").unwrap()];
+        let pem = create_pem(&key, "svc", &sans).unwrap();
+        let csr = Csr::from_pem(&pem).unwrap();
+        assert_eq!(csr.common_name(), Some("svc"));
+        assert_eq!(csr.sans().len(), 2);
+        assert_eq!(csr.key_description(), "ECDSA P-256");
+        assert_eq!(csr.public_key_spki_der(), key.public_key_spki_der().unwrap());
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_the_reason() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let good = Csr::from_pem(&create_pem(&key, "svc", &[]).unwrap()).unwrap();
+        let mut flipped = good.der().to_vec();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x55;
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![], "malformed certificate request"),
+            (b"not der".to_vec(), "malformed certificate request"),
+            (flipped, "signature is invalid"),
+            ([good.der(), b"x"].concat(), "trailing bytes"),
+        ];
+        for (input, expected) in cases {
+            let err = Csr::from_der(&input).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        let err = Csr::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CERTIFICATE REQUEST"), "{err}");
+        assert!(Csr::from_pem("hello").unwrap_err().to_string().contains("not PEM"));
+    }
+}

@@ -1,0 +1,103 @@
+//! Serde types of the mayfly HTTP API (compatible with step-ca's), shared by the server and the
+//! client so that the two cannot drift apart. No behaviour lives here.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// Every error response: `{"status": 400, "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub status: u16,
+    pub message: String,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub status: String,
+}
+
+/// `GET /root/{sha256}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootResponse {
+    /// The root certificate, PEM.
+    pub ca: String,
+}
+
+/// `GET /roots` and `GET /federation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootsResponse {
+    pub crts: Vec<String>,
+}
+
+/// One provisioner as `GET /provisioners` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionerBody {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    /// The public JWK (JWK provisioners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<serde_json::Value>,
+    /// The private JWK as a compact PBES2 JWE (JWK provisioners).
+    #[serde(default, rename = "encryptedKey", skip_serializing_if = "Option::is_none")]
+    pub encrypted_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Value>,
+}
+
+/// `GET /provisioners`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionersResponse {
+    pub provisioners: Vec<ProvisionerBody>,
+    #[serde(rename = "nextCursor", default)]
+    pub next_cursor: String,
+}
+
+/// `GET /provisioners/{kid}/encrypted-key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedKeyResponse {
+    pub key: String,
+}
+
+/// `POST /sign`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignRequest {
+    /// The certificate request, PEM.
+    pub csr: String,
+    /// The one-time token.
+    pub ott: String,
+    /// RFC 3339 time or Go duration relative to now.
+    #[serde(rename = "notBefore", default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<String>,
+    #[serde(rename = "notAfter", default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
+    #[serde(rename = "templateData", default, skip_serializing_if = "Option::is_none")]
+    pub template_data: Option<serde_json::Value>,
+}
+
+/// TLS options advertised with a signed certificate, as step-ca does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsOptions {
+    #[serde(rename = "cipherSuites")]
+    pub cipher_suites: Vec<String>,
+    #[serde(rename = "minVersion")]
+    pub min_version: f32,
+    #[serde(rename = "maxVersion")]
+    pub max_version: f32,
+    pub renegotiation: bool,
+}
+
+/// `POST /sign`, `/renew`, `/rekey` responses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignResponse {
+    /// The new certificate, PEM.
+    pub crt: String,
+    /// The issuing (intermediate) certificate, PEM.
+    pub ca: String,
+    /// Leaf then intermediate, PEM each.
+    #[serde(rename = "certChain")]
+    pub cert_chain: Vec<String>,
+    #[serde(rename = "tlsOptions", default, skip_serializing_if = "Option::is_none")]
+    pub tls_options: Option<TlsOptions>,
+}

@@ -1,0 +1,170 @@
+//! The HTTP API (step-ca compatible): routes served at `/` and under `/1.0/`.
+//!
+//! Handlers only translate: JSON in, a call into the authority, JSON out. Decisions live in
+//! `mayfly-authority`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mayfly_authority::Authority;
+use mayfly_authority::policy::{TimeSpec, ValidityRequest};
+use mayfly_authority::provisioner::Provisioner;
+use mayfly_pki::cert::certificate_pem;
+use mayfly_proto::{
+    EncryptedKeyResponse, HealthResponse, ProvisionerBody, ProvisionersResponse, RootResponse,
+    RootsResponse, SignRequest, SignResponse, TlsOptions,
+};
+use serde::Deserialize;
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub authority: Authority,
+    pub tls_options: TlsOptions,
+}
+
+/// The API router, with routes at `/` and `/1.0/`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/root/{fingerprint}", get(root))
+        .route("/roots", get(roots))
+        .route("/roots.pem", get(roots_pem))
+        .route("/federation", get(federation))
+        .route("/provisioners", get(provisioners))
+        .route("/provisioners/{kid}/encrypted-key", get(encrypted_key))
+        .route("/sign", post(sign));
+    Router::new()
+        .merge(api.clone())
+        .nest("/1.0", api)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn health() -> Json<HealthResponse> {
+    Json(HealthResponse { status: "ok".into() })
+}
+
+async fn root(State(state): State<Arc<AppState>>, Path(fingerprint): Path<String>) -> Result<Json<RootResponse>, ApiError> {
+    state
+        .authority
+        .root_by_fingerprint(&fingerprint)
+        .map(|der| Json(RootResponse { ca: certificate_pem(der) }))
+        .ok_or_else(|| ApiError::not_found(format!("no root with SHA-256 fingerprint {fingerprint:?}")))
+}
+
+async fn roots(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let crts = state.authority.roots().iter().map(|r| certificate_pem(r)).collect();
+    (StatusCode::CREATED, Json(RootsResponse { crts }))
+}
+
+async fn roots_pem(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let pem: String = state.authority.roots().iter().map(|r| certificate_pem(r)).collect();
+    ([(axum::http::header::CONTENT_TYPE, "application/x-pem-file")], pem)
+}
+
+async fn federation(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let crts = state.authority.federation().iter().map(|r| certificate_pem(r)).collect();
+    (StatusCode::CREATED, Json(RootsResponse { crts }))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// step's default and maximum page sizes.
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+async fn provisioners(
+    State(state): State<Arc<AppState>>,
+    Query(page): Query<Page>,
+) -> Result<Json<ProvisionersResponse>, ApiError> {
+    let all = state.authority.provisioners();
+    let start = match page.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(cursor) => cursor
+            .parse::<usize>()
+            .ok()
+            .filter(|&i| i <= all.len())
+            .ok_or_else(|| ApiError::bad_request(format!("cursor {cursor:?} is not valid")))?,
+    };
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let end = (start + limit).min(all.len());
+    let provisioners = all[start..end].iter().map(provisioner_body).collect();
+    let next_cursor = if end < all.len() { end.to_string() } else { String::new() };
+    Ok(Json(ProvisionersResponse { provisioners, next_cursor }))
+}
+
+fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
+    match provisioner {
+        Provisioner::Jwk(p) => ProvisionerBody {
+            kind: "JWK".into(),
+            name: p.name.clone(),
+            key: serde_json::to_value(&p.key).ok(),
+            encrypted_key: p.encrypted_key.clone(),
+            claims: None,
+        },
+        Provisioner::Unsupported(p) => ProvisionerBody {
+            kind: p.kind.clone(),
+            name: p.name.clone(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+        },
+    }
+}
+
+async fn encrypted_key(
+    State(state): State<Arc<AppState>>,
+    Path(kid): Path<String>,
+) -> Result<Json<EncryptedKeyResponse>, ApiError> {
+    state
+        .authority
+        .provisioners()
+        .iter()
+        .find_map(|p| match p {
+            Provisioner::Jwk(jwk) if jwk.kid == kid => jwk.encrypted_key.clone(),
+            _ => None,
+        })
+        .map(|key| Json(EncryptedKeyResponse { key }))
+        .ok_or_else(|| ApiError::not_found(format!("no provisioner with key id {kid:?} and an encrypted key")))
+}
+
+async fn sign(
+    State(state): State<Arc<AppState>>,
+    JsonBody(request): JsonBody<SignRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let validity = ValidityRequest {
+        not_before: request.not_before.as_deref().filter(|s| !s.is_empty()).map(|s| TimeSpec::parse("notBefore", s)).transpose()?,
+        not_after: request.not_after.as_deref().filter(|s| !s.is_empty()).map(|s| TimeSpec::parse("notAfter", s)).transpose()?,
+    };
+    if request.csr.trim().is_empty() {
+        return Err(ApiError::bad_request("field \"csr\" is empty"));
+    }
+    if request.ott.trim().is_empty() {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "field \"ott\" is empty: a one-time token is required"));
+    }
+    let issued = state.authority.sign(&request.csr, &request.ott, validity).await?;
+    let crt = issued.certificate_pem();
+    let ca = certificate_pem(&issued.issuer_der);
+    let response = SignResponse {
+        crt: crt.clone(),
+        ca: ca.clone(),
+        cert_chain: vec![crt, ca],
+        tls_options: Some(state.tls_options.clone()),
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}

@@ -1,0 +1,12 @@
+//! `mayfly-ca`, the certificate authority server: configuration loading, TLS, the HTTP API and
+//! its error mapping, dev mode. Decisions belong to `mayfly-authority`; this crate only wires
+//! them to the network.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod body;
+pub mod dev;
+pub mod error;
+pub mod serve;
+pub mod startup;
+pub mod tls;

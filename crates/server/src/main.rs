@@ -1,0 +1,122 @@
+//! `mayfly-ca`: the mayfly certificate authority server.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
+
+/// The mayfly certificate authority server.
+///
+/// Serves the step-ca compatible HTTP API over TLS. Start it with a ca.json made by
+/// `mayfly ca init`, or run `mayfly-ca dev` for a throwaway CA with no set-up.
+#[derive(Debug, Parser)]
+#[command(name = "mayfly-ca", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Path to ca.json [default: $MAYFLY_PATH/config/ca.json].
+    config: Option<PathBuf>,
+
+    /// File holding the password of the intermediate CA key (trailing whitespace is ignored).
+    #[arg(long, value_name = "FILE", env = "MAYFLY_PASSWORD_FILE")]
+    password_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start a throwaway CA with no set-up: keys in clear in a new directory, the embedded
+    /// SQLite store, listening on 127.0.0.1. Prints the commands to get a certificate.
+    ///
+    /// Example: mayfly-ca dev --address 127.0.0.1:9000
+    Dev {
+        /// Directory for the CA's files [default: a new directory under the OS temp dir].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9000")]
+        address: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_logging();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mayfly-ca: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Dev { dir, address }) => {
+            let dev = mayfly_server::dev::create(dir.as_deref(), &address).await?;
+            let config_path = dev.config_path.clone();
+            let banner = dev.banner();
+            let prepared = mayfly_server::startup::prepare(&config_path, None, Some(dev.listener)).await?;
+            println!("{banner}");
+            mayfly_server::startup::run(prepared, shutdown_signal()).await;
+            Ok(())
+        }
+        None => {
+            let config = match cli.config {
+                Some(path) => path,
+                None => mayfly_path()?.join("config/ca.json"),
+            };
+            let password = match &cli.password_file {
+                Some(path) => {
+                    let raw = std::fs::read(path).with_context(|| format!("--password-file: cannot read {}", path.display()))?;
+                    Some(Zeroizing::new(mayfly_pki::keyfile::read_password_file_bytes(&raw)))
+                }
+                None => None,
+            };
+            let prepared = mayfly_server::startup::prepare(&config, password.as_ref().map(|p| p.as_slice()), None).await?;
+            tracing::info!(address = %prepared.local_addr, "mayfly-ca is serving");
+            println!("mayfly-ca: serving on https://{}", prepared.local_addr);
+            mayfly_server::startup::run(prepared, shutdown_signal()).await;
+            Ok(())
+        }
+    }
+}
+
+fn mayfly_path() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("MAYFLY_PATH") {
+        return Ok(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME").context("neither MAYFLY_PATH nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".mayfly"))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAYFLY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,121 @@
+//! From a ca.json to a listening server.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use mayfly_authority::clock::SystemClock;
+use mayfly_authority::config::{CaConfig, LoadedConfig};
+use mayfly_authority::store::CertStore;
+use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
+use mayfly_store::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, router};
+use crate::tls::{ServerTls, TlsSettings};
+
+/// How often expired used-token records are pruned.
+const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A server ready to serve: bound, keys loaded, TLS certificate issued.
+pub struct Prepared {
+    pub listener: TcpListener,
+    pub local_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    tls: ServerTls,
+    dns_names: Vec<String>,
+}
+
+/// Loads `config_path` and prepares the server. `password` decrypts the intermediate key;
+/// `listener`, when given, is used instead of binding the config's `address`.
+pub async fn prepare(
+    config_path: &Path,
+    password: Option<&[u8]>,
+    listener: Option<TcpListener>,
+) -> anyhow::Result<Prepared> {
+    let LoadedConfig { config, path, unknown_keys } = CaConfig::load(config_path)?;
+    for key in &unknown_keys {
+        tracing::warn!(file = %path.display(), key = %key, "ca.json: unknown key ignored");
+    }
+    let base_dir = std::env::current_dir().context("reading the working directory")?;
+    let material = LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
+    let store = open_store(&config, &path).await?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(listen_address(&config.address))
+            .await
+            .with_context(|| format!("{}: address: cannot listen on {:?}", path.display(), config.address))?,
+    };
+    let local_addr = listener.local_addr().context("reading the bound address")?;
+    let authority = Authority::new(AuthorityParts {
+        roots: material.roots,
+        federated_roots: material.federated_roots,
+        intermediate: material.intermediate,
+        provisioners: material.provisioners,
+        backdate: material.backdate,
+        dns_names: config.dns_names.clone(),
+        public_port: local_addr.port(),
+        store,
+        clock: Arc::new(SystemClock),
+    })
+    .map_err(|e| e.in_file(&path))?;
+    let settings = TlsSettings::from_config(config.tls.as_ref()).with_context(|| path.display().to_string())?;
+    let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
+    let state = Arc::new(AppState { authority, tls_options: settings.advertised.clone() });
+    Ok(Prepared { listener, local_addr, state, tls, dns_names: config.dns_names })
+}
+
+/// `:9000` listens on every interface, as in Go.
+fn listen_address(address: &str) -> String {
+    if address.starts_with(':') { format!("0.0.0.0{address}") } else { address.to_string() }
+}
+
+async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc<dyn CertStore>> {
+    let (kind, source) = match &config.db {
+        Some(db) => (db.kind.to_ascii_lowercase(), PathBuf::from(&db.data_source)),
+        // No db: keep records beside the config, like `ca init` lays them out.
+        None => {
+            let dir = config_path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+            ("sqlite".to_string(), dir.join("db/mayfly.db"))
+        }
+    };
+    match kind.as_str() {
+        "sqlite" | "sqlite3" => {
+            if let Some(parent) = source.parent().filter(|p| !p.as_os_str().is_empty()) {
+                mayfly_authority::files::create_dir_private(parent)?;
+            }
+            let store = SqliteStore::open(&source)
+                .await
+                .with_context(|| format!("{}: db: opening {}", config_path.display(), source.display()))?;
+            Ok(Arc::new(store))
+        }
+        other => bail!(
+            "{}: db.type {other:?} is not supported: expected \"sqlite\"",
+            config_path.display()
+        ),
+    }
+}
+
+/// Serves until `shutdown` completes; renews the TLS certificate and prunes used tokens meanwhile.
+pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output = ()>) {
+    let Prepared { listener, state, tls, dns_names, .. } = prepared;
+    let config = Arc::clone(&tls.config);
+    let renewal = tokio::spawn(tls.renew_forever(Arc::clone(&state), dns_names));
+    let pruning = tokio::spawn(prune_forever(Arc::clone(&state)));
+    crate::serve::serve(listener, config, router(Arc::clone(&state)), shutdown).await;
+    renewal.abort();
+    pruning.abort();
+}
+
+async fn prune_forever(state: Arc<AppState>) {
+    loop {
+        let now = state.authority.clock().now();
+        match state.authority.store().prune_used_tokens(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "pruned expired token records"),
+            Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
+        }
+        tokio::time::sleep(PRUNE_INTERVAL).await;
+    }
+}

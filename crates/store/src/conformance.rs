@@ -1,0 +1,530 @@
+//! The behaviour every backend must show, as runnable checks.
+//!
+//! Written once against the [`CertStore`] trait so that each backend's tests (SQLite now,
+//! PostgreSQL and MySQL later) run the very same checks rather than each growing its own idea of
+//! what "the token was already used" means. This is test support: every function panics with a
+//! message saying which rule was broken.
+//!
+//! Run them against an empty database. Serial numbers and `jti`s are made unique per run, so a
+//! database left over from an earlier run does not make them fail, except [`prune`], which
+//! counts what it deletes.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mayfly_authority::store::{
+    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, StoreError, StoredCertificate,
+    UsedToken,
+};
+use time::OffsetDateTime;
+
+use crate::{MAX_JTI_LEN, MAX_SERIAL_LEN};
+
+/// How many issuances race each other in the concurrency checks.
+pub const RACERS: usize = 16;
+
+/// Runs every check against `store`, one after the other.
+pub async fn run_all(store: &dyn CertStore) {
+    round_trip(store).await;
+    replayed_token_refused(store).await;
+    duplicate_serial_refused(store).await;
+    same_jti_other_provisioner(store).await;
+    oversized_keys_refused(store).await;
+    prune(store).await;
+    concurrent_token_use(&[store]).await;
+    concurrent_distinct_issuances(&[store]).await;
+}
+
+/// What is stored is what is loaded, every field; an unknown serial is `None`.
+pub async fn round_trip(store: &dyn CertStore) {
+    let rich = IssuedCertificate {
+        serial: fresh_serial(),
+        // Every byte value, leading zeros included, so no backend gets away with text encoding.
+        der: [0u8, 0].into_iter().chain(0..=255).chain([0]).collect(),
+        subject: "café ☕ \"quoted\", 'single'; -- not SQL".to_owned(),
+        sans: vec![
+            "example.test".to_owned(),
+            "*.example.test".to_owned(),
+            "192.0.2.1".to_owned(),
+            "2001:db8::1".to_owned(),
+            "admin@example.test".to_owned(),
+            "spiffe://example.test/ns/default/sa/web".to_owned(),
+            "with,comma and \"quotes\"".to_owned(),
+            String::new(),
+        ],
+        not_before: at(1_750_000_000),
+        not_after: at(1_750_086_400),
+        provisioner: "conformance-admin".to_owned(),
+    };
+    let token = fresh_token("conformance-admin");
+    record_ok(
+        store,
+        &rich,
+        Some(&token),
+        "storing a certificate with a token",
+    )
+    .await;
+    assert_stored(
+        store,
+        &rich,
+        "round trip of a certificate with every field set",
+    )
+    .await;
+
+    // Empty subject and SANs, times before the epoch and RFC 5280's "no expiry" 9999-12-31, and
+    // no token at all (an issuance that did not come from a one-time token).
+    let bare = IssuedCertificate {
+        serial: fresh_serial(),
+        der: vec![0x30, 0x00],
+        subject: String::new(),
+        sans: Vec::new(),
+        not_before: at(-1_000_000),
+        not_after: at(253_402_300_799),
+        provisioner: "conformance-acme".to_owned(),
+    };
+    record_ok(store, &bare, None, "storing a certificate without a token").await;
+    assert_stored(
+        store,
+        &bare,
+        "round trip of a certificate with empty fields",
+    )
+    .await;
+
+    let missing = fresh_serial();
+    let loaded = load(store, &missing).await;
+    assert!(
+        loaded.is_none(),
+        "looking up serial {missing}, never stored, returned {loaded:?} instead of None"
+    );
+}
+
+/// A token's `jti` recorded once is refused the second time, and the second certificate is not
+/// stored.
+pub async fn replayed_token_refused(store: &dyn CertStore) {
+    let token = fresh_token("conformance-admin");
+    let first = sample_certificate("conformance-admin");
+    record_ok(store, &first, Some(&token), "first use of a token").await;
+
+    let second = sample_certificate("conformance-admin");
+    let result = store.record_issuance(&second, Some(&token)).await;
+    assert_token_used(result, &token.jti, "replaying a token");
+    assert_absent(
+        store,
+        &second.serial,
+        "after its token was refused as replayed",
+    )
+    .await;
+    assert_stored(
+        store,
+        &first,
+        "the first certificate after a refused replay",
+    )
+    .await;
+}
+
+/// A serial stored once is refused the second time; the refused issuance burns no token and
+/// leaves the first certificate as it was.
+pub async fn duplicate_serial_refused(store: &dyn CertStore) {
+    let first = sample_certificate("conformance-admin");
+    let first_token = fresh_token("conformance-admin");
+    record_ok(store, &first, Some(&first_token), "first use of a serial").await;
+
+    let mut clash = sample_certificate("conformance-admin");
+    clash.serial = first.serial.clone();
+    clash.der = vec![0x30, 0x03, 0x02, 0x01, 0x07];
+    let clash_token = fresh_token("conformance-admin");
+    let result = store.record_issuance(&clash, Some(&clash_token)).await;
+    match result {
+        Err(StoreError::SerialTaken { ref serial }) if *serial == first.serial => {}
+        other => panic!(
+            "storing serial {} a second time returned {other:?}, expected SerialTaken for it",
+            first.serial
+        ),
+    }
+    assert_stored(
+        store,
+        &first,
+        "the first certificate after a refused duplicate serial",
+    )
+    .await;
+
+    // The token was written before the certificate in the same transaction; it must have been
+    // rolled back with it, or a client retrying with a fresh serial would be refused.
+    let retry = sample_certificate("conformance-admin");
+    record_ok(
+        store,
+        &retry,
+        Some(&clash_token),
+        "reusing the token of an issuance refused for its serial (it must not have been burnt)",
+    )
+    .await;
+}
+
+/// `jti`s are scoped per provisioner: the same `jti` from another provisioner is a different
+/// token, while the same provisioner's is still refused.
+pub async fn same_jti_other_provisioner(store: &dyn CertStore) {
+    let first_token = fresh_token("conformance-provisioner-a");
+    let first = sample_certificate("conformance-provisioner-a");
+    record_ok(
+        store,
+        &first,
+        Some(&first_token),
+        "a token of provisioner a",
+    )
+    .await;
+
+    let other_token = UsedToken {
+        provisioner: "conformance-provisioner-b".to_owned(),
+        ..first_token.clone()
+    };
+    let other = sample_certificate("conformance-provisioner-b");
+    record_ok(
+        store,
+        &other,
+        Some(&other_token),
+        "the same jti from provisioner b (jtis are scoped per provisioner)",
+    )
+    .await;
+
+    let replay = sample_certificate("conformance-provisioner-a");
+    let result = store.record_issuance(&replay, Some(&first_token)).await;
+    assert_token_used(result, &first_token.jti, "replaying provisioner a's token");
+    assert_absent(
+        store,
+        &replay.serial,
+        "after its token was refused as replayed",
+    )
+    .await;
+}
+
+/// Keys longer than the schema's columns are refused, the same way by every backend, and nothing
+/// is stored; keys of exactly the maximum length are stored.
+pub async fn oversized_keys_refused(store: &dyn CertStore) {
+    let mut token = fresh_token("conformance-admin");
+    token.jti = format!(
+        "{}{}",
+        token.jti,
+        "j".repeat(MAX_JTI_LEN + 1 - token.jti.len())
+    );
+    let certificate = sample_certificate("conformance-admin");
+    let result = store.record_issuance(&certificate, Some(&token)).await;
+    assert!(
+        matches!(result, Err(StoreError::Backend(_))),
+        "storing a {}-character jti returned {result:?}, expected a Backend error",
+        token.jti.chars().count()
+    );
+    assert_absent(
+        store,
+        &certificate.serial,
+        "after its jti was refused as too long",
+    )
+    .await;
+
+    token.jti.truncate(MAX_JTI_LEN);
+    record_ok(
+        store,
+        &certificate,
+        Some(&token),
+        "a jti of the maximum length",
+    )
+    .await;
+
+    let mut long_serial = sample_certificate("conformance-admin");
+    long_serial.serial = format!(
+        "{}{}",
+        long_serial.serial,
+        "9".repeat(MAX_SERIAL_LEN + 1 - long_serial.serial.len())
+    );
+    let result = store.record_issuance(&long_serial, None).await;
+    assert!(
+        matches!(result, Err(StoreError::Backend(_))),
+        "storing a {}-digit serial returned {result:?}, expected a Backend error",
+        long_serial.serial.len()
+    );
+}
+
+/// Pruning deletes exactly the tokens that expired strictly before `now`; a pruned `jti` can be
+/// used again, a kept one still cannot.
+///
+/// Counts what it deletes, so it needs a database holding no token that expired before 2001
+/// (the other checks' tokens expire in 2100).
+pub async fn prune(store: &dyn CertStore) {
+    let now = at(1_000_000_000);
+    let mut expired = Vec::new();
+    let mut kept = Vec::new();
+    for (expires_at, is_expired) in [
+        (now - time::Duration::hours(1), true),
+        (now - time::Duration::seconds(1), true),
+        (now, false),
+        (now + time::Duration::seconds(1), false),
+    ] {
+        let token = UsedToken {
+            expires_at,
+            ..fresh_token("conformance-admin")
+        };
+        let certificate = sample_certificate("conformance-admin");
+        record_ok(store, &certificate, Some(&token), "a token to prune later").await;
+        if is_expired {
+            expired.push(token);
+        } else {
+            kept.push(token);
+        }
+    }
+
+    let pruned = store
+        .prune_used_tokens(now)
+        .await
+        .unwrap_or_else(|error| panic!("pruning used tokens failed: {error}"));
+    assert_eq!(
+        pruned,
+        expired.len() as u64,
+        "pruning at {now} should delete the {} tokens that expired before it, and keep the one \
+         expiring exactly then and the one expiring after",
+        expired.len()
+    );
+    let again = store
+        .prune_used_tokens(now)
+        .await
+        .unwrap_or_else(|error| panic!("pruning used tokens a second time failed: {error}"));
+    assert_eq!(
+        again, 0,
+        "pruning twice at the same instant deleted tokens twice"
+    );
+
+    for token in &expired {
+        let certificate = sample_certificate("conformance-admin");
+        record_ok(
+            store,
+            &certificate,
+            Some(token),
+            "reusing the jti of a pruned token",
+        )
+        .await;
+    }
+    for token in &kept {
+        let certificate = sample_certificate("conformance-admin");
+        let result = store.record_issuance(&certificate, Some(token)).await;
+        assert_token_used(
+            result,
+            &token.jti,
+            &format!(
+                "reusing a token expiring at {} after pruning at {now}",
+                token.expires_at
+            ),
+        );
+    }
+}
+
+/// [`RACERS`] issuances with the same token at once, spread over `stores` (which must share one
+/// database: several handles stand for several mayfly instances): exactly one succeeds, the rest
+/// are refused as replays, and only the winner's certificate is stored.
+pub async fn concurrent_token_use(stores: &[&dyn CertStore]) {
+    assert!(
+        !stores.is_empty(),
+        "concurrent_token_use needs at least one store"
+    );
+    let token = fresh_token("conformance-admin");
+    let certificates: Vec<IssuedCertificate> = (0..RACERS)
+        .map(|_| sample_certificate("conformance-admin"))
+        .collect();
+    let attempts = certificates
+        .iter()
+        .enumerate()
+        .map(|(i, certificate)| stores[i % stores.len()].record_issuance(certificate, Some(&token)))
+        .collect();
+    let results = join_all(attempts).await;
+
+    let winners: Vec<&IssuedCertificate> = certificates
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| result.is_ok())
+        .map(|(certificate, _)| certificate)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{RACERS} concurrent issuances with one token: expected exactly one to succeed, got \
+         {results:?}"
+    );
+    for (certificate, result) in certificates.iter().zip(results) {
+        if result.is_ok() {
+            assert_stored(stores[0], certificate, "the winner of a race for one token").await;
+        } else {
+            assert_token_used(result, &token.jti, "losing a race for one token");
+            assert_absent(
+                stores[0],
+                &certificate.serial,
+                "after losing a race for its token",
+            )
+            .await;
+        }
+    }
+}
+
+/// [`RACERS`] unrelated issuances at once, spread over `stores` (sharing one database): all
+/// succeed. Contention between writers must be waited out, not reported as a failure.
+pub async fn concurrent_distinct_issuances(stores: &[&dyn CertStore]) {
+    assert!(
+        !stores.is_empty(),
+        "concurrent_distinct_issuances needs at least one store"
+    );
+    let issuances: Vec<(IssuedCertificate, UsedToken)> = (0..RACERS)
+        .map(|_| {
+            (
+                sample_certificate("conformance-admin"),
+                fresh_token("conformance-admin"),
+            )
+        })
+        .collect();
+    let attempts = issuances
+        .iter()
+        .enumerate()
+        .map(|(i, (certificate, token))| {
+            stores[i % stores.len()].record_issuance(certificate, Some(token))
+        })
+        .collect();
+    let results = join_all(attempts).await;
+    for ((certificate, _), result) in issuances.iter().zip(results) {
+        if let Err(error) = result {
+            panic!(
+                "one of {RACERS} concurrent unrelated issuances (serial {}) failed: {error:?}",
+                certificate.serial
+            );
+        }
+        assert_stored(
+            stores[0],
+            certificate,
+            "after concurrent unrelated issuances",
+        )
+        .await;
+    }
+}
+
+/// A decimal serial number no other call in any run has used: the process's start time in
+/// nanoseconds, then a counter.
+pub fn fresh_serial() -> String {
+    static START: OnceLock<u128> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let start = START.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_nanos())
+    });
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{start}{count:06}")
+}
+
+/// A token of `provisioner` with a fresh `jti`, expiring in 2100.
+pub fn fresh_token(provisioner: &str) -> UsedToken {
+    UsedToken {
+        jti: format!("conformance-{}", fresh_serial()),
+        provisioner: provisioner.to_owned(),
+        expires_at: at(4_102_444_800),
+    }
+}
+
+/// A plausible certificate of `provisioner` with a fresh serial.
+pub fn sample_certificate(provisioner: &str) -> IssuedCertificate {
+    let serial = fresh_serial();
+    IssuedCertificate {
+        der: [0x30, 0x82, 0x01, 0x0a]
+            .into_iter()
+            .chain(serial.bytes())
+            .collect(),
+        subject: format!("host-{serial}.example.test"),
+        sans: vec![
+            format!("host-{serial}.example.test"),
+            "192.0.2.7".to_owned(),
+        ],
+        not_before: at(1_750_000_000),
+        not_after: at(1_750_003_600),
+        provisioner: provisioner.to_owned(),
+        serial,
+    }
+}
+
+fn at(unix_seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .unwrap_or_else(|error| panic!("test time {unix_seconds} out of range: {error}"))
+}
+
+async fn record_ok(
+    store: &dyn CertStore,
+    certificate: &IssuedCertificate,
+    token: Option<&UsedToken>,
+    what: &str,
+) {
+    if let Err(error) = store.record_issuance(certificate, token).await {
+        panic!(
+            "{what}: storing serial {} failed: {error:?}",
+            certificate.serial
+        );
+    }
+}
+
+async fn load(store: &dyn CertStore, serial: &str) -> Option<StoredCertificate> {
+    store
+        .certificate(serial)
+        .await
+        .unwrap_or_else(|error| panic!("looking up serial {serial} failed: {error:?}"))
+}
+
+async fn assert_stored(store: &dyn CertStore, expected: &IssuedCertificate, what: &str) {
+    let expected = StoredCertificate {
+        certificate: expected.clone(),
+        status: CertificateStatus::Valid,
+    };
+    let loaded = load(store, &expected.certificate.serial).await;
+    assert_eq!(
+        loaded.as_ref(),
+        Some(&expected),
+        "{what}: serial {} does not load back as it was stored",
+        expected.certificate.serial
+    );
+}
+
+async fn assert_absent(store: &dyn CertStore, serial: &str, what: &str) {
+    let loaded = load(store, serial).await;
+    assert!(
+        loaded.is_none(),
+        "{what}: serial {serial} should not be stored, but loads as {loaded:?}"
+    );
+}
+
+fn assert_token_used(result: Result<(), StoreError>, jti: &str, what: &str) {
+    match result {
+        Err(StoreError::TokenAlreadyUsed { jti: ref refused }) if refused == jti => {}
+        other => panic!("{what}: returned {other:?}, expected TokenAlreadyUsed for jti {jti:?}"),
+    }
+}
+
+/// Drives the futures concurrently on the current task and collects their outputs in order.
+///
+/// The futures borrow the store, so they cannot be spawned as tasks; they still overlap at the
+/// database, which is what the races need.
+async fn join_all<'a, T>(mut futures: Vec<BoxFuture<'a, T>>) -> Vec<T> {
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|output| output.unwrap_or_else(|| unreachable!("every future completed")))
+        .collect()
+}

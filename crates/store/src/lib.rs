@@ -1,0 +1,64 @@
+//! Storage backends of mayfly: implementations of the authority's [`CertStore`] trait.
+//!
+//! The authority owns the trait and decides what must be recorded; this crate owns how. SQLite is
+//! the embedded default (one file beside the CA, no server to run). The schema is kept to a
+//! portable SQL subset and the expected behaviour is written down once, in [`conformance`], so
+//! that PostgreSQL and MySQL backends can later be added and held to the same rules.
+//!
+//! [`CertStore`]: mayfly_authority::store::CertStore
+
+use std::path::PathBuf;
+
+mod codec;
+pub mod conformance;
+mod sqlite;
+
+pub use sqlite::{ConnectionSettings, SqliteStore};
+
+/// Why a store could not be opened.
+///
+/// Failures of individual calls once open are [`mayfly_authority::store::StoreError`]s; these are
+/// the ones an operator has to act on at start-up, so each names the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database could not be opened or configured.
+    #[error("cannot open database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A schema migration failed; the failed one was rolled back, earlier ones stay applied.
+    #[error("cannot migrate database {} to schema version {version}: {source}", path.display())]
+    Migrate {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database was migrated by a newer mayfly; writing to it with this one could corrupt it.
+    #[error(
+        "database {} has schema version {found}, but this mayfly knows only up to {known}; \
+         upgrade mayfly",
+        path.display()
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+}
+
+/// The schema migrations, in order: `(version, SQL)`.
+///
+/// Shared by every backend so that they all end up with the same tables. A migration is never
+/// edited once released (databases in the field already ran it); changes go in a new one.
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// Longest decimal serial number stored; the schema's `VARCHAR(64)`.
+pub const MAX_SERIAL_LEN: usize = 64;
+/// Longest token `jti` stored; the schema's `VARCHAR(255)`.
+pub const MAX_JTI_LEN: usize = 255;
+/// Longest provisioner name stored; the schema's `VARCHAR(255)`.
+pub const MAX_PROVISIONER_LEN: usize = 255;

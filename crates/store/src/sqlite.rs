@@ -1,0 +1,394 @@
+//! The embedded SQLite backend: one database file beside the CA, no server to run.
+//!
+//! What matters here is that an issuance is durable and a token can be burnt only once, even with
+//! several mayfly processes sharing the file. Hence WAL with `synchronous = FULL` (a commit is on
+//! disk before the certificate is handed out), `BEGIN IMMEDIATE` for every write transaction (the
+//! write lock is taken up front, so two writers queue on the busy timeout instead of one failing
+//! halfway), and one writer connection per process with a few separate reader connections
+//! (SQLite serialises writers anyway; queueing them in the pool is cheaper than busy-waiting).
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use mayfly_authority::store::{
+    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, StoreError, StoredCertificate,
+    UsedToken,
+};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use time::OffsetDateTime;
+
+use crate::codec::{self, backend};
+use crate::{Error, MIGRATIONS};
+
+/// How long a statement waits for another connection's lock before failing with "busy".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reader connections per process; lookups are single-row, so a few are plenty.
+const READERS: u32 = 4;
+
+/// Name used in error messages for an in-memory database.
+const IN_MEMORY: &str = ":memory:";
+
+/// A [`CertStore`] in a SQLite database.
+///
+/// Cloning is cheap and clones share the connections.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Every write goes through this pool of one connection.
+    writer: SqlitePool,
+    /// Lookups; the same pool as `writer` for an in-memory database, whose data lives in that one
+    /// connection.
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+/// The settings in force on the writer connection, to check (or log) that durability is as
+/// configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// `PRAGMA journal_mode`, lower case as SQLite reports it: `wal` for a file database.
+    pub journal_mode: String,
+    /// `PRAGMA synchronous` by name: `OFF`, `NORMAL`, `FULL` or `EXTRA`.
+    pub synchronous: String,
+    /// `PRAGMA foreign_keys`.
+    pub foreign_keys: bool,
+    /// `PRAGMA busy_timeout`, in milliseconds.
+    pub busy_timeout_ms: i64,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file if it is missing (its directory must
+    /// exist), and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
+        let open_error = |source| Error::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+
+        // WAL is a property of the file, set once by the writer. Readers leave the journal mode
+        // alone: changing it needs an exclusive lock that the busy timeout does not wait for.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().journal_mode(SqliteJournalMode::Wal))
+            .await
+            .map_err(open_error)?;
+        migrate(&writer, path).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(base)
+            .await
+            .map_err(open_error)?;
+
+        tracing::info!(path = %path.display(), "opened SQLite store");
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens a fresh, empty database that lives in memory until the store is dropped or closed.
+    /// For tests and throw-away runs: nothing is durable.
+    pub async fn open_in_memory() -> Result<SqliteStore, Error> {
+        let path = Path::new(IN_MEMORY);
+        let open_error = |source| Error::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(open_error)?
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // The data lives only as long as its connection, so the pool must keep exactly one and
+        // never retire it.
+        let pool = SqlitePoolOptions::new()
+            .min_connections(1)
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        migrate(&pool, path).await?;
+        Ok(SqliteStore {
+            writer: pool.clone(),
+            reader: pool,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file (`:memory:` for an in-memory one).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits for calls in progress, then closes every connection. Later calls fail.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    /// Reads the settings in force on the writer connection.
+    pub async fn connection_settings(&self) -> Result<ConnectionSettings, StoreError> {
+        let context = "reading connection settings";
+        let mut connection = self
+            .writer
+            .acquire()
+            .await
+            .map_err(|e| backend(context, e))?;
+        let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(|e| backend(context, e))?;
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(|e| backend(context, e))?;
+        let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(|e| backend(context, e))?;
+        let busy_timeout_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(|e| backend(context, e))?;
+        let synchronous = match synchronous {
+            0 => "OFF".to_owned(),
+            1 => "NORMAL".to_owned(),
+            2 => "FULL".to_owned(),
+            3 => "EXTRA".to_owned(),
+            other => other.to_string(),
+        };
+        Ok(ConnectionSettings {
+            journal_mode,
+            synchronous,
+            foreign_keys: foreign_keys != 0,
+            busy_timeout_ms,
+        })
+    }
+
+    async fn record(
+        &self,
+        certificate: &IssuedCertificate,
+        token: Option<&UsedToken>,
+    ) -> Result<(), StoreError> {
+        codec::check_lengths(certificate, token)?;
+        let sans = codec::encode_sans(&certificate.sans)?;
+        let serial = &certificate.serial;
+
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| backend(&format!("recording certificate {serial}: begin"), e))?;
+
+        if let Some(token) = token {
+            let inserted = sqlx::query(
+                "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?)",
+            )
+            .bind(token.provisioner.as_str())
+            .bind(token.jti.as_str())
+            .bind(codec::to_unix(token.expires_at))
+            .execute(&mut *tx)
+            .await;
+            if let Err(error) = inserted {
+                rollback(tx, serial).await;
+                return Err(if codec::is_unique_violation(&error) {
+                    StoreError::TokenAlreadyUsed {
+                        jti: token.jti.clone(),
+                    }
+                } else {
+                    backend(
+                        &format!("recording certificate {serial}: burning token"),
+                        error,
+                    )
+                });
+            }
+        }
+
+        let inserted = sqlx::query(
+            "INSERT INTO certificates \
+             (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(serial.as_str())
+        .bind(certificate.der.as_slice())
+        .bind(certificate.subject.as_str())
+        .bind(sans)
+        .bind(codec::to_unix(certificate.not_before))
+        .bind(codec::to_unix(certificate.not_after))
+        .bind(certificate.provisioner.as_str())
+        .bind(CertificateStatus::Valid.as_str())
+        .bind(codec::to_unix(OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await;
+        if let Err(error) = inserted {
+            rollback(tx, serial).await;
+            return Err(if codec::is_unique_violation(&error) {
+                StoreError::SerialTaken {
+                    serial: serial.clone(),
+                }
+            } else {
+                backend(&format!("recording certificate {serial}: insert"), error)
+            });
+        }
+
+        tx.commit()
+            .await
+            .map_err(|e| backend(&format!("recording certificate {serial}: commit"), e))
+    }
+
+    async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
+        let row = sqlx::query(
+            "SELECT serial, der, subject, sans, not_before, not_after, provisioner, status \
+             FROM certificates WHERE serial = ?",
+        )
+        .bind(serial)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let context = format!("reading certificate {serial}");
+        let column = |e| backend(&context, e);
+        let stored_serial: String = row.try_get("serial").map_err(column)?;
+        let der: Vec<u8> = row.try_get("der").map_err(column)?;
+        let subject: String = row.try_get("subject").map_err(column)?;
+        let sans: String = row.try_get("sans").map_err(column)?;
+        let not_before: i64 = row.try_get("not_before").map_err(column)?;
+        let not_after: i64 = row.try_get("not_after").map_err(column)?;
+        let provisioner: String = row.try_get("provisioner").map_err(column)?;
+        let status: String = row.try_get("status").map_err(column)?;
+        Ok(Some(StoredCertificate {
+            certificate: IssuedCertificate {
+                sans: codec::decode_sans(serial, &sans)?,
+                not_before: codec::from_unix("not_before", serial, not_before)?,
+                not_after: codec::from_unix("not_after", serial, not_after)?,
+                serial: stored_serial,
+                der,
+                subject,
+                provisioner,
+            },
+            status: codec::decode_status(serial, &status)?,
+        }))
+    }
+
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM used_tokens WHERE expires_at < ?")
+            .bind(codec::to_unix(now))
+            .execute(&self.writer)
+            .await
+            .map_err(|e| backend("pruning used tokens", e))?;
+        Ok(result.rows_affected())
+    }
+}
+
+impl CertStore for SqliteStore {
+    fn record_issuance<'a>(
+        &'a self,
+        certificate: &'a IssuedCertificate,
+        token: Option<&'a UsedToken>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.record(certificate, token))
+    }
+
+    fn certificate<'a>(
+        &'a self,
+        serial: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>> {
+        Box::pin(self.load(serial))
+    }
+
+    fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.prune(now))
+    }
+}
+
+/// Rolls a failed issuance back now rather than when the connection is next used, so the write
+/// lock is released for the writers queued behind it.
+async fn rollback(tx: sqlx::Transaction<'static, sqlx::Sqlite>, serial: &str) {
+    if let Err(error) = tx.rollback().await {
+        // Dropping the transaction queues another rollback before the connection is reused, so
+        // nothing half-done leaks into the next call; the failure is only worth a log line.
+        tracing::warn!(%serial, %error, "rolling back a failed issuance failed");
+    }
+}
+
+/// Applies the migrations this database has not seen yet, each in its own transaction.
+///
+/// `BEGIN IMMEDIATE` makes two processes opening a new database at once take turns: the second
+/// sees the first's version row and skips that migration.
+async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
+    let open_error = |source| Error::Open {
+        path: path.to_owned(),
+        source,
+    };
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             version INTEGER NOT NULL PRIMARY KEY, \
+             applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(open_error)?;
+
+    let known = MIGRATIONS.last().map_or(0, |&(version, _)| version);
+    let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
+        .fetch_one(pool)
+        .await
+        .map_err(open_error)?;
+    if let Some(found) = found.filter(|&found| found > known) {
+        return Err(Error::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            known,
+        });
+    }
+
+    for &(version, sql) in MIGRATIONS {
+        let migrate_error = |source| Error::Migrate {
+            path: path.to_owned(),
+            version,
+            source,
+        };
+        let mut tx = pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(migrate_error)?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(migrate_error)?;
+        if applied.is_some() {
+            tx.rollback().await.map_err(migrate_error)?;
+            continue;
+        }
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(migrate_error)?;
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(version)
+            .bind(codec::to_unix(OffsetDateTime::now_utc()))
+            .execute(&mut *tx)
+            .await
+            .map_err(migrate_error)?;
+        tx.commit().await.map_err(migrate_error)?;
+        tracing::info!(path = %path.display(), version, "applied schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The SQLite backend against the conformance suite, plus what only SQLite has: the file's
+//! journal mode and durability settings, the migration bookkeeping, and reopening a file.
+//!
+//! Everything runs on real files in a fresh directory under the system temp dir, because WAL,
+//! reopening and several handles on one database are exactly what an in-memory database hides.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mayfly_authority::store::{CertStore, StoreError};
+use mayfly_store::{Error, SqliteStore, conformance};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, SqliteConnection};
+
+/// A directory removed when the test ends, pass or fail.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "mayfly-store-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A leftover from an earlier run with the same pid would otherwise leak its data in.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create the test directory");
+        TempDir(path)
+    }
+
+    fn database(&self) -> PathBuf {
+        self.0.join("mayfly.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(path)
+        .await
+        .unwrap_or_else(|error| panic!("opening {}: {error}", path.display()))
+}
+
+/// A plain connection of the test's own, to look at the file without going through the store.
+async fn raw_connection(path: &Path) -> SqliteConnection {
+    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+        .await
+        .expect("open a raw connection to the database")
+}
+
+async fn schema_versions(path: &Path) -> Vec<i64> {
+    let mut connection = raw_connection(path).await;
+    let versions = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+        .fetch_all(&mut connection)
+        .await
+        .expect("read schema_migrations");
+    connection.close().await.expect("close the raw connection");
+    versions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_on_a_file() {
+    let dir = TempDir::new();
+    let store = open(&dir.database()).await;
+    conformance::run_all(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_in_memory() {
+    let store = SqliteStore::open_in_memory()
+        .await
+        .expect("open an in-memory store");
+    conformance::run_all(&store).await;
+}
+
+/// Two handles on one file stand for two mayfly processes sharing the database: they take turns
+/// through SQLite's file locks and the busy timeout, not through one pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_on_one_file_race_safely() {
+    let dir = TempDir::new();
+    let first = open(&dir.database()).await;
+    let second = open(&dir.database()).await;
+    let stores: [&dyn CertStore; 2] = [&first, &second];
+    conformance::concurrent_token_use(&stores).await;
+    conformance::concurrent_distinct_issuances(&stores).await;
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn durability_settings_are_in_force() {
+    let dir = TempDir::new();
+    let store = open(&dir.database()).await;
+    let settings = store
+        .connection_settings()
+        .await
+        .expect("read the connection settings");
+    assert_eq!(settings.journal_mode, "wal");
+    assert_eq!(settings.synchronous, "FULL");
+    assert!(settings.foreign_keys, "foreign keys should be enforced");
+    assert_eq!(settings.busy_timeout_ms, 5000);
+    store.close().await;
+
+    // WAL is recorded in the file itself, so a connection that asks for nothing still gets it.
+    let mut connection = raw_connection(&dir.database()).await;
+    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut connection)
+        .await
+        .expect("read the journal mode");
+    assert_eq!(journal_mode, "wal");
+    connection.close().await.expect("close the raw connection");
+}
+
+#[tokio::test]
+async fn migrations_are_recorded_and_idempotent() {
+    let dir = TempDir::new();
+    let path = dir.database();
+    open(&path).await.close().await;
+    assert_eq!(schema_versions(&path).await, vec![1]);
+
+    // Reopening must neither re-run a migration (CREATE TABLE would fail) nor record it again.
+    open(&path).await.close().await;
+    assert_eq!(schema_versions(&path).await, vec![1]);
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = TempDir::new();
+    let path = dir.database();
+    let certificate = conformance::sample_certificate("reopen");
+    let token = conformance::fresh_token("reopen");
+
+    let store = open(&path).await;
+    store
+        .record_issuance(&certificate, Some(&token))
+        .await
+        .expect("record an issuance");
+    store.close().await;
+
+    let store = open(&path).await;
+    let loaded = store
+        .certificate(&certificate.serial)
+        .await
+        .expect("look the certificate up after reopening")
+        .expect("the certificate should still be stored after reopening");
+    assert_eq!(loaded.certificate, certificate);
+
+    let replay = conformance::sample_certificate("reopen");
+    let result = store.record_issuance(&replay, Some(&token)).await;
+    assert!(
+        matches!(result, Err(StoreError::TokenAlreadyUsed { .. })),
+        "the token should still be burnt after reopening, got {result:?}"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn missing_directory_is_reported_with_the_path() {
+    let dir = TempDir::new();
+    let path = dir.0.join("no-such-directory").join("mayfly.db");
+    let error = SqliteStore::open(&path)
+        .await
+        .expect_err("opening in a missing directory should fail");
+    assert!(matches!(error, Error::Open { .. }), "got {error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&path.display().to_string()),
+        "the message should name the database: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = TempDir::new();
+    let path = dir.database();
+    open(&path).await.close().await;
+
+    let mut connection = raw_connection(&path).await;
+    sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)")
+        .execute(&mut connection)
+        .await
+        .expect("pretend a newer mayfly migrated the database");
+    connection.close().await.expect("close the raw connection");
+
+    let error = SqliteStore::open(&path)
+        .await
+        .expect_err("a database from a newer mayfly should be refused");
+    assert!(
+        matches!(
+            error,
+            Error::SchemaTooNew {
+                found: 999,
+                known: 1,
+                ..
+            }
+        ),
+        "got {error:?}"
+    );
+    assert!(error.to_string().contains(&path.display().to_string()));
+}
