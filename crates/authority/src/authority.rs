@@ -107,7 +107,11 @@ impl Authority {
 
     /// Roots plus federated roots, for `/federation`.
     pub fn federation(&self) -> Vec<Vec<u8>> {
-        self.roots.iter().chain(self.federated_roots.iter()).cloned().collect()
+        self.roots
+            .iter()
+            .chain(self.federated_roots.iter())
+            .cloned()
+            .collect()
     }
 
     /// The root whose SHA-256 fingerprint is `fingerprint` (hex, any case).
@@ -141,7 +145,12 @@ impl Authority {
     }
 
     /// Signs a certificate for `/sign`: one-time token, CSR, optional validity bounds.
-    pub async fn sign(&self, csr_pem: &str, ott: &str, validity: ValidityRequest) -> Result<Issued> {
+    pub async fn sign(
+        &self,
+        csr_pem: &str,
+        ott: &str,
+        validity: ValidityRequest,
+    ) -> Result<Issued> {
         let now = self.clock.now();
         let expect = TokenExpectations {
             audiences: &self.audiences,
@@ -151,7 +160,8 @@ impl Authority {
         let verified = token::verify(ott, &self.provisioners, &expect)?;
         let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
         let claims = verified.provisioner.claims;
-        let template = policy::leaf_template(&verified, &csr, validity, &claims, self.backdate, now)?;
+        let template =
+            policy::leaf_template(&verified, &csr, validity, &claims, self.backdate, now)?;
         let der = self.signer.sign(&template, csr.public_key_spki_der())?;
         let serial = template.serial.to_decimal();
         let record = IssuedCertificate {
@@ -168,10 +178,13 @@ impl Authority {
             provisioner: verified.provisioner.name.clone(),
             expires_at: verified.expires_at,
         };
-        self.store.record_issuance(&record, Some(&used)).await.map_err(|e| match e {
-            StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
-            other => Error::Store(other),
-        })?;
+        self.store
+            .record_issuance(&record, Some(&used))
+            .await
+            .map_err(|e| match e {
+                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+                other => Error::Store(other),
+            })?;
         tracing::info!(
             target: "mayfly::audit",
             %serial,
@@ -180,12 +193,21 @@ impl Authority {
             subject = %template.common_name,
             "certificate issued"
         );
-        Ok(Issued { certificate_der: der, serial, issuer_der: self.intermediate_der.clone() })
+        Ok(Issued {
+            certificate_der: der,
+            serial,
+            issuer_der: self.intermediate_der.clone(),
+        })
     }
 
     /// Signs a TLS certificate for the server itself, outside any provisioner: the server is the
     /// CA, so no token is involved. It is recorded like any other certificate.
-    pub async fn sign_server_certificate(&self, key: &PrivateKey, dns_names: &[String], lifetime: time::Duration) -> Result<Issued> {
+    pub async fn sign_server_certificate(
+        &self,
+        key: &PrivateKey,
+        dns_names: &[String],
+        lifetime: time::Duration,
+    ) -> Result<Issued> {
         let now = self.clock.now();
         let sans = dns_names
             .iter()
@@ -211,19 +233,37 @@ impl Authority {
             not_after: template.not_after,
             provisioner: String::new(),
         };
-        self.store.record_issuance(&record, None).await.map_err(Error::Store)?;
-        Ok(Issued { certificate_der: der, serial, issuer_der: self.intermediate_der.clone() })
+        self.store
+            .record_issuance(&record, None)
+            .await
+            .map_err(Error::Store)?;
+        Ok(Issued {
+            certificate_der: der,
+            serial,
+            issuer_der: self.intermediate_der.clone(),
+        })
     }
 }
 
 /// `https://{name}[:port]/1.0/sign` and `/sign` for every DNS name.
 fn audiences(dns_names: &[String], port: u16) -> Vec<String> {
-    let port = if port == 443 { String::new() } else { format!(":{port}") };
+    let port = if port == 443 {
+        String::new()
+    } else {
+        format!(":{port}")
+    };
     dns_names
         .iter()
         .flat_map(|name| {
-            let host = if name.contains(':') { format!("[{name}]") } else { name.clone() };
-            [format!("https://{host}{port}/1.0/sign"), format!("https://{host}{port}/sign")]
+            let host = if name.contains(':') {
+                format!("[{name}]")
+            } else {
+                name.clone()
+            };
+            [
+                format!("https://{host}{port}/1.0/sign"),
+                format!("https://{host}{port}/sign"),
+            ]
         })
         .collect()
 }
@@ -243,14 +283,20 @@ impl LoadedMaterial {
     pub fn load(config: &CaConfig, base_dir: &Path, password: Option<&[u8]>) -> Result<Self> {
         let resolve = |p: &str| -> PathBuf {
             let path = Path::new(p);
-            if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) }
+            if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base_dir.join(path)
+            }
         };
         let read = |field: &str, p: &str| -> Result<Vec<u8>> {
             let path = resolve(p);
-            std::fs::read(&path).map_err(|e| Error::Config(format!("{field}: cannot read {}: {e}", path.display())))
+            std::fs::read(&path)
+                .map_err(|e| Error::Config(format!("{field}: cannot read {}: {e}", path.display())))
         };
         let certs = |field: &str, p: &str| -> Result<Vec<Vec<u8>>> {
-            certificates_from_pem(&read(field, p)?).map_err(|e| Error::Config(format!("{field}: {p}: {e}")))
+            certificates_from_pem(&read(field, p)?)
+                .map_err(|e| Error::Config(format!("{field}: {p}: {e}")))
         };
         let mut roots = Vec::new();
         for root in config.root.to_vec() {
@@ -284,11 +330,17 @@ impl LoadedMaterial {
             .iter()
             .map(|p| Provisioner::from_config(p, global))
             .collect::<Result<Vec<_>>>()?;
-        let backdate = config.authority.backdate.map_or(time::Duration::minutes(1), |d| d.0);
+        let backdate = config
+            .authority
+            .backdate
+            .map_or(time::Duration::minutes(1), |d| d.0);
         Ok(Self {
             roots,
             federated_roots,
-            intermediate: IntermediateCa { certificate_der: intermediate_der, key },
+            intermediate: IntermediateCa {
+                certificate_der: intermediate_der,
+                key,
+            },
             provisioners,
             backdate,
         })

@@ -14,7 +14,10 @@ pub struct ClaimsConfig {
     pub min_tls_cert_duration: Option<GoDuration>,
     #[serde(rename = "maxTLSCertDuration", skip_serializing_if = "Option::is_none")]
     pub max_tls_cert_duration: Option<GoDuration>,
-    #[serde(rename = "defaultTLSCertDuration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "defaultTLSCertDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_tls_cert_duration: Option<GoDuration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disable_renewal: Option<bool>,
@@ -22,17 +25,35 @@ pub struct ClaimsConfig {
     pub allow_renewal_after_expiry: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_ssh_ca: Option<bool>,
-    #[serde(rename = "minUserSSHCertDuration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "minUserSSHCertDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub min_user_ssh_cert_duration: Option<GoDuration>,
-    #[serde(rename = "maxUserSSHCertDuration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maxUserSSHCertDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_user_ssh_cert_duration: Option<GoDuration>,
-    #[serde(rename = "defaultUserSSHCertDuration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "defaultUserSSHCertDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_user_ssh_cert_duration: Option<GoDuration>,
-    #[serde(rename = "minHostSSHCertDuration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "minHostSSHCertDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub min_host_ssh_cert_duration: Option<GoDuration>,
-    #[serde(rename = "maxHostSSHCertDuration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "maxHostSSHCertDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_host_ssh_cert_duration: Option<GoDuration>,
-    #[serde(rename = "defaultHostSSHCertDuration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "defaultHostSSHCertDuration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub default_host_ssh_cert_duration: Option<GoDuration>,
 }
 
@@ -56,8 +77,11 @@ impl Claims {
 
     /// Applies `config` over `base` and checks that min ≤ default ≤ max.
     pub fn resolve(base: Claims, config: Option<&ClaimsConfig>) -> Result<Claims> {
-        let Some(config) = config else { return Ok(base) };
-        let pick = |value: Option<GoDuration>, fallback: time::Duration| value.map_or(fallback, |d| d.0);
+        let Some(config) = config else {
+            return Ok(base);
+        };
+        let pick =
+            |value: Option<GoDuration>, fallback: time::Duration| value.map_or(fallback, |d| d.0);
         let claims = Claims {
             min_tls_duration: pick(config.min_tls_cert_duration, base.min_tls_duration),
             max_tls_duration: pick(config.max_tls_cert_duration, base.max_tls_duration),

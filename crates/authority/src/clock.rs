@@ -37,6 +37,9 @@ impl FixedClock {
 
 impl Clock for FixedClock {
     fn now(&self) -> OffsetDateTime {
-        self.0.lock().map(|now| *now).unwrap_or_else(|e| *e.into_inner())
+        self.0
+            .lock()
+            .map(|now| *now)
+            .unwrap_or_else(|e| *e.into_inner())
     }
 }

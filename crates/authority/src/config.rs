@@ -142,12 +142,13 @@ impl CaConfig {
     pub fn load(path: &Path) -> Result<LoadedConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-        Self::parse(&text).map(|(config, unknown_keys)| LoadedConfig {
-            config,
-            path: path.to_path_buf(),
-            unknown_keys,
-        })
-        .map_err(|e| e.in_file(path))
+        Self::parse(&text)
+            .map(|(config, unknown_keys)| LoadedConfig {
+                config,
+                path: path.to_path_buf(),
+                unknown_keys,
+            })
+            .map_err(|e| e.in_file(path))
     }
 
     /// Parses ca.json text; returns the config and the unknown keys.
@@ -173,7 +174,8 @@ impl CaConfig {
 
     /// Writes the config as pretty JSON.
     pub fn to_json_pretty(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|e| Error::Config(format!("serialising ca.json: {e}")))
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Config(format!("serialising ca.json: {e}")))
     }
 }
 
@@ -185,9 +187,10 @@ mod tests {
     fn errors_name_the_position_and_the_problem() {
         let err = CaConfig::parse("{").unwrap_err().to_string();
         assert!(err.contains("line 1"), "{err}");
-        let err = CaConfig::parse(r#"{"root":"r","crt":"c","key":"k","address":":1","dnsNames":[]}"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            CaConfig::parse(r#"{"root":"r","crt":"c","key":"k","address":":1","dnsNames":[]}"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("authority"), "{err}");
         let text = r#"{"root":"r","crt":"c","key":"k","address":":1","dnsNames":[],
             "authority":{"provisioners":[{"type":"JWK","name":"a","claims":{"maxTLSCertDuration":"30"}}]}}"#;
@@ -200,8 +203,14 @@ mod tests {
         let text = r#"{"root":"r","crt":"c","key":"k","address":":1","dnsNames":[],"_logger":{},
             "authority":{"provisioners":[],"typo":1},"extra":true}"#;
         let (_, unknown) = CaConfig::parse(text).unwrap();
-        assert!(unknown.contains(&"authority.typo".to_string()), "{unknown:?}");
+        assert!(
+            unknown.contains(&"authority.typo".to_string()),
+            "{unknown:?}"
+        );
         assert!(unknown.contains(&"extra".to_string()), "{unknown:?}");
-        assert!(!unknown.iter().any(|k| k.contains("_logger")), "{unknown:?}");
+        assert!(
+            !unknown.iter().any(|k| k.contains("_logger")),
+            "{unknown:?}"
+        );
     }
 }

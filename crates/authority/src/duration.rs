@@ -35,7 +35,9 @@ impl FromStr for GoDuration {
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .ok_or_else(fail)?;
             let (number, tail) = rest.split_at(number_len);
-            let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+            let unit_len = tail
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(tail.len());
             let (unit, tail) = tail.split_at(unit_len);
             let unit_nanos: i128 = match unit {
                 "ns" => 1,
@@ -109,9 +111,20 @@ mod tests {
             ("2160h", 2160 * 3600),
         ];
         for (text, seconds) in cases {
-            assert_eq!(text.parse::<GoDuration>().unwrap().0.whole_seconds(), seconds, "{text}");
+            assert_eq!(
+                text.parse::<GoDuration>().unwrap().0.whole_seconds(),
+                seconds,
+                "{text}"
+            );
         }
-        assert_eq!("300ms".parse::<GoDuration>().unwrap().0.whole_milliseconds(), 300);
+        assert_eq!(
+            "300ms"
+                .parse::<GoDuration>()
+                .unwrap()
+                .0
+                .whole_milliseconds(),
+            300
+        );
     }
 
     #[test]

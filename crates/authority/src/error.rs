@@ -34,7 +34,10 @@ pub enum Error {
     #[error("token issuer {iss:?} does not match provisioner {provisioner:?}")]
     TokenIssuerMismatch { iss: String, provisioner: String },
     #[error("token audience {found:?} is not this CA: expected one of {expected:?}")]
-    TokenAudienceMismatch { found: Vec<String>, expected: Vec<String> },
+    TokenAudienceMismatch {
+        found: Vec<String>,
+        expected: Vec<String>,
+    },
     #[error("token expired at {exp} (now {now})")]
     TokenExpired { exp: String, now: String },
     #[error("token is not valid before {nbf} (now {now})")]
@@ -47,14 +50,26 @@ pub enum Error {
     TokenRootMismatch { found: String, expected: String },
     #[error("certificate request: {0}")]
     Csr(#[source] mayfly_pki::Error),
-    #[error("subject alternative name {san:?} is not authorized by the token (authorized: {authorized:?})")]
-    SanNotAuthorized { san: String, authorized: Vec<String> },
+    #[error(
+        "subject alternative name {san:?} is not authorized by the token (authorized: {authorized:?})"
+    )]
+    SanNotAuthorized {
+        san: String,
+        authorized: Vec<String>,
+    },
     #[error("{field} {value:?} is not an RFC 3339 time or a duration like \"24h\"")]
     TimeMalformed { field: &'static str, value: String },
     #[error("requested validity of {requested} is outside the allowed range {min} to {max}")]
-    DurationOutOfRange { requested: String, min: String, max: String },
+    DurationOutOfRange {
+        requested: String,
+        min: String,
+        max: String,
+    },
     #[error("notAfter ({not_after}) must be after notBefore ({not_before})")]
-    ValidityInverted { not_before: String, not_after: String },
+    ValidityInverted {
+        not_before: String,
+        not_after: String,
+    },
     #[error("provisioner {0:?} not found")]
     ProvisionerNotFound(String),
     #[error("{0}")]
@@ -85,15 +100,20 @@ impl Error {
             | Error::ValidityInverted { .. } => ErrorKind::BadRequest,
             Error::ProvisionerNotFound(_) => ErrorKind::NotFound,
             Error::Pki(e) if e.kind() == mayfly_pki::ErrorKind::BadInput => ErrorKind::BadRequest,
-            Error::Config(_) | Error::ConfigFile { .. } | Error::Pki(_) | Error::Store(_) | Error::Io(_) => {
-                ErrorKind::Internal
-            }
+            Error::Config(_)
+            | Error::ConfigFile { .. }
+            | Error::Pki(_)
+            | Error::Store(_)
+            | Error::Io(_) => ErrorKind::Internal,
         }
     }
 
     /// Wraps a configuration error with the file it came from.
     pub fn in_file(self, path: &std::path::Path) -> Error {
-        Error::ConfigFile { path: path.display().to_string(), source: Box::new(self) }
+        Error::ConfigFile {
+            path: path.display().to_string(),
+            source: Box::new(self),
+        }
     }
 }
 

@@ -27,12 +27,20 @@ pub fn create_dir_private(dir: &Path) -> Result<()> {
 /// Writes `contents` to `path` atomically with `mode`. A reader sees the old file or the whole
 /// new one; a crash leaves at most a stray `.tmp` file, never a truncated key.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let io = |what: &str, e: std::io::Error| Error::Io(format!("cannot {what} {}: {e}", path.display()));
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io =
+        |what: &str, e: std::io::Error| Error::Io(format!("cannot {what} {}: {e}", path.display()));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .ok_or_else(|| Error::Io(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -41,7 +49,8 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
             .open(&tmp)
             .map_err(|e| io("create a temporary file for", e))?;
         // The umask may have narrowed the mode; secrets must never be wider than asked.
-        file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| io("set permissions of", e))?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| io("set permissions of", e))?;
         file.write_all(contents).map_err(|e| io("write", e))?;
         file.sync_all().map_err(|e| io("sync", e))?;
         fs::rename(&tmp, path).map_err(|e| io("replace", e))?;
@@ -68,9 +77,19 @@ mod tests {
         write_atomic(&path, b"one", SECRET_MODE).unwrap();
         write_atomic(&path, b"two", SECRET_MODE).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

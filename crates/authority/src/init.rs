@@ -101,7 +101,11 @@ impl Layout {
 /// The URL clients use, from the first DNS name and the address's port.
 pub fn ca_url(dns_names: &[String], address: &str) -> String {
     let host = dns_names.first().map(String::as_str).unwrap_or("localhost");
-    let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
     match address.rsplit_once(':').map(|(_, port)| port) {
         Some("443") | None => format!("https://{host}"),
         Some(port) => format!("https://{host}:{port}"),
@@ -114,12 +118,18 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
         return Err(Error::Config("the PKI name is empty".into()));
     }
     if !options.pki_only && options.dns_names.is_empty() {
-        return Err(Error::Config("at least one DNS name or IP address is required".into()));
+        return Err(Error::Config(
+            "at least one DNS name or IP address is required".into(),
+        ));
     }
     let not_after = OffsetDateTime::now_utc() + CA_VALIDITY;
     let encode_key = |key: &PrivateKey| -> Result<Vec<u8>> {
         let pem = match &options.key_password {
-            Some(pw) => keyfile::encode_private_key_pem_with_iterations(key, Some(pw), options.kdf_iterations)?,
+            Some(pw) => keyfile::encode_private_key_pem_with_iterations(
+                key,
+                Some(pw),
+                options.kdf_iterations,
+            )?,
             None => keyfile::encode_private_key_pem(key, None)?,
         };
         Ok(pem.into_bytes())
@@ -151,16 +161,28 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
         intermediate_not_after,
     )?;
 
-    files.push(PlannedFile { path: layout.root_cert(), contents: certificate_pem(&root_der).into_bytes(), mode: PUBLIC_MODE });
+    files.push(PlannedFile {
+        path: layout.root_cert(),
+        contents: certificate_pem(&root_der).into_bytes(),
+        mode: PUBLIC_MODE,
+    });
     files.push(PlannedFile {
         path: layout.intermediate_cert(),
         contents: certificate_pem(&intermediate_der).into_bytes(),
         mode: PUBLIC_MODE,
     });
     if let Some(key) = &root_key {
-        files.push(PlannedFile { path: layout.root_key(), contents: encode_key(key)?, mode: SECRET_MODE });
+        files.push(PlannedFile {
+            path: layout.root_key(),
+            contents: encode_key(key)?,
+            mode: SECRET_MODE,
+        });
     }
-    files.push(PlannedFile { path: layout.intermediate_key(), contents: encode_key(&intermediate_key)?, mode: SECRET_MODE });
+    files.push(PlannedFile {
+        path: layout.intermediate_key(),
+        contents: encode_key(&intermediate_key)?,
+        mode: SECRET_MODE,
+    });
 
     let provisioner_key = PrivateKey::generate(KeyAlgorithm::EcP256)?;
     let public_jwk = Jwk::public_from_key(&provisioner_key)?;
@@ -187,9 +209,15 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
             insecure_address: None,
             dns_names: options.dns_names.clone(),
             logger: Some(json!({"format": "text"})),
-            db: Some(DbConfig { kind: "sqlite".into(), data_source: path_text(layout.database()) }),
+            db: Some(DbConfig {
+                kind: "sqlite".into(),
+                data_source: path_text(layout.database()),
+            }),
             tls: Some(TlsConfig {
-                cipher_suites: DEFAULT_CIPHER_SUITES.iter().map(|s| s.to_string()).collect(),
+                cipher_suites: DEFAULT_CIPHER_SUITES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 min_version: Some(1.2),
                 max_version: Some(1.3),
                 renegotiation: Some(false),
@@ -198,7 +226,10 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                 provisioners: vec![ProvisionerConfig {
                     kind: "JWK".into(),
                     name: options.provisioner.clone(),
-                    key: Some(serde_json::to_value(&public_jwk).map_err(|e| Error::Config(e.to_string()))?),
+                    key: Some(
+                        serde_json::to_value(&public_jwk)
+                            .map_err(|e| Error::Config(e.to_string()))?,
+                    ),
                     encrypted_key: Some(encrypted_key),
                     claims: None,
                     options: None,
@@ -224,7 +255,8 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
         });
         files.push(PlannedFile {
             path: layout.defaults(),
-            contents: serde_json::to_vec_pretty(&defaults).map_err(|e| Error::Config(e.to_string()))?,
+            contents: serde_json::to_vec_pretty(&defaults)
+                .map_err(|e| Error::Config(e.to_string()))?,
             mode: PUBLIC_MODE,
         });
     }
@@ -241,9 +273,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
 /// Writes a plan. Without `force`, any existing file of the plan stops it before anything is
 /// written.
 pub fn write(plan: &Plan, layout: &Layout, force: bool) -> Result<()> {
-    if !force
-        && let Some(existing) = plan.files.iter().find(|f| f.path.exists())
-    {
+    if !force && let Some(existing) = plan.files.iter().find(|f| f.path.exists()) {
         return Err(Error::Io(format!(
             "{} already exists: a PKI is already set up in {} (use --force to overwrite it)",
             existing.path.display(),
@@ -260,8 +290,14 @@ pub fn write(plan: &Plan, layout: &Layout, force: bool) -> Result<()> {
 }
 
 /// Reads an existing root certificate and its key for `ca init --root --key`.
-pub fn load_existing_root(cert_path: &Path, key_path: &Path, password: Option<&[u8]>) -> Result<ExistingRoot> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| Error::Io(format!("cannot read {}: {e}", p.display())));
+pub fn load_existing_root(
+    cert_path: &Path,
+    key_path: &Path,
+    password: Option<&[u8]>,
+) -> Result<ExistingRoot> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|e| Error::Io(format!("cannot read {}: {e}", p.display())))
+    };
     let certificate_der = mayfly_pki::cert::certificates_from_pem(&read(cert_path)?)
         .map_err(|e| Error::Config(format!("{}: {e}", cert_path.display())))?
         .into_iter()
@@ -276,5 +312,8 @@ pub fn load_existing_root(cert_path: &Path, key_path: &Path, password: Option<&[
             cert_path.display()
         )));
     }
-    Ok(ExistingRoot { certificate_der, key })
+    Ok(ExistingRoot {
+        certificate_der,
+        key,
+    })
 }

@@ -21,12 +21,16 @@ pub enum TimeSpec {
 impl TimeSpec {
     /// Parses `"2026-01-02T03:04:05Z"` or `"24h"`; `field` names the field in errors.
     pub fn parse(field: &'static str, text: &str) -> Result<Self> {
-        if let Ok(at) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        if let Ok(at) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        {
             return Ok(TimeSpec::At(at));
         }
         text.parse::<GoDuration>()
             .map(|d| TimeSpec::FromNow(d.0))
-            .map_err(|_| Error::TimeMalformed { field, value: text.to_string() })
+            .map_err(|_| Error::TimeMalformed {
+                field,
+                value: text.to_string(),
+            })
     }
 
     fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
@@ -60,7 +64,10 @@ pub fn leaf_template(
         .collect::<Result<_>>()?;
     for requested in csr.sans() {
         if !authorized.contains(requested) {
-            return Err(Error::SanNotAuthorized { san: requested.to_string(), authorized: authorized_text });
+            return Err(Error::SanNotAuthorized {
+                san: requested.to_string(),
+                authorized: authorized_text,
+            });
         }
     }
     if let Some(cn) = csr.common_name()
@@ -68,7 +75,10 @@ pub fn leaf_template(
         && cn != token.claims.sub
         && !San::parse(cn).is_ok_and(|san| authorized.contains(&san))
     {
-        return Err(Error::SanNotAuthorized { san: cn.to_string(), authorized: authorized_text });
+        return Err(Error::SanNotAuthorized {
+            san: cn.to_string(),
+            authorized: authorized_text,
+        });
     }
 
     let not_before = validity.not_before.map_or(now, |t| t.resolve(now));
@@ -77,10 +87,14 @@ pub fn leaf_template(
         None => not_before + claims.default_tls_duration,
     };
     let rfc3339 = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
     };
     if not_after <= not_before {
-        return Err(Error::ValidityInverted { not_before: rfc3339(not_before), not_after: rfc3339(not_after) });
+        return Err(Error::ValidityInverted {
+            not_before: rfc3339(not_before),
+            not_after: rfc3339(not_after),
+        });
     }
     let requested = not_after - not_before;
     if requested < claims.min_tls_duration || requested > claims.max_tls_duration {
@@ -99,7 +113,11 @@ pub fn leaf_template(
         });
     }
     // Backdate only when the requester did not pin notBefore, like step.
-    let not_before = if validity.not_before.is_none() { not_before - backdate } else { not_before };
+    let not_before = if validity.not_before.is_none() {
+        not_before - backdate
+    } else {
+        not_before
+    };
 
     let common_name = csr
         .common_name()

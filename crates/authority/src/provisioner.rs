@@ -30,7 +30,7 @@ pub struct UnsupportedProvisioner {
 
 #[derive(Debug, Clone)]
 pub enum Provisioner {
-    Jwk(JwkProvisioner),
+    Jwk(Box<JwkProvisioner>),
     Unsupported(UnsupportedProvisioner),
 }
 
@@ -48,7 +48,10 @@ impl Provisioner {
                     Error::Config(format!("JWK provisioner {:?} has no \"key\"", config.name))
                 })?;
                 let key: Jwk = serde_json::from_value(key_json.clone()).map_err(|e| {
-                    Error::Config(format!("JWK provisioner {:?}: \"key\" is not a JWK: {e}", config.name))
+                    Error::Config(format!(
+                        "JWK provisioner {:?}: \"key\" is not a JWK: {e}",
+                        config.name
+                    ))
                 })?;
                 if key.d.is_some() {
                     return Err(Error::Config(format!(
@@ -67,13 +70,13 @@ impl Provisioner {
                         config.name
                     )));
                 }
-                Ok(Provisioner::Jwk(JwkProvisioner {
+                Ok(Provisioner::Jwk(Box::new(JwkProvisioner {
                     name: config.name.clone(),
                     key,
                     kid: thumbprint,
                     encrypted_key: config.encrypted_key.clone(),
                     claims,
-                }))
+                })))
             }
             _ => Ok(Provisioner::Unsupported(UnsupportedProvisioner {
                 kind: config.kind.to_ascii_uppercase(),

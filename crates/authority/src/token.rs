@@ -72,7 +72,11 @@ impl VerifiedToken {
     /// The names the token authorises: `sans`, or `sub` when `sans` is empty.
     pub fn authorized_sans(&self) -> Vec<String> {
         if self.claims.sans.is_empty() {
-            if self.claims.sub.is_empty() { Vec::new() } else { vec![self.claims.sub.clone()] }
+            if self.claims.sub.is_empty() {
+                Vec::new()
+            } else {
+                vec![self.claims.sub.clone()]
+            }
         } else {
             self.claims.sans.clone()
         }
@@ -90,7 +94,11 @@ pub struct TokenExpectations<'a> {
 }
 
 /// Verifies `token` against the provisioners.
-pub fn verify(token: &str, provisioners: &[Provisioner], expect: &TokenExpectations<'_>) -> Result<VerifiedToken> {
+pub fn verify(
+    token: &str,
+    provisioners: &[Provisioner],
+    expect: &TokenExpectations<'_>,
+) -> Result<VerifiedToken> {
     let jws = Jws::parse(token).map_err(|e| Error::TokenMalformed(e.to_string()))?;
     let kid = jws
         .header()
@@ -101,7 +109,7 @@ pub fn verify(token: &str, provisioners: &[Provisioner], expect: &TokenExpectati
     let unverified: TokenClaims = serde_json::from_slice(jws.unverified_payload())
         .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
     let mut by_kid = provisioners.iter().filter_map(|p| match p {
-        Provisioner::Jwk(jwk) if jwk.kid == kid => Some(jwk),
+        Provisioner::Jwk(jwk) if jwk.kid == kid => Some(jwk.as_ref()),
         _ => None,
     });
     let provisioner = by_kid
@@ -113,34 +121,55 @@ pub fn verify(token: &str, provisioners: &[Provisioner], expect: &TokenExpectati
         mayfly_pki::Error::JwsSignatureInvalid => Error::TokenSignatureInvalid,
         other => Error::TokenMalformed(other.to_string()),
     })?;
-    let claims: TokenClaims =
-        serde_json::from_slice(payload).map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
+    let claims: TokenClaims = serde_json::from_slice(payload)
+        .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
 
     if claims.iss != provisioner.name {
-        return Err(Error::TokenIssuerMismatch { iss: claims.iss, provisioner: provisioner.name.clone() });
+        return Err(Error::TokenIssuerMismatch {
+            iss: claims.iss,
+            provisioner: provisioner.name.clone(),
+        });
     }
     let audiences = claims.aud.values();
-    if !audiences.iter().any(|a| expect.audiences.iter().any(|e| e == a)) {
-        return Err(Error::TokenAudienceMismatch { found: audiences, expected: expect.audiences.to_vec() });
+    if !audiences
+        .iter()
+        .any(|a| expect.audiences.iter().any(|e| e == a))
+    {
+        return Err(Error::TokenAudienceMismatch {
+            found: audiences,
+            expected: expect.audiences.to_vec(),
+        });
     }
     if claims.jti.trim().is_empty() {
-        return Err(Error::TokenMalformed("claim \"jti\" is missing or empty".into()));
+        return Err(Error::TokenMalformed(
+            "claim \"jti\" is missing or empty".into(),
+        ));
     }
     if claims.jti.len() > 256 {
-        return Err(Error::TokenMalformed("claim \"jti\" is longer than 256 characters".into()));
+        return Err(Error::TokenMalformed(
+            "claim \"jti\" is longer than 256 characters".into(),
+        ));
     }
     if let Some(sha) = &claims.sha
         && !sha.is_empty()
-        && !expect.root_fingerprints.iter().any(|fp| fp.eq_ignore_ascii_case(sha))
+        && !expect
+            .root_fingerprints
+            .iter()
+            .any(|fp| fp.eq_ignore_ascii_case(sha))
     {
         return Err(Error::TokenRootMismatch {
             found: sha.clone(),
-            expected: expect.root_fingerprints.first().cloned().unwrap_or_default(),
+            expected: expect
+                .root_fingerprints
+                .first()
+                .cloned()
+                .unwrap_or_default(),
         });
     }
 
     let at = |field: &str, value: Option<i64>| -> Result<OffsetDateTime> {
-        let seconds = value.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?;
+        let seconds =
+            value.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?;
         OffsetDateTime::from_unix_timestamp(seconds)
             .map_err(|_| Error::TokenMalformed(format!("claim {field:?} is out of range")))
     };
@@ -150,26 +179,44 @@ pub fn verify(token: &str, provisioners: &[Provisioner], expect: &TokenExpectati
         None => at("iat", claims.iat)?,
     };
     let rfc3339 = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string())
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
     };
     if expect.now > exp + LEEWAY {
-        return Err(Error::TokenExpired { exp: rfc3339(exp), now: rfc3339(expect.now) });
+        return Err(Error::TokenExpired {
+            exp: rfc3339(exp),
+            now: rfc3339(expect.now),
+        });
     }
     if nbf > expect.now + LEEWAY {
-        return Err(Error::TokenNotYetValid { nbf: rfc3339(nbf), now: rfc3339(expect.now) });
+        return Err(Error::TokenNotYetValid {
+            nbf: rfc3339(nbf),
+            now: rfc3339(expect.now),
+        });
     }
     if let Some(iat) = claims.iat {
         let iat = at("iat", Some(iat))?;
         if iat > expect.now + LEEWAY {
-            return Err(Error::TokenNotYetValid { nbf: rfc3339(iat), now: rfc3339(expect.now) });
+            return Err(Error::TokenNotYetValid {
+                nbf: rfc3339(iat),
+                now: rfc3339(expect.now),
+            });
         }
     }
     let lifetime = exp - nbf;
     if lifetime > MAX_LIFETIME {
-        return Err(Error::TokenLifetimeTooLong { seconds: lifetime.whole_seconds() });
+        return Err(Error::TokenLifetimeTooLong {
+            seconds: lifetime.whole_seconds(),
+        });
     }
     if lifetime <= time::Duration::ZERO {
-        return Err(Error::TokenMalformed("claim \"exp\" is not after \"nbf\"".into()));
+        return Err(Error::TokenMalformed(
+            "claim \"exp\" is not after \"nbf\"".into(),
+        ));
     }
-    Ok(VerifiedToken { claims, provisioner: provisioner.clone(), expires_at: exp + LEEWAY })
+    Ok(VerifiedToken {
+        claims,
+        provisioner: provisioner.clone(),
+        expires_at: exp + LEEWAY,
+    })
 }

@@ -1,1 +1,481 @@
-fn main() {}
+//! `mayfly-bench`: a load generator for mayfly-ca (and step-ca).
+//!
+//! `mayfly-bench sign` prepares N certificate requests (key, CSR, one-time token) ahead, then
+//! sends them to `POST /1.0/sign` from C concurrent tasks sharing one keep-alive HTTPS client,
+//! and reports throughput, latency and, given the server's PID, its CPU time per certificate.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use mayfly_client::Client;
+use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
+use mayfly_proto::SignRequest;
+
+mod provisioner;
+mod report;
+mod stat;
+mod token;
+
+use provisioner::Provisioner;
+use report::{Latency, Report};
+use token::TokenSigner;
+
+/// How many error messages a run keeps.
+const MAX_ERRORS: usize = 5;
+
+/// Load generator for mayfly-ca.
+#[derive(Debug, Parser)]
+#[command(name = "mayfly-bench", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Issue N certificates through POST /1.0/sign and measure throughput, latency and CPU.
+    #[command(
+        long_about = "Issue N certificates through POST /1.0/sign and measure throughput, latency \
+and CPU.\n\nBefore the clock starts, the provisioner key is obtained (from --provisioner-key, or \
+from the CA's /provisioners, decrypted with the password) and all N requests are built: for each \
+a new P-256 key, a CSR for bench-<i>.internal and a one-time token. Then C concurrent tasks \
+sharing one keep-alive HTTPS client send them. With --pid, the CA process's CPU time \
+(/proc/PID/stat, user + system) over the timed section is reported per certificate.\n\nThe exit \
+status is non-zero when any request fails (the report is printed first).",
+        after_long_help = "Example:\n  mayfly-bench sign --ca-url https://127.0.0.1:9000 \\\n    \
+--root ca/certs/root_ca.crt \\\n    --password-file ca/secrets/provisioner_password \\\n    \
+-n 10000 -c 32 --pid \"$(pidof mayfly-ca)\" --json"
+    )]
+    Sign(SignArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    /// URL of the CA, https://host[:port].
+    #[arg(long, value_name = "URL")]
+    ca_url: String,
+    /// The CA's root certificate (PEM or DER): the only certificate the connection trusts, and
+    /// whose fingerprint the tokens carry.
+    #[arg(long, value_name = "FILE")]
+    root: PathBuf,
+    /// Name of the JWK provisioner [default: the only JWK provisioner of the CA, or with
+    /// --provisioner-key the one whose key it is].
+    #[arg(long, value_name = "NAME")]
+    provisioner: Option<String>,
+    /// The provisioner's private key: a private JWK (JSON), or a PBES2 JWE of one (compact or
+    /// flattened JSON) decrypted with --password-file [default: the encrypted key the CA
+    /// publishes in /provisioners].
+    #[arg(long, value_name = "FILE")]
+    provisioner_key: Option<PathBuf>,
+    /// File holding the provisioner password (trailing white space is ignored); needed unless
+    /// --provisioner-key is a JWK in clear.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Number of certificates to request.
+    #[arg(short = 'n', long = "requests", value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
+    /// Number of requests in flight at once (concurrent tasks sharing one connection pool).
+    #[arg(short = 'c', long, value_name = "C", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: u32,
+    /// PID of the mayfly-ca process, to report its CPU time per certificate (Linux /proc).
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sign(args) => sign(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("mayfly-bench: {}", one_line(&format!("{error:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Collapses line breaks so that every error is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let n = usize::try_from(args.requests).context("--requests is too large")?;
+    let concurrency = usize::try_from(args.concurrency)
+        .context("--concurrency is too large")?
+        .min(n);
+    if let Some(pid) = args.pid {
+        stat::read(Some(pid)).with_context(|| format!("--pid {pid}"))?;
+    }
+    let root_der = read_root(&args.root)?;
+    let fingerprint = mayfly_pki::cert::fingerprint_sha256(&root_der);
+    let client = Client::new(&args.ca_url, std::slice::from_ref(&root_der))?;
+    let ca_url = client.url().to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let provisioner = runtime.block_on(provisioner(&args, &client))?;
+    let signer = TokenSigner {
+        key: &provisioner.key,
+        kid: &provisioner.kid,
+        issuer: &provisioner.name,
+        ca_url: &ca_url,
+        root_fingerprint: &fingerprint,
+    };
+    if !args.json {
+        eprintln!(
+            "Provisioner {} [kid: {}]; preparing {n} requests...",
+            provisioner.name, provisioner.kid
+        );
+    }
+    let requests = Arc::new(prepare(n, &signer)?);
+
+    let ticks_per_second = stat::ticks_per_second();
+    let server_before = args.pid.map(|pid| stat::read(Some(pid))).transpose()?;
+    let client_before = stat::read(None).ok();
+    let start = Instant::now();
+    let outcome = runtime.block_on(load(client, Arc::clone(&requests), concurrency));
+    let wall = start.elapsed();
+    let client_after = stat::read(None).ok();
+    let server_after = match args.pid {
+        Some(pid) => Some(stat::read(Some(pid)).context("the CA process (--pid) is gone")?),
+        None => None,
+    };
+
+    let Outcome {
+        mut latencies,
+        failures,
+        errors,
+    } = outcome;
+    let report = Report {
+        n,
+        concurrency,
+        successes: latencies.len(),
+        failures,
+        wall,
+        latency: Latency::from_samples(&mut latencies),
+        server_cpu: server_before
+            .zip(server_after)
+            .map(|(before, after)| before.elapsed_until(after, ticks_per_second)),
+        client_cpu: client_before
+            .zip(client_after)
+            .map(|(before, after)| before.elapsed_until(after, ticks_per_second)),
+        errors,
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.failures > 0 {
+        let first = report.errors.first().map_or("", String::as_str);
+        eprintln!(
+            "mayfly-bench: {} of {n} requests failed; first error: {}",
+            report.failures,
+            one_line(first)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The root certificate, DER, from a PEM or DER file.
+fn read_root(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read the root {}", path.display()))?;
+    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        mayfly_pki::cert::certificates_from_pem(&bytes)
+            .with_context(|| format!("root {}", path.display()))?
+            .into_iter()
+            .next()
+            .with_context(|| format!("root {}: no certificate", path.display()))
+    } else if bytes.first() == Some(&0x30) {
+        Ok(bytes)
+    } else {
+        bail!("root {}: not a PEM or DER certificate", path.display())
+    }
+}
+
+/// The provisioner, its private key and key id.
+async fn provisioner(args: &SignArgs, client: &Client) -> anyhow::Result<Provisioner> {
+    if let Some(path) = &args.provisioner_key {
+        let path = path.clone();
+        let password_file = args.password_file.clone();
+        // PBKDF2 with step's 600,000 iterations takes a moment: off the async threads.
+        let key = tokio::task::spawn_blocking(move || {
+            provisioner::load_key_file(&path, password_file.as_deref())
+        })
+        .await??;
+        let kid = provisioner::kid_of(&key)?;
+        let name = match &args.provisioner {
+            Some(name) => name.clone(),
+            None => {
+                let provisioners = client.provisioners().await?;
+                provisioner::find_by_kid(&provisioners, &kid)?.name.clone()
+            }
+        };
+        return Ok(Provisioner { name, key, kid });
+    }
+    let provisioners = client.provisioners().await?;
+    let chosen = provisioner::choose(&provisioners, args.provisioner.as_deref())?;
+    let Some(encrypted) = chosen.encrypted_key.clone() else {
+        bail!(
+            "provisioner {:?} publishes no encrypted key: pass --provisioner-key",
+            chosen.name
+        );
+    };
+    let password = provisioner::read_password(
+        args.password_file.as_deref(),
+        "the provisioner key the CA publishes",
+    )?;
+    let key = tokio::task::spawn_blocking(move || provisioner::decrypt_key(&encrypted, &password))
+        .await??;
+    let kid = provisioner::kid_of(&key)?;
+    Ok(Provisioner {
+        name: chosen.name.clone(),
+        key,
+        kid,
+    })
+}
+
+/// Builds the `n` requests, spreading the work over the available cores.
+fn prepare(n: usize, signer: &TokenSigner<'_>) -> anyhow::Result<Vec<SignRequest>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, n.max(1));
+    let chunk = n.div_ceil(threads);
+    let parts: Vec<anyhow::Result<Vec<SignRequest>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * chunk)..((t + 1) * chunk).min(n);
+                scope.spawn(move || range.map(|i| request(i, signer)).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a preparing thread panicked")))
+            })
+            .collect()
+    });
+    let mut requests = Vec::with_capacity(n);
+    for part in parts {
+        requests.extend(part?);
+    }
+    Ok(requests)
+}
+
+/// Request `i`: a new P-256 key, a CSR for `bench-{i}.internal` and its token.
+fn request(i: usize, signer: &TokenSigner<'_>) -> anyhow::Result<SignRequest> {
+    let name = format!("bench-{i}.internal");
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256)?;
+    let csr = mayfly_pki::csr::create_pem(&key, &name, &[San::parse(&name)?])?;
+    let ott = signer.sign(&name)?;
+    Ok(SignRequest {
+        csr,
+        ott,
+        not_before: None,
+        not_after: None,
+        template_data: None,
+    })
+}
+
+/// What the timed section saw.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Latency of each successful request.
+    latencies: Vec<Duration>,
+    failures: usize,
+    /// The first few error messages.
+    errors: Vec<String>,
+}
+
+impl Outcome {
+    fn fail(&mut self, message: String) {
+        self.failures += 1;
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(message);
+        }
+    }
+
+    fn merge(&mut self, other: Outcome) {
+        self.latencies.extend(other.latencies);
+        self.failures += other.failures;
+        let room = MAX_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(other.errors.into_iter().take(room));
+    }
+}
+
+/// The timed section: `concurrency` tasks pull requests from a shared index and send them.
+async fn load(client: Client, requests: Arc<Vec<SignRequest>>, concurrency: usize) -> Outcome {
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            let requests = Arc::clone(&requests);
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                let mut outcome = Outcome::default();
+                while let Some(request) = requests.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let start = Instant::now();
+                    match client.sign(request).await {
+                        Ok(response) if response.crt.contains("BEGIN CERTIFICATE") => {
+                            outcome.latencies.push(start.elapsed());
+                        }
+                        Ok(_) => outcome.fail("the CA answered without a certificate".into()),
+                        Err(error) => outcome.fail(error.to_string()),
+                    }
+                }
+                outcome
+            })
+        })
+        .collect();
+    let mut total = Outcome::default();
+    for task in tasks {
+        match task.await {
+            Ok(outcome) => total.merge(outcome),
+            Err(error) => total.fail(format!("a load task failed: {error}")),
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_flags() {
+        let cli = Cli::try_parse_from([
+            "mayfly-bench",
+            "sign",
+            "--ca-url",
+            "https://127.0.0.1:9000",
+            "--root",
+            "root.crt",
+            "--password-file",
+            "pw",
+            "-n",
+            "20",
+            "-c",
+            "4",
+            "--pid",
+            "42",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Sign(args) = cli.command;
+        assert_eq!(args.requests, 20);
+        assert_eq!(args.concurrency, 4);
+        assert_eq!(args.pid, Some(42));
+        assert!(args.json);
+        assert!(args.provisioner.is_none());
+        let zero = Cli::try_parse_from([
+            "mayfly-bench",
+            "sign",
+            "--ca-url",
+            "https://x",
+            "--root",
+            "r",
+            "-n",
+            "0",
+        ]);
+        assert!(zero.is_err());
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        let command = Cli::command();
+        let sign = command.find_subcommand("sign").unwrap();
+        for arg in sign.get_arguments() {
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+        assert!(sign.get_after_long_help().is_some());
+    }
+
+    #[test]
+    fn outcome_keeps_first_errors() {
+        let mut a = Outcome::default();
+        for i in 0..7 {
+            a.fail(format!("e{i}"));
+        }
+        let mut b = Outcome {
+            latencies: vec![Duration::from_millis(1)],
+            ..Outcome::default()
+        };
+        b.fail("late".into());
+        a.merge(b);
+        assert_eq!(a.failures, 8);
+        assert_eq!(a.errors.len(), MAX_ERRORS);
+        assert_eq!(a.errors.first().map(String::as_str), Some("e0"));
+        assert_eq!(a.latencies.len(), 1);
+    }
+
+    #[test]
+    fn prepares_requests() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let kid = provisioner::kid_of(&key).unwrap();
+        let signer = TokenSigner {
+            key: &key,
+            kid: &kid,
+            issuer: "dev",
+            ca_url: "https://127.0.0.1:9000",
+            root_fingerprint: "00",
+        };
+        let requests = prepare(5, &signer).unwrap();
+        assert_eq!(requests.len(), 5);
+        for (i, request) in requests.iter().enumerate() {
+            let csr = mayfly_pki::Csr::from_pem(&request.csr).unwrap();
+            assert_eq!(
+                csr.common_name(),
+                Some(format!("bench-{i}.internal").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn one_line_errors() {
+        assert_eq!(one_line("a\n  b\tc "), "a b c");
+    }
+
+    #[test]
+    fn root_files() {
+        let dir = std::env::temp_dir().join(format!("mayfly-bench-root-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let der = vec![0x30, 0x03, 0x02, 0x01, 0x01];
+        let der_path = dir.join("root.der");
+        std::fs::write(&der_path, &der).unwrap();
+        assert_eq!(read_root(&der_path).unwrap(), der);
+        let pem_path = dir.join("root.pem");
+        std::fs::write(&pem_path, mayfly_pki::cert::certificate_pem(&der)).unwrap();
+        assert_eq!(read_root(&pem_path).unwrap(), der);
+        let bad_path = dir.join("root.txt");
+        std::fs::write(&bad_path, "hello").unwrap();
+        assert!(read_root(&bad_path).is_err());
+        assert!(read_root(&dir.join("missing")).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use mayfly_pki::cert::{LeafTemplate, LeafSigner, certificate_pem, create_intermediate, create_root, create_self_signed_leaf};
+use mayfly_pki::cert::{
+    LeafSigner, LeafTemplate, certificate_pem, create_intermediate, create_root,
+    create_self_signed_leaf,
+};
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San, SerialNumber, keyfile};
 use time::OffsetDateTime;
 
@@ -101,9 +104,14 @@ pub async fn run(command: CertificateCommand) -> anyhow::Result<()> {
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
     if !args.force
-        && let Some(existing) = [&args.crt_file, &args.key_file].into_iter().find(|p| p.exists())
+        && let Some(existing) = [&args.crt_file, &args.key_file]
+            .into_iter()
+            .find(|p| p.exists())
     {
-        bail!("{} already exists: use --force to overwrite it", existing.display());
+        bail!(
+            "{} already exists: use --force to overwrite it",
+            existing.display()
+        );
     }
     let profile = args.profile.unwrap_or(Profile::Leaf);
     let key_password = if args.no_password {
@@ -118,9 +126,14 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let algorithm = KeyAlgorithm::from_flags(&args.kty, args.curve.as_deref(), args.size)?;
     let key = tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm)).await??;
     let sans: Vec<San> = if !args.san.is_empty() {
-        args.san.iter().map(|s| San::parse(s)).collect::<Result<_, _>>()?
+        args.san
+            .iter()
+            .map(|s| San::parse(s))
+            .collect::<Result<_, _>>()?
     } else if matches!(profile, Profile::Leaf | Profile::SelfSigned) || args.csr {
-        San::parse(&args.subject).map(|s| vec![s]).unwrap_or_default()
+        San::parse(&args.subject)
+            .map(|s| vec![s])
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -133,7 +146,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     };
 
     let (output, what) = if args.csr {
-        (mayfly_pki::csr::create_pem(&key, &args.subject, &sans)?, "certificate signing request")
+        (
+            mayfly_pki::csr::create_pem(&key, &args.subject, &sans)?,
+            "certificate signing request",
+        )
     } else {
         let issuer = match (&args.ca, &args.ca_key) {
             (Some(ca), Some(ca_key)) => {
@@ -141,7 +157,8 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
                     .into_iter()
                     .next()
                     .with_context(|| format!("{}: no certificate", ca.display()))?;
-                let ca_pem = std::fs::read(ca_key).with_context(|| format!("cannot read {}", ca_key.display()))?;
+                let ca_pem = std::fs::read(ca_key)
+                    .with_context(|| format!("cannot read {}", ca_key.display()))?;
                 let pw = match (&args.ca_password_file, keyfile::is_encrypted_pem(&ca_pem)) {
                     (_, false) => None,
                     (file, true) => Some(password::obtain(
@@ -150,40 +167,66 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
                         "--ca-password-file",
                     )?),
                 };
-                let ca_key = keyfile::decode_private_key_pem(&ca_pem, pw.as_ref().map(|p| p.as_slice()))
-                    .with_context(|| ca_key.display().to_string())?;
+                let ca_key =
+                    keyfile::decode_private_key_pem(&ca_pem, pw.as_ref().map(|p| p.as_slice()))
+                        .with_context(|| ca_key.display().to_string())?;
                 Some((ca_der, ca_key))
             }
             _ => None,
         };
         let der = match (profile, &issuer) {
             (Profile::RootCa, _) => create_root(&args.subject, &key, not_after)?,
-            (Profile::SelfSigned, _) => create_self_signed_leaf(&leaf_template(&args.subject, sans, now, not_after, &key)?, &key)?,
+            (Profile::SelfSigned, _) => create_self_signed_leaf(
+                &leaf_template(&args.subject, sans, now, not_after, &key)?,
+                &key,
+            )?,
             (Profile::IntermediateCa, Some((ca_der, ca_key))) => {
                 create_intermediate(&args.subject, &key, ca_der, ca_key, not_after)?
             }
-            (Profile::Leaf, Some((ca_der, ca_key))) => LeafSigner::new(ca_der, ca_key)?
-                .sign(&leaf_template(&args.subject, sans, now, not_after, &key)?, &key.public_key_spki_der()?)?,
+            (Profile::Leaf, Some((ca_der, ca_key))) => LeafSigner::new(ca_der, ca_key)?.sign(
+                &leaf_template(&args.subject, sans, now, not_after, &key)?,
+                &key.public_key_spki_der()?,
+            )?,
             (Profile::IntermediateCa | Profile::Leaf, None) => {
-                bail!("this profile needs the issuing CA: pass --ca FILE --ca-key FILE (or use --profile self-signed)")
+                bail!(
+                    "this profile needs the issuing CA: pass --ca FILE --ca-key FILE (or use --profile self-signed)"
+                )
             }
         };
         (certificate_pem(&der), "certificate")
     };
-    let key_pem = keyfile::encode_private_key_pem(&key, key_password.as_ref().map(|p| p.as_slice()))?;
+    let key_pem =
+        keyfile::encode_private_key_pem(&key, key_password.as_ref().map(|p| p.as_slice()))?;
     write_all(
         &[
-            Output { path: &args.crt_file, contents: output.as_bytes(), secret: false },
-            Output { path: &args.key_file, contents: key_pem.as_bytes(), secret: true },
+            Output {
+                path: &args.crt_file,
+                contents: output.as_bytes(),
+                secret: false,
+            },
+            Output {
+                path: &args.key_file,
+                contents: key_pem.as_bytes(),
+                secret: true,
+            },
         ],
         args.force,
     )?;
     eprintln!("Your {what} has been saved in {}.", args.crt_file.display());
-    eprintln!("Your private key has been saved in {}.", args.key_file.display());
+    eprintln!(
+        "Your private key has been saved in {}.",
+        args.key_file.display()
+    );
     Ok(())
 }
 
-fn leaf_template(subject: &str, sans: Vec<San>, now: OffsetDateTime, not_after: OffsetDateTime, key: &PrivateKey) -> anyhow::Result<LeafTemplate> {
+fn leaf_template(
+    subject: &str,
+    sans: Vec<San>,
+    now: OffsetDateTime,
+    not_after: OffsetDateTime,
+    key: &PrivateKey,
+) -> anyhow::Result<LeafTemplate> {
     Ok(LeafTemplate {
         common_name: subject.to_string(),
         sans,

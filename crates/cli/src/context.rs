@@ -69,7 +69,10 @@ impl CaTarget {
 
     /// SHA-256 fingerprint of the first root.
     pub fn root_fingerprint(&self) -> String {
-        self.roots.first().map(|r| mayfly_pki::cert::fingerprint_sha256(r)).unwrap_or_default()
+        self.roots
+            .first()
+            .map(|r| mayfly_pki::cert::fingerprint_sha256(r))
+            .unwrap_or_default()
     }
 }
 
@@ -83,7 +86,9 @@ impl CaFlags {
         let root = match (&self.root, &defaults.root) {
             (Some(root), _) => root.clone(),
             (None, Some(root)) => PathBuf::from(root),
-            (None, None) => bail!("no root certificate: pass --root or run 'mayfly ca bootstrap' first"),
+            (None, None) => {
+                bail!("no root certificate: pass --root or run 'mayfly ca bootstrap' first")
+            }
         };
         let roots = read_certificates(&root)?;
         Ok(CaTarget { url, roots })

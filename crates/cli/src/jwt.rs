@@ -83,18 +83,16 @@ pub struct VerifyArgs {
 }
 
 pub fn run(command: JwtCommand) -> anyhow::Result<()> {
+    // Refuse before reading standard input, so a missing flag does not wait for a token first.
+    if let JwtCommand::Inspect(InspectArgs { insecure: false }) = command {
+        bail!("inspecting a token without verifying it requires --insecure");
+    }
     let token = read_token()?;
     let jws = Jws::parse(&token).context("the token on standard input is not a JWT")?;
-    match command {
-        JwtCommand::Inspect(args) => {
-            if !args.insecure {
-                bail!("inspecting a token without verifying it requires --insecure");
-            }
-        }
-        JwtCommand::Verify(args) => verify(&jws, &args)?,
+    if let JwtCommand::Verify(args) = &command {
+        verify(&jws, args)?;
     }
-    println!("{}", render(&jws)?);
-    Ok(())
+    write_stdout(&format!("{}\n", render(&jws)?))
 }
 
 fn read_token() -> anyhow::Result<String> {
@@ -105,15 +103,17 @@ fn read_token() -> anyhow::Result<String> {
         .context("cannot read the token from standard input")?;
     let token = input.trim();
     if token.is_empty() {
-        bail!("no token on standard input: pipe one in, e.g. `echo \"$TOKEN\" | mayfly crypto jwt ...`");
+        bail!(
+            "no token on standard input: pipe one in, e.g. `echo \"$TOKEN\" | mayfly crypto jwt ...`"
+        );
     }
     Ok(token.to_string())
 }
 
 /// step's shape: header and payload as JSON objects with sorted keys, signature as base64url.
 fn render(jws: &Jws) -> anyhow::Result<String> {
-    let payload: Value =
-        serde_json::from_slice(jws.unverified_payload()).context("the token's payload is not JSON")?;
+    let payload: Value = serde_json::from_slice(jws.unverified_payload())
+        .context("the token's payload is not JSON")?;
     let mut out = Map::new();
     out.insert("header".into(), sorted(jws.header_json().clone()));
     out.insert("payload".into(), sorted(payload));
@@ -153,7 +153,10 @@ fn verify(jws: &Jws, args: &VerifyArgs) -> anyhow::Result<()> {
             "signature is invalid: the token was not signed by the key in {}",
             source.display()
         ),
-        Err(e) => return Err(e).with_context(|| format!("cannot verify the token with {}", source.display())),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot verify the token with {}", source.display()));
+        }
     }
 
     let claims: Map<String, Value> = serde_json::from_slice(jws.unverified_payload())
@@ -183,8 +186,12 @@ fn select_from_jwks(path: &Path, kid: Option<&str>) -> anyhow::Result<Jwk> {
         keys: Vec<Jwk>,
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let set: JwkSet = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a JWK set (expected {{\"keys\": [...]}})", path.display()))?;
+    let set: JwkSet = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a JWK set (expected {{\"keys\": [...]}})",
+            path.display()
+        )
+    })?;
     match kid {
         Some(kid) => set
             .keys
@@ -270,6 +277,21 @@ fn check_audience(claims: &Map<String, Value>, expected: &str) -> anyhow::Result
     Ok(())
 }
 
+/// Prints `text`; a closed pipe (`... | head`) is not an error worth a panic or a message.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,12 +303,20 @@ mod tests {
     #[test]
     fn times_are_checked_with_leeway() {
         let now = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
-        let ok = [r#"{}"#, r#"{"exp": 1000000}"#, r#"{"exp": 999950}"#, r#"{"nbf": 1000050}"#];
+        let ok = [
+            r#"{}"#,
+            r#"{"exp": 1000000}"#,
+            r#"{"exp": 999950}"#,
+            r#"{"nbf": 1000050}"#,
+        ];
         for json in ok {
             check_times(&claims(json), now).unwrap_or_else(|e| panic!("{json}: {e}"));
         }
         let bad = [
-            (r#"{"exp": 999939}"#, "token expired at 1970-01-12T13:45:39Z"),
+            (
+                r#"{"exp": 999939}"#,
+                "token expired at 1970-01-12T13:45:39Z",
+            ),
             (r#"{"nbf": 1000061}"#, "not valid before"),
             (r#"{"exp": "soon"}"#, "not a number"),
         ];
@@ -302,10 +332,19 @@ mod tests {
         check_audience(&claims(r#"{"aud": "u"}"#), "u").unwrap();
         check_audience(&claims(r#"{"aud": ["v", "u"]}"#), "u").unwrap();
         let bad = [
-            (check_issuer(&claims(r#"{"iss": "b"}"#), "a"), "issuer \"b\" does not match --iss \"a\""),
+            (
+                check_issuer(&claims(r#"{"iss": "b"}"#), "a"),
+                "issuer \"b\" does not match --iss \"a\"",
+            ),
             (check_issuer(&claims(r#"{}"#), "a"), "no iss claim"),
-            (check_audience(&claims(r#"{"aud": ["v"]}"#), "u"), "audience [\"v\"] does not match"),
-            (check_audience(&claims(r#"{"aud": 3}"#), "u"), "audience 3 does not match"),
+            (
+                check_audience(&claims(r#"{"aud": ["v"]}"#), "u"),
+                "audience [\"v\"] does not match",
+            ),
+            (
+                check_audience(&claims(r#"{"aud": 3}"#), "u"),
+                "audience 3 does not match",
+            ),
             (check_audience(&claims(r#"{}"#), "u"), "no aud claim"),
         ];
         for (result, expected) in bad {
@@ -316,7 +355,8 @@ mod tests {
 
     #[test]
     fn output_keys_are_sorted_at_every_level() {
-        let value: Value = serde_json::from_str(r#"{"b": 1, "a": {"d": 1, "c": [{"f": 1, "e": 2}]}}"#).unwrap();
+        let value: Value =
+            serde_json::from_str(r#"{"b": 1, "a": {"d": 1, "c": [{"f": 1, "e": 2}]}}"#).unwrap();
         assert_eq!(
             serde_json::to_string(&sorted(value)).unwrap(),
             r#"{"a":{"c":[{"e":2,"f":1}],"d":1},"b":1}"#

@@ -3,6 +3,9 @@
 //! A thin layer: parse flags, read and write files, prompt, print. Everything that decides
 //! anything lives in the library crates.
 
+// Argument enums are built once per run; boxing their variants would only add noise.
+#![allow(clippy::large_enum_variant)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -47,7 +50,10 @@ enum CryptoCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mayfly: error: cannot start the runtime: {e}");

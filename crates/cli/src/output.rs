@@ -15,13 +15,18 @@ pub struct Output<'a> {
 
 /// Writes all `outputs`, or none if one exists and `force` is not set.
 pub fn write_all(outputs: &[Output<'_>], force: bool) -> anyhow::Result<()> {
-    if !force
-        && let Some(existing) = outputs.iter().find(|o| o.path.exists())
-    {
-        bail!("{} already exists: use --force to overwrite it", existing.path.display());
+    if !force && let Some(existing) = outputs.iter().find(|o| o.path.exists()) {
+        bail!(
+            "{} already exists: use --force to overwrite it",
+            existing.path.display()
+        );
     }
     for output in outputs {
-        let mode = if output.secret { SECRET_MODE } else { PUBLIC_MODE };
+        let mode = if output.secret {
+            SECRET_MODE
+        } else {
+            PUBLIC_MODE
+        };
         files::write_atomic(output.path, output.contents, mode)?;
     }
     Ok(())
@@ -29,7 +34,10 @@ pub fn write_all(outputs: &[Output<'_>], force: bool) -> anyhow::Result<()> {
 
 /// Creates the parent directory of a file inside MAYFLY_PATH.
 pub fn ensure_parent(path: &Path) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+    {
         files::create_dir_private(parent)?;
     }
     Ok(())

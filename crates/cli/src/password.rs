@@ -9,8 +9,13 @@ use zeroize::Zeroizing;
 
 /// Reads a password file.
 pub fn from_file(path: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
-    let raw = Zeroizing::new(std::fs::read(path).with_context(|| format!("cannot read password file {}", path.display()))?);
-    Ok(Zeroizing::new(mayfly_pki::keyfile::read_password_file_bytes(&raw)))
+    let raw = Zeroizing::new(
+        std::fs::read(path)
+            .with_context(|| format!("cannot read password file {}", path.display()))?,
+    );
+    Ok(Zeroizing::new(
+        mayfly_pki::keyfile::read_password_file_bytes(&raw),
+    ))
 }
 
 /// The password from `file` if given, else typed at the terminal; `flag` names the flag to
@@ -22,12 +27,17 @@ pub fn obtain(file: Option<&Path>, prompt: &str, flag: &str) -> anyhow::Result<Z
     if !std::io::stdin().is_terminal() {
         bail!("{prompt}: no terminal to ask on; pass {flag} FILE");
     }
-    let typed = rpassword::prompt_password(format!("{prompt}: ")).context("reading the password")?;
+    let typed =
+        rpassword::prompt_password(format!("{prompt}: ")).context("reading the password")?;
     Ok(Zeroizing::new(typed.into_bytes()))
 }
 
 /// Like [`obtain`], but a new password is asked twice and must not be empty.
-pub fn obtain_new(file: Option<&Path>, prompt: &str, flag: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+pub fn obtain_new(
+    file: Option<&Path>,
+    prompt: &str,
+    flag: &str,
+) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     if let Some(file) = file {
         let password = from_file(file)?;
         if password.is_empty() {
@@ -53,7 +63,9 @@ pub fn prompt_line(prompt: &str, flag: &str) -> anyhow::Result<String> {
     }
     eprint!("{prompt}: ");
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).context("reading from the terminal")?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading from the terminal")?;
     let line = line.trim().to_string();
     if line.is_empty() {
         bail!("missing {flag}");

@@ -72,7 +72,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,7 +102,9 @@ impl Client {
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(danger::NoServerVerification::new(provider())))
+            .with_custom_certificate_verifier(Arc::new(danger::NoServerVerification::new(
+                provider(),
+            )))
             .with_no_client_auth();
         Self::with_tls(ca_url, config)
     }
@@ -146,9 +150,14 @@ impl Client {
             .ok_or_else(|| Error::BadResponse("root: no certificate".into()))?;
         let actual = mayfly_pki::cert::fingerprint_sha256(&der);
         if actual != fingerprint {
-            return Err(Error::FingerprintMismatch { expected: fingerprint, actual });
+            return Err(Error::FingerprintMismatch {
+                expected: fingerprint,
+                actual,
+            });
         }
-        Self::new(ca_url, std::slice::from_ref(&der))?.health().await?;
+        Self::new(ca_url, std::slice::from_ref(&der))?
+            .health()
+            .await?;
         Ok(der)
     }
 
@@ -173,18 +182,24 @@ impl Client {
         let mut all = Vec::new();
         let mut cursor = String::new();
         for _ in 0..1000 {
-            let page: ProvisionersResponse = self.get_json(&format!("/provisioners?cursor={cursor}")).await?;
+            let page: ProvisionersResponse = self
+                .get_json(&format!("/provisioners?cursor={cursor}"))
+                .await?;
             all.extend(page.provisioners);
             if page.next_cursor.is_empty() {
                 return Ok(all);
             }
             cursor = page.next_cursor;
         }
-        Err(Error::BadResponse("provisioner pagination does not end".into()))
+        Err(Error::BadResponse(
+            "provisioner pagination does not end".into(),
+        ))
     }
 
     pub async fn encrypted_key(&self, kid: &str) -> Result<String> {
-        let body: EncryptedKeyResponse = self.get_json(&format!("/provisioners/{kid}/encrypted-key")).await?;
+        let body: EncryptedKeyResponse = self
+            .get_json(&format!("/provisioners/{kid}/encrypted-key"))
+            .await?;
         Ok(body.key)
     }
 
@@ -196,19 +211,31 @@ impl Client {
         self.send(Method::GET, path, Bytes::new()).await
     }
 
-    async fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl serde::Serialize) -> Result<T> {
+    async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T> {
         let body = serde_json::to_vec(body).map_err(|e| Error::BadResponse(e.to_string()))?;
         self.send(Method::POST, path, Bytes::from(body)).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, method: Method, path: &str, body: Bytes) -> Result<T> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<T> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.clone()))?;
         let request = Request::builder()
             .method(method)
             .uri(uri)
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::USER_AGENT, concat!("mayfly/", env!("CARGO_PKG_VERSION")))
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("mayfly/", env!("CARGO_PKG_VERSION")),
+            )
             .body(Full::new(body))
             .map_err(|e| Error::BadUrl(e.to_string()))?;
         let exchange = async {
@@ -216,7 +243,10 @@ impl Client {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| Error::Unreachable { url: self.base.clone(), detail: error_chain(&e) })?;
+                .map_err(|e| Error::Unreachable {
+                    url: self.base.clone(),
+                    detail: error_chain(&e),
+                })?;
             let status = response.status();
             let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
             let bytes = limited
@@ -233,7 +263,10 @@ impl Client {
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|b| b.message)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-            return Err(Error::Refused { status: status.as_u16(), message });
+            return Err(Error::Refused {
+                status: status.as_u16(),
+                message,
+            });
         }
         let _: StatusCode = status;
         serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse(format!("{path}: {e}")))
@@ -247,7 +280,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// `https://host[:port]` without a trailing slash or path.
 fn normalise_url(url: &str) -> Result<String> {
     let trimmed = url.trim().trim_end_matches('/');
-    let uri: Uri = trimmed.parse().map_err(|_| Error::BadUrl(url.to_string()))?;
+    let uri: Uri = trimmed
+        .parse()
+        .map_err(|_| Error::BadUrl(url.to_string()))?;
     if uri.scheme_str() != Some("https") || uri.host().is_none() || uri.path().len() > 1 {
         return Err(Error::BadUrl(url.to_string()));
     }
@@ -275,7 +310,10 @@ mod tests {
 
     #[test]
     fn urls_must_be_https_hosts() {
-        assert_eq!(normalise_url("https://ca.internal:9000/").unwrap(), "https://ca.internal:9000");
+        assert_eq!(
+            normalise_url("https://ca.internal:9000/").unwrap(),
+            "https://ca.internal:9000"
+        );
         for bad in ["http://ca", "ca.internal", "https://", "https://ca/x", ""] {
             assert!(normalise_url(bad).is_err(), "{bad}");
         }

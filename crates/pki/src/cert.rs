@@ -44,7 +44,9 @@ pub fn certificates_from_pem(text: &[u8]) -> Result<Vec<Vec<u8>>> {
         .map(|b| b.into_contents())
         .collect();
     if certs.is_empty() {
-        return Err(Error::PemMissing { expected: "CERTIFICATE" });
+        return Err(Error::PemMissing {
+            expected: "CERTIFICATE",
+        });
     }
     Ok(certs)
 }
@@ -64,7 +66,11 @@ pub fn not_after(cert_der: &[u8]) -> Result<OffsetDateTime> {
 }
 
 /// Creates a self-signed root CA certificate: path length 1, as step's default PKI.
-pub fn create_root(common_name: &str, key: &PrivateKey, not_after: OffsetDateTime) -> Result<Vec<u8>> {
+pub fn create_root(
+    common_name: &str,
+    key: &PrivateKey,
+    not_after: OffsetDateTime,
+) -> Result<Vec<u8>> {
     let params = ca_params(common_name, 1, not_after)?;
     let key_pair = key.to_rcgen()?;
     let cert = params.self_signed(&key_pair).map_err(generation)?;
@@ -83,7 +89,9 @@ pub fn create_intermediate(
     params.use_authority_key_identifier_extension = true;
     let issuer = issuer_from(root_der, root_key)?;
     let subject_key = key.to_rcgen()?;
-    let cert = params.signed_by(&subject_key, &issuer).map_err(generation)?;
+    let cert = params
+        .signed_by(&subject_key, &issuer)
+        .map_err(generation)?;
     Ok(cert.der().to_vec())
 }
 
@@ -91,17 +99,30 @@ pub fn create_intermediate(
 pub fn create_self_signed_leaf(template: &LeafTemplate, key: &PrivateKey) -> Result<Vec<u8>> {
     let mut params = template.params()?;
     let mut ski = Vec::with_capacity(22);
-    push_tlv(&mut ski, 0x04, &subject_key_identifier(&key.public_key_spki_der()?)?);
-    params.custom_extensions.insert(0, CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski));
+    push_tlv(
+        &mut ski,
+        0x04,
+        &subject_key_identifier(&key.public_key_spki_der()?)?,
+    );
+    params.custom_extensions.insert(
+        0,
+        CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski),
+    );
     let key_pair = key.to_rcgen()?;
     let cert = params.self_signed(&key_pair).map_err(generation)?;
     Ok(cert.der().to_vec())
 }
 
-fn ca_params(common_name: &str, path_len: u8, not_after: OffsetDateTime) -> Result<CertificateParams> {
+fn ca_params(
+    common_name: &str,
+    path_len: u8,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.key_identifier_method = KeyIdMethod::Sha256;
@@ -180,7 +201,11 @@ impl ProvisionerExtension {
             Some(BerObjectContent::OctetString(b)) => String::from_utf8(b.to_vec()).ok(),
             _ => None,
         };
-        Some(Self { type_code: u8::try_from(type_code).ok()?, name: text(1)?, credential_id: text(2)? })
+        Some(Self {
+            type_code: u8::try_from(type_code).ok()?,
+            name: text(1)?,
+            credential_id: text(2)?,
+        })
     }
 }
 
@@ -228,7 +253,9 @@ impl LeafTemplate {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         if !self.common_name.is_empty() {
-            params.distinguished_name.push(DnType::CommonName, self.common_name.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, self.common_name.as_str());
         }
         params.subject_alt_names = rcgen_sans(&self.sans)?;
         params.not_before = self.not_before;
@@ -236,7 +263,10 @@ impl LeafTemplate {
         params.serial_number = Some(rcgen_serial(&self.serial));
         params.is_ca = IsCa::NoCa;
         params.key_usages = if self.rsa_key {
-            vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment]
+            vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ]
         } else {
             vec![KeyUsagePurpose::DigitalSignature]
         };
@@ -249,7 +279,10 @@ impl LeafTemplate {
         if let Some(provisioner) = &self.provisioner {
             params
                 .custom_extensions
-                .push(CustomExtension::from_oid_content(STEP_PROVISIONER_OID, provisioner.to_der()));
+                .push(CustomExtension::from_oid_content(
+                    STEP_PROVISIONER_OID,
+                    provisioner.to_der(),
+                ));
         }
         Ok(params)
     }
@@ -269,7 +302,9 @@ impl std::fmt::Debug for LeafSigner {
 impl LeafSigner {
     /// `ca_der` is the intermediate's certificate; its SKI becomes every leaf's AKI.
     pub fn new(ca_der: &[u8], key: &PrivateKey) -> Result<Self> {
-        Ok(Self { issuer: issuer_from(ca_der, key)? })
+        Ok(Self {
+            issuer: issuer_from(ca_der, key)?,
+        })
     }
 
     /// Signs `template` for the public key `subject_spki_der` (DER SubjectPublicKeyInfo).
@@ -279,12 +314,15 @@ impl LeafSigner {
         // every certificate, and path builders use it.
         let mut ski = Vec::with_capacity(22);
         push_tlv(&mut ski, 0x04, &subject_key_identifier(subject_spki_der)?);
-        params
-            .custom_extensions
-            .insert(0, CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski));
+        params.custom_extensions.insert(
+            0,
+            CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski),
+        );
         let public_key = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der)
             .map_err(|e| Error::KeyUnsupported(format!("subject public key: {e}")))?;
-        let cert = params.signed_by(&public_key, &self.issuer).map_err(generation)?;
+        let cert = params
+            .signed_by(&public_key, &self.issuer)
+            .map_err(generation)?;
         Ok(cert.der().to_vec())
     }
 }
@@ -301,7 +339,14 @@ mod tests {
         let root_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
         let root = create_root("Test Root CA", &root_key, ten_years).unwrap();
         let int_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
-        let int = create_intermediate("Test Intermediate CA", &int_key, &root, &root_key, ten_years).unwrap();
+        let int = create_intermediate(
+            "Test Intermediate CA",
+            &int_key,
+            &root,
+            &root_key,
+            ten_years,
+        )
+        .unwrap();
         let signer = LeafSigner::new(&int, &int_key).unwrap();
         let leaf_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
         let now = OffsetDateTime::now_utc();
@@ -318,24 +363,50 @@ mod tests {
                 credential_id: "kid".into(),
             }),
         };
-        let leaf = signer.sign(&template, &leaf_key.public_key_spki_der().unwrap()).unwrap();
+        let leaf = signer
+            .sign(&template, &leaf_key.public_key_spki_der().unwrap())
+            .unwrap();
 
         let (_, root) = parse_x509_certificate(&root).unwrap();
         let (_, int) = parse_x509_certificate(&int).unwrap();
         let (_, leaf) = parse_x509_certificate(&leaf).unwrap();
-        let ski = |c: &X509Certificate<'_>| c.extensions().iter().find_map(|e| match e.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
-            _ => None,
-        });
-        let aki = |c: &X509Certificate<'_>| c.extensions().iter().find_map(|e| match e.parsed_extension() {
-            ParsedExtension::AuthorityKeyIdentifier(k) => k.key_identifier.as_ref().map(|k| k.0.to_vec()),
-            _ => None,
-        });
+        let ski = |c: &X509Certificate<'_>| {
+            c.extensions()
+                .iter()
+                .find_map(|e| match e.parsed_extension() {
+                    ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+                    _ => None,
+                })
+        };
+        let aki = |c: &X509Certificate<'_>| {
+            c.extensions()
+                .iter()
+                .find_map(|e| match e.parsed_extension() {
+                    ParsedExtension::AuthorityKeyIdentifier(k) => {
+                        k.key_identifier.as_ref().map(|k| k.0.to_vec())
+                    }
+                    _ => None,
+                })
+        };
         assert_eq!(aki(&int), ski(&root));
         assert_eq!(aki(&leaf), ski(&int));
         assert!(ski(&leaf).is_some());
-        assert_eq!(root.basic_constraints().unwrap().unwrap().value.path_len_constraint, Some(1));
-        assert_eq!(int.basic_constraints().unwrap().unwrap().value.path_len_constraint, Some(0));
+        assert_eq!(
+            root.basic_constraints()
+                .unwrap()
+                .unwrap()
+                .value
+                .path_len_constraint,
+            Some(1)
+        );
+        assert_eq!(
+            int.basic_constraints()
+                .unwrap()
+                .unwrap()
+                .value
+                .path_len_constraint,
+            Some(0)
+        );
         int.verify_signature(Some(root.public_key())).unwrap();
         leaf.verify_signature(Some(int.public_key())).unwrap();
         let eku = leaf.extended_key_usage().unwrap().unwrap().value;

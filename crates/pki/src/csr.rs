@@ -28,7 +28,8 @@ pub struct Csr {
 impl Csr {
     /// Parses a PEM `CERTIFICATE REQUEST` (also `NEW CERTIFICATE REQUEST`) and checks it.
     pub fn from_pem(text: &str) -> Result<Self> {
-        let block = pem::parse(text.trim()).map_err(|e| Error::CsrMalformed(format!("not PEM: {e}")))?;
+        let block =
+            pem::parse(text.trim()).map_err(|e| Error::CsrMalformed(format!("not PEM: {e}")))?;
         match block.tag() {
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Self::from_der(block.contents()),
             other => Err(Error::PemUnexpectedLabel {
@@ -49,9 +50,13 @@ impl Csr {
         let (rest, csr) = X509CertificationRequest::from_der(der)
             .map_err(|e| Error::CsrMalformed(e.to_string()))?;
         if !rest.is_empty() {
-            return Err(Error::CsrMalformed(format!("{} trailing bytes", rest.len())));
+            return Err(Error::CsrMalformed(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
         }
-        csr.verify_signature().map_err(|_| Error::CsrSignatureInvalid)?;
+        csr.verify_signature()
+            .map_err(|_| Error::CsrSignatureInvalid)?;
 
         let info = &csr.certification_request_info;
         let (key_description, is_rsa) = describe_key(&info.subject_pki)?;
@@ -145,7 +150,9 @@ fn describe_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(S
         Ok(PublicKey::RSA(rsa)) => {
             let bits = rsa.key_size();
             if bits < 2048 {
-                return unsupported(format!("RSA key of {bits} bits: at least 2048 are required"));
+                return unsupported(format!(
+                    "RSA key of {bits} bits: at least 2048 are required"
+                ));
             }
             Ok((format!("RSA {bits}"), true))
         }
@@ -208,13 +215,19 @@ mod tests {
     #[test]
     fn created_requests_parse_with_their_names() {
         let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
-        let sans = vec![San::parse("b.internal").unwrap(), San::parse("10.1.2.3").unwrap()];
+        let sans = vec![
+            San::parse("b.internal").unwrap(),
+            San::parse("10.1.2.3").unwrap(),
+        ];
         let pem = create_pem(&key, "svc", &sans).unwrap();
         let csr = Csr::from_pem(&pem).unwrap();
         assert_eq!(csr.common_name(), Some("svc"));
         assert_eq!(csr.sans().len(), 2);
         assert_eq!(csr.key_description(), "ECDSA P-256");
-        assert_eq!(csr.public_key_spki_der(), key.public_key_spki_der().unwrap());
+        assert_eq!(
+            csr.public_key_spki_der(),
+            key.public_key_spki_der().unwrap()
+        );
     }
 
     #[test]
@@ -238,6 +251,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("CERTIFICATE REQUEST"), "{err}");
-        assert!(Csr::from_pem("hello").unwrap_err().to_string().contains("not PEM"));
+        assert!(
+            Csr::from_pem("hello")
+                .unwrap_err()
+                .to_string()
+                .contains("not PEM")
+        );
     }
 }

@@ -23,7 +23,10 @@ pub enum Error {
     #[error("malformed PEM: {0}")]
     PemMalformed(String),
     #[error("unexpected PEM block {found:?}: expected {expected}")]
-    PemUnexpectedLabel { found: String, expected: &'static str },
+    PemUnexpectedLabel {
+        found: String,
+        expected: &'static str,
+    },
     #[error("malformed DER in {what}: {detail}")]
     DerMalformed { what: &'static str, detail: String },
     #[error("unsupported key: {0}")]

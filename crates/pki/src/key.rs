@@ -6,9 +6,7 @@
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair,
-};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -42,7 +40,7 @@ impl KeyAlgorithm {
             },
             "RSA" => {
                 let bits = size.unwrap_or(2048);
-                if !(2048..=4096).contains(&bits) || bits % 8 != 0 {
+                if !(2048..=4096).contains(&bits) || !bits.is_multiple_of(8) {
                     return Err(Error::KeyUnsupported(format!(
                         "RSA size {bits}: expected 2048, 3072 or 4096 bits"
                     )));
@@ -93,14 +91,16 @@ impl PrivateKey {
         let pkcs8: Vec<u8> = match algorithm {
             KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
                 let alg = ecdsa_signing_alg(algorithm);
-                let pair = EcdsaKeyPair::generate(alg).map_err(|_| Error::Crypto("EC key generation"))?;
+                let pair =
+                    EcdsaKeyPair::generate(alg).map_err(|_| Error::Crypto("EC key generation"))?;
                 pair.to_pkcs8v1()
                     .map_err(|_| Error::Crypto("EC key export"))?
                     .as_ref()
                     .to_vec()
             }
             KeyAlgorithm::Ed25519 => {
-                let pair = Ed25519KeyPair::generate().map_err(|_| Error::Crypto("Ed25519 key generation"))?;
+                let pair = Ed25519KeyPair::generate()
+                    .map_err(|_| Error::Crypto("Ed25519 key generation"))?;
                 pair.to_pkcs8v1()
                     .map_err(|_| Error::Crypto("Ed25519 key export"))?
                     .as_ref()
@@ -117,7 +117,8 @@ impl PrivateKey {
                         )));
                     }
                 };
-                let pair = RsaKeyPair::generate(size).map_err(|_| Error::Crypto("RSA key generation"))?;
+                let pair =
+                    RsaKeyPair::generate(size).map_err(|_| Error::Crypto("RSA key generation"))?;
                 let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
                     .map_err(|_| Error::Crypto("RSA key export"))?;
                 der.as_ref().to_vec()
@@ -129,16 +130,32 @@ impl PrivateKey {
     /// Imports an unencrypted PKCS#8 (RFC 5208/5958) private key.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
         let reject = |e: aws_lc_rs::error::KeyRejected| Error::KeyRejected(e.to_string());
-        if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der) {
-            return Ok(Self::with_signer(KeyAlgorithm::EcP256, der, Signer::Ecdsa(pair)));
+        if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+        {
+            return Ok(Self::with_signer(
+                KeyAlgorithm::EcP256,
+                der,
+                Signer::Ecdsa(pair),
+            ));
         }
-        if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der) {
-            return Ok(Self::with_signer(KeyAlgorithm::EcP384, der, Signer::Ecdsa(pair)));
+        if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der)
+        {
+            return Ok(Self::with_signer(
+                KeyAlgorithm::EcP384,
+                der,
+                Signer::Ecdsa(pair),
+            ));
         }
         if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
             // Normalise v2 (with public key) to v1 so every consumer reads it.
-            let v1 = pair.to_pkcs8v1().map_err(|_| Error::Crypto("Ed25519 key export"))?;
-            return Ok(Self::with_signer(KeyAlgorithm::Ed25519, v1.as_ref(), Signer::Ed25519(pair)));
+            let v1 = pair
+                .to_pkcs8v1()
+                .map_err(|_| Error::Crypto("Ed25519 key export"))?;
+            return Ok(Self::with_signer(
+                KeyAlgorithm::Ed25519,
+                v1.as_ref(),
+                Signer::Ed25519(pair),
+            ));
         }
         let pair = RsaKeyPair::from_pkcs8(der).map_err(reject)?;
         Self::from_rsa(pair)
@@ -147,8 +164,11 @@ impl PrivateKey {
     /// Imports a SEC1 (RFC 5915, `EC PRIVATE KEY`) key on P-256 or P-384.
     pub fn from_sec1_der(der: &[u8]) -> Result<Self> {
         for algorithm in [KeyAlgorithm::EcP256, KeyAlgorithm::EcP384] {
-            if let Ok(pair) = EcdsaKeyPair::from_private_key_der(ecdsa_signing_alg(algorithm), der) {
-                let pkcs8 = pair.to_pkcs8v1().map_err(|_| Error::Crypto("EC key export"))?;
+            if let Ok(pair) = EcdsaKeyPair::from_private_key_der(ecdsa_signing_alg(algorithm), der)
+            {
+                let pkcs8 = pair
+                    .to_pkcs8v1()
+                    .map_err(|_| Error::Crypto("EC key export"))?;
                 return Self::from_pkcs8_der(pkcs8.as_ref());
             }
         }
@@ -173,11 +193,19 @@ impl PrivateKey {
         let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
             .map_err(|_| Error::Crypto("RSA key export"))?;
         let pkcs8 = der.as_ref().to_vec();
-        Ok(Self::with_signer(KeyAlgorithm::Rsa(bits), &pkcs8, Signer::Rsa(pair)))
+        Ok(Self::with_signer(
+            KeyAlgorithm::Rsa(bits),
+            &pkcs8,
+            Signer::Rsa(pair),
+        ))
     }
 
     fn with_signer(algorithm: KeyAlgorithm, pkcs8: &[u8], signer: Signer) -> Self {
-        Self { algorithm, pkcs8: Zeroizing::new(pkcs8.to_vec()), signer }
+        Self {
+            algorithm,
+            pkcs8: Zeroizing::new(pkcs8.to_vec()),
+            signer,
+        }
     }
 
     pub fn algorithm(&self) -> KeyAlgorithm {
@@ -239,10 +267,24 @@ impl PrivateKey {
     }
 
     /// Builds an EC key from its private scalar and public point, as a JWK carries them.
-    pub(crate) fn from_ec_scalar(algorithm: KeyAlgorithm, scalar: &[u8], point: &[u8]) -> Result<Self> {
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(ecdsa_signing_alg(algorithm), scalar, point)
-            .map_err(|e| Error::KeyRejected(format!("EC private key does not match its public point: {e}")))?;
-        let pkcs8 = pair.to_pkcs8v1().map_err(|_| Error::Crypto("EC key export"))?;
+    pub(crate) fn from_ec_scalar(
+        algorithm: KeyAlgorithm,
+        scalar: &[u8],
+        point: &[u8],
+    ) -> Result<Self> {
+        let pair = EcdsaKeyPair::from_private_key_and_public_key(
+            ecdsa_signing_alg(algorithm),
+            scalar,
+            point,
+        )
+        .map_err(|e| {
+            Error::KeyRejected(format!(
+                "EC private key does not match its public point: {e}"
+            ))
+        })?;
+        let pkcs8 = pair
+            .to_pkcs8v1()
+            .map_err(|_| Error::Crypto("EC key export"))?;
         Self::from_pkcs8_der(pkcs8.as_ref())
     }
 
@@ -250,7 +292,9 @@ impl PrivateKey {
     pub(crate) fn from_ed25519_seed(seed: &[u8]) -> Result<Self> {
         let pair = Ed25519KeyPair::from_seed_unchecked(seed)
             .map_err(|e| Error::KeyRejected(format!("Ed25519 seed: {e}")))?;
-        let pkcs8 = pair.to_pkcs8v1().map_err(|_| Error::Crypto("Ed25519 key export"))?;
+        let pkcs8 = pair
+            .to_pkcs8v1()
+            .map_err(|_| Error::Crypto("Ed25519 key export"))?;
         Self::from_pkcs8_der(pkcs8.as_ref())
     }
 
@@ -259,12 +303,16 @@ impl PrivateKey {
         use aws_lc_rs::encoding::AsBigEndian;
         match &self.signer {
             Signer::Ecdsa(pair) => {
-                let bin = AsBigEndian::<aws_lc_rs::encoding::EcPrivateKeyBin>::as_be_bytes(&pair.private_key())
-                    .map_err(|_| Error::Crypto("EC private key export"))?;
+                let bin = AsBigEndian::<aws_lc_rs::encoding::EcPrivateKeyBin>::as_be_bytes(
+                    &pair.private_key(),
+                )
+                .map_err(|_| Error::Crypto("EC private key export"))?;
                 Ok(Zeroizing::new(bin.as_ref().to_vec()))
             }
             Signer::Ed25519(pair) => {
-                let seed = pair.seed().map_err(|_| Error::Crypto("Ed25519 seed export"))?;
+                let seed = pair
+                    .seed()
+                    .map_err(|_| Error::Crypto("Ed25519 seed export"))?;
                 let bin = AsBigEndian::<aws_lc_rs::encoding::Curve25519SeedBin>::as_be_bytes(&seed)
                     .map_err(|_| Error::Crypto("Ed25519 seed export"))?;
                 Ok(Zeroizing::new(bin.as_ref().to_vec()))
@@ -278,7 +326,8 @@ impl PrivateKey {
     /// The key in the form rcgen signs with (it picks the signature algorithm from the key:
     /// ECDSA with the curve's hash, Ed25519, or RSA PKCS#1 v1.5 with SHA-256).
     pub fn to_rcgen(&self) -> Result<rcgen::KeyPair> {
-        rcgen::KeyPair::try_from(self.pkcs8.as_slice()).map_err(|e| Error::KeyRejected(e.to_string()))
+        rcgen::KeyPair::try_from(self.pkcs8.as_slice())
+            .map_err(|e| Error::KeyRejected(e.to_string()))
     }
 }
 
@@ -295,7 +344,11 @@ mod tests {
 
     #[test]
     fn generated_keys_round_trip_through_pkcs8() {
-        for alg in [KeyAlgorithm::EcP256, KeyAlgorithm::EcP384, KeyAlgorithm::Ed25519] {
+        for alg in [
+            KeyAlgorithm::EcP256,
+            KeyAlgorithm::EcP384,
+            KeyAlgorithm::Ed25519,
+        ] {
             let key = PrivateKey::generate(alg).unwrap();
             let again = PrivateKey::from_pkcs8_der(key.pkcs8_der()).unwrap();
             assert_eq!(again.algorithm(), alg);
@@ -309,6 +362,9 @@ mod tests {
         assert!(err.to_string().contains("P-521"), "{err}");
         let err = KeyAlgorithm::from_flags("DSA", None, None).unwrap_err();
         assert!(err.to_string().contains("DSA"), "{err}");
-        assert_eq!(KeyAlgorithm::from_flags("rsa", None, Some(3072)).unwrap(), KeyAlgorithm::Rsa(3072));
+        assert_eq!(
+            KeyAlgorithm::from_flags("rsa", None, Some(3072)).unwrap(),
+            KeyAlgorithm::Rsa(3072)
+        );
     }
 }

@@ -161,7 +161,7 @@ fn pkcs7_unpadded_len(data: &[u8], block_len: usize) -> Option<usize> {
     data.get(body..)?.iter().all(|&b| b == last).then_some(body)
 }
 
-/// Appends PKCS#7 padding for a 16-byte block cipher.
+/// Appends PKCS#7 padding for a block cipher with `block_len`-byte blocks (8 or 16).
 fn pkcs7_pad(data: &mut Vec<u8>, block_len: usize) {
     let pad = block_len - data.len() % block_len;
     // pad is in 1..=block_len (16), so it fits in a byte.
@@ -238,8 +238,8 @@ struct LegacyEncryption {
 /// `Proc-Type: 4,ENCRYPTED` without it is an inconsistency worth reporting.
 fn legacy_encryption(block: &PemBlock) -> Result<Option<LegacyEncryption>> {
     let Some(dek_info) = block.header("DEK-Info") else {
-        if headers
-            .get("Proc-Type")
+        if block
+            .header("Proc-Type")
             .is_some_and(|v| v.contains("ENCRYPTED"))
         {
             return Err(Error::PemMalformed(
@@ -543,7 +543,9 @@ fn parse_pem_blocks(text: &[u8]) -> Result<Vec<PemBlock>> {
             .unwrap_or_default();
         let end_marker = format!("-----END {label}-----");
         let end = find(body_start, end_marker.as_bytes()).ok_or_else(|| {
-            Error::PemMalformed(format!("-----BEGIN {label}----- has no matching {end_marker}"))
+            Error::PemMalformed(format!(
+                "-----BEGIN {label}----- has no matching {end_marker}"
+            ))
         })?;
         let body = body_start.get(..end).unwrap_or_default();
         rest = body_start.get(end + end_marker.len()..).unwrap_or_default();
@@ -984,6 +986,55 @@ MJOcsojtaI6/XYryKUZD6Fn+sweYoQo1
         );
     }
 
+    #[test]
+    fn pem_reader_tolerates_what_go_and_openssl_tolerate() {
+        let key = ec_key();
+        let lf = enc(&key);
+        let variants = [
+            // A blank line before the END line (pem::parse_many fails on this one).
+            lf.replace("\n-----END", "\n\n-----END"),
+            // CRLF line endings.
+            lf.replace('\n', "\r\n"),
+            // Text around the block, trailing spaces, and a different line width.
+            format!(
+                "Bag Attributes\n  friendlyName: x\n{}\ntrailer\n",
+                lf.replace('\n', "  \n")
+            ),
+            {
+                let block = pem::parse(&lf).unwrap();
+                let b64 = STANDARD.encode(block.contents());
+                let lines: Vec<String> = b64
+                    .as_bytes()
+                    .chunks(76)
+                    .map(|c| String::from_utf8(c.to_vec()).unwrap())
+                    .collect();
+                format!(
+                    "-----BEGIN ENCRYPTED PRIVATE KEY-----\n{}\n-----END ENCRYPTED PRIVATE KEY-----",
+                    lines.join("\n")
+                )
+            },
+        ];
+        for text in &variants {
+            assert_same_key(
+                &key,
+                &decode_private_key_pem(text.as_bytes(), Some(PW)).unwrap(),
+            );
+            assert!(is_encrypted_pem(text.as_bytes()));
+        }
+        // Legacy headers survive CRLF and a blank line before END as well.
+        let step_like = "-----BEGIN EC PRIVATE KEY-----\r\nProc-Type: 4,ENCRYPTED\r\nDEK-Info: AES-128-CBC,00\r\n\r\nAAAA\r\n\r\n-----END EC PRIVATE KEY-----\r\n";
+        assert!(is_encrypted_pem(step_like.as_bytes()));
+        // "-----BEGIN " inside text that is not a block line is skipped.
+        let text = format!(
+            "see -----BEGIN \nnothing\n{}",
+            encode_private_key_pem(&key, None).unwrap()
+        );
+        assert_same_key(
+            &key,
+            &decode_private_key_pem(text.as_bytes(), None).unwrap(),
+        );
+    }
+
     /// Re-encodes the PBES2 structure of a fresh key with one field changed.
     fn pbes2_variant(
         prf: Option<&[u8]>,
@@ -1087,6 +1138,12 @@ MJOcsojtaI6/XYryKUZD6Fn+sweYoQo1
             (
                 "bad base64",
                 "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n".into(),
+                None,
+                |e| matches!(e, Error::PemMalformed(_)),
+            ),
+            (
+                "missing END line",
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n".into(),
                 None,
                 |e| matches!(e, Error::PemMalformed(_)),
             ),

@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 /// `len` bytes from the system CSPRNG.
 pub fn random_bytes(len: usize) -> Result<Vec<u8>> {
     let mut out = vec![0u8; len];
-    SystemRandom::new().fill(&mut out).map_err(|_| Error::Crypto("system random number generator"))?;
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| Error::Crypto("system random number generator"))?;
     Ok(out)
 }
 

@@ -60,11 +60,20 @@ mod tests {
 
     #[test]
     fn classifies_like_step() {
-        assert_eq!(San::parse("Svc.Internal").unwrap(), San::Dns("svc.internal".into()));
-        assert_eq!(San::parse("10.0.0.1").unwrap(), San::Ip("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            San::parse("Svc.Internal").unwrap(),
+            San::Dns("svc.internal".into())
+        );
+        assert_eq!(
+            San::parse("10.0.0.1").unwrap(),
+            San::Ip("10.0.0.1".parse().unwrap())
+        );
         assert_eq!(San::parse("::1").unwrap(), San::Ip("::1".parse().unwrap()));
         assert_eq!(San::parse("a@b.c").unwrap(), San::Email("a@b.c".into()));
-        assert_eq!(San::parse("spiffe://x/y").unwrap(), San::Uri("spiffe://x/y".into()));
+        assert_eq!(
+            San::parse("spiffe://x/y").unwrap(),
+            San::Uri("spiffe://x/y".into())
+        );
         assert!(San::parse("").is_err());
         assert!(San::parse("bad name").is_err());
     }

@@ -22,7 +22,10 @@ impl SerialNumber {
 
     /// From big-endian magnitude bytes; leading zeros are dropped.
     pub fn from_be_bytes(bytes: &[u8]) -> Self {
-        let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len().saturating_sub(1));
+        let start = bytes
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(bytes.len().saturating_sub(1));
         Self(bytes[start..].to_vec())
     }
 
@@ -81,11 +84,20 @@ mod tests {
 
     #[test]
     fn decimal_round_trips() {
-        for text in ["0", "1", "255", "256", "30671613121311574910895916201205874495"] {
+        for text in [
+            "0",
+            "1",
+            "255",
+            "256",
+            "30671613121311574910895916201205874495",
+        ] {
             assert_eq!(SerialNumber::from_decimal(text).unwrap().to_decimal(), text);
         }
         let random = SerialNumber::random().unwrap();
-        assert_eq!(SerialNumber::from_decimal(&random.to_decimal()).unwrap(), random);
+        assert_eq!(
+            SerialNumber::from_decimal(&random.to_decimal()).unwrap(),
+            random
+        );
         assert!(SerialNumber::from_decimal("12a").is_err());
         assert!(SerialNumber::from_decimal("").is_err());
     }

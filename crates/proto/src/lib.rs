@@ -40,7 +40,11 @@ pub struct ProvisionerBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<serde_json::Value>,
     /// The private JWK as a compact PBES2 JWE (JWK provisioners).
-    #[serde(default, rename = "encryptedKey", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "encryptedKey",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub encrypted_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<serde_json::Value>,
@@ -72,7 +76,11 @@ pub struct SignRequest {
     pub not_before: Option<String>,
     #[serde(rename = "notAfter", default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
-    #[serde(rename = "templateData", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "templateData",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub template_data: Option<serde_json::Value>,
 }
 
@@ -98,6 +106,10 @@ pub struct SignResponse {
     /// Leaf then intermediate, PEM each.
     #[serde(rename = "certChain")]
     pub cert_chain: Vec<String>,
-    #[serde(rename = "tlsOptions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "tlsOptions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tls_options: Option<TlsOptions>,
 }

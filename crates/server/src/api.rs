@@ -52,29 +52,58 @@ async fn not_found() -> ApiError {
 }
 
 async fn health() -> Json<HealthResponse> {
-    Json(HealthResponse { status: "ok".into() })
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
 }
 
-async fn root(State(state): State<Arc<AppState>>, Path(fingerprint): Path<String>) -> Result<Json<RootResponse>, ApiError> {
+async fn root(
+    State(state): State<Arc<AppState>>,
+    Path(fingerprint): Path<String>,
+) -> Result<Json<RootResponse>, ApiError> {
     state
         .authority
         .root_by_fingerprint(&fingerprint)
-        .map(|der| Json(RootResponse { ca: certificate_pem(der) }))
-        .ok_or_else(|| ApiError::not_found(format!("no root with SHA-256 fingerprint {fingerprint:?}")))
+        .map(|der| {
+            Json(RootResponse {
+                ca: certificate_pem(der),
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no root with SHA-256 fingerprint {fingerprint:?}"))
+        })
 }
 
 async fn roots(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let crts = state.authority.roots().iter().map(|r| certificate_pem(r)).collect();
+    let crts = state
+        .authority
+        .roots()
+        .iter()
+        .map(|r| certificate_pem(r))
+        .collect();
     (StatusCode::CREATED, Json(RootsResponse { crts }))
 }
 
 async fn roots_pem(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let pem: String = state.authority.roots().iter().map(|r| certificate_pem(r)).collect();
-    ([(axum::http::header::CONTENT_TYPE, "application/x-pem-file")], pem)
+    let pem: String = state
+        .authority
+        .roots()
+        .iter()
+        .map(|r| certificate_pem(r))
+        .collect();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
+        pem,
+    )
 }
 
 async fn federation(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let crts = state.authority.federation().iter().map(|r| certificate_pem(r)).collect();
+    let crts = state
+        .authority
+        .federation()
+        .iter()
+        .map(|r| certificate_pem(r))
+        .collect();
     (StatusCode::CREATED, Json(RootsResponse { crts }))
 }
 
@@ -104,8 +133,15 @@ async fn provisioners(
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let end = (start + limit).min(all.len());
     let provisioners = all[start..end].iter().map(provisioner_body).collect();
-    let next_cursor = if end < all.len() { end.to_string() } else { String::new() };
-    Ok(Json(ProvisionersResponse { provisioners, next_cursor }))
+    let next_cursor = if end < all.len() {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    Ok(Json(ProvisionersResponse {
+        provisioners,
+        next_cursor,
+    }))
 }
 
 fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
@@ -140,7 +176,11 @@ async fn encrypted_key(
             _ => None,
         })
         .map(|key| Json(EncryptedKeyResponse { key }))
-        .ok_or_else(|| ApiError::not_found(format!("no provisioner with key id {kid:?} and an encrypted key")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no provisioner with key id {kid:?} and an encrypted key"
+            ))
+        })
 }
 
 async fn sign(
@@ -148,16 +188,32 @@ async fn sign(
     JsonBody(request): JsonBody<SignRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let validity = ValidityRequest {
-        not_before: request.not_before.as_deref().filter(|s| !s.is_empty()).map(|s| TimeSpec::parse("notBefore", s)).transpose()?,
-        not_after: request.not_after.as_deref().filter(|s| !s.is_empty()).map(|s| TimeSpec::parse("notAfter", s)).transpose()?,
+        not_before: request
+            .not_before
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| TimeSpec::parse("notBefore", s))
+            .transpose()?,
+        not_after: request
+            .not_after
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| TimeSpec::parse("notAfter", s))
+            .transpose()?,
     };
     if request.csr.trim().is_empty() {
         return Err(ApiError::bad_request("field \"csr\" is empty"));
     }
     if request.ott.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "field \"ott\" is empty: a one-time token is required"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "field \"ott\" is empty: a one-time token is required",
+        ));
     }
-    let issued = state.authority.sign(&request.csr, &request.ott, validity).await?;
+    let issued = state
+        .authority
+        .sign(&request.csr, &request.ott, validity)
+        .await?;
     let crt = issued.certificate_pem();
     let ca = certificate_pem(&issued.issuer_der);
     let response = SignResponse {

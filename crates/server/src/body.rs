@@ -26,7 +26,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 )
             })?;
         let value = serde_json::from_slice(&bytes).map_err(|e| {
-            let what = if e.is_data() { "request body has the wrong shape" } else { "request body is not valid JSON" };
+            let what = if e.is_data() {
+                "request body has the wrong shape"
+            } else {
+                "request body is not valid JSON"
+            };
             ApiError::bad_request(format!("{what}: {e}"))
         })?;
         Ok(JsonBody(value))

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use mayfly_pki::random::random_hex;
 use mayfly_authority::files::{self, SECRET_MODE};
 use mayfly_authority::init::{self, InitOptions, Layout};
+use mayfly_pki::random::random_hex;
 use tokio::net::TcpListener;
 
 /// The provisioner dev mode creates.
@@ -65,7 +65,11 @@ pub async fn create(dir: Option<&Path>, address: &str) -> anyhow::Result<DevCa> 
     .await
     .context("creating the dev CA")??;
     let provisioner_password_file = dir.join("secrets/provisioner_password");
-    files::write_atomic(&provisioner_password_file, format!("{password}\n").as_bytes(), SECRET_MODE)?;
+    files::write_atomic(
+        &provisioner_password_file,
+        format!("{password}\n").as_bytes(),
+        SECRET_MODE,
+    )?;
     Ok(DevCa {
         dir,
         config_path: plan.ca_config_path,

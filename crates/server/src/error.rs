@@ -17,7 +17,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -49,7 +52,10 @@ impl From<mayfly_authority::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { status: self.status.as_u16(), message: self.message };
+        let body = ErrorBody {
+            status: self.status.as_u16(),
+            message: self.message,
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }

@@ -58,7 +58,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dev = mayfly_server::dev::create(dir.as_deref(), &address).await?;
             let config_path = dev.config_path.clone();
             let banner = dev.banner();
-            let prepared = mayfly_server::startup::prepare(&config_path, None, Some(dev.listener)).await?;
+            let prepared =
+                mayfly_server::startup::prepare(&config_path, None, Some(dev.listener)).await?;
             println!("{banner}");
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
@@ -70,12 +71,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let password = match &cli.password_file {
                 Some(path) => {
-                    let raw = std::fs::read(path).with_context(|| format!("--password-file: cannot read {}", path.display()))?;
-                    Some(Zeroizing::new(mayfly_pki::keyfile::read_password_file_bytes(&raw)))
+                    let raw = std::fs::read(path).with_context(|| {
+                        format!("--password-file: cannot read {}", path.display())
+                    })?;
+                    Some(Zeroizing::new(
+                        mayfly_pki::keyfile::read_password_file_bytes(&raw),
+                    ))
                 }
                 None => None,
             };
-            let prepared = mayfly_server::startup::prepare(&config, password.as_ref().map(|p| p.as_slice()), None).await?;
+            let prepared = mayfly_server::startup::prepare(
+                &config,
+                password.as_ref().map(|p| p.as_slice()),
+                None,
+            )
+            .await?;
             tracing::info!(address = %prepared.local_addr, "mayfly-ca is serving");
             println!("mayfly-ca: serving on https://{}", prepared.local_addr);
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
@@ -95,20 +105,24 @@ fn mayfly_path() -> anyhow::Result<PathBuf> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MAYFLY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -26,7 +26,12 @@ pub struct PeerCertificates {
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {
@@ -60,10 +65,11 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, app: Router, s
                 .peer_certificates()
                 .map(|certs| Arc::new(certs.iter().map(|c| c.to_vec()).collect::<Vec<_>>()));
             let peer = PeerCertificates { chain, remote };
-            let service = app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(peer.clone());
-                request
-            });
+            let service =
+                app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(peer.clone());
+                    request
+                });
             let result = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)

@@ -34,18 +34,29 @@ pub async fn prepare(
     password: Option<&[u8]>,
     listener: Option<TcpListener>,
 ) -> anyhow::Result<Prepared> {
-    let LoadedConfig { config, path, unknown_keys } = CaConfig::load(config_path)?;
+    let LoadedConfig {
+        config,
+        path,
+        unknown_keys,
+    } = CaConfig::load(config_path)?;
     for key in &unknown_keys {
         tracing::warn!(file = %path.display(), key = %key, "ca.json: unknown key ignored");
     }
     let base_dir = std::env::current_dir().context("reading the working directory")?;
-    let material = LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
+    let material =
+        LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
     let store = open_store(&config, &path).await?;
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(listen_address(&config.address))
             .await
-            .with_context(|| format!("{}: address: cannot listen on {:?}", path.display(), config.address))?,
+            .with_context(|| {
+                format!(
+                    "{}: address: cannot listen on {:?}",
+                    path.display(),
+                    config.address
+                )
+            })?,
     };
     let local_addr = listener.local_addr().context("reading the bound address")?;
     let authority = Authority::new(AuthorityParts {
@@ -60,15 +71,29 @@ pub async fn prepare(
         clock: Arc::new(SystemClock),
     })
     .map_err(|e| e.in_file(&path))?;
-    let settings = TlsSettings::from_config(config.tls.as_ref()).with_context(|| path.display().to_string())?;
+    let settings = TlsSettings::from_config(config.tls.as_ref())
+        .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let state = Arc::new(AppState { authority, tls_options: settings.advertised.clone() });
-    Ok(Prepared { listener, local_addr, state, tls, dns_names: config.dns_names })
+    let state = Arc::new(AppState {
+        authority,
+        tls_options: settings.advertised.clone(),
+    });
+    Ok(Prepared {
+        listener,
+        local_addr,
+        state,
+        tls,
+        dns_names: config.dns_names,
+    })
 }
 
 /// `:9000` listens on every interface, as in Go.
 fn listen_address(address: &str) -> String {
-    if address.starts_with(':') { format!("0.0.0.0{address}") } else { address.to_string() }
+    if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_string()
+    }
 }
 
 async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc<dyn CertStore>> {
@@ -76,7 +101,10 @@ async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc
         Some(db) => (db.kind.to_ascii_lowercase(), PathBuf::from(&db.data_source)),
         // No db: keep records beside the config, like `ca init` lays them out.
         None => {
-            let dir = config_path.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+            let dir = config_path
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."));
             ("sqlite".to_string(), dir.join("db/mayfly.db"))
         }
     };
@@ -85,9 +113,13 @@ async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc
             if let Some(parent) = source.parent().filter(|p| !p.as_os_str().is_empty()) {
                 mayfly_authority::files::create_dir_private(parent)?;
             }
-            let store = SqliteStore::open(&source)
-                .await
-                .with_context(|| format!("{}: db: opening {}", config_path.display(), source.display()))?;
+            let store = SqliteStore::open(&source).await.with_context(|| {
+                format!(
+                    "{}: db: opening {}",
+                    config_path.display(),
+                    source.display()
+                )
+            })?;
             Ok(Arc::new(store))
         }
         other => bail!(
@@ -99,7 +131,13 @@ async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc
 
 /// Serves until `shutdown` completes; renews the TLS certificate and prunes used tokens meanwhile.
 pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output = ()>) {
-    let Prepared { listener, state, tls, dns_names, .. } = prepared;
+    let Prepared {
+        listener,
+        state,
+        tls,
+        dns_names,
+        ..
+    } = prepared;
     let config = Arc::clone(&tls.config);
     let renewal = tokio::spawn(tls.renew_forever(Arc::clone(&state), dns_names));
     let pruning = tokio::spawn(prune_forever(Arc::clone(&state)));

@@ -35,8 +35,10 @@ pub struct TlsSettings {
 impl TlsSettings {
     /// Reads ca.json's `tls`; absent means step's defaults.
     pub fn from_config(config: Option<&TlsConfig>) -> anyhow::Result<Self> {
-        let default_names: Vec<String> =
-            mayfly_authority::init::DEFAULT_CIPHER_SUITES.iter().map(|s| s.to_string()).collect();
+        let default_names: Vec<String> = mayfly_authority::init::DEFAULT_CIPHER_SUITES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let names = config
             .map(|c| c.cipher_suites.clone())
             .filter(|n| !n.is_empty())
@@ -45,7 +47,9 @@ impl TlsSettings {
         let max = config.and_then(|c| c.max_version).unwrap_or(1.3);
         let is = |v: f32, want: f32| (v - want).abs() < 0.001;
         if !(is(min, 1.2) || is(min, 1.3)) || !(is(max, 1.2) || is(max, 1.3)) || min > max + 0.001 {
-            bail!("tls: minVersion {min} and maxVersion {max} must be 1.2 or 1.3, min <= max (TLS 1.0 and 1.1 are not supported)");
+            bail!(
+                "tls: minVersion {min} and maxVersion {max} must be 1.2 or 1.3, min <= max (TLS 1.0 and 1.1 are not supported)"
+            );
         }
         let mut suites = Vec::new();
         let mut unsupported = Vec::new();
@@ -56,7 +60,10 @@ impl TlsSettings {
             }
         }
         if !unsupported.is_empty() {
-            tracing::warn!(?unsupported, "tls.cipherSuites: these suites are not offered (CBC and RSA key exchange are not supported)");
+            tracing::warn!(
+                ?unsupported,
+                "tls.cipherSuites: these suites are not offered (CBC and RSA key exchange are not supported)"
+            );
         }
         let mut versions = Vec::new();
         if is(max, 1.3) {
@@ -72,14 +79,22 @@ impl TlsSettings {
         }
         if is(min, 1.2) {
             versions.push(&rustls::version::TLS12);
-            if !suites.iter().any(|s| s.version() == &rustls::version::TLS12) {
+            if !suites
+                .iter()
+                .any(|s| s.version() == &rustls::version::TLS12)
+            {
                 bail!("tls.cipherSuites: none of {names:?} is supported for TLS 1.2");
             }
         }
         Ok(Self {
             cipher_suites: suites,
             versions,
-            advertised: TlsOptions { cipher_suites: names, min_version: min, max_version: max, renegotiation: false },
+            advertised: TlsOptions {
+                cipher_suites: names,
+                min_version: min,
+                max_version: max,
+                renegotiation: false,
+            },
         })
     }
 }
@@ -87,16 +102,25 @@ impl TlsSettings {
 /// Maps step's (Go's) TLS 1.2 suite names to rustls suites.
 fn tls12_suite(name: &str) -> Option<SupportedCipherSuite> {
     Some(match name {
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
             cipher_suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
         }
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => {
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        }
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => {
+            cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        }
         "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
             cipher_suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
         }
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => {
+            cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        }
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => {
+            cipher_suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+        }
         _ => return None,
     })
 }
@@ -127,7 +151,11 @@ struct ServerCert {
     renew_at: OffsetDateTime,
 }
 
-async fn issue_server_cert(authority: &Authority, dns_names: &[String], provider: &CryptoProvider) -> anyhow::Result<ServerCert> {
+async fn issue_server_cert(
+    authority: &Authority,
+    dns_names: &[String],
+    provider: &CryptoProvider,
+) -> anyhow::Result<ServerCert> {
     let key = PrivateKey::generate(KeyAlgorithm::EcP256)?;
     let issued = authority
         .sign_server_certificate(&key, dns_names, SERVER_CERT_LIFETIME)
@@ -135,7 +163,9 @@ async fn issue_server_cert(authority: &Authority, dns_names: &[String], provider
         .context("issuing the server's TLS certificate")?;
     let signing_key = provider
         .key_provider
-        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec())))
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.pkcs8_der().to_vec(),
+        )))
         .context("loading the server key into rustls")?;
     let chain = vec![
         CertificateDer::from(issued.certificate_der.clone()),
@@ -157,28 +187,42 @@ pub struct ServerTls {
 }
 
 impl ServerTls {
-    pub async fn new(authority: &Authority, dns_names: &[String], settings: &TlsSettings) -> anyhow::Result<Self> {
+    pub async fn new(
+        authority: &Authority,
+        dns_names: &[String],
+        settings: &TlsSettings,
+    ) -> anyhow::Result<Self> {
         let provider = Arc::new(CryptoProvider {
             cipher_suites: settings.cipher_suites.clone(),
             ..provider::default_provider()
         });
         let first = issue_server_cert(authority, dns_names, &provider).await?;
-        let resolver = Arc::new(CertResolver { current: RwLock::new(first.certified) });
+        let resolver = Arc::new(CertResolver {
+            current: RwLock::new(first.certified),
+        });
         let mut roots = RootCertStore::empty();
         for root in authority.roots() {
-            roots.add(CertificateDer::from(root.clone())).context("adding a root to the client verifier")?;
+            roots
+                .add(CertificateDer::from(root.clone()))
+                .context("adding a root to the client verifier")?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-            .allow_unauthenticated()
-            .build()
-            .context("building the client certificate verifier")?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                .allow_unauthenticated()
+                .build()
+                .context("building the client certificate verifier")?;
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&settings.versions)
             .context("TLS protocol versions")?
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self { config: Arc::new(config), resolver, renew_at: first.renew_at, provider })
+        Ok(Self {
+            config: Arc::new(config),
+            resolver,
+            renew_at: first.renew_at,
+            provider,
+        })
     }
 
     /// Renews the server certificate at two thirds of its life, forever. A failed renewal is

@@ -52,7 +52,11 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         None => password::prompt_line("What would you like to name your new PKI?", "--name")?,
     };
     let (dns_names, address, provisioner) = if args.pki {
-        (args.dns, args.address.unwrap_or_default(), args.provisioner.unwrap_or_else(|| "admin".into()))
+        (
+            args.dns,
+            args.address.unwrap_or_default(),
+            args.provisioner.unwrap_or_else(|| "admin".into()),
+        )
     } else {
         let dns = if args.dns.is_empty() {
             password::prompt_line("What DNS names or IP addresses will clients use to reach your CA? (comma-separated)", "--dns")?
@@ -65,11 +69,17 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         };
         let address = match args.address {
             Some(address) => address,
-            None => password::prompt_line("What IP and port will your new CA bind to? (e.g. :9000)", "--address")?,
+            None => password::prompt_line(
+                "What IP and port will your new CA bind to? (e.g. :9000)",
+                "--address",
+            )?,
         };
         let provisioner = match args.provisioner {
             Some(p) => p,
-            None => password::prompt_line("What would you like to name the CA's first provisioner?", "--provisioner")?,
+            None => password::prompt_line(
+                "What would you like to name the CA's first provisioner?",
+                "--provisioner",
+            )?,
         };
         (dns, address, provisioner)
     };
@@ -119,17 +129,31 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         println!("✔ Root private key: {}", layout.root_key().display());
     }
     println!("✔ Root fingerprint: {}", plan.root_fingerprint);
-    println!("✔ Intermediate certificate: {}", layout.intermediate_cert().display());
-    println!("✔ Intermediate private key: {}", layout.intermediate_key().display());
+    println!(
+        "✔ Intermediate certificate: {}",
+        layout.intermediate_cert().display()
+    );
+    println!(
+        "✔ Intermediate private key: {}",
+        layout.intermediate_key().display()
+    );
     if !args.pki {
         println!("✔ Database folder: {}", layout.base.join("db").display());
         println!("✔ Default configuration: {}", layout.defaults().display());
-        println!("✔ Certificate Authority configuration: {}", layout.ca_config().display());
-        println!("✔ Provisioner: {provisioner_name} (JWK) [kid: {}]", plan.provisioner_kid);
+        println!(
+            "✔ Certificate Authority configuration: {}",
+            layout.ca_config().display()
+        );
+        println!(
+            "✔ Provisioner: {provisioner_name} (JWK) [kid: {}]",
+            plan.provisioner_kid
+        );
         println!();
         println!("Your PKI is ready to go. Start the CA with:");
-        println!("  mayfly-ca {} --password-file <your password file>", layout.ca_config().display());
+        println!(
+            "  mayfly-ca {} --password-file <your password file>",
+            layout.ca_config().display()
+        );
     }
     Ok(())
 }
-

@@ -80,15 +80,26 @@ pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
     let sans: Vec<San> = if args.san.is_empty() {
         vec![San::parse(&args.subject)?]
     } else {
-        args.san.iter().map(|s| San::parse(s)).collect::<Result<_, _>>()?
+        args.san
+            .iter()
+            .map(|s| San::parse(s))
+            .collect::<Result<_, _>>()?
     };
     let csr = mayfly_pki::csr::create_pem(&key, &args.subject, &sans)?;
     let chain = request(&target, &args.issue, &csr, &args.subject, &args.san).await?;
     let key_pem = keyfile::encode_private_key_pem(&key, None)?;
     write_all(
         &[
-            Output { path: &args.crt_file, contents: chain.as_bytes(), secret: false },
-            Output { path: &args.key_file, contents: key_pem.as_bytes(), secret: true },
+            Output {
+                path: &args.crt_file,
+                contents: chain.as_bytes(),
+                secret: false,
+            },
+            Output {
+                path: &args.key_file,
+                contents: key_pem.as_bytes(),
+                secret: true,
+            },
         ],
         args.issue.force,
     )?;
@@ -105,27 +116,48 @@ pub async fn run_sign(args: SignArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.csr_file.display()))?;
     let csr = Csr::from_pem(&csr_pem).with_context(|| args.csr_file.display().to_string())?;
     let sans: Vec<String> = csr.sans().iter().map(ToString::to_string).collect();
-    let subject = csr.common_name().map(str::to_string).or_else(|| sans.first().cloned()).with_context(|| {
-        format!("{}: the request has neither a common name nor a SAN", args.csr_file.display())
-    })?;
+    let subject = csr
+        .common_name()
+        .map(str::to_string)
+        .or_else(|| sans.first().cloned())
+        .with_context(|| {
+            format!(
+                "{}: the request has neither a common name nor a SAN",
+                args.csr_file.display()
+            )
+        })?;
     let chain = request(&target, &args.issue, &csr_pem, &subject, &sans).await?;
-    write_all(&[Output { path: &args.crt_file, contents: chain.as_bytes(), secret: false }], args.issue.force)?;
+    write_all(
+        &[Output {
+            path: &args.crt_file,
+            contents: chain.as_bytes(),
+            secret: false,
+        }],
+        args.issue.force,
+    )?;
     eprintln!("✔ CA: {}", target.url);
     eprintln!("✔ Certificate: {}", args.crt_file.display());
     Ok(())
 }
 
 fn refuse_existing(paths: &[&Path], force: bool) -> anyhow::Result<()> {
-    if !force
-        && let Some(existing) = paths.iter().find(|p| p.exists())
-    {
-        anyhow::bail!("{} already exists: use --force to overwrite it", existing.display());
+    if !force && let Some(existing) = paths.iter().find(|p| p.exists()) {
+        anyhow::bail!(
+            "{} already exists: use --force to overwrite it",
+            existing.display()
+        );
     }
     Ok(())
 }
 
 /// Gets a token if none was given, sends the CSR, returns the chain as PEM.
-async fn request(target: &CaTarget, flags: &IssueFlags, csr_pem: &str, subject: &str, sans: &[String]) -> anyhow::Result<String> {
+async fn request(
+    target: &CaTarget,
+    flags: &IssueFlags,
+    csr_pem: &str,
+    subject: &str,
+    sans: &[String],
+) -> anyhow::Result<String> {
     let ott = match &flags.token {
         Some(token) => token.trim().to_string(),
         None => {

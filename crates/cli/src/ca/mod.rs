@@ -141,42 +141,75 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     ensure_parent(&defaults_path)?;
     write_all(
         &[
-            Output { path: &root_path, contents: root_pem.as_bytes(), secret: false },
-            Output { path: &defaults_path, contents: &defaults_json, secret: false },
+            Output {
+                path: &root_path,
+                contents: root_pem.as_bytes(),
+                secret: false,
+            },
+            Output {
+                path: &defaults_path,
+                contents: &defaults_json,
+                secret: false,
+            },
         ],
         args.force,
     )?;
-    eprintln!("The root certificate has been saved in {}.", root_path.display());
-    eprintln!("The authority configuration has been saved in {}.", defaults_path.display());
+    eprintln!(
+        "The root certificate has been saved in {}.",
+        root_path.display()
+    );
+    eprintln!(
+        "The authority configuration has been saved in {}.",
+        defaults_path.display()
+    );
     Ok(())
 }
 
 async fn root(args: RootArgs) -> anyhow::Result<()> {
     let defaults = Defaults::load()?;
-    let url = args.ca_url.or(defaults.ca_url).context("no CA URL: pass --ca-url or run 'mayfly ca bootstrap' first")?;
+    let url = args
+        .ca_url
+        .or(defaults.ca_url)
+        .context("no CA URL: pass --ca-url or run 'mayfly ca bootstrap' first")?;
     let fingerprint = args
         .fingerprint
         .or(defaults.fingerprint)
         .context("no fingerprint: pass --fingerprint or run 'mayfly ca bootstrap' first")?;
     let root = mayfly_client::Client::bootstrap_root(&url, &fingerprint).await?;
-    emit(args.file.as_deref(), &mayfly_pki::cert::certificate_pem(&root), args.force, "root certificate")
+    emit(
+        args.file.as_deref(),
+        &mayfly_pki::cert::certificate_pem(&root),
+        args.force,
+        "root certificate",
+    )
 }
 
 async fn roots(args: RootsArgs) -> anyhow::Result<()> {
     let target = args.ca.target()?;
     let pems = target.client()?.roots().await?;
-    emit(args.file.as_deref(), &pems.concat(), args.force, "root certificates")
+    emit(
+        args.file.as_deref(),
+        &pems.concat(),
+        args.force,
+        "root certificates",
+    )
 }
 
 /// Writes `text` to `file`, or prints it.
 fn emit(file: Option<&std::path::Path>, text: &str, force: bool, what: &str) -> anyhow::Result<()> {
     match file {
         Some(path) => {
-            write_all(&[Output { path, contents: text.as_bytes(), secret: false }], force)?;
+            write_all(
+                &[Output {
+                    path,
+                    contents: text.as_bytes(),
+                    secret: false,
+                }],
+                force,
+            )?;
             eprintln!("The {what} has been saved in {}.", path.display());
         }
         None => print!("{text}"),
     }
     Ok(())
 }
-

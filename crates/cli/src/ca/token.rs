@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
 use mayfly_pki::PrivateKey;
+use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
 use mayfly_proto::ProvisionerBody;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -77,7 +77,14 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     .await?;
     match &args.output_file {
         Some(path) => {
-            crate::output::write_all(&[crate::output::Output { path, contents: token.as_bytes(), secret: true }], true)?;
+            crate::output::write_all(
+                &[crate::output::Output {
+                    path,
+                    contents: token.as_bytes(),
+                    secret: true,
+                }],
+                true,
+            )?;
             eprintln!("The token has been saved in {}.", path.display());
         }
         None => println!("{token}"),
@@ -96,10 +103,17 @@ pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Resu
         .and_then(|k| k.get("kid"))
         .and_then(|k| k.as_str())
         .map(str::to_string);
-    eprintln!("✔ Provisioner: {} (JWK) [kid: {}]", chosen.name, kid.as_deref().unwrap_or("?"));
+    eprintln!(
+        "✔ Provisioner: {} (JWK) [kid: {}]",
+        chosen.name,
+        kid.as_deref().unwrap_or("?")
+    );
     let encrypted = match &chosen.encrypted_key {
         Some(key) => key.clone(),
-        None => bail!("provisioner {:?} publishes no encrypted key: create the token where its key is", chosen.name),
+        None => bail!(
+            "provisioner {:?} publishes no encrypted key: create the token where its key is",
+            chosen.name
+        ),
     };
     let password = password::obtain(
         request.password_file,
@@ -109,19 +123,33 @@ pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Resu
     // 600,000 PBKDF2 iterations take a noticeable moment; keep it off the async thread.
     let key = tokio::task::spawn_blocking(move || -> anyhow::Result<PrivateKey> {
         let plaintext = zeroize::Zeroizing::new(
-            jwe::decrypt_pbes2(&encrypted, &password).context("cannot decrypt the provisioner key")?,
+            jwe::decrypt_pbes2(&encrypted, &password)
+                .context("cannot decrypt the provisioner key")?,
         );
         Ok(Jwk::from_json(&plaintext)?.to_private_key()?)
     })
     .await??;
     let public = Jwk::public_from_key(&key)?;
     let kid = public.kid.clone().unwrap_or_default();
-    sign_token(&key, &kid, &chosen.name, &target.url, &target.root_fingerprint(), request)
+    sign_token(
+        &key,
+        &kid,
+        &chosen.name,
+        &target.url,
+        &target.root_fingerprint(),
+        request,
+    )
 }
 
 /// Picks the provisioner named `name`, or the only JWK provisioner.
-fn choose<'a>(provisioners: &'a [ProvisionerBody], name: Option<&str>) -> anyhow::Result<&'a ProvisionerBody> {
-    let jwk: Vec<&ProvisionerBody> = provisioners.iter().filter(|p| p.kind.eq_ignore_ascii_case("JWK")).collect();
+fn choose<'a>(
+    provisioners: &'a [ProvisionerBody],
+    name: Option<&str>,
+) -> anyhow::Result<&'a ProvisionerBody> {
+    let jwk: Vec<&ProvisionerBody> = provisioners
+        .iter()
+        .filter(|p| p.kind.eq_ignore_ascii_case("JWK"))
+        .collect();
     match name {
         Some(name) => jwk.into_iter().find(|p| p.name == name).with_context(|| {
             format!(
@@ -132,13 +160,20 @@ fn choose<'a>(provisioners: &'a [ProvisionerBody], name: Option<&str>) -> anyhow
         None => match jwk.as_slice() {
             [only] => Ok(only),
             [] => bail!("the CA has no JWK provisioner"),
-            _ => bail!("the CA has several JWK provisioners ({}): choose one with --provisioner", names(provisioners)),
+            _ => bail!(
+                "the CA has several JWK provisioners ({}): choose one with --provisioner",
+                names(provisioners)
+            ),
         },
     }
 }
 
 fn names(provisioners: &[ProvisionerBody]) -> String {
-    provisioners.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+    provisioners
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Builds and signs the claims step's tokens carry.
@@ -162,7 +197,11 @@ pub fn sign_token(
     if exp <= nbf {
         bail!("--not-after must be later than --not-before");
     }
-    let sans: Vec<String> = if request.sans.is_empty() { vec![request.subject.to_string()] } else { request.sans.to_vec() };
+    let sans: Vec<String> = if request.sans.is_empty() {
+        vec![request.subject.to_string()]
+    } else {
+        request.sans.to_vec()
+    };
     let claims = json!({
         "aud": format!("{}/1.0/sign", ca_url.trim_end_matches('/')),
         "exp": exp.unix_timestamp(),

@@ -162,22 +162,23 @@ impl Jwk {
 
     /// The public part only (drops `d`).
     pub fn to_public(&self) -> Jwk {
-        Jwk { d: None, ..self.clone() }
+        Jwk {
+            d: None,
+            ..self.clone()
+        }
     }
 
     /// Verifies a JWS signature made with this key under `alg`.
     pub fn verify(&self, alg: &str, message: &[u8], signature_bytes: &[u8]) -> Result<()> {
         let result = match (alg, self.kty.as_str(), self.crv.as_deref()) {
-            ("ES256", "EC", Some("P-256")) => UnparsedPublicKey::new(
-                &signature::ECDSA_P256_SHA256_FIXED,
-                self.ec_point()?,
-            )
-            .verify(message, signature_bytes),
-            ("ES384", "EC", Some("P-384")) => UnparsedPublicKey::new(
-                &signature::ECDSA_P384_SHA384_FIXED,
-                self.ec_point()?,
-            )
-            .verify(message, signature_bytes),
+            ("ES256", "EC", Some("P-256")) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, self.ec_point()?)
+                    .verify(message, signature_bytes)
+            }
+            ("ES384", "EC", Some("P-384")) => {
+                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, self.ec_point()?)
+                    .verify(message, signature_bytes)
+            }
             ("EdDSA", "OKP", Some("Ed25519")) => {
                 let x = b64_field("x", self.x.as_deref().unwrap_or_default())?;
                 UnparsedPublicKey::new(&signature::ED25519, x).verify(message, signature_bytes)
@@ -230,7 +231,10 @@ fn b64_field(name: &str, value: &str) -> Result<Vec<u8>> {
 fn rsa_public_components(spki_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     use x509_parser::prelude::FromDer;
     use x509_parser::public_key::PublicKey;
-    let malformed = |detail: String| Error::DerMalformed { what: "RSA public key", detail };
+    let malformed = |detail: String| Error::DerMalformed {
+        what: "RSA public key",
+        detail,
+    };
     let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
         .map_err(|e| malformed(e.to_string()))?;
     match spki.parsed() {
@@ -258,12 +262,19 @@ mod tests {
             e: Some("AQAB".into()),
             ..Jwk::default()
         };
-        assert_eq!(jwk.thumbprint().unwrap(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            jwk.thumbprint().unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
     fn private_jwk_round_trips_for_ec_and_ed25519() {
-        for alg in [KeyAlgorithm::EcP256, KeyAlgorithm::EcP384, KeyAlgorithm::Ed25519] {
+        for alg in [
+            KeyAlgorithm::EcP256,
+            KeyAlgorithm::EcP384,
+            KeyAlgorithm::Ed25519,
+        ] {
             let key = PrivateKey::generate(alg).unwrap();
             let json = Jwk::private_from_key(&key).unwrap();
             let jwk = Jwk::from_json(json.as_bytes()).unwrap();
@@ -284,7 +295,13 @@ mod tests {
         let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
         let jwk = Jwk::public_from_key(&key).unwrap();
         let sig = key.sign_jws(b"m").unwrap();
-        assert!(matches!(jwk.verify("HS256", b"m", &sig), Err(Error::JoseAlgorithmUnsupported(_))));
-        assert!(matches!(jwk.verify("ES384", b"m", &sig), Err(Error::JoseAlgorithmUnsupported(_))));
+        assert!(matches!(
+            jwk.verify("HS256", b"m", &sig),
+            Err(Error::JoseAlgorithmUnsupported(_))
+        ));
+        assert!(matches!(
+            jwk.verify("ES384", b"m", &sig),
+            Err(Error::JoseAlgorithmUnsupported(_))
+        ));
     }
 }

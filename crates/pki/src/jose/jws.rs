@@ -46,7 +46,8 @@ impl Jws {
             )));
         }
         let mut parts = compact.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(Error::JoseMalformed(
                 "expected three base64url parts separated by '.'".into(),

@@ -1,0 +1,379 @@
+//! The HTTP API, driven in-process through the real router with a real SQLite store: every
+//! route's success shape, and a table of bad requests with the status and message each must get
+//! and proof that none of them stored anything.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mayfly_authority::clock::SystemClock;
+use mayfly_authority::init::{self, InitOptions, Layout};
+use mayfly_authority::provisioner::Provisioner;
+use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
+use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
+use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
+use mayfly_server::api::{AppState, router};
+use mayfly_server::tls::TlsSettings;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PROVISIONER_PASSWORD: &[u8] = b"provisioner password";
+const AUDIENCE: &str = "https://ca.test/1.0/sign";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    db_path: std::path::PathBuf,
+    app: axum::Router,
+    provisioner_key: PrivateKey,
+    kid: String,
+    root_fingerprint: String,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    let options = InitOptions {
+        name: "Test".into(),
+        dns_names: vec!["ca.test".into()],
+        address: ":443".into(),
+        provisioner: "admin".into(),
+        key_password: None,
+        provisioner_password: PROVISIONER_PASSWORD.to_vec(),
+        existing_root: None,
+        pki_only: false,
+        kdf_iterations: 1000,
+    };
+    let plan = init::plan(&options, &layout).unwrap();
+    init::write(&plan, &layout, false).unwrap();
+    let loaded = mayfly_authority::config::CaConfig::load(&layout.ca_config()).unwrap();
+    let material = LoadedMaterial::load(&loaded.config, dir.path(), None).unwrap();
+    let db_path = layout.database();
+    let store = mayfly_store::SqliteStore::open(&db_path).await.unwrap();
+    let Provisioner::Jwk(provisioner) = &material.provisioners[0] else {
+        panic!("expected a JWK provisioner")
+    };
+    let private = jwe::decrypt_pbes2(
+        provisioner.encrypted_key.as_deref().unwrap(),
+        PROVISIONER_PASSWORD,
+    )
+    .unwrap();
+    let provisioner_key = Jwk::from_json(&private).unwrap().to_private_key().unwrap();
+    let kid = provisioner.kid.clone();
+    let authority = Authority::new(AuthorityParts {
+        roots: material.roots,
+        federated_roots: material.federated_roots,
+        intermediate: material.intermediate,
+        provisioners: material.provisioners,
+        backdate: material.backdate,
+        dns_names: loaded.config.dns_names.clone(),
+        public_port: 443,
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+    })
+    .unwrap();
+    let tls_options = TlsSettings::from_config(None).unwrap().advertised;
+    let app = router(Arc::new(AppState {
+        authority,
+        tls_options,
+    }));
+    Harness {
+        _dir: dir,
+        db_path,
+        app,
+        provisioner_key,
+        kid,
+        root_fingerprint: plan.root_fingerprint,
+    }
+}
+
+impl Harness {
+    fn claims(&self, subject: &str) -> Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        json!({
+            "aud": AUDIENCE, "iss": "admin", "sub": subject, "sans": [subject],
+            "nbf": now, "iat": now, "exp": now + 300,
+            "jti": mayfly_pki::random::random_hex(32).unwrap(),
+            "sha": self.root_fingerprint,
+        })
+    }
+
+    fn token(&self, claims: &Value) -> String {
+        jws::sign_compact(
+            &self.provisioner_key,
+            &self.kid,
+            claims.to_string().as_bytes(),
+        )
+        .unwrap()
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Body) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, value)
+    }
+
+    async fn sign(&self, body: Value) -> (StatusCode, Value) {
+        self.call("POST", "/1.0/sign", Body::from(body.to_string()))
+            .await
+    }
+
+    fn stored_certificates(&self) -> usize {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&self.db_path)
+            .arg("SELECT COUNT(*) FROM certificates")
+            .output()
+            .expect("sqlite3 is needed (Debian package sqlite3)");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+}
+
+fn csr_for(name: &str) -> String {
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    mayfly_pki::csr::create_pem(&key, name, &[San::parse(name).unwrap()]).unwrap()
+}
+
+#[tokio::test]
+async fn read_routes_answer_at_both_prefixes() {
+    let h = harness().await;
+    for prefix in ["", "/1.0"] {
+        let (status, body) = h
+            .call("GET", &format!("{prefix}/health"), Body::empty())
+            .await;
+        assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+
+        let (status, body) = h
+            .call(
+                "GET",
+                &format!("{prefix}/root/{}", h.root_fingerprint),
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let der = mayfly_pki::cert::certificates_from_pem(body["ca"].as_str().unwrap().as_bytes())
+            .unwrap();
+        assert_eq!(
+            mayfly_pki::cert::fingerprint_sha256(&der[0]),
+            h.root_fingerprint
+        );
+
+        let (status, body) = h
+            .call("GET", &format!("{prefix}/roots"), Body::empty())
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(body["crts"].as_array().unwrap().len(), 1);
+
+        let (status, body) = h
+            .call("GET", &format!("{prefix}/federation"), Body::empty())
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(body["crts"].as_array().unwrap().len(), 1);
+
+        let (status, body) = h
+            .call("GET", &format!("{prefix}/provisioners"), Body::empty())
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let p = &body["provisioners"][0];
+        assert_eq!(
+            (p["type"].as_str(), p["name"].as_str()),
+            (Some("JWK"), Some("admin"))
+        );
+        assert_eq!(p["key"]["kid"].as_str(), Some(h.kid.as_str()));
+        let jwe = p["encryptedKey"].as_str().unwrap();
+        let header: Value =
+            serde_json::from_slice(&base64_decode(jwe.split('.').next().unwrap())).unwrap();
+        assert_eq!(header["alg"], "PBES2-HS256+A128KW");
+        assert_eq!(header["enc"], "A256GCM");
+        assert_eq!(header["cty"], "jwk+json");
+        assert_eq!(body["nextCursor"], "");
+
+        let (status, body) = h
+            .call(
+                "GET",
+                &format!("{prefix}/provisioners/{}/encrypted-key", h.kid),
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["key"].as_str(), Some(jwe));
+    }
+    for (uri, expected) in [
+        ("/root/0000", "no root with SHA-256 fingerprint"),
+        (
+            "/provisioners/nope/encrypted-key",
+            "no provisioner with key id",
+        ),
+        ("/nothing-here", "no such route"),
+        ("/provisioners?cursor=99", "cursor"),
+    ] {
+        let (status, body) = h.call("GET", uri, Body::empty()).await;
+        assert!(status.is_client_error(), "{uri}: {status}");
+        assert_eq!(
+            body["status"].as_u64(),
+            Some(u64::from(status.as_u16())),
+            "{uri}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(expected),
+            "{uri}: {body}"
+        );
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sign_returns_the_chain_and_stores_the_certificate() {
+    let h = harness().await;
+    let token = h.token(&h.claims("svc.internal"));
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let chain = body["certChain"].as_array().unwrap();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[0], body["crt"]);
+    assert_eq!(chain[1], body["ca"]);
+    assert_eq!(body["tlsOptions"]["minVersion"], 1.2);
+    assert_eq!(h.stored_certificates(), 1);
+
+    let der =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+    let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+    assert_eq!(lifetime, 24 * 3600 + 60, "24 h plus the 1 minute backdate");
+    assert!(cert.raw_serial().len() >= 8, "at least 64 bits of serial");
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_precise_error_and_store_nothing() {
+    let h = harness().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let good_csr = csr_for("svc.internal");
+    let with = |changes: Value| {
+        let mut claims = h.claims("svc.internal");
+        for (k, v) in changes.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    let other_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let other_kid = Jwk::public_from_key(&other_key).unwrap().kid.unwrap();
+    let foreign_token = jws::sign_compact(
+        &other_key,
+        &other_kid,
+        h.claims("svc.internal").to_string().as_bytes(),
+    )
+    .unwrap();
+    let mut tampered = h.token(&h.claims("svc.internal"));
+    tampered.truncate(tampered.len() - 4);
+    tampered.push_str("AAAA");
+    let badsig_csr = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/interop-vectors/certificates/authority/testdata/certs/badsig.csr"
+    ))
+    .expect("interop vectors are in ../shared/interop-vectors");
+
+    let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+        ("malformed JSON", "{\"csr\": ".into(), StatusCode::BAD_REQUEST, "not valid JSON"),
+        ("missing field", json!({"csr": good_csr}).to_string(), StatusCode::BAD_REQUEST, "missing field `ott`"),
+        ("wrong type", json!({"csr": 5, "ott": "x"}).to_string(), StatusCode::BAD_REQUEST, "wrong shape"),
+        ("CSR not PEM", json!({"csr": "hello", "ott": h.token(&h.claims("svc.internal"))}).to_string(), StatusCode::BAD_REQUEST, "not PEM"),
+        (
+            "CSR with a bad signature",
+            json!({"csr": badsig_csr, "ott": h.token(&with(json!({"sub": "example.acme.com", "sans": ["example.acme.com"]})))}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "signature is invalid",
+        ),
+        ("expired token", json!({"csr": good_csr, "ott": h.token(&with(json!({"nbf": now - 900, "iat": now - 900, "exp": now - 600})))}).to_string(), StatusCode::UNAUTHORIZED, "token expired"),
+        ("token not yet valid", json!({"csr": good_csr, "ott": h.token(&with(json!({"nbf": now + 600, "iat": now, "exp": now + 900})))}).to_string(), StatusCode::UNAUTHORIZED, "not valid before"),
+        ("token valid too long", json!({"csr": good_csr, "ott": h.token(&with(json!({"exp": now + 7200})))}).to_string(), StatusCode::UNAUTHORIZED, "more than the allowed 1 hour"),
+        ("wrong audience", json!({"csr": good_csr, "ott": h.token(&with(json!({"aud": "https://other.test/1.0/sign"})))}).to_string(), StatusCode::UNAUTHORIZED, "audience"),
+        ("wrong issuer", json!({"csr": good_csr, "ott": h.token(&with(json!({"iss": "mallory"})))}).to_string(), StatusCode::UNAUTHORIZED, "issuer \"mallory\""),
+        ("wrong root fingerprint", json!({"csr": good_csr, "ott": h.token(&with(json!({"sha": "00".repeat(32)})))}).to_string(), StatusCode::UNAUTHORIZED, "root fingerprint"),
+        ("unknown signing key", json!({"csr": good_csr, "ott": foreign_token}).to_string(), StatusCode::UNAUTHORIZED, "no provisioner's key"),
+        ("tampered signature", json!({"csr": good_csr, "ott": tampered}).to_string(), StatusCode::UNAUTHORIZED, "signature is invalid"),
+        ("garbage token", json!({"csr": good_csr, "ott": "not.a.token"}).to_string(), StatusCode::UNAUTHORIZED, "malformed token"),
+        ("empty token", json!({"csr": good_csr, "ott": ""}).to_string(), StatusCode::UNAUTHORIZED, "one-time token is required"),
+        ("missing jti", json!({"csr": good_csr, "ott": h.token(&with(json!({"jti": ""})))}).to_string(), StatusCode::UNAUTHORIZED, "jti"),
+        ("unauthorized SAN", json!({"csr": csr_for("evil.internal"), "ott": h.token(&h.claims("svc.internal"))}).to_string(), StatusCode::FORBIDDEN, "\"evil.internal\" is not authorized"),
+        ("duration too long", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "48h"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range 5m0s to 24h0m0s"),
+        ("duration too short", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "1m"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range"),
+        ("malformed notAfter", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "tomorrow"}).to_string(), StatusCode::BAD_REQUEST, "notAfter \"tomorrow\""),
+        ("body over 1 MiB", json!({"csr": "x".repeat(1024 * 1024 + 1), "ott": "x"}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "larger than 1048576 bytes"),
+    ];
+    for (name, body, status, message) in cases {
+        let (got_status, got) = h.call("POST", "/sign", Body::from(body)).await;
+        assert_eq!(got_status, status, "{name}: {got}");
+        assert_eq!(
+            got["status"].as_u64(),
+            Some(u64::from(status.as_u16())),
+            "{name}: {got}"
+        );
+        let text = got["message"].as_str().unwrap_or_default();
+        assert!(
+            text.contains(message),
+            "{name}: {text:?} should contain {message:?}"
+        );
+    }
+    assert_eq!(
+        h.stored_certificates(),
+        0,
+        "no refused request may store a certificate"
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_accepted_once() {
+    let h = harness().await;
+    let token = h.token(&h.claims("svc.internal"));
+    let (first, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(first, StatusCode::CREATED, "{body}");
+    let (second, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(second, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["message"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+    assert_eq!(h.stored_certificates(), 1);
+}
+
+#[tokio::test]
+async fn a_csr_may_ask_for_fewer_names_but_gets_exactly_the_tokens() {
+    let h = harness().await;
+    let mut claims = h.claims("svc.internal");
+    claims["sans"] = json!(["svc.internal", "10.0.0.7", "alt.internal"]);
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": h.token(&claims)}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let der =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+    let sans = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .len();
+    assert_eq!(sans, 3);
+}
