@@ -49,7 +49,7 @@ pub fn read(pid: Option<u32>) -> anyhow::Result<CpuTicks> {
         None => "/proc/self/stat".to_string(),
     };
     let line = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    parse_stat(&line).with_context(|| format!("{path}"))
+    parse_stat(&line).with_context(|| path.clone())
 }
 
 /// Clock ticks per second, from `getconf CLK_TCK`; 100 if that fails.

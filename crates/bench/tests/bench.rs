@@ -75,10 +75,10 @@ impl Server {
             if let Some(url) = line.trim().strip_prefix("URL:") {
                 server.url = url.trim().to_string();
             }
-            if let Some((_, rest)) = line.split_once("(password file: ") {
-                if let Some((path, _)) = rest.rsplit_once(')') {
-                    server.password_file = PathBuf::from(path);
-                }
+            if let Some((_, rest)) = line.split_once("(password file: ")
+                && let Some((path, _)) = rest.rsplit_once(')')
+            {
+                server.password_file = PathBuf::from(path);
             }
             banner.push(line);
         }

@@ -85,6 +85,12 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
         bail!("--short is a text format: drop it or --format json");
     }
     let is_url = args.input.contains("://");
+    if is_url && !args.input.to_ascii_lowercase().starts_with("https://") {
+        bail!(
+            "{:?} is not a URL of the form https://host[:port]",
+            args.input
+        );
+    }
     if !is_url && (args.roots.is_some() || args.insecure) {
         bail!(
             "--roots and --insecure apply only to https:// URLs, and {:?} is a file",

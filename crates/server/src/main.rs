@@ -67,7 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => {
             let config = match cli.config {
                 Some(path) => path,
-                None => mayfly_path()?.join("config/ca.json"),
+                None => mayfly_server::mayfly_path()?.join("config/ca.json"),
             };
             let password = match &cli.password_file {
                 Some(path) => {
@@ -92,14 +92,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn mayfly_path() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("MAYFLY_PATH") {
-        return Ok(PathBuf::from(path));
-    }
-    let home = std::env::var_os("HOME").context("neither MAYFLY_PATH nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".mayfly"))
 }
 
 fn init_logging() {

@@ -99,14 +99,12 @@ fn listen_address(address: &str) -> String {
 async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc<dyn CertStore>> {
     let (kind, source) = match &config.db {
         Some(db) => (db.kind.to_ascii_lowercase(), PathBuf::from(&db.data_source)),
-        // No db: keep records beside the config, like `ca init` lays them out.
-        None => {
-            let dir = config_path
-                .parent()
-                .and_then(Path::parent)
-                .unwrap_or(Path::new("."));
-            ("sqlite".to_string(), dir.join("db/mayfly.db"))
-        }
+        // No db (step-ca then keeps nothing): mayfly must record what it issues, so it uses
+        // $MAYFLY_PATH/db, never the config's directory, which may be read-only.
+        None => (
+            "sqlite".to_string(),
+            crate::mayfly_path()?.join("db/mayfly.db"),
+        ),
     };
     match kind.as_str() {
         "sqlite" | "sqlite3" => {

@@ -1,0 +1,464 @@
+//! End to end: the real `mayfly-ca` and `mayfly` binaries, judged by real peers (openssl,
+//! rustls, Python `cryptography`).
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use support::{DevInfo, Server, mayfly, mayfly_err, mayfly_ok, require_tool, run};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn openssl(args: &[&str], cwd: &Path) -> String {
+    let (ok, text) = run("openssl", args, cwd);
+    assert!(ok, "openssl {args:?}: {text}");
+    text
+}
+
+/// Bootstraps a fresh client directory against a dev CA.
+fn bootstrap(client: &Path, work: &Path, dev: &DevInfo) {
+    mayfly_ok(client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", &dev.fingerprint]);
+}
+
+#[test]
+fn dev_mode_banner_commands_give_a_certificate_openssl_verifies() {
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let (server, dev) = Server::dev(tmp.path(), &client);
+
+    // Run the banner's own commands, as a new user would paste them.
+    let banner = server.lines.join("\n");
+    let commands: Vec<&str> = banner
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("mayfly ") || l.starts_with("openssl "))
+        .collect();
+    assert_eq!(commands.len(), 3, "{banner}");
+    let bin_dir = support::client_bin().parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    for command in commands {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .env("PATH", &path)
+            .env("MAYFLY_PATH", &client)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{command}: {text}");
+        if command.starts_with("openssl") {
+            assert!(text.contains("svc.crt: OK"), "{text}");
+        }
+    }
+
+    let crt = tmp.path().join("svc.crt");
+    let key = tmp.path().join("svc.key");
+    assert_eq!(mode(&key), 0o600);
+    let text = openssl(&["x509", "-in", "svc.crt", "-noout", "-text"], tmp.path());
+    for expected in [
+        "Issuer: CN = Mayfly Dev Intermediate CA",
+        "Subject: CN = svc.internal",
+        "DNS:svc.internal",
+        "TLS Web Server Authentication, TLS Web Client Authentication",
+        "X509v3 Key Usage: critical\n                Digital Signature",
+        "X509v3 Subject Key Identifier",
+        "X509v3 Authority Key Identifier",
+        "NIST CURVE: P-256",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    // AKI of the leaf is the intermediate's SKI.
+    let chain = std::fs::read_to_string(&crt).unwrap();
+    let intermediate = &chain[chain.find("-----END CERTIFICATE-----").unwrap() + 26..];
+    std::fs::write(tmp.path().join("int.crt"), intermediate).unwrap();
+    let ski = openssl(&["x509", "-in", "int.crt", "-noout", "-ext", "subjectKeyIdentifier"], tmp.path());
+    let aki = openssl(&["x509", "-in", "svc.crt", "-noout", "-ext", "authorityKeyIdentifier"], tmp.path());
+    let ski_value = ski.lines().last().unwrap().trim().to_string();
+    assert!(aki.contains(&ski_value), "AKI {aki} should be the intermediate SKI {ski_value}");
+    // 24 h validity plus the 1 minute backdate.
+    let dates = openssl(&["x509", "-in", "svc.crt", "-noout", "-startdate", "-enddate"], tmp.path());
+    let parse = |prefix: &str| {
+        let line = dates.lines().find_map(|l| l.strip_prefix(prefix)).unwrap();
+        time::PrimitiveDateTime::parse(
+            line.trim().trim_end_matches(" GMT"),
+            &time::format_description::parse("[month repr:short] [day padding:space] [hour]:[minute]:[second] [year]").unwrap(),
+        )
+        .unwrap()
+    };
+    let lifetime = parse("notAfter=") - parse("notBefore=");
+    assert_eq!(lifetime.whole_seconds(), 24 * 3600 + 60);
+    drop(server);
+}
+
+#[test]
+fn init_with_passwords_serves_tokens_once_and_survives_restart() {
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "correct horse battery staple\n").unwrap();
+    std::fs::write(work.join("prov-pw.txt"), "provisioner secret\n").unwrap();
+    let port = support::free_port();
+    let address = format!("127.0.0.1:{port}");
+    let init_args = [
+        "ca", "init", "--name", "Acme", "--dns", "127.0.0.1", "--dns", "localhost", "--address", &address,
+        "--provisioner", "ops@acme.test", "--password-file", "pw.txt", "--provisioner-password-file", "prov-pw.txt",
+    ];
+    let out = mayfly_ok(&home, work, &init_args);
+    let fingerprint_line = out.lines().find(|l| l.contains("Root fingerprint:")).unwrap();
+    let fingerprint = fingerprint_line.rsplit(' ').next().unwrap().to_string();
+    assert_eq!(fingerprint.len(), 64, "{out}");
+
+    // Layout, modes, encryption at rest.
+    for (file, expected) in [
+        ("secrets/root_ca_key", 0o600),
+        ("secrets/intermediate_ca_key", 0o600),
+        ("config/ca.json", 0o600),
+        ("certs/root_ca.crt", 0o644),
+        ("secrets", 0o700),
+        ("config", 0o700),
+        ("db", 0o700),
+    ] {
+        assert_eq!(mode(&home.join(file)), expected, "{file}");
+    }
+    for key in ["secrets/root_ca_key", "secrets/intermediate_ca_key"] {
+        let text = std::fs::read_to_string(home.join(key)).unwrap();
+        assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key}");
+        openssl(&["pkey", "-in", home.join(key).to_str().unwrap(), "-passin", "file:pw.txt", "-noout"], work);
+    }
+    let root_text = openssl(&["x509", "-in", home.join("certs/root_ca.crt").to_str().unwrap(), "-noout", "-text"], work);
+    assert!(root_text.contains("CA:TRUE, pathlen:1"), "{root_text}");
+    let int_text =
+        openssl(&["x509", "-in", home.join("certs/intermediate_ca.crt").to_str().unwrap(), "-noout", "-text"], work);
+    assert!(int_text.contains("CA:TRUE, pathlen:0"), "{int_text}");
+    let fp = openssl(&["x509", "-in", home.join("certs/root_ca.crt").to_str().unwrap(), "-noout", "-fingerprint", "-sha256"], work);
+    assert_eq!(fp.trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase(), fingerprint);
+
+    // A second init refuses to overwrite, and changes nothing.
+    let before = std::fs::read(home.join("secrets/root_ca_key")).unwrap();
+    mayfly_err(&home, work, &init_args, "already exists");
+    assert_eq!(std::fs::read(home.join("secrets/root_ca_key")).unwrap(), before);
+
+    // The encrypted intermediate key needs its password.
+    let config = home.join("config/ca.json");
+    let out = std::process::Command::new(support::server_bin())
+        .arg(&config)
+        .env("MAYFLY_PATH", &home)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a password is required"), "{out:?}");
+
+    let server = Server::start(
+        &[config.to_str().unwrap(), "--password-file", work.join("pw.txt").to_str().unwrap()],
+        &home,
+        None,
+        "serving on",
+    );
+    assert_eq!(mayfly_ok(&home, work, &["ca", "health"]).trim(), "ok");
+
+    // Token, CSR, sign: the seed 003 flow.
+    let token = mayfly_ok(&home, work, &["ca", "token", "svc.internal", "--password-file", "prov-pw.txt"]).trim().to_string();
+    mayfly_ok(&home, work, &["certificate", "create", "--csr", "svc.internal", "svc.csr", "svc.key", "--no-password", "--insecure"]);
+    mayfly_ok(&home, work, &["ca", "sign", "svc.csr", "svc.crt", "--token", &token]);
+    let root = home.join("certs/root_ca.crt");
+    let verified = openssl(&["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", "svc.crt", "svc.crt"], work);
+    assert!(verified.contains("svc.crt: OK"), "{verified}");
+
+    // The same token again is refused, and no file is written.
+    mayfly_err(&home, work, &["ca", "sign", "svc.csr", "again.crt", "--token", &token], "token was already used");
+    assert!(!work.join("again.crt").exists());
+
+    // A token minted before a restart is accepted after it.
+    let early = mayfly_ok(&home, work, &["ca", "token", "svc.internal", "--password-file", "prov-pw.txt"]).trim().to_string();
+    server.stop();
+    let server = Server::start(
+        &[config.to_str().unwrap(), "--password-file", work.join("pw.txt").to_str().unwrap()],
+        &home,
+        None,
+        "serving on",
+    );
+    mayfly_ok(&home, work, &["ca", "sign", "svc.csr", "after-restart.crt", "--token", &early]);
+    // Replay protection survives the restart too.
+    mayfly_err(&home, work, &["ca", "sign", "svc.csr", "again.crt", "--token", &token], "already used");
+
+    // `ca certificate` with a wrong provisioner password: one line, no files.
+    std::fs::write(work.join("wrong.txt"), "nope").unwrap();
+    mayfly_err(
+        &home,
+        work,
+        &["ca", "certificate", "x.internal", "x.crt", "x.key", "--provisioner-password-file", "wrong.txt"],
+        "cannot decrypt the provisioner key",
+    );
+    assert!(!work.join("x.crt").exists() && !work.join("x.key").exists());
+    drop(server);
+}
+
+#[test]
+fn token_signature_verifies_with_python_cryptography() {
+    require_tool("python3", "python3");
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+    bootstrap(&client, tmp.path(), &dev);
+    let pw = dev.password_file.to_str().unwrap();
+    let token = mayfly_ok(&client, tmp.path(), &["ca", "token", "svc.internal", "--password-file", pw]);
+    let provisioners = mayfly_ok(&client, tmp.path(), &["ca", "provisioner", "list"]);
+    std::fs::write(tmp.path().join("token"), token.trim()).unwrap();
+    std::fs::write(tmp.path().join("provisioners.json"), provisioners).unwrap();
+    let script = r#"
+import base64, json, sys
+try:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+except ImportError:
+    sys.exit("python3 module cryptography is required (pip install cryptography)")
+def b64(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+token = open("token").read().strip()
+key = json.load(open("provisioners.json"))[0]["key"]
+h, p, s = token.split(".")
+header = json.loads(b64(h))
+assert header["alg"] == "ES256" and header["kid"] == key["kid"], header
+pub = ec.EllipticCurvePublicNumbers(int.from_bytes(b64(key["x"]), "big"), int.from_bytes(b64(key["y"]), "big"), ec.SECP256R1()).public_key()
+sig = b64(s)
+der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+pub.verify(der, (h + "." + p).encode(), ec.ECDSA(hashes.SHA256()))
+claims = json.loads(b64(p))
+for claim in ["iss", "sub", "aud", "nbf", "iat", "exp", "jti", "sans", "sha"]:
+    assert claim in claims, claim
+assert claims["exp"] - claims["nbf"] == 300, claims
+try:
+    pub.verify(der, (h + "." + p + "x").encode(), ec.ECDSA(hashes.SHA256()))
+    sys.exit("a tampered token verified")
+except Exception:
+    pass
+print("verified")
+"#;
+    let (ok, text) = run("python3", &["-c", script], tmp.path());
+    assert!(ok && text.contains("verified"), "{text}");
+}
+
+#[tokio::test]
+async fn rustls_client_handshakes_with_a_server_using_an_issued_certificate() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+    bootstrap(&client, tmp.path(), &dev);
+    let pw = dev.password_file.to_str().unwrap().to_string();
+    mayfly_ok(&client, tmp.path(), &["ca", "certificate", "localhost", "tls.crt", "tls.key", "--provisioner-password-file", &pw]);
+
+    let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
+        mayfly_pki::cert::certificates_from_pem(&std::fs::read(tmp.path().join("tls.crt")).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(Into::into)
+            .collect();
+    let key = mayfly_pki::keyfile::decode_private_key_pem(&std::fs::read(tmp.path().join("tls.key")).unwrap(), None).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.pkcs8_der().to_vec().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let serving = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        tls.write_all(b"hello").await.unwrap();
+        tls.shutdown().await.unwrap();
+    });
+
+    let mut roots = rustls::RootCertStore::empty();
+    for root in mayfly_pki::cert::certificates_from_pem(&std::fs::read(client.join("certs/root_ca.crt")).unwrap()).unwrap() {
+        roots.add(root.into()).unwrap();
+    }
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.expect("webpki accepts the issued chain");
+    let mut greeting = Vec::new();
+    tls.read_to_end(&mut greeting).await.unwrap();
+    assert_eq!(greeting, b"hello");
+    serving.await.unwrap();
+}
+
+#[test]
+fn client_errors_are_one_line_and_leave_no_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let work = tmp.path();
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+
+    // Fingerprint unknown to the CA.
+    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", &"ab".repeat(32)], "404");
+    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", "xyz"], "not a SHA-256 fingerprint");
+    // Unreachable CA.
+    let dead = format!("https://127.0.0.1:{}", support::free_port());
+    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dead, "--fingerprint", &dev.fingerprint], "cannot reach the CA");
+    assert!(!client.join("config/defaults.json").exists(), "no partial bootstrap");
+
+    // Not bootstrapped yet.
+    mayfly_err(&client, work, &["ca", "health"], "no CA URL");
+    bootstrap(&client, work, &dev);
+    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", &dev.fingerprint], "already exists");
+
+    // Missing files.
+    mayfly_err(&client, work, &["ca", "sign", "missing.csr", "out.crt", "--token", "x"], "cannot read missing.csr");
+    mayfly_err(&client, work, &["ca", "token", "svc", "--password-file", "missing-pw.txt"], "cannot read password file missing-pw.txt");
+    // Garbage CSR and token.
+    std::fs::write(work.join("garbage.csr"), "not a csr").unwrap();
+    mayfly_err(&client, work, &["ca", "sign", "garbage.csr", "out.crt", "--token", "x"], "garbage.csr");
+    mayfly_ok(&client, work, &["certificate", "create", "--csr", "svc.internal", "svc.csr", "svc.key", "--no-password", "--insecure"]);
+    mayfly_err(&client, work, &["ca", "sign", "svc.csr", "out.crt", "--token", "garbage"], "the CA answered 401: malformed token");
+    // Existing outputs need --force.
+    std::fs::write(work.join("taken.crt"), "keep me").unwrap();
+    let pw = dev.password_file.to_str().unwrap();
+    mayfly_err(&client, work, &["ca", "certificate", "svc.internal", "taken.crt", "new.key", "--provisioner-password-file", pw], "already exists");
+    assert_eq!(std::fs::read_to_string(work.join("taken.crt")).unwrap(), "keep me");
+    assert!(!work.join("new.key").exists());
+    mayfly_ok(&client, work, &["ca", "certificate", "svc.internal", "taken.crt", "new.key", "--provisioner-password-file", pw, "--force"]);
+    // No terminal: missing values are errors, not prompts.
+    mayfly_err(&tmp.path().join("other"), work, &["ca", "init", "--name", "X"], "missing --dns");
+    mayfly_err(&client, work, &["ca", "token", "svc"], "no terminal");
+    // Several outputs of failures above left nothing behind.
+    for file in ["out.crt", "again.crt"] {
+        assert!(!work.join(file).exists(), "{file}");
+    }
+    assert!(mayfly(&client, work, &["path"]).status.success());
+    assert_eq!(mayfly_ok(&client, work, &["path"]).trim(), client.display().to_string());
+}
+
+#[tokio::test]
+async fn bootstrap_refuses_a_root_whose_fingerprint_differs_whatever_the_server_says() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A lying CA: answers every /root/{fp} with a root that has another fingerprint.
+    let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+    let root = mayfly_pki::cert::create_root("Liar Root CA", &key, time::OffsetDateTime::now_utc() + time::Duration::days(1)).unwrap();
+    let claimed = "cd".repeat(32);
+    let body = serde_json::json!({"ca": mayfly_pki::cert::certificate_pem(&root)}).to_string();
+    let tls_key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+    let template = mayfly_pki::LeafTemplate {
+        common_name: "127.0.0.1".into(),
+        sans: vec![mayfly_pki::San::parse("127.0.0.1").unwrap()],
+        not_before: time::OffsetDateTime::now_utc(),
+        not_after: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        serial: mayfly_pki::SerialNumber::random().unwrap(),
+        rsa_key: false,
+        provisioner: None,
+    };
+    let cert = mayfly_pki::cert::create_self_signed_leaf(&template, &tls_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.into()], rustls::pki_types::PrivateKeyDer::Pkcs8(tls_key.pkcs8_der().to_vec().into()))
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let url2 = url.clone();
+    let client2 = client.clone();
+    let work = tmp.path().to_path_buf();
+    let line = tokio::task::spawn_blocking(move || {
+        mayfly_err(&client2, &work, &["ca", "bootstrap", "--ca-url", &url2, "--fingerprint", &claimed], "root fingerprint mismatch")
+    })
+    .await
+    .unwrap();
+    assert!(line.contains(&mayfly_pki::cert::fingerprint_sha256(&root)), "{line}");
+    assert!(!client.join("certs/root_ca.crt").exists());
+    assert!(!client.join("config/defaults.json").exists());
+}
+
+#[test]
+fn a_step_ca_configuration_runs_unchanged() {
+    require_tool("openssl", "openssl");
+    let vectors = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/interop-vectors/certificates/ca"));
+    assert!(vectors.exists(), "interop vectors are expected in ../shared/interop-vectors");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    // step's tests run in the ca/ package directory, where the config's relative paths resolve.
+    let server = Server::start(&["testdata/ca.json"], &home, Some(vectors), "serving on");
+    let url = server.lines.iter().find_map(|l| l.split("serving on ").nth(1)).unwrap().trim().to_string();
+    let root = vectors.join("testdata/secrets/root_ca.crt");
+    let fingerprint = openssl(&["x509", "-in", root.to_str().unwrap(), "-noout", "-fingerprint", "-sha256"], tmp.path());
+    let fingerprint = fingerprint.trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase();
+    let work = tmp.path();
+    mayfly_ok(&home, work, &["ca", "bootstrap", "--ca-url", &url, "--fingerprint", &fingerprint]);
+    let provisioners = mayfly_ok(&home, work, &["ca", "provisioner", "list"]);
+    for name in ["max", "mike", "step-cli", "mariano", "maxey"] {
+        assert!(provisioners.contains(&format!("\"{name}\"")), "{name}: {provisioners}");
+    }
+    std::fs::write(work.join("pass.txt"), "pass").unwrap();
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "certificate", "127.0.0.1", "step.crt", "step.key", "--provisioner", "step-cli", "--provisioner-password-file", "pass.txt"],
+    );
+    let verified = openssl(
+        &["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", "step.crt", "step.crt"],
+        work,
+    );
+    assert!(verified.contains("step.crt: OK"), "{verified}");
+    let text = openssl(&["x509", "-in", "step.crt", "-noout", "-issuer"], work);
+    assert!(text.contains("Smallstep Test Intermediate CA"), "{text}");
+    drop(server);
+}
+
+#[test]
+fn every_command_has_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    let commands: &[&[&str]] = &[
+        &[], &["ca"], &["ca", "init"], &["ca", "bootstrap"], &["ca", "root"], &["ca", "roots"], &["ca", "health"],
+        &["ca", "provisioner"], &["ca", "provisioner", "list"], &["ca", "token"], &["ca", "certificate"], &["ca", "sign"],
+        &["certificate"], &["certificate", "create"], &["certificate", "inspect"], &["certificate", "fingerprint"],
+        &["crypto"], &["crypto", "jwt"], &["path"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = mayfly_ok(tmp.path(), tmp.path(), &args);
+        assert!(out.contains("Usage: mayfly"), "{command:?}: {out}");
+    }
+    for args in [&["--help"][..], &["dev", "--help"][..]] {
+        let out = std::process::Command::new(support::server_bin()).args(args).output().unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: mayfly-ca"));
+    }
+}

@@ -1,0 +1,174 @@
+//! End-to-end test support: start the real `mayfly-ca`, run the real `mayfly`, in temp dirs.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The `mayfly-ca` binary under test.
+pub fn server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mayfly-ca"))
+}
+
+/// The `mayfly` client, built beside the server (`cargo build --workspace` builds both).
+pub fn client_bin() -> PathBuf {
+    let path = server_bin().with_file_name("mayfly");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` before the tests", path.display());
+    path
+}
+
+/// Fails the test naming the Debian package when an external peer is missing.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success());
+    assert!(found.unwrap_or(false), "{tool} is required: install the Debian package {package}");
+}
+
+/// A running `mayfly-ca`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub lines: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `mayfly-ca ARGS` and waits for a stdout line containing `ready_marker`.
+    pub fn start(args: &[&str], mayfly_path: &Path, cwd: Option<&Path>, ready_marker: &str) -> Server {
+        let mut command = Command::new(server_bin());
+        command
+            .args(args)
+            .env("MAYFLY_PATH", mayfly_path)
+            .env("MAYFLY_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
+        let mut child = command.spawn().expect("starting mayfly-ca");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let err_tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(Ok(line));
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = err_tx.send(Err(line));
+            }
+        });
+        let mut lines = Vec::new();
+        let mut errors = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(Ok(line)) => {
+                    let done = line.contains(ready_marker);
+                    lines.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Ok(Err(line)) => errors.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("mayfly-ca did not print {ready_marker:?}; stdout: {lines:?}; stderr: {errors:?}");
+                }
+            }
+        }
+        Server { child, lines }
+    }
+
+    /// Starts dev mode in `dir` on a free port.
+    pub fn dev(dir: &Path, mayfly_path: &Path) -> (Server, DevInfo) {
+        let dir_text = dir.join("ca");
+        let server = Server::start(
+            &["dev", "--dir", dir_text.to_str().unwrap(), "--address", "127.0.0.1:0"],
+            mayfly_path,
+            None,
+            "Press Ctrl-C to stop.",
+        );
+        let field = |label: &str| {
+            server
+                .lines
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_string()))
+                .unwrap_or_else(|| panic!("banner has no {label:?}: {:?}", server.lines))
+        };
+        let url = field("URL:");
+        let fingerprint = field("Root fingerprint:");
+        let password_file = dir_text.join("secrets/provisioner_password");
+        let info = DevInfo { url, fingerprint, password_file, ca_dir: dir_text };
+        (server, info)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server and waits for it.
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What dev mode printed.
+pub struct DevInfo {
+    pub url: String,
+    pub fingerprint: String,
+    pub password_file: PathBuf,
+    pub ca_dir: PathBuf,
+}
+
+/// Runs `mayfly ARGS` with `MAYFLY_PATH` in `cwd`.
+pub fn mayfly(mayfly_path: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(client_bin())
+        .args(args)
+        .env("MAYFLY_PATH", mayfly_path)
+        .env_remove("MAYFLY_CA_URL")
+        .env_remove("MAYFLY_ROOT")
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running mayfly")
+}
+
+/// Runs `mayfly ARGS` and asserts success; returns stdout.
+pub fn mayfly_ok(mayfly_path: &Path, cwd: &Path, args: &[&str]) -> String {
+    let out = mayfly(mayfly_path, cwd, args);
+    assert!(out.status.success(), "mayfly {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `mayfly ARGS`, asserts failure with one line on stderr containing `expected`.
+pub fn mayfly_err(mayfly_path: &Path, cwd: &Path, args: &[&str], expected: &str) -> String {
+    let out = mayfly(mayfly_path, cwd, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "mayfly {args:?} should fail; stderr: {stderr}");
+    let last = stderr.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("mayfly: error: "), "{args:?}: {stderr}");
+    assert!(last.contains(expected), "{args:?}: {last:?} should contain {expected:?}");
+    last
+}
+
+/// Runs a command and returns (success, stdout + stderr).
+pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
+    let out = Command::new(program).args(args).current_dir(cwd).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
