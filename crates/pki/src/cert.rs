@@ -98,6 +98,8 @@ pub fn create_intermediate(
 /// Creates a self-signed certificate for an ordinary (non-CA) key.
 pub fn create_self_signed_leaf(template: &LeafTemplate, key: &PrivateKey) -> Result<Vec<u8>> {
     let mut params = template.params()?;
+    // Self-issued: the issuer is the subject, so an authority key identifier adds nothing.
+    params.use_authority_key_identifier_extension = false;
     let mut ski = Vec::with_capacity(22);
     push_tlv(
         &mut ski,

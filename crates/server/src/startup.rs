@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, router};
 use crate::tls::{ServerTls, TlsSettings};
 
+/// How often the TLS certificate's renewal time is checked.
+const RENEWAL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 /// How often expired used-token records are pruned.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -137,7 +139,8 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         ..
     } = prepared;
     let config = Arc::clone(&tls.config);
-    let renewal = tokio::spawn(tls.renew_forever(Arc::clone(&state), dns_names));
+    let renewal =
+        tokio::spawn(tls.renew_forever(Arc::clone(&state), dns_names, RENEWAL_CHECK_INTERVAL));
     let pruning = tokio::spawn(prune_forever(Arc::clone(&state)));
     crate::serve::serve(listener, config, router(Arc::clone(&state)), shutdown).await;
     renewal.abort();

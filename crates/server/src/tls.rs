@@ -138,6 +138,12 @@ impl ResolvesServerCert for CertResolver {
 }
 
 impl CertResolver {
+    /// The DER of the leaf currently served.
+    pub fn current_leaf_der(&self) -> Option<Vec<u8>> {
+        let current = self.current.read().ok()?;
+        current.cert.first().map(|c| c.to_vec())
+    }
+
     fn replace(&self, key: Arc<CertifiedKey>) {
         if let Ok(mut current) = self.current.write() {
             *current = key;
@@ -225,14 +231,25 @@ impl ServerTls {
         })
     }
 
-    /// Renews the server certificate at two thirds of its life, forever. A failed renewal is
-    /// retried every minute while the current certificate is still valid.
-    pub async fn renew_forever(self, authority: Arc<crate::api::AppState>, dns_names: Vec<String>) {
+    /// The resolver, to observe which certificate is served.
+    pub fn resolver(&self) -> Arc<CertResolver> {
+        Arc::clone(&self.resolver)
+    }
+
+    /// Renews the server certificate at two thirds of its life, forever. The clock is re-read
+    /// every `check_every` rather than sleeping until the renewal time, so a suspended machine
+    /// or a stepped clock cannot make it miss renewal. A failed renewal is retried a minute later.
+    pub async fn renew_forever(
+        self,
+        authority: Arc<crate::api::AppState>,
+        dns_names: Vec<String>,
+        check_every: std::time::Duration,
+    ) {
         let mut renew_at = self.renew_at;
         loop {
-            let wait = renew_at - authority.authority.clock().now();
-            if wait > time::Duration::ZERO {
-                tokio::time::sleep(wait.unsigned_abs()).await;
+            if authority.authority.clock().now() < renew_at {
+                tokio::time::sleep(check_every).await;
+                continue;
             }
             match issue_server_cert(&authority.authority, &dns_names, &self.provider).await {
                 Ok(next) => {

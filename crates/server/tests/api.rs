@@ -23,6 +23,7 @@ const AUDIENCE: &str = "https://ca.test/1.0/sign";
 
 struct Harness {
     _dir: tempfile::TempDir,
+    state: Arc<AppState>,
     db_path: std::path::PathBuf,
     app: axum::Router,
     provisioner_key: PrivateKey,
@@ -31,6 +32,10 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
+    harness_with_clock(Arc::new(SystemClock)).await
+}
+
+async fn harness_with_clock(clock: Arc<dyn mayfly_authority::clock::Clock>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let options = InitOptions {
@@ -69,16 +74,18 @@ async fn harness() -> Harness {
         dns_names: loaded.config.dns_names.clone(),
         public_port: 443,
         store: Arc::new(store),
-        clock: Arc::new(SystemClock),
+        clock,
     })
     .unwrap();
     let tls_options = TlsSettings::from_config(None).unwrap().advertised;
-    let app = router(Arc::new(AppState {
+    let state = Arc::new(AppState {
         authority,
         tls_options,
-    }));
+    });
+    let app = router(Arc::clone(&state));
     Harness {
         _dir: dir,
+        state,
         db_path,
         app,
         provisioner_key,
@@ -376,4 +383,62 @@ async fn a_csr_may_ask_for_fewer_names_but_gets_exactly_the_tokens() {
         .general_names
         .len();
     assert_eq!(sans, 3);
+}
+
+#[tokio::test]
+async fn the_server_certificate_is_renewed_at_two_thirds_of_its_life_without_restart() {
+    use mayfly_authority::clock::FixedClock;
+    use mayfly_server::tls::{SERVER_CERT_LIFETIME, ServerTls};
+    let start = time::OffsetDateTime::now_utc();
+    let clock = Arc::new(FixedClock::new(start));
+    let h = harness_with_clock(clock.clone()).await;
+    let names = vec!["ca.test".to_string()];
+    let settings = TlsSettings::from_config(None).unwrap();
+    let tls = ServerTls::new(&h.state.authority, &names, &settings)
+        .await
+        .unwrap();
+    let resolver = tls.resolver();
+    let first = resolver.current_leaf_der().unwrap();
+    let not_before = |der: &[u8]| {
+        x509_parser::parse_x509_certificate(der)
+            .unwrap()
+            .1
+            .validity()
+            .not_before
+            .timestamp()
+    };
+    let renewal = tokio::spawn(tls.renew_forever(
+        Arc::clone(&h.state),
+        names,
+        std::time::Duration::from_millis(20),
+    ));
+
+    // Before two thirds of the lifetime nothing changes.
+    clock.set(start + SERVER_CERT_LIFETIME / 2);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(resolver.current_leaf_der().unwrap(), first);
+
+    // Past two thirds, the running resolver serves a new certificate.
+    let later = start + SERVER_CERT_LIFETIME * 2 / 3 + time::Duration::minutes(1);
+    clock.set(later);
+    let mut renewed = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let current = resolver.current_leaf_der().unwrap();
+        if current != first {
+            renewed = Some(current);
+            break;
+        }
+    }
+    renewal.abort();
+    let renewed = renewed.expect("the certificate was not renewed");
+    assert_eq!(
+        not_before(&renewed) - not_before(&first),
+        (later - start).whole_seconds()
+    );
+    assert_eq!(
+        h.stored_certificates(),
+        2,
+        "every server certificate is recorded"
+    );
 }

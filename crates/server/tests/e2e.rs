@@ -20,7 +20,18 @@ fn openssl(args: &[&str], cwd: &Path) -> String {
 
 /// Bootstraps a fresh client directory against a dev CA.
 fn bootstrap(client: &Path, work: &Path, dev: &DevInfo) {
-    mayfly_ok(client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", &dev.fingerprint]);
+    mayfly_ok(
+        client,
+        work,
+        &[
+            "ca",
+            "bootstrap",
+            "--ca-url",
+            &dev.url,
+            "--fingerprint",
+            &dev.fingerprint,
+        ],
+    );
 }
 
 #[test]
@@ -39,7 +50,11 @@ fn dev_mode_banner_commands_give_a_certificate_openssl_verifies() {
         .collect();
     assert_eq!(commands.len(), 3, "{banner}");
     let bin_dir = support::client_bin().parent().unwrap().to_path_buf();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     for command in commands {
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -49,7 +64,11 @@ fn dev_mode_banner_commands_give_a_certificate_openssl_verifies() {
             .current_dir(tmp.path())
             .output()
             .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "{command}: {text}");
         if command.starts_with("openssl") {
             assert!(text.contains("svc.crt: OK"), "{text}");
@@ -76,17 +95,46 @@ fn dev_mode_banner_commands_give_a_certificate_openssl_verifies() {
     let chain = std::fs::read_to_string(&crt).unwrap();
     let intermediate = &chain[chain.find("-----END CERTIFICATE-----").unwrap() + 26..];
     std::fs::write(tmp.path().join("int.crt"), intermediate).unwrap();
-    let ski = openssl(&["x509", "-in", "int.crt", "-noout", "-ext", "subjectKeyIdentifier"], tmp.path());
-    let aki = openssl(&["x509", "-in", "svc.crt", "-noout", "-ext", "authorityKeyIdentifier"], tmp.path());
+    let ski = openssl(
+        &[
+            "x509",
+            "-in",
+            "int.crt",
+            "-noout",
+            "-ext",
+            "subjectKeyIdentifier",
+        ],
+        tmp.path(),
+    );
+    let aki = openssl(
+        &[
+            "x509",
+            "-in",
+            "svc.crt",
+            "-noout",
+            "-ext",
+            "authorityKeyIdentifier",
+        ],
+        tmp.path(),
+    );
     let ski_value = ski.lines().last().unwrap().trim().to_string();
-    assert!(aki.contains(&ski_value), "AKI {aki} should be the intermediate SKI {ski_value}");
+    assert!(
+        aki.contains(&ski_value),
+        "AKI {aki} should be the intermediate SKI {ski_value}"
+    );
     // 24 h validity plus the 1 minute backdate.
-    let dates = openssl(&["x509", "-in", "svc.crt", "-noout", "-startdate", "-enddate"], tmp.path());
+    let dates = openssl(
+        &["x509", "-in", "svc.crt", "-noout", "-startdate", "-enddate"],
+        tmp.path(),
+    );
     let parse = |prefix: &str| {
         let line = dates.lines().find_map(|l| l.strip_prefix(prefix)).unwrap();
         time::PrimitiveDateTime::parse(
             line.trim().trim_end_matches(" GMT"),
-            &time::format_description::parse("[month repr:short] [day padding:space] [hour]:[minute]:[second] [year]").unwrap(),
+            &time::format_description::parse(
+                "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year]",
+            )
+            .unwrap(),
         )
         .unwrap()
     };
@@ -106,11 +154,28 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
     let port = support::free_port();
     let address = format!("127.0.0.1:{port}");
     let init_args = [
-        "ca", "init", "--name", "Acme", "--dns", "127.0.0.1", "--dns", "localhost", "--address", &address,
-        "--provisioner", "ops@acme.test", "--password-file", "pw.txt", "--provisioner-password-file", "prov-pw.txt",
+        "ca",
+        "init",
+        "--name",
+        "Acme",
+        "--dns",
+        "127.0.0.1",
+        "--dns",
+        "localhost",
+        "--address",
+        &address,
+        "--provisioner",
+        "ops@acme.test",
+        "--password-file",
+        "pw.txt",
+        "--provisioner-password-file",
+        "prov-pw.txt",
     ];
     let out = mayfly_ok(&home, work, &init_args);
-    let fingerprint_line = out.lines().find(|l| l.contains("Root fingerprint:")).unwrap();
+    let fingerprint_line = out
+        .lines()
+        .find(|l| l.contains("Root fingerprint:"))
+        .unwrap();
     let fingerprint = fingerprint_line.rsplit(' ').next().unwrap().to_string();
     assert_eq!(fingerprint.len(), 64, "{out}");
 
@@ -128,21 +193,72 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
     }
     for key in ["secrets/root_ca_key", "secrets/intermediate_ca_key"] {
         let text = std::fs::read_to_string(home.join(key)).unwrap();
-        assert!(text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key}");
-        openssl(&["pkey", "-in", home.join(key).to_str().unwrap(), "-passin", "file:pw.txt", "-noout"], work);
+        assert!(
+            text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+            "{key}"
+        );
+        openssl(
+            &[
+                "pkey",
+                "-in",
+                home.join(key).to_str().unwrap(),
+                "-passin",
+                "file:pw.txt",
+                "-noout",
+            ],
+            work,
+        );
     }
-    let root_text = openssl(&["x509", "-in", home.join("certs/root_ca.crt").to_str().unwrap(), "-noout", "-text"], work);
+    let root_text = openssl(
+        &[
+            "x509",
+            "-in",
+            home.join("certs/root_ca.crt").to_str().unwrap(),
+            "-noout",
+            "-text",
+        ],
+        work,
+    );
     assert!(root_text.contains("CA:TRUE, pathlen:1"), "{root_text}");
-    let int_text =
-        openssl(&["x509", "-in", home.join("certs/intermediate_ca.crt").to_str().unwrap(), "-noout", "-text"], work);
+    let int_text = openssl(
+        &[
+            "x509",
+            "-in",
+            home.join("certs/intermediate_ca.crt").to_str().unwrap(),
+            "-noout",
+            "-text",
+        ],
+        work,
+    );
     assert!(int_text.contains("CA:TRUE, pathlen:0"), "{int_text}");
-    let fp = openssl(&["x509", "-in", home.join("certs/root_ca.crt").to_str().unwrap(), "-noout", "-fingerprint", "-sha256"], work);
-    assert_eq!(fp.trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase(), fingerprint);
+    let fp = openssl(
+        &[
+            "x509",
+            "-in",
+            home.join("certs/root_ca.crt").to_str().unwrap(),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+        work,
+    );
+    assert_eq!(
+        fp.trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+            .to_lowercase(),
+        fingerprint
+    );
 
     // A second init refuses to overwrite, and changes nothing.
     let before = std::fs::read(home.join("secrets/root_ca_key")).unwrap();
     mayfly_err(&home, work, &init_args, "already exists");
-    assert_eq!(std::fs::read(home.join("secrets/root_ca_key")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(home.join("secrets/root_ca_key")).unwrap(),
+        before
+    );
 
     // The encrypted intermediate key needs its password.
     let config = home.join("config/ca.json");
@@ -152,10 +268,17 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("a password is required"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a password is required"),
+        "{out:?}"
+    );
 
     let server = Server::start(
-        &[config.to_str().unwrap(), "--password-file", work.join("pw.txt").to_str().unwrap()],
+        &[
+            config.to_str().unwrap(),
+            "--password-file",
+            work.join("pw.txt").to_str().unwrap(),
+        ],
         &home,
         None,
         "serving on",
@@ -163,36 +286,120 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
     assert_eq!(mayfly_ok(&home, work, &["ca", "health"]).trim(), "ok");
 
     // Token, CSR, sign: the seed 003 flow.
-    let token = mayfly_ok(&home, work, &["ca", "token", "svc.internal", "--password-file", "prov-pw.txt"]).trim().to_string();
-    mayfly_ok(&home, work, &["certificate", "create", "--csr", "svc.internal", "svc.csr", "svc.key", "--no-password", "--insecure"]);
-    mayfly_ok(&home, work, &["ca", "sign", "svc.csr", "svc.crt", "--token", &token]);
+    let token = mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--password-file",
+            "prov-pw.txt",
+        ],
+    )
+    .trim()
+    .to_string();
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "--csr",
+            "svc.internal",
+            "svc.csr",
+            "svc.key",
+            "--no-password",
+            "--insecure",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "sign", "svc.csr", "svc.crt", "--token", &token],
+    );
     let root = home.join("certs/root_ca.crt");
-    let verified = openssl(&["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", "svc.crt", "svc.crt"], work);
+    let verified = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            "svc.crt",
+            "svc.crt",
+        ],
+        work,
+    );
     assert!(verified.contains("svc.crt: OK"), "{verified}");
 
     // The same token again is refused, and no file is written.
-    mayfly_err(&home, work, &["ca", "sign", "svc.csr", "again.crt", "--token", &token], "token was already used");
+    mayfly_err(
+        &home,
+        work,
+        &["ca", "sign", "svc.csr", "again.crt", "--token", &token],
+        "token was already used",
+    );
     assert!(!work.join("again.crt").exists());
 
     // A token minted before a restart is accepted after it.
-    let early = mayfly_ok(&home, work, &["ca", "token", "svc.internal", "--password-file", "prov-pw.txt"]).trim().to_string();
+    let early = mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--password-file",
+            "prov-pw.txt",
+        ],
+    )
+    .trim()
+    .to_string();
     server.stop();
     let server = Server::start(
-        &[config.to_str().unwrap(), "--password-file", work.join("pw.txt").to_str().unwrap()],
+        &[
+            config.to_str().unwrap(),
+            "--password-file",
+            work.join("pw.txt").to_str().unwrap(),
+        ],
         &home,
         None,
         "serving on",
     );
-    mayfly_ok(&home, work, &["ca", "sign", "svc.csr", "after-restart.crt", "--token", &early]);
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "sign",
+            "svc.csr",
+            "after-restart.crt",
+            "--token",
+            &early,
+        ],
+    );
     // Replay protection survives the restart too.
-    mayfly_err(&home, work, &["ca", "sign", "svc.csr", "again.crt", "--token", &token], "already used");
+    mayfly_err(
+        &home,
+        work,
+        &["ca", "sign", "svc.csr", "again.crt", "--token", &token],
+        "already used",
+    );
 
     // `ca certificate` with a wrong provisioner password: one line, no files.
     std::fs::write(work.join("wrong.txt"), "nope").unwrap();
     mayfly_err(
         &home,
         work,
-        &["ca", "certificate", "x.internal", "x.crt", "x.key", "--provisioner-password-file", "wrong.txt"],
+        &[
+            "ca",
+            "certificate",
+            "x.internal",
+            "x.crt",
+            "x.key",
+            "--provisioner-password-file",
+            "wrong.txt",
+        ],
         "cannot decrypt the provisioner key",
     );
     assert!(!work.join("x.crt").exists() && !work.join("x.key").exists());
@@ -207,7 +414,11 @@ fn token_signature_verifies_with_python_cryptography() {
     let (_server, dev) = Server::dev(tmp.path(), &client);
     bootstrap(&client, tmp.path(), &dev);
     let pw = dev.password_file.to_str().unwrap();
-    let token = mayfly_ok(&client, tmp.path(), &["ca", "token", "svc.internal", "--password-file", pw]);
+    let token = mayfly_ok(
+        &client,
+        tmp.path(),
+        &["ca", "token", "svc.internal", "--password-file", pw],
+    );
     let provisioners = mayfly_ok(&client, tmp.path(), &["ca", "provisioner", "list"]);
     std::fs::write(tmp.path().join("token"), token.trim()).unwrap();
     std::fs::write(tmp.path().join("provisioners.json"), provisioners).unwrap();
@@ -253,15 +464,33 @@ async fn rustls_client_handshakes_with_a_server_using_an_issued_certificate() {
     let (_server, dev) = Server::dev(tmp.path(), &client);
     bootstrap(&client, tmp.path(), &dev);
     let pw = dev.password_file.to_str().unwrap().to_string();
-    mayfly_ok(&client, tmp.path(), &["ca", "certificate", "localhost", "tls.crt", "tls.key", "--provisioner-password-file", &pw]);
+    mayfly_ok(
+        &client,
+        tmp.path(),
+        &[
+            "ca",
+            "certificate",
+            "localhost",
+            "tls.crt",
+            "tls.key",
+            "--provisioner-password-file",
+            &pw,
+        ],
+    );
 
     let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
-        mayfly_pki::cert::certificates_from_pem(&std::fs::read(tmp.path().join("tls.crt")).unwrap())
-            .unwrap()
-            .into_iter()
-            .map(Into::into)
-            .collect();
-    let key = mayfly_pki::keyfile::decode_private_key_pem(&std::fs::read(tmp.path().join("tls.key")).unwrap(), None).unwrap();
+        mayfly_pki::cert::certificates_from_pem(
+            &std::fs::read(tmp.path().join("tls.crt")).unwrap(),
+        )
+        .unwrap()
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    let key = mayfly_pki::keyfile::decode_private_key_pem(
+        &std::fs::read(tmp.path().join("tls.key")).unwrap(),
+        None,
+    )
+    .unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.pkcs8_der().to_vec().into());
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -281,7 +510,11 @@ async fn rustls_client_handshakes_with_a_server_using_an_issued_certificate() {
     });
 
     let mut roots = rustls::RootCertStore::empty();
-    for root in mayfly_pki::cert::certificates_from_pem(&std::fs::read(client.join("certs/root_ca.crt")).unwrap()).unwrap() {
+    for root in mayfly_pki::cert::certificates_from_pem(
+        &std::fs::read(client.join("certs/root_ca.crt")).unwrap(),
+    )
+    .unwrap()
+    {
         roots.add(root.into()).unwrap();
     }
     let client_config = rustls::ClientConfig::builder_with_provider(provider)
@@ -290,9 +523,14 @@ async fn rustls_client_handshakes_with_a_server_using_an_issued_certificate() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.expect("webpki accepts the issued chain");
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .expect("webpki accepts the issued chain");
     let mut greeting = Vec::new();
     tls.read_to_end(&mut greeting).await.unwrap();
     assert_eq!(greeting, b"hello");
@@ -307,42 +545,163 @@ fn client_errors_are_one_line_and_leave_no_files() {
     let (_server, dev) = Server::dev(tmp.path(), &client);
 
     // Fingerprint unknown to the CA.
-    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", &"ab".repeat(32)], "404");
-    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", "xyz"], "not a SHA-256 fingerprint");
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "bootstrap",
+            "--ca-url",
+            &dev.url,
+            "--fingerprint",
+            &"ab".repeat(32),
+        ],
+        "404",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "bootstrap",
+            "--ca-url",
+            &dev.url,
+            "--fingerprint",
+            "xyz",
+        ],
+        "not a SHA-256 fingerprint",
+    );
     // Unreachable CA.
     let dead = format!("https://127.0.0.1:{}", support::free_port());
-    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dead, "--fingerprint", &dev.fingerprint], "cannot reach the CA");
-    assert!(!client.join("config/defaults.json").exists(), "no partial bootstrap");
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "bootstrap",
+            "--ca-url",
+            &dead,
+            "--fingerprint",
+            &dev.fingerprint,
+        ],
+        "cannot reach the CA",
+    );
+    assert!(
+        !client.join("config/defaults.json").exists(),
+        "no partial bootstrap"
+    );
 
     // Not bootstrapped yet.
     mayfly_err(&client, work, &["ca", "health"], "no CA URL");
     bootstrap(&client, work, &dev);
-    mayfly_err(&client, work, &["ca", "bootstrap", "--ca-url", &dev.url, "--fingerprint", &dev.fingerprint], "already exists");
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "bootstrap",
+            "--ca-url",
+            &dev.url,
+            "--fingerprint",
+            &dev.fingerprint,
+        ],
+        "already exists",
+    );
 
     // Missing files.
-    mayfly_err(&client, work, &["ca", "sign", "missing.csr", "out.crt", "--token", "x"], "cannot read missing.csr");
-    mayfly_err(&client, work, &["ca", "token", "svc", "--password-file", "missing-pw.txt"], "cannot read password file missing-pw.txt");
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "sign", "missing.csr", "out.crt", "--token", "x"],
+        "cannot read missing.csr",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "token", "svc", "--password-file", "missing-pw.txt"],
+        "cannot read password file missing-pw.txt",
+    );
     // Garbage CSR and token.
     std::fs::write(work.join("garbage.csr"), "not a csr").unwrap();
-    mayfly_err(&client, work, &["ca", "sign", "garbage.csr", "out.crt", "--token", "x"], "garbage.csr");
-    mayfly_ok(&client, work, &["certificate", "create", "--csr", "svc.internal", "svc.csr", "svc.key", "--no-password", "--insecure"]);
-    mayfly_err(&client, work, &["ca", "sign", "svc.csr", "out.crt", "--token", "garbage"], "the CA answered 401: malformed token");
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "sign", "garbage.csr", "out.crt", "--token", "x"],
+        "garbage.csr",
+    );
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "certificate",
+            "create",
+            "--csr",
+            "svc.internal",
+            "svc.csr",
+            "svc.key",
+            "--no-password",
+            "--insecure",
+        ],
+    );
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "sign", "svc.csr", "out.crt", "--token", "garbage"],
+        "the CA answered 401: malformed token",
+    );
     // Existing outputs need --force.
     std::fs::write(work.join("taken.crt"), "keep me").unwrap();
     let pw = dev.password_file.to_str().unwrap();
-    mayfly_err(&client, work, &["ca", "certificate", "svc.internal", "taken.crt", "new.key", "--provisioner-password-file", pw], "already exists");
-    assert_eq!(std::fs::read_to_string(work.join("taken.crt")).unwrap(), "keep me");
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "svc.internal",
+            "taken.crt",
+            "new.key",
+            "--provisioner-password-file",
+            pw,
+        ],
+        "already exists",
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("taken.crt")).unwrap(),
+        "keep me"
+    );
     assert!(!work.join("new.key").exists());
-    mayfly_ok(&client, work, &["ca", "certificate", "svc.internal", "taken.crt", "new.key", "--provisioner-password-file", pw, "--force"]);
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "svc.internal",
+            "taken.crt",
+            "new.key",
+            "--provisioner-password-file",
+            pw,
+            "--force",
+        ],
+    );
     // No terminal: missing values are errors, not prompts.
-    mayfly_err(&tmp.path().join("other"), work, &["ca", "init", "--name", "X"], "missing --dns");
+    mayfly_err(
+        &tmp.path().join("other"),
+        work,
+        &["ca", "init", "--name", "X"],
+        "missing --dns",
+    );
     mayfly_err(&client, work, &["ca", "token", "svc"], "no terminal");
     // Several outputs of failures above left nothing behind.
     for file in ["out.crt", "again.crt"] {
         assert!(!work.join(file).exists(), "{file}");
     }
     assert!(mayfly(&client, work, &["path"]).status.success());
-    assert_eq!(mayfly_ok(&client, work, &["path"]).trim(), client.display().to_string());
+    assert_eq!(
+        mayfly_ok(&client, work, &["path"]).trim(),
+        client.display().to_string()
+    );
 }
 
 #[tokio::test]
@@ -351,7 +710,12 @@ async fn bootstrap_refuses_a_root_whose_fingerprint_differs_whatever_the_server_
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A lying CA: answers every /root/{fp} with a root that has another fingerprint.
     let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
-    let root = mayfly_pki::cert::create_root("Liar Root CA", &key, time::OffsetDateTime::now_utc() + time::Duration::days(1)).unwrap();
+    let root = mayfly_pki::cert::create_root(
+        "Liar Root CA",
+        &key,
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    )
+    .unwrap();
     let claimed = "cd".repeat(32);
     let body = serde_json::json!({"ca": mayfly_pki::cert::certificate_pem(&root)}).to_string();
     let tls_key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
@@ -365,21 +729,31 @@ async fn bootstrap_refuses_a_root_whose_fingerprint_differs_whatever_the_server_
         provisioner: None,
     };
     let cert = mayfly_pki::cert::create_self_signed_leaf(&template, &tls_key).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.into()], rustls::pki_types::PrivateKeyDer::Pkcs8(tls_key.pkcs8_der().to_vec().into()))
-        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.into()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(tls_key.pkcs8_der().to_vec().into()),
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             let body = body.clone();
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let mut buf = [0u8; 4096];
                 let _ = tls.read(&mut buf).await;
                 let response = format!(
@@ -397,11 +771,26 @@ async fn bootstrap_refuses_a_root_whose_fingerprint_differs_whatever_the_server_
     let client2 = client.clone();
     let work = tmp.path().to_path_buf();
     let line = tokio::task::spawn_blocking(move || {
-        mayfly_err(&client2, &work, &["ca", "bootstrap", "--ca-url", &url2, "--fingerprint", &claimed], "root fingerprint mismatch")
+        mayfly_err(
+            &client2,
+            &work,
+            &[
+                "ca",
+                "bootstrap",
+                "--ca-url",
+                &url2,
+                "--fingerprint",
+                &claimed,
+            ],
+            "root fingerprint mismatch",
+        )
     })
     .await
     .unwrap();
-    assert!(line.contains(&mayfly_pki::cert::fingerprint_sha256(&root)), "{line}");
+    assert!(
+        line.contains(&mayfly_pki::cert::fingerprint_sha256(&root)),
+        "{line}"
+    );
     assert!(!client.join("certs/root_ca.crt").exists());
     assert!(!client.join("config/defaults.json").exists());
 }
@@ -409,30 +798,89 @@ async fn bootstrap_refuses_a_root_whose_fingerprint_differs_whatever_the_server_
 #[test]
 fn a_step_ca_configuration_runs_unchanged() {
     require_tool("openssl", "openssl");
-    let vectors = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/interop-vectors/certificates/ca"));
-    assert!(vectors.exists(), "interop vectors are expected in ../shared/interop-vectors");
+    let vectors = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/interop-vectors/certificates/ca"
+    ));
+    assert!(
+        vectors.exists(),
+        "interop vectors are expected in ../shared/interop-vectors"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     // step's tests run in the ca/ package directory, where the config's relative paths resolve.
     let server = Server::start(&["testdata/ca.json"], &home, Some(vectors), "serving on");
-    let url = server.lines.iter().find_map(|l| l.split("serving on ").nth(1)).unwrap().trim().to_string();
+    let url = server
+        .lines
+        .iter()
+        .find_map(|l| l.split("serving on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
     let root = vectors.join("testdata/secrets/root_ca.crt");
-    let fingerprint = openssl(&["x509", "-in", root.to_str().unwrap(), "-noout", "-fingerprint", "-sha256"], tmp.path());
-    let fingerprint = fingerprint.trim().rsplit('=').next().unwrap().replace(':', "").to_lowercase();
+    let fingerprint = openssl(
+        &[
+            "x509",
+            "-in",
+            root.to_str().unwrap(),
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+        tmp.path(),
+    );
+    let fingerprint = fingerprint
+        .trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_lowercase();
     let work = tmp.path();
-    mayfly_ok(&home, work, &["ca", "bootstrap", "--ca-url", &url, "--fingerprint", &fingerprint]);
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "bootstrap",
+            "--ca-url",
+            &url,
+            "--fingerprint",
+            &fingerprint,
+        ],
+    );
     let provisioners = mayfly_ok(&home, work, &["ca", "provisioner", "list"]);
     for name in ["max", "mike", "step-cli", "mariano", "maxey"] {
-        assert!(provisioners.contains(&format!("\"{name}\"")), "{name}: {provisioners}");
+        assert!(
+            provisioners.contains(&format!("\"{name}\"")),
+            "{name}: {provisioners}"
+        );
     }
     std::fs::write(work.join("pass.txt"), "pass").unwrap();
     mayfly_ok(
         &home,
         work,
-        &["ca", "certificate", "127.0.0.1", "step.crt", "step.key", "--provisioner", "step-cli", "--provisioner-password-file", "pass.txt"],
+        &[
+            "ca",
+            "certificate",
+            "127.0.0.1",
+            "step.crt",
+            "step.key",
+            "--provisioner",
+            "step-cli",
+            "--provisioner-password-file",
+            "pass.txt",
+        ],
     );
     let verified = openssl(
-        &["verify", "-CAfile", root.to_str().unwrap(), "-untrusted", "step.crt", "step.crt"],
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            "step.crt",
+            "step.crt",
+        ],
         work,
     );
     assert!(verified.contains("step.crt: OK"), "{verified}");
@@ -445,10 +893,25 @@ fn a_step_ca_configuration_runs_unchanged() {
 fn every_command_has_help() {
     let tmp = tempfile::tempdir().unwrap();
     let commands: &[&[&str]] = &[
-        &[], &["ca"], &["ca", "init"], &["ca", "bootstrap"], &["ca", "root"], &["ca", "roots"], &["ca", "health"],
-        &["ca", "provisioner"], &["ca", "provisioner", "list"], &["ca", "token"], &["ca", "certificate"], &["ca", "sign"],
-        &["certificate"], &["certificate", "create"], &["certificate", "inspect"], &["certificate", "fingerprint"],
-        &["crypto"], &["crypto", "jwt"], &["path"],
+        &[],
+        &["ca"],
+        &["ca", "init"],
+        &["ca", "bootstrap"],
+        &["ca", "root"],
+        &["ca", "roots"],
+        &["ca", "health"],
+        &["ca", "provisioner"],
+        &["ca", "provisioner", "list"],
+        &["ca", "token"],
+        &["ca", "certificate"],
+        &["ca", "sign"],
+        &["certificate"],
+        &["certificate", "create"],
+        &["certificate", "inspect"],
+        &["certificate", "fingerprint"],
+        &["crypto"],
+        &["crypto", "jwt"],
+        &["path"],
     ];
     for command in commands {
         let mut args = command.to_vec();
@@ -457,8 +920,438 @@ fn every_command_has_help() {
         assert!(out.contains("Usage: mayfly"), "{command:?}: {out}");
     }
     for args in [&["--help"][..], &["dev", "--help"][..]] {
-        let out = std::process::Command::new(support::server_bin()).args(args).output().unwrap();
+        let out = std::process::Command::new(support::server_bin())
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: mayfly-ca"));
     }
+}
+
+#[test]
+fn tls_is_1_2_minimum_with_step_ca_cipher_suites() {
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+    let host = dev.url.trim_start_matches("https://").to_string();
+    let attempt = |args: &[&str]| {
+        let mut all = vec![
+            "s_client",
+            "-connect",
+            host.as_str(),
+            "-servername",
+            "127.0.0.1",
+        ];
+        all.extend_from_slice(args);
+        let out = std::process::Command::new("openssl")
+            .args(&all)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("Cipher is") && !text.contains("Cipher is (NONE)")
+    };
+    assert!(attempt(&["-tls1_3"]), "TLS 1.3 must work");
+    assert!(
+        attempt(&["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"]),
+        "step's first suite"
+    );
+    assert!(
+        attempt(&["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]),
+        "step's second suite"
+    );
+    assert!(
+        !attempt(&["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-SHA"]),
+        "CBC suites are not offered"
+    );
+    assert!(
+        !attempt(&["-tls1_1", "-cipher", "ALL:@SECLEVEL=0"]),
+        "TLS 1.1 is refused"
+    );
+}
+
+#[test]
+fn root_roots_and_rsa_certificates() {
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let work = tmp.path();
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+    bootstrap(&client, work, &dev);
+    let expected = std::fs::read_to_string(client.join("certs/root_ca.crt")).unwrap();
+    assert_eq!(mayfly_ok(&client, work, &["ca", "root"]), expected);
+    mayfly_ok(&client, work, &["ca", "root", "root.crt"]);
+    assert_eq!(
+        std::fs::read_to_string(work.join("root.crt")).unwrap(),
+        expected
+    );
+    mayfly_err(&client, work, &["ca", "root", "root.crt"], "already exists");
+    assert_eq!(mayfly_ok(&client, work, &["ca", "roots"]), expected);
+
+    let pw = dev.password_file.to_str().unwrap();
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "rsa.internal",
+            "rsa.crt",
+            "rsa.key",
+            "--kty",
+            "RSA",
+            "--size",
+            "2048",
+            "--provisioner-password-file",
+            pw,
+        ],
+    );
+    let text = openssl(&["x509", "-in", "rsa.crt", "-noout", "-text"], work);
+    assert!(
+        text.contains("Digital Signature, Key Encipherment"),
+        "{text}"
+    );
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "ed.internal",
+            "ed.crt",
+            "ed.key",
+            "--kty",
+            "OKP",
+            "--provisioner-password-file",
+            pw,
+            "--san",
+            "ed.internal",
+            "--san",
+            "10.1.2.3",
+            "--not-after",
+            "1h",
+        ],
+    );
+    let text = openssl(&["x509", "-in", "ed.crt", "-noout", "-text"], work);
+    assert!(
+        text.contains("ED25519") && text.contains("IP Address:10.1.2.3"),
+        "{text}"
+    );
+    let root = client.join("certs/root_ca.crt");
+    for crt in ["rsa.crt", "ed.crt"] {
+        let ok = openssl(
+            &[
+                "verify",
+                "-CAfile",
+                root.to_str().unwrap(),
+                "-untrusted",
+                crt,
+                crt,
+            ],
+            work,
+        );
+        assert!(ok.contains(": OK"), "{ok}");
+    }
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "x.internal",
+            "x.crt",
+            "x.key",
+            "--kty",
+            "EC",
+            "--curve",
+            "P-521",
+            "--provisioner-password-file",
+            pw,
+        ],
+        "P-521",
+    );
+}
+
+#[test]
+fn certificate_create_profiles_build_a_chain_openssl_verifies() {
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let home = work.join("home");
+    std::fs::write(work.join("pw"), "secret").unwrap();
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "Test Root",
+            "root.crt",
+            "root.key",
+            "--profile",
+            "root-ca",
+            "--password-file",
+            "pw",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "Test Intermediate",
+            "int.crt",
+            "int.key",
+            "--profile",
+            "intermediate-ca",
+            "--ca",
+            "root.crt",
+            "--ca-key",
+            "root.key",
+            "--ca-password-file",
+            "pw",
+            "--password-file",
+            "pw",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "leaf.internal",
+            "leaf.crt",
+            "leaf.key",
+            "--profile",
+            "leaf",
+            "--ca",
+            "int.crt",
+            "--ca-key",
+            "int.key",
+            "--ca-password-file",
+            "pw",
+            "--no-password",
+            "--insecure",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "self.internal",
+            "self.crt",
+            "self.key",
+            "--profile",
+            "self-signed",
+            "--no-password",
+            "--insecure",
+        ],
+    );
+    let ok = openssl(
+        &[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            "root.crt",
+            "-untrusted",
+            "int.crt",
+            "leaf.crt",
+        ],
+        work,
+    );
+    assert!(ok.contains("leaf.crt: OK"), "{ok}");
+    // A self-signed TLS leaf is its own trust anchor; OpenSSL wants -partial_chain for a
+    // certificate whose key usage has no keyCertSign. The signature is checked separately.
+    let ok = openssl(
+        &[
+            "verify",
+            "-partial_chain",
+            "-CAfile",
+            "self.crt",
+            "self.crt",
+        ],
+        work,
+    );
+    assert!(ok.contains("self.crt: OK"), "{ok}");
+    let der =
+        mayfly_pki::cert::certificates_from_pem(&std::fs::read(work.join("self.crt")).unwrap())
+            .unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+    parsed
+        .verify_signature(None)
+        .expect("self-signed signature");
+    assert_eq!(parsed.subject(), parsed.issuer());
+    assert!(
+        std::fs::read_to_string(work.join("root.key"))
+            .unwrap()
+            .contains("ENCRYPTED PRIVATE KEY")
+    );
+    assert!(
+        std::fs::read_to_string(work.join("leaf.key"))
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+    assert_eq!(mode(&work.join("root.key")), 0o600);
+    mayfly_err(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "x",
+            "x.crt",
+            "x.key",
+            "--no-password",
+        ],
+        "--insecure",
+    );
+    mayfly_err(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "x",
+            "x.crt",
+            "x.key",
+            "--no-password",
+            "--insecure",
+        ],
+        "--ca FILE --ca-key FILE",
+    );
+    std::fs::write(work.join("wrong"), "wrong").unwrap();
+    mayfly_err(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "y",
+            "y.crt",
+            "y.key",
+            "--ca",
+            "int.crt",
+            "--ca-key",
+            "int.key",
+            "--ca-password-file",
+            "wrong",
+            "--no-password",
+            "--insecure",
+        ],
+        "password is incorrect",
+    );
+    assert!(!work.join("y.crt").exists() && !work.join("y.key").exists());
+}
+
+#[test]
+fn init_builds_on_a_root_and_key_written_by_step() {
+    require_tool("openssl", "openssl");
+    let vectors = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/interop-vectors/certificates/ca/testdata/secrets"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let home = work.join("home");
+    std::fs::write(work.join("pw"), "new password").unwrap();
+    std::fs::write(work.join("step-pw"), "password").unwrap();
+    let root = vectors.join("root_ca.crt");
+    let key = vectors.join("root_ca_key");
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Reuse",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            "127.0.0.1:9999",
+            "--provisioner",
+            "admin",
+            "--password-file",
+            "pw",
+            "--root",
+            root.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--key-password-file",
+            "step-pw",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(home.join("certs/root_ca.crt"))
+            .map(|b| !b.is_empty())
+            .ok(),
+        Some(true)
+    );
+    assert!(
+        !home.join("secrets/root_ca_key").exists(),
+        "the existing root key is not copied"
+    );
+    let ok = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            home.join("certs/intermediate_ca.crt").to_str().unwrap(),
+        ],
+        work,
+    );
+    assert!(ok.contains(": OK"), "{ok}");
+    // A wrong password for step's key is refused and nothing is written.
+    let other = work.join("other");
+    mayfly_err(
+        &other,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Reuse",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            ":9999",
+            "--provisioner",
+            "admin",
+            "--password-file",
+            "pw",
+            "--root",
+            root.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        "password is incorrect",
+    );
+    assert!(!other.exists());
+
+    // --pki: keys and certificates only.
+    let pki = work.join("pki");
+    mayfly_ok(
+        &pki,
+        work,
+        &[
+            "ca",
+            "init",
+            "--pki",
+            "--name",
+            "Only",
+            "--password-file",
+            "pw",
+        ],
+    );
+    assert!(
+        pki.join("certs/root_ca.crt").exists() && pki.join("secrets/intermediate_ca_key").exists()
+    );
+    assert!(!pki.join("config/ca.json").exists() && !pki.join("config/defaults.json").exists());
 }

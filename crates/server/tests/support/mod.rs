@@ -15,14 +15,25 @@ pub fn server_bin() -> PathBuf {
 /// The `mayfly` client, built beside the server (`cargo build --workspace` builds both).
 pub fn client_bin() -> PathBuf {
     let path = server_bin().with_file_name("mayfly");
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` before the tests", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        path.display()
+    );
     path
 }
 
 /// Fails the test naming the Debian package when an external peer is missing.
 pub fn require_tool(tool: &str, package: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success());
-    assert!(found.unwrap_or(false), "{tool} is required: install the Debian package {package}");
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        found.unwrap_or(false),
+        "{tool} is required: install the Debian package {package}"
+    );
 }
 
 /// A running `mayfly-ca`, killed on drop.
@@ -40,7 +51,12 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `mayfly-ca ARGS` and waits for a stdout line containing `ready_marker`.
-    pub fn start(args: &[&str], mayfly_path: &Path, cwd: Option<&Path>, ready_marker: &str) -> Server {
+    pub fn start(
+        args: &[&str],
+        mayfly_path: &Path,
+        cwd: Option<&Path>,
+        ready_marker: &str,
+    ) -> Server {
         let mut command = Command::new(server_bin());
         command
             .args(args)
@@ -81,7 +97,9 @@ impl Server {
                 Ok(Err(line)) => errors.push(line),
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("mayfly-ca did not print {ready_marker:?}; stdout: {lines:?}; stderr: {errors:?}");
+                    panic!(
+                        "mayfly-ca did not print {ready_marker:?}; stdout: {lines:?}; stderr: {errors:?}"
+                    );
                 }
             }
         }
@@ -92,7 +110,13 @@ impl Server {
     pub fn dev(dir: &Path, mayfly_path: &Path) -> (Server, DevInfo) {
         let dir_text = dir.join("ca");
         let server = Server::start(
-            &["dev", "--dir", dir_text.to_str().unwrap(), "--address", "127.0.0.1:0"],
+            &[
+                "dev",
+                "--dir",
+                dir_text.to_str().unwrap(),
+                "--address",
+                "127.0.0.1:0",
+            ],
             mayfly_path,
             None,
             "Press Ctrl-C to stop.",
@@ -107,7 +131,12 @@ impl Server {
         let url = field("URL:");
         let fingerprint = field("Root fingerprint:");
         let password_file = dir_text.join("secrets/provisioner_password");
-        let info = DevInfo { url, fingerprint, password_file, ca_dir: dir_text };
+        let info = DevInfo {
+            url,
+            fingerprint,
+            password_file,
+            ca_dir: dir_text,
+        };
         (server, info)
     }
 
@@ -146,7 +175,11 @@ pub fn mayfly(mayfly_path: &Path, cwd: &Path, args: &[&str]) -> Output {
 /// Runs `mayfly ARGS` and asserts success; returns stdout.
 pub fn mayfly_ok(mayfly_path: &Path, cwd: &Path, args: &[&str]) -> String {
     let out = mayfly(mayfly_path, cwd, args);
-    assert!(out.status.success(), "mayfly {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mayfly {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -154,21 +187,54 @@ pub fn mayfly_ok(mayfly_path: &Path, cwd: &Path, args: &[&str]) -> String {
 pub fn mayfly_err(mayfly_path: &Path, cwd: &Path, args: &[&str], expected: &str) -> String {
     let out = mayfly(mayfly_path, cwd, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "mayfly {args:?} should fail; stderr: {stderr}");
-    let last = stderr.lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("mayfly: error: "), "{args:?}: {stderr}");
-    assert!(last.contains(expected), "{args:?}: {last:?} should contain {expected:?}");
-    last
+    assert!(
+        !out.status.success(),
+        "mayfly {args:?} should fail; stderr: {stderr}"
+    );
+    // Our errors are one line; clap's usage errors start with "error:" and add usage lines.
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("mayfly: error: ") || l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{args:?}: no error line in {stderr:?}"))
+        .to_string();
+    if line.starts_with("mayfly: error: ") {
+        assert_eq!(
+            stderr.lines().count(),
+            stderr.lines().position(|l| l == line).unwrap_or(0) + 1,
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        stderr.contains(expected),
+        "{args:?}: {stderr:?} should contain {expected:?}"
+    );
+    assert!(
+        out.stdout.is_empty() || !args.contains(&"--help"),
+        "{args:?}"
+    );
+    line
 }
 
 /// Runs a command and returns (success, stdout + stderr).
 pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
-    let out = Command::new(program).args(args).current_dir(cwd).output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
