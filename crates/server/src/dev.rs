@@ -84,6 +84,7 @@ impl DevCa {
     /// The banner: where the CA is, and the exact commands to get a certificate.
     pub fn banner(&self) -> String {
         let pw = self.provisioner_password_file.display();
+        let mayfly = client_command();
         format!(
             "mayfly-ca dev: a throwaway CA is running (its files are in {dir})\n\
              \n  URL:              {url}\
@@ -91,8 +92,8 @@ impl DevCa {
              \n  Provisioner:      {prov} (password file: {pw})\n\
              \nIn another terminal, get a certificate:\n\
              \n  export MAYFLY_PATH=\"$(mktemp -d)\"\
-             \n  mayfly ca bootstrap --ca-url {url} --fingerprint {fp}\
-             \n  mayfly ca certificate svc.internal svc.crt svc.key --provisioner-password-file {pw}\
+             \n  {mayfly} ca bootstrap --ca-url {url} --fingerprint {fp}\
+             \n  {mayfly} ca certificate svc.internal svc.crt svc.key --provisioner-password-file {pw}\
              \n  openssl verify -CAfile \"$MAYFLY_PATH/certs/root_ca.crt\" -untrusted svc.crt svc.crt\n\
              \nPress Ctrl-C to stop.\n",
             dir = self.dir.display(),
@@ -101,4 +102,15 @@ impl DevCa {
             prov = DEV_PROVISIONER,
         )
     }
+}
+
+/// How to run the client: its full path when it was built beside this server (a fresh checkout
+/// after `cargo build`), so the printed commands work before anything is installed.
+fn client_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("mayfly"))
+        .filter(|path| path.is_file())
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|| "mayfly".to_string())
 }

@@ -46,7 +46,7 @@ fn dev_mode_banner_commands_give_a_certificate_openssl_verifies() {
     let commands: Vec<&str> = banner
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("mayfly ") || l.starts_with("openssl "))
+        .filter(|l| l.contains("mayfly ca ") || l.starts_with("openssl "))
         .collect();
     assert_eq!(commands.len(), 3, "{banner}");
     let bin_dir = support::client_bin().parent().unwrap().to_path_buf();
