@@ -1355,3 +1355,44 @@ fn init_builds_on_a_root_and_key_written_by_step() {
     );
     assert!(!pki.join("config/ca.json").exists() && !pki.join("config/defaults.json").exists());
 }
+
+/// docs/cli.md is generated from the binaries' own `--help`, so it cannot drift from them.
+/// `MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference` rewrites it.
+#[test]
+fn cli_reference_in_docs_matches_help() {
+    let help = |bin: &Path, args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .arg("--help")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let mut doc = String::from(
+        "# Command reference\n\nGenerated from `--help` by the test `cli_reference_in_docs_matches_help`\n\
+         (`MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference` rewrites it).\n\
+         Passwords are only read from files or a terminal, never from flag values.\n",
+    );
+    let server: &[&[&str]] = &[&[], &["dev"]];
+    for args in server {
+        doc.push_str(&format!("\n## mayfly-ca {}\n\n```text\n{}```\n", args.join(" "), help(&support::server_bin(), args)));
+    }
+    let client: &[&[&str]] = &[
+        &[], &["ca", "init"], &["ca", "bootstrap"], &["ca", "root"], &["ca", "roots"], &["ca", "health"],
+        &["ca", "provisioner", "list"], &["ca", "token"], &["ca", "certificate"], &["ca", "sign"],
+        &["certificate", "create"], &["certificate", "inspect"], &["certificate", "fingerprint"],
+        &["crypto", "jwt", "inspect"], &["crypto", "jwt", "verify"], &["path"],
+    ];
+    for args in client {
+        doc.push_str(&format!("\n## mayfly {}\n\n```text\n{}```\n", args.join(" "), help(&support::client_bin(), args)));
+    }
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md"));
+    if std::env::var_os("MAYFLY_BLESS").is_some() {
+        std::fs::write(path, &doc).unwrap();
+    }
+    let current = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(current == doc, "docs/cli.md is out of date: run MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference");
+}
