@@ -1378,21 +1378,166 @@ fn cli_reference_in_docs_matches_help() {
     );
     let server: &[&[&str]] = &[&[], &["dev"]];
     for args in server {
-        doc.push_str(&format!("\n## mayfly-ca {}\n\n```text\n{}```\n", args.join(" "), help(&support::server_bin(), args)));
+        doc.push_str(&format!(
+            "\n## mayfly-ca {}\n\n```text\n{}```\n",
+            args.join(" "),
+            help(&support::server_bin(), args)
+        ));
     }
     let client: &[&[&str]] = &[
-        &[], &["ca", "init"], &["ca", "bootstrap"], &["ca", "root"], &["ca", "roots"], &["ca", "health"],
-        &["ca", "provisioner", "list"], &["ca", "token"], &["ca", "certificate"], &["ca", "sign"],
-        &["certificate", "create"], &["certificate", "inspect"], &["certificate", "fingerprint"],
-        &["crypto", "jwt", "inspect"], &["crypto", "jwt", "verify"], &["path"],
+        &[],
+        &["ca", "init"],
+        &["ca", "bootstrap"],
+        &["ca", "root"],
+        &["ca", "roots"],
+        &["ca", "health"],
+        &["ca", "provisioner", "list"],
+        &["ca", "token"],
+        &["ca", "certificate"],
+        &["ca", "sign"],
+        &["certificate", "create"],
+        &["certificate", "inspect"],
+        &["certificate", "fingerprint"],
+        &["crypto", "jwt", "inspect"],
+        &["crypto", "jwt", "verify"],
+        &["path"],
     ];
     for args in client {
-        doc.push_str(&format!("\n## mayfly {}\n\n```text\n{}```\n", args.join(" "), help(&support::client_bin(), args)));
+        doc.push_str(&format!(
+            "\n## mayfly {}\n\n```text\n{}```\n",
+            args.join(" "),
+            help(&support::client_bin(), args)
+        ));
     }
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md"));
     if std::env::var_os("MAYFLY_BLESS").is_some() {
         std::fs::write(path, &doc).unwrap();
     }
     let current = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(current == doc, "docs/cli.md is out of date: run MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference");
+    assert!(
+        current == doc,
+        "docs/cli.md is out of date: run MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference"
+    );
+}
+
+#[test]
+fn init_asks_for_missing_values_at_a_terminal() {
+    require_tool("script", "bsdutils");
+    require_tool("openssl", "openssl");
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let command = format!("{} ca init", support::client_bin().display());
+    // `script` gives the command a terminal; stdin stays open until it exits, like a person.
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("MAYFLY_PATH", &home)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            b"Pty Test\n127.0.0.1, localhost\n127.0.0.1:9443\nadmin\nsecret-pass\nsecret-pass\n",
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ca init did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for prompt in [
+        "name your new PKI",
+        "DNS names or IP addresses",
+        "bind to",
+        "first provisioner",
+        "Confirm the password",
+    ] {
+        assert!(text.contains(prompt), "no prompt {prompt:?} in {text}");
+    }
+    let config = std::fs::read_to_string(home.join("config/ca.json")).unwrap();
+    assert!(
+        config.contains("\"127.0.0.1:9443\"") && config.contains("\"localhost\""),
+        "{config}"
+    );
+    let key = home.join("secrets/intermediate_ca_key");
+    openssl(
+        &[
+            "pkey",
+            "-in",
+            key.to_str().unwrap(),
+            "-passin",
+            "pass:secret-pass",
+            "-noout",
+        ],
+        tmp.path(),
+    );
+}
+
+#[test]
+fn bad_configuration_is_one_line_naming_the_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let cases = [
+        ("{\"root\": ", "line 1"),
+        (
+            "{\"root\":\"r\",\"crt\":\"c\",\"key\":\"k\",\"address\":\":0\",\"dnsNames\":[]}",
+            "missing field `authority`",
+        ),
+        (
+            "{\"root\":\"missing-root.crt\",\"crt\":\"c\",\"key\":\"k\",\"address\":\":0\",\"dnsNames\":[],\"authority\":{}}",
+            "root: cannot read",
+        ),
+        (
+            "{\"root\":\"r\",\"crt\":\"c\",\"key\":\"k\",\"address\":\":0\",\"dnsNames\":[],\"authority\":{\"claims\":{\"maxTLSCertDuration\":\"30\"}}}",
+            "\"30\" is not a duration",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = tmp.path().join("ca.json");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(support::server_bin())
+            .arg(&path)
+            .env("MAYFLY_PATH", &home)
+            .env("MAYFLY_LOG", "off")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{stderr:?} should contain {expected:?}"
+        );
+    }
+    let missing = std::process::Command::new(support::server_bin())
+        .arg(tmp.path().join("nope.json"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+    let dev_twice = tmp.path().join("dev");
+    let (server, _) = Server::dev(&dev_twice, &home);
+    let again = std::process::Command::new(support::server_bin())
+        .args([
+            "dev",
+            "--dir",
+            dev_twice.join("ca").to_str().unwrap(),
+            "--address",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a CA"));
+    drop(server);
 }
