@@ -66,6 +66,16 @@ pub struct Plan {
     pub root_path: PathBuf,
 }
 
+/// `$MAYFLY_PATH`, or `~/.mayfly`: where the client and the server keep their files.
+pub fn mayfly_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("MAYFLY_PATH").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| Error::Io("neither MAYFLY_PATH nor HOME is set".into()))?;
+    Ok(PathBuf::from(home).join(".mayfly"))
+}
+
 /// Paths under a MAYFLY_PATH, mirroring STEPPATH.
 pub struct Layout {
     pub base: PathBuf,

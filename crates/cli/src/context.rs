@@ -8,11 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// `$MAYFLY_PATH`, or `~/.mayfly`.
 pub fn mayfly_path() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("MAYFLY_PATH").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    let home = std::env::var_os("HOME").context("neither MAYFLY_PATH nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".mayfly"))
+    Ok(mayfly_authority::init::mayfly_path()?)
 }
 
 /// `config/defaults.json`.

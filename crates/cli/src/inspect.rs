@@ -8,6 +8,7 @@
 //! Every output is built in full before anything is printed, so a failure prints nothing on
 //! standard output.
 
+use crate::output::write_stdout;
 use std::fmt::Write as _;
 use std::io::Read as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -1164,21 +1165,6 @@ fn render_request(request: &X509CertificationRequest<'_>, format: Format, short:
             );
             out
         }
-    }
-}
-
-/// Prints `text`; a closed pipe (`... | head`) is not an error worth a panic or a message.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to standard output")
-        }
-        _ => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! audience, times) and prints the token as step does: `{"header", "payload", "signature"}`,
 //! pretty JSON with sorted keys.
 
+use crate::output::write_stdout;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -275,21 +276,6 @@ fn check_audience(claims: &Map<String, Value>, expected: &str) -> anyhow::Result
         bail!("audience {aud} does not match --aud {expected:?}");
     }
     Ok(())
-}
-
-/// Prints `text`; a closed pipe (`... | head`) is not an error worth a panic or a message.
-fn write_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to standard output")
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -42,3 +42,19 @@ pub fn ensure_parent(path: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Prints `text`; a closed pipe (`... | head`) is not an error worth a panic or a message.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to standard output")
+        }
+        _ => Ok(()),
+    }
+}

@@ -67,7 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => {
             let config = match cli.config {
                 Some(path) => path,
-                None => mayfly_server::mayfly_path()?.join("config/ca.json"),
+                None => mayfly_authority::init::mayfly_path()?.join("config/ca.json"),
             };
             let password = match &cli.password_file {
                 Some(path) => {

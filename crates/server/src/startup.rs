@@ -105,7 +105,7 @@ async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc
         // $MAYFLY_PATH/db, never the config's directory, which may be read-only.
         None => (
             "sqlite".to_string(),
-            crate::mayfly_path()?.join("db/mayfly.db"),
+            mayfly_authority::init::mayfly_path()?.join("db/mayfly.db"),
         ),
     };
     match kind.as_str() {
