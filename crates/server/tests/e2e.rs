@@ -1541,3 +1541,137 @@ fn bad_configuration_is_one_line_naming_the_file_and_field() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a CA"));
     drop(server);
 }
+
+#[test]
+fn token_flags_shape_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let work = tmp.path();
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+    bootstrap(&client, work, &dev);
+    let pw = dev.password_file.to_str().unwrap();
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--san",
+            "svc.internal",
+            "--san",
+            "10.9.8.7",
+            "--not-after",
+            "10m",
+            "--password-file",
+            pw,
+            "--output-file",
+            "token.txt",
+            "--provisioner",
+            "dev",
+        ],
+    );
+    assert_eq!(mode(&work.join("token.txt")), 0o600);
+    let token = std::fs::read_to_string(work.join("token.txt")).unwrap();
+    let inspect = std::process::Command::new(support::client_bin())
+        .args(["crypto", "jwt", "inspect", "--insecure"])
+        .stdin(std::fs::File::open(work.join("token.txt")).unwrap())
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let payload = &shown["payload"];
+    assert_eq!(
+        payload["sans"],
+        serde_json::json!(["svc.internal", "10.9.8.7"])
+    );
+    assert_eq!(
+        payload["exp"].as_i64().unwrap() - payload["nbf"].as_i64().unwrap(),
+        600
+    );
+    assert_eq!(payload["iss"], "dev");
+    assert_eq!(payload["sha"].as_str(), Some(dev.fingerprint.as_str()));
+    assert_eq!(
+        payload["aud"].as_str().unwrap(),
+        format!("{}/1.0/sign", dev.url)
+    );
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "certificate",
+            "create",
+            "--csr",
+            "svc.internal",
+            "svc.csr",
+            "svc.key",
+            "--no-password",
+            "--insecure",
+            "--san",
+            "svc.internal",
+            "--san",
+            "10.9.8.7",
+        ],
+    );
+    mayfly_ok(
+        &client,
+        work,
+        &["ca", "sign", "svc.csr", "svc.crt", "--token", token.trim()],
+    );
+    let text = openssl(
+        &["x509", "-in", "svc.crt", "-noout", "-ext", "subjectAltName"],
+        work,
+    );
+    assert!(
+        text.contains("DNS:svc.internal") && text.contains("IP Address:10.9.8.7"),
+        "{text}"
+    );
+
+    // A token valid for two hours is made, and refused by the CA.
+    let long = mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--not-after",
+            "2h",
+            "--password-file",
+            pw,
+        ],
+    );
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "sign", "svc.csr", "long.crt", "--token", long.trim()],
+        "more than the allowed 1 hour",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--provisioner",
+            "nobody",
+            "--password-file",
+            pw,
+        ],
+        "no JWK provisioner named \"nobody\"",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--not-after",
+            "soon",
+            "--password-file",
+            pw,
+        ],
+        "--not-after \"soon\"",
+    );
+}
