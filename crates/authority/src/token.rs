@@ -93,6 +93,56 @@ pub struct TokenExpectations<'a> {
     pub now: OffsetDateTime,
 }
 
+/// A new one-time token, as `step ca token` writes it: the client side of [`verify`], shared by
+/// `mayfly ca token` and the load generator so both write exactly step's claims.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    /// The provisioner's name (`iss`).
+    pub issuer: &'a str,
+    /// The CA URL; the audience is its `/1.0/sign`.
+    pub ca_url: &'a str,
+    pub subject: &'a str,
+    /// Names to authorise; the subject alone when empty.
+    pub sans: &'a [String],
+    /// SHA-256 fingerprint of the root the client trusts (`sha`).
+    pub root_fingerprint: &'a str,
+    pub not_before: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl NewToken<'_> {
+    /// The claims, with `jti` and `iat` given.
+    pub fn claims(&self, jti: &str, issued_at: OffsetDateTime) -> serde_json::Value {
+        let sans: Vec<&str> = if self.sans.is_empty() {
+            vec![self.subject]
+        } else {
+            self.sans.iter().map(String::as_str).collect()
+        };
+        serde_json::json!({
+            "aud": format!("{}/1.0/sign", self.ca_url.trim_end_matches('/')),
+            "exp": self.expires_at.unix_timestamp(),
+            "iat": issued_at.unix_timestamp(),
+            "iss": self.issuer,
+            "jti": jti,
+            "nbf": self.not_before.unix_timestamp(),
+            "sans": sans,
+            "sha": self.root_fingerprint,
+            "sub": self.subject,
+        })
+    }
+
+    /// Signs the token with the provisioner's key; `jti` is 256 random bits, `iat` is now.
+    pub fn sign(&self, key: &mayfly_pki::PrivateKey, kid: &str) -> Result<String> {
+        let jti = mayfly_pki::random::random_hex(32)?;
+        let claims = self.claims(&jti, OffsetDateTime::now_utc());
+        Ok(mayfly_pki::jose::jws::sign_compact(
+            key,
+            kid,
+            claims.to_string().as_bytes(),
+        )?)
+    }
+}
+
 /// Verifies `token` against the provisioners.
 pub fn verify(
     token: &str,

@@ -1,13 +1,9 @@
-//! One-time tokens, as `step ca token` (and `mayfly ca token`) make them.
-//!
-//! This duplicates the claim building of the CLI's `ca::token::sign_token`; both belong in a
-//! shared crate.
+//! One-time tokens for a run, built with the authority's own [`NewToken`], the same code
+//! `mayfly ca token` uses.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use mayfly_authority::token::NewToken;
 use mayfly_pki::PrivateKey;
-use mayfly_pki::jose::jws;
-use serde_json::json;
+use time::OffsetDateTime;
 
 /// Token lifetime: long enough for a long run, within the CA's 1-hour limit.
 pub const LIFETIME_SECONDS: i64 = 3000;
@@ -24,37 +20,36 @@ pub struct TokenSigner<'a> {
 }
 
 impl TokenSigner<'_> {
+    fn token<'a>(
+        &'a self,
+        subject: &'a str,
+        sans: &'a [String],
+        now: OffsetDateTime,
+    ) -> NewToken<'a> {
+        NewToken {
+            issuer: self.issuer,
+            ca_url: self.ca_url,
+            subject,
+            sans,
+            root_fingerprint: self.root_fingerprint,
+            not_before: now,
+            expires_at: now + time::Duration::seconds(LIFETIME_SECONDS),
+        }
+    }
+
     /// The claims of a token for `subject`, issued at `now` (Unix seconds).
-    pub fn claims(&self, subject: &str, now: i64, jti: &str) -> serde_json::Value {
-        json!({
-            "aud": format!("{}/1.0/sign", self.ca_url.trim_end_matches('/')),
-            "exp": now + LIFETIME_SECONDS,
-            "iat": now,
-            "iss": self.issuer,
-            "jti": jti,
-            "nbf": now,
-            "sans": [subject],
-            "sha": self.root_fingerprint,
-            "sub": subject,
-        })
+    #[cfg(test)]
+    fn claims(&self, subject: &str, now: i64, jti: &str) -> serde_json::Value {
+        let now = OffsetDateTime::from_unix_timestamp(now).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        self.token(subject, &[], now).claims(jti, now)
     }
 
     /// A signed token for `subject`, valid from now.
     pub fn sign(&self, subject: &str) -> anyhow::Result<String> {
-        let jti = mayfly_pki::random::random_hex(32)?;
-        let claims = self.claims(subject, unix_now(), &jti);
-        Ok(jws::sign_compact(
-            self.key,
-            self.kid,
-            claims.to_string().as_bytes(),
-        )?)
+        Ok(self
+            .token(subject, &[], OffsetDateTime::now_utc())
+            .sign(self.key, self.kid)?)
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -62,6 +57,7 @@ mod tests {
     use mayfly_pki::KeyAlgorithm;
     use mayfly_pki::jose::jwk::Jwk;
     use mayfly_pki::jose::jws::Jws;
+    use serde_json::json;
 
     use super::*;
 

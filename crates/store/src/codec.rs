@@ -87,9 +87,3 @@ pub(crate) fn decode_status(serial: &str, text: &str) -> Result<CertificateStatu
 pub(crate) fn backend(context: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{context}: {error}"))
 }
-
-/// Whether a statement failed on a unique or primary-key constraint; sqlx maps each database's
-/// own error code to this, so it holds for every sqlx backend.
-pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
-}

@@ -6,6 +6,8 @@
 //! write lock is taken up front, so two writers queue on the busy timeout instead of one failing
 //! halfway), and one writer connection per process with a few separate reader connections
 //! (SQLite serialises writers anyway; queueing them in the pool is cheaper than busy-waiting).
+//! Issuances go through one writer task that commits whatever is queued in a single transaction
+//! (group commit): concurrent requests share one fsync, and each is answered after the commit.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -20,6 +22,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, backend};
 use crate::{Error, MIGRATIONS};
@@ -43,6 +46,8 @@ pub struct SqliteStore {
     /// Lookups; the same pool as `writer` for an in-memory database, whose data lives in that one
     /// connection.
     reader: SqlitePool,
+    /// Issuances waiting for the writer task, which commits them in groups.
+    queue: mpsc::Sender<Pending>,
     path: PathBuf,
 }
 
@@ -91,6 +96,7 @@ impl SqliteStore {
 
         tracing::info!(path = %path.display(), "opened SQLite store");
         Ok(SqliteStore {
+            queue: spawn_writer(writer.clone()),
             writer,
             reader,
             path: path.to_owned(),
@@ -122,6 +128,7 @@ impl SqliteStore {
             .map_err(open_error)?;
         migrate(&pool, path).await?;
         Ok(SqliteStore {
+            queue: spawn_writer(pool.clone()),
             writer: pool.clone(),
             reader: pool,
             path: path.to_owned(),
@@ -185,68 +192,16 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         codec::check_lengths(certificate, token)?;
         let sans = codec::encode_sans(&certificate.sans)?;
-        let serial = &certificate.serial;
-
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| backend(&format!("recording certificate {serial}: begin"), e))?;
-
-        if let Some(token) = token {
-            let inserted = sqlx::query(
-                "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?)",
-            )
-            .bind(token.provisioner.as_str())
-            .bind(token.jti.as_str())
-            .bind(codec::to_unix(token.expires_at))
-            .execute(&mut *tx)
-            .await;
-            if let Err(error) = inserted {
-                rollback(tx, serial).await;
-                return Err(if codec::is_unique_violation(&error) {
-                    StoreError::TokenAlreadyUsed {
-                        jti: token.jti.clone(),
-                    }
-                } else {
-                    backend(
-                        &format!("recording certificate {serial}: burning token"),
-                        error,
-                    )
-                });
-            }
-        }
-
-        let inserted = sqlx::query(
-            "INSERT INTO certificates \
-             (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(serial.as_str())
-        .bind(certificate.der.as_slice())
-        .bind(certificate.subject.as_str())
-        .bind(sans)
-        .bind(codec::to_unix(certificate.not_before))
-        .bind(codec::to_unix(certificate.not_after))
-        .bind(certificate.provisioner.as_str())
-        .bind(CertificateStatus::Valid.as_str())
-        .bind(codec::to_unix(OffsetDateTime::now_utc()))
-        .execute(&mut *tx)
-        .await;
-        if let Err(error) = inserted {
-            rollback(tx, serial).await;
-            return Err(if codec::is_unique_violation(&error) {
-                StoreError::SerialTaken {
-                    serial: serial.clone(),
-                }
-            } else {
-                backend(&format!("recording certificate {serial}: insert"), error)
-            });
-        }
-
-        tx.commit()
-            .await
-            .map_err(|e| backend(&format!("recording certificate {serial}: commit"), e))
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            certificate: certificate.clone(),
+            token: token.cloned(),
+            sans,
+            reply,
+        };
+        let stopped = || StoreError::Backend("the SQLite writer has stopped".into());
+        self.queue.send(pending).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
@@ -316,14 +271,123 @@ impl CertStore for SqliteStore {
     }
 }
 
-/// Rolls a failed issuance back now rather than when the connection is next used, so the write
-/// lock is released for the writers queued behind it.
-async fn rollback(tx: sqlx::Transaction<'static, sqlx::Sqlite>, serial: &str) {
-    if let Err(error) = tx.rollback().await {
-        // Dropping the transaction queues another rollback before the connection is reused, so
-        // nothing half-done leaks into the next call; the failure is only worth a log line.
-        tracing::warn!(%serial, %error, "rolling back a failed issuance failed");
+/// Most issuances committed in one transaction. Large enough that a burst of concurrent
+/// requests shares one fsync; small enough that the first in a group does not wait long.
+const MAX_GROUP: usize = 64;
+
+/// An issuance on its way to the writer task.
+struct Pending {
+    certificate: IssuedCertificate,
+    token: Option<UsedToken>,
+    sans: String,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Starts the task that owns all writes of issuances. It takes whatever is queued (up to
+/// [`MAX_GROUP`]) and commits it in one transaction, so concurrent requests share the fsync and
+/// the write lock instead of queueing for them one by one: group commit. Every caller is
+/// answered only after the commit, so "durable before returned" holds for each.
+fn spawn_writer(pool: SqlitePool) -> mpsc::Sender<Pending> {
+    let (queue, mut incoming) = mpsc::channel::<Pending>(4 * MAX_GROUP);
+    tokio::spawn(async move {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
+            let outcomes = commit_group(&pool, &group).await;
+            for (pending, outcome) in group.drain(..).zip(outcomes) {
+                // A caller that went away still had its issuance recorded; nothing to undo.
+                let _ = pending.reply.send(outcome);
+            }
+        }
+    });
+    queue
+}
+
+/// Records a group in one `BEGIN IMMEDIATE` transaction. Each issuance keeps its own outcome: a
+/// used token or a taken serial refuses that one only (its rows are not inserted, or removed
+/// again), while a backend failure fails the whole group, since nothing of it is committed.
+async fn commit_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Result<(), StoreError>> {
+    let fail_all = |context: &str, error: sqlx::Error| {
+        let error = backend(context, error);
+        group
+            .iter()
+            .map(|_| Err(StoreError::Backend(error.to_string())))
+            .collect()
+    };
+    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => return fail_all("recording certificates: begin", e),
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    for pending in group {
+        match record_one(&mut tx, pending).await {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(error) => {
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(%rollback, "rolling back a failed group of issuances failed");
+                }
+                return fail_all("recording certificates", error);
+            }
+        }
     }
+    match tx.commit().await {
+        Ok(()) => outcomes,
+        Err(e) => fail_all("recording certificates: commit", e),
+    }
+}
+
+/// Inserts one issuance inside the group's transaction. `Ok(Err(_))` is a refusal of this
+/// issuance alone; `Err(_)` is a backend failure that dooms the group.
+async fn record_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    pending: &Pending,
+) -> Result<Result<(), StoreError>, sqlx::Error> {
+    let certificate = &pending.certificate;
+    if let Some(token) = &pending.token {
+        let burnt = sqlx::query(
+            "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(token.provisioner.as_str())
+        .bind(token.jti.as_str())
+        .bind(codec::to_unix(token.expires_at))
+        .execute(&mut **tx)
+        .await?;
+        if burnt.rows_affected() == 0 {
+            return Ok(Err(StoreError::TokenAlreadyUsed {
+                jti: token.jti.clone(),
+            }));
+        }
+    }
+    let stored = sqlx::query(
+        "INSERT INTO certificates \
+         (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(certificate.serial.as_str())
+    .bind(certificate.der.as_slice())
+    .bind(certificate.subject.as_str())
+    .bind(pending.sans.as_str())
+    .bind(codec::to_unix(certificate.not_before))
+    .bind(codec::to_unix(certificate.not_after))
+    .bind(certificate.provisioner.as_str())
+    .bind(CertificateStatus::Valid.as_str())
+    .bind(codec::to_unix(OffsetDateTime::now_utc()))
+    .execute(&mut **tx)
+    .await?;
+    if stored.rows_affected() == 0 {
+        // The issuance is refused whole: give its token back.
+        if let Some(token) = &pending.token {
+            sqlx::query("DELETE FROM used_tokens WHERE provisioner = ? AND jti = ?")
+                .bind(token.provisioner.as_str())
+                .bind(token.jti.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        return Ok(Err(StoreError::SerialTaken {
+            serial: certificate.serial.clone(),
+        }));
+    }
+    Ok(Ok(()))
 }
 
 /// Applies the migrations this database has not seen yet, each in its own transaction.

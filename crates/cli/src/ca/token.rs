@@ -7,9 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use mayfly_pki::PrivateKey;
-use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
+use mayfly_pki::jose::{jwe, jwk::Jwk};
 use mayfly_proto::ProvisionerBody;
-use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::context::{CaFlags, CaTarget};
@@ -197,23 +196,16 @@ pub fn sign_token(
     if exp <= nbf {
         bail!("--not-after must be later than --not-before");
     }
-    let sans: Vec<String> = if request.sans.is_empty() {
-        vec![request.subject.to_string()]
-    } else {
-        request.sans.to_vec()
+    let token = mayfly_authority::token::NewToken {
+        issuer,
+        ca_url,
+        subject: request.subject,
+        sans: request.sans,
+        root_fingerprint,
+        not_before: nbf,
+        expires_at: exp,
     };
-    let claims = json!({
-        "aud": format!("{}/1.0/sign", ca_url.trim_end_matches('/')),
-        "exp": exp.unix_timestamp(),
-        "iat": now.unix_timestamp(),
-        "iss": issuer,
-        "jti": mayfly_pki::random::random_hex(32)?,
-        "nbf": nbf.unix_timestamp(),
-        "sans": sans,
-        "sha": root_fingerprint,
-        "sub": request.subject,
-    });
-    Ok(jws::sign_compact(key, kid, claims.to_string().as_bytes())?)
+    Ok(token.sign(key, kid)?)
 }
 
 /// An RFC 3339 time or a duration from `now`.
