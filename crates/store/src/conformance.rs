@@ -35,6 +35,75 @@ pub async fn run_all(store: &dyn CertStore) {
     prune(store).await;
     concurrent_token_use(&[store]).await;
     concurrent_distinct_issuances(&[store]).await;
+    mixed_outcomes_submitted_together(store).await;
+}
+
+/// Issuances submitted at the same moment (a backend may commit them as one group) keep their
+/// own outcomes: a replay and a taken serial are refused, the fresh ones stored, and the refused
+/// issuance with the taken serial gets its token back.
+pub async fn mixed_outcomes_submitted_together(store: &dyn CertStore) {
+    let existing = sample_certificate("mixed");
+    store
+        .record_issuance(&existing, None)
+        .await
+        .expect("storing the existing certificate");
+
+    let first = sample_certificate("mixed");
+    let first_token = fresh_token("mixed");
+    let replay = sample_certificate("mixed");
+    let mut taken = sample_certificate("mixed");
+    taken.serial = existing.serial.clone();
+    let taken_token = fresh_token("mixed");
+    let last = sample_certificate("mixed");
+    let last_token = fresh_token("mixed");
+    let attempts: Vec<BoxFuture<'_, Result<(), StoreError>>> = vec![
+        store.record_issuance(&first, Some(&first_token)),
+        store.record_issuance(&replay, Some(&first_token)),
+        store.record_issuance(&taken, Some(&taken_token)),
+        store.record_issuance(&last, Some(&last_token)),
+    ];
+    let results = join_all(attempts).await;
+    let mut results = results.into_iter();
+    let mut next = || {
+        results
+            .next()
+            .unwrap_or_else(|| unreachable!("four results"))
+    };
+    next().expect("the fresh issuance is stored");
+    assert_token_used(next(), &first_token.jti, "the replay in the same group");
+    match next() {
+        Err(StoreError::SerialTaken { serial }) if serial == existing.serial => {}
+        other => panic!("the taken serial returned {other:?}, expected SerialTaken"),
+    }
+    next().expect("the other fresh issuance is stored");
+    for (certificate, what) in [(&first, "first"), (&last, "last")] {
+        let stored = store
+            .certificate(&certificate.serial)
+            .await
+            .expect("lookup");
+        assert!(stored.is_some(), "the {what} certificate was not stored");
+    }
+    assert!(
+        store
+            .certificate(&replay.serial)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "the replay was stored"
+    );
+    let loaded = store
+        .certificate(&existing.serial)
+        .await
+        .expect("lookup")
+        .expect("existing");
+    assert_eq!(
+        loaded.certificate, existing,
+        "the taken serial's certificate was changed"
+    );
+    store
+        .record_issuance(&sample_certificate("mixed"), Some(&taken_token))
+        .await
+        .expect("the token of the refused issuance is usable again");
 }
 
 /// What is stored is what is loaded, every field; an unknown serial is `None`.

@@ -302,9 +302,10 @@ fn spawn_writer(pool: SqlitePool) -> mpsc::Sender<Pending> {
     queue
 }
 
-/// Records a group in one `BEGIN IMMEDIATE` transaction. Each issuance keeps its own outcome: a
-/// used token or a taken serial refuses that one only (its rows are not inserted, or removed
-/// again), while a backend failure fails the whole group, since nothing of it is committed.
+/// Records a group in one `BEGIN IMMEDIATE` transaction with two multi-row statements, so the
+/// group costs the same few round trips to SQLite's thread whatever its size. Each issuance keeps
+/// its own outcome: a used token or a taken serial refuses that one only, while a backend failure
+/// fails the whole group, since nothing of it is committed.
 async fn commit_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Result<(), StoreError>> {
     let fail_all = |context: &str, error: sqlx::Error| {
         let error = backend(context, error);
@@ -317,65 +318,109 @@ async fn commit_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Result<(), St
         Ok(tx) => tx,
         Err(e) => return fail_all("recording certificates: begin", e),
     };
-    let mut outcomes = Vec::with_capacity(group.len());
-    for pending in group {
-        match record_one(&mut tx, pending).await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(error) => {
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(%rollback, "rolling back a failed group of issuances failed");
-                }
-                return fail_all("recording certificates", error);
+    match record_group(&mut tx, group).await {
+        Ok(outcomes) => match tx.commit().await {
+            Ok(()) => outcomes,
+            Err(e) => fail_all("recording certificates: commit", e),
+        },
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(%rollback, "rolling back a failed group of issuances failed");
             }
+            fail_all("recording certificates", error)
         }
-    }
-    match tx.commit().await {
-        Ok(()) => outcomes,
-        Err(e) => fail_all("recording certificates: commit", e),
     }
 }
 
-/// Inserts one issuance inside the group's transaction. `Ok(Err(_))` is a refusal of this
-/// issuance alone; `Err(_)` is a backend failure that dooms the group.
-async fn record_one(
+/// The statements of one group, inside its transaction: burn the tokens, insert the certificates
+/// of the issuances whose token was fresh, and give back the tokens of any whose serial was taken.
+async fn record_group(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    pending: &Pending,
-) -> Result<Result<(), StoreError>, sqlx::Error> {
-    let certificate = &pending.certificate;
-    if let Some(token) = &pending.token {
-        let burnt = sqlx::query(
-            "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(token.provisioner.as_str())
-        .bind(token.jti.as_str())
-        .bind(codec::to_unix(token.expires_at))
-        .execute(&mut **tx)
-        .await?;
-        if burnt.rows_affected() == 0 {
-            return Ok(Err(StoreError::TokenAlreadyUsed {
-                jti: token.jti.clone(),
-            }));
+    group: &[Pending],
+) -> Result<Vec<Result<(), StoreError>>, sqlx::Error> {
+    let mut outcomes: Vec<Result<(), StoreError>> = group.iter().map(|_| Ok(())).collect();
+
+    // Tokens. A jti twice in one group: the first use wins, as it would one at a time.
+    let mut seen = std::collections::HashSet::new();
+    let mut burning = Vec::new();
+    for (index, pending) in group.iter().enumerate() {
+        if let Some(token) = &pending.token {
+            if seen.insert((token.provisioner.as_str(), token.jti.as_str())) {
+                burning.push(index);
+            } else {
+                outcomes[index] = Err(StoreError::TokenAlreadyUsed {
+                    jti: token.jti.clone(),
+                });
+            }
         }
     }
-    let stored = sqlx::query(
+    if !burning.is_empty() {
+        let mut insert =
+            sqlx::QueryBuilder::new("INSERT INTO used_tokens (provisioner, jti, expires_at) ");
+        insert.push_values(&burning, |mut row, &index| {
+            if let Some(token) = &group[index].token {
+                row.push_bind(token.provisioner.as_str())
+                    .push_bind(token.jti.as_str())
+                    .push_bind(codec::to_unix(token.expires_at));
+            }
+        });
+        insert.push(" ON CONFLICT DO NOTHING RETURNING provisioner, jti");
+        let burnt: std::collections::HashSet<(String, String)> = insert
+            .build_query_as::<(String, String)>()
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .collect();
+        for &index in &burning {
+            if let Some(token) = &group[index].token
+                && !burnt.contains(&(token.provisioner.clone(), token.jti.clone()))
+            {
+                outcomes[index] = Err(StoreError::TokenAlreadyUsed {
+                    jti: token.jti.clone(),
+                });
+            }
+        }
+    }
+
+    // Certificates of the issuances still standing.
+    let storing: Vec<usize> = (0..group.len()).filter(|&i| outcomes[i].is_ok()).collect();
+    if storing.is_empty() {
+        return Ok(outcomes);
+    }
+    let created_at = codec::to_unix(OffsetDateTime::now_utc());
+    let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO certificates \
-         (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(certificate.serial.as_str())
-    .bind(certificate.der.as_slice())
-    .bind(certificate.subject.as_str())
-    .bind(pending.sans.as_str())
-    .bind(codec::to_unix(certificate.not_before))
-    .bind(codec::to_unix(certificate.not_after))
-    .bind(certificate.provisioner.as_str())
-    .bind(CertificateStatus::Valid.as_str())
-    .bind(codec::to_unix(OffsetDateTime::now_utc()))
-    .execute(&mut **tx)
-    .await?;
-    if stored.rows_affected() == 0 {
-        // The issuance is refused whole: give its token back.
+         (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at) ",
+    );
+    insert.push_values(&storing, |mut row, &index| {
+        let pending = &group[index];
+        let certificate = &pending.certificate;
+        row.push_bind(certificate.serial.as_str())
+            .push_bind(certificate.der.as_slice())
+            .push_bind(certificate.subject.as_str())
+            .push_bind(pending.sans.as_str())
+            .push_bind(codec::to_unix(certificate.not_before))
+            .push_bind(codec::to_unix(certificate.not_after))
+            .push_bind(certificate.provisioner.as_str())
+            .push_bind(CertificateStatus::Valid.as_str())
+            .push_bind(created_at);
+    });
+    insert.push(" ON CONFLICT DO NOTHING RETURNING serial");
+    let stored: std::collections::HashSet<String> = insert
+        .build_query_scalar::<String>()
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+
+    // A serial already taken (or twice in the group): refuse that issuance whole, token included.
+    let mut kept = std::collections::HashSet::new();
+    for index in storing {
+        let pending = &group[index];
+        let serial = &pending.certificate.serial;
+        if stored.contains(serial) && kept.insert(serial.as_str()) {
+            continue;
+        }
         if let Some(token) = &pending.token {
             sqlx::query("DELETE FROM used_tokens WHERE provisioner = ? AND jti = ?")
                 .bind(token.provisioner.as_str())
@@ -383,11 +428,11 @@ async fn record_one(
                 .execute(&mut **tx)
                 .await?;
         }
-        return Ok(Err(StoreError::SerialTaken {
-            serial: certificate.serial.clone(),
-        }));
+        outcomes[index] = Err(StoreError::SerialTaken {
+            serial: serial.clone(),
+        });
     }
-    Ok(Ok(()))
+    Ok(outcomes)
 }
 
 /// Applies the migrations this database has not seen yet, each in its own transaction.
