@@ -232,7 +232,7 @@ async fn provisioner(args: &SignArgs, client: &Client) -> anyhow::Result<Provisi
         return Ok(Provisioner { name, key, kid });
     }
     let provisioners = client.provisioners().await?;
-    let chosen = provisioner::choose(&provisioners, args.provisioner.as_deref())?;
+    let chosen = mayfly_client::choose_jwk_provisioner(&provisioners, args.provisioner.as_deref())?;
     let Some(encrypted) = chosen.encrypted_key.clone() else {
         bail!(
             "provisioner {:?} publishes no encrypted key: pass --provisioner-key",

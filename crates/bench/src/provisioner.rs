@@ -93,39 +93,6 @@ fn is_jwk(p: &ProvisionerBody) -> bool {
     p.kind.eq_ignore_ascii_case("JWK")
 }
 
-fn names(provisioners: &[ProvisionerBody]) -> String {
-    let names: Vec<&str> = provisioners.iter().map(|p| p.name.as_str()).collect();
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    }
-}
-
-/// Picks the JWK provisioner named `name`, or the only one.
-pub fn choose<'a>(
-    provisioners: &'a [ProvisionerBody],
-    name: Option<&str>,
-) -> anyhow::Result<&'a ProvisionerBody> {
-    let jwk: Vec<&ProvisionerBody> = provisioners.iter().filter(|p| is_jwk(p)).collect();
-    match name {
-        Some(name) => jwk.into_iter().find(|p| p.name == name).with_context(|| {
-            format!(
-                "the CA has no JWK provisioner named {name:?} (it has: {})",
-                names(provisioners)
-            )
-        }),
-        None => match jwk.as_slice() {
-            [only] => Ok(only),
-            [] => bail!("the CA has no JWK provisioner"),
-            _ => bail!(
-                "the CA has several JWK provisioners ({}): choose one with --provisioner",
-                names(provisioners)
-            ),
-        },
-    }
-}
-
 /// The JWK provisioner whose public key has `kid`.
 pub fn find_by_kid<'a>(
     provisioners: &'a [ProvisionerBody],
@@ -179,14 +146,8 @@ mod tests {
     }
 
     #[test]
-    fn choosing() {
-        let list = vec![body("ACME", "acme", "1"), body("JWK", "dev", "2")];
-        assert_eq!(choose(&list, None).unwrap().name, "dev");
-        assert_eq!(choose(&list, Some("dev")).unwrap().name, "dev");
-        assert!(choose(&list, Some("acme")).is_err());
+    fn finding_by_kid() {
         let two = vec![body("JWK", "a", "1"), body("JWK", "b", "2")];
-        assert!(choose(&two, None).is_err());
-        assert!(choose(&[], None).is_err());
         assert_eq!(find_by_kid(&two, "2").unwrap().name, "b");
         assert!(find_by_kid(&two, "3").is_err());
     }

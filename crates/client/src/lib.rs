@@ -47,6 +47,8 @@ pub enum Error {
     FingerprintMismatch { expected: String, actual: String },
     #[error("timed out after {0:?} waiting for the CA")]
     Timeout(Duration),
+    #[error("{0}")]
+    Provisioner(String),
 }
 
 impl Error {
@@ -273,6 +275,39 @@ impl Client {
     }
 }
 
+/// Picks the JWK provisioner named `name`, or the only JWK provisioner when no name is given.
+pub fn choose_jwk_provisioner<'a>(
+    provisioners: &'a [ProvisionerBody],
+    name: Option<&str>,
+) -> Result<&'a ProvisionerBody> {
+    let names = || {
+        provisioners
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut jwk = provisioners
+        .iter()
+        .filter(|p| p.kind.eq_ignore_ascii_case("JWK"));
+    match name {
+        Some(name) => jwk.find(|p| p.name == name).ok_or_else(|| {
+            Error::Provisioner(format!(
+                "the CA has no JWK provisioner named {name:?} (it has: {})",
+                names()
+            ))
+        }),
+        None => match (jwk.next(), jwk.next()) {
+            (Some(only), None) => Ok(only),
+            (None, _) => Err(Error::Provisioner("the CA has no JWK provisioner".into())),
+            (Some(_), Some(_)) => Err(Error::Provisioner(format!(
+                "the CA has several JWK provisioners ({}): choose one with --provisioner",
+                names()
+            ))),
+        },
+    }
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -307,6 +342,37 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body(kind: &str, name: &str) -> ProvisionerBody {
+        ProvisionerBody {
+            kind: kind.into(),
+            name: name.into(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+        }
+    }
+
+    #[test]
+    fn the_only_jwk_provisioner_or_the_named_one_is_chosen() {
+        let list = vec![body("ACME", "acme"), body("jwk", "dev")];
+        assert_eq!(choose_jwk_provisioner(&list, None).unwrap().name, "dev");
+        assert_eq!(
+            choose_jwk_provisioner(&list, Some("dev")).unwrap().name,
+            "dev"
+        );
+        let err = choose_jwk_provisioner(&list, Some("acme"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no JWK provisioner named \"acme\" (it has: acme, dev)"),
+            "{err}"
+        );
+        let two = vec![body("JWK", "a"), body("JWK", "b")];
+        let err = choose_jwk_provisioner(&two, None).unwrap_err().to_string();
+        assert!(err.contains("several JWK provisioners (a, b)"), "{err}");
+        assert!(choose_jwk_provisioner(&[], None).is_err());
+    }
 
     #[test]
     fn urls_must_be_https_hosts() {

@@ -39,7 +39,7 @@ fn dev_mode_banner_commands_give_a_certificate_openssl_verifies() {
     require_tool("openssl", "openssl");
     let tmp = tempfile::tempdir().unwrap();
     let client = tmp.path().join("client");
-    let (server, dev) = Server::dev(tmp.path(), &client);
+    let (server, _dev) = Server::dev(tmp.path(), &client);
 
     // Run the banner's own commands, as a new user would paste them.
     let banner = server.lines.join("\n");
@@ -131,10 +131,9 @@ fn dev_mode_banner_commands_give_a_certificate_openssl_verifies() {
         let line = dates.lines().find_map(|l| l.strip_prefix(prefix)).unwrap();
         time::PrimitiveDateTime::parse(
             line.trim().trim_end_matches(" GMT"),
-            &time::format_description::parse(
-                "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year]",
-            )
-            .unwrap(),
+            time::macros::format_description!(
+                "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
+            ),
         )
         .unwrap()
     };

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use mayfly_pki::PrivateKey;
 use mayfly_pki::jose::{jwe, jwk::Jwk};
-use mayfly_proto::ProvisionerBody;
 use time::OffsetDateTime;
 
 use crate::context::{CaFlags, CaTarget};
@@ -95,7 +94,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
 pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Result<String> {
     let client = target.client()?;
     let provisioners = client.provisioners().await?;
-    let chosen = choose(&provisioners, request.provisioner)?;
+    let chosen = mayfly_client::choose_jwk_provisioner(&provisioners, request.provisioner)?;
     let kid = chosen
         .key
         .as_ref()
@@ -138,41 +137,6 @@ pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Resu
         &target.root_fingerprint(),
         request,
     )
-}
-
-/// Picks the provisioner named `name`, or the only JWK provisioner.
-fn choose<'a>(
-    provisioners: &'a [ProvisionerBody],
-    name: Option<&str>,
-) -> anyhow::Result<&'a ProvisionerBody> {
-    let jwk: Vec<&ProvisionerBody> = provisioners
-        .iter()
-        .filter(|p| p.kind.eq_ignore_ascii_case("JWK"))
-        .collect();
-    match name {
-        Some(name) => jwk.into_iter().find(|p| p.name == name).with_context(|| {
-            format!(
-                "the CA has no JWK provisioner named {name:?} (it has: {})",
-                names(provisioners)
-            )
-        }),
-        None => match jwk.as_slice() {
-            [only] => Ok(only),
-            [] => bail!("the CA has no JWK provisioner"),
-            _ => bail!(
-                "the CA has several JWK provisioners ({}): choose one with --provisioner",
-                names(provisioners)
-            ),
-        },
-    }
-}
-
-fn names(provisioners: &[ProvisionerBody]) -> String {
-    provisioners
-        .iter()
-        .map(|p| p.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Builds and signs the claims step's tokens carry.
