@@ -442,3 +442,22 @@ async fn the_server_certificate_is_renewed_at_two_thirds_of_its_life_without_res
         "every server certificate is recorded"
     );
 }
+
+#[tokio::test]
+async fn clock_skew_of_up_to_a_minute_is_tolerated() {
+    let h = harness().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (nbf, exp, what) in [
+        (now + 30, now + 330, "30 s early"),
+        (now - 330, now - 30, "30 s late"),
+    ] {
+        let mut claims = h.claims("svc.internal");
+        claims["nbf"] = json!(nbf);
+        claims["iat"] = json!(nbf);
+        claims["exp"] = json!(exp);
+        let (status, body) = h
+            .sign(json!({"csr": csr_for("svc.internal"), "ott": h.token(&claims)}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{what}: {body}");
+    }
+}
