@@ -65,6 +65,10 @@ pub enum Error {
         min: String,
         max: String,
     },
+    #[error(
+        "notBefore {not_before} is in the past (now {now}): certificates cannot start before they are issued"
+    )]
+    NotBeforeInPast { not_before: String, now: String },
     #[error("notAfter ({not_after}) must be after notBefore ({not_before})")]
     ValidityInverted {
         not_before: String,
@@ -97,6 +101,7 @@ impl Error {
             Error::Csr(_)
             | Error::TimeMalformed { .. }
             | Error::DurationOutOfRange { .. }
+            | Error::NotBeforeInPast { .. }
             | Error::ValidityInverted { .. } => ErrorKind::BadRequest,
             Error::ProvisionerNotFound(_) => ErrorKind::NotFound,
             Error::Pki(e) if e.kind() == mayfly_pki::ErrorKind::BadInput => ErrorKind::BadRequest,

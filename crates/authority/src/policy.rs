@@ -106,10 +106,9 @@ pub fn leaf_template(
     }
     // A notBefore in the past (beyond the backdate) would let a token mint history.
     if not_before < now - backdate - crate::token::LEEWAY {
-        return Err(Error::DurationOutOfRange {
-            requested: format!("notBefore {}", rfc3339(not_before)),
-            min: "now".into(),
-            max: GoDuration(claims.max_tls_duration).to_string(),
+        return Err(Error::NotBeforeInPast {
+            not_before: rfc3339(not_before),
+            now: rfc3339(now),
         });
     }
     // Backdate only when the requester did not pin notBefore, like step.

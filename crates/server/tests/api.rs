@@ -320,6 +320,8 @@ async fn bad_requests_get_a_precise_error_and_store_nothing() {
         ("unauthorized SAN", json!({"csr": csr_for("evil.internal"), "ott": h.token(&h.claims("svc.internal"))}).to_string(), StatusCode::FORBIDDEN, "\"evil.internal\" is not authorized"),
         ("duration too long", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "48h"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range 5m0s to 24h0m0s"),
         ("duration too short", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "1m"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range"),
+        ("notBefore in the past", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notBefore": "2020-01-01T00:00:00Z", "notAfter": "2020-01-01T12:00:00Z"}).to_string(), StatusCode::BAD_REQUEST, "notBefore 2020-01-01T00:00:00Z is in the past"),
+        ("notAfter before notBefore", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notBefore": "1h", "notAfter": "30m"}).to_string(), StatusCode::BAD_REQUEST, "must be after notBefore"),
         ("malformed notAfter", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "tomorrow"}).to_string(), StatusCode::BAD_REQUEST, "notAfter \"tomorrow\""),
         ("body over 1 MiB", json!({"csr": "x".repeat(1024 * 1024 + 1), "ott": "x"}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "larger than 1048576 bytes"),
     ];
