@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mayfly_pki::cert::{certificate_pem, certificates_from_pem, fingerprint_sha256};
+use mayfly_pki::cert::{
+    CertificateInfo, certificate_pem, certificates_from_pem, fingerprint_sha256,
+};
 use mayfly_pki::{Csr, LeafSigner, PrivateKey};
 
 use crate::claims::Claims;
@@ -17,7 +19,10 @@ use crate::config::CaConfig;
 use crate::error::{Error, Result};
 use crate::policy::{self, ValidityRequest};
 use crate::provisioner::Provisioner;
-use crate::store::{CertStore, IssuedCertificate, StoreError, UsedToken};
+use crate::revocation::{RevokeAuthorization, RevokeRequest};
+use crate::store::{
+    CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError, UsedToken,
+};
 use crate::token::{self, TokenExpectations};
 
 /// A signed certificate with its chain, as `/sign` returns it.
@@ -51,6 +56,7 @@ pub struct Authority {
     provisioners: Vec<Provisioner>,
     backdate: time::Duration,
     audiences: Vec<String>,
+    revoke_audiences: Vec<String>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
 }
@@ -86,7 +92,8 @@ impl Authority {
         }
         let signer = LeafSigner::new(&parts.intermediate.certificate_der, &parts.intermediate.key)?;
         let root_fingerprints = parts.roots.iter().map(|r| fingerprint_sha256(r)).collect();
-        let audiences = audiences(&parts.dns_names, parts.public_port);
+        let audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "sign");
+        let revoke_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "revoke");
         Ok(Self {
             roots: parts.roots,
             federated_roots: parts.federated_roots,
@@ -96,6 +103,7 @@ impl Authority {
             provisioners: parts.provisioners,
             backdate: parts.backdate,
             audiences,
+            revoke_audiences,
             store: parts.store,
             clock: parts.clock,
         })
@@ -162,29 +170,20 @@ impl Authority {
         let claims = verified.provisioner.claims;
         let template =
             policy::leaf_template(&verified, &csr, validity, &claims, self.backdate, now)?;
-        let der = self.signer.sign(&template, csr.public_key_spki_der())?;
-        let serial = template.serial.to_decimal();
-        let record = IssuedCertificate {
-            serial: serial.clone(),
-            der: der.clone(),
-            subject: template.common_name.clone(),
-            sans: template.sans.iter().map(ToString::to_string).collect(),
-            not_before: template.not_before,
-            not_after: template.not_after,
-            provisioner: verified.provisioner.name.clone(),
-        };
         let used = UsedToken {
             jti: verified.claims.jti.clone(),
             provisioner: verified.provisioner.name.clone(),
             expires_at: verified.expires_at,
         };
-        self.store
-            .record_issuance(&record, Some(&used))
-            .await
-            .map_err(|e| match e {
-                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
-                other => Error::Store(other),
-            })?;
+        let issued = self
+            .sign_and_record(
+                &template,
+                csr.public_key_spki_der(),
+                &verified.provisioner.name,
+                Some(&used),
+            )
+            .await?;
+        let serial = &issued.serial;
         tracing::info!(
             target: "mayfly::audit",
             %serial,
@@ -193,6 +192,174 @@ impl Authority {
             subject = %template.common_name,
             "certificate issued"
         );
+        Ok(issued)
+    }
+
+    /// Renews a certificate this CA issued, for its holder: same subject, SANs, key and
+    /// lifetime, a new serial. `leaf_der` comes from a TLS chain verified against our roots.
+    pub async fn renew(&self, leaf_der: &[u8]) -> Result<Issued> {
+        let now = self.clock.now();
+        let old = CertificateInfo::from_der(leaf_der)?;
+        let serial = old.serial.to_decimal();
+        let stored = self
+            .store
+            .certificate(&serial)
+            .await
+            .map_err(Error::Store)?
+            .filter(|stored| stored.certificate.der == leaf_der)
+            .ok_or_else(|| Error::RenewNotIssuedHere {
+                serial: serial.clone(),
+            })?;
+        if stored.status == CertificateStatus::Revoked {
+            return Err(Error::RenewRevoked { serial });
+        }
+        let provisioner = self
+            .provisioners
+            .iter()
+            .find(|p| p.name() == stored.certificate.provisioner)
+            .and_then(|p| match p {
+                Provisioner::Jwk(jwk) => Some(jwk),
+                Provisioner::Unsupported(_) => None,
+            })
+            // The CA's own TLS certificates, and those of removed provisioners, are not renewed.
+            .ok_or_else(|| Error::RenewNotIssuedHere {
+                serial: serial.clone(),
+            })?;
+        if provisioner.claims.disable_renewal {
+            return Err(Error::RenewalDisabled {
+                provisioner: provisioner.name.clone(),
+            });
+        }
+        if now > old.not_after && !provisioner.claims.allow_renewal_after_expiry {
+            return Err(Error::RenewExpired {
+                serial,
+                not_after: old.not_after.to_string(),
+            });
+        }
+        let lifetime = old.not_after - old.not_before;
+        let not_before = now - self.backdate;
+        let template = mayfly_pki::LeafTemplate {
+            common_name: old.common_name.clone(),
+            sans: old.sans.clone(),
+            not_before,
+            not_after: not_before + lifetime,
+            serial: mayfly_pki::SerialNumber::random()?,
+            rsa_key: old.is_rsa,
+            provisioner: old.provisioner.clone(),
+        };
+        let issued = self
+            .sign_and_record(&template, &old.spki_der, &provisioner.name, None)
+            .await?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial = %issued.serial,
+            renewed = %serial,
+            provisioner = %provisioner.name,
+            "certificate renewed"
+        );
+        Ok(issued)
+    }
+
+    /// Revokes a certificate (passively: renewals are refused from now on).
+    pub async fn revoke(
+        &self,
+        request: &RevokeRequest,
+        authorization: RevokeAuthorization<'_>,
+    ) -> Result<()> {
+        if !request.passive {
+            return Err(Error::ActiveRevocationUnavailable);
+        }
+        let serial = mayfly_pki::SerialNumber::from_decimal(&request.serial)
+            .map_err(|_| Error::SerialMalformed(request.serial.clone()))?
+            .to_decimal();
+        let now = self.clock.now();
+        let (revoked_by, used) = match authorization {
+            RevokeAuthorization::Token(ott) => {
+                let expect = TokenExpectations {
+                    audiences: &self.revoke_audiences,
+                    root_fingerprints: &self.root_fingerprints,
+                    now,
+                };
+                let verified = token::verify(ott, &self.provisioners, &expect)?;
+                if verified.claims.sub != serial {
+                    return Err(Error::RevokeSerialMismatch {
+                        authorized: format!("certificate {:?}", verified.claims.sub),
+                        requested: serial,
+                    });
+                }
+                let used = UsedToken {
+                    jti: verified.claims.jti.clone(),
+                    provisioner: verified.provisioner.name.clone(),
+                    expires_at: verified.expires_at,
+                };
+                (format!("token:{}", verified.provisioner.name), Some(used))
+            }
+            RevokeAuthorization::Certificate(leaf_der) => {
+                let presented = CertificateInfo::from_der(leaf_der)?;
+                if presented.serial.to_decimal() != serial {
+                    return Err(Error::RevokeSerialMismatch {
+                        authorized: format!(
+                            "only the certificate presented ({})",
+                            presented.serial.to_decimal()
+                        ),
+                        requested: serial,
+                    });
+                }
+                (format!("mtls:{}", presented.common_name), None)
+            }
+        };
+        let revocation = Revocation {
+            serial: serial.clone(),
+            reason_code: request.reason_code.code(),
+            reason: request.reason.clone(),
+            revoked_at: now,
+            revoked_by: revoked_by.clone(),
+        };
+        self.store
+            .revoke(&revocation, used.as_ref())
+            .await
+            .map_err(|e| match e {
+                StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
+                StoreError::AlreadyRevoked { serial } => Error::AlreadyRevoked { serial },
+                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+                other => Error::Store(other),
+            })?;
+        tracing::info!(
+            target: "mayfly::audit",
+            %serial,
+            reason = request.reason_code.name(),
+            by = %revoked_by,
+            "certificate revoked"
+        );
+        Ok(())
+    }
+
+    /// Signs `template` for `spki_der` and records the certificate before returning it.
+    async fn sign_and_record(
+        &self,
+        template: &mayfly_pki::LeafTemplate,
+        spki_der: &[u8],
+        provisioner: &str,
+        token: Option<&UsedToken>,
+    ) -> Result<Issued> {
+        let der = self.signer.sign(template, spki_der)?;
+        let serial = template.serial.to_decimal();
+        let record = IssuedCertificate {
+            serial: serial.clone(),
+            der: der.clone(),
+            subject: template.common_name.clone(),
+            sans: template.sans.iter().map(ToString::to_string).collect(),
+            not_before: template.not_before,
+            not_after: template.not_after,
+            provisioner: provisioner.to_string(),
+        };
+        self.store
+            .record_issuance(&record, token)
+            .await
+            .map_err(|e| match e {
+                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+                other => Error::Store(other),
+            })?;
         Ok(Issued {
             certificate_der: der,
             serial,
@@ -222,31 +389,13 @@ impl Authority {
             rsa_key: false,
             provisioner: None,
         };
-        let der = self.signer.sign(&template, &key.public_key_spki_der()?)?;
-        let serial = template.serial.to_decimal();
-        let record = IssuedCertificate {
-            serial: serial.clone(),
-            der: der.clone(),
-            subject: template.common_name.clone(),
-            sans: dns_names.to_vec(),
-            not_before: template.not_before,
-            not_after: template.not_after,
-            provisioner: String::new(),
-        };
-        self.store
-            .record_issuance(&record, None)
+        self.sign_and_record(&template, &key.public_key_spki_der()?, "", None)
             .await
-            .map_err(Error::Store)?;
-        Ok(Issued {
-            certificate_der: der,
-            serial,
-            issuer_der: self.intermediate_der.clone(),
-        })
     }
 }
 
-/// `https://{name}[:port]/1.0/sign` and `/sign` for every DNS name.
-fn audiences(dns_names: &[String], port: u16) -> Vec<String> {
+/// `https://{name}[:port]/1.0/{endpoint}` and `/{endpoint}` for every DNS name.
+fn endpoint_audiences(dns_names: &[String], port: u16, endpoint: &str) -> Vec<String> {
     let port = if port == 443 {
         String::new()
     } else {
@@ -261,8 +410,8 @@ fn audiences(dns_names: &[String], port: u16) -> Vec<String> {
                 name.clone()
             };
             [
-                format!("https://{host}{port}/1.0/sign"),
-                format!("https://{host}{port}/sign"),
+                format!("https://{host}{port}/1.0/{endpoint}"),
+                format!("https://{host}{port}/{endpoint}"),
             ]
         })
         .collect()

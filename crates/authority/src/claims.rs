@@ -64,6 +64,7 @@ pub struct Claims {
     pub max_tls_duration: time::Duration,
     pub default_tls_duration: time::Duration,
     pub disable_renewal: bool,
+    pub allow_renewal_after_expiry: bool,
 }
 
 impl Claims {
@@ -73,6 +74,7 @@ impl Claims {
         max_tls_duration: time::Duration::hours(24),
         default_tls_duration: time::Duration::hours(24),
         disable_renewal: false,
+        allow_renewal_after_expiry: false,
     };
 
     /// Applies `config` over `base` and checks that min ≤ default ≤ max.
@@ -87,6 +89,9 @@ impl Claims {
             max_tls_duration: pick(config.max_tls_cert_duration, base.max_tls_duration),
             default_tls_duration: pick(config.default_tls_cert_duration, base.default_tls_duration),
             disable_renewal: config.disable_renewal.unwrap_or(base.disable_renewal),
+            allow_renewal_after_expiry: config
+                .allow_renewal_after_expiry
+                .unwrap_or(base.allow_renewal_after_expiry),
         };
         if claims.min_tls_duration <= time::Duration::ZERO
             || claims.min_tls_duration > claims.default_tls_duration

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Forbidden,
     /// The thing asked for does not exist (404).
     NotFound,
+    /// Asked for something this configuration does not offer (501).
+    NotImplemented,
     /// Our fault: configuration, storage, crypto (500). Not for clients' eyes.
     Internal,
 }
@@ -74,6 +76,33 @@ pub enum Error {
         not_before: String,
         not_after: String,
     },
+    #[error("certificate {serial} was not issued by this CA")]
+    RenewNotIssuedHere { serial: String },
+    #[error("certificate {serial} was revoked and cannot be renewed")]
+    RenewRevoked { serial: String },
+    #[error(
+        "certificate {serial} expired at {not_after} and its provisioner does not allow renewal after expiry"
+    )]
+    RenewExpired { serial: String, not_after: String },
+    #[error("provisioner {provisioner:?} does not allow renewal (disableRenewal)")]
+    RenewalDisabled { provisioner: String },
+    #[error("no certificate with serial number {serial} was issued by this CA")]
+    CertificateNotFound { serial: String },
+    #[error("certificate {serial} is already revoked")]
+    AlreadyRevoked { serial: String },
+    #[error(
+        "reason code {0} is not an RFC 5280 CRLReason: expected 0-6 or 8-10 (or a name such as keyCompromise)"
+    )]
+    ReasonCodeInvalid(i64),
+    #[error("{authorized} may be revoked with this credential, not {requested}")]
+    RevokeSerialMismatch {
+        authorized: String,
+        requested: String,
+    },
+    #[error("active revocation (CRL/OCSP) is not configured on this CA: send \"passive\": true")]
+    ActiveRevocationUnavailable,
+    #[error("serial number {0:?} is not a decimal number")]
+    SerialMalformed(String),
     #[error("provisioner {0:?} not found")]
     ProvisionerNotFound(String),
     #[error("{0}")]
@@ -96,8 +125,19 @@ impl Error {
             | Error::TokenNotYetValid { .. }
             | Error::TokenLifetimeTooLong { .. }
             | Error::TokenAlreadyUsed
-            | Error::TokenRootMismatch { .. } => ErrorKind::Unauthorized,
-            Error::SanNotAuthorized { .. } => ErrorKind::Forbidden,
+            | Error::TokenRootMismatch { .. }
+            | Error::RenewNotIssuedHere { .. }
+            | Error::RenewRevoked { .. }
+            | Error::RenewExpired { .. }
+            | Error::RenewalDisabled { .. } => ErrorKind::Unauthorized,
+            Error::SanNotAuthorized { .. } | Error::RevokeSerialMismatch { .. } => {
+                ErrorKind::Forbidden
+            }
+            Error::CertificateNotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyRevoked { .. }
+            | Error::ReasonCodeInvalid(_)
+            | Error::SerialMalformed(_) => ErrorKind::BadRequest,
+            Error::ActiveRevocationUnavailable => ErrorKind::NotImplemented,
             Error::Csr(_)
             | Error::TimeMalformed { .. }
             | Error::DurationOutOfRange { .. }

@@ -22,6 +22,12 @@ pub enum StoreError {
     /// A certificate with this serial number is already stored.
     #[error("serial number {serial} is already stored")]
     SerialTaken { serial: String },
+    /// No certificate with this serial number was ever recorded.
+    #[error("no certificate with serial number {serial} was issued by this CA")]
+    CertificateNotFound { serial: String },
+    /// The certificate is revoked already; a revocation is final and happens once.
+    #[error("certificate {serial} is already revoked")]
+    AlreadyRevoked { serial: String },
     /// The backend failed; the text is for logs, not for clients.
     #[error("storage backend failed: {0}")]
     Backend(String),
@@ -72,6 +78,21 @@ pub struct IssuedCertificate {
 pub struct StoredCertificate {
     pub certificate: IssuedCertificate,
     pub status: CertificateStatus,
+    /// Present when `status` is revoked.
+    pub revocation: Option<Revocation>,
+}
+
+/// A revocation, as it is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub serial: String,
+    /// RFC 5280 5.3.1 CRLReason code.
+    pub reason_code: u8,
+    /// Free text from the requester.
+    pub reason: String,
+    pub revoked_at: OffsetDateTime,
+    /// Who asked: `token:<provisioner>`, `mtls:<subject>`, `offline`.
+    pub revoked_by: String,
 }
 
 /// A one-time token's identity, recorded so a second use is refused.
@@ -99,6 +120,15 @@ pub trait CertStore: Send + Sync {
         &'a self,
         serial: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>>;
+
+    /// Marks a valid certificate revoked and, when given, burns `token`, atomically. Fails with
+    /// [`StoreError::CertificateNotFound`], [`StoreError::AlreadyRevoked`] or
+    /// [`StoreError::TokenAlreadyUsed`], and then changes nothing.
+    fn revoke<'a>(
+        &'a self,
+        revocation: &'a Revocation,
+        token: Option<&'a UsedToken>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Deletes used-token records that expired before `now`; returns how many were removed.
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>>;

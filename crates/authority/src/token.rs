@@ -99,8 +99,10 @@ pub struct TokenExpectations<'a> {
 pub struct NewToken<'a> {
     /// The provisioner's name (`iss`).
     pub issuer: &'a str,
-    /// The CA URL; the audience is its `/1.0/sign`.
+    /// The CA URL; the audience is its `/1.0/{endpoint}`.
     pub ca_url: &'a str,
+    /// `sign`, or `revoke` for a revocation token.
+    pub endpoint: &'a str,
     pub subject: &'a str,
     /// Names to authorise; the subject alone when empty.
     pub sans: &'a [String],
@@ -119,7 +121,7 @@ impl NewToken<'_> {
             self.sans.iter().map(String::as_str).collect()
         };
         serde_json::json!({
-            "aud": format!("{}/1.0/sign", self.ca_url.trim_end_matches('/')),
+            "aud": format!("{}/1.0/{}", self.ca_url.trim_end_matches('/'), self.endpoint),
             "exp": self.expires_at.unix_timestamp(),
             "iat": issued_at.unix_timestamp(),
             "iss": self.issuer,

@@ -29,6 +29,7 @@ impl TokenSigner<'_> {
         NewToken {
             issuer: self.issuer,
             ca_url: self.ca_url,
+            endpoint: "sign",
             subject,
             sans,
             root_fingerprint: self.root_fingerprint,

@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mayfly_proto::{
     EncryptedKeyResponse, ErrorBody, HealthResponse, ProvisionerBody, ProvisionersResponse,
-    RootResponse, RootsResponse, SignRequest, SignResponse,
+    RevokeRequest, RootResponse, RootsResponse, SignRequest, SignResponse, StatusResponse,
 };
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
@@ -94,6 +94,26 @@ impl Client {
             .map_err(|e| Error::Tls(e.to_string()))?
             .with_root_certificates(store)
             .with_no_client_auth();
+        Self::with_tls(ca_url, config)
+    }
+
+    /// A client that trusts only `roots` and presents `chain` (leaf first, DER) with its key
+    /// (PKCS#8 DER) as its TLS client certificate: mutual TLS for `/renew` and `/revoke`.
+    pub fn with_identity(ca_url: &str, roots: &[Vec<u8>], chain: &[Vec<u8>], key_pkcs8: &[u8]) -> Result<Self> {
+        let mut store = rustls::RootCertStore::empty();
+        for root in roots {
+            store
+                .add(CertificateDer::from(root.clone()))
+                .map_err(|e| Error::Tls(format!("root certificate: {e}")))?;
+        }
+        let chain: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pkcs8.to_vec().into());
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_root_certificates(store)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| Error::Tls(format!("client certificate: {e}")))?;
         Self::with_tls(ca_url, config)
     }
 
@@ -207,6 +227,16 @@ impl Client {
 
     pub async fn sign(&self, request: &SignRequest) -> Result<SignResponse> {
         self.post_json("/1.0/sign", request).await
+    }
+
+    /// Renews the client certificate this client presents (see [`Client::with_identity`]).
+    pub async fn renew(&self) -> Result<SignResponse> {
+        self.send(Method::POST, "/1.0/renew", Bytes::new()).await
+    }
+
+    /// Revokes a certificate, authorised by `request.ott` or by the presented certificate.
+    pub async fn revoke(&self, request: &RevokeRequest) -> Result<StatusResponse> {
+        self.post_json("/1.0/revoke", request).await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {

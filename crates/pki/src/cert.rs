@@ -58,6 +58,79 @@ pub fn subject_public_key_info(cert_der: &[u8]) -> Result<Vec<u8>> {
     Ok(cert.tbs_certificate.subject_pki.raw.to_vec())
 }
 
+/// What renewal and revocation need to know about an issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub serial: SerialNumber,
+    pub common_name: String,
+    pub sans: Vec<San>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// DER SubjectPublicKeyInfo.
+    pub spki_der: Vec<u8>,
+    pub is_rsa: bool,
+    pub provisioner: Option<ProvisionerExtension>,
+}
+
+impl CertificateInfo {
+    /// Parses a DER certificate (its signature is not checked here: callers get it from a
+    /// verified TLS chain or from their own store).
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        use x509_parser::extensions::GeneralName;
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| Error::CertificateMalformed(e.to_string()))?;
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut sans = Vec::new();
+        if let Ok(Some(names)) = cert.subject_alternative_name() {
+            for name in &names.value.general_names {
+                let san = match name {
+                    GeneralName::DNSName(dns) => San::parse(dns)?,
+                    GeneralName::RFC822Name(email) => San::Email((*email).to_string()),
+                    GeneralName::URI(uri) => San::Uri((*uri).to_string()),
+                    GeneralName::IPAddress(bytes) => match bytes.len() {
+                        4 => San::Ip(std::net::IpAddr::from([
+                            bytes[0], bytes[1], bytes[2], bytes[3],
+                        ])),
+                        16 => {
+                            let mut octets = [0u8; 16];
+                            octets.copy_from_slice(bytes);
+                            San::Ip(std::net::IpAddr::from(octets))
+                        }
+                        n => {
+                            return Err(Error::CertificateMalformed(format!(
+                                "IP address SAN of {n} bytes"
+                            )));
+                        }
+                    },
+                    _ => continue,
+                };
+                sans.push(san);
+            }
+        }
+        let spki = &cert.tbs_certificate.subject_pki;
+        let is_rsa = matches!(
+            spki.parsed(),
+            Ok(x509_parser::public_key::PublicKey::RSA(_))
+        );
+        Ok(Self {
+            serial: SerialNumber::from_be_bytes(cert.raw_serial()),
+            common_name,
+            sans,
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+            spki_der: spki.raw.to_vec(),
+            is_rsa,
+            provisioner: ProvisionerExtension::from_certificate(&cert),
+        })
+    }
+}
+
 /// The notAfter of a DER certificate.
 pub fn not_after(cert_der: &[u8]) -> Result<OffsetDateTime> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der)

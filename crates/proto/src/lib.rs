@@ -113,3 +113,32 @@ pub struct SignResponse {
     )]
     pub tls_options: Option<TlsOptions>,
 }
+
+/// `POST /revoke`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    /// Decimal serial number of the certificate to revoke.
+    pub serial: String,
+    /// A one-time token whose `sub` is the serial; absent when the certificate itself is
+    /// presented over mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ott: Option<String>,
+    /// RFC 5280 CRLReason code.
+    #[serde(rename = "reasonCode", default)]
+    pub reason_code: i64,
+    #[serde(default)]
+    pub reason: String,
+    /// Passive revocation (refuse renewals) unless `false`.
+    #[serde(default = "passive_by_default")]
+    pub passive: bool,
+}
+
+fn passive_by_default() -> bool {
+    true
+}
+
+/// `POST /revoke` success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    pub status: String,
+}

@@ -13,15 +13,17 @@ use axum::{Json, Router};
 use mayfly_authority::Authority;
 use mayfly_authority::policy::{TimeSpec, ValidityRequest};
 use mayfly_authority::provisioner::Provisioner;
+use mayfly_authority::revocation::{ReasonCode, RevokeAuthorization};
 use mayfly_pki::cert::certificate_pem;
 use mayfly_proto::{
-    EncryptedKeyResponse, HealthResponse, ProvisionerBody, ProvisionersResponse, RootResponse,
-    RootsResponse, SignRequest, SignResponse, TlsOptions,
+    EncryptedKeyResponse, HealthResponse, ProvisionerBody, ProvisionersResponse, RevokeRequest,
+    RootResponse, RootsResponse, SignRequest, SignResponse, StatusResponse, TlsOptions,
 };
 use serde::Deserialize;
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::serve::PeerCertificates;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -39,7 +41,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/federation", get(federation))
         .route("/provisioners", get(provisioners))
         .route("/provisioners/{kid}/encrypted-key", get(encrypted_key))
-        .route("/sign", post(sign));
+        .route("/sign", post(sign))
+        .route("/renew", post(renew))
+        .route("/revoke", post(revoke));
     Router::new()
         .merge(api.clone())
         .nest("/1.0", api)
@@ -214,13 +218,65 @@ async fn sign(
         .authority
         .sign(&request.csr, &request.ott, validity)
         .await?;
+    Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
+}
+
+fn sign_response(state: &AppState, issued: &mayfly_authority::Issued) -> SignResponse {
     let crt = issued.certificate_pem();
     let ca = certificate_pem(&issued.issuer_der);
-    let response = SignResponse {
+    SignResponse {
         crt: crt.clone(),
         ca: ca.clone(),
         cert_chain: vec![crt, ca],
         tls_options: Some(state.tls_options.clone()),
+    }
+}
+
+/// The leaf of the client certificate chain verified during the TLS handshake, if any.
+fn client_leaf(peer: &Option<axum::Extension<PeerCertificates>>) -> Option<&[u8]> {
+    peer.as_ref()?.chain.as_ref()?.first().map(Vec::as_slice)
+}
+
+async fn renew(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let leaf = client_leaf(&peer).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "renewal needs the certificate to renew, presented as the client certificate over mutual TLS",
+        )
+    })?;
+    let issued = state.authority.renew(leaf).await?;
+    Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
+}
+
+async fn revoke(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+    JsonBody(request): JsonBody<RevokeRequest>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let authorization = match (
+        request.ott.as_deref().filter(|t| !t.is_empty()),
+        client_leaf(&peer),
+    ) {
+        (Some(ott), _) => RevokeAuthorization::Token(ott),
+        (None, Some(leaf)) => RevokeAuthorization::Certificate(leaf),
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "revocation needs a one-time token (\"ott\") or the certificate over mutual TLS",
+            ));
+        }
     };
-    Ok((StatusCode::CREATED, Json(response)))
+    let revoke = mayfly_authority::revocation::RevokeRequest {
+        serial: request.serial,
+        reason_code: ReasonCode::from_code(request.reason_code)?,
+        reason: request.reason,
+        passive: request.passive,
+    };
+    state.authority.revoke(&revoke, authorization).await?;
+    Ok(Json(StatusResponse {
+        status: "ok".into(),
+    }))
 }

@@ -463,3 +463,89 @@ async fn clock_skew_of_up_to_a_minute_is_tolerated() {
         assert_eq!(status, StatusCode::CREATED, "{what}: {body}");
     }
 }
+
+#[tokio::test]
+async fn renew_and_revoke_need_credentials_and_valid_requests() {
+    let h = harness().await;
+    let (status, body) = h.call("POST", "/1.0/renew", Body::empty()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["message"].as_str().unwrap().contains("mutual TLS"),
+        "{body}"
+    );
+
+    let token = h.token(&h.claims("svc.internal"));
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let der =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let serial = mayfly_pki::cert::CertificateInfo::from_der(&der[0])
+        .unwrap()
+        .serial
+        .to_decimal();
+    let revoke_token = |subject: &str| {
+        let mut claims = h.claims(subject);
+        claims["aud"] = json!("https://ca.test/1.0/revoke");
+        h.token(&claims)
+    };
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"serial": serial}),
+            StatusCode::UNAUTHORIZED,
+            "one-time token",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "passive": false}),
+            StatusCode::NOT_IMPLEMENTED,
+            "active revocation",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 7}),
+            StatusCode::BAD_REQUEST,
+            "reason code 7",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token("999")}),
+            StatusCode::FORBIDDEN,
+            "not ",
+        ),
+        (
+            json!({"serial": serial, "ott": h.token(&h.claims(&serial))}),
+            StatusCode::UNAUTHORIZED,
+            "audience",
+        ),
+        (
+            json!({"serial": "12ab", "ott": revoke_token("12ab")}),
+            StatusCode::BAD_REQUEST,
+            "not a decimal number",
+        ),
+        (
+            json!({"serial": "424242", "ott": revoke_token("424242")}),
+            StatusCode::NOT_FOUND,
+            "no certificate with serial number 424242",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let (got, answer) = h
+            .call("POST", "/1.0/revoke", Body::from(body.to_string()))
+            .await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(message),
+            "{body}: {answer}"
+        );
+    }
+    let (status, body) = h
+        .call(
+            "POST",
+            "/revoke",
+            Body::from(
+                json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 1})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}

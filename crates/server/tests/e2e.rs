@@ -910,6 +910,8 @@ fn every_command_has_help() {
         &["certificate", "fingerprint"],
         &["crypto"],
         &["crypto", "jwt"],
+        &["crypto", "change-pass"],
+        &["crypto", "shamir"],
         &["path"],
     ];
     for command in commands {
@@ -1399,6 +1401,9 @@ fn cli_reference_in_docs_matches_help() {
         &["certificate", "fingerprint"],
         &["crypto", "jwt", "inspect"],
         &["crypto", "jwt", "verify"],
+        &["crypto", "change-pass"],
+        &["crypto", "shamir", "split"],
+        &["crypto", "shamir", "combine"],
         &["path"],
     ];
     for args in client {
@@ -1672,5 +1677,273 @@ fn token_flags_shape_the_token() {
             pw,
         ],
         "--not-after \"soon\"",
+    );
+}
+
+fn serial_of(client: &Path, work: &Path, crt: &str) -> String {
+    let json = mayfly_ok(
+        client,
+        work,
+        &["certificate", "inspect", crt, "--format", "json"],
+    );
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["serial_number"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn renew_over_mutual_tls_and_passive_revocation() {
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let work = tmp.path();
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+    bootstrap(&client, work, &dev);
+    let pw = dev.password_file.to_str().unwrap();
+    let root = client.join("certs/root_ca.crt");
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "svc.internal",
+            "svc.crt",
+            "svc.key",
+            "--san",
+            "svc.internal",
+            "--san",
+            "10.0.0.9",
+            "--not-after",
+            "2h",
+            "--provisioner-password-file",
+            pw,
+        ],
+    );
+    let first = serial_of(&client, work, "svc.crt");
+
+    // --expires-in: far from expiry, nothing happens and the CA is not asked.
+    let out = mayfly(
+        &client,
+        work,
+        &[
+            "ca",
+            "renew",
+            "svc.crt",
+            "svc.key",
+            "--expires-in",
+            "1h",
+            "--ca-url",
+            "https://127.0.0.1:1",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not renewed"));
+    assert_eq!(serial_of(&client, work, "svc.crt"), first);
+    // Overwriting needs --force without a terminal.
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "renew", "svc.crt", "svc.key"],
+        "use --force",
+    );
+
+    // Within the window it renews: new serial, same names, same lifetime, chains to the root.
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "renew",
+            "svc.crt",
+            "svc.key",
+            "--expires-in",
+            "3h",
+            "--force",
+        ],
+    );
+    let second = serial_of(&client, work, "svc.crt");
+    assert_ne!(first, second);
+    let ok = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            "svc.crt",
+            "svc.crt",
+        ],
+        work,
+    );
+    assert!(ok.contains("svc.crt: OK"), "{ok}");
+    let text = openssl(
+        &[
+            "x509",
+            "-in",
+            "svc.crt",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+            "-startdate",
+            "-enddate",
+        ],
+        work,
+    );
+    assert!(
+        text.contains("DNS:svc.internal") && text.contains("IP Address:10.0.0.9"),
+        "{text}"
+    );
+    let info = mayfly_pki::cert::CertificateInfo::from_der(
+        &mayfly_pki::cert::certificates_from_pem(&std::fs::read(work.join("svc.crt")).unwrap())
+            .unwrap()[0],
+    )
+    .unwrap();
+    assert_eq!(
+        (info.not_after - info.not_before).whole_seconds(),
+        2 * 3600 + 60,
+        "same lifetime"
+    );
+    mayfly_ok(
+        &client,
+        work,
+        &["ca", "renew", "svc.crt", "svc.key", "--out", "copy.crt"],
+    );
+    assert_ne!(serial_of(&client, work, "copy.crt"), second);
+
+    // Revoke by token; the revocation happens once and stops renewal at once.
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            &second,
+            "--reasonCode",
+            "keyCompromise",
+            "--reason",
+            "key leaked",
+            "--provisioner-password-file",
+            pw,
+        ],
+    );
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "revoke", &second, "--provisioner-password-file", pw],
+        "already revoked",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "renew", "svc.crt", "svc.key", "--force"],
+        "was revoked and cannot be renewed",
+    );
+
+    // A revocation token is bound to its serial.
+    let copy = serial_of(&client, work, "copy.crt");
+    let token = mayfly_ok(
+        &client,
+        work,
+        &["ca", "token", &copy, "--revoke", "--password-file", pw],
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            "12345678901234567890",
+            "--token",
+            token.trim(),
+        ],
+        "403",
+    );
+    mayfly_ok(
+        &client,
+        work,
+        &["ca", "revoke", &copy, "--token", token.trim()],
+    );
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "revoke", &copy, "--token", token.trim()],
+        "already",
+    );
+
+    // Revoke with the certificate and its key over mutual TLS.
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "b.internal",
+            "b.crt",
+            "b.key",
+            "--provisioner-password-file",
+            pw,
+        ],
+    );
+    let out = mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            "--cert",
+            "b.crt",
+            "--key",
+            "b.key",
+            "--reasonCode",
+            "superseded",
+        ],
+    );
+    assert!(
+        out.contains(&format!(
+            "Serial Number {} has been revoked",
+            serial_of(&client, work, "b.crt")
+        )),
+        "{out}"
+    );
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "renew", "b.crt", "b.key", "--force"],
+        "was revoked",
+    );
+
+    // Bad input.
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "revoke", "12345", "--provisioner-password-file", pw],
+        "404",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            "12345",
+            "--reasonCode",
+            "7",
+            "--provisioner-password-file",
+            pw,
+        ],
+        "not an RFC 5280 reason",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            "12345",
+            "--reasonCode",
+            "stolen",
+            "--provisioner-password-file",
+            pw,
+        ],
+        "not an RFC 5280 reason",
     );
 }

@@ -15,8 +15,8 @@ use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, StoreError, StoredCertificate,
-    UsedToken,
+    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError,
+    StoredCertificate, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -36,6 +36,86 @@ pub async fn run_all(store: &dyn CertStore) {
     concurrent_token_use(&[store]).await;
     concurrent_distinct_issuances(&[store]).await;
     mixed_outcomes_submitted_together(store).await;
+    revocation(store).await;
+}
+
+/// A revocation is recorded with its details, happens once, needs an issued serial, burns its
+/// token atomically, and gives the token back when it is refused.
+pub async fn revocation(store: &dyn CertStore) {
+    let certificate = sample_certificate("revoke");
+    store
+        .record_issuance(&certificate, None)
+        .await
+        .expect("storing the certificate to revoke");
+    let revocation = Revocation {
+        serial: certificate.serial.clone(),
+        reason_code: 1,
+        reason: "laptop stolen, key on it".into(),
+        revoked_at: OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a valid time"),
+        revoked_by: "token:revoke".into(),
+    };
+    let token = fresh_token("revoke");
+    store
+        .revoke(&revocation, Some(&token))
+        .await
+        .expect("the first revocation");
+    let loaded = store
+        .certificate(&certificate.serial)
+        .await
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!(loaded.status, CertificateStatus::Revoked);
+    assert_eq!(
+        loaded.revocation.as_ref(),
+        Some(&revocation),
+        "revocation details"
+    );
+    assert_eq!(
+        loaded.certificate, certificate,
+        "revoking changes nothing else"
+    );
+
+    let again = fresh_token("revoke");
+    match store.revoke(&revocation, Some(&again)).await {
+        Err(StoreError::AlreadyRevoked { serial }) if serial == certificate.serial => {}
+        other => panic!("a second revocation returned {other:?}, expected AlreadyRevoked"),
+    }
+    store
+        .record_issuance(&sample_certificate("revoke"), Some(&again))
+        .await
+        .expect("the token of a refused revocation is not burnt");
+
+    let mut unknown = revocation.clone();
+    unknown.serial = fresh_serial();
+    match store.revoke(&unknown, None).await {
+        Err(StoreError::CertificateNotFound { serial }) if serial == unknown.serial => {}
+        other => {
+            panic!("revoking an unknown serial returned {other:?}, expected CertificateNotFound")
+        }
+    }
+
+    let other = sample_certificate("revoke");
+    store
+        .record_issuance(&other, None)
+        .await
+        .expect("storing another certificate");
+    let mut replay = revocation.clone();
+    replay.serial = other.serial.clone();
+    assert_token_used(
+        store.revoke(&replay, Some(&token)).await,
+        &token.jti,
+        "a replayed revocation token",
+    );
+    let loaded = store
+        .certificate(&other.serial)
+        .await
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!(
+        loaded.status,
+        CertificateStatus::Valid,
+        "a refused revocation revoked anyway"
+    );
 }
 
 /// Issuances submitted at the same moment (a backend may commit them as one group) keep their
@@ -544,6 +624,7 @@ async fn assert_stored(store: &dyn CertStore, expected: &IssuedCertificate, what
     let expected = StoredCertificate {
         certificate: expected.clone(),
         status: CertificateStatus::Valid,
+        revocation: None,
     };
     let loaded = load(store, &expected.certificate.serial).await;
     assert_eq!(

@@ -54,7 +54,10 @@ pub enum Error {
 ///
 /// Shared by every backend so that they all end up with the same tables. A migration is never
 /// edited once released (databases in the field already ran it); changes go in a new one.
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_revocation.sql")),
+];
 
 /// Longest decimal serial number stored; the schema's `VARCHAR(64)`.
 pub const MAX_SERIAL_LEN: usize = 64;

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, StoreError, StoredCertificate,
-    UsedToken,
+    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError,
+    StoredCertificate, UsedToken,
 };
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -204,9 +204,36 @@ impl SqliteStore {
         answer.await.map_err(|_| stopped())?
     }
 
+    async fn record_revocation(
+        &self,
+        revocation: &Revocation,
+        token: Option<&UsedToken>,
+    ) -> Result<(), StoreError> {
+        let serial = revocation.serial.as_str();
+        let context = format!("revoking certificate {serial}");
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| backend(&context, e))?;
+        let outcome = revoke_in(&mut tx, revocation, token).await;
+        match outcome {
+            Ok(Ok(())) => tx.commit().await.map_err(|e| backend(&context, e)),
+            Ok(Err(refusal)) => {
+                let _ = tx.rollback().await;
+                Err(refusal)
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                Err(backend(&context, error))
+            }
+        }
+    }
+
     async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
         let row = sqlx::query(
-            "SELECT serial, der, subject, sans, not_before, not_after, provisioner, status \
+            "SELECT serial, der, subject, sans, not_before, not_after, provisioner, status, \
+             revoked_at, revocation_reason, revocation_text, revoked_by \
              FROM certificates WHERE serial = ?",
         )
         .bind(serial)
@@ -226,6 +253,20 @@ impl SqliteStore {
         let not_after: i64 = row.try_get("not_after").map_err(column)?;
         let provisioner: String = row.try_get("provisioner").map_err(column)?;
         let status: String = row.try_get("status").map_err(column)?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(column)?;
+        let reason_code: Option<i64> = row.try_get("revocation_reason").map_err(column)?;
+        let reason: Option<String> = row.try_get("revocation_text").map_err(column)?;
+        let revoked_by: Option<String> = row.try_get("revoked_by").map_err(column)?;
+        let revocation = match revoked_at {
+            Some(at) => Some(Revocation {
+                serial: stored_serial.clone(),
+                reason_code: u8::try_from(reason_code.unwrap_or(0)).unwrap_or(0),
+                reason: reason.unwrap_or_default(),
+                revoked_at: codec::from_unix("revoked_at", serial, at)?,
+                revoked_by: revoked_by.unwrap_or_default(),
+            }),
+            None => None,
+        };
         Ok(Some(StoredCertificate {
             certificate: IssuedCertificate {
                 sans: codec::decode_sans(serial, &sans)?,
@@ -237,6 +278,7 @@ impl SqliteStore {
                 provisioner,
             },
             status: codec::decode_status(serial, &status)?,
+            revocation,
         }))
     }
 
@@ -264,6 +306,14 @@ impl CertStore for SqliteStore {
         serial: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>> {
         Box::pin(self.load(serial))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        revocation: &'a Revocation,
+        token: Option<&'a UsedToken>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.record_revocation(revocation, token))
     }
 
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -433,6 +483,61 @@ async fn record_group(
         });
     }
     Ok(outcomes)
+}
+
+/// The statements of a revocation inside its transaction. `Ok(Err(_))` is a refusal (nothing
+/// must be committed); `Err(_)` a backend failure.
+async fn revoke_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    revocation: &Revocation,
+    token: Option<&UsedToken>,
+) -> Result<Result<(), StoreError>, sqlx::Error> {
+    let serial = revocation.serial.as_str();
+    if let Some(token) = token {
+        let burnt = sqlx::query(
+            "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(token.provisioner.as_str())
+        .bind(token.jti.as_str())
+        .bind(codec::to_unix(token.expires_at))
+        .execute(&mut **tx)
+        .await?;
+        if burnt.rows_affected() == 0 {
+            return Ok(Err(StoreError::TokenAlreadyUsed {
+                jti: token.jti.clone(),
+            }));
+        }
+    }
+    let updated = sqlx::query(
+        "UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
+         revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?",
+    )
+    .bind(CertificateStatus::Revoked.as_str())
+    .bind(codec::to_unix(revocation.revoked_at))
+    .bind(i64::from(revocation.reason_code))
+    .bind(revocation.reason.as_str())
+    .bind(revocation.revoked_by.as_str())
+    .bind(serial)
+    .bind(CertificateStatus::Valid.as_str())
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        return Ok(Ok(()));
+    }
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT status FROM certificates WHERE serial = ?")
+            .bind(serial)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(Err(match exists {
+        None => StoreError::CertificateNotFound {
+            serial: serial.to_owned(),
+        },
+        Some(_) => StoreError::AlreadyRevoked {
+            serial: serial.to_owned(),
+        },
+    }))
 }
 
 /// Applies the migrations this database has not seen yet, each in its own transaction.

@@ -165,6 +165,7 @@ async fn request(
                 target,
                 &TokenRequest {
                     subject,
+                    endpoint: "sign",
                     sans,
                     not_before: None,
                     not_after: None,

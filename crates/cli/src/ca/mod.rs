@@ -10,6 +10,8 @@ use crate::output::{Output, ensure_parent, write_all};
 
 mod init;
 mod issue;
+mod renew;
+mod revoke;
 pub mod token;
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +41,14 @@ pub enum CaCommand {
     ///
     /// Example: mayfly ca certificate svc.internal svc.crt svc.key
     Certificate(issue::CertificateArgs),
+    /// Renew a certificate over mutual TLS (its key proves possession).
+    ///
+    /// Example: mayfly ca renew --force --expires-in 8h svc.crt svc.key
+    Renew(renew::RenewArgs),
+    /// Revoke a certificate: the CA refuses to renew it from then on (passive revocation).
+    ///
+    /// Example: mayfly ca revoke 30671613121311574910895916201205874495 --reasonCode keyCompromise
+    Revoke(revoke::RevokeArgs),
     /// Get a certificate for an existing CSR.
     ///
     /// Example: mayfly ca sign svc.csr svc.crt --token "$TOKEN"
@@ -121,6 +131,8 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Token(args) => token::run(args).await,
         CaCommand::Certificate(args) => issue::run_certificate(args).await,
         CaCommand::Sign(args) => issue::run_sign(args).await,
+        CaCommand::Renew(args) => renew::run(args).await,
+        CaCommand::Revoke(args) => revoke::run(args).await,
     }
 }
 

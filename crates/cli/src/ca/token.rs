@@ -19,7 +19,11 @@ const DEFAULT_TOKEN_LIFETIME: time::Duration = time::Duration::minutes(5);
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
     /// The certificate's subject: its common name, and its only SAN unless --san is given.
+    /// With --revoke, the serial number (decimal) of the certificate to revoke.
     subject: String,
+    /// Make a token that revokes the certificate whose serial number is SUBJECT.
+    #[arg(long, conflicts_with = "san")]
+    revoke: bool,
     /// A subject alternative name the token authorises (DNS name, IP, e-mail or URI); repeatable.
     #[arg(long, value_name = "SAN")]
     san: Vec<String>,
@@ -52,6 +56,8 @@ pub struct ProvisionerFlags {
 /// Everything needed to mint a token.
 pub struct TokenRequest<'a> {
     pub subject: &'a str,
+    /// `sign`, or `revoke` for a revocation token.
+    pub endpoint: &'a str,
     pub sans: &'a [String],
     pub not_before: Option<&'a str>,
     pub not_after: Option<&'a str>,
@@ -65,6 +71,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         &target,
         &TokenRequest {
             subject: &args.subject,
+            endpoint: if args.revoke { "revoke" } else { "sign" },
             sans: &args.san,
             not_before: args.not_before.as_deref(),
             not_after: args.not_after.as_deref(),
@@ -163,6 +170,7 @@ pub fn sign_token(
     let token = mayfly_authority::token::NewToken {
         issuer,
         ca_url,
+        endpoint: request.endpoint,
         subject: request.subject,
         sans: request.sans,
         root_fingerprint,

@@ -1,0 +1,91 @@
+//! Revocation requests: RFC 5280 reason codes and who may revoke what.
+
+use crate::error::{Error, Result};
+
+/// RFC 5280 5.3.1 CRLReason names by code; 7 is unused in the RFC.
+const REASONS: &[(u8, &str)] = &[
+    (0, "unspecified"),
+    (1, "keyCompromise"),
+    (2, "cACompromise"),
+    (3, "affiliationChanged"),
+    (4, "superseded"),
+    (5, "cessationOfOperation"),
+    (6, "certificateHold"),
+    (8, "removeFromCRL"),
+    (9, "privilegeWithdrawn"),
+    (10, "aACompromise"),
+];
+
+/// A valid CRLReason code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasonCode(u8);
+
+impl ReasonCode {
+    /// From the number the API carries.
+    pub fn from_code(code: i64) -> Result<Self> {
+        REASONS
+            .iter()
+            .find(|(c, _)| i64::from(*c) == code)
+            .map(|(c, _)| ReasonCode(*c))
+            .ok_or(Error::ReasonCodeInvalid(code))
+    }
+
+    /// From a number or an RFC 5280 name, any case (`keyCompromise`, `keycompromise`, `1`).
+    pub fn parse(text: &str) -> Result<Self> {
+        if let Ok(code) = text.trim().parse::<i64>() {
+            return Self::from_code(code);
+        }
+        REASONS
+            .iter()
+            .find(|(_, name)| name.eq_ignore_ascii_case(text.trim()))
+            .map(|(c, _)| ReasonCode(*c))
+            .ok_or(Error::ReasonCodeInvalid(-1))
+    }
+
+    pub fn code(self) -> u8 {
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        REASONS
+            .iter()
+            .find(|(c, _)| *c == self.0)
+            .map_or("unspecified", |(_, n)| n)
+    }
+}
+
+/// A revocation as asked for, before authorisation.
+#[derive(Debug, Clone)]
+pub struct RevokeRequest {
+    /// Decimal serial number.
+    pub serial: String,
+    pub reason_code: ReasonCode,
+    pub reason: String,
+    /// Passive: refuse renewals. Active (CRL/OCSP) comes with a later release.
+    pub passive: bool,
+}
+
+/// How the requester proves it may revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum RevokeAuthorization<'a> {
+    /// A one-time token whose `sub` is the serial.
+    Token(&'a str),
+    /// The certificate itself, presented and verified over mutual TLS (leaf DER).
+    Certificate(&'a [u8]),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names_follow_rfc_5280() {
+        assert_eq!(ReasonCode::parse("keyCompromise").unwrap().code(), 1);
+        assert_eq!(ReasonCode::parse("KEYCOMPROMISE").unwrap().code(), 1);
+        assert_eq!(ReasonCode::parse("10").unwrap().name(), "aACompromise");
+        for bad in ["7", "11", "-1", "stolen", ""] {
+            assert!(ReasonCode::parse(bad).is_err(), "{bad}");
+        }
+        assert!(ReasonCode::from_code(7).is_err());
+    }
+}

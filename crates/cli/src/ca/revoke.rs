@@ -1,0 +1,131 @@
+//! `mayfly ca revoke`: passive revocation (the CA refuses to renew the certificate), authorised
+//! by a one-time token for the serial or by the certificate and its key over mutual TLS.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use mayfly_authority::revocation::ReasonCode;
+use mayfly_pki::cert::CertificateInfo;
+use mayfly_proto::RevokeRequest;
+
+use super::token::{self, ProvisionerFlags, TokenRequest};
+use crate::context::{CaFlags, read_certificates};
+use crate::password;
+
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    /// Serial number (decimal) of the certificate to revoke; with --cert, taken from it.
+    #[arg(required_unless_present = "cert")]
+    serial: Option<String>,
+    /// Revoke this certificate, proving possession of --key over mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "token")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// File with the password of --key, if it is encrypted.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// RFC 5280 reason: a code (0-10 but 7) or a name such as keyCompromise or superseded.
+    #[arg(
+        long = "reasonCode",
+        alias = "reason-code",
+        value_name = "CODE|NAME",
+        default_value = "unspecified"
+    )]
+    reason_code: String,
+    /// Why, in words; recorded with the revocation.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    reason: String,
+    /// A revocation token from `mayfly ca token SERIAL --revoke` [default: create one with the
+    /// provisioner key].
+    #[arg(long, value_name = "TOKEN", env = "MAYFLY_TOKEN")]
+    token: Option<String>,
+    #[command(flatten)]
+    provisioner: ProvisionerFlags,
+    /// File holding the provisioner password (when a token is created here).
+    #[arg(long, value_name = "FILE", env = "MAYFLY_PROVISIONER_PASSWORD_FILE")]
+    provisioner_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca: CaFlags,
+}
+
+pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
+    let reason_code = ReasonCode::parse(&args.reason_code)
+        .map_err(|_| anyhow::anyhow!("--reasonCode {:?} is not an RFC 5280 reason: use 0-6, 8-10 or a name such as keyCompromise", args.reason_code))?;
+    let target = args.ca.target()?;
+    let (serial, client, ott) = match (&args.cert, &args.key) {
+        (Some(cert), Some(key_file)) => {
+            let chain = read_certificates(cert)?;
+            let leaf = chain
+                .first()
+                .with_context(|| format!("{}: no certificate", cert.display()))?;
+            let serial = CertificateInfo::from_der(leaf)?.serial.to_decimal();
+            if let Some(asked) = &args.serial
+                && *asked != serial
+            {
+                bail!("{} has serial number {serial}, not {asked}", cert.display());
+            }
+            let key_pem = std::fs::read(key_file)
+                .with_context(|| format!("cannot read {}", key_file.display()))?;
+            let pw = if mayfly_pki::keyfile::is_encrypted_pem(&key_pem) {
+                Some(password::obtain(
+                    args.password_file.as_deref(),
+                    "Please enter the password to decrypt the private key",
+                    "--password-file",
+                )?)
+            } else {
+                None
+            };
+            let key = mayfly_pki::keyfile::decode_private_key_pem(
+                &key_pem,
+                pw.as_ref().map(|p| p.as_slice()),
+            )
+            .with_context(|| key_file.display().to_string())?;
+            let client = mayfly_client::Client::with_identity(
+                &target.url,
+                &target.roots,
+                &chain,
+                key.pkcs8_der(),
+            )?;
+            (serial, client, None)
+        }
+        _ => {
+            let serial = args
+                .serial
+                .clone()
+                .context("the serial number to revoke is missing")?;
+            let ott = match &args.token {
+                Some(token) => token.trim().to_string(),
+                None => {
+                    token::mint(
+                        &target,
+                        &TokenRequest {
+                            subject: &serial,
+                            endpoint: "revoke",
+                            sans: &[],
+                            not_before: None,
+                            not_after: None,
+                            provisioner: args.provisioner.provisioner.as_deref(),
+                            password_file: args.provisioner_password_file.as_deref(),
+                        },
+                    )
+                    .await?
+                }
+            };
+            (serial, target.client()?, Some(ott))
+        }
+    };
+    client
+        .revoke(&RevokeRequest {
+            serial: serial.clone(),
+            ott,
+            reason_code: i64::from(reason_code.code()),
+            reason: args.reason.clone(),
+            passive: true,
+        })
+        .await?;
+    eprintln!("✔ CA: {}", target.url);
+    println!("Certificate with Serial Number {serial} has been revoked.");
+    Ok(())
+}
