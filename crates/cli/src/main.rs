@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 mod ca;
 mod certificate;
 mod context;
+mod crypto;
 mod inspect;
 mod jwt;
 mod output;
@@ -46,6 +47,20 @@ enum CryptoCommand {
     /// Inspect and verify JSON Web Tokens read from standard input.
     #[command(subcommand)]
     Jwt(jwt::JwtCommand),
+    /// Re-encrypt a private key with a new password, atomically and with mode 0600.
+    ///
+    /// The key is replaced in place unless --out is given. Passwords come from files or are
+    /// asked at the terminal. Example:
+    ///
+    ///   mayfly crypto change-pass secrets/root_ca_key --password-file old.txt --new-password-file new.txt
+    ChangePass(crypto::change_pass::ChangePassArgs),
+    /// Split a secret into shares (any K of N recover it) and combine them again.
+    ///
+    /// Shamir secret sharing, for secrets such as the root key's password. Example:
+    ///
+    ///   mayfly crypto shamir split --threshold 3 --shares 5 --secret-file root-password.txt
+    #[command(subcommand)]
+    Shamir(crypto::shamir::ShamirCommand),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +89,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(command) => ca::run(command).await,
         Command::Certificate(command) => certificate::run(command).await,
         Command::Crypto(CryptoCommand::Jwt(command)) => jwt::run(command),
+        Command::Crypto(CryptoCommand::ChangePass(args)) => crypto::change_pass::run(args),
+        Command::Crypto(CryptoCommand::Shamir(command)) => crypto::shamir::run(command),
         Command::Path => {
             println!("{}", context::mayfly_path()?.display());
             Ok(())
