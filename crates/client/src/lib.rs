@@ -99,14 +99,22 @@ impl Client {
 
     /// A client that trusts only `roots` and presents `chain` (leaf first, DER) with its key
     /// (PKCS#8 DER) as its TLS client certificate: mutual TLS for `/renew` and `/revoke`.
-    pub fn with_identity(ca_url: &str, roots: &[Vec<u8>], chain: &[Vec<u8>], key_pkcs8: &[u8]) -> Result<Self> {
+    pub fn with_identity(
+        ca_url: &str,
+        roots: &[Vec<u8>],
+        chain: &[Vec<u8>],
+        key_pkcs8: &[u8],
+    ) -> Result<Self> {
         let mut store = rustls::RootCertStore::empty();
         for root in roots {
             store
                 .add(CertificateDer::from(root.clone()))
                 .map_err(|e| Error::Tls(format!("root certificate: {e}")))?;
         }
-        let chain: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.clone())).collect();
+        let chain: Vec<CertificateDer<'static>> = chain
+            .iter()
+            .map(|c| CertificateDer::from(c.clone()))
+            .collect();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pkcs8.to_vec().into());
         let config = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
