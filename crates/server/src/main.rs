@@ -43,6 +43,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     init_logging();
+    ignore_hangup();
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -101,6 +102,22 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// SIGHUP would end the process by default, and the systemd unit's `ExecReload` sends it.
+/// Reloading ca.json is not implemented yet, so the signal is answered with a warning and the
+/// CA keeps serving with the configuration it started with.
+fn ignore_hangup() {
+    #[cfg(unix)]
+    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGHUP: reloading ca.json is not supported yet; restart mayfly-ca to apply changes"
+                );
+            }
+        });
+    }
 }
 
 async fn shutdown_signal() {

@@ -1951,3 +1951,169 @@ fn renew_over_mutual_tls_and_passive_revocation() {
         "not an RFC 5280 reason",
     );
 }
+
+#[test]
+fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
+    let port = support::free_port();
+    let address = format!("127.0.0.1:{port}");
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Daemon",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            &address,
+            "--provisioner",
+            "ops",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    // Seconds-long certificates without backdate, so renewals come quickly.
+    let config_path = home.join("config/ca.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["authority"]["backdate"] = serde_json::json!("0s");
+    config["authority"]["provisioners"][0]["claims"] =
+        serde_json::json!({"minTLSCertDuration": "5s", "defaultTLSCertDuration": "20s"});
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let start_ca = || {
+        Server::start(
+            &[
+                config_path.to_str().unwrap(),
+                "--password-file",
+                work.join("pw.txt").to_str().unwrap(),
+            ],
+            &home,
+            None,
+            "serving on",
+        )
+    };
+    let server = start_ca();
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "svc.internal",
+            "svc.crt",
+            "svc.key",
+            "--provisioner-password-file",
+            "pw.txt",
+        ],
+    );
+    let first = serial_of(&home, work, "svc.crt");
+
+    std::fs::create_dir(work.join("hook dir")).unwrap();
+    let daemon = std::process::Command::new(support::client_bin())
+        .args([
+            "ca",
+            "renew",
+            "--daemon",
+            "svc.crt",
+            "svc.key",
+            "--exec",
+            "sh -c 'date +%s.%N >> \"hook dir/renewals log\"'",
+        ])
+        .env("MAYFLY_PATH", &home)
+        .current_dir(work)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(work.join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let daemon = Kill(daemon);
+    let hook_log = work.join("hook dir/renewals log");
+    let renewals = || {
+        std::fs::read_to_string(&hook_log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let wait_for = |count: usize, seconds: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        while renewals() < count {
+            let log = std::fs::read_to_string(work.join("daemon.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{count} renewals expected; daemon log:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+
+    // Three renewals, each at 2/3 of the 20 s lifetime plus at most 5 % jitter.
+    wait_for(3, 60);
+    let times: Vec<f64> = std::fs::read_to_string(&hook_log)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (12.5..15.5).contains(&gap),
+            "renewals {gap:.2} s apart, expected about 13.3 to 14.3 s"
+        );
+    }
+    assert_ne!(serial_of(&home, work, "svc.crt"), first);
+
+    // SIGHUP renews at once.
+    let before = renewals();
+    let (ok, text) = run("kill", &["-HUP", &daemon.0.id().to_string()], work);
+    assert!(ok, "{text}");
+    wait_for(before + 1, 5);
+
+    // The CA goes away for longer than the renewal point; the daemon retries and recovers.
+    let before = renewals();
+    server.stop();
+    std::thread::sleep(std::time::Duration::from_secs(15));
+    assert_eq!(renewals(), before, "no renewal while the CA is down");
+    let _server = start_ca();
+    wait_for(before + 1, 10);
+    let log = std::fs::read_to_string(work.join("daemon.log")).unwrap();
+    assert!(log.contains("renewal failed, retrying"), "{log}");
+    let ok = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            home.join("certs/root_ca.crt").to_str().unwrap(),
+            "-untrusted",
+            "svc.crt",
+            "svc.crt",
+        ],
+        work,
+    );
+    assert!(ok.contains("svc.crt: OK"), "{ok}");
+    drop(daemon);
+}
+
+#[test]
+fn sighup_does_not_stop_the_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let (server, dev) = Server::dev(tmp.path(), &client);
+    let (ok, text) = run("kill", &["-HUP", &server.pid().to_string()], tmp.path());
+    assert!(ok, "{text}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    bootstrap(&client, tmp.path(), &dev);
+    assert_eq!(
+        mayfly_ok(&client, tmp.path(), &["ca", "health"]).trim(),
+        "ok"
+    );
+}

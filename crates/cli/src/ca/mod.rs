@@ -8,6 +8,7 @@ use clap::Subcommand;
 use crate::context::{CaFlags, Defaults, mayfly_path};
 use crate::output::{Output, ensure_parent, write_all};
 
+mod daemon;
 mod init;
 mod issue;
 mod renew;

@@ -1,5 +1,6 @@
 //! `mayfly ca renew`: renew a certificate over mutual TLS, authenticated by the certificate and
-//! its key themselves. One-shot; `--expires-in` makes it cheap to run from cron or a timer.
+//! its key themselves. One-shot (`--expires-in` makes it cheap to run from cron or a timer), or a
+//! daemon that renews at two thirds of each lifetime (see `daemon.rs`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,7 +10,6 @@ use mayfly_pki::cert::CertificateInfo;
 use time::OffsetDateTime;
 
 use crate::context::{CaFlags, read_certificates};
-use crate::output::{Output, write_all};
 use crate::password;
 
 #[derive(Debug, clap::Args)]
@@ -31,8 +31,66 @@ pub struct RenewArgs {
     /// File with the password of KEY_FILE, if it is encrypted.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
+    /// Keep running and renew at about two thirds of each certificate's lifetime, retrying with
+    /// backoff on failure; SIGHUP renews at once. Overwrites the certificate without asking.
+    #[arg(long, conflicts_with = "expires_in")]
+    pub(super) daemon: bool,
+    /// Daemon mode: renew this long after the certificate's start instead of at 2/3 of its
+    /// lifetime.
+    #[arg(long, value_name = "DURATION", requires = "daemon")]
+    pub(super) renew_period: Option<String>,
+    /// Daemon mode: the largest random delay added to each renewal, so a fleet does not renew at
+    /// once [default: 5% of the lifetime].
+    #[arg(long, value_name = "DURATION", requires = "daemon")]
+    pub(super) jitter: Option<String>,
+    /// After each renewal, run COMMAND, split into arguments as a shell would (quotes keep
+    /// spaces), without a shell. Example: --exec "systemctl reload nginx".
+    #[arg(long, value_name = "COMMAND")]
+    pub(super) exec: Option<String>,
+    /// After each renewal, send --signal to this process.
+    #[arg(long, value_name = "PID")]
+    pub(super) pid: Option<u32>,
+    /// The signal sent to --pid.
+    #[arg(long, value_name = "SIGNAL", default_value = "HUP")]
+    pub(super) signal: String,
     #[command(flatten)]
     ca: CaFlags,
+}
+
+/// What renewing needs, loaded once: the key, the CA, where to write.
+pub(super) struct Renewer {
+    pub(super) source: PathBuf,
+    pub(super) out: PathBuf,
+    key: mayfly_pki::PrivateKey,
+    target: crate::context::CaTarget,
+}
+
+impl Renewer {
+    /// Renews the certificate currently in `out` (or `source` before the first renewal) and
+    /// writes the new chain atomically, keeping the file's permissions.
+    pub(super) async fn renew(&self) -> anyhow::Result<CertificateInfo> {
+        let current = if self.out.exists() {
+            &self.out
+        } else {
+            &self.source
+        };
+        let chain = read_certificates(current)?;
+        let client = mayfly_client::Client::with_identity(
+            &self.target.url,
+            &self.target.roots,
+            &chain,
+            self.key.pkcs8_der(),
+        )?;
+        let response = client.renew().await?;
+        let renewed = response.cert_chain.concat();
+        let mode = std::fs::metadata(&self.out)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap_or(mayfly_authority::files::PUBLIC_MODE);
+        mayfly_authority::files::write_atomic(&self.out, renewed.as_bytes(), mode)?;
+        let leaf = mayfly_pki::cert::certificates_from_pem(renewed.as_bytes())?;
+        let first = leaf.first().context("the CA returned no certificate")?;
+        Ok(CertificateInfo::from_der(first)?)
+    }
 }
 
 pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
@@ -64,7 +122,25 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
         );
     }
     let out = args.out.clone().unwrap_or_else(|| args.crt_file.clone());
-    let force = args.force || confirm_overwrite(&out)?;
+    if args.daemon {
+        let renewer = load(&args, out)?;
+        return super::daemon::run(&args, &renewer).await;
+    }
+    if !args.force {
+        confirm_overwrite(&out)?;
+    }
+    let renewer = load(&args, out)?;
+    renewer.renew().await?;
+    eprintln!(
+        "Your certificate has been saved in {}.",
+        renewer.out.display()
+    );
+    super::daemon::after_renewal(&args);
+    Ok(())
+}
+
+/// Reads the key (asking for its password if needed) and resolves the CA.
+fn load(args: &RenewArgs, out: PathBuf) -> anyhow::Result<Renewer> {
     let key_pem = std::fs::read(&args.key_file)
         .with_context(|| format!("cannot read {}", args.key_file.display()))?;
     let key_password = if mayfly_pki::keyfile::is_encrypted_pem(&key_pem) {
@@ -81,21 +157,12 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
         key_password.as_ref().map(|p| p.as_slice()),
     )
     .with_context(|| args.key_file.display().to_string())?;
-    let target = args.ca.target()?;
-    let client =
-        mayfly_client::Client::with_identity(&target.url, &target.roots, &chain, key.pkcs8_der())?;
-    let response = client.renew().await?;
-    let renewed = response.cert_chain.concat();
-    write_all(
-        &[Output {
-            path: &out,
-            contents: renewed.as_bytes(),
-            secret: false,
-        }],
-        force,
-    )?;
-    eprintln!("Your certificate has been saved in {}.", out.display());
-    Ok(())
+    Ok(Renewer {
+        source: args.crt_file.clone(),
+        out,
+        key,
+        target: args.ca.target()?,
+    })
 }
 
 /// step asks before overwriting; without a terminal, `--force` is required.
