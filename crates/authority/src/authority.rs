@@ -198,6 +198,45 @@ impl Authority {
     /// Renews a certificate this CA issued, for its holder: same subject, SANs, key and
     /// lifetime, a new serial. `leaf_der` comes from a TLS chain verified against our roots.
     pub async fn renew(&self, leaf_der: &[u8]) -> Result<Issued> {
+        let (template, old, provisioner) = self.renewal(leaf_der).await?;
+        let issued = self
+            .sign_and_record(&template, &old.spki_der, &provisioner, None)
+            .await?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial = %issued.serial,
+            renewed = %old.serial.to_decimal(),
+            %provisioner,
+            "certificate renewed"
+        );
+        Ok(issued)
+    }
+
+    /// Like [`Authority::renew`], but for a new key: the CSR (checked, including its signature)
+    /// supplies only the public key; subject, SANs and lifetime come from the old certificate.
+    pub async fn rekey(&self, leaf_der: &[u8], csr_pem: &str) -> Result<Issued> {
+        let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
+        let (mut template, old, provisioner) = self.renewal(leaf_der).await?;
+        template.rsa_key = csr.is_rsa();
+        let issued = self
+            .sign_and_record(&template, csr.public_key_spki_der(), &provisioner, None)
+            .await?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial = %issued.serial,
+            rekeyed = %old.serial.to_decimal(),
+            %provisioner,
+            "certificate rekeyed"
+        );
+        Ok(issued)
+    }
+
+    /// The checks every renewal passes (issued here, not revoked, not expired unless allowed,
+    /// renewal enabled), and the template of the new certificate with the provisioner's name.
+    async fn renewal(
+        &self,
+        leaf_der: &[u8],
+    ) -> Result<(mayfly_pki::LeafTemplate, CertificateInfo, String)> {
         let now = self.clock.now();
         let old = CertificateInfo::from_der(leaf_der)?;
         let serial = old.serial.to_decimal();
@@ -247,17 +286,7 @@ impl Authority {
             rsa_key: old.is_rsa,
             provisioner: old.provisioner.clone(),
         };
-        let issued = self
-            .sign_and_record(&template, &old.spki_der, &provisioner.name, None)
-            .await?;
-        tracing::info!(
-            target: "mayfly::audit",
-            serial = %issued.serial,
-            renewed = %serial,
-            provisioner = %provisioner.name,
-            "certificate renewed"
-        );
-        Ok(issued)
+        Ok((template, old, provisioner.name.clone()))
     }
 
     /// Revokes a certificate (passively: renewals are refused from now on).

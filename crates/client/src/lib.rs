@@ -242,6 +242,13 @@ impl Client {
         self.send(Method::POST, "/1.0/renew", Bytes::new()).await
     }
 
+    /// Gets a certificate for the new key in `csr_pem`, authenticated by the current certificate
+    /// this client presents.
+    pub async fn rekey(&self, csr_pem: &str) -> Result<SignResponse> {
+        self.post_json("/1.0/rekey", &serde_json::json!({ "csr": csr_pem }))
+            .await
+    }
+
     /// Revokes a certificate, authorised by `request.ott` or by the presented certificate.
     pub async fn revoke(&self, request: &RevokeRequest) -> Result<StatusResponse> {
         self.post_json("/1.0/revoke", request).await

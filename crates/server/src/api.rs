@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/provisioners/{kid}/encrypted-key", get(encrypted_key))
         .route("/sign", post(sign))
         .route("/renew", post(renew))
+        .route("/rekey", post(rekey))
         .route("/revoke", post(revoke));
     Router::new()
         .merge(api.clone())
@@ -248,6 +249,26 @@ async fn renew(
         )
     })?;
     let issued = state.authority.renew(leaf).await?;
+    Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
+}
+
+#[derive(Debug, Deserialize)]
+struct RekeyBody {
+    csr: String,
+}
+
+async fn rekey(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+    JsonBody(request): JsonBody<RekeyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let leaf = client_leaf(&peer).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "rekeying needs the current certificate, presented as the client certificate over mutual TLS",
+        )
+    })?;
+    let issued = state.authority.rekey(leaf, &request.csr).await?;
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
 }
 

@@ -1,15 +1,13 @@
 //! From a ca.json to a listening server.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::config::{CaConfig, LoadedConfig};
-use mayfly_authority::store::CertStore;
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
-use mayfly_store::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
@@ -47,7 +45,9 @@ pub async fn prepare(
     let base_dir = std::env::current_dir().context("reading the working directory")?;
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
-    let store = open_store(&config, &path).await?;
+    let store = mayfly_store::open_configured(&config)
+        .await
+        .with_context(|| format!("{}: db", path.display()))?;
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(listen_address(&config.address))
@@ -95,37 +95,6 @@ fn listen_address(address: &str) -> String {
         format!("0.0.0.0{address}")
     } else {
         address.to_string()
-    }
-}
-
-async fn open_store(config: &CaConfig, config_path: &Path) -> anyhow::Result<Arc<dyn CertStore>> {
-    let (kind, source) = match &config.db {
-        Some(db) => (db.kind.to_ascii_lowercase(), PathBuf::from(&db.data_source)),
-        // No db (step-ca then keeps nothing): mayfly must record what it issues, so it uses
-        // $MAYFLY_PATH/db, never the config's directory, which may be read-only.
-        None => (
-            "sqlite".to_string(),
-            mayfly_authority::init::mayfly_path()?.join("db/mayfly.db"),
-        ),
-    };
-    match kind.as_str() {
-        "sqlite" | "sqlite3" => {
-            if let Some(parent) = source.parent().filter(|p| !p.as_os_str().is_empty()) {
-                mayfly_authority::files::create_dir_private(parent)?;
-            }
-            let store = SqliteStore::open(&source).await.with_context(|| {
-                format!(
-                    "{}: db: opening {}",
-                    config_path.display(),
-                    source.display()
-                )
-            })?;
-            Ok(Arc::new(store))
-        }
-        other => bail!(
-            "{}: db.type {other:?} is not supported: expected \"sqlite\"",
-            config_path.display()
-        ),
     }
 }
 

@@ -906,6 +906,7 @@ fn every_command_has_help() {
         &["ca", "sign"],
         &["ca", "renew"],
         &["ca", "revoke"],
+        &["ca", "rekey"],
         &["certificate"],
         &["certificate", "create"],
         &["certificate", "inspect"],
@@ -1400,6 +1401,7 @@ fn cli_reference_in_docs_matches_help() {
         &["ca", "sign"],
         &["ca", "renew"],
         &["ca", "revoke"],
+        &["ca", "rekey"],
         &["certificate", "create"],
         &["certificate", "inspect"],
         &["certificate", "fingerprint"],
@@ -2115,5 +2117,146 @@ fn sighup_does_not_stop_the_ca() {
     assert_eq!(
         mayfly_ok(&client, tmp.path(), &["ca", "health"]).trim(),
         "ok"
+    );
+}
+
+#[test]
+fn rekey_and_offline_revocation() {
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let work = tmp.path();
+    let (_server, dev) = Server::dev(tmp.path(), &client);
+    bootstrap(&client, work, &dev);
+    let pw = dev.password_file.to_str().unwrap();
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "svc.internal",
+            "svc.crt",
+            "svc.key",
+            "--provisioner-password-file",
+            pw,
+        ],
+    );
+    let old_key = std::fs::read(work.join("svc.key")).unwrap();
+    let old_serial = serial_of(&client, work, "svc.crt");
+
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "rekey", "svc.crt", "svc.key"],
+        "use --force",
+    );
+    mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "rekey",
+            "svc.crt",
+            "svc.key",
+            "--out-cert",
+            "new.crt",
+            "--out-key",
+            "new.key",
+            "--kty",
+            "OKP",
+        ],
+    );
+    assert_eq!(mode(&work.join("new.key")), 0o600);
+    assert_ne!(std::fs::read(work.join("new.key")).unwrap(), old_key);
+    let cert_key = openssl(&["x509", "-in", "new.crt", "-noout", "-pubkey"], work);
+    let new_key = openssl(&["pkey", "-in", "new.key", "-pubout"], work);
+    assert_eq!(cert_key, new_key, "the new certificate is for the new key");
+    let names = openssl(
+        &[
+            "x509",
+            "-in",
+            "new.crt",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+        ],
+        work,
+    );
+    assert!(
+        names.contains("CN = svc.internal") && names.contains("DNS:svc.internal"),
+        "{names}"
+    );
+    let root = client.join("certs/root_ca.crt");
+    let ok = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            "new.crt",
+            "new.crt",
+        ],
+        work,
+    );
+    assert!(ok.contains("new.crt: OK"), "{ok}");
+    assert_ne!(serial_of(&client, work, "new.crt"), old_serial);
+
+    // Offline revocation writes to the store the running CA uses, and takes effect at once.
+    let new_serial = serial_of(&client, work, "new.crt");
+    let config = dev.ca_dir.join("config/ca.json");
+    let out = mayfly_ok(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            &new_serial,
+            "--offline",
+            "--ca-config",
+            config.to_str().unwrap(),
+            "--reasonCode",
+            "superseded",
+        ],
+    );
+    assert!(out.contains("has been revoked"), "{out}");
+    mayfly_err(
+        &client,
+        work,
+        &["ca", "renew", "new.crt", "new.key", "--force"],
+        "was revoked",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            &new_serial,
+            "--offline",
+            "--ca-config",
+            config.to_str().unwrap(),
+        ],
+        "already revoked",
+    );
+    mayfly_err(
+        &client,
+        work,
+        &[
+            "ca",
+            "revoke",
+            "77",
+            "--offline",
+            "--ca-config",
+            config.to_str().unwrap(),
+        ],
+        "no certificate with serial number 77",
+    );
+    // The old certificate is still valid and renewable: rekeying does not revoke it.
+    mayfly_ok(
+        &client,
+        work,
+        &["ca", "renew", "svc.crt", "svc.key", "--force"],
     );
 }

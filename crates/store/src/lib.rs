@@ -48,6 +48,39 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    /// ca.json names a database type this build cannot use.
+    #[error("db.type {0:?} is not supported: expected \"sqlite\"")]
+    UnsupportedBackend(String),
+    /// The database's location could not be worked out or prepared.
+    #[error("{0}")]
+    Location(String),
+}
+
+/// Opens the store ca.json's `db` names. Without `db` (step-ca then keeps nothing), mayfly still
+/// records what it issues, in `$MAYFLY_PATH/db/mayfly.db`, never beside the config, whose
+/// directory may be read-only. Used by the server and by the client's offline commands, so both
+/// reach the same database.
+pub async fn open_configured(
+    config: &mayfly_authority::config::CaConfig,
+) -> Result<std::sync::Arc<dyn mayfly_authority::store::CertStore>, Error> {
+    let (kind, source) = match &config.db {
+        Some(db) => (db.kind.to_ascii_lowercase(), PathBuf::from(&db.data_source)),
+        None => {
+            let base = mayfly_authority::init::mayfly_path()
+                .map_err(|e| Error::Location(e.to_string()))?;
+            ("sqlite".to_string(), base.join("db/mayfly.db"))
+        }
+    };
+    match kind.as_str() {
+        "sqlite" | "sqlite3" => {
+            if let Some(parent) = source.parent().filter(|p| !p.as_os_str().is_empty()) {
+                mayfly_authority::files::create_dir_private(parent)
+                    .map_err(|e| Error::Location(e.to_string()))?;
+            }
+            Ok(std::sync::Arc::new(SqliteStore::open(&source).await?))
+        }
+        other => Err(Error::UnsupportedBackend(other.to_string())),
+    }
 }
 
 /// The schema migrations, in order: `(version, SQL)`.

@@ -11,6 +11,8 @@ use crate::output::{Output, ensure_parent, write_all};
 mod daemon;
 mod init;
 mod issue;
+mod provisioner;
+mod rekey;
 mod renew;
 mod revoke;
 pub mod token;
@@ -46,6 +48,10 @@ pub enum CaCommand {
     ///
     /// Example: mayfly ca renew --force --expires-in 8h svc.crt svc.key
     Renew(renew::RenewArgs),
+    /// Replace a certificate's key: a new key, the same names and lifetime (mutual TLS).
+    ///
+    /// Example: mayfly ca rekey svc.crt svc.key --force
+    Rekey(rekey::RekeyArgs),
     /// Revoke a certificate: the CA refuses to renew it from then on (passive revocation).
     ///
     /// Example: mayfly ca revoke 30671613121311574910895916201205874495 --reasonCode keyCompromise
@@ -60,6 +66,19 @@ pub enum CaCommand {
 pub enum ProvisionerCommand {
     /// List the CA's provisioners as JSON.
     List(ProvisionerListArgs),
+    /// Add a provisioner to ca.json (validated first; the old file is kept as ca.json.bak).
+    ///
+    /// Example: mayfly ca provisioner add deploy@example.com --type JWK --create --password-file prov-pw.txt --x509-default-dur 8h
+    Add(provisioner::AddArgs),
+    /// Remove a provisioner from ca.json (the old file is kept as ca.json.bak).
+    ///
+    /// Example: mayfly ca provisioner remove admin
+    Remove(provisioner::RemoveArgs),
+    /// Change the claims of a provisioner in ca.json (validated first; the old file is kept as
+    /// ca.json.bak).
+    ///
+    /// Example: mayfly ca provisioner update deploy@example.com --x509-max-dur 72h --allow-renewal-after-expiry
+    Update(provisioner::UpdateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,11 +148,15 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&list)?);
             Ok(())
         }
+        CaCommand::Provisioner(ProvisionerCommand::Add(args)) => provisioner::add(args).await,
+        CaCommand::Provisioner(ProvisionerCommand::Remove(args)) => provisioner::remove(args).await,
+        CaCommand::Provisioner(ProvisionerCommand::Update(args)) => provisioner::update(args).await,
         CaCommand::Token(args) => token::run(args).await,
         CaCommand::Certificate(args) => issue::run_certificate(args).await,
         CaCommand::Sign(args) => issue::run_sign(args).await,
         CaCommand::Renew(args) => renew::run(args).await,
         CaCommand::Revoke(args) => revoke::run(args).await,
+        CaCommand::Rekey(args) => rekey::run(args).await,
     }
 }
 

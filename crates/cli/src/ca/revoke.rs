@@ -43,6 +43,14 @@ pub struct RevokeArgs {
     token: Option<String>,
     #[command(flatten)]
     provisioner: ProvisionerFlags,
+    /// Revoke in the CA's database directly, without the HTTP API: for when the CA is down, or
+    /// from the CA's host. Works while mayfly-ca runs on the same SQLite store.
+    #[arg(long, conflicts_with_all = ["cert", "token"])]
+    offline: bool,
+    /// The CA's configuration, for --offline [default: "ca-config" in defaults.json, else
+    /// $MAYFLY_PATH/config/ca.json].
+    #[arg(long, value_name = "FILE", requires = "offline")]
+    ca_config: Option<PathBuf>,
     /// File holding the provisioner password (when a token is created here).
     #[arg(long, value_name = "FILE", env = "MAYFLY_PROVISIONER_PASSWORD_FILE")]
     provisioner_password_file: Option<PathBuf>,
@@ -53,6 +61,9 @@ pub struct RevokeArgs {
 pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
     let reason_code = ReasonCode::parse(&args.reason_code)
         .map_err(|_| anyhow::anyhow!("--reasonCode {:?} is not an RFC 5280 reason: use 0-6, 8-10 or a name such as keyCompromise", args.reason_code))?;
+    if args.offline {
+        return offline(&args, reason_code).await;
+    }
     let target = args.ca.target()?;
     let (serial, client, ott) = match (&args.cert, &args.key) {
         (Some(cert), Some(key_file)) => {
@@ -126,6 +137,42 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
         })
         .await?;
     eprintln!("✔ CA: {}", target.url);
+    println!("Certificate with Serial Number {serial} has been revoked.");
+    Ok(())
+}
+
+/// Records the revocation in the store named by ca.json. Passive revocation needs no key, so no
+/// password is asked for.
+async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<()> {
+    let serial = args
+        .serial
+        .clone()
+        .context("the serial number to revoke is missing")?;
+    let serial = mayfly_pki::SerialNumber::from_decimal(&serial)
+        .map_err(|_| anyhow::anyhow!("serial number {serial:?} is not a decimal number"))?
+        .to_decimal();
+    let config_path = match &args.ca_config {
+        Some(path) => path.clone(),
+        None => match crate::context::Defaults::load()?.ca_config {
+            Some(path) => PathBuf::from(path),
+            None => crate::context::mayfly_path()?.join("config/ca.json"),
+        },
+    };
+    let loaded = mayfly_authority::config::CaConfig::load(&config_path)?;
+    let store = mayfly_store::open_configured(&loaded.config)
+        .await
+        .with_context(|| format!("{}: db", config_path.display()))?;
+    let revocation = mayfly_authority::store::Revocation {
+        serial: serial.clone(),
+        reason_code: reason_code.code(),
+        reason: args.reason.clone(),
+        revoked_at: time::OffsetDateTime::now_utc(),
+        revoked_by: "offline".into(),
+    };
+    store
+        .revoke(&revocation, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("Certificate with Serial Number {serial} has been revoked.");
     Ok(())
 }
