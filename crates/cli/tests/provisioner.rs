@@ -214,7 +214,7 @@ fn add_keeps_every_other_key_backs_up_and_makes_a_working_key() {
         out.contains("✔ Added provisioner deploy@acme.test (JWK) [kid: "),
         "{out}"
     );
-    assert!(out.contains("Restart mayfly-ca to apply it."), "{out}");
+    assert!(out.contains("Reload mayfly-ca to apply it"), "{out}");
 
     let after_text = ca.read();
     let (config, _) = CaConfig::parse(&after_text).expect("the new ca.json parses");
@@ -405,7 +405,7 @@ fn update_and_remove_change_only_their_provisioner() {
         ])
         .ok();
     assert!(out.contains("✔ Updated provisioner deploy"), "{out}");
-    assert!(out.contains("Restart mayfly-ca to apply it."), "{out}");
+    assert!(out.contains("Reload mayfly-ca to apply it"), "{out}");
     assert_eq!(
         ca.entry("deploy").unwrap()["claims"],
         json!({

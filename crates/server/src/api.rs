@@ -27,8 +27,36 @@ use crate::serve::PeerCertificates;
 
 /// What every handler can reach.
 pub struct AppState {
-    pub authority: Authority,
+    /// Swapped whole on reload; each request works with the snapshot it took, so requests in
+    /// flight finish under the configuration they started with.
+    current: std::sync::RwLock<Arc<Authority>>,
     pub tls_options: TlsOptions,
+}
+
+impl AppState {
+    pub fn new(authority: Authority, tls_options: TlsOptions) -> Self {
+        Self {
+            current: std::sync::RwLock::new(Arc::new(authority)),
+            tls_options,
+        }
+    }
+
+    /// The authority in force now.
+    pub fn authority(&self) -> Arc<Authority> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts a reloaded authority in force for the requests that start from now on.
+    pub fn replace(&self, authority: Authority) {
+        let next = Arc::new(authority);
+        match self.current.write() {
+            Ok(mut current) => *current = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
 }
 
 /// The API router, with routes at `/` and `/1.0/`.
@@ -67,7 +95,7 @@ async fn root(
     Path(fingerprint): Path<String>,
 ) -> Result<Json<RootResponse>, ApiError> {
     state
-        .authority
+        .authority()
         .root_by_fingerprint(&fingerprint)
         .map(|der| {
             Json(RootResponse {
@@ -81,7 +109,7 @@ async fn root(
 
 async fn roots(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let crts = state
-        .authority
+        .authority()
         .roots()
         .iter()
         .map(|r| certificate_pem(r))
@@ -91,7 +119,7 @@ async fn roots(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn roots_pem(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let pem: String = state
-        .authority
+        .authority()
         .roots()
         .iter()
         .map(|r| certificate_pem(r))
@@ -104,7 +132,7 @@ async fn roots_pem(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn federation(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let crts = state
-        .authority
+        .authority()
         .federation()
         .iter()
         .map(|r| certificate_pem(r))
@@ -126,7 +154,8 @@ async fn provisioners(
     State(state): State<Arc<AppState>>,
     Query(page): Query<Page>,
 ) -> Result<Json<ProvisionersResponse>, ApiError> {
-    let all = state.authority.provisioners();
+    let authority = state.authority();
+    let all = authority.provisioners();
     let start = match page.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => 0,
         Some(cursor) => cursor
@@ -173,7 +202,7 @@ async fn encrypted_key(
     Path(kid): Path<String>,
 ) -> Result<Json<EncryptedKeyResponse>, ApiError> {
     state
-        .authority
+        .authority()
         .provisioners()
         .iter()
         .find_map(|p| match p {
@@ -216,7 +245,7 @@ async fn sign(
         ));
     }
     let issued = state
-        .authority
+        .authority()
         .sign(&request.csr, &request.ott, validity)
         .await?;
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
@@ -248,7 +277,7 @@ async fn renew(
             "renewal needs the certificate to renew, presented as the client certificate over mutual TLS",
         )
     })?;
-    let issued = state.authority.renew(leaf).await?;
+    let issued = state.authority().renew(leaf).await?;
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
 }
 
@@ -268,7 +297,7 @@ async fn rekey(
             "rekeying needs the current certificate, presented as the client certificate over mutual TLS",
         )
     })?;
-    let issued = state.authority.rekey(leaf, &request.csr).await?;
+    let issued = state.authority().rekey(leaf, &request.csr).await?;
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
 }
 
@@ -296,7 +325,7 @@ async fn revoke(
         reason: request.reason,
         passive: request.passive,
     };
-    state.authority.revoke(&revoke, authorization).await?;
+    state.authority().revoke(&revoke, authorization).await?;
     Ok(Json(StatusResponse {
         status: "ok".into(),
     }))

@@ -43,7 +43,6 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     init_logging();
-    ignore_hangup();
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -54,6 +53,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Registered before anything else, so a SIGHUP during start-up cannot end the process.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
     match cli.command {
         Some(Command::Dev { dir, address }) => {
             let dev = mayfly_server::dev::create(dir.as_deref(), &address).await?;
@@ -61,6 +63,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let banner = dev.banner();
             let prepared =
                 mayfly_server::startup::prepare(&config_path, None, Some(dev.listener)).await?;
+            let port = prepared.local_addr.port();
+            reload_on_hangup(
+                hangup,
+                std::sync::Arc::clone(&prepared.state),
+                config_path,
+                None,
+                port,
+            );
             println!("{banner}");
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
@@ -87,6 +97,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None,
             )
             .await?;
+            let port = prepared.local_addr.port();
+            reload_on_hangup(
+                hangup,
+                std::sync::Arc::clone(&prepared.state),
+                config.clone(),
+                password,
+                port,
+            );
             tracing::info!(address = %prepared.local_addr, "mayfly-ca is serving");
             println!("mayfly-ca: serving on https://{}", prepared.local_addr);
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
@@ -104,20 +122,33 @@ fn init_logging() {
         .init();
 }
 
-/// SIGHUP would end the process by default, and the systemd unit's `ExecReload` sends it.
-/// Reloading ca.json is not implemented yet, so the signal is answered with a warning and the
-/// CA keeps serving with the configuration it started with.
-fn ignore_hangup() {
-    #[cfg(unix)]
-    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        tokio::spawn(async move {
-            while hangup.recv().await.is_some() {
-                tracing::warn!(
-                    "SIGHUP: reloading ca.json is not supported yet; restart mayfly-ca to apply changes"
-                );
+/// Reloads ca.json on every SIGHUP (the systemd unit's `ExecReload`). A configuration that
+/// does not load is logged and ignored: the CA keeps serving with the one in force.
+fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    state: std::sync::Arc<mayfly_server::api::AppState>,
+    config: PathBuf,
+    password: Option<Zeroizing<Vec<u8>>>,
+    public_port: u16,
+) {
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            match mayfly_server::startup::reload(
+                &state,
+                &config,
+                password.as_ref().map(|p| p.as_slice()),
+                public_port,
+            ) {
+                Ok(()) => {
+                    tracing::info!(file = %config.display(), "SIGHUP: configuration reloaded")
+                }
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "SIGHUP: the new configuration does not load; the running one stays in force"
+                ),
             }
-        });
-    }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -76,10 +76,7 @@ pub async fn prepare(
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let state = Arc::new(AppState {
-        authority,
-        tls_options: settings.advertised.clone(),
-    });
+    let state = Arc::new(AppState::new(authority, settings.advertised.clone()));
     Ok(Prepared {
         listener,
         local_addr,
@@ -96,6 +93,43 @@ fn listen_address(address: &str) -> String {
     } else {
         address.to_string()
     }
+}
+
+/// Re-reads `config_path` and puts the new keys, provisioners and claims in force for new
+/// requests. The listener, TLS settings and database stay as they are (those need a restart).
+/// On any error nothing changes: the running configuration stays in force.
+pub fn reload(
+    state: &AppState,
+    config_path: &Path,
+    password: Option<&[u8]>,
+    public_port: u16,
+) -> anyhow::Result<()> {
+    let LoadedConfig {
+        config,
+        path,
+        unknown_keys,
+    } = CaConfig::load(config_path)?;
+    for key in &unknown_keys {
+        tracing::warn!(file = %path.display(), key = %key, "ca.json: unknown key ignored");
+    }
+    let base_dir = std::env::current_dir().context("reading the working directory")?;
+    let material =
+        LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
+    let current = state.authority();
+    let authority = Authority::new(AuthorityParts {
+        roots: material.roots,
+        federated_roots: material.federated_roots,
+        intermediate: material.intermediate,
+        provisioners: material.provisioners,
+        backdate: material.backdate,
+        dns_names: config.dns_names.clone(),
+        public_port,
+        store: Arc::clone(current.store()),
+        clock: Arc::clone(current.clock()),
+    })
+    .map_err(|e| e.in_file(&path))?;
+    state.replace(authority);
+    Ok(())
 }
 
 /// Serves until `shutdown` completes; renews the TLS certificate and prunes used tokens meanwhile.
@@ -118,8 +152,8 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
 
 async fn prune_forever(state: Arc<AppState>) {
     loop {
-        let now = state.authority.clock().now();
-        match state.authority.store().prune_used_tokens(now).await {
+        let now = state.authority().clock().now();
+        match state.authority().store().prune_used_tokens(now).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "pruned expired token records"),
             Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),

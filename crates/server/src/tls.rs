@@ -247,11 +247,11 @@ impl ServerTls {
     ) {
         let mut renew_at = self.renew_at;
         loop {
-            if authority.authority.clock().now() < renew_at {
+            if authority.authority().clock().now() < renew_at {
                 tokio::time::sleep(check_every).await;
                 continue;
             }
-            match issue_server_cert(&authority.authority, &dns_names, &self.provider).await {
+            match issue_server_cert(&authority.authority(), &dns_names, &self.provider).await {
                 Ok(next) => {
                     self.resolver.replace(next.certified);
                     renew_at = next.renew_at;
@@ -259,7 +259,7 @@ impl ServerTls {
                 }
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "renewing the server's TLS certificate failed; retrying in 1 minute");
-                    renew_at = authority.authority.clock().now() + time::Duration::minutes(1);
+                    renew_at = authority.authority().clock().now() + time::Duration::minutes(1);
                 }
             }
         }

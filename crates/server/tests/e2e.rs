@@ -2106,18 +2106,162 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
 }
 
 #[test]
-fn sighup_does_not_stop_the_ca() {
+fn sighup_reloads_ca_json_and_keeps_the_old_one_when_the_new_one_is_broken() {
     let tmp = tempfile::tempdir().unwrap();
-    let client = tmp.path().join("client");
-    let (server, dev) = Server::dev(tmp.path(), &client);
-    let (ok, text) = run("kill", &["-HUP", &server.pid().to_string()], tmp.path());
-    assert!(ok, "{text}");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    bootstrap(&client, tmp.path(), &dev);
-    assert_eq!(
-        mayfly_ok(&client, tmp.path(), &["ca", "health"]).trim(),
-        "ok"
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
+    std::fs::write(work.join("pw2.txt"), "deploy password\n").unwrap();
+    let address = format!("127.0.0.1:{}", support::free_port());
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Reload",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            &address,
+            "--provisioner",
+            "admin",
+            "--password-file",
+            "pw.txt",
+        ],
     );
+    let config = home.join("config/ca.json");
+    let server = Server::start(
+        &[
+            config.to_str().unwrap(),
+            "--password-file",
+            work.join("pw.txt").to_str().unwrap(),
+        ],
+        &home,
+        None,
+        "serving on",
+    );
+    let hup = || {
+        let (ok, text) = run("kill", &["-HUP", &server.pid().to_string()], work);
+        assert!(ok, "{text}");
+    };
+    let listed = |name: &str| {
+        mayfly_ok(&home, work, &["ca", "provisioner", "list"]).contains(&format!("\"{name}\""))
+    };
+    let eventually = |what: &str, check: &dyn Fn() -> bool| {
+        for _ in 0..50 {
+            if check() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("{what} did not happen");
+    };
+    mayfly_ok(
+        &client_csr_dir(work),
+        work,
+        &[
+            "certificate",
+            "create",
+            "--csr",
+            "svc.internal",
+            "svc.csr",
+            "svc.key",
+            "--no-password",
+            "--insecure",
+        ],
+    );
+
+    // A provisioner added to ca.json works after SIGHUP, without a restart.
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "provisioner",
+            "add",
+            "deploy",
+            "--create",
+            "--password-file",
+            "pw2.txt",
+        ],
+    );
+    assert!(!listed("deploy"));
+    hup();
+    eventually("the new provisioner appearing", &|| listed("deploy"));
+    let token = mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--provisioner",
+            "deploy",
+            "--password-file",
+            "pw2.txt",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "sign", "svc.csr", "a.crt", "--token", token.trim()],
+    );
+
+    // Removed and reloaded: its tokens are refused.
+    let early = mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--provisioner",
+            "deploy",
+            "--password-file",
+            "pw2.txt",
+        ],
+    );
+    mayfly_ok(&home, work, &["ca", "provisioner", "remove", "deploy"]);
+    hup();
+    eventually("the provisioner going away", &|| !listed("deploy"));
+    mayfly_err(
+        &home,
+        work,
+        &["ca", "sign", "svc.csr", "b.crt", "--token", early.trim()],
+        "no provisioner's key",
+    );
+
+    // A broken ca.json is refused on reload; the CA goes on with the configuration in force.
+    let good = std::fs::read(&config).unwrap();
+    std::fs::write(&config, "{ not json").unwrap();
+    hup();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(mayfly_ok(&home, work, &["ca", "health"]).trim(), "ok");
+    let token = mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "token",
+            "svc.internal",
+            "--provisioner",
+            "admin",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "sign", "svc.csr", "c.crt", "--token", token.trim()],
+    );
+    std::fs::write(&config, good).unwrap();
+}
+
+fn client_csr_dir(work: &Path) -> std::path::PathBuf {
+    work.join("csr-home")
 }
 
 #[test]

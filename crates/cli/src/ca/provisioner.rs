@@ -34,7 +34,8 @@ use crate::context::{Defaults, mayfly_path};
 use crate::password;
 
 /// The reminder printed after every change.
-const RESTART_REMINDER: &str = "Restart mayfly-ca to apply it.";
+const RESTART_REMINDER: &str =
+    "Reload mayfly-ca to apply it (SIGHUP, or systemctl reload mayfly-ca).";
 
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
