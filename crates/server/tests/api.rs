@@ -393,7 +393,7 @@ async fn the_server_certificate_is_renewed_at_two_thirds_of_its_life_without_res
     let h = harness_with_clock(clock.clone()).await;
     let names = vec!["ca.test".to_string()];
     let settings = TlsSettings::from_config(None).unwrap();
-    let tls = ServerTls::new(&&h.state.authority(), &names, &settings)
+    let tls = ServerTls::new(&h.state.authority(), &names, &settings)
         .await
         .unwrap();
     let resolver = tls.resolver();
