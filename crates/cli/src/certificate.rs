@@ -157,19 +157,11 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
                     .into_iter()
                     .next()
                     .with_context(|| format!("{}: no certificate", ca.display()))?;
-                let ca_pem = std::fs::read(ca_key)
-                    .with_context(|| format!("cannot read {}", ca_key.display()))?;
-                let pw = match (&args.ca_password_file, keyfile::is_encrypted_pem(&ca_pem)) {
-                    (_, false) => None,
-                    (file, true) => Some(password::obtain(
-                        file.as_deref(),
-                        "Please enter the password to decrypt the CA key",
-                        "--ca-password-file",
-                    )?),
-                };
-                let ca_key =
-                    keyfile::decode_private_key_pem(&ca_pem, pw.as_ref().map(|p| p.as_slice()))
-                        .with_context(|| ca_key.display().to_string())?;
+                let ca_key = password::read_private_key(
+                    ca_key,
+                    args.ca_password_file.as_deref(),
+                    "--ca-password-file",
+                )?;
                 Some((ca_der, ca_key))
             }
             _ => None,

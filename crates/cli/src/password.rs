@@ -56,6 +56,29 @@ pub fn obtain_new(
     Ok(first)
 }
 
+/// Reads a private key file, asking for its password (from `password_file`, or at a terminal)
+/// only when the key is encrypted; `flag` names the password flag in errors.
+pub fn read_private_key(
+    key_file: &Path,
+    password_file: Option<&Path>,
+    flag: &str,
+) -> anyhow::Result<mayfly_pki::PrivateKey> {
+    let pem = Zeroizing::new(
+        std::fs::read(key_file).with_context(|| format!("cannot read {}", key_file.display()))?,
+    );
+    let password = if mayfly_pki::keyfile::is_encrypted_pem(&pem) {
+        let prompt = format!(
+            "Please enter the password to decrypt {}",
+            key_file.display()
+        );
+        Some(obtain(password_file, &prompt, flag)?)
+    } else {
+        None
+    };
+    mayfly_pki::keyfile::decode_private_key_pem(&pem, password.as_ref().map(|p| p.as_slice()))
+        .with_context(|| key_file.display().to_string())
+}
+
 /// Reads a line typed at the terminal; fails naming `flag` when there is none.
 pub fn prompt_line(prompt: &str, flag: &str) -> anyhow::Result<String> {
     if !std::io::stdin().is_terminal() {

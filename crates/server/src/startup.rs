@@ -61,17 +61,13 @@ pub async fn prepare(
             })?,
     };
     let local_addr = listener.local_addr().context("reading the bound address")?;
-    let authority = Authority::new(AuthorityParts {
-        roots: material.roots,
-        federated_roots: material.federated_roots,
-        intermediate: material.intermediate,
-        provisioners: material.provisioners,
-        backdate: material.backdate,
-        dns_names: config.dns_names.clone(),
-        public_port: local_addr.port(),
+    let authority = authority_from(
+        material,
+        &config,
+        local_addr.port(),
         store,
-        clock: Arc::new(SystemClock),
-    })
+        Arc::new(SystemClock),
+    )
     .map_err(|e| e.in_file(&path))?;
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
@@ -95,6 +91,27 @@ fn listen_address(address: &str) -> String {
     }
 }
 
+/// The authority a configuration describes, on an existing store and clock.
+fn authority_from(
+    material: LoadedMaterial,
+    config: &CaConfig,
+    public_port: u16,
+    store: Arc<dyn mayfly_authority::store::CertStore>,
+    clock: Arc<dyn mayfly_authority::clock::Clock>,
+) -> mayfly_authority::Result<Authority> {
+    Authority::new(AuthorityParts {
+        roots: material.roots,
+        federated_roots: material.federated_roots,
+        intermediate: material.intermediate,
+        provisioners: material.provisioners,
+        backdate: material.backdate,
+        dns_names: config.dns_names.clone(),
+        public_port,
+        store,
+        clock,
+    })
+}
+
 /// Re-reads `config_path` and puts the new keys, provisioners and claims in force for new
 /// requests. The listener, TLS settings and database stay as they are (those need a restart).
 /// On any error nothing changes: the running configuration stays in force.
@@ -116,17 +133,13 @@ pub fn reload(
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
     let current = state.authority();
-    let authority = Authority::new(AuthorityParts {
-        roots: material.roots,
-        federated_roots: material.federated_roots,
-        intermediate: material.intermediate,
-        provisioners: material.provisioners,
-        backdate: material.backdate,
-        dns_names: config.dns_names.clone(),
+    let authority = authority_from(
+        material,
+        &config,
         public_port,
-        store: Arc::clone(current.store()),
-        clock: Arc::clone(current.clock()),
-    })
+        Arc::clone(current.store()),
+        Arc::clone(current.clock()),
+    )
     .map_err(|e| e.in_file(&path))?;
     state.replace(authority);
     Ok(())

@@ -65,19 +65,11 @@ pub async fn run(args: RekeyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{}: no certificate", args.crt_file.display()))?;
     let info =
         CertificateInfo::from_der(leaf).with_context(|| args.crt_file.display().to_string())?;
-    let key_pem = std::fs::read(&args.key_file)
-        .with_context(|| format!("cannot read {}", args.key_file.display()))?;
-    let pw = if keyfile::is_encrypted_pem(&key_pem) {
-        Some(password::obtain(
-            args.password_file.as_deref(),
-            "Please enter the password to decrypt the private key",
-            "--password-file",
-        )?)
-    } else {
-        None
-    };
-    let current_key = keyfile::decode_private_key_pem(&key_pem, pw.as_ref().map(|p| p.as_slice()))
-        .with_context(|| args.key_file.display().to_string())?;
+    let current_key = password::read_private_key(
+        &args.key_file,
+        args.password_file.as_deref(),
+        "--password-file",
+    )?;
     let algorithm = KeyAlgorithm::from_flags(&args.kty, args.curve.as_deref(), args.size)?;
     let new_key = tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm)).await??;
     // The CA takes names from the current certificate; the CSR's own only need to be valid.

@@ -141,22 +141,11 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
 
 /// Reads the key (asking for its password if needed) and resolves the CA.
 fn load(args: &RenewArgs, out: PathBuf) -> anyhow::Result<Renewer> {
-    let key_pem = std::fs::read(&args.key_file)
-        .with_context(|| format!("cannot read {}", args.key_file.display()))?;
-    let key_password = if mayfly_pki::keyfile::is_encrypted_pem(&key_pem) {
-        Some(password::obtain(
-            args.password_file.as_deref(),
-            "Please enter the password to decrypt the private key",
-            "--password-file",
-        )?)
-    } else {
-        None
-    };
-    let key = mayfly_pki::keyfile::decode_private_key_pem(
-        &key_pem,
-        key_password.as_ref().map(|p| p.as_slice()),
-    )
-    .with_context(|| args.key_file.display().to_string())?;
+    let key = password::read_private_key(
+        &args.key_file,
+        args.password_file.as_deref(),
+        "--password-file",
+    )?;
     Ok(Renewer {
         source: args.crt_file.clone(),
         out,

@@ -77,22 +77,11 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
             {
                 bail!("{} has serial number {serial}, not {asked}", cert.display());
             }
-            let key_pem = std::fs::read(key_file)
-                .with_context(|| format!("cannot read {}", key_file.display()))?;
-            let pw = if mayfly_pki::keyfile::is_encrypted_pem(&key_pem) {
-                Some(password::obtain(
-                    args.password_file.as_deref(),
-                    "Please enter the password to decrypt the private key",
-                    "--password-file",
-                )?)
-            } else {
-                None
-            };
-            let key = mayfly_pki::keyfile::decode_private_key_pem(
-                &key_pem,
-                pw.as_ref().map(|p| p.as_slice()),
-            )
-            .with_context(|| key_file.display().to_string())?;
+            let key = password::read_private_key(
+                key_file,
+                args.password_file.as_deref(),
+                "--password-file",
+            )?;
             let client = mayfly_client::Client::with_identity(
                 &target.url,
                 &target.roots,
