@@ -57,6 +57,7 @@ pub struct Authority {
     backdate: time::Duration,
     audiences: Vec<String>,
     revoke_audiences: Vec<String>,
+    renew_audiences: Vec<String>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
 }
@@ -94,6 +95,7 @@ impl Authority {
         let root_fingerprints = parts.roots.iter().map(|r| fingerprint_sha256(r)).collect();
         let audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "sign");
         let revoke_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "revoke");
+        let renew_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "renew");
         Ok(Self {
             roots: parts.roots,
             federated_roots: parts.federated_roots,
@@ -104,6 +106,7 @@ impl Authority {
             backdate: parts.backdate,
             audiences,
             revoke_audiences,
+            renew_audiences,
             store: parts.store,
             clock: parts.clock,
         })
@@ -210,6 +213,14 @@ impl Authority {
             "certificate renewed"
         );
         Ok(issued)
+    }
+
+    /// Renews the certificate carried in a renewal token's `x5c` header, the token being signed
+    /// with that certificate's key (`Authorization: Bearer`, for clients behind TLS-terminating
+    /// proxies). The certificate must be one this CA stored, byte for byte.
+    pub async fn renew_with_token(&self, token: &str) -> Result<Issued> {
+        let leaf = token::verify_x5c(token, &self.renew_audiences, self.clock.now())?;
+        self.renew(&leaf).await
     }
 
     /// Like [`Authority::renew`], but for a new key: the CSR (checked, including its signature)

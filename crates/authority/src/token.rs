@@ -219,6 +219,16 @@ pub fn verify(
         });
     }
 
+    let exp = check_time_window(&claims, expect.now)?;
+    Ok(VerifiedToken {
+        claims,
+        provisioner: provisioner.clone(),
+        expires_at: exp + LEEWAY,
+    })
+}
+
+/// Checks `nbf`/`iat`, `exp` and the lifetime with [`LEEWAY`]; returns `exp`.
+fn check_time_window(claims: &TokenClaims, now: OffsetDateTime) -> Result<OffsetDateTime> {
     let at = |field: &str, value: Option<i64>| -> Result<OffsetDateTime> {
         let seconds =
             value.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?;
@@ -234,24 +244,24 @@ pub fn verify(
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| t.to_string())
     };
-    if expect.now > exp + LEEWAY {
+    if now > exp + LEEWAY {
         return Err(Error::TokenExpired {
             exp: rfc3339(exp),
-            now: rfc3339(expect.now),
+            now: rfc3339(now),
         });
     }
-    if nbf > expect.now + LEEWAY {
+    if nbf > now + LEEWAY {
         return Err(Error::TokenNotYetValid {
             nbf: rfc3339(nbf),
-            now: rfc3339(expect.now),
+            now: rfc3339(now),
         });
     }
     if let Some(iat) = claims.iat {
         let iat = at("iat", Some(iat))?;
-        if iat > expect.now + LEEWAY {
+        if iat > now + LEEWAY {
             return Err(Error::TokenNotYetValid {
                 nbf: rfc3339(iat),
-                now: rfc3339(expect.now),
+                now: rfc3339(now),
             });
         }
     }
@@ -266,9 +276,35 @@ pub fn verify(
             "claim \"exp\" is not after \"nbf\"".into(),
         ));
     }
-    Ok(VerifiedToken {
-        claims,
-        provisioner: provisioner.clone(),
-        expires_at: exp + LEEWAY,
-    })
+    Ok(exp)
+}
+
+/// Verifies a renewal token: a JWS signed by the key of the certificate its `x5c` header
+/// carries (step-ca's `Authorization: Bearer` form, for clients behind TLS-terminating proxies).
+/// Returns the certificate (DER); whether this CA issued it is the caller's check.
+pub fn verify_x5c(token: &str, audiences: &[String], now: OffsetDateTime) -> Result<Vec<u8>> {
+    let jws = Jws::parse(token).map_err(|e| Error::TokenMalformed(e.to_string()))?;
+    let leaf = jws
+        .x5c()
+        .map_err(|e| Error::TokenMalformed(e.to_string()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::TokenMalformed("header has no \"x5c\" certificate".into()))?;
+    let spki = mayfly_pki::cert::subject_public_key_info(&leaf)
+        .map_err(|e| Error::TokenMalformed(format!("x5c certificate: {e}")))?;
+    let payload = jws.verify_with_spki(&spki).map_err(|e| match e {
+        mayfly_pki::Error::JwsSignatureInvalid => Error::TokenSignatureInvalid,
+        other => Error::TokenMalformed(other.to_string()),
+    })?;
+    let claims: TokenClaims = serde_json::from_slice(payload)
+        .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
+    let found = claims.aud.values();
+    if !found.iter().any(|a| audiences.iter().any(|e| e == a)) {
+        return Err(Error::TokenAudienceMismatch {
+            found,
+            expected: audiences.to_vec(),
+        });
+    }
+    check_time_window(&claims, now)?;
+    Ok(leaf)
 }

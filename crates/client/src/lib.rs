@@ -242,6 +242,13 @@ impl Client {
         self.send(Method::POST, "/1.0/renew", Bytes::new()).await
     }
 
+    /// Renews the certificate carried in `token` (an x5c JWS signed by its key), for clients that
+    /// cannot use mutual TLS.
+    pub async fn renew_with_token(&self, token: &str) -> Result<SignResponse> {
+        self.send_authorized(Method::POST, "/1.0/renew", Bytes::new(), Some(token))
+            .await
+    }
+
     /// Gets a certificate for the new key in `csr_pem`, authenticated by the current certificate
     /// this client presents.
     pub async fn rekey(&self, csr_pem: &str) -> Result<SignResponse> {
@@ -273,11 +280,23 @@ impl Client {
         path: &str,
         body: Bytes,
     ) -> Result<T> {
+        self.send_authorized(method, path, body, None).await
+    }
+
+    async fn send_authorized<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        bearer: Option<&str>,
+    ) -> Result<T> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.clone()))?;
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = bearer {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(
                 hyper::header::USER_AGENT,

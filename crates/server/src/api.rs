@@ -270,14 +270,23 @@ fn client_leaf(peer: &Option<axum::Extension<PeerCertificates>>) -> Option<&[u8]
 async fn renew(
     State(state): State<Arc<AppState>>,
     peer: Option<axum::Extension<PeerCertificates>>,
+    headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let leaf = client_leaf(&peer).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "renewal needs the certificate to renew, presented as the client certificate over mutual TLS",
-        )
-    })?;
-    let issued = state.authority().renew(leaf).await?;
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let issued = match (bearer, client_leaf(&peer)) {
+        (Some(token), _) => state.authority().renew_with_token(token.trim()).await?,
+        (None, Some(leaf)) => state.authority().renew(leaf).await?,
+        (None, None) => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "renewal needs the certificate to renew: as the client certificate over mutual TLS, \
+                 or in an x5c token (Authorization: Bearer) signed by its key",
+            ));
+        }
+    };
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
 }
 

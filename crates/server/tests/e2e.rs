@@ -2404,3 +2404,165 @@ fn rekey_and_offline_revocation() {
         &["ca", "renew", "svc.crt", "svc.key", "--force"],
     );
 }
+
+#[test]
+fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
+    std::fs::write(work.join("pw2.txt"), "strict password\n").unwrap();
+    let address = format!("127.0.0.1:{}", support::free_port());
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "X5c",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            &address,
+            "--provisioner",
+            "lenient",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "provisioner",
+            "update",
+            "lenient",
+            "--x509-min-dur",
+            "5s",
+            "--x509-default-dur",
+            "6s",
+            "--allow-renewal-after-expiry",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "provisioner",
+            "add",
+            "strict",
+            "--create",
+            "--password-file",
+            "pw2.txt",
+            "--x509-min-dur",
+            "5s",
+            "--x509-default-dur",
+            "6s",
+        ],
+    );
+    let config = home.join("config/ca.json");
+    let _server = Server::start(
+        &[
+            config.to_str().unwrap(),
+            "--password-file",
+            work.join("pw.txt").to_str().unwrap(),
+        ],
+        &home,
+        None,
+        "serving on",
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "a.internal",
+            "a.crt",
+            "a.key",
+            "--provisioner",
+            "lenient",
+            "--provisioner-password-file",
+            "pw.txt",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "b.internal",
+            "b.crt",
+            "b.key",
+            "--provisioner",
+            "strict",
+            "--provisioner-password-file",
+            "pw2.txt",
+        ],
+    );
+
+    // Without mutual TLS: the certificate travels in a token signed by its key.
+    let before = serial_of(&home, work, "a.crt");
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "renew", "a.crt", "a.key", "--mtls=false", "--force"],
+    );
+    assert_ne!(serial_of(&home, work, "a.crt"), before);
+
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    // Expired: mutual TLS cannot present it; the token form can, where the provisioner allows.
+    mayfly_err(
+        &home,
+        work,
+        &["ca", "renew", "a.crt", "a.key", "--force"],
+        "--mtls=false",
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "renew", "a.crt", "a.key", "--mtls=false", "--force"],
+    );
+    let renewed = mayfly_pki::cert::CertificateInfo::from_der(
+        &mayfly_pki::cert::certificates_from_pem(&std::fs::read(work.join("a.crt")).unwrap())
+            .unwrap()[0],
+    )
+    .unwrap();
+    assert!(
+        renewed.not_after > time::OffsetDateTime::now_utc(),
+        "the renewed certificate is valid"
+    );
+    mayfly_err(
+        &home,
+        work,
+        &["ca", "renew", "b.crt", "b.key", "--mtls=false", "--force"],
+        "does not allow renewal after expiry",
+    );
+
+    // A token signed by another key is refused.
+    let other = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+    std::fs::write(
+        work.join("other.key"),
+        mayfly_pki::keyfile::encode_private_key_pem(&other, None).unwrap(),
+    )
+    .unwrap();
+    mayfly_err(
+        &home,
+        work,
+        &[
+            "ca",
+            "renew",
+            "a.crt",
+            "other.key",
+            "--mtls=false",
+            "--out",
+            "x.crt",
+        ],
+        "signature is invalid",
+    );
+    assert!(!work.join("x.crt").exists());
+}

@@ -50,6 +50,11 @@ pub struct RenewArgs {
     /// After each renewal, send --signal to this process.
     #[arg(long, value_name = "PID")]
     pub(super) pid: Option<u32>,
+    /// Authenticate with mutual TLS (the default). With --mtls=false the certificate is sent in
+    /// a token signed by its key (`Authorization: Bearer`), for CAs behind TLS-terminating proxies
+    /// and for renewing an expired certificate where the provisioner allows it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    mtls: bool,
     /// The signal sent to --pid.
     #[arg(long, value_name = "SIGNAL", default_value = "HUP")]
     pub(super) signal: String,
@@ -59,6 +64,7 @@ pub struct RenewArgs {
 
 /// What renewing needs, loaded once: the key, the CA, where to write.
 pub(super) struct Renewer {
+    mtls: bool,
     pub(super) source: PathBuf,
     pub(super) out: PathBuf,
     key: mayfly_pki::PrivateKey,
@@ -75,13 +81,18 @@ impl Renewer {
             &self.source
         };
         let chain = read_certificates(current)?;
-        let client = mayfly_client::Client::with_identity(
-            &self.target.url,
-            &self.target.roots,
-            &chain,
-            self.key.pkcs8_der(),
-        )?;
-        let response = client.renew().await?;
+        let response = if self.mtls {
+            let client = mayfly_client::Client::with_identity(
+                &self.target.url,
+                &self.target.roots,
+                &chain,
+                self.key.pkcs8_der(),
+            )?;
+            client.renew().await?
+        } else {
+            let token = renewal_token(&self.key, &chain, &self.target.url)?;
+            self.target.client()?.renew_with_token(&token).await?
+        };
         let renewed = response.cert_chain.concat();
         let mode = std::fs::metadata(&self.out)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
@@ -114,9 +125,9 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    if now > info.not_after {
+    if now > info.not_after && args.mtls {
         bail!(
-            "{} expired at {}: renewal over mutual TLS needs a valid certificate; get a new one with 'mayfly ca certificate'",
+            "{} expired at {}: renewal over mutual TLS needs a valid certificate; get a new one with 'mayfly ca certificate', or use --mtls=false if the provisioner allows renewal after expiry",
             args.crt_file.display(),
             info.not_after
         );
@@ -147,6 +158,7 @@ fn load(args: &RenewArgs, out: PathBuf) -> anyhow::Result<Renewer> {
         "--password-file",
     )?;
     Ok(Renewer {
+        mtls: args.mtls,
         source: args.crt_file.clone(),
         out,
         key,
@@ -174,4 +186,31 @@ fn confirm_overwrite(path: &std::path::Path) -> anyhow::Result<bool> {
     } else {
         bail!("not overwriting {}", path.display())
     }
+}
+
+/// step's renewal token: the certificate chain in `x5c`, signed by the certificate's key, for
+/// the CA's `/1.0/renew`, valid for 5 minutes.
+fn renewal_token(
+    key: &mayfly_pki::PrivateKey,
+    chain: &[Vec<u8>],
+    ca_url: &str,
+) -> anyhow::Result<String> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let subject = match chain.first() {
+        Some(leaf) => CertificateInfo::from_der(leaf)?.common_name,
+        None => bail!("no certificate to renew"),
+    };
+    let claims = serde_json::json!({
+        "aud": format!("{}/1.0/renew", ca_url.trim_end_matches('/')),
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": mayfly_pki::random::random_hex(16)?,
+    });
+    Ok(mayfly_pki::jose::jws::sign_compact_x5c(
+        key,
+        chain,
+        claims.to_string().as_bytes(),
+    )?)
 }

@@ -108,6 +108,94 @@ impl Jws {
     }
 }
 
+impl Jws {
+    /// The certificates of the `x5c` header (RFC 7515 4.1.6: base64, not base64url, DER), leaf
+    /// first; empty when there is none.
+    pub fn x5c(&self) -> Result<Vec<Vec<u8>>> {
+        use base64::engine::general_purpose::STANDARD;
+        let Some(list) = self.header_json.get("x5c") else {
+            return Ok(Vec::new());
+        };
+        let items = list
+            .as_array()
+            .ok_or_else(|| Error::JoseMalformed("header \"x5c\" is not an array".into()))?;
+        items
+            .iter()
+            .map(|item| {
+                let text = item.as_str().ok_or_else(|| {
+                    Error::JoseMalformed("header \"x5c\" holds a non-string".into())
+                })?;
+                STANDARD
+                    .decode(text)
+                    .map_err(|e| Error::JoseMalformed(format!("header \"x5c\" is not base64: {e}")))
+            })
+            .collect()
+    }
+
+    /// Checks the signature with the public key of a certificate (DER SubjectPublicKeyInfo),
+    /// as for `x5c` tokens, and returns the payload. The algorithm must suit the key.
+    pub fn verify_with_spki(&self, spki_der: &[u8]) -> Result<&[u8]> {
+        use aws_lc_rs::signature::{self, UnparsedPublicKey};
+        use x509_parser::prelude::FromDer;
+        let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(|e| Error::JoseMalformed(format!("x5c certificate key: {e}")))?;
+        let key_bits: &[u8] = &spki.subject_public_key.data;
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .map(|oid| oid.to_id_string());
+        let algorithm: &'static dyn signature::VerificationAlgorithm = match (
+            self.header.alg.as_str(),
+            spki.algorithm.algorithm.to_id_string().as_str(),
+            curve.as_deref(),
+        ) {
+            ("ES256", "1.2.840.10045.2.1", Some("1.2.840.10045.3.1.7")) => {
+                &signature::ECDSA_P256_SHA256_FIXED
+            }
+            ("ES384", "1.2.840.10045.2.1", Some("1.3.132.0.34")) => {
+                &signature::ECDSA_P384_SHA384_FIXED
+            }
+            ("EdDSA", "1.3.101.112", _) => &signature::ED25519,
+            ("RS256", "1.2.840.113549.1.1.1", _) => &signature::RSA_PKCS1_2048_8192_SHA256,
+            (alg, key, _) => {
+                return Err(Error::JoseAlgorithmUnsupported(format!(
+                    "{alg} with a key of type {key}"
+                )));
+            }
+        };
+        let signing_input = &self.compact.as_bytes()[..self.signing_input_len];
+        UnparsedPublicKey::new(algorithm, key_bits)
+            .verify(signing_input, &self.signature)
+            .map_err(|_| Error::JwsSignatureInvalid)?;
+        Ok(&self.payload)
+    }
+}
+
+/// Signs `payload` as a compact JWS whose `x5c` header carries `chain` (DER, leaf first): the
+/// form of step's renewal tokens, signed by the certificate's own key.
+pub fn sign_compact_x5c(key: &PrivateKey, chain: &[Vec<u8>], payload: &[u8]) -> Result<String> {
+    use base64::engine::general_purpose::STANDARD;
+    let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c)).collect();
+    let header = serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT", "x5c": x5c});
+    sign_with_header(key, &header, payload)
+}
+
+fn sign_with_header(
+    key: &PrivateKey,
+    header: &serde_json::Value,
+    payload: &[u8],
+) -> Result<String> {
+    let mut out = B64.encode(header.to_string());
+    out.push('.');
+    out.push_str(&B64.encode(payload));
+    let signature = key.sign_jws(out.as_bytes())?;
+    out.push('.');
+    out.push_str(&B64.encode(signature));
+    Ok(out)
+}
+
 /// Signs `payload` as a compact JWS with `key`; the header gets `kid` and `typ: JWT`.
 pub fn sign_compact(key: &PrivateKey, kid: &str, payload: &[u8]) -> Result<String> {
     let header = JwsHeader {
@@ -147,6 +235,36 @@ mod tests {
             Jws::parse(&tampered).unwrap().verify(&jwk),
             Err(Error::JwsSignatureInvalid)
         ));
+    }
+
+    #[test]
+    fn x5c_tokens_verify_with_the_certificate_key_only() {
+        for algorithm in [KeyAlgorithm::EcP256, KeyAlgorithm::Ed25519] {
+            let key = PrivateKey::generate(algorithm).unwrap();
+            let fake_cert = vec![1u8, 2, 3];
+            let token = sign_compact_x5c(&key, std::slice::from_ref(&fake_cert), b"{}").unwrap();
+            let jws = Jws::parse(&token).unwrap();
+            assert_eq!(jws.x5c().unwrap(), vec![fake_cert]);
+            let spki = key.public_key_spki_der().unwrap();
+            assert_eq!(jws.verify_with_spki(&spki).unwrap(), b"{}");
+            let other = PrivateKey::generate(algorithm)
+                .unwrap()
+                .public_key_spki_der()
+                .unwrap();
+            assert!(matches!(
+                jws.verify_with_spki(&other),
+                Err(Error::JwsSignatureInvalid)
+            ));
+        }
+        let ec = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let ed = PrivateKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let token = sign_compact_x5c(&ec, &[], b"{}").unwrap();
+        let jws = Jws::parse(&token).unwrap();
+        let err = jws.verify_with_spki(&ed.public_key_spki_der().unwrap());
+        assert!(
+            matches!(err, Err(Error::JoseAlgorithmUnsupported(_))),
+            "{err:?}"
+        );
     }
 
     #[test]
