@@ -2016,7 +2016,46 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
     );
     let first = serial_of(&home, work, "svc.crt");
 
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     std::fs::create_dir(work.join("hook dir")).unwrap();
+    // A process that counts the signals --pid sends it.
+    let watcher = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "trap 'echo signalled >> signals.log' USR1; while :; do sleep 0.1; done",
+        ])
+        .current_dir(work)
+        .spawn()
+        .unwrap();
+    let watcher = Kill(watcher);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // A reader that must never see a half-written certificate.
+    let stop_reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = std::sync::Arc::clone(&stop_reading);
+        let path = work.join("svc.crt");
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let bytes = std::fs::read(&path).expect("the certificate file always exists");
+                let chain =
+                    mayfly_pki::cert::certificates_from_pem(&bytes).expect("a whole PEM chain");
+                assert_eq!(
+                    chain.len(),
+                    2,
+                    "leaf and intermediate, never a partial file"
+                );
+                reads += 1;
+            }
+            reads
+        })
+    };
     let daemon = std::process::Command::new(support::client_bin())
         .args([
             "ca",
@@ -2026,6 +2065,10 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
             "svc.key",
             "--exec",
             "sh -c 'date +%s.%N >> \"hook dir/renewals log\"'",
+            "--pid",
+            &watcher.0.id().to_string(),
+            "--signal",
+            "USR1",
         ])
         .env("MAYFLY_PATH", &home)
         .current_dir(work)
@@ -2033,13 +2076,6 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
         .stderr(std::fs::File::create(work.join("daemon.log")).unwrap())
         .spawn()
         .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let daemon = Kill(daemon);
     let hook_log = work.join("hook dir/renewals log");
     let renewals = || {
@@ -2103,6 +2139,19 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
     );
     assert!(ok.contains("svc.crt: OK"), "{ok}");
     drop(daemon);
+    stop_reading.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads = reader.join().expect("the reader saw only whole files");
+    assert!(reads > 100, "the reader ran ({reads} reads)");
+    let signals = std::fs::read_to_string(work.join("signals.log"))
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert!(
+        signals >= renewals() - 1,
+        "{signals} signals for {} renewals",
+        renewals()
+    );
+    drop(watcher);
 }
 
 #[test]
@@ -2464,7 +2513,7 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
         ],
     );
     let config = home.join("config/ca.json");
-    let _server = Server::start(
+    let server = Server::start(
         &[
             config.to_str().unwrap(),
             "--password-file",
@@ -2565,4 +2614,66 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
         "signature is invalid",
     );
     assert!(!work.join("x.crt").exists());
+
+    // A certificate this CA never issued is refused, even with a valid signature.
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "c.internal",
+            "c.crt",
+            "c.key",
+            "--profile",
+            "self-signed",
+            "--no-password",
+            "--insecure",
+        ],
+    );
+    mayfly_err(
+        &home,
+        work,
+        &[
+            "ca",
+            "renew",
+            "c.crt",
+            "c.key",
+            "--mtls=false",
+            "--out",
+            "y.crt",
+        ],
+        "was not issued by this CA",
+    );
+
+    // disableRenewal, put in force by a reload, refuses renewals of that provisioner.
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "d.internal",
+            "d.crt",
+            "d.key",
+            "--provisioner",
+            "strict",
+            "--provisioner-password-file",
+            "pw2.txt",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "provisioner", "update", "strict", "--disable-renewal"],
+    );
+    let (ok, text) = run("kill", &["-HUP", &server.pid().to_string()], work);
+    assert!(ok, "{text}");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    mayfly_err(
+        &home,
+        work,
+        &["ca", "renew", "d.crt", "d.key", "--force"],
+        "does not allow renewal (disableRenewal)",
+    );
 }
