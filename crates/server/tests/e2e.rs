@@ -2677,3 +2677,84 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
         "does not allow renewal (disableRenewal)",
     );
 }
+
+#[test]
+fn the_ca_runs_with_its_key_password_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("old.txt"), "old password\n").unwrap();
+    std::fs::write(work.join("new.txt"), "new password\n").unwrap();
+    let address = format!("127.0.0.1:{}", support::free_port());
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Pw",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            &address,
+            "--provisioner",
+            "ops",
+            "--password-file",
+            "old.txt",
+        ],
+    );
+    let key = home.join("secrets/intermediate_ca_key");
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "crypto",
+            "change-pass",
+            key.to_str().unwrap(),
+            "--password-file",
+            "old.txt",
+            "--new-password-file",
+            "new.txt",
+        ],
+    );
+    assert_eq!(mode(&key), 0o600);
+    let config = home.join("config/ca.json");
+    let refused = std::process::Command::new(support::server_bin())
+        .args([
+            config.to_str().unwrap(),
+            "--password-file",
+            work.join("old.txt").to_str().unwrap(),
+        ])
+        .env("MAYFLY_PATH", &home)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("password is incorrect"),
+        "{refused:?}"
+    );
+    let _server = Server::start(
+        &[
+            config.to_str().unwrap(),
+            "--password-file",
+            work.join("new.txt").to_str().unwrap(),
+        ],
+        &home,
+        None,
+        "serving on",
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "svc.internal",
+            "svc.crt",
+            "svc.key",
+            "--provisioner-password-file",
+            "old.txt",
+        ],
+    );
+}
