@@ -58,3 +58,26 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// step asks before overwriting a file that exists; without a terminal, `--force` is required.
+pub fn confirm_overwrite(path: &Path) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !path.exists() {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{} already exists: use --force to overwrite it",
+            path.display()
+        );
+    }
+    let answer = crate::password::prompt_line(
+        &format!("Would you like to overwrite {} [y/n]", path.display()),
+        "--force",
+    )?;
+    if answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes") {
+        Ok(())
+    } else {
+        bail!("not overwriting {}", path.display())
+    }
+}

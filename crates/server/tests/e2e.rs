@@ -2758,3 +2758,69 @@ fn the_ca_runs_with_its_key_password_changed() {
         ],
     );
 }
+
+#[test]
+fn change_pass_asks_before_overwriting_at_a_terminal() {
+    require_tool("script", "bsdutils");
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let home = work.join("home");
+    std::fs::write(work.join("old"), "old password").unwrap();
+    std::fs::write(work.join("new"), "new password").unwrap();
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "certificate",
+            "create",
+            "x",
+            "x.crt",
+            "x.key",
+            "--profile",
+            "self-signed",
+            "--password-file",
+            "old",
+        ],
+    );
+    std::fs::write(work.join("taken.key"), "keep").unwrap();
+    let ask = |answer: &[u8]| {
+        let command = format!(
+            "{} crypto change-pass x.key --password-file old --new-password-file new --out taken.key",
+            support::client_bin().display()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("MAYFLY_PATH", &home)
+            .current_dir(work)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "change-pass did not finish"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        drop(stdin);
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    };
+    let text = ask(b"n\n");
+    assert!(
+        text.contains("Would you like to overwrite taken.key [y/n]"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("taken.key")).unwrap(),
+        "keep"
+    );
+    ask(b"y\n");
+    let written = std::fs::read_to_string(work.join("taken.key")).unwrap();
+    assert!(written.contains("ENCRYPTED PRIVATE KEY"), "{written}");
+    assert_eq!(mode(&work.join("taken.key")), 0o600);
+}

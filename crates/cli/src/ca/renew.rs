@@ -2,7 +2,6 @@
 //! its key themselves. One-shot (`--expires-in` makes it cheap to run from cron or a timer), or a
 //! daemon that renews at two thirds of each lifetime (see `daemon.rs`).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -138,7 +137,7 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
         return super::daemon::run(&args, &renewer).await;
     }
     if !args.force {
-        confirm_overwrite(&out)?;
+        crate::output::confirm_overwrite(&out)?;
     }
     let renewer = load(&args, out)?;
     renewer.renew().await?;
@@ -164,28 +163,6 @@ fn load(args: &RenewArgs, out: PathBuf) -> anyhow::Result<Renewer> {
         key,
         target: args.ca.target()?,
     })
-}
-
-/// step asks before overwriting; without a terminal, `--force` is required.
-fn confirm_overwrite(path: &std::path::Path) -> anyhow::Result<bool> {
-    if !path.exists() {
-        return Ok(false);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "{} already exists: use --force to overwrite it",
-            path.display()
-        );
-    }
-    let answer = password::prompt_line(
-        &format!("Would you like to overwrite {} [y/n]", path.display()),
-        "--force",
-    )?;
-    if answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes") {
-        Ok(true)
-    } else {
-        bail!("not overwriting {}", path.display())
-    }
 }
 
 /// step's renewal token: the certificate chain in `x5c`, signed by the certificate's key, for

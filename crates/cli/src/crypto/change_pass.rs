@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use mayfly_authority::files::{SECRET_MODE, write_atomic};
 use mayfly_pki::keyfile;
 
@@ -42,11 +42,8 @@ pub struct ChangePassArgs {
 
 pub fn run(args: ChangePassArgs) -> anyhow::Result<()> {
     let target = args.out.as_deref().unwrap_or(&args.key_file);
-    if args.out.is_some() && !args.force && target.exists() {
-        bail!(
-            "{} already exists: use --force to overwrite it",
-            target.display()
-        );
+    if args.out.is_some() && !args.force {
+        crate::output::confirm_overwrite(target)?;
     }
     let pem = zeroize::Zeroizing::new(
         std::fs::read(&args.key_file)
