@@ -1959,35 +1959,7 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
-    let port = support::free_port();
-    let address = format!("127.0.0.1:{port}");
-    mayfly_ok(
-        &home,
-        work,
-        &[
-            "ca",
-            "init",
-            "--name",
-            "Daemon",
-            "--dns",
-            "127.0.0.1",
-            "--address",
-            &address,
-            "--provisioner",
-            "ops",
-            "--password-file",
-            "pw.txt",
-        ],
-    );
-    // Seconds-long certificates without backdate, so renewals come quickly.
-    let config_path = home.join("config/ca.json");
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
-    config["authority"]["backdate"] = serde_json::json!("0s");
-    config["authority"]["provisioners"][0]["claims"] =
-        serde_json::json!({"minTLSCertDuration": "5s", "defaultTLSCertDuration": "20s"});
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let config_path = short_lived_ca(&home, work);
     let start_ca = || {
         Server::start(
             &[
@@ -2823,4 +2795,107 @@ fn change_pass_asks_before_overwriting_at_a_terminal() {
     let written = std::fs::read_to_string(work.join("taken.key")).unwrap();
     assert!(written.contains("ENCRYPTED PRIVATE KEY"), "{written}");
     assert_eq!(mode(&work.join("taken.key")), 0o600);
+}
+
+/// A CA in `home` whose certificates last 20 s with no backdate (provisioner "ops", CA and
+/// provisioner password in `work/pw.txt`), for renewal tests; returns its ca.json.
+fn short_lived_ca(home: &Path, work: &Path) -> std::path::PathBuf {
+    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
+    let address = format!("127.0.0.1:{}", support::free_port());
+    mayfly_ok(
+        home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Daemon",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            &address,
+            "--provisioner",
+            "ops",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    let config_path = home.join("config/ca.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["authority"]["backdate"] = serde_json::json!("0s");
+    config["authority"]["provisioners"][0]["claims"] =
+        serde_json::json!({"minTLSCertDuration": "5s", "defaultTLSCertDuration": "20s"});
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    config_path
+}
+
+#[test]
+fn renew_period_sets_the_daemon_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    let config = short_lived_ca(&home, work);
+    let _server = Server::start(
+        &[
+            config.to_str().unwrap(),
+            "--password-file",
+            work.join("pw.txt").to_str().unwrap(),
+        ],
+        &home,
+        None,
+        "serving on",
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "certificate",
+            "svc.internal",
+            "svc.crt",
+            "svc.key",
+            "--provisioner-password-file",
+            "pw.txt",
+        ],
+    );
+    let mut daemon = std::process::Command::new(support::client_bin())
+        .args([
+            "ca",
+            "renew",
+            "--daemon",
+            "svc.crt",
+            "svc.key",
+            "--renew-period",
+            "4s",
+            "--jitter",
+            "0s",
+            "--exec",
+            "sh -c 'date +%s.%N >> renewals.log'",
+        ])
+        .env("MAYFLY_PATH", &home)
+        .current_dir(work)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(13_500));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let times: Vec<f64> = std::fs::read_to_string(work.join("renewals.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(
+        times.len() >= 3,
+        "renewals every 4 s expected, got {times:?}"
+    );
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (3.5..5.0).contains(&gap),
+            "renewals {gap:.2} s apart, expected 4 s"
+        );
+    }
 }
