@@ -31,6 +31,8 @@ pub struct AppState {
     /// flight finish under the configuration they started with.
     current: std::sync::RwLock<Arc<Authority>>,
     pub tls_options: TlsOptions,
+    /// The ACME protocol's state; without it the ACME routes answer 404.
+    acme: Option<mayfly_acme::Acme>,
 }
 
 impl AppState {
@@ -38,7 +40,18 @@ impl AppState {
         Self {
             current: std::sync::RwLock::new(Arc::new(authority)),
             tls_options,
+            acme: None,
         }
+    }
+
+    /// Serves ACME (RFC 8555) with its state in `store`.
+    pub fn with_acme(mut self, store: Arc<dyn mayfly_acme::store::AcmeStore>) -> Self {
+        self.acme = Some(mayfly_acme::Acme::new(store));
+        self
+    }
+
+    pub fn acme(&self) -> Option<&mayfly_acme::Acme> {
+        self.acme.as_ref()
     }
 
     /// The authority in force now.
@@ -76,6 +89,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api.clone())
         .nest("/1.0", api)
+        .merge(crate::acme::router())
         .fallback(not_found)
         .with_state(state)
 }
@@ -185,6 +199,13 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
             name: p.name.clone(),
             key: serde_json::to_value(&p.key).ok(),
             encrypted_key: p.encrypted_key.clone(),
+            claims: None,
+        },
+        Provisioner::Acme(p) => ProvisionerBody {
+            kind: "ACME".into(),
+            name: p.name.clone(),
+            key: None,
+            encrypted_key: None,
             claims: None,
         },
         Provisioner::Unsupported(p) => ProvisionerBody {

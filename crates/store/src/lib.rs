@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+mod acme;
 mod codec;
 pub mod conformance;
 mod sqlite;
@@ -63,6 +64,19 @@ pub enum Error {
 pub async fn open_configured(
     config: &mayfly_authority::config::CaConfig,
 ) -> Result<std::sync::Arc<dyn mayfly_authority::store::CertStore>, Error> {
+    Ok(open_configured_stores(config).await?.certificates)
+}
+
+/// The stores of one database, each as the trait its user owns.
+pub struct Stores {
+    pub certificates: std::sync::Arc<dyn mayfly_authority::store::CertStore>,
+    pub acme: std::sync::Arc<dyn mayfly_acme::store::AcmeStore>,
+}
+
+/// Like [`open_configured`], for the server, which also keeps the ACME protocol's state.
+pub async fn open_configured_stores(
+    config: &mayfly_authority::config::CaConfig,
+) -> Result<Stores, Error> {
     let (kind, source) = match &config.db {
         Some(db) => (db.kind.to_ascii_lowercase(), PathBuf::from(&db.data_source)),
         None => {
@@ -77,7 +91,11 @@ pub async fn open_configured(
                 mayfly_authority::files::create_dir_private(parent)
                     .map_err(|e| Error::Location(e.to_string()))?;
             }
-            Ok(std::sync::Arc::new(SqliteStore::open(&source).await?))
+            let store = std::sync::Arc::new(SqliteStore::open(&source).await?);
+            Ok(Stores {
+                certificates: store.clone(),
+                acme: store,
+            })
         }
         other => Err(Error::UnsupportedBackend(other.to_string())),
     }
@@ -90,6 +108,7 @@ pub async fn open_configured(
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_revocation.sql")),
+    (5, include_str!("../migrations/0005_acme.sql")),
 ];
 
 /// Longest decimal serial number stored; the schema's `VARCHAR(64)`.
