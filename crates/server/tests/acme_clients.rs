@@ -1,0 +1,195 @@
+//! ACME end to end with real clients: lego and certbot (Debian packages) against a real
+//! `mayfly-ca`, http-01 on a loopback port (the provisioner's insecure test settings), the
+//! certificates judged by `openssl verify`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{Server, mayfly_ok, require_tool, run};
+
+/// A CA with an ACME provisioner named `acme` whose challenges are validated on loopback.
+pub struct AcmeCa {
+    pub server: Server,
+    pub home: PathBuf,
+    pub directory: String,
+    pub root: PathBuf,
+    pub intermediate: PathBuf,
+    pub http_port: u16,
+}
+
+pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
+    let home = work.join("mayfly");
+    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
+    let port = support::free_port();
+    let address = format!("127.0.0.1:{port}");
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "ACME Test",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            &address,
+            "--provisioner",
+            "admin",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "provisioner", "add", "acme", "--type", "ACME"],
+    );
+    let http_port = support::free_port();
+    let config_path = home.join("config/ca.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let provisioners = config["authority"]["provisioners"].as_array_mut().unwrap();
+    let acme = provisioners
+        .iter_mut()
+        .find(|p| p["name"] == "acme")
+        .unwrap();
+    acme["insecureHttp01Port"] = http_port.into();
+    acme["insecureValidationAddress"] = "127.0.0.1".into();
+    if let serde_json::Value::Object(extra) = extra {
+        for (k, v) in extra {
+            acme[k] = v;
+        }
+    }
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let server = Server::start(
+        &[
+            config_path.to_str().unwrap(),
+            "--password-file",
+            work.join("pw.txt").to_str().unwrap(),
+        ],
+        &home,
+        None,
+        "serving on",
+    );
+    AcmeCa {
+        server,
+        directory: format!("https://127.0.0.1:{port}/acme/acme/directory"),
+        root: home.join("certs/root_ca.crt"),
+        intermediate: home.join("certs/intermediate_ca.crt"),
+        home,
+        http_port,
+    }
+}
+
+fn openssl_verify(ca: &AcmeCa, cert: &Path, work: &Path) {
+    let (ok, text) = run(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            ca.root.to_str().unwrap(),
+            "-untrusted",
+            ca.intermediate.to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ],
+        work,
+    );
+    assert!(ok && text.contains(": OK"), "{text}");
+}
+
+fn command_output(command: &mut Command) -> (bool, String) {
+    let out = command.output().expect("running the ACME client");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn lego(ca: &AcmeCa, dir: &Path, args: &[&str]) -> (bool, String) {
+    command_output(
+        Command::new("lego")
+            .env("LEGO_CA_CERTIFICATES", &ca.root)
+            .args([
+                "--server",
+                &ca.directory,
+                "--email",
+                "ops@example.test",
+                "--accept-tos",
+                "--path",
+                dir.to_str().unwrap(),
+            ])
+            .args(args)
+            .current_dir(dir),
+    )
+}
+
+#[test]
+fn lego_obtains_over_http01_and_revokes() {
+    require_tool("lego", "lego");
+    require_tool("openssl", "openssl");
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let ca = start_acme_ca(work, serde_json::json!({}));
+    let lego_dir = work.join("lego");
+    std::fs::create_dir_all(&lego_dir).unwrap();
+    let http = format!(":{}", ca.http_port);
+    let (ok, text) = lego(
+        &ca,
+        &lego_dir,
+        &[
+            "--domains",
+            "www.example.test",
+            "--domains",
+            "api.example.test",
+            "--http",
+            "--http.port",
+            &http,
+            "run",
+        ],
+    );
+    assert!(ok, "lego run: {text}");
+    let cert = lego_dir.join("certificates/www.example.test.crt");
+    openssl_verify(&ca, &cert, work);
+    let (_, text) = run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            cert.to_str().unwrap(),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+        work,
+    );
+    assert!(
+        text.contains("DNS:www.example.test") && text.contains("DNS:api.example.test"),
+        "{text}"
+    );
+
+    let (ok, text) = lego(
+        &ca,
+        &lego_dir,
+        &[
+            "--domains",
+            "www.example.test",
+            "revoke",
+            "--keep",
+            "--reason",
+            "4",
+        ],
+    );
+    assert!(ok, "lego revoke: {text}");
+    let list = mayfly_ok(&ca.home, work, &["ca", "provisioner", "list"]);
+    assert!(list.contains("\"acme\""), "{list}");
+    // A second revocation is refused: alreadyRevoked.
+    let (ok, text) = lego(&ca, &lego_dir, &["--domains", "www.example.test", "revoke"]);
+    assert!(!ok && text.contains("alreadyRevoked"), "{text}");
+}
