@@ -100,6 +100,25 @@ fn openssl_verify(ca: &AcmeCa, cert: &Path, work: &Path) {
     assert!(ok && text.contains(": OK"), "{text}");
 }
 
+/// `status:reason` of every certificate the ACME provisioner issued, oldest first.
+fn acme_certificate_states(ca: &AcmeCa, work: &Path) -> Vec<String> {
+    let db = ca.home.join("db/mayfly.db");
+    assert!(db.exists(), "{} missing", db.display());
+    let (ok, text) = run(
+        "sqlite3",
+        &[
+            db.to_str().unwrap(),
+            "SELECT status || ':' || COALESCE(revocation_reason, '') FROM certificates \
+             WHERE provisioner = 'acme' ORDER BY created_at, serial",
+        ],
+        work,
+    );
+    assert!(ok, "{text}");
+    let mut states: Vec<String> = text.lines().map(str::to_string).collect();
+    states.sort();
+    states
+}
+
 fn command_output(command: &mut Command) -> (bool, String) {
     let out = command.output().expect("running the ACME client");
     (
@@ -187,9 +206,126 @@ fn lego_obtains_over_http01_and_revokes() {
         ],
     );
     assert!(ok, "lego revoke: {text}");
-    let list = mayfly_ok(&ca.home, work, &["ca", "provisioner", "list"]);
-    assert!(list.contains("\"acme\""), "{list}");
+    assert_eq!(
+        acme_certificate_states(&ca, work),
+        vec!["revoked:4".to_string()],
+        "the revocation is in the CA's store, where CRL and OCSP read it"
+    );
     // A second revocation is refused: alreadyRevoked.
     let (ok, text) = lego(&ca, &lego_dir, &["--domains", "www.example.test", "revoke"]);
     assert!(!ok && text.contains("alreadyRevoked"), "{text}");
+}
+
+fn certbot(ca: &AcmeCa, dir: &Path, args: &[&str]) -> (bool, String) {
+    command_output(
+        Command::new("certbot")
+            .env("REQUESTS_CA_BUNDLE", &ca.root)
+            .args(args)
+            .args([
+                "--server",
+                &ca.directory,
+                "--non-interactive",
+                "--config-dir",
+                dir.join("config").to_str().unwrap(),
+                "--work-dir",
+                dir.join("work").to_str().unwrap(),
+                "--logs-dir",
+                dir.join("logs").to_str().unwrap(),
+            ])
+            .current_dir(dir),
+    )
+}
+
+#[test]
+fn certbot_obtains_renews_and_revokes_by_account_and_by_key() {
+    require_tool("certbot", "certbot");
+    require_tool("openssl", "openssl");
+    require_tool("sqlite3", "sqlite3");
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let ca = start_acme_ca(work, serde_json::json!({}));
+    let dir = work.join("certbot");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = ca.http_port.to_string();
+    let obtain = |domain: &str| {
+        let (ok, text) = certbot(
+            &ca,
+            &dir,
+            &[
+                "certonly",
+                "--standalone",
+                "--http-01-port",
+                &port,
+                "--http-01-address",
+                "127.0.0.1",
+                "-d",
+                domain,
+                "--agree-tos",
+                "-m",
+                "ops@example.test",
+            ],
+        );
+        assert!(ok, "certbot certonly {domain}: {text}");
+    };
+    obtain("web.example.test");
+    let live = dir.join("config/live/web.example.test");
+    openssl_verify(&ca, &live.join("cert.pem"), work);
+    openssl_verify(&ca, &live.join("fullchain.pem"), work);
+    let first = std::fs::read_to_string(live.join("cert.pem")).unwrap();
+
+    let (ok, text) = certbot(
+        &ca,
+        &dir,
+        &[
+            "renew",
+            "--force-renewal",
+            "--no-random-sleep-on-renew",
+            "--http-01-port",
+            &port,
+            "--http-01-address",
+            "127.0.0.1",
+        ],
+    );
+    assert!(ok, "certbot renew: {text}");
+    let renewed = std::fs::read_to_string(live.join("cert.pem")).unwrap();
+    assert_ne!(first, renewed, "renewal gives a new certificate");
+    openssl_verify(&ca, &live.join("cert.pem"), work);
+
+    // By the account that ordered it.
+    let (ok, text) = certbot(
+        &ca,
+        &dir,
+        &[
+            "revoke",
+            "--cert-path",
+            live.join("cert.pem").to_str().unwrap(),
+            "--reason",
+            "keycompromise",
+            "--no-delete-after-revoke",
+        ],
+    );
+    assert!(ok, "certbot revoke by account: {text}");
+
+    // By the certificate's key, without the account.
+    obtain("key.example.test");
+    let other = dir.join("config/live/key.example.test");
+    let (ok, text) = certbot(
+        &ca,
+        &dir,
+        &[
+            "revoke",
+            "--cert-path",
+            other.join("cert.pem").to_str().unwrap(),
+            "--key-path",
+            other.join("privkey.pem").to_str().unwrap(),
+            "--reason",
+            "keycompromise",
+            "--no-delete-after-revoke",
+        ],
+    );
+    assert!(ok, "certbot revoke by key: {text}");
+    assert_eq!(
+        acme_certificate_states(&ca, work),
+        vec!["revoked:1", "revoked:1", "valid:"],
+    );
 }
