@@ -1,5 +1,5 @@
 //! The ACME protocol (RFC 8555) of mayfly: accounts, orders, authorizations, challenges
-//! (http-01, dns-01), finalization through the authority's sign-and-record path, revocation by
+//! (http-01, dns-01, tls-alpn-01), finalization through the authority's sign-and-record path, revocation by
 //! Let's Encrypt's rules, key change, and renewal information (RFC 9773).
 //!
 //! No HTTP types: the server hands requests in as URL, content type and body, and renders the
@@ -15,6 +15,7 @@ pub mod model;
 pub mod renewal;
 pub mod service;
 pub mod store;
+pub mod tls_alpn;
 pub mod validate;
 
 pub use error::{Error, ErrorKind, ProblemType, Result};

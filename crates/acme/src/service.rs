@@ -1379,7 +1379,7 @@ fn offered_challenges(identifier: &Identifier, settings: &AcmeSettings) -> Vec<&
     } else if identifier.kind == "ip" {
         &["http-01"]
     } else {
-        &["http-01", "dns-01"]
+        &["http-01", "dns-01", "tls-alpn-01"]
     };
     candidates
         .iter()

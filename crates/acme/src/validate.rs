@@ -1,4 +1,5 @@
-//! Challenge validation against the real network: http-01 (RFC 8555 8.3), dns-01 (8.4).
+//! Challenge validation against the real network: http-01 (RFC 8555 8.3), dns-01 (8.4),
+//! tls-alpn-01 (RFC 8737).
 //!
 //! Tests point validation at loopback through the provisioner's `insecure…` settings (port,
 //! address, resolver); without them validation goes where the RFC says.
@@ -31,6 +32,7 @@ pub async fn validate(
         match kind {
             "http-01" => http01(identifier, token, key_authorization, settings).await,
             "dns-01" => dns01(identifier, key_authorization, settings).await,
+            "tls-alpn-01" => tls_alpn01(identifier, key_authorization, settings).await,
             other => Err(Problem::new(
                 ProblemType::Malformed,
                 format!("challenge type {other:?} is not supported"),
@@ -130,6 +132,26 @@ async fn http01(
         ));
     }
     Ok(())
+}
+
+async fn tls_alpn01(
+    identifier: &Identifier,
+    key_authorization: &str,
+    settings: &AcmeSettings,
+) -> Result<(), Problem> {
+    let port = settings.insecure_tls_alpn01_port.unwrap_or(443);
+    let address = target_address(identifier, port, settings).await?;
+    crate::tls_alpn::validate(address, &identifier.value, key_authorization)
+        .await
+        .map_err(|failure| match failure {
+            crate::tls_alpn::Failure::Connection(detail) => {
+                Problem::new(ProblemType::Tls, format!("tls-alpn-01: {detail}"))
+            }
+            crate::tls_alpn::Failure::Certificate(detail) => Problem::new(
+                ProblemType::IncorrectResponse,
+                format!("tls-alpn-01: {detail}"),
+            ),
+        })
 }
 
 /// Joins the chunks of a chunked body (a short one, read whole).

@@ -17,6 +17,9 @@ pub struct AcmeCa {
     pub root: PathBuf,
     pub intermediate: PathBuf,
     pub http_port: u16,
+    pub tls_port: u16,
+    /// One file per TXT record (named by the record's name), served by the test's DNS server.
+    pub dns_records: PathBuf,
 }
 
 pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
@@ -48,6 +51,10 @@ pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
         &["ca", "provisioner", "add", "acme", "--type", "ACME"],
     );
     let http_port = support::free_port();
+    let tls_port = support::free_port();
+    let dns_records = work.join("dns-records");
+    std::fs::create_dir_all(&dns_records).unwrap();
+    let resolver = start_dns(dns_records.clone());
     let config_path = home.join("config/ca.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
@@ -58,6 +65,8 @@ pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
         .unwrap();
     acme["insecureHttp01Port"] = http_port.into();
     acme["insecureValidationAddress"] = "127.0.0.1".into();
+    acme["insecureTlsAlpn01Port"] = tls_port.into();
+    acme["insecureDnsResolver"] = resolver.to_string().into();
     if let serde_json::Value::Object(extra) = extra {
         for (k, v) in extra {
             acme[k] = v;
@@ -81,7 +90,46 @@ pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
         intermediate: home.join("certs/intermediate_ca.crt"),
         home,
         http_port,
+        tls_port,
+        dns_records,
     }
+}
+
+/// A DNS server on UDP loopback answering TXT questions from the files in `records`.
+fn start_dns(records: PathBuf) -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let query = &buf[..n];
+            let mut at = 12;
+            let mut labels = Vec::new();
+            while at < n && query[at] != 0 {
+                let len = query[at] as usize;
+                if at + 1 + len > n {
+                    break;
+                }
+                labels.push(String::from_utf8_lossy(&query[at + 1..at + 1 + len]).to_lowercase());
+                at += 1 + len;
+            }
+            let question_end = (at + 5).min(n);
+            let value = std::fs::read_to_string(records.join(labels.join("."))).ok();
+            let mut answer = query[..question_end].to_vec();
+            answer[2] = 0x81;
+            answer[3] = if value.is_some() { 0x80 } else { 0x83 };
+            answer[6] = 0;
+            answer[7] = u8::from(value.is_some());
+            if let Some(value) = value {
+                answer.extend_from_slice(&[0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 0]);
+                answer.extend_from_slice(&((value.len() + 1) as u16).to_be_bytes());
+                answer.push(value.len() as u8);
+                answer.extend_from_slice(value.as_bytes());
+            }
+            let _ = socket.send_to(&answer, peer);
+        }
+    });
+    address
 }
 
 fn openssl_verify(ca: &AcmeCa, cert: &Path, work: &Path) {
@@ -132,9 +180,24 @@ fn command_output(command: &mut Command) -> (bool, String) {
 }
 
 fn lego(ca: &AcmeCa, dir: &Path, args: &[&str]) -> (bool, String) {
+    // lego's exec DNS provider runs this script to set and remove the TXT record.
+    let script = dir.join("set-txt.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nname=$(echo \"$2\" | sed 's/\\.$//')\ncase \"$1\" in\n  present) printf '%s' \"$3\" > \"{dir}/$name\" ;;\n  cleanup) rm -f \"{dir}/$name\" ;;\nesac\n",
+            dir = ca.dns_records.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     command_output(
         Command::new("lego")
             .env("LEGO_CA_CERTIFICATES", &ca.root)
+            .env("EXEC_PATH", &script)
+            // Both names of a wildcard order share one TXT name; lego solves them one after
+            // the other, 60 s apart by default.
+            .env("EXEC_SEQUENCE_INTERVAL", "1")
             .args([
                 "--server",
                 &ca.directory,
@@ -214,6 +277,50 @@ fn lego_obtains_over_http01_and_revokes() {
     // A second revocation is refused: alreadyRevoked.
     let (ok, text) = lego(&ca, &lego_dir, &["--domains", "www.example.test", "revoke"]);
     assert!(!ok && text.contains("alreadyRevoked"), "{text}");
+
+    // tls-alpn-01 (RFC 8737), lego answering on the loopback port the provisioner names.
+    let tls = format!(":{}", ca.tls_port);
+    let (ok, text) = lego(
+        &ca,
+        &lego_dir,
+        &[
+            "--domains",
+            "tls.example.test",
+            "--tls",
+            "--tls.port",
+            &tls,
+            "run",
+        ],
+    );
+    assert!(ok, "lego run --tls: {text}");
+    openssl_verify(
+        &ca,
+        &lego_dir.join("certificates/tls.example.test.crt"),
+        work,
+    );
+
+    // dns-01 with a wildcard, the TXT record set by lego's exec provider in the test's DNS
+    // server, which the CA asks.
+    let (ok, text) = lego(
+        &ca,
+        &lego_dir,
+        &[
+            "--domains",
+            "*.dns.example.test",
+            "--domains",
+            "dns.example.test",
+            "--dns",
+            "exec",
+            "--dns.disable-cp",
+            "run",
+        ],
+    );
+    assert!(ok, "lego run --dns exec: {text}");
+    openssl_verify(
+        &ca,
+        &lego_dir.join("certificates/_.dns.example.test.crt"),
+        work,
+    );
 }
 
 fn certbot(ca: &AcmeCa, dir: &Path, args: &[&str]) -> (bool, String) {
