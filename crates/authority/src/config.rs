@@ -116,11 +116,7 @@ pub struct CrlConfig {
     pub renew_period: Option<GoDuration>,
     /// The distribution point URL written in certificates and in the CRL (default: the CA's
     /// plain-HTTP address when `insecureAddress` is set, else its HTTPS address, `/1.0/crl`).
-    #[serde(
-        default,
-        rename = "idpURL",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "idpURL", skip_serializing_if = "Option::is_none")]
     pub idp_url: Option<String>,
     /// Keep revoked certificates on the CRL after they expire (default false: dropped, as RFC
     /// 5280 5.1.2.6 allows).

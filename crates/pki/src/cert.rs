@@ -418,12 +418,11 @@ impl LeafSigner {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
         params.key_identifier_method = KeyIdMethod::Sha256;
         params.use_authority_key_identifier_extension = true;
-        let mut ski = Vec::with_capacity(22);
-        push_tlv(&mut ski, 0x04, &subject_key_identifier(subject_spki_der)?);
-        params.custom_extensions = vec![
-            CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski),
-            CustomExtension::from_oid_content(OCSP_NOCHECK_OID, vec![0x05, 0x00]),
-        ];
+        // rcgen writes the subject key identifier itself along with basicConstraints CA:FALSE.
+        params.custom_extensions = vec![CustomExtension::from_oid_content(
+            OCSP_NOCHECK_OID,
+            vec![0x05, 0x00],
+        )];
         let public_key = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der)
             .map_err(|e| Error::KeyUnsupported(format!("subject public key: {e}")))?;
         let cert = params

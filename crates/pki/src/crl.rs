@@ -108,7 +108,11 @@ fn crl_extensions(issuer: &IssuerIdentity, params: &CrlParams<'_>) -> Vec<u8> {
             false,
             &issuer.authority_key_identifier(),
         ),
-        der::extension(der::oid::CRL_NUMBER, false, &der::integer_u64(params.number)),
+        der::extension(
+            der::oid::CRL_NUMBER,
+            false,
+            &der::integer_u64(params.number),
+        ),
         // Critical, as RFC 5280 5.2.5 requires: a client that cannot read the scope must not
         // take this CRL for another one.
         der::extension(
@@ -118,7 +122,9 @@ fn crl_extensions(issuer: &IssuerIdentity, params: &CrlParams<'_>) -> Vec<u8> {
         ),
     ];
     match &params.scope {
-        CrlScope::Full { freshest: Some(url) } => extensions.push(der::extension(
+        CrlScope::Full {
+            freshest: Some(url),
+        } => extensions.push(der::extension(
             der::oid::FRESHEST_CRL,
             false,
             &distribution_points(url),
@@ -185,7 +191,10 @@ impl RevocationUrls {
             ]));
         }
         if !access.is_empty() {
-            out.push((&[1, 3, 6, 1, 5, 5, 7, 1, 1], der::tlv(0x30, &access.concat())));
+            out.push((
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                der::tlv(0x30, &access.concat()),
+            ));
         }
         out
     }
@@ -201,7 +210,10 @@ mod tests {
     fn ca() -> (Vec<u8>, PrivateKey) {
         let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
         let later = OffsetDateTime::now_utc() + ::time::Duration::days(1);
-        (crate::cert::create_root("CRL Test CA", &key, later).unwrap(), key)
+        (
+            crate::cert::create_root("CRL Test CA", &key, later).unwrap(),
+            key,
+        )
     }
 
     #[test]

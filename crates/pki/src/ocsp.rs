@@ -246,7 +246,8 @@ pub fn build_response(
     let signature = responder.key.sign_x509(&tbs)?;
     let certs = der::context_constructed(0, &der::tlv(0x30, &responder.certificates.concat()));
     let basic = der::sequence(&[&tbs, &algorithm, &der::bit_string(&signature), &certs]);
-    let response_bytes = der::sequence(&[&der::oid(der::oid::OCSP_BASIC), &der::octet_string(&basic)]);
+    let response_bytes =
+        der::sequence(&[&der::oid(der::oid::OCSP_BASIC), &der::octet_string(&basic)]);
     Ok(der::sequence(&[
         &der::enumerated(ResponseStatus::Successful as u8),
         &der::context_constructed(0, &response_bytes),

@@ -332,8 +332,9 @@ impl SqliteStore {
             .await
             .map_err(|e| backend(context, e))?;
         tx.commit().await.map_err(|e| backend(context, e))?;
-        u64::try_from(number)
-            .map_err(|_| StoreError::Backend(format!("{context}: stored number {number} is negative")))
+        u64::try_from(number).map_err(|_| {
+            StoreError::Backend(format!("{context}: stored number {number} is negative"))
+        })
     }
 }
 
