@@ -16,6 +16,7 @@ use mayfly_authority::clock::SystemClock;
 use mayfly_authority::config::ProvisionerConfig;
 use mayfly_authority::init::{self, InitOptions, Layout};
 use mayfly_authority::provisioner::Provisioner;
+use mayfly_authority::publication::{PublicPorts, Publication};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use mayfly_pki::jose::jwk::Jwk;
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
@@ -182,6 +183,14 @@ async fn harness(settings: Value) -> Harness {
         public_port: 443,
         store: store.clone(),
         clock: Arc::new(SystemClock),
+        publication: Publication::from_config(
+            &loaded.config,
+            PublicPorts {
+                https: 443,
+                http: None,
+            },
+        )
+        .unwrap(),
     })
     .unwrap();
     let tls_options = TlsSettings::from_config(None).unwrap().advertised;
@@ -774,6 +783,30 @@ async fn revocation_follows_lets_encrypt_rules() {
     );
     let r = owner.revoke(&h, &der, Some(0)).await;
     assert_eq!(r.problem(), "alreadyRevoked", "{}", r.text);
+    // The revocation reaches the CRL, as openssl reads it.
+    let crl = h
+        .send("GET", "https://ca.test/crl?pem=true", "", Vec::new())
+        .await;
+    assert_eq!(crl.status, StatusCode::OK, "{}", crl.text);
+    let crl_path = h._dir.path().join("acme.crl");
+    std::fs::write(&crl_path, &crl.text).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&crl_path)
+        .output()
+        .expect("openssl is needed (Debian package openssl)");
+    let listing = String::from_utf8_lossy(&out.stdout).to_ascii_uppercase();
+    let serial_hex = hex::encode_upper(
+        mayfly_pki::cert::CertificateInfo::from_der(&der)
+            .unwrap()
+            .serial
+            .as_be_bytes(),
+    );
+    assert!(
+        listing.contains(&serial_hex),
+        "{serial_hex} not in {listing}"
+    );
+    assert!(listing.contains("CESSATION OF OPERATION"), "{listing}");
 
     // Revocation by the certificate's key (jwk = that key), reporting it compromised.
     let compromised = leaf_key();
