@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 mod acme;
+pub mod acme_conformance;
 mod codec;
 pub mod conformance;
 mod sqlite;
@@ -111,6 +112,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_crl.sql")),
     (5, include_str!("../migrations/0005_acme.sql")),
 ];
+
+/// The versions of this build's migrations, in order. Numbers are reserved per feature, so
+/// there may be gaps (a branch's migration lands later).
+pub fn migration_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|&(version, _)| version).collect()
+}
 
 /// The schema version this build migrates databases to: the last migration's.
 pub fn schema_version() -> i64 {
