@@ -550,7 +550,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        let Command::Sign(args) = cli.command;
+        let Command::Sign(args) = cli.command else {
+            panic!("expected the sign command")
+        };
         assert_eq!(args.requests, 20);
         assert_eq!(args.concurrency, 4);
         assert_eq!(args.pid, Some(42));
@@ -572,11 +574,17 @@ mod tests {
     #[test]
     fn every_flag_has_help() {
         let command = Cli::command();
-        let sign = command.find_subcommand("sign").unwrap();
-        for arg in sign.get_arguments() {
-            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        for name in ["sign", "acme"] {
+            let sub = command.find_subcommand(name).unwrap();
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{name} --{} has no help",
+                    arg.get_id()
+                );
+            }
+            assert!(sub.get_after_long_help().is_some(), "{name}");
         }
-        assert!(sign.get_after_long_help().is_some());
     }
 
     #[test]
