@@ -1051,3 +1051,45 @@ async fn rate_limits_answer_rate_limited_with_retry_after() {
     assert_eq!(r.problem(), "rateLimited");
     assert!(r.headers.contains_key("retry-after"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_challenge_pushed_by_many_requests_at_once_is_validated_once() {
+    let h = Arc::new(harness(json!({})).await);
+    let client = Arc::new(Client::new(&h).await);
+    let order = client.order(&h, &["once.example.test"]).await;
+    let authz = client
+        .post(&h, order.body["authorizations"][0].as_str().unwrap(), None)
+        .await;
+    let challenge = authz.body["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "http-01")
+        .unwrap()
+        .clone();
+    let token = challenge["token"].as_str().unwrap().to_string();
+    h.responder
+        .answers
+        .lock()
+        .unwrap()
+        .insert(token.clone(), format!("{token}.{}", client.thumbprint()));
+    let url = challenge["url"].as_str().unwrap().to_string();
+    let pushes: Vec<_> = (0..8)
+        .map(|_| {
+            let (h, client, url) = (Arc::clone(&h), Arc::clone(&client), url.clone());
+            tokio::spawn(async move { client.post(&h, &url, Some(&json!({}))).await.status })
+        })
+        .collect();
+    for push in pushes {
+        assert_eq!(push.await.unwrap(), StatusCode::OK);
+    }
+    for _ in 0..100 {
+        let c = client.post(&h, &url, None).await;
+        if c.body["status"] == "valid" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(h.responder.hits.lock().unwrap().get(&token), Some(&1));
+}
