@@ -416,6 +416,27 @@ fn certbot_obtains_renews_and_revokes_by_account_and_by_key() {
     // By the certificate's key, without the account.
     obtain("key.example.test");
     let other = dir.join("config/live/key.example.test");
+
+    // A reason outside Let's Encrypt's set is refused. Debian's certbot 2.1 crashes on any ACME
+    // error under Python 3.11, so the refusal is read from its log.
+    let (ok, text) = certbot(
+        &ca,
+        &dir,
+        &[
+            "revoke",
+            "--cert-path",
+            other.join("cert.pem").to_str().unwrap(),
+            "--reason",
+            "affiliationchanged",
+            "--no-delete-after-revoke",
+        ],
+    );
+    assert!(!ok, "reason 3 must be refused: {text}");
+    let log = std::fs::read_to_string(dir.join("logs/letsencrypt.log")).unwrap();
+    assert!(
+        log.contains("urn:ietf:params:acme:error:badRevocationReason"),
+        "the refusal is in certbot's log: {text}"
+    );
     let (ok, text) = certbot(
         &ca,
         &dir,
