@@ -37,7 +37,9 @@ pub struct AcmeProvisioner {
 /// The `ACME` entry's own fields in ca.json: step-ca's names (`requireEAB`, `termsOfService`,
 /// `challenges`) and mayfly's additions.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+// Unknown keys are not refused here: ca.json's reader reports them (step-ca's ACME entries carry
+// keys such as `forceCN` that mayfly does not act on).
+#[serde(rename_all = "camelCase")]
 pub struct AcmeSettings {
     /// URL shown as `meta.termsOfService`; when set, new accounts must agree to it.
     #[serde(default)]
@@ -188,6 +190,18 @@ impl Provisioner {
                         ))
                     })?;
                 }
+                if settings.insecure_http01_port.is_some()
+                    || settings.insecure_tls_alpn01_port.is_some()
+                    || settings.insecure_validation_address.is_some()
+                    || settings.insecure_dns_resolver.is_some()
+                {
+                    tracing::warn!(
+                        provisioner = %config.name,
+                        "ACME provisioner validates challenges with insecure test settings \
+                         (insecureHttp01Port, insecureTlsAlpn01Port, insecureValidationAddress, \
+                         insecureDnsResolver): never use them in production"
+                    );
+                }
                 Ok(Provisioner::Acme(Box::new(AcmeProvisioner {
                     name: config.name.clone(),
                     claims,
@@ -215,6 +229,69 @@ impl Provisioner {
             Provisioner::Jwk(_) => "JWK",
             Provisioner::Acme(_) => "ACME",
             Provisioner::Unsupported(p) => &p.kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acme(fields: serde_json::Value) -> Result<Provisioner> {
+        let other = match fields {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            _ => Default::default(),
+        };
+        let config = ProvisionerConfig {
+            kind: "acme".into(),
+            name: "acme".into(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+            options: None,
+            other,
+        };
+        Provisioner::from_config(&config, Claims::DEFAULT)
+    }
+
+    #[test]
+    fn acme_settings_are_read_and_checked() {
+        let Provisioner::Acme(p) = acme(serde_json::json!({
+            "requireEAB": true,
+            "challenges": ["dns-01"],
+            "revocationReasons": [0, 3],
+            "forceCN": true,
+        }))
+        .unwrap() else {
+            panic!("expected an ACME provisioner")
+        };
+        assert!(p.settings.require_eab);
+        assert_eq!(p.settings.allowed_revocation_reasons(), &[0, 3]);
+        let Provisioner::Acme(default) = acme(serde_json::json!({})).unwrap() else {
+            panic!("expected an ACME provisioner")
+        };
+        assert_eq!(default.settings.allowed_revocation_reasons(), &[0, 1, 4, 5]);
+        let cases = [
+            (
+                serde_json::json!({"challenges": ["http-02"]}),
+                "\"http-02\" is not one of",
+            ),
+            (
+                serde_json::json!({"revocationReasons": [7]}),
+                "revocationReasons",
+            ),
+            (
+                serde_json::json!({"insecureHttp01Port": "x"}),
+                "invalid type",
+            ),
+            (
+                serde_json::json!({"insecureDnsResolver": "nowhere"}),
+                "acme",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = acme(fields.clone()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{fields}: {err}");
         }
     }
 }
