@@ -1050,6 +1050,19 @@ async fn rate_limits_answer_rate_limited_with_retry_after() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     assert_eq!(r.problem(), "rateLimited");
     assert!(r.headers.contains_key("retry-after"));
+
+    // Per identifier, over all accounts.
+    let h = harness(json!({"ordersPerIdentifierPerHour": 1})).await;
+    let first = Client::new(&h).await;
+    let second = Client::new(&h).await;
+    let r = first.order(&h, &["popular.example.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = second
+        .order(&h, &["popular.example.test", "other.example.test"])
+        .await;
+    assert_eq!(r.problem(), "rateLimited", "{}", r.text);
+    let r = second.order(&h, &["other.example.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
