@@ -33,6 +33,8 @@ const NONCE_LIFETIME: i64 = 3600;
 const ORDER_LIFETIME: i64 = 24 * 3600;
 /// How long a valid authorization is reused for new orders of the same account.
 const VALID_AUTHORIZATION_LIFETIME: i64 = 7 * 24 * 3600;
+/// Orders listed by `account/{id}/orders`; older ones are left out.
+const MAX_LISTED_ORDERS: u32 = 1000;
 /// Identifiers per order.
 const MAX_IDENTIFIERS: usize = 100;
 /// Validation attempts before a challenge fails, and the pause between them: a client may
@@ -458,8 +460,7 @@ impl Acme {
         Ok(Reply::json(Self::account_json(&account, req.base_url)).with_location(location))
     }
 
-    /// `POST account/{id}/orders`: this server keeps no order list per account; an empty one is
-    /// the honest answer for clients that ask.
+    /// `POST account/{id}/orders` (RFC 8555 7.1.2.1): the account's orders, newest first.
     pub async fn account_orders(
         &self,
         authority: &Authority,
@@ -470,7 +471,14 @@ impl Acme {
         if auth.account()?.id != id {
             return Err(Error::unauthorized("another account's orders"));
         }
-        Err(Error::NotFound("the list of an account's orders".into()))
+        let orders: Vec<String> = self
+            .store
+            .account_orders(id, MAX_LISTED_ORDERS)
+            .await?
+            .into_iter()
+            .map(|order| format!("{}/order/{order}", req.base_url))
+            .collect();
+        Ok(Reply::json(json!({ "orders": orders })))
     }
 
     /// `POST key-change` (RFC 8555 7.3.5): the outer JWS is signed by the old key, the inner by

@@ -114,6 +114,13 @@ pub trait AcmeStore: Send + Sync {
     fn order<'a>(&'a self, id: &'a str)
     -> BoxFuture<'a, Result<Option<Versioned>, AcmeStoreError>>;
 
+    /// Ids of the account's orders, newest first, at most `limit`.
+    fn account_orders<'a>(
+        &'a self,
+        account: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<String>, AcmeStoreError>>;
+
     /// Compare-and-set on the order's version.
     fn update_order<'a>(
         &'a self,

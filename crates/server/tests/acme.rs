@@ -493,6 +493,17 @@ async fn http01_issuance_with_renewal_info_and_replaces() {
     // Authorizations are reused while valid: a second order is ready at once.
     let again = client.order(&h, &["www.example.test"]).await;
     assert_eq!(again.body["status"], "ready", "{}", again.text);
+    let account = client.post(&h, &client.kid, None).await;
+    let listed = client
+        .post(&h, account.body["orders"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(
+        listed.body["orders"][0],
+        again.location(),
+        "{}",
+        listed.text
+    );
+    assert_eq!(listed.body["orders"].as_array().unwrap().len(), 2);
     // The CSR must name exactly the order's identifiers.
     let wrong = client
         .finalize(

@@ -274,6 +274,24 @@ impl AcmeStore for SqliteStore {
         ))
     }
 
+    fn account_orders<'a>(
+        &'a self,
+        account: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<String>, AcmeStoreError>> {
+        Box::pin(async move {
+            sqlx::query_scalar(
+                "SELECT id FROM acme_orders WHERE account_id = ? \
+                 ORDER BY created_at DESC, id LIMIT ?",
+            )
+            .bind(account)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| backend("listing an account's orders", e))
+        })
+    }
+
     fn update_order<'a>(
         &'a self,
         id: &'a str,
