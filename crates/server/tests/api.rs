@@ -18,6 +18,7 @@ use mayfly_server::api::{AppState, router};
 use mayfly_server::tls::TlsSettings;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use x509_parser::prelude::FromDer;
 
 const PROVISIONER_PASSWORD: &[u8] = b"provisioner password";
 const AUDIENCE: &str = "https://ca.test/1.0/sign";
@@ -563,4 +564,73 @@ async fn renew_and_revoke_need_credentials_and_valid_requests() {
         )
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+/// With CRLs and OCSP configured, `passive: false` is accepted and the revocation reaches the
+/// CRL; without them the CRL routes answer 404 in the API's error shape.
+#[tokio::test]
+async fn active_revocation_is_accepted_where_configured() {
+    let passive = harness().await;
+    let (status, body) = passive.call("GET", "/1.0/crl", Body::empty()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("crl.enabled"),
+        "{body}"
+    );
+
+    let h = harness_with(Arc::new(SystemClock), true).await;
+    let token = h.token(&h.claims("svc.internal"));
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let der =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let info = mayfly_pki::cert::CertificateInfo::from_der(&der[0]).unwrap();
+    let serial = info.serial.to_decimal();
+    let mut claims = h.claims(&serial);
+    claims["aud"] = json!("https://ca.test/1.0/revoke");
+    let (status, body) = h
+        .call(
+            "POST",
+            "/1.0/revoke",
+            Body::from(
+                json!({"serial": serial, "ott": h.token(&claims), "reasonCode": 4, "passive": false})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    h.state.authority().refresh_publication().await.unwrap();
+    let request = Request::builder().uri("/crl").body(Body::empty()).unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (_, crl) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&bytes).unwrap();
+    let entry = crl
+        .iter_revoked_certificates()
+        .find(|e| e.raw_serial() == info.serial.as_be_bytes())
+        .expect("the revoked serial is on the CRL");
+    assert_eq!(entry.reason_code().map(|(_, r)| r.0), Some(4), "superseded");
+    let (status, _) = h.call("GET", "/1.0/crl?pem=maybe", Body::empty()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The plain-HTTP router serves revocation information only.
+    let plain = mayfly_server::api::plain_router(Arc::clone(&h.state));
+    for (method, uri, expected) in [
+        ("GET", "/1.0/crl", StatusCode::OK),
+        ("GET", "/1.0/intermediate.crt", StatusCode::OK),
+        ("GET", "/health", StatusCode::OK),
+        ("POST", "/1.0/sign", StatusCode::NOT_FOUND),
+        ("GET", "/1.0/provisioners", StatusCode::NOT_FOUND),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = plain.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), expected, "{method} {uri}");
+    }
 }
