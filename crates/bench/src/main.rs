@@ -175,8 +175,9 @@ fn ocsp_load(args: ocsp::OcspArgs) -> anyhow::Result<ExitCode> {
     let concurrency = usize::try_from(args.concurrency)
         .context("--concurrency is too large")?
         .min(n);
-    let read =
-        |path: &Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
     let request = ocsp::request_der(&read(&args.issuer)?, &read(&args.cert)?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -463,11 +464,17 @@ mod tests {
     #[test]
     fn every_flag_has_help() {
         let command = Cli::command();
-        let sign = command.find_subcommand("sign").unwrap();
-        for arg in sign.get_arguments() {
-            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        for name in ["sign", "ocsp", "crl"] {
+            let sub = command.find_subcommand(name).unwrap();
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{name} --{} has no help",
+                    arg.get_id()
+                );
+            }
+            assert!(sub.get_after_long_help().is_some(), "{name} has no example");
         }
-        assert!(sign.get_after_long_help().is_some());
     }
 
     #[test]

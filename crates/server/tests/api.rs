@@ -648,7 +648,13 @@ async fn ocsp_post_raw(h: &Harness, request: Vec<u8>) -> Vec<u8> {
         .unwrap();
     let response = h.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    response.into_body().collect().await.unwrap().to_bytes().to_vec()
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
 }
 
 /// The responder certificate is replaced at 2/3 of its life, responses never outlive it, and a
@@ -674,12 +680,8 @@ async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
         .serial;
     let intermediate = h.state.authority().intermediate_der().to_vec();
     let issuer = IssuerIdentity::from_certificate(&intermediate).unwrap();
-    let request = mayfly_pki::ocsp::build_request(
-        &issuer,
-        serial.as_be_bytes(),
-        CertIdHash::Sha256,
-        None,
-    );
+    let request =
+        mayfly_pki::ocsp::build_request(&issuer, serial.as_be_bytes(), CertIdHash::Sha256, None);
 
     let first = ocsp_post(&h, request.clone()).await;
     assert_eq!(first.responses[0].status, CertStatus::Good);
@@ -702,8 +704,15 @@ async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
     // Byte 60 lies in the signed ResponseData (after the response and basic-response headers).
     tampered[60] ^= 1;
     assert!(
-        mayfly_pki::verify::ocsp_status(&tampered, &intermediate, &leaf[0], CertIdHash::Sha256, None, start)
-            .is_err(),
+        mayfly_pki::verify::ocsp_status(
+            &tampered,
+            &intermediate,
+            &leaf[0],
+            CertIdHash::Sha256,
+            None,
+            start
+        )
+        .is_err(),
         "a changed byte is caught"
     );
 
@@ -732,7 +741,13 @@ async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
     h.state.authority().refresh_publication().await.unwrap();
     let seen = ocsp_post(&h, request).await;
     assert!(
-        matches!(seen.responses[0].status, CertStatus::Revoked { reason: Some(1), .. }),
+        matches!(
+            seen.responses[0].status,
+            CertStatus::Revoked {
+                reason: Some(1),
+                ..
+            }
+        ),
         "{:?}",
         seen.responses[0].status
     );
