@@ -403,6 +403,8 @@ fn ocsp_answers_good_then_revoked_by_post_and_get() {
         let out = ca.ocsp("svc.crt", extra);
         assert!(out.contains("Response verify OK"), "{extra:?}: {out}");
         assert!(out.contains("svc.crt: good"), "{extra:?}: {out}");
+        // openssl checks that the nonce it sent came back, and warns when it did not.
+        assert!(!out.contains("WARNING"), "{extra:?}: {out}");
     }
     let verified = ca.mayfly(&[
         "certificate",
