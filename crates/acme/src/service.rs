@@ -164,6 +164,12 @@ impl Acme {
         Self { store }
     }
 
+    /// Deletes expired nonces; the server calls it now and then.
+    pub async fn prune_nonces(&self, authority: &Authority) -> Result<u64> {
+        let now = authority.clock().now().unix_timestamp();
+        Ok(self.store.prune_nonces(now).await?)
+    }
+
     /// `GET directory` (RFC 8555 7.1.1).
     pub fn directory(&self, authority: &Authority, provisioner: &str, base: &str) -> Result<Reply> {
         let settings = &acme_provisioner(authority, provisioner)?.settings;

@@ -81,6 +81,9 @@ pub trait AcmeStore: Send + Sync {
         now: i64,
     ) -> BoxFuture<'a, Result<bool, AcmeStoreError>>;
 
+    /// Deletes nonces that expired before `now`; returns how many.
+    fn prune_nonces(&self, now: i64) -> BoxFuture<'_, Result<u64, AcmeStoreError>>;
+
     /// Fails with [`AcmeStoreError::KeyTaken`] when another account has the key.
     fn insert_account<'a>(
         &'a self,

@@ -230,6 +230,13 @@ async fn prune_forever(state: Arc<AppState>) {
             Ok(n) => tracing::debug!(removed = n, "pruned expired token records"),
             Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
         }
+        if let Some(acme) = state.acme() {
+            match acme.prune_nonces(&state.authority()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "pruned expired ACME nonces"),
+                Err(e) => tracing::warn!(error = %e, "pruning ACME nonces failed"),
+            }
+        }
         tokio::time::sleep(PRUNE_INTERVAL).await;
     }
 }

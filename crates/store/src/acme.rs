@@ -168,13 +168,18 @@ impl AcmeStore for SqliteStore {
                 .execute(&self.writer)
                 .await
                 .map_err(|e| backend("using a nonce", e))?;
-            // Expired nonces are swept on the way, so the table stays small.
-            sqlx::query("DELETE FROM acme_nonces WHERE expires_at < ?")
+            Ok(result.rows_affected() == 1)
+        })
+    }
+
+    fn prune_nonces(&self, now: i64) -> BoxFuture<'_, Result<u64, AcmeStoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM acme_nonces WHERE expires_at < ?")
                 .bind(now)
                 .execute(&self.writer)
                 .await
                 .map_err(|e| backend("pruning nonces", e))?;
-            Ok(result.rows_affected() == 1)
+            Ok(done.rows_affected())
         })
     }
 
