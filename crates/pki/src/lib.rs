@@ -16,6 +16,7 @@ pub mod keyfile;
 pub mod random;
 pub mod san;
 pub mod serial;
+pub mod ssh;
 
 pub use cert::{LeafSigner, LeafTemplate, ProvisionerExtension};
 pub use csr::Csr;
