@@ -16,6 +16,7 @@ pub mod init;
 pub mod policy;
 pub mod provisioner;
 pub mod revocation;
+pub mod ssh;
 pub mod store;
 pub mod token;
 

@@ -182,16 +182,7 @@ pub fn verify(
             provisioner: provisioner.name.clone(),
         });
     }
-    let audiences = claims.aud.values();
-    if !audiences
-        .iter()
-        .any(|a| expect.audiences.iter().any(|e| e == a))
-    {
-        return Err(Error::TokenAudienceMismatch {
-            found: audiences,
-            expected: expect.audiences.to_vec(),
-        });
-    }
+    check_audience(&claims, expect.audiences)?;
     if claims.jti.trim().is_empty() {
         return Err(Error::TokenMalformed(
             "claim \"jti\" is missing or empty".into(),
@@ -227,8 +218,23 @@ pub fn verify(
     })
 }
 
+/// Checks that one of the token's `aud` values is one of `expected`.
+pub(crate) fn check_audience(claims: &TokenClaims, expected: &[String]) -> Result<()> {
+    let found = claims.aud.values();
+    if !found.iter().any(|a| expected.iter().any(|e| e == a)) {
+        return Err(Error::TokenAudienceMismatch {
+            found,
+            expected: expected.to_vec(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks `nbf`/`iat`, `exp` and the lifetime with [`LEEWAY`]; returns `exp`.
-fn check_time_window(claims: &TokenClaims, now: OffsetDateTime) -> Result<OffsetDateTime> {
+pub(crate) fn check_time_window(
+    claims: &TokenClaims,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime> {
     let at = |field: &str, value: Option<i64>| -> Result<OffsetDateTime> {
         let seconds =
             value.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?;

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 mod danger;
 pub mod peer;
+mod ssh;
 
 /// Responses larger than this are refused: no honest reply of this API comes near it.
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -290,6 +291,18 @@ impl Client {
         body: Bytes,
         bearer: Option<&str>,
     ) -> Result<T> {
+        let bytes = self.send_raw(method, path, body, bearer).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse(format!("{path}: {e}")))
+    }
+
+    /// Sends a request and returns the body of a successful answer as it came.
+    pub(crate) async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        bearer: Option<&str>,
+    ) -> Result<Bytes> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.clone()))?;
         let mut request = Request::builder().method(method).uri(uri);
@@ -335,7 +348,7 @@ impl Client {
             });
         }
         let _: StatusCode = status;
-        serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse(format!("{path}: {e}")))
+        Ok(bytes)
     }
 }
 

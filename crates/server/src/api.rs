@@ -72,7 +72,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sign", post(sign))
         .route("/renew", post(renew))
         .route("/rekey", post(rekey))
-        .route("/revoke", post(revoke));
+        .route("/revoke", post(revoke))
+        .merge(crate::ssh::routes());
     Router::new()
         .merge(api.clone())
         .nest("/1.0", api)

@@ -8,5 +8,6 @@ pub mod body;
 pub mod dev;
 pub mod error;
 pub mod serve;
+pub mod ssh;
 pub mod startup;
 pub mod tls;

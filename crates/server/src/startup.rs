@@ -45,7 +45,7 @@ pub async fn prepare(
     let base_dir = std::env::current_dir().context("reading the working directory")?;
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
-    let store = mayfly_store::open_configured(&config)
+    let stores = mayfly_store::open_configured_stores(&config)
         .await
         .with_context(|| format!("{}: db", path.display()))?;
     let listener = match listener {
@@ -65,7 +65,8 @@ pub async fn prepare(
         material,
         &config,
         local_addr.port(),
-        store,
+        stores.certificates,
+        Some(stores.ssh),
         Arc::new(SystemClock),
     )
     .map_err(|e| e.in_file(&path))?;
@@ -97,9 +98,20 @@ fn authority_from(
     config: &CaConfig,
     public_port: u16,
     store: Arc<dyn mayfly_authority::store::CertStore>,
+    ssh_store: Option<Arc<dyn mayfly_authority::ssh::store::SshStore>>,
     clock: Arc<dyn mayfly_authority::clock::Clock>,
 ) -> mayfly_authority::Result<Authority> {
+    let ssh = match (material.ssh, ssh_store) {
+        (Some(keys), Some(store)) => Some(mayfly_authority::ssh::SshCa::new(keys, store)?),
+        (Some(_), None) => {
+            return Err(mayfly_authority::Error::Config(
+                "ssh: SSH keys were added to a running CA: restart it to open their store".into(),
+            ));
+        }
+        (None, _) => None,
+    };
     Authority::new(AuthorityParts {
+        ssh,
         roots: material.roots,
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
@@ -138,6 +150,7 @@ pub fn reload(
         &config,
         public_port,
         Arc::clone(current.store()),
+        current.ssh_ca().map(|ssh| Arc::clone(ssh.store())),
         Arc::clone(current.clock()),
     )
     .map_err(|e| e.in_file(&path))?;

@@ -87,6 +87,17 @@ impl Jws {
         &self.payload
     }
 
+    /// The bytes the signature covers (`header.payload`), for checks with keys that are not
+    /// JWKs or certificates, such as an SSH certificate's key.
+    pub fn signing_input(&self) -> &[u8] {
+        &self.compact.as_bytes()[..self.signing_input_len]
+    }
+
+    /// The raw signature bytes.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
     /// The signature part as base64url, as `crypto jwt inspect` prints it.
     pub fn signature_b64(&self) -> String {
         B64.encode(&self.signature)
