@@ -135,8 +135,22 @@ impl NewToken<'_> {
 
     /// Signs the token with the provisioner's key; `jti` is 256 random bits, `iat` is now.
     pub fn sign(&self, key: &mayfly_pki::PrivateKey, kid: &str) -> Result<String> {
+        self.sign_with_ssh(key, kid, None)
+    }
+
+    /// Like [`NewToken::sign`], with step's `"step": {"ssh": ...}` claims when `ssh` is given
+    /// (certType, keyID, principals, validAfter, validBefore).
+    pub fn sign_with_ssh(
+        &self,
+        key: &mayfly_pki::PrivateKey,
+        kid: &str,
+        ssh: Option<&serde_json::Value>,
+    ) -> Result<String> {
         let jti = mayfly_pki::random::random_hex(32)?;
-        let claims = self.claims(&jti, OffsetDateTime::now_utc());
+        let mut claims = self.claims(&jti, OffsetDateTime::now_utc());
+        if let (Some(ssh), Some(map)) = (ssh, claims.as_object_mut()) {
+            map.insert("step".into(), serde_json::json!({ "ssh": ssh }));
+        }
         Ok(mayfly_pki::jose::jws::sign_compact(
             key,
             kid,

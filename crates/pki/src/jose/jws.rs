@@ -193,6 +193,18 @@ pub fn sign_compact_x5c(key: &PrivateKey, chain: &[Vec<u8>], payload: &[u8]) -> 
     sign_with_header(key, &header, payload)
 }
 
+/// Signs `payload` as a compact JWS whose `sshpop` header carries an SSH certificate (base64
+/// wire encoding), signed by the certificate's own key: step's SSH-POP tokens.
+pub fn sign_compact_sshpop(
+    key: &PrivateKey,
+    certificate_b64: &str,
+    payload: &[u8],
+) -> Result<String> {
+    let header =
+        serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT", "sshpop": certificate_b64});
+    sign_with_header(key, &header, payload)
+}
+
 fn sign_with_header(
     key: &PrivateKey,
     header: &serde_json::Value,

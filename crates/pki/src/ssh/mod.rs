@@ -4,6 +4,7 @@
 //! Written on the wire encoding directly with aws-lc for the signatures, so the SSH CA shares
 //! the X.509 side's one crypto backend; `ssh-keygen` and `sshd` check the result in the tests.
 
+pub mod agent;
 pub mod cert;
 pub mod key;
 pub mod krl;
