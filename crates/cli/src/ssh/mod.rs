@@ -33,7 +33,7 @@ pub enum SshCommand {
     ///
     /// --roots prints the user CA keys (for sshd's TrustedUserCAKeys); --host --roots the host
     /// CA keys (for `@cert-authority` in known_hosts); --host the sshd_config lines; no flag
-    /// the client's known_hosts line and ssh_config. Example:
+    /// the client's `@cert-authority` known_hosts line. Example:
     ///
     ///   mayfly ssh config --host --set HostKey=/etc/ssh/ssh_host_ecdsa_key
     Config(ConfigArgs),
@@ -136,19 +136,12 @@ async fn config(args: ConfigArgs) -> anyhow::Result<()> {
     } else {
         response.user_templates
     };
-    // The first snippet is the configuration proper (sshd_config or known_hosts); files it
-    // refers to follow, labelled with where they go.
-    let mut text = String::new();
-    for (index, template) in templates.iter().enumerate() {
-        if index > 0 {
-            text.push_str(&format!(
-                "\n# {} ({}): {}\n",
-                template.path, template.name, template.comment
-            ));
-        }
-        text.push_str(&template.content);
-    }
-    write_stdout(&text)
+    // Only the configuration proper (sshd_config lines, or the known_hosts line), so the output
+    // can be appended to its file as it is; the CA key files come from --roots.
+    let first = templates
+        .first()
+        .context("the CA sent no configuration snippet")?;
+    write_stdout(&first.content)
 }
 
 #[derive(Debug, clap::Args)]
