@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 mod codec;
 pub mod conformance;
+pub mod conformance_ssh;
 mod sqlite;
 mod sqlite_ssh;
 
