@@ -7,12 +7,15 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod crl;
 pub mod csr;
 pub(crate) mod der;
 pub mod error;
+pub mod issuer;
 pub mod jose;
 pub mod key;
 pub mod keyfile;
+pub mod ocsp;
 pub mod random;
 pub mod san;
 pub mod serial;

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::config::{CaConfig, LoadedConfig};
+use mayfly_authority::publication::{PublicPorts, Publication};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use tokio::net::TcpListener;
 
-use crate::api::{AppState, router};
+use crate::api::{AppState, plain_router, router};
 use crate::tls::{ServerTls, TlsSettings};
 
 /// How often the TLS certificate's renewal time is checked.
@@ -18,10 +19,17 @@ const RENEWAL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_se
 /// How often expired used-token records are pruned.
 const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// How often revocation publication is refreshed: new revocations reach the CRL and the OCSP
+/// responder of every instance within about this long.
+const PUBLICATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A server ready to serve: bound, keys loaded, TLS certificate issued.
 pub struct Prepared {
     pub listener: TcpListener,
     pub local_addr: SocketAddr,
+    /// The plain-HTTP listener for CRLs and OCSP (`insecureAddress`), when configured.
+    pub insecure_listener: Option<TcpListener>,
+    pub insecure_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     tls: ServerTls,
     dns_names: Vec<String>,
@@ -61,10 +69,32 @@ pub async fn prepare(
             })?,
     };
     let local_addr = listener.local_addr().context("reading the bound address")?;
+    let insecure_listener = match config.insecure_address.as_deref().filter(|a| !a.is_empty()) {
+        Some(address) => Some(
+            TcpListener::bind(listen_address(address))
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: insecureAddress: cannot listen on {address:?}",
+                        path.display()
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let insecure_addr = insecure_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .context("reading the bound plain-HTTP address")?;
+    let ports = PublicPorts {
+        https: local_addr.port(),
+        http: insecure_addr.map(|a| a.port()),
+    };
     let authority = authority_from(
         material,
         &config,
-        local_addr.port(),
+        ports,
         stores.certificates,
         Some(stores.ssh),
         Arc::new(SystemClock),
@@ -77,6 +107,8 @@ pub async fn prepare(
     Ok(Prepared {
         listener,
         local_addr,
+        insecure_listener,
+        insecure_addr,
         state,
         tls,
         dns_names: config.dns_names,
@@ -96,7 +128,7 @@ fn listen_address(address: &str) -> String {
 fn authority_from(
     material: LoadedMaterial,
     config: &CaConfig,
-    public_port: u16,
+    ports: PublicPorts,
     store: Arc<dyn mayfly_authority::store::CertStore>,
     ssh_store: Option<Arc<dyn mayfly_authority::ssh::store::SshStore>>,
     clock: Arc<dyn mayfly_authority::clock::Clock>,
@@ -110,6 +142,7 @@ fn authority_from(
         }
         (None, _) => None,
     };
+    let publication = Publication::from_config(config, ports)?;
     Authority::new(AuthorityParts {
         ssh,
         roots: material.roots,
@@ -118,9 +151,10 @@ fn authority_from(
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: config.dns_names.clone(),
-        public_port,
+        public_port: ports.https,
         store,
         clock,
+        publication,
     })
 }
 
@@ -131,7 +165,7 @@ pub fn reload(
     state: &AppState,
     config_path: &Path,
     password: Option<&[u8]>,
-    public_port: u16,
+    ports: PublicPorts,
 ) -> anyhow::Result<()> {
     let LoadedConfig {
         config,
@@ -148,7 +182,7 @@ pub fn reload(
     let authority = authority_from(
         material,
         &config,
-        public_port,
+        ports,
         Arc::clone(current.store()),
         current.ssh_ca().map(|ssh| Arc::clone(ssh.store())),
         Arc::clone(current.clock()),
@@ -162,6 +196,7 @@ pub fn reload(
 pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output = ()>) {
     let Prepared {
         listener,
+        insecure_listener,
         state,
         tls,
         dns_names,
@@ -171,9 +206,37 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
     let renewal =
         tokio::spawn(tls.renew_forever(Arc::clone(&state), dns_names, RENEWAL_CHECK_INTERVAL));
     let pruning = tokio::spawn(prune_forever(Arc::clone(&state)));
+    let publishing = tokio::spawn(publish_forever(Arc::clone(&state)));
+    let plain = insecure_listener.map(|listener| {
+        tokio::spawn(crate::serve::serve_plain(
+            listener,
+            plain_router(Arc::clone(&state)),
+        ))
+    });
     crate::serve::serve(listener, config, router(Arc::clone(&state)), shutdown).await;
     renewal.abort();
     pruning.abort();
+    publishing.abort();
+    if let Some(plain) = plain {
+        plain.abort();
+    }
+}
+
+/// The port numbers a running server publishes in its URLs.
+pub fn public_ports(prepared: &Prepared) -> PublicPorts {
+    PublicPorts {
+        https: prepared.local_addr.port(),
+        http: prepared.insecure_addr.map(|a| a.port()),
+    }
+}
+
+async fn publish_forever(state: Arc<AppState>) {
+    loop {
+        if let Err(e) = state.authority().refresh_publication().await {
+            tracing::warn!(error = %e, "refreshing CRLs and OCSP failed; retrying");
+        }
+        tokio::time::sleep(PUBLICATION_INTERVAL).await;
+    }
 }
 
 async fn prune_forever(state: Arc<AppState>) {

@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::init::{self, InitOptions, Layout};
 use mayfly_authority::provisioner::Provisioner;
+use mayfly_authority::publication::{PublicPorts, Publication};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
@@ -35,7 +36,12 @@ async fn harness() -> Harness {
     harness_with_clock(Arc::new(SystemClock)).await
 }
 
+/// Passive revocation only: ca.json's `crl` and `ocsp` blocks are left out.
 async fn harness_with_clock(clock: Arc<dyn mayfly_authority::clock::Clock>) -> Harness {
+    harness_with(clock, false).await
+}
+
+async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let options = InitOptions {
@@ -77,6 +83,18 @@ async fn harness_with_clock(clock: Arc<dyn mayfly_authority::clock::Clock>) -> H
         public_port: 443,
         store: Arc::new(store),
         clock,
+        publication: if active {
+            Publication::from_config(
+                &loaded.config,
+                PublicPorts {
+                    https: 443,
+                    http: None,
+                },
+            )
+            .unwrap()
+        } else {
+            Publication::default()
+        },
     })
     .unwrap();
     let tls_options = TlsSettings::from_config(None).unwrap().advertised;

@@ -77,6 +77,7 @@ async fn harness(ssh: Option<KeyAlgorithm>) -> Harness {
         public_port: 443,
         store,
         clock: Arc::new(SystemClock),
+        publication: mayfly_authority::publication::Publication::default(),
     })
     .unwrap();
     let tls_options = TlsSettings::from_config(None).unwrap().advertised;

@@ -87,3 +87,14 @@ pub(crate) fn decode_status(serial: &str, text: &str) -> Result<CertificateStatu
 pub(crate) fn backend(context: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{context}: {error}"))
 }
+
+/// A stored CRLReason code. A value outside 0..=255 means the row was written by something else
+/// and is reported, never silently turned into "unspecified".
+pub(crate) fn decode_reason(serial: &str, code: Option<i64>) -> Result<u8, StoreError> {
+    let code = code.unwrap_or(0);
+    u8::try_from(code).map_err(|_| {
+        StoreError::Backend(format!(
+            "certificate {serial}: stored revocation reason {code} is not a CRLReason"
+        ))
+    })
+}

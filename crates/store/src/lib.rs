@@ -111,8 +111,14 @@ pub async fn open_configured_stores(
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_revocation.sql")),
+    (3, include_str!("../migrations/0003_crl.sql")),
     (4, include_str!("../migrations/0004_ssh.sql")),
 ];
+
+/// The schema version this build migrates databases to: the last migration's.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |&(version, _)| version)
+}
 
 /// Longest decimal serial number stored; the schema's `VARCHAR(64)`.
 pub const MAX_SERIAL_LEN: usize = 64;

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError,
-    StoredCertificate, UsedToken,
+    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, RevokedEntry,
+    RevokedQuery, StoreError, StoredCertificate, UsedToken,
 };
 use sqlx::Row;
 use sqlx::sqlite::{
@@ -260,7 +260,7 @@ impl SqliteStore {
         let revocation = match revoked_at {
             Some(at) => Some(Revocation {
                 serial: stored_serial.clone(),
-                reason_code: u8::try_from(reason_code.unwrap_or(0)).unwrap_or(0),
+                reason_code: codec::decode_reason(serial, reason_code)?,
                 reason: reason.unwrap_or_default(),
                 revoked_at: codec::from_unix("revoked_at", serial, at)?,
                 revoked_by: revoked_by.unwrap_or_default(),
@@ -292,6 +292,52 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
+        let context = "listing revoked certificates";
+        let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates \
+             WHERE revoked_at IS NOT NULL AND revoked_at >= ? AND not_after >= ?",
+        )
+        .bind(query.revoked_since.map_or(i64::MIN, codec::to_unix))
+        .bind(query.unexpired_at.map_or(i64::MIN, codec::to_unix))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| backend(context, e))?;
+        rows.into_iter()
+            .map(|(serial, revoked_at, reason, not_after)| {
+                Ok(RevokedEntry {
+                    revoked_at: codec::from_unix("revoked_at", &serial, revoked_at)?,
+                    not_after: codec::from_unix("not_after", &serial, not_after)?,
+                    reason_code: codec::decode_reason(&serial, reason)?,
+                    serial,
+                })
+            })
+            .collect()
+    }
+
+    async fn crl_number(&self) -> Result<u64, StoreError> {
+        let context = "taking the next CRL number";
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| backend(context, e))?;
+        sqlx::query("UPDATE crl_state SET crl_number = crl_number + 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| backend(context, e))?;
+        let number: i64 = sqlx::query_scalar("SELECT crl_number FROM crl_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| backend(context, e))?;
+        tx.commit().await.map_err(|e| backend(context, e))?;
+        u64::try_from(number).map_err(|_| {
+            StoreError::Backend(format!("{context}: stored number {number} is negative"))
+        })
+    }
+}
+
 impl CertStore for SqliteStore {
     fn record_issuance<'a>(
         &'a self,
@@ -318,6 +364,17 @@ impl CertStore for SqliteStore {
 
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.prune(now))
+    }
+
+    fn revoked_certificates(
+        &self,
+        query: RevokedQuery,
+    ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
+        Box::pin(self.revoked(query))
+    }
+
+    fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.crl_number())
     }
 }
 
