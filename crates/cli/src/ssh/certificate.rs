@@ -119,6 +119,12 @@ fn encode_new_key(
 }
 
 pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
+    if args.sign && args.add_to_agent {
+        bail!("--add-to-agent needs the private key: it cannot be used with --sign");
+    }
+    if args.add_to_agent && std::env::var_os("SSH_AUTH_SOCK").is_none() {
+        bail!("--add-to-agent: SSH_AUTH_SOCK is not set: no ssh-agent is running");
+    }
     let cert_path = certificate_path(&args.key_file);
     let pub_path = public_path(&args.key_file);
     let outputs: Vec<&Path> = if args.sign {
@@ -133,9 +139,6 @@ pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
             "{} already exists: use --force to overwrite it",
             existing.display()
         );
-    }
-    if args.sign && args.add_to_agent {
-        bail!("--add-to-agent needs the private key: it cannot be used with --sign");
     }
     let target = args.ca.target()?;
     let (key, public) = if args.sign {
