@@ -96,6 +96,8 @@ impl DevCa {
              \n  {mayfly} ca bootstrap --ca-url {url} --fingerprint {fp}\
              \n  {mayfly} ca certificate svc.internal svc.crt svc.key --provisioner-password-file {pw}\
              \n  openssl verify -CAfile \"$MAYFLY_PATH/certs/root_ca.crt\" -untrusted svc.crt svc.crt\n\
+             \nOr an SSH user certificate (see docs/ssh.md for sshd):\n\
+             \n  {mayfly} ssh certificate alice id_ecdsa --no-password --insecure --provisioner-password-file {pw}\n\
              \nPress Ctrl-C to stop.\n",
             dir = self.dir.display(),
             url = self.url,

@@ -128,6 +128,17 @@ impl Harness {
     }
 
     async fn call(&self, method: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.call_as(method, uri, body, None).await
+    }
+
+    /// Like [`Harness::call`], as a client that presented `chain` in the TLS handshake.
+    async fn call_as(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Value,
+        chain: Option<Vec<Vec<u8>>>,
+    ) -> (StatusCode, Value) {
         let body = if body.is_null() {
             Body::empty()
         } else {
@@ -137,6 +148,10 @@ impl Harness {
             .method(method)
             .uri(uri)
             .header("content-type", "application/json")
+            .extension(mayfly_server::serve::PeerCertificates {
+                chain: chain.map(Arc::new),
+                remote: "127.0.0.1:50000".parse().unwrap(),
+            })
             .body(body)
             .unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
@@ -285,6 +300,12 @@ async fn user_and_host_certificates_follow_the_token_and_the_claims() {
     assert_eq!(body["exists"].as_bool(), Some(false));
     let (status, body) = h.call("GET", "/ssh/hosts", Value::Null).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // The TLS layer verified the client certificate against the roots before this point.
+    let (status, body) = h
+        .call_as("GET", "/ssh/hosts", Value::Null, Some(vec![vec![0x30]]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["hosts"], json!([{"hostname": "web1.internal"}]));
 
     let (status, body) = h
         .call(

@@ -29,9 +29,50 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
     let client = tmp.path().join("client");
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let (_server, dev) = Server::dev(tmp.path(), &client);
+    let (server, dev) = Server::dev(tmp.path(), &client);
     bootstrap(&client, &work, &dev);
     let pw = dev.password_file.to_str().unwrap();
+
+    // The dev banner's SSH command works as printed.
+    let banner_command = server
+        .lines
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.contains(" ssh certificate "))
+        .unwrap_or_else(|| panic!("no SSH command in the banner: {:?}", server.lines));
+    let bin_dir = support::client_bin().parent().unwrap().to_path_buf();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(banner_command)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("MAYFLY_PATH", &client)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{banner_command}: {out:?}");
+    // `ssh inspect -` reads standard input.
+    let inspected = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} ssh inspect - --format json < id_ecdsa-cert.pub",
+            support::client_bin().display()
+        ))
+        .env("MAYFLY_PATH", &client)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let value: serde_json::Value =
+        serde_json::from_slice(&inspected.stdout).unwrap_or_else(|e| panic!("{e}: {inspected:?}"));
+    assert_eq!(value["certType"], "user");
+    assert_eq!(value["principals"], serde_json::json!(["alice"]));
+    assert_eq!(value["keyID"], "alice");
 
     // A token minted on its own, then used for the certificate.
     let token = mayfly_ok(
