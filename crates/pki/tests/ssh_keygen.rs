@@ -219,3 +219,51 @@ fn bad_public_keys_are_refused_with_a_reason() {
         assert!(err.contains(expected), "{line:?}: {err}");
     }
 }
+
+#[test]
+fn openssh_private_key_files_are_read_and_written_as_ssh_keygen_does() {
+    use mayfly_pki::ssh::keyfile::{decode_openssh_private_key, encode_openssh_private_key};
+    if !ssh_keygen_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, bits) in [("ed25519", "256"), ("ecdsa", "256"), ("ecdsa", "384")] {
+        // ssh-keygen's files, read by us.
+        let public = openssh_key(dir.path(), kind, bits);
+        let path = dir.path().join(format!("id_{kind}_{bits}"));
+        let key = decode_openssh_private_key(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            SshPublicKey::from_private_key(&key).unwrap(),
+            public,
+            "{kind}"
+        );
+        // Ours, read by ssh-keygen.
+        let ours = dir.path().join(format!("ours_{kind}_{bits}"));
+        std::fs::write(&ours, encode_openssh_private_key(&key, "me").unwrap()).unwrap();
+        let mut permissions = std::fs::metadata(&ours).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
+        std::fs::set_permissions(&ours, permissions).unwrap();
+        let out = keygen(&["-y", "-f", ours.to_str().unwrap()]);
+        assert!(out.status.success(), "{kind}: {out:?}");
+        assert_eq!(
+            SshPublicKey::parse_line(&String::from_utf8_lossy(&out.stdout)).unwrap(),
+            public
+        );
+    }
+    // A passphrase-protected file is refused with the way out.
+    let path = dir.path().join("locked");
+    let out = keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "secret",
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let err = decode_openssh_private_key(&std::fs::read(&path).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ssh-keygen -p"), "{err}");
+}

@@ -205,17 +205,21 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
             "not an OpenSSH certificate type",
         ),
         (
+            with_pw(vec!["ssh", "certificate", "bob", "bob_key", "--kty", "OKP"]),
+            "only be written unencrypted",
+        ),
+        (
             with_pw(vec![
                 "ssh",
                 "certificate",
                 "bob",
                 "bob_key",
                 "--kty",
-                "OKP",
+                "RSA",
                 "--no-password",
                 "--insecure",
             ]),
-            "ECDSA only",
+            "EC or OKP",
         ),
         (
             with_pw(vec!["ssh", "certificate", "bob", "missing.pub", "--sign"]),
@@ -397,6 +401,52 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(before, after, "no refused command wrote a file");
+
+    // A host key made by ssh-keygen (OpenSSH format) is certified with --sign and renews.
+    let (ok, text) = support::run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-f", "keygen_host"],
+        &work,
+    );
+    assert!(ok, "{text}");
+    mayfly_ok(
+        &client,
+        &work,
+        &[
+            "ssh",
+            "certificate",
+            "web2",
+            "keygen_host.pub",
+            "--sign",
+            "--host",
+            "--provisioner-password-file",
+            pw,
+        ],
+    );
+    let first = mayfly_ok(
+        &client,
+        &work,
+        &["ssh", "inspect", "keygen_host-cert.pub", "--format", "json"],
+    );
+    mayfly_ok(
+        &client,
+        &work,
+        &[
+            "ssh",
+            "renew",
+            "keygen_host-cert.pub",
+            "keygen_host",
+            "--force",
+        ],
+    );
+    let second = mayfly_ok(
+        &client,
+        &work,
+        &["ssh", "inspect", "keygen_host-cert.pub", "--format", "json"],
+    );
+    let serial =
+        |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap()["serial"].clone();
+    assert_ne!(serial(&first), serial(&second));
 
     // The host certificate renews in place and rekeys; principals carry over.
     mayfly_ok(

@@ -358,6 +358,17 @@ fn sshd_accepts_mayfly_certificates_and_enforces_principals_expiry_and_the_krl()
     let (ok, text) = login(&env, sshd_port, "root", Some(&env.path("alice_key")), None);
     assert!(ok, "alice's certificate should log in: {text}");
 
+    // An Ed25519 key, written in OpenSSH's own format, logs in too.
+    env.user_certificate("alice_ed25519", "alice", &["--kty", "OKP"]);
+    let (ok, text) = login(
+        &env,
+        sshd_port,
+        "root",
+        Some(&env.path("alice_ed25519")),
+        None,
+    );
+    assert!(ok, "alice's Ed25519 certificate should log in: {text}");
+
     // bob's certificate does not open root, whose principals are alice's.
     env.user_certificate("bob_key", "bob", &[]);
     let (ok, text) = login(&env, sshd_port, "root", Some(&env.path("bob_key")), None);

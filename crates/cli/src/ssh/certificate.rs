@@ -1,7 +1,8 @@
 //! `mayfly ssh certificate`, `ssh renew` and `ssh rekey`.
 //!
-//! Keys are written as PKCS#8 PEM (encrypted unless --no-password --insecure), which OpenSSH
-//! reads for ECDSA keys; the public key and the certificate as OpenSSH lines.
+//! ECDSA keys are written as PKCS#8 PEM (encrypted unless --no-password --insecure), which
+//! OpenSSH reads; Ed25519 keys, which it reads only in its own format, as unencrypted OpenSSH
+//! files. The public key and the certificate are OpenSSH lines.
 
 use std::path::{Path, PathBuf};
 
@@ -56,10 +57,11 @@ pub struct CertificateArgs {
     /// the certificate is valid.
     #[arg(long)]
     add_to_agent: bool,
-    /// Key type of the new key: EC (ECDSA, which OpenSSH reads from these PEM files).
+    /// Key type of the new key: EC (ECDSA) or OKP (Ed25519, only with --no-password: OpenSSH
+    /// reads Ed25519 keys only from its own format, which mayfly writes unencrypted).
     #[arg(long, value_name = "KTY", default_value = "EC")]
     kty: String,
-    /// Curve of the new EC key: P-256 or P-384.
+    /// Curve of the new key: P-256 or P-384 for EC, Ed25519 for OKP.
     #[arg(long, value_name = "CURVE")]
     curve: Option<String>,
     /// A one-time token from `mayfly ca token --ssh` [default: create one with the provisioner
@@ -89,15 +91,32 @@ fn public_path(key: &Path) -> PathBuf {
     PathBuf::from(format!("{}.pub", key.display()))
 }
 
-fn new_key(kty: &str, curve: Option<&str>) -> anyhow::Result<PrivateKey> {
+fn key_algorithm(
+    kty: &str,
+    curve: Option<&str>,
+    no_password: bool,
+) -> anyhow::Result<KeyAlgorithm> {
     let algorithm = KeyAlgorithm::from_flags(kty, curve, None)?;
-    if !matches!(algorithm, KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384) {
-        bail!(
-            "--kty {kty}: SSH keys are written as PEM, which OpenSSH reads for ECDSA only: use --kty EC \
-             (or create the key with ssh-keygen and pass its .pub with --sign)"
-        );
+    match algorithm {
+        KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => Ok(algorithm),
+        KeyAlgorithm::Ed25519 if no_password => Ok(algorithm),
+        KeyAlgorithm::Ed25519 => bail!(
+            "--kty OKP: an Ed25519 key can only be written unencrypted (--no-password --insecure), \
+             as OpenSSH reads it only in its own format: use --kty EC, or ssh-keygen and --sign"
+        ),
+        KeyAlgorithm::Rsa(_) => bail!("--kty {kty}: SSH keys here are EC or OKP"),
     }
-    Ok(PrivateKey::generate(algorithm)?)
+}
+
+/// Reads a private key: OpenSSH's own format (unencrypted, as ssh-keygen writes host keys) or
+/// PEM (asking for its password when it is encrypted).
+fn read_key(path: &Path, password_file: Option<&Path>) -> anyhow::Result<PrivateKey> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if mayfly_pki::ssh::keyfile::is_openssh_private_key(&bytes) {
+        return mayfly_pki::ssh::keyfile::decode_openssh_private_key(&bytes)
+            .with_context(|| path.display().to_string());
+    }
+    password::read_private_key(path, password_file, "--password-file")
 }
 
 /// The new key's PEM: encrypted with a password from --password-file or the terminal, unless
@@ -107,6 +126,14 @@ fn encode_new_key(
     no_password: bool,
     password_file: Option<&Path>,
 ) -> anyhow::Result<String> {
+    if key.algorithm() == KeyAlgorithm::Ed25519 {
+        if !no_password {
+            bail!("an Ed25519 key can only be written unencrypted: use --no-password --insecure");
+        }
+        return Ok(mayfly_pki::ssh::keyfile::encode_openssh_private_key(
+            key, "",
+        )?);
+    }
     if no_password {
         return Ok(keyfile::encode_private_key_pem(key, None)?);
     }
@@ -148,8 +175,8 @@ pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
             SshPublicKey::parse_line(&line).with_context(|| args.key_file.display().to_string())?;
         (None, public)
     } else {
-        let (kty, curve) = (args.kty.clone(), args.curve.clone());
-        let key = tokio::task::spawn_blocking(move || new_key(&kty, curve.as_deref())).await??;
+        let algorithm = key_algorithm(&args.kty, args.curve.as_deref(), args.no_password)?;
+        let key = tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm)).await??;
         let public = SshPublicKey::from_private_key(&key)?;
         (Some(key), public)
     };
@@ -240,7 +267,8 @@ pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
 pub struct RenewArgs {
     /// The host certificate to renew (KEY-cert.pub).
     cert_file: PathBuf,
-    /// Its private key (PEM, as `mayfly ssh certificate` writes it).
+    /// Its private key: PEM, as `mayfly ssh certificate` writes it, or an unencrypted OpenSSH
+    /// key as ssh-keygen writes host keys.
     key_file: PathBuf,
     /// Where to write the new certificate [default: replace CERT_FILE].
     #[arg(long, value_name = "FILE")]
@@ -259,7 +287,7 @@ pub struct RenewArgs {
 pub struct RekeyArgs {
     /// The current host certificate (KEY-cert.pub).
     cert_file: PathBuf,
-    /// Its current private key (PEM).
+    /// Its current private key (PEM, or an unencrypted OpenSSH key).
     key_file: PathBuf,
     /// Where to write the new private key (with OUT.pub and OUT-cert.pub beside it).
     #[arg(long, value_name = "FILE")]
@@ -296,7 +324,7 @@ fn sshpop_token(
         .with_context(|| format!("cannot read {}", cert_file.display()))?;
     let certificate =
         SshCertificate::parse_line(&line).with_context(|| cert_file.display().to_string())?;
-    let key = password::read_private_key(key_file, password_file, "--password-file")?;
+    let key = read_key(key_file, password_file)?;
     if SshPublicKey::from_private_key(&key)? != certificate.public_key {
         bail!(
             "{} is not the key of the certificate in {}",
@@ -381,6 +409,7 @@ pub async fn run_rekey(args: RekeyArgs) -> anyhow::Result<()> {
     )?;
     let algorithm = match old.public_key.algorithm() {
         mayfly_pki::ssh::SshKeyAlgorithm::EcdsaP384 => KeyAlgorithm::EcP384,
+        mayfly_pki::ssh::SshKeyAlgorithm::Ed25519 if args.no_password => KeyAlgorithm::Ed25519,
         _ => KeyAlgorithm::EcP256,
     };
     let key = tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm)).await??;

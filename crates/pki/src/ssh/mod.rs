@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cert;
 pub mod key;
+pub mod keyfile;
 pub mod krl;
 pub(crate) mod wire;
 
