@@ -484,3 +484,75 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
             .starts_with(b"SSHKRL\n\0")
     );
 }
+
+/// SSH claims changed in ca.json take effect on SIGHUP, with the SSH CA and its store kept.
+#[test]
+fn ssh_claims_follow_a_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let client = tmp.path().join("client");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let (server, dev) = Server::dev(tmp.path(), &client);
+    bootstrap(&client, &work, &dev);
+    let pw = dev.password_file.to_str().unwrap();
+    let args = |name: &'static str| {
+        vec![
+            "ssh",
+            "certificate",
+            "alice",
+            name,
+            "--not-after",
+            "30h",
+            "--no-password",
+            "--insecure",
+            "--provisioner-password-file",
+            pw,
+        ]
+    };
+    mayfly_err(&client, &work, &args("first"), "outside the allowed range");
+
+    let ca_json = dev.ca_dir.join("config/ca.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ca_json).unwrap()).unwrap();
+    config["authority"]["claims"] = serde_json::json!({"maxUserSSHCertDuration": "48h"});
+    std::fs::write(&ca_json, config.to_string()).unwrap();
+    let (ok, text) = support::run("kill", &["-HUP", &server.pid().to_string()], &work);
+    assert!(ok, "{text}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let out = support::mayfly(&client, &work, &args("second"));
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reload did not take effect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let json = mayfly_ok(
+        &client,
+        &work,
+        &["ssh", "inspect", "second-cert.pub", "--format", "json"],
+    );
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let at = |field: &str| {
+        time::OffsetDateTime::parse(
+            value[field].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert!(
+        at("validBefore") - at("validAfter") > time::Duration::hours(29),
+        "{value}"
+    );
+    // The store survived the reload: the certificate issued before it can still be revoked.
+    let serial = value["serial"].as_str().unwrap().to_string();
+    mayfly_ok(
+        &client,
+        &work,
+        &["ssh", "revoke", &serial, "--provisioner-password-file", pw],
+    );
+}
