@@ -70,3 +70,35 @@ impl SshClaims {
         Ok(claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_inherit_and_bad_bounds_name_the_fields() {
+        let global: ClaimsConfig =
+            serde_json::from_str(r#"{"enableSSHCA": true, "maxHostSSHCertDuration": "1440h"}"#)
+                .unwrap();
+        let global = SshClaims::resolve(SshClaims::DEFAULT, Some(&global)).unwrap();
+        assert!(global.enabled);
+        assert_eq!(global.host_max, time::Duration::days(60));
+        let own: ClaimsConfig =
+            serde_json::from_str(r#"{"defaultUserSSHCertDuration": "8h"}"#).unwrap();
+        let own = SshClaims::resolve(global, Some(&own)).unwrap();
+        assert!(own.enabled, "inherited");
+        assert_eq!(own.user_default, time::Duration::hours(8));
+        assert_eq!(own.host_max, time::Duration::days(60), "inherited");
+
+        let bad: ClaimsConfig =
+            serde_json::from_str(r#"{"defaultUserSSHCertDuration": "48h"}"#).unwrap();
+        let err = SshClaims::resolve(SshClaims::DEFAULT, Some(&bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("defaultUserSSHCertDuration (48h0m0s)"),
+            "{err}"
+        );
+        assert!(err.contains("maxUserSSHCertDuration (24h0m0s)"), "{err}");
+    }
+}

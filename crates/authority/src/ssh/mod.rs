@@ -124,7 +124,6 @@ struct SshPop {
     certificate: SshCertificate,
     jti: String,
     expires_at: OffsetDateTime,
-    subject: String,
 }
 
 impl Authority {
@@ -288,6 +287,7 @@ impl Authority {
                 mayfly_pki::Error::JwsSignatureInvalid => Error::TokenSignatureInvalid,
                 other => Error::TokenMalformed(other.to_string()),
             })?;
+        // Verified now: the signature above covers the payload.
         let claims: token::TokenClaims = serde_json::from_slice(jws.unverified_payload())
             .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
         let audiences = self.endpoint_audiences(endpoint);
@@ -311,7 +311,6 @@ impl Authority {
             certificate,
             jti: claims.jti,
             expires_at: exp + token::LEEWAY,
-            subject: claims.sub,
         })
     }
 
@@ -339,7 +338,6 @@ impl Authority {
                     requested: serial.to_string(),
                 });
             }
-            let _ = &pop.subject;
             (
                 format!("sshpop:{serial}"),
                 UsedToken {
@@ -448,9 +446,12 @@ impl Authority {
             public_key,
             ssh.key_for(template.cert_type),
         )?;
+        // Times beyond year 9999 (OpenSSH's "forever") are kept as the latest time there is.
         let at = |seconds: u64| {
-            OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).unwrap_or(i64::MAX))
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            i64::try_from(seconds)
+                .ok()
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
         };
         let record = IssuedSshCertificate {
             serial: template.serial,
@@ -500,4 +501,30 @@ fn decode_public_key(text: &str) -> Result<SshPublicKey> {
             )))
         })?;
     SshPublicKey::from_blob(&blob).map_err(Error::SshPublicKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::CaConfig;
+
+    /// step's own ca.json with SSH: the `ssh` block and `enableSSHCA` are understood.
+    #[test]
+    fn a_step_ssh_configuration_is_read() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/interop-vectors/certificates/pki/testdata/helm/with-ssh-and-acme.ca.json"
+        );
+        let text = std::fs::read_to_string(path)
+            .expect("interop vectors are expected in ../shared/interop-vectors");
+        let (config, unknown) = CaConfig::parse(&text).unwrap();
+        let ssh = config.ssh.expect("the ssh block");
+        assert_eq!(ssh.host_key, "/home/step/secrets/ssh_host_ca_key");
+        assert_eq!(ssh.user_key, "/home/step/secrets/ssh_user_ca_key");
+        assert!(
+            !unknown.iter().any(|k| k.contains("enableSSHCA")),
+            "{unknown:?}"
+        );
+        let claims = config.authority.provisioners[0].claims.as_ref().unwrap();
+        assert_eq!(claims.enable_ssh_ca, Some(true));
+    }
 }

@@ -153,13 +153,14 @@ pub fn ssh_template(
         )));
     }
 
-    for (name, value) in &token.critical_options {
-        if !KNOWN_CRITICAL_OPTIONS.contains(&name.as_str()) {
-            return Err(Error::TokenMalformed(format!(
-                "critical option {name:?} is not one OpenSSH knows ({KNOWN_CRITICAL_OPTIONS:?})"
-            )));
-        }
-        let _ = value;
+    if let Some(name) = token
+        .critical_options
+        .keys()
+        .find(|name| !KNOWN_CRITICAL_OPTIONS.contains(&name.as_str()))
+    {
+        return Err(Error::TokenMalformed(format!(
+            "critical option {name:?} is not one OpenSSH knows ({KNOWN_CRITICAL_OPTIONS:?})"
+        )));
     }
     for (name, value) in &request.critical_options {
         if !KNOWN_CRITICAL_OPTIONS.contains(&name.as_str()) {
