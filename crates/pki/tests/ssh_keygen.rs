@@ -279,7 +279,10 @@ fn damaged_ssh_input_is_an_error_never_a_panic() {
     let cert = sign_certificate(&user_template(9), &subject, &ca).unwrap();
     let blob = cert.blob().to_vec();
     for len in 0..blob.len() {
-        assert!(SshCertificate::from_blob(&blob[..len]).is_err(), "truncated at {len}");
+        assert!(
+            SshCertificate::from_blob(&blob[..len]).is_err(),
+            "truncated at {len}"
+        );
     }
     for at in 0..blob.len() {
         for flip in [0x01u8, 0x80, 0xff] {

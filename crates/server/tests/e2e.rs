@@ -1418,6 +1418,7 @@ fn cli_reference_in_docs_matches_help() {
         &["ssh", "revoke"],
         &["ssh", "krl"],
         &["ssh", "check-host"],
+        &["ssh", "hosts"],
         &["path"],
     ];
     for args in client {

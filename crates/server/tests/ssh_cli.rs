@@ -477,6 +477,37 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
         mayfly_ok(&client, &work, &["ssh", "check-host", "web1"]).trim(),
         "true"
     );
+    // The host list needs an X.509 client certificate from the CA.
+    mayfly_ok(
+        &client,
+        &work,
+        &[
+            "ca",
+            "certificate",
+            "ops.internal",
+            "ops.crt",
+            "ops.key",
+            "--provisioner-password-file",
+            pw,
+        ],
+    );
+    let hosts = mayfly_ok(
+        &client,
+        &work,
+        &["ssh", "hosts", "--cert", "ops.crt", "--key", "ops.key"],
+    );
+    assert!(hosts.lines().any(|h| h == "web1"), "{hosts}");
+    assert!(hosts.lines().any(|h| h == "web2"), "{hosts}");
+    assert!(
+        !hosts.lines().any(|h| h == "alice"),
+        "user certificates are not hosts: {hosts}"
+    );
+    mayfly_err(
+        &client,
+        &work,
+        &["ssh", "hosts", "--cert", "missing.crt", "--key", "ops.key"],
+        "cannot read",
+    );
     mayfly_ok(&client, &work, &["ssh", "krl", "--out", "krl.bin"]);
     assert!(
         std::fs::read(work.join("krl.bin"))

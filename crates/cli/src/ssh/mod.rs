@@ -60,6 +60,11 @@ pub enum SshCommand {
     ///
     /// Example: mayfly ssh check-host web1.internal
     CheckHost(CheckHostArgs),
+    /// List the hosts that have a valid host certificate, one per line. The CA answers only
+    /// clients with an X.509 certificate it issued (mutual TLS).
+    ///
+    /// Example: mayfly ssh hosts --cert me.crt --key me.key
+    Hosts(HostsArgs),
 }
 
 pub async fn run(command: SshCommand) -> anyhow::Result<()> {
@@ -72,6 +77,7 @@ pub async fn run(command: SshCommand) -> anyhow::Result<()> {
         SshCommand::Revoke(args) => revoke(args).await,
         SshCommand::Krl(args) => krl(args).await,
         SshCommand::CheckHost(args) => check_host(args).await,
+        SshCommand::Hosts(args) => hosts(args).await,
     }
 }
 
@@ -256,4 +262,38 @@ async fn check_host(args: CheckHostArgs) -> anyhow::Result<()> {
         .ssh_check_host(&args.hostname)
         .await?;
     write_stdout(&format!("{}\n", response.exists))
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HostsArgs {
+    /// An X.509 client certificate (chain, PEM) issued by this CA.
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// File with the password of --key, if it is encrypted.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    ca: CaFlags,
+}
+
+async fn hosts(args: HostsArgs) -> anyhow::Result<()> {
+    let target = args.ca.target()?;
+    let chain = crate::context::read_certificates(&args.cert)?;
+    let key = crate::password::read_private_key(
+        &args.key,
+        args.password_file.as_deref(),
+        "--password-file",
+    )?;
+    let client =
+        mayfly_client::Client::with_identity(&target.url, &target.roots, &chain, key.pkcs8_der())?;
+    let response = client.ssh_hosts().await?;
+    let text: String = response
+        .hosts
+        .iter()
+        .map(|h| format!("{}\n", h.hostname))
+        .collect();
+    write_stdout(&text)
 }
