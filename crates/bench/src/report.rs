@@ -43,6 +43,8 @@ impl Latency {
 pub struct Report {
     pub n: usize,
     pub concurrency: usize,
+    /// What a success is, in the throughput line: "certs", "responses".
+    pub unit: &'static str,
     pub successes: usize,
     pub failures: usize,
     pub wall: Duration,
@@ -91,6 +93,7 @@ impl Report {
             "successes": self.successes,
             "failures": self.failures,
             "wall_seconds": round(self.wall.as_secs_f64(), 6),
+            "unit": self.unit,
             "certs_per_second": round(self.certs_per_second(), 1),
             "latency_p50_ms": ms(|l| l.p50),
             "latency_p90_ms": ms(|l| l.p90),
@@ -117,8 +120,9 @@ impl Report {
         let _ = writeln!(out, "wall time:       {:.3} s", self.wall.as_secs_f64());
         let _ = writeln!(
             out,
-            "throughput:      {:.1} certs/s",
-            self.certs_per_second()
+            "throughput:      {:.1} {}/s",
+            self.certs_per_second(),
+            self.unit
         );
         match &self.latency {
             Some(l) => {
@@ -203,6 +207,7 @@ mod tests {
     #[test]
     fn report_figures() {
         let report = Report {
+            unit: "certs",
             n: 10,
             concurrency: 2,
             successes: 8,
@@ -226,6 +231,7 @@ mod tests {
     #[test]
     fn no_successes() {
         let report = Report {
+            unit: "certs",
             n: 1,
             concurrency: 1,
             successes: 0,

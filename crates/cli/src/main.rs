@@ -19,6 +19,7 @@ mod jwt;
 mod output;
 mod password;
 mod ssh;
+mod verify;
 
 /// The mayfly client: bootstrap trust in a CA, get and inspect certificates.
 #[derive(Debug, Parser)]

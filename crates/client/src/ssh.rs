@@ -77,8 +77,6 @@ impl Client {
 
     /// The OpenSSH KRL of revoked SSH certificates (binary).
     pub async fn ssh_krl(&self) -> Result<Vec<u8>> {
-        self.send_raw(Method::GET, "/1.0/ssh/krl", Bytes::new(), None)
-            .await
-            .map(|b| b.to_vec())
+        self.fetch(Method::GET, "/1.0/ssh/krl", Bytes::new()).await
     }
 }

@@ -59,6 +59,12 @@ pub enum Error {
     SshMalformed(String),
     #[error("SSH signature is invalid")]
     SshSignatureInvalid,
+    #[error("certificate chain does not verify: {0}")]
+    ChainInvalid(String),
+    #[error("CRL rejected: {0}")]
+    CrlInvalid(String),
+    #[error("OCSP response rejected: {0}")]
+    OcspInvalid(String),
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
 }

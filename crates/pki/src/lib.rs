@@ -20,6 +20,7 @@ pub mod random;
 pub mod san;
 pub mod serial;
 pub mod ssh;
+pub mod verify;
 
 pub use cert::{LeafSigner, LeafTemplate, ProvisionerExtension};
 pub use csr::Csr;

@@ -18,6 +18,7 @@ use mayfly_server::api::{AppState, router};
 use mayfly_server::tls::TlsSettings;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use x509_parser::prelude::FromDer;
 
 const PROVISIONER_PASSWORD: &[u8] = b"provisioner password";
 const AUDIENCE: &str = "https://ca.test/1.0/sign";
@@ -565,4 +566,191 @@ async fn renew_and_revoke_need_credentials_and_valid_requests() {
         )
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+/// With CRLs and OCSP configured, `passive: false` is accepted and the revocation reaches the
+/// CRL; without them the CRL routes answer 404 in the API's error shape.
+#[tokio::test]
+async fn active_revocation_is_accepted_where_configured() {
+    let passive = harness().await;
+    let (status, body) = passive.call("GET", "/1.0/crl", Body::empty()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("crl.enabled"),
+        "{body}"
+    );
+
+    let h = harness_with(Arc::new(SystemClock), true).await;
+    let token = h.token(&h.claims("svc.internal"));
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let der =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let info = mayfly_pki::cert::CertificateInfo::from_der(&der[0]).unwrap();
+    let serial = info.serial.to_decimal();
+    let mut claims = h.claims(&serial);
+    claims["aud"] = json!("https://ca.test/1.0/revoke");
+    let (status, body) = h
+        .call(
+            "POST",
+            "/1.0/revoke",
+            Body::from(
+                json!({"serial": serial, "ott": h.token(&claims), "reasonCode": 4, "passive": false})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    h.state.authority().refresh_publication().await.unwrap();
+    let request = Request::builder().uri("/crl").body(Body::empty()).unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (_, crl) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&bytes).unwrap();
+    let entry = crl
+        .iter_revoked_certificates()
+        .find(|e| e.raw_serial() == info.serial.as_be_bytes())
+        .expect("the revoked serial is on the CRL");
+    assert_eq!(entry.reason_code().map(|(_, r)| r.0), Some(4), "superseded");
+    let (status, _) = h.call("GET", "/1.0/crl?pem=maybe", Body::empty()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The plain-HTTP router serves revocation information only.
+    let plain = mayfly_server::api::plain_router(Arc::clone(&h.state));
+    for (method, uri, expected) in [
+        ("GET", "/1.0/crl", StatusCode::OK),
+        ("GET", "/1.0/intermediate.crt", StatusCode::OK),
+        ("GET", "/health", StatusCode::OK),
+        ("POST", "/1.0/sign", StatusCode::NOT_FOUND),
+        ("GET", "/1.0/provisioners", StatusCode::NOT_FOUND),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = plain.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), expected, "{method} {uri}");
+    }
+}
+
+async fn ocsp_post(h: &Harness, request: Vec<u8>) -> mayfly_pki::ocsp::ParsedResponse {
+    mayfly_pki::ocsp::parse_response(&ocsp_post_raw(h, request).await).unwrap()
+}
+
+async fn ocsp_post_raw(h: &Harness, request: Vec<u8>) -> Vec<u8> {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/ocsp")
+        .header("content-type", "application/ocsp-request")
+        .body(Body::from(request))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+/// The responder certificate is replaced at 2/3 of its life, responses never outlive it, and a
+/// revocation written straight into the store (another instance, `revoke --offline`) reaches
+/// the responder through the poll.
+#[tokio::test]
+async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
+    use mayfly_authority::clock::FixedClock;
+    use mayfly_pki::issuer::{CertIdHash, IssuerIdentity};
+    use mayfly_pki::ocsp::CertStatus;
+    let start = time::OffsetDateTime::now_utc();
+    let clock = Arc::new(FixedClock::new(start));
+    let h = harness_with(clock.clone(), true).await;
+    let token = h.token(&h.claims("svc.internal"));
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let leaf =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let serial = mayfly_pki::cert::CertificateInfo::from_der(&leaf[0])
+        .unwrap()
+        .serial;
+    let intermediate = h.state.authority().intermediate_der().to_vec();
+    let issuer = IssuerIdentity::from_certificate(&intermediate).unwrap();
+    let request =
+        mayfly_pki::ocsp::build_request(&issuer, serial.as_be_bytes(), CertIdHash::Sha256, None);
+
+    let first = ocsp_post(&h, request.clone()).await;
+    assert_eq!(first.responses[0].status, CertStatus::Good);
+    let responder = first.certificates[0].clone();
+    let responder_end = mayfly_pki::cert::not_after(&responder).unwrap();
+    assert!(first.responses[0].next_update.unwrap() <= responder_end);
+    // The client-side check accepts it: delegated signer, matching CertID, current.
+    let raw = ocsp_post_raw(&h, request.clone()).await;
+    let verdict = mayfly_pki::verify::ocsp_status(
+        &raw,
+        &intermediate,
+        &leaf[0],
+        CertIdHash::Sha256,
+        None,
+        start,
+    )
+    .unwrap();
+    assert_eq!(verdict, mayfly_pki::verify::RevocationStatus::Good);
+    let mut tampered = raw.clone();
+    // Byte 60 lies in the signed ResponseData (after the response and basic-response headers).
+    tampered[60] ^= 1;
+    assert!(
+        mayfly_pki::verify::ocsp_status(
+            &tampered,
+            &intermediate,
+            &leaf[0],
+            CertIdHash::Sha256,
+            None,
+            start
+        )
+        .is_err(),
+        "a changed byte is caught"
+    );
+
+    clock.set(start + time::Duration::hours(17));
+    let later = ocsp_post(&h, request.clone()).await;
+    assert_ne!(
+        later.certificates[0], responder,
+        "a new responder certificate at 2/3 of the old one's life"
+    );
+
+    let revocation = mayfly_authority::store::Revocation {
+        serial: serial.to_decimal(),
+        reason_code: 1,
+        reason: String::new(),
+        revoked_at: start + time::Duration::hours(17),
+        revoked_by: "offline".into(),
+    };
+    h.state
+        .authority()
+        .store()
+        .revoke(&revocation, None)
+        .await
+        .unwrap();
+    let cached = ocsp_post(&h, request.clone()).await;
+    assert_eq!(cached.responses[0].status, CertStatus::Good, "not seen yet");
+    h.state.authority().refresh_publication().await.unwrap();
+    let seen = ocsp_post(&h, request).await;
+    assert!(
+        matches!(
+            seen.responses[0].status,
+            CertStatus::Revoked {
+                reason: Some(1),
+                ..
+            }
+        ),
+        "{:?}",
+        seen.responses[0].status
+    );
 }

@@ -319,6 +319,29 @@ fn crls_list_revocations_and_openssl_checks_leaves_against_them() {
     let (ok, out) = ca.verify_with_crls("good.crt", "full.pem", false);
     assert!(ok, "{out}");
 
+    // `mayfly ca crl` checks the signature and shows the entry; `--out --pem` saves what openssl
+    // reads; `mayfly certificate verify --verify-crl` judges like a relying party.
+    let summary = ca.mayfly(&["ca", "crl"]);
+    assert!(summary.contains("signature verified"), "{summary}");
+    assert!(summary.contains(&format!("{bad}  ")), "{summary}");
+    assert!(summary.contains("keyCompromise"), "{summary}");
+    ca.mayfly(&["ca", "crl", "--out", "saved.pem", "--pem"]);
+    let saved = ca.openssl(&["crl", "-in", "saved.pem", "-noout", "-text"]);
+    assert!(saved.contains(&bad_hex), "{saved}");
+    let delta_summary = ca.mayfly(&["ca", "crl", "--delta"]);
+    assert!(
+        delta_summary.starts_with("Delta CRL number"),
+        "{delta_summary}"
+    );
+    let verified = ca.mayfly(&["certificate", "verify", "good.crt", "--verify-crl"]);
+    assert!(verified.contains("good.crt: OK (chain, CRL)"), "{verified}");
+    support::mayfly_err(
+        &ca.home,
+        &ca.work,
+        &["certificate", "verify", "bad.crt", "--verify-crl"],
+        "certificate revoked",
+    );
+
     // The delta names the base and lists the revocation; with the old base alone the revoked
     // leaf still passes, with base + delta it fails.
     let delta = ca.get("/1.0/crl/delta");
@@ -361,6 +384,17 @@ fn ocsp_answers_good_then_revoked_by_post_and_get() {
         assert!(out.contains("Response verify OK"), "{extra:?}: {out}");
         assert!(out.contains("svc.crt: good"), "{extra:?}: {out}");
     }
+    let verified = ca.mayfly(&[
+        "certificate",
+        "verify",
+        "svc.crt",
+        "--verify-ocsp",
+        "--verify-crl",
+    ]);
+    assert!(
+        verified.contains("svc.crt: OK (chain, CRL, OCSP)"),
+        "{verified}"
+    );
 
     // GET with the base64 request in the path, as RFC 6960 appendix A.1; cached headers.
     let intermediate = ca.path("intermediate");
@@ -421,6 +455,16 @@ fn ocsp_answers_good_then_revoked_by_post_and_get() {
     std::fs::write(ca.work.join("resp2.der"), &get.body).unwrap();
     let out = read_back("resp2.der");
     assert!(out.contains("svc.crt: revoked"), "{out}");
+    let line = support::mayfly_err(
+        &ca.home,
+        &ca.work,
+        &["certificate", "verify", "svc.crt", "--verify-ocsp"],
+        "certificate revoked",
+    );
+    assert!(
+        line.contains("keyCompromise") && line.contains("OCSP"),
+        "{line}"
+    );
 
     // A request naming another issuer (the root, here): unauthorized.
     let url = format!("http://127.0.0.1:{}/ocsp", ca.http_port);
