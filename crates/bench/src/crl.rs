@@ -105,7 +105,8 @@ async fn seed(db: &Path, entries: usize) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut done = 0;
     while done < entries {
-        let chunk = (entries - done).min(5_000);
+        // 11 bound values a row; SQLite allows 32,766 in one statement.
+        let chunk = (entries - done).min(2_000);
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO certificates (serial, der, subject, sans, not_before, not_after, \
              provisioner, status, created_at, revoked_at, revocation_reason) ",

@@ -464,11 +464,17 @@ mod tests {
     #[test]
     fn every_flag_has_help() {
         let command = Cli::command();
-        let sign = command.find_subcommand("sign").unwrap();
-        for arg in sign.get_arguments() {
-            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        for name in ["sign", "ocsp", "crl"] {
+            let sub = command.find_subcommand(name).unwrap();
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{name} --{} has no help",
+                    arg.get_id()
+                );
+            }
+            assert!(sub.get_after_long_help().is_some(), "{name} has no example");
         }
-        assert!(sign.get_after_long_help().is_some());
     }
 
     #[test]

@@ -142,8 +142,9 @@ impl Report {
                 .map_or_else(|| "-".to_string(), |x| format!("{x:.0}"));
             let _ = writeln!(
                 out,
-                "server CPU:      {:.3} s, {per} µs per certificate",
-                cpu.as_secs_f64()
+                "server CPU:      {:.3} s, {per} µs per {}",
+                cpu.as_secs_f64(),
+                self.unit.trim_end_matches('s')
             );
         }
         if let Some(cpu) = self.client_cpu {
@@ -225,7 +226,7 @@ mod tests {
         assert_eq!(json["successes"], 8);
         assert_eq!(json["server_cpu_us_per_cert"], 500.0);
         assert_eq!(json["latency_p50_ms"], 2.0);
-        assert!(report.to_text().contains("500 µs per certificate"));
+        assert!(report.to_text().contains("500 µs per cert"));
     }
 
     #[test]

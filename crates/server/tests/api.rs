@@ -685,6 +685,11 @@ async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
     let request =
         mayfly_pki::ocsp::build_request(&issuer, serial.as_be_bytes(), CertIdHash::Sha256, None);
 
+    let never_issued =
+        mayfly_pki::ocsp::build_request(&issuer, &[0x42; 16], CertIdHash::Sha1, None);
+    let unknown = ocsp_post(&h, never_issued).await;
+    assert_eq!(unknown.responses[0].status, CertStatus::Unknown);
+
     let first = ocsp_post(&h, request.clone()).await;
     assert_eq!(first.responses[0].status, CertStatus::Good);
     let responder = first.certificates[0].clone();
