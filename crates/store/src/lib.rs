@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 mod codec;
 pub mod conformance;
+pub mod conformance_ssh;
 mod sqlite;
+mod sqlite_ssh;
 
 pub use sqlite::{ConnectionSettings, SqliteStore};
 
@@ -63,6 +65,21 @@ pub enum Error {
 pub async fn open_configured(
     config: &mayfly_authority::config::CaConfig,
 ) -> Result<std::sync::Arc<dyn mayfly_authority::store::CertStore>, Error> {
+    open_configured_stores(config)
+        .await
+        .map(|stores| stores.certificates)
+}
+
+/// The configured database behind both of the authority's store traits.
+pub struct Stores {
+    pub certificates: std::sync::Arc<dyn mayfly_authority::store::CertStore>,
+    pub ssh: std::sync::Arc<dyn mayfly_authority::ssh::store::SshStore>,
+}
+
+/// Like [`open_configured`], for the X.509 and the SSH records at once (one database).
+pub async fn open_configured_stores(
+    config: &mayfly_authority::config::CaConfig,
+) -> Result<Stores, Error> {
     let (kind, source) = match &config.db {
         Some(db) => (db.kind.to_ascii_lowercase(), PathBuf::from(&db.data_source)),
         None => {
@@ -77,7 +94,11 @@ pub async fn open_configured(
                 mayfly_authority::files::create_dir_private(parent)
                     .map_err(|e| Error::Location(e.to_string()))?;
             }
-            Ok(std::sync::Arc::new(SqliteStore::open(&source).await?))
+            let store = std::sync::Arc::new(SqliteStore::open(&source).await?);
+            Ok(Stores {
+                certificates: store.clone(),
+                ssh: store,
+            })
         }
         other => Err(Error::UnsupportedBackend(other.to_string())),
     }
@@ -91,6 +112,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_revocation.sql")),
     (3, include_str!("../migrations/0003_crl.sql")),
+    (4, include_str!("../migrations/0004_ssh.sql")),
 ];
 
 /// The schema version this build migrates databases to: the last migration's.
