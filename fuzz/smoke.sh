@@ -13,7 +13,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(csr token ocsp_request ocsp_response crl ca_json api_json key_file)
+    targets=(csr token ocsp_request ocsp_response crl ca_json api_json key_file ssh_public_key)
 fi
 vectors=../../shared/interop-vectors
 [ -d "$vectors" ] || { echo "smoke.sh: $vectors is missing" >&2; exit 1; }
@@ -81,6 +81,11 @@ printf '{"serial":"30671613121311574910895916201205874495","ott":"a.b.c","reason
 # Key files and encrypted JWKs.
 seed key_file "$ca"/*_key "$ca"/ott_key "$vectors"/crypto/pemutil/testdata/*.pem \
     "$vectors"/crypto/jose/testdata/*.enc.*.json
+
+# SSH keys and certificates.
+seed ssh_public_key "$vectors"/crypto/jose/testdata/host-key.pub "$vectors"/crypto/jose/testdata/host-key-cert.pub \
+    "$vectors"/crypto/jose/testdata/ssh-ca.pub "$vectors"/crypto/jose/testdata/host-key \
+    "$vectors"/certificates/authority/testdata/certs/ssh_*_ca_key.pub
 
 for target in "${targets[@]}"; do
     echo "== $target ($seconds s)"
