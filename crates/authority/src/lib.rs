@@ -19,6 +19,7 @@ pub mod policy;
 pub mod provisioner;
 pub mod publication;
 pub mod revocation;
+pub mod ssh;
 pub mod store;
 pub mod token;
 

@@ -87,7 +87,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/renew", post(renew))
         .route("/rekey", post(rekey))
         .route("/revoke", post(revoke))
-        .merge(revocation_routes());
+        .merge(revocation_routes())
+        .merge(crate::ssh::routes());
     Router::new()
         .merge(api.clone())
         .nest("/1.0", api)

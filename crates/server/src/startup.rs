@@ -56,7 +56,6 @@ pub async fn prepare(
     let stores = mayfly_store::open_configured_stores(&config)
         .await
         .with_context(|| format!("{}: db", path.display()))?;
-    let store = stores.certificates;
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(listen_address(&config.address))
@@ -92,8 +91,15 @@ pub async fn prepare(
         https: local_addr.port(),
         http: insecure_addr.map(|a| a.port()),
     };
-    let authority = authority_from(material, &config, ports, store, Arc::new(SystemClock))
-        .map_err(|e| e.in_file(&path))?;
+    let authority = authority_from(
+        material,
+        &config,
+        ports,
+        stores.certificates,
+        Some(stores.ssh),
+        Arc::new(SystemClock),
+    )
+    .map_err(|e| e.in_file(&path))?;
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
@@ -125,10 +131,21 @@ fn authority_from(
     config: &CaConfig,
     ports: PublicPorts,
     store: Arc<dyn mayfly_authority::store::CertStore>,
+    ssh_store: Option<Arc<dyn mayfly_authority::ssh::store::SshStore>>,
     clock: Arc<dyn mayfly_authority::clock::Clock>,
 ) -> mayfly_authority::Result<Authority> {
+    let ssh = match (material.ssh, ssh_store) {
+        (Some(keys), Some(store)) => Some(mayfly_authority::ssh::SshCa::new(keys, store)?),
+        (Some(_), None) => {
+            return Err(mayfly_authority::Error::Config(
+                "ssh: SSH keys were added to a running CA: restart it to open their store".into(),
+            ));
+        }
+        (None, _) => None,
+    };
     let publication = Publication::from_config(config, ports)?;
     Authority::new(AuthorityParts {
+        ssh,
         roots: material.roots,
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
@@ -168,6 +185,7 @@ pub fn reload(
         &config,
         ports,
         Arc::clone(current.store()),
+        current.ssh_ca().map(|ssh| Arc::clone(ssh.store())),
         Arc::clone(current.clock()),
     )
     .map_err(|e| e.in_file(&path))?;

@@ -143,6 +143,7 @@ async fn harness(settings: Value) -> Harness {
         existing_root: None,
         pki_only: false,
         kdf_iterations: 1000,
+        ssh: None,
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();
@@ -183,6 +184,7 @@ async fn harness(settings: Value) -> Harness {
         public_port: 443,
         store: store.clone(),
         clock: Arc::new(SystemClock),
+        ssh: None,
         publication: Publication::from_config(
             &loaded.config,
             PublicPorts {

@@ -13,7 +13,9 @@ mod acme;
 pub mod acme_conformance;
 mod codec;
 pub mod conformance;
+pub mod conformance_ssh;
 mod sqlite;
+mod sqlite_ssh;
 
 pub use sqlite::{ConnectionSettings, SqliteStore};
 
@@ -65,16 +67,20 @@ pub enum Error {
 pub async fn open_configured(
     config: &mayfly_authority::config::CaConfig,
 ) -> Result<std::sync::Arc<dyn mayfly_authority::store::CertStore>, Error> {
-    Ok(open_configured_stores(config).await?.certificates)
+    open_configured_stores(config)
+        .await
+        .map(|stores| stores.certificates)
 }
 
-/// The stores of one database, each as the trait its user owns.
+/// The configured database behind every store trait: the authority's (X.509, SSH) and the ACME
+/// protocol's.
 pub struct Stores {
     pub certificates: std::sync::Arc<dyn mayfly_authority::store::CertStore>,
+    pub ssh: std::sync::Arc<dyn mayfly_authority::ssh::store::SshStore>,
     pub acme: std::sync::Arc<dyn mayfly_acme::store::AcmeStore>,
 }
 
-/// Like [`open_configured`], for the server, which also keeps the ACME protocol's state.
+/// Like [`open_configured`], for every record kind at once (one database).
 pub async fn open_configured_stores(
     config: &mayfly_authority::config::CaConfig,
 ) -> Result<Stores, Error> {
@@ -95,6 +101,7 @@ pub async fn open_configured_stores(
             let store = std::sync::Arc::new(SqliteStore::open(&source).await?);
             Ok(Stores {
                 certificates: store.clone(),
+                ssh: store.clone(),
                 acme: store,
             })
         }
@@ -110,6 +117,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_revocation.sql")),
     (3, include_str!("../migrations/0003_crl.sql")),
+    (4, include_str!("../migrations/0004_ssh.sql")),
     (5, include_str!("../migrations/0005_acme.sql")),
 ];
 
