@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http_body_util::BodyExt;
 use mayfly_authority::claims::Claims;
-use mayfly_authority::clock::SystemClock;
+use mayfly_authority::clock::{Clock, FixedClock, SystemClock};
 use mayfly_authority::config::ProvisionerConfig;
 use mayfly_authority::init::{self, InitOptions, Layout};
 use mayfly_authority::provisioner::Provisioner;
@@ -33,6 +33,8 @@ const BASE: &str = "https://ca.test/acme/acme";
 struct Responder {
     answers: Mutex<HashMap<String, String>>,
     hits: Mutex<HashMap<String, usize>>,
+    /// How many of a token's first fetches get a wrong body before its answer is served.
+    wrong_first: Mutex<HashMap<String, usize>>,
 }
 
 async fn start_http01(responder: Arc<Responder>) -> u16 {
@@ -59,13 +61,23 @@ async fn start_http01(responder: Arc<Responder>) -> u16 {
                     .strip_prefix("/.well-known/acme-challenge/")
                     .unwrap_or("")
                     .to_string();
-                *responder
-                    .hits
+                let hit = {
+                    let mut hits = responder.hits.lock().unwrap();
+                    let hit = hits.entry(token.clone()).or_default();
+                    *hit += 1;
+                    *hit
+                };
+                let wrong = responder
+                    .wrong_first
                     .lock()
                     .unwrap()
-                    .entry(token.clone())
-                    .or_default() += 1;
-                let answer = responder.answers.lock().unwrap().get(&token).cloned();
+                    .get(&token)
+                    .is_some_and(|&n| hit <= n);
+                let answer = if wrong {
+                    Some("not-the-key-authorization".to_string())
+                } else {
+                    responder.answers.lock().unwrap().get(&token).cloned()
+                };
                 let response = match answer {
                     Some(body) => format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -131,6 +143,10 @@ struct Harness {
 }
 
 async fn harness(settings: Value) -> Harness {
+    harness_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let options = InitOptions {
@@ -183,7 +199,7 @@ async fn harness(settings: Value) -> Harness {
         dns_names: loaded.config.dns_names.clone(),
         public_port: 443,
         store: store.clone(),
-        clock: Arc::new(SystemClock),
+        clock,
         ssh: None,
         publication: Publication::from_config(
             &loaded.config,
@@ -1114,4 +1130,133 @@ async fn a_challenge_pushed_by_many_requests_at_once_is_validated_once() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(h.responder.hits.lock().unwrap().get(&token), Some(&1));
+}
+
+/// The first authorization of `order` and its http-01 challenge.
+async fn http01_challenge(client: &Client, h: &Harness, order: &Response) -> (Response, Value) {
+    let authz = client
+        .post(h, order.body["authorizations"][0].as_str().unwrap(), None)
+        .await;
+    let challenge = authz.body["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "http-01")
+        .unwrap_or_else(|| panic!("no http-01 in {}", authz.text))
+        .clone();
+    (authz, challenge)
+}
+
+/// Asks for validation of `challenge` once the responder serves the right key authorization
+/// after `wrong_first` wrong answers; returns the challenge once it settles, and the hits.
+async fn validate_after_wrong_answers(wrong_first: usize) -> (Response, usize) {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let order = client.order(&h, &["retry.example.test"]).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    let (_, challenge) = http01_challenge(&client, &h, &order).await;
+    let token = challenge["token"].as_str().unwrap().to_string();
+    h.responder
+        .answers
+        .lock()
+        .unwrap()
+        .insert(token.clone(), format!("{token}.{}", client.thumbprint()));
+    h.responder
+        .wrong_first
+        .lock()
+        .unwrap()
+        .insert(token.clone(), wrong_first);
+    let url = challenge["url"].as_str().unwrap();
+    let r = client.post(&h, url, Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Three attempts one second apart settle within a few seconds.
+    for _ in 0..200 {
+        let c = client.post(&h, url, None).await;
+        if matches!(c.body["status"].as_str(), Some("valid" | "invalid")) {
+            // Let any further (wrong) attempt arrive before counting.
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            let hits = h.responder.hits.lock().unwrap().get(&token).copied();
+            return (c, hits.unwrap_or(0));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the challenge never settled");
+}
+
+#[tokio::test]
+async fn a_challenge_answered_wrongly_once_is_retried_and_becomes_valid() {
+    let (challenge, hits) = validate_after_wrong_answers(1).await;
+    assert_eq!(challenge.body["status"], "valid", "{}", challenge.text);
+    assert_eq!(hits, 2, "one wrong answer, then the retry that succeeds");
+}
+
+#[tokio::test]
+async fn a_challenge_always_answered_wrongly_fails_after_three_attempts() {
+    let (challenge, hits) = validate_after_wrong_answers(usize::MAX).await;
+    assert_eq!(challenge.body["status"], "invalid", "{}", challenge.text);
+    assert_eq!(
+        challenge.body["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{}",
+        challenge.text
+    );
+    assert_eq!(hits, 3, "exactly three attempts before giving up");
+}
+
+fn parse_time(value: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        value.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn orders_and_authorizations_expire_with_the_authority_clock() {
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let h = harness_with_clock(json!({}), clock.clone()).await;
+    let client = Client::new(&h).await;
+
+    // A ready order (its authorization valid) and a pending one.
+    let ready = client.order(&h, &["ready.example.test"]).await;
+    assert_eq!(ready.status, StatusCode::CREATED, "{}", ready.text);
+    client.authorize(&h, &ready, "http-01").await;
+    let pending = client.order(&h, &["pending.example.test"]).await;
+    assert_eq!(pending.body["status"], "pending", "{}", pending.text);
+    let (pending_authz, _) = http01_challenge(&client, &h, &pending).await;
+    assert_eq!(pending_authz.body["status"], "pending");
+    let (ready_authz, _) = http01_challenge(&client, &h, &ready).await;
+    assert_eq!(ready_authz.body["status"], "valid", "{}", ready_authz.text);
+
+    let order_expires = parse_time(&ready.body["expires"]);
+    let valid_authz_expires = parse_time(&ready_authz.body["expires"]);
+    let pending_authz_expires = parse_time(&pending_authz.body["expires"]);
+    assert!(order_expires > start && pending_authz_expires > start);
+
+    // Up to the second of expiry nothing has changed.
+    clock.set(order_expires);
+    let r = client.post(&h, &ready.location(), None).await;
+    assert_eq!(r.body["status"], "ready", "{}", r.text);
+
+    let later = order_expires
+        .max(valid_authz_expires)
+        .max(pending_authz_expires)
+        + time::Duration::seconds(1);
+    clock.set(later);
+    for order in [&ready, &pending] {
+        let r = client.post(&h, &order.location(), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["status"], "invalid", "{}", r.text);
+        let url = order.body["authorizations"][0].as_str().unwrap();
+        let authz = client.post(&h, url, None).await;
+        assert_eq!(authz.body["status"], "expired", "{}", authz.text);
+    }
+    let refused = client
+        .finalize(&h, &ready, &leaf_key(), &["ready.example.test"])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(refused.problem(), "orderNotReady", "{}", refused.text);
+    assert_eq!(h.sql("SELECT COUNT(*) FROM acme_certificates"), "0");
 }
