@@ -3,7 +3,9 @@
 //! Kept apart from any one backend so that every backend encodes a certificate the same way and
 //! refuses the same inputs: a database written by one must read back identically through another.
 
-use mayfly_authority::store::{CertificateStatus, IssuedCertificate, StoreError, UsedToken};
+use mayfly_authority::store::{
+    CertificateStatus, IssuedCertificate, Revocation, StoreError, StoredCertificate, UsedToken,
+};
 use time::OffsetDateTime;
 
 use crate::{MAX_JTI_LEN, MAX_PROVISIONER_LEN, MAX_SERIAL_LEN};
@@ -86,4 +88,75 @@ pub(crate) fn decode_status(serial: &str, text: &str) -> Result<CertificateStatu
 /// A backend failure with what was being done, for the logs.
 pub(crate) fn backend(context: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{context}: {error}"))
+}
+
+/// Every column of a stored certificate, by serial (one `?`).
+pub(crate) const SELECT_CERTIFICATE: &str = "SELECT serial, der, subject, sans, not_before, not_after, provisioner, status, \
+     revoked_at, revocation_reason, revocation_text, revoked_by \
+     FROM certificates WHERE serial = ?";
+
+/// Marks a valid certificate revoked: status, time, reason code, reason text, requester, serial,
+/// and the status it must still have (so a second revocation changes nothing).
+pub(crate) const REVOKE: &str = "UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
+     revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?";
+
+/// Why a revocation that updated no row was refused.
+pub(crate) fn revocation_refused(serial: &str, exists: bool) -> StoreError {
+    if exists {
+        StoreError::AlreadyRevoked {
+            serial: serial.to_owned(),
+        }
+    } else {
+        StoreError::CertificateNotFound {
+            serial: serial.to_owned(),
+        }
+    }
+}
+
+/// A row of [`SELECT_CERTIFICATE`] (or of any query with its columns), from any backend.
+pub(crate) fn stored_from_row<R>(row: &R, serial: &str) -> Result<StoredCertificate, StoreError>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let context = format!("reading certificate {serial}");
+    let column = |e| backend(&context, e);
+    let stored_serial: String = row.try_get("serial").map_err(column)?;
+    let der: Vec<u8> = row.try_get("der").map_err(column)?;
+    let subject: String = row.try_get("subject").map_err(column)?;
+    let sans: String = row.try_get("sans").map_err(column)?;
+    let not_before: i64 = row.try_get("not_before").map_err(column)?;
+    let not_after: i64 = row.try_get("not_after").map_err(column)?;
+    let provisioner: String = row.try_get("provisioner").map_err(column)?;
+    let status: String = row.try_get("status").map_err(column)?;
+    let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(column)?;
+    let reason_code: Option<i64> = row.try_get("revocation_reason").map_err(column)?;
+    let reason: Option<String> = row.try_get("revocation_text").map_err(column)?;
+    let revoked_by: Option<String> = row.try_get("revoked_by").map_err(column)?;
+    let revocation = match revoked_at {
+        Some(at) => Some(Revocation {
+            serial: stored_serial.clone(),
+            reason_code: u8::try_from(reason_code.unwrap_or(0)).unwrap_or(0),
+            reason: reason.unwrap_or_default(),
+            revoked_at: from_unix("revoked_at", serial, at)?,
+            revoked_by: revoked_by.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(StoredCertificate {
+        certificate: IssuedCertificate {
+            sans: decode_sans(serial, &sans)?,
+            not_before: from_unix("not_before", serial, not_before)?,
+            not_after: from_unix("not_after", serial, not_after)?,
+            serial: stored_serial,
+            der,
+            subject,
+            provisioner,
+        },
+        status: decode_status(serial, &status)?,
+        revocation,
+    })
 }

@@ -17,7 +17,6 @@ use mayfly_authority::store::{
     BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError,
     StoredCertificate, UsedToken,
 };
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -70,7 +69,7 @@ impl SqliteStore {
     /// exist), and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
         let open_error = |source| Error::Open {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             source,
         };
         let base = SqliteConnectOptions::new()
@@ -108,7 +107,7 @@ impl SqliteStore {
     pub async fn open_in_memory() -> Result<SqliteStore, Error> {
         let path = Path::new(IN_MEMORY);
         let open_error = |source| Error::Open {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             source,
         };
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
@@ -144,6 +143,16 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+
+    /// Whether the database answers, for `/health`. Goes through the readers, so a long group
+    /// commit does not make the CA look down.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(|e| backend("checking the database", e))
     }
 
     /// Reads the settings in force on the writer connection.
@@ -231,55 +240,13 @@ impl SqliteStore {
     }
 
     async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
-        let row = sqlx::query(
-            "SELECT serial, der, subject, sans, not_before, not_after, provisioner, status, \
-             revoked_at, revocation_reason, revocation_text, revoked_by \
-             FROM certificates WHERE serial = ?",
-        )
-        .bind(serial)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let context = format!("reading certificate {serial}");
-        let column = |e| backend(&context, e);
-        let stored_serial: String = row.try_get("serial").map_err(column)?;
-        let der: Vec<u8> = row.try_get("der").map_err(column)?;
-        let subject: String = row.try_get("subject").map_err(column)?;
-        let sans: String = row.try_get("sans").map_err(column)?;
-        let not_before: i64 = row.try_get("not_before").map_err(column)?;
-        let not_after: i64 = row.try_get("not_after").map_err(column)?;
-        let provisioner: String = row.try_get("provisioner").map_err(column)?;
-        let status: String = row.try_get("status").map_err(column)?;
-        let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(column)?;
-        let reason_code: Option<i64> = row.try_get("revocation_reason").map_err(column)?;
-        let reason: Option<String> = row.try_get("revocation_text").map_err(column)?;
-        let revoked_by: Option<String> = row.try_get("revoked_by").map_err(column)?;
-        let revocation = match revoked_at {
-            Some(at) => Some(Revocation {
-                serial: stored_serial.clone(),
-                reason_code: u8::try_from(reason_code.unwrap_or(0)).unwrap_or(0),
-                reason: reason.unwrap_or_default(),
-                revoked_at: codec::from_unix("revoked_at", serial, at)?,
-                revoked_by: revoked_by.unwrap_or_default(),
-            }),
-            None => None,
-        };
-        Ok(Some(StoredCertificate {
-            certificate: IssuedCertificate {
-                sans: codec::decode_sans(serial, &sans)?,
-                not_before: codec::from_unix("not_before", serial, not_before)?,
-                not_after: codec::from_unix("not_after", serial, not_after)?,
-                serial: stored_serial,
-                der,
-                subject,
-                provisioner,
-            },
-            status: codec::decode_status(serial, &status)?,
-            revocation,
-        }))
+        let row = sqlx::query(codec::SELECT_CERTIFICATE)
+            .bind(serial)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
+        row.map(|row| codec::stored_from_row(&row, serial))
+            .transpose()
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
@@ -509,19 +476,16 @@ async fn revoke_in(
             }));
         }
     }
-    let updated = sqlx::query(
-        "UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
-         revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?",
-    )
-    .bind(CertificateStatus::Revoked.as_str())
-    .bind(codec::to_unix(revocation.revoked_at))
-    .bind(i64::from(revocation.reason_code))
-    .bind(revocation.reason.as_str())
-    .bind(revocation.revoked_by.as_str())
-    .bind(serial)
-    .bind(CertificateStatus::Valid.as_str())
-    .execute(&mut **tx)
-    .await?;
+    let updated = sqlx::query(codec::REVOKE)
+        .bind(CertificateStatus::Revoked.as_str())
+        .bind(codec::to_unix(revocation.revoked_at))
+        .bind(i64::from(revocation.reason_code))
+        .bind(revocation.reason.as_str())
+        .bind(revocation.revoked_by.as_str())
+        .bind(serial)
+        .bind(CertificateStatus::Valid.as_str())
+        .execute(&mut **tx)
+        .await?;
     if updated.rows_affected() == 1 {
         return Ok(Ok(()));
     }
@@ -530,14 +494,7 @@ async fn revoke_in(
             .bind(serial)
             .fetch_optional(&mut **tx)
             .await?;
-    Ok(Err(match exists {
-        None => StoreError::CertificateNotFound {
-            serial: serial.to_owned(),
-        },
-        Some(_) => StoreError::AlreadyRevoked {
-            serial: serial.to_owned(),
-        },
-    }))
+    Ok(Err(codec::revocation_refused(serial, exists.is_some())))
 }
 
 /// Applies the migrations this database has not seen yet, each in its own transaction.
@@ -546,7 +503,7 @@ async fn revoke_in(
 /// sees the first's version row and skips that migration.
 async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
     let open_error = |source| Error::Open {
-        path: path.to_owned(),
+        database: path.display().to_string(),
         source,
     };
     sqlx::raw_sql(
@@ -558,14 +515,14 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
     .await
     .map_err(open_error)?;
 
-    let known = MIGRATIONS.last().map_or(0, |&(version, _)| version);
+    let known = crate::known_schema_version();
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
         .fetch_one(pool)
         .await
         .map_err(open_error)?;
     if let Some(found) = found.filter(|&found| found > known) {
         return Err(Error::SchemaTooNew {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             found,
             known,
         });
@@ -573,7 +530,7 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
 
     for &(version, sql) in MIGRATIONS {
         let migrate_error = |source| Error::Migrate {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             version,
             source,
         };
@@ -605,4 +562,37 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
         tracing::info!(path = %path.display(), version, "applied schema migration");
     }
     Ok(())
+}
+
+/// The highest migration applied to the database at `path`, read without changing the file
+/// (0 when it has no schema yet). For `mayfly-ca db check`.
+pub async fn schema_version_at(path: &Path) -> Result<i64, Error> {
+    use sqlx::Connection;
+    let open_error = |source| Error::Open {
+        database: path.display().to_string(),
+        source,
+    };
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut connection = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(open_error)?;
+    let has_table: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .map_err(open_error)?;
+    let version = if has_table == 0 {
+        None
+    } else {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(open_error)?
+    };
+    let _ = connection.close().await;
+    Ok(version.unwrap_or(0))
 }
