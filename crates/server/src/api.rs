@@ -31,14 +31,28 @@ pub struct AppState {
     /// flight finish under the configuration they started with.
     current: std::sync::RwLock<Arc<Authority>>,
     pub tls_options: TlsOptions,
+    /// The store's connection, for `/health`; without it `/health` reports only that the
+    /// process answers.
+    database: Option<mayfly_store::AnyStore>,
 }
+
+/// How long `/health` waits for the database before calling it unreachable; a load balancer
+/// probing every few seconds must get an answer before its own timeout.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl AppState {
     pub fn new(authority: Authority, tls_options: TlsOptions) -> Self {
         Self {
             current: std::sync::RwLock::new(Arc::new(authority)),
             tls_options,
+            database: None,
         }
+    }
+
+    /// Makes `/health` check that `database` answers.
+    pub fn with_database(mut self, database: mayfly_store::AnyStore) -> Self {
+        self.database = Some(database);
+        self
     }
 
     /// The authority in force now.
@@ -84,10 +98,27 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
-async fn health() -> Json<HealthResponse> {
-    Json(HealthResponse {
+/// 200 while the process serves and its database answers; 503 when the database does not,
+/// so a load balancer sends requests to the instances that can issue.
+async fn health(State(state): State<Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
+    if let Some(database) = &state.database {
+        let outcome = tokio::time::timeout(HEALTH_TIMEOUT, database.ping()).await;
+        let cause = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer within {HEALTH_TIMEOUT:?}")),
+        };
+        if let Some(cause) = cause {
+            tracing::warn!(%cause, "health check: the database is unreachable");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unreachable",
+            ));
+        }
+    }
+    Ok(Json(HealthResponse {
         status: "ok".into(),
-    })
+    }))
 }
 
 async fn root(

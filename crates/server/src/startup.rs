@@ -45,9 +45,12 @@ pub async fn prepare(
     let base_dir = std::env::current_dir().context("reading the working directory")?;
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
-    let store = mayfly_store::open_configured(&config)
+    let location =
+        mayfly_store::Location::of(&config).with_context(|| format!("{}: db", path.display()))?;
+    let database = mayfly_store::AnyStore::open(&location)
         .await
         .with_context(|| format!("{}: db", path.display()))?;
+    let store = database.cert_store();
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(listen_address(&config.address))
@@ -72,7 +75,8 @@ pub async fn prepare(
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let state = Arc::new(AppState::new(authority, settings.advertised.clone()));
+    let state =
+        Arc::new(AppState::new(authority, settings.advertised.clone()).with_database(database));
     Ok(Prepared {
         listener,
         local_addr,

@@ -1,0 +1,554 @@
+//! Several real `mayfly-ca` processes on one PostgreSQL or MariaDB database behave as one CA:
+//! a token is accepted once across instances (raced 200 times), a revocation through one is
+//! seen by a renewal through another, and behind a real HAProxy the CA keeps issuing and
+//! renewing (mutual TLS through the TCP passthrough) while an instance is SIGKILLed and
+//! restarted, with every certificate a client received stored once.
+//!
+//! The databases come from `MAYFLY_TEST_POSTGRES_URL` / `MAYFLY_TEST_MYSQL_URL` (each test
+//! creates and drops its own); without them the tests print that they skipped.
+//!
+//! Addresses: HAProxy listens on 127.0.0.1:P and the instances on 127.0.0.2:P, 127.0.0.3:P, …:
+//! the same port on other loopback addresses, as several hosts would, because a token's audience
+//! names the CA URL's port.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mayfly_authority::token::NewToken;
+use mayfly_client::Client;
+use mayfly_pki::jose::{jwe, jwk::Jwk};
+use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
+use mayfly_proto::{RevokeRequest, SignRequest};
+use mayfly_store::Dialect;
+use mayfly_store::testing::TestDatabase;
+use support::{Server, mayfly_ok, require_tool};
+
+const CA_PASSWORD: &str = "ha ca password";
+const PROVISIONER_PASSWORD: &str = "ha provisioner password";
+const PROVISIONER: &str = "ops";
+
+/// A CA set up for several instances on one database; the instances are started on demand.
+struct Cluster {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    work: PathBuf,
+    port: u16,
+    /// `ca-<i>.json`: ca.json with instance i's listen address.
+    configs: Vec<PathBuf>,
+    root_der: Vec<u8>,
+    fingerprint: String,
+    provisioner_key: PrivateKey,
+    kid: String,
+    database: TestDatabase,
+}
+
+impl Cluster {
+    fn new(dialect: Dialect, test: &str, instances: usize) -> Option<Cluster> {
+        let database = TestDatabase::create_blocking(dialect, test)?;
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("mayfly");
+        let work = tmp.path().to_path_buf();
+        std::fs::write(work.join("pw.txt"), format!("{CA_PASSWORD}\n")).unwrap();
+        std::fs::write(work.join("prov.txt"), format!("{PROVISIONER_PASSWORD}\n")).unwrap();
+        let port = support::free_port();
+        let mut args = vec![
+            "ca".to_owned(),
+            "init".to_owned(),
+            "--name".to_owned(),
+            "HA".to_owned(),
+            "--address".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--provisioner".to_owned(),
+            PROVISIONER.to_owned(),
+            "--password-file".to_owned(),
+            "pw.txt".to_owned(),
+            "--provisioner-password-file".to_owned(),
+            "prov.txt".to_owned(),
+        ];
+        for host in 1..=instances + 1 {
+            args.push("--dns".to_owned());
+            args.push(format!("127.0.0.{host}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        mayfly_ok(&home, &work, &args);
+
+        let config_path = home.join("config/ca.json");
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["db"] = serde_json::json!({
+            "type": if dialect == Dialect::Postgres { "postgresql" } else { "mysql" },
+            "dataSource": database.url(),
+        });
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let configs = (1..=instances)
+            .map(|i| {
+                let mut config = config.clone();
+                config["address"] = serde_json::json!(format!("127.0.0.{}:{port}", i + 1));
+                let path = home.join(format!("config/ca-{i}.json"));
+                std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+                path
+            })
+            .collect();
+
+        let root_pem = std::fs::read(home.join("certs/root_ca.crt")).unwrap();
+        let root_der = mayfly_pki::cert::certificates_from_pem(&root_pem).unwrap()[0].clone();
+        let fingerprint = mayfly_pki::cert::fingerprint_sha256(&root_der);
+        let provisioner = &config["authority"]["provisioners"][0];
+        let kid = provisioner["key"]["kid"].as_str().unwrap().to_owned();
+        let private = jwe::decrypt_pbes2(
+            provisioner["encryptedKey"].as_str().unwrap(),
+            PROVISIONER_PASSWORD.as_bytes(),
+        )
+        .unwrap();
+        let provisioner_key = Jwk::from_json(&private).unwrap().to_private_key().unwrap();
+        Some(Cluster {
+            _tmp: tmp,
+            home,
+            work,
+            port,
+            configs,
+            root_der,
+            fingerprint,
+            provisioner_key,
+            kid,
+            database,
+        })
+    }
+
+    /// Starts instance `i` (1-based) and waits until it serves.
+    fn start(&self, i: usize) -> Server {
+        let pw = self.work.join("pw.txt");
+        Server::start(
+            &[
+                self.configs[i - 1].to_str().unwrap(),
+                "--password-file",
+                pw.to_str().unwrap(),
+            ],
+            &self.home,
+            None,
+            "serving on",
+        )
+    }
+
+    /// The URL clients use (HAProxy's address, or any instance's: the port is the same).
+    fn public_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    fn instance_url(&self, i: usize) -> String {
+        format!("https://127.0.0.{}:{}", i + 1, self.port)
+    }
+
+    fn client(&self, url: &str) -> Client {
+        Client::new(url, std::slice::from_ref(&self.root_der)).unwrap()
+    }
+
+    /// A fresh one-time token for `subject`, minted as `mayfly ca token` does.
+    fn token(&self, subject: &str) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let url = self.public_url();
+        NewToken {
+            issuer: PROVISIONER,
+            ca_url: &url,
+            endpoint: "sign",
+            subject,
+            sans: &[],
+            root_fingerprint: &self.fingerprint,
+            not_before: now,
+            expires_at: now + time::Duration::minutes(5),
+        }
+        .sign(&self.provisioner_key, &self.kid)
+        .unwrap()
+    }
+
+    /// The serials of the certificates for `subject` stored in the database, read with the
+    /// database's own command-line client. (Each instance also stores its TLS certificate.)
+    fn stored_serials(&self, subject: &str) -> Vec<String> {
+        let query = format!("SELECT serial FROM certificates WHERE subject = '{subject}'");
+        let query = query.as_str();
+        let url = self.database.url();
+        let output = match self.database.dialect() {
+            Dialect::Postgres => Command::new("psql")
+                .args([url, "-tA", "-c", query])
+                .output(),
+            _ => {
+                let rest = url.trim_start_matches("mysql://");
+                let (user_host, name) = rest.split_once('/').unwrap();
+                let (user, host_port) = user_host.split_once('@').unwrap();
+                let (host, port) = host_port.split_once(':').unwrap_or((host_port, "3306"));
+                Command::new("mysql")
+                    .args([
+                        "-u", user, "-h", host, "-P", port, "-N", "-B", name, "-e", query,
+                    ])
+                    .output()
+            }
+        }
+        .expect("running the database's client");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|line| !line.is_empty())
+            .collect()
+    }
+}
+
+fn sign_request(csr: &str, ott: String) -> SignRequest {
+    SignRequest {
+        csr: csr.to_owned(),
+        ott,
+        not_before: None,
+        not_after: None,
+        template_data: None,
+    }
+}
+
+fn csr_for(key: &PrivateKey, name: &str) -> String {
+    mayfly_pki::csr::create_pem(key, name, &[San::parse(name).unwrap()]).unwrap()
+}
+
+fn serial_of_pem(pem: &str) -> String {
+    let der = mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+    parsed.tbs_certificate.serial.to_str_radix(10)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The same token sent to two instances at the same moment, 200 times: exactly one succeeds
+/// each time, and the other is refused as a replay.
+fn token_raced_on_two_instances(dialect: Dialect, test: &str) {
+    let Some(cluster) = Cluster::new(dialect, test, 2) else {
+        return;
+    };
+    let _first = cluster.start(1);
+    let _second = cluster.start(2);
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr = csr_for(&key, "race.internal");
+    let a = cluster.client(&cluster.instance_url(1));
+    let b = cluster.client(&cluster.instance_url(2));
+    runtime().block_on(async {
+        for round in 0..200 {
+            let request = sign_request(&csr, cluster.token("race.internal"));
+            let (on_a, on_b) = tokio::join!(a.sign(&request), b.sign(&request));
+            let refused = match (&on_a, &on_b) {
+                (Ok(_), Err(refused)) | (Err(refused), Ok(_)) => refused,
+                _ => panic!("round {round}: expected exactly one success: {on_a:?} / {on_b:?}"),
+            };
+            assert_eq!(refused.status(), Some(401), "round {round}: {refused}");
+            assert!(
+                refused.to_string().contains("already used"),
+                "round {round}: {refused}"
+            );
+        }
+    });
+    let serials = cluster.stored_serials("race.internal");
+    assert_eq!(serials.len(), 200, "one certificate per round");
+}
+
+/// Revoked through instance 1, a renewal through instance 2 is refused at once; before, the
+/// same renewal there worked.
+fn revocation_seen_by_the_other_instance(dialect: Dialect, test: &str) {
+    let Some(cluster) = Cluster::new(dialect, test, 2) else {
+        return;
+    };
+    let _first = cluster.start(1);
+    let _second = cluster.start(2);
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr = csr_for(&key, "svc.internal");
+    runtime().block_on(async {
+        let issued = cluster
+            .client(&cluster.instance_url(1))
+            .sign(&sign_request(&csr, cluster.token("svc.internal")))
+            .await
+            .unwrap();
+        let chain: Vec<Vec<u8>> = issued
+            .cert_chain
+            .iter()
+            .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
+            .collect();
+        let with_identity = |i: usize| {
+            Client::with_identity(
+                &cluster.instance_url(i),
+                std::slice::from_ref(&cluster.root_der),
+                &chain,
+                key.pkcs8_der(),
+            )
+            .unwrap()
+        };
+        let renewed = with_identity(2)
+            .renew()
+            .await
+            .expect("renewal before revocation");
+        assert_ne!(serial_of_pem(&renewed.crt), serial_of_pem(&issued.crt));
+
+        let serial = serial_of_pem(&issued.crt);
+        with_identity(1)
+            .revoke(&RevokeRequest {
+                serial: serial.clone(),
+                ott: None,
+                reason_code: 1,
+                reason: "key compromised".into(),
+                passive: true,
+            })
+            .await
+            .expect("revoking over mutual TLS on instance 1");
+        let refused = with_identity(2)
+            .renew()
+            .await
+            .expect_err("instance 2 renewed a certificate revoked on instance 1");
+        assert_eq!(refused.status(), Some(401), "{refused}");
+    });
+}
+
+/// A running HAProxy with the shipped configuration, pointed at the cluster; killed on drop.
+struct Haproxy {
+    child: Child,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// contrib/haproxy/haproxy.cfg with this cluster's addresses and root: only the bind line, the
+/// server lines and the ca-file path change.
+fn haproxy_config(cluster: &Cluster, instances: usize) -> String {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/haproxy/haproxy.cfg"),
+    )
+    .unwrap();
+    let root = cluster.home.join("certs/root_ca.crt");
+    let mut out = String::new();
+    for line in shipped.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("bind ") {
+            out.push_str(&format!("    bind 127.0.0.1:{}\n", cluster.port));
+        } else if trimmed.starts_with("server ") {
+            if trimmed.starts_with("server ca1 ") {
+                for i in 1..=instances {
+                    out.push_str(&format!(
+                        "    server ca{i} 127.0.0.{}:{}\n",
+                        i + 1,
+                        cluster.port
+                    ));
+                }
+            }
+        } else {
+            out.push_str(&line.replace("/etc/mayfly/certs/root_ca.crt", root.to_str().unwrap()));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn start_haproxy(cluster: &Cluster, instances: usize) -> Haproxy {
+    require_tool("haproxy", "haproxy");
+    let path = cluster.work.join("haproxy.cfg");
+    std::fs::write(&path, haproxy_config(cluster, instances)).unwrap();
+    let check = Command::new("haproxy")
+        .args(["-c", "-f", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "haproxy -c: {check:?}");
+    let child = Command::new("haproxy")
+        .args(["-db", "-f", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let haproxy = Haproxy { child };
+    // Up once a request through it succeeds (the health checks must have passed).
+    let client = cluster.client(&cluster.public_url());
+    let rt = runtime();
+    for _ in 0..100 {
+        if rt.block_on(client.health()).is_ok() {
+            return haproxy;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("HAProxy did not forward to the instances");
+}
+
+/// Three instances behind HAProxy: 2,000 certificate requests at concurrency 32 while instance
+/// 2 is SIGKILLed and restarted; a request that fails is retried (with a new token, as a client
+/// would), every request ends with a certificate, every certificate received is stored, and no
+/// serial repeats. Then renewal over mutual TLS through HAProxy, before and after killing one
+/// instance for good.
+fn issuance_survives_a_killed_instance(dialect: Dialect, test: &str) {
+    const REQUESTS: usize = 2000;
+    const CONCURRENCY: usize = 32;
+    let Some(cluster) = Cluster::new(dialect, test, 3) else {
+        return;
+    };
+    let cluster = Arc::new(cluster);
+    let mut instances = vec![cluster.start(1), cluster.start(2), cluster.start(3)];
+    let _haproxy = start_haproxy(&cluster, 3);
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr = Arc::new(csr_for(&key, "load.internal"));
+    let client = cluster.client(&cluster.public_url());
+    let rt = runtime();
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let retries = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (client, cluster, csr) = (client.clone(), Arc::clone(&cluster), Arc::clone(&csr));
+            let (next, done, retries) =
+                (Arc::clone(&next), Arc::clone(&done), Arc::clone(&retries));
+            rt.spawn(async move {
+                let mut received = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < REQUESTS {
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        let request = sign_request(&csr, cluster.token("load.internal"));
+                        match client.sign(&request).await {
+                            Ok(response) => {
+                                received.push(serial_of_pem(&response.crt));
+                                break;
+                            }
+                            Err(error) => {
+                                // A clean failure: a transport error, or a 5xx the instance
+                                // answered while dying; never a refusal of a good request.
+                                assert!(
+                                    error.status().is_none_or(|status| status >= 500),
+                                    "a request was refused: {error}"
+                                );
+                                assert!(attempt < 20, "still failing after retries: {error}");
+                                retries.fetch_add(1, Ordering::Relaxed);
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                received
+            })
+        })
+        .collect();
+
+    // Kill instance 2 a quarter of the way in, restart it a little later.
+    while done.load(Ordering::Relaxed) < REQUESTS / 4 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    instances.remove(1).stop();
+    let killed_at = done.load(Ordering::Relaxed);
+    // Minted while the instance is down: accepted by it once it is back, so clients holding a
+    // token do not fail across a restart.
+    let minted_before = sign_request(&csr, cluster.token("load.internal"));
+    std::thread::sleep(Duration::from_secs(2));
+    instances.insert(1, cluster.start(2));
+    rt.block_on(
+        cluster
+            .client(&cluster.instance_url(2))
+            .sign(&minted_before),
+    )
+    .expect("a token minted before the restart");
+    let mut received: Vec<String> = Vec::new();
+    for task in tasks {
+        received.extend(rt.block_on(task).unwrap());
+    }
+    assert!(killed_at < REQUESTS, "the kill happened after the run");
+    assert_eq!(received.len(), REQUESTS);
+    let mut unique = received.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), REQUESTS, "a serial was handed out twice");
+    let stored: std::collections::HashSet<String> = cluster
+        .stored_serials("load.internal")
+        .into_iter()
+        .collect();
+    let missing: Vec<&String> = received.iter().filter(|s| !stored.contains(*s)).collect();
+    assert!(missing.is_empty(), "received but not stored: {missing:?}");
+    eprintln!(
+        "{test}: {REQUESTS} certificates, {} retries, {} stored",
+        retries.load(Ordering::Relaxed),
+        stored.len()
+    );
+
+    // Renewal over mutual TLS through HAProxy (TCP passthrough keeps the client certificate).
+    let issued = rt
+        .block_on(client.sign(&sign_request(&csr, cluster.token("load.internal"))))
+        .unwrap();
+    let chain: Vec<Vec<u8>> = issued
+        .cert_chain
+        .iter()
+        .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
+        .collect();
+    let renewing = Client::with_identity(
+        &cluster.public_url(),
+        std::slice::from_ref(&cluster.root_der),
+        &chain,
+        key.pkcs8_der(),
+    )
+    .unwrap();
+    rt.block_on(renewing.renew())
+        .expect("renewal through HAProxy");
+    instances.remove(0).stop();
+    // Until HAProxy's checks mark it down, a connection may still be sent to the dead one and
+    // be redispatched; every renewal must succeed, on the survivors.
+    for round in 0..20 {
+        rt.block_on(renewing.renew())
+            .unwrap_or_else(|e| panic!("renewal {round} after a kill: {e}"));
+        let issued = rt.block_on(client.sign(&sign_request(&csr, cluster.token("load.internal"))));
+        issued.unwrap_or_else(|e| panic!("issuance {round} after a kill: {e}"));
+    }
+}
+
+#[test]
+fn postgres_token_raced_on_two_instances() {
+    token_raced_on_two_instances(Dialect::Postgres, "postgres_token_raced_on_two_instances");
+}
+
+#[test]
+fn mysql_token_raced_on_two_instances() {
+    token_raced_on_two_instances(Dialect::MySql, "mysql_token_raced_on_two_instances");
+}
+
+#[test]
+fn postgres_revocation_seen_by_the_other_instance() {
+    revocation_seen_by_the_other_instance(
+        Dialect::Postgres,
+        "postgres_revocation_seen_by_the_other_instance",
+    );
+}
+
+#[test]
+fn mysql_revocation_seen_by_the_other_instance() {
+    revocation_seen_by_the_other_instance(
+        Dialect::MySql,
+        "mysql_revocation_seen_by_the_other_instance",
+    );
+}
+
+#[test]
+fn postgres_issuance_through_haproxy_survives_a_killed_instance() {
+    issuance_survives_a_killed_instance(
+        Dialect::Postgres,
+        "postgres_issuance_through_haproxy_survives_a_killed_instance",
+    );
+}
+
+#[test]
+fn mysql_issuance_through_haproxy_survives_a_killed_instance() {
+    issuance_survives_a_killed_instance(
+        Dialect::MySql,
+        "mysql_issuance_through_haproxy_survives_a_killed_instance",
+    );
+}
