@@ -552,3 +552,311 @@ fn mysql_issuance_through_haproxy_survives_a_killed_instance() {
         "mysql_issuance_through_haproxy_survives_a_killed_instance",
     );
 }
+
+/// `/health` answers 200 while the database answers and 503 once it is gone, so a load
+/// balancer stops sending requests to the instance.
+fn health_follows_the_database(dialect: Dialect, test: &str) {
+    let Some(cluster) = Cluster::new(dialect, test, 1) else {
+        return;
+    };
+    let _instance = cluster.start(1);
+    let client = cluster.client(&cluster.instance_url(1));
+    let rt = runtime();
+    let healthy = rt
+        .block_on(client.health())
+        .expect("health with the database up");
+    assert_eq!(healthy.status, "ok");
+    cluster.database.destroy();
+    let down = rt
+        .block_on(client.health())
+        .expect_err("health with the database gone");
+    assert_eq!(down.status(), Some(503), "{down}");
+    assert!(
+        down.to_string().contains("database is unreachable"),
+        "{down}"
+    );
+}
+
+#[test]
+fn postgres_health_follows_the_database() {
+    health_follows_the_database(Dialect::Postgres, "postgres_health_follows_the_database");
+}
+
+#[test]
+fn mysql_health_follows_the_database() {
+    health_follows_the_database(Dialect::MySql, "mysql_health_follows_the_database");
+}
+
+/// Runs `mayfly-ca ARGS`; (success, stdout, stderr).
+fn mayfly_ca(home: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(support::server_bin())
+        .args(args)
+        .env("MAYFLY_PATH", home)
+        .env("MAYFLY_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `db check` reports pending migrations and a newer schema with a non-zero exit, `db migrate`
+/// applies them once, and the server refuses a schema newer than it knows.
+fn db_migrate_and_check(dialect: Dialect, test: &str) {
+    let Some(cluster) = Cluster::new(dialect, test, 1) else {
+        return;
+    };
+    let config = cluster.configs[0].to_str().unwrap().to_owned();
+    let known = mayfly_store::known_schema_version();
+    let (ok, _, err) = mayfly_ca(&cluster.home, &["db", "check", &config]);
+    assert!(!ok, "check on an empty database should fail");
+    assert!(
+        err.contains("schema version 0") && err.contains("run `mayfly-ca db migrate`"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (ok, out, err) = mayfly_ca(&cluster.home, &["db", "migrate", &config]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("migrated to schema version {known}")),
+        "{out}"
+    );
+    let (ok, out, _) = mayfly_ca(&cluster.home, &["db", "migrate", &config]);
+    assert!(ok && out.contains("nothing to do"), "{out}");
+    let (ok, out, err) = mayfly_ca(&cluster.home, &["db", "check", &config]);
+    assert!(ok, "{err}");
+    assert!(out.contains("is up to date"), "{out}");
+    // The password of the URL never reaches the output.
+    assert!(!out.contains(CA_PASSWORD));
+
+    let raw = match dialect {
+        Dialect::Postgres => Command::new("psql")
+            .args([
+                cluster.database.url(),
+                "-c",
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)",
+            ])
+            .output(),
+        _ => {
+            let name = cluster
+                .database
+                .url()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
+            Command::new("mysql")
+                .args([
+                    "-u",
+                    "root",
+                    "-h",
+                    "127.0.0.1",
+                    &name,
+                    "-e",
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)",
+                ])
+                .output()
+        }
+    }
+    .unwrap();
+    assert!(raw.status.success(), "{raw:?}");
+    let (ok, _, err) = mayfly_ca(&cluster.home, &["db", "check", &config]);
+    assert!(!ok && err.contains("schema version 999, newer"), "{err}");
+    let (ok, _, err) = mayfly_ca(&cluster.home, &["db", "migrate", &config]);
+    assert!(!ok && err.contains("upgrade mayfly"), "{err}");
+    let pw = cluster.work.join("pw.txt");
+    let (ok, _, err) = mayfly_ca(
+        &cluster.home,
+        &[&config, "--password-file", pw.to_str().unwrap()],
+    );
+    assert!(!ok, "the server started on a newer schema");
+    assert!(
+        err.contains("schema version 999") && err.contains("upgrade mayfly"),
+        "{err}"
+    );
+}
+
+#[test]
+fn postgres_db_migrate_and_check() {
+    db_migrate_and_check(Dialect::Postgres, "postgres_db_migrate_and_check");
+}
+
+#[test]
+fn mysql_db_migrate_and_check() {
+    db_migrate_and_check(Dialect::MySql, "mysql_db_migrate_and_check");
+}
+
+/// A bad `db` block is one line naming the file and what is wrong, and nothing is created.
+#[test]
+fn bad_db_blocks_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "pw\n").unwrap();
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Bad",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            "127.0.0.1:0",
+            "--provisioner",
+            "ops",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    let config_path = home.join("config/ca.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    for (db, expected) in [
+        (
+            serde_json::json!({"type": "oracle", "dataSource": "x"}),
+            "db.type \"oracle\" is not supported",
+        ),
+        (
+            serde_json::json!({"type": "postgresql", "dataSource": "mysql://root:hunter2@h/db"}),
+            "is not a postgresql URL",
+        ),
+        (
+            serde_json::json!({"type": "mysql", "dataSource": "/var/lib/mayfly.db"}),
+            "is not a mysql URL",
+        ),
+        (
+            serde_json::json!({"type": "postgresql", "dataSource": "postgres://nobody:hunter2@127.0.0.1:1/db"}),
+            "cannot open database postgres://nobody:***@127.0.0.1:1/db",
+        ),
+    ] {
+        let mut config = original.clone();
+        config["db"] = db.clone();
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        for args in [
+            vec!["db", "check", config_path.to_str().unwrap()],
+            vec!["db", "migrate", config_path.to_str().unwrap()],
+        ] {
+            let (ok, out, err) = mayfly_ca(&home, &args);
+            assert!(!ok, "{db}: {args:?} succeeded");
+            assert!(out.is_empty(), "{out}");
+            assert!(err.contains(expected), "{db}: {err}");
+            assert!(
+                err.contains("ca.json: db"),
+                "{db}: the file is not named: {err}"
+            );
+            assert!(!err.contains("hunter2"), "a password leaked: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        }
+    }
+}
+
+/// `db check` and `db migrate` on the default SQLite store of `mayfly ca init`.
+#[test]
+fn db_commands_on_sqlite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "pw\n").unwrap();
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Lite",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            "127.0.0.1:0",
+            "--provisioner",
+            "ops",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    let known = mayfly_store::known_schema_version();
+    let (ok, out, err) = mayfly_ca(&home, &["db", "migrate"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("schema version {known}")), "{out}");
+    let (ok, out, err) = mayfly_ca(&home, &["db", "check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("is up to date"), "{out}");
+}
+
+/// SIGTERM: the listener closes at once, a request in flight is still answered, then the
+/// process exits cleanly.
+#[test]
+fn sigterm_finishes_requests_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("client");
+    let (mut server, dev) = Server::dev(tmp.path(), &home);
+    let port: u16 = dev
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let script = r#"
+import socket, ssl, sys
+host, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
+body = b'{"csr": "not a csr", "ott": "not a token"}'
+head = b"POST /1.0/sign HTTP/1.1\r\nHost: ca\r\nContent-Type: application/json\r\n"
+s.sendall(head + b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+print("sent", flush=True)
+sys.stdin.readline()
+s.sendall(body[5:])
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n")[0].decode(), flush=True)
+"#;
+    let root = dev.ca_dir.join("certs/root_ca.crt");
+    let mut python = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            "127.0.0.1",
+            &port.to_string(),
+            root.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(python.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "sent");
+    server.signal("TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.wait_exit(Duration::ZERO).is_none(),
+        "the server exited with a request in flight"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the server still accepts connections after SIGTERM"
+    );
+    std::io::Write::write_all(python.stdin.as_mut().unwrap(), b"\n").unwrap();
+    let status_line = lines.next().unwrap().unwrap();
+    // The bad token is refused: an answer, not a reset connection.
+    assert!(status_line.starts_with("HTTP/1.1 401"), "{status_line}");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server did not exit after its last request");
+    assert!(status.success(), "{status:?}");
+    python.wait().unwrap();
+}

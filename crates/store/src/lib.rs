@@ -220,3 +220,7 @@ pub const MAX_SERIAL_LEN: usize = 64;
 pub const MAX_JTI_LEN: usize = 255;
 /// Longest provisioner name stored; the schema's `VARCHAR(255)`.
 pub const MAX_PROVISIONER_LEN: usize = 255;
+
+/// What `/health` asks: answers only when the server is up, the database exists and its schema
+/// is in place (a database dropped under a running instance fails it on every engine).
+pub(crate) const PING: &str = "SELECT COUNT(*) FROM schema_migrations";

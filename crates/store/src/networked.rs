@@ -230,7 +230,7 @@ impl NetworkedStore {
 
     /// Whether the database answers, for `/health`.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
+        sqlx::query_scalar::<_, i64>(crate::PING)
             .fetch_one(&self.pool)
             .await
             .map(|_| ())

@@ -148,7 +148,7 @@ impl SqliteStore {
     /// Whether the database answers, for `/health`. Goes through the readers, so a long group
     /// commit does not make the CA look down.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
+        sqlx::query_scalar::<_, i64>(crate::PING)
             .fetch_one(&self.reader)
             .await
             .map(|_| ())

@@ -84,8 +84,10 @@ impl TestDatabase {
     }
 }
 
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
+impl TestDatabase {
+    /// Drops the database now (a test of what instances do when it disappears); dropping the
+    /// value later does nothing more.
+    pub fn destroy(&self) {
         let admin_url = self.admin_url.clone();
         let statement = match self.dialect {
             // Connections a failed test left open must not keep the database alive.
@@ -106,6 +108,12 @@ impl Drop for TestDatabase {
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("could not drop test database {}: {dropped:?}", self.name);
         }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        self.destroy();
     }
 }
 
