@@ -15,6 +15,7 @@ pub mod files;
 pub mod init;
 pub mod policy;
 pub mod provisioner;
+pub mod retention;
 pub mod revocation;
 pub mod store;
 pub mod token;

@@ -133,3 +133,89 @@ pub trait CertStore: Send + Sync {
     /// Deletes used-token records that expired before `now`; returns how many were removed.
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
+
+/// Which certificates a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListStatus {
+    /// Not revoked and not expired at the listing's `now`.
+    Active,
+    Revoked,
+    /// Not revoked, and expired at the listing's `now`.
+    Expired,
+}
+
+impl ListStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(ListStatus::Active),
+            "revoked" => Some(ListStatus::Revoked),
+            "expired" => Some(ListStatus::Expired),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListStatus::Active => "active",
+            ListStatus::Revoked => "revoked",
+            ListStatus::Expired => "expired",
+        }
+    }
+}
+
+/// One page of a certificate listing, in ascending serial order (as text): keyset paging, so a
+/// page never repeats or skips a certificate because others were added meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificatePage {
+    /// Only these; all when `None`.
+    pub status: Option<ListStatus>,
+    /// What "expired" is measured against.
+    pub now: OffsetDateTime,
+    /// Serials after this one (the last of the previous page).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// How many rows the store holds, to watch its growth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCounts {
+    pub certificates: u64,
+    pub used_tokens: u64,
+}
+
+/// What only operations across instances need: listing, retention, and a lease so that one
+/// instance at a time runs a job. Kept apart from [`CertStore`] so the issuing path's trait stays
+/// small; every backend implements both.
+pub trait AdminStore: Send + Sync {
+    /// A page of stored certificates.
+    fn list_certificates<'a>(
+        &'a self,
+        page: &'a CertificatePage,
+    ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>>;
+
+    /// Deletes certificates whose notAfter is before `expired_before`; returns how many.
+    fn prune_certificates(
+        &self,
+        expired_before: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Row counts.
+    fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>>;
+
+    /// Takes or extends the lease `name` for `holder` until `until` when it is free, expired at
+    /// `now`, or `holder`'s already; true when `holder` holds it afterwards. Atomic across
+    /// instances: of several asking at once, one gets it.
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// A store with both traits, as the server holds it.
+pub trait FullStore: CertStore + AdminStore {}
+
+impl<T: CertStore + AdminStore + ?Sized> FullStore for T {}

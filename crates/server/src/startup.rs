@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::config::{CaConfig, LoadedConfig};
+use mayfly_authority::retention::{self, RetentionPolicy};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use tokio::net::TcpListener;
 
@@ -15,8 +16,6 @@ use crate::tls::{ServerTls, TlsSettings};
 
 /// How often the TLS certificate's renewal time is checked.
 const RENEWAL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-/// How often expired used-token records are pruned.
-const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A server ready to serve: bound, keys loaded, TLS certificate issued.
 pub struct Prepared {
@@ -25,6 +24,8 @@ pub struct Prepared {
     pub state: Arc<AppState>,
     tls: ServerTls,
     dns_names: Vec<String>,
+    database: mayfly_store::AnyStore,
+    retention: RetentionPolicy,
 }
 
 /// Loads `config_path` and prepares the server. `password` decrypts the intermediate key;
@@ -51,6 +52,9 @@ pub async fn prepare(
         .await
         .with_context(|| format!("{}: db", path.display()))?;
     let store = database.cert_store();
+    let retention =
+        RetentionPolicy::from_config(config.db.as_ref().and_then(|db| db.retention.as_ref()))
+            .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(listen_address(&config.address))
@@ -75,14 +79,17 @@ pub async fn prepare(
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let state =
-        Arc::new(AppState::new(authority, settings.advertised.clone()).with_database(database));
+    let state = Arc::new(
+        AppState::new(authority, settings.advertised.clone()).with_database(database.clone()),
+    );
     Ok(Prepared {
         listener,
         local_addr,
         state,
         tls,
         dns_names: config.dns_names,
+        database,
+        retention,
     })
 }
 
@@ -149,32 +156,58 @@ pub fn reload(
     Ok(())
 }
 
-/// Serves until `shutdown` completes; renews the TLS certificate and prunes used tokens meanwhile.
+/// Serves until `shutdown` completes; renews the TLS certificate and runs the retention job
+/// meanwhile.
 pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output = ()>) {
     let Prepared {
         listener,
+        local_addr,
         state,
         tls,
         dns_names,
-        ..
+        database,
+        retention,
     } = prepared;
     let config = Arc::clone(&tls.config);
     let renewal =
         tokio::spawn(tls.renew_forever(Arc::clone(&state), dns_names, RENEWAL_CHECK_INTERVAL));
-    let pruning = tokio::spawn(prune_forever(Arc::clone(&state)));
+    let holder = format!(
+        "{local_addr}/pid {}/{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    let pruning = tokio::spawn(retention_forever(
+        Arc::clone(&state),
+        database.full(),
+        retention,
+        holder,
+    ));
     crate::serve::serve(listener, config, router(Arc::clone(&state)), shutdown).await;
     renewal.abort();
     pruning.abort();
 }
 
-async fn prune_forever(state: Arc<AppState>) {
+/// The retention job, every `policy.interval`, on whichever instance holds its lease.
+async fn retention_forever(
+    state: Arc<AppState>,
+    store: Arc<dyn mayfly_authority::store::FullStore>,
+    policy: RetentionPolicy,
+    holder: String,
+) {
+    let interval = std::time::Duration::try_from(policy.interval)
+        .unwrap_or(std::time::Duration::from_secs(600));
     loop {
-        let now = state.authority().clock().now();
-        match state.authority().store().prune_used_tokens(now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "pruned expired token records"),
-            Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
+        let clock = Arc::clone(state.authority().clock());
+        match retention::run_once(&*store, &*clock, &policy, &holder).await {
+            Ok(Some(pruned)) if pruned != retention::Pruned::default() => tracing::info!(
+                used_tokens = pruned.used_tokens,
+                certificates = pruned.certificates,
+                "retention: pruned expired records"
+            ),
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::debug!("retention: another instance holds the lease"),
+            Err(e) => tracing::warn!(error = %e, "retention job failed"),
         }
-        tokio::time::sleep(PRUNE_INTERVAL).await;
+        tokio::time::sleep(interval).await;
     }
 }

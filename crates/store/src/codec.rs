@@ -4,7 +4,8 @@
 //! refuses the same inputs: a database written by one must read back identically through another.
 
 use mayfly_authority::store::{
-    CertificateStatus, IssuedCertificate, Revocation, StoreError, StoredCertificate, UsedToken,
+    CertificatePage, CertificateStatus, IssuedCertificate, ListStatus, Revocation, StoreCounts,
+    StoreError, StoredCertificate, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -90,10 +91,81 @@ pub(crate) fn backend(context: &str, error: impl std::fmt::Display) -> StoreErro
     StoreError::Backend(format!("{context}: {error}"))
 }
 
-/// Every column of a stored certificate, by serial (one `?`).
-pub(crate) const SELECT_CERTIFICATE: &str = "SELECT serial, der, subject, sans, not_before, not_after, provisioner, status, \
-     revoked_at, revocation_reason, revocation_text, revoked_by \
-     FROM certificates WHERE serial = ?";
+/// Every column of a stored certificate, as [`stored_from_row`] reads them.
+macro_rules! certificate_columns {
+    () => {
+        "serial, der, subject, sans, not_before, not_after, provisioner, status, revoked_at, \
+         revocation_reason, revocation_text, revoked_by"
+    };
+}
+
+/// A stored certificate by serial (one `?`).
+pub(crate) const SELECT_CERTIFICATE: &str = concat!(
+    "SELECT ",
+    certificate_columns!(),
+    " FROM certificates WHERE serial = ?"
+);
+
+/// A page of certificates: binds the serial to start after (`""` for the first page), then the
+/// listing's `now` when `status` is active or expired, then the limit.
+pub(crate) fn list_query(status: Option<ListStatus>) -> &'static str {
+    match status {
+        None => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? ORDER BY serial LIMIT ?"
+        ),
+        Some(ListStatus::Active) => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? AND status = 'valid' AND not_after >= ? \
+             ORDER BY serial LIMIT ?"
+        ),
+        Some(ListStatus::Expired) => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? AND status = 'valid' AND not_after < ? \
+             ORDER BY serial LIMIT ?"
+        ),
+        Some(ListStatus::Revoked) => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? AND status = 'revoked' ORDER BY serial LIMIT ?"
+        ),
+    }
+}
+
+/// Whether [`list_query`] for `status` binds a `now`.
+pub(crate) fn list_binds_now(status: Option<ListStatus>) -> bool {
+    matches!(status, Some(ListStatus::Active | ListStatus::Expired))
+}
+
+/// Deletes certificates expired before the bound time.
+pub(crate) const PRUNE_CERTIFICATES: &str = "DELETE FROM certificates WHERE not_after < ?";
+
+/// Both row counts in one statement.
+pub(crate) const COUNTS: &str =
+    "SELECT (SELECT COUNT(*) FROM certificates), (SELECT COUNT(*) FROM used_tokens)";
+
+/// Takes a free lease: name, holder, until.
+pub(crate) const LEASE_INSERT: &str = "leases (name, holder, expires_at) VALUES (?, ?, ?)";
+
+/// Takes an expired lease or extends one's own: holder, until, name, holder, now.
+pub(crate) const LEASE_UPDATE: &str = "UPDATE leases SET holder = ?, expires_at = ? \
+     WHERE name = ? AND (holder = ? OR expires_at < ?)";
+
+/// Row counts from the two `COUNT(*)`s of [`COUNTS`].
+pub(crate) fn counts(certificates: i64, used_tokens: i64) -> StoreCounts {
+    StoreCounts {
+        certificates: u64::try_from(certificates).unwrap_or(0),
+        used_tokens: u64::try_from(used_tokens).unwrap_or(0),
+    }
+}
+
+/// The limit of a page as the engines bind it.
+pub(crate) fn page_limit(page: &CertificatePage) -> i64 {
+    i64::from(page.limit)
+}
 
 /// Marks a valid certificate revoked: status, time, reason code, reason text, requester, serial,
 /// and the status it must still have (so a second revocation changes nothing).

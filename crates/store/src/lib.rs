@@ -125,6 +125,11 @@ pub struct SchemaStatus {
     pub known: i64,
 }
 
+/// The schema versions this build has, in order.
+pub fn migration_versions() -> Vec<i64> {
+    MIGRATIONS.iter().map(|&(version, _)| version).collect()
+}
+
 /// The highest schema version this build can migrate to.
 pub fn known_schema_version() -> i64 {
     MIGRATIONS.last().map_or(0, |&(version, _)| version)
@@ -156,6 +161,14 @@ impl AnyStore {
 
     /// The store as the authority uses it.
     pub fn cert_store(&self) -> Arc<dyn CertStore> {
+        match self {
+            AnyStore::Sqlite(store) => Arc::new(store.clone()),
+            AnyStore::Networked(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// The store with its listing, retention and lease calls too.
+    pub fn full(&self) -> Arc<dyn mayfly_authority::store::FullStore> {
         match self {
             AnyStore::Sqlite(store) => Arc::new(store.clone()),
             AnyStore::Networked(store) => Arc::new(store.clone()),
@@ -212,6 +225,10 @@ pub async fn migrate(location: &Location) -> Result<SchemaStatus, Error> {
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_revocation.sql")),
+    // 3 (CRL and OCSP), 4 (SSH) and 5 (ACME) are reserved for work on other branches; a
+    // database never has a gap filled later, since versions are applied in order of number and
+    // each one that is missing is applied.
+    (6, include_str!("../migrations/0006_retention.sql")),
 ];
 
 /// Longest decimal serial number stored; the schema's `VARCHAR(64)`.

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError,
-    StoredCertificate, UsedToken,
+    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
+    Revocation, StoreCounts, StoreError, StoredCertificate, UsedToken,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
@@ -184,11 +184,11 @@ impl NetworkedStore {
         .execute(&mut *connection)
         .await
         .map_err(open_error)?;
-        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(&mut *connection)
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *connection)
             .await
             .map_err(open_error)?;
-        let found = found.unwrap_or(0);
+        let found = applied.iter().copied().max().unwrap_or(0);
         let known = crate::known_schema_version();
         if found > known {
             return Err(Error::SchemaTooNew {
@@ -197,7 +197,12 @@ impl NetworkedStore {
                 known,
             });
         }
-        for &(version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
+        // Each missing version, not only those above the highest: a migration numbered below
+        // one already applied (merged from another line of work) is applied too.
+        let missing = MIGRATIONS
+            .iter()
+            .filter(|(version, _)| !applied.contains(version));
+        for &(version, sql) in missing {
             let migrate_error = |source| Error::Migrate {
                 database: self.name.clone(),
                 version,
@@ -413,6 +418,101 @@ impl NetworkedStore {
             .await
             .map_err(|e| backend("pruning used tokens", e))?;
         Ok(result.rows_affected())
+    }
+}
+
+impl NetworkedStore {
+    async fn list(&self, page: &CertificatePage) -> Result<Vec<StoredCertificate>, StoreError> {
+        let mut query = sqlx::query(self.sql(codec::list_query(page.status)))
+            .bind(page.after.clone().unwrap_or_default());
+        if codec::list_binds_now(page.status) {
+            query = query.bind(codec::to_unix(page.now));
+        }
+        let rows = query
+            .bind(codec::page_limit(page))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("listing certificates", e))?;
+        rows.iter()
+            .map(|row| codec::stored_from_row(row, "(listed)"))
+            .collect()
+    }
+
+    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query(self.sql(codec::PRUNE_CERTIFICATES))
+            .bind(codec::to_unix(before))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| backend("pruning expired certificates", e))?;
+        Ok(result.rows_affected())
+    }
+
+    async fn count(&self) -> Result<StoreCounts, StoreError> {
+        let (certificates, used_tokens): (i64, i64) = sqlx::query_as(codec::COUNTS)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| backend("counting rows", e))?;
+        Ok(codec::counts(certificates, used_tokens))
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let context = |e| backend(&format!("taking lease {name}"), e);
+        let taken = sqlx::query(self.sql_insert(codec::LEASE_INSERT))
+            .bind(name)
+            .bind(holder)
+            .bind(codec::to_unix(until))
+            .execute(&self.pool)
+            .await
+            .map_err(context)?;
+        if taken.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let updated = sqlx::query(self.sql(codec::LEASE_UPDATE))
+            .bind(holder)
+            .bind(codec::to_unix(until))
+            .bind(name)
+            .bind(holder)
+            .bind(codec::to_unix(now))
+            .execute(&self.pool)
+            .await
+            .map_err(context)?;
+        Ok(updated.rows_affected() == 1)
+    }
+}
+
+impl AdminStore for NetworkedStore {
+    fn list_certificates<'a>(
+        &'a self,
+        page: &'a CertificatePage,
+    ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>> {
+        Box::pin(self.list(page))
+    }
+
+    fn prune_certificates(
+        &self,
+        expired_before: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.prune_expired(expired_before))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>> {
+        Box::pin(self.count())
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.lease(name, holder, now, until))
     }
 }
 

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError,
-    StoredCertificate, UsedToken,
+    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
+    Revocation, StoreCounts, StoreError, StoredCertificate, UsedToken,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -256,6 +256,102 @@ impl SqliteStore {
             .await
             .map_err(|e| backend("pruning used tokens", e))?;
         Ok(result.rows_affected())
+    }
+}
+
+impl SqliteStore {
+    async fn list(&self, page: &CertificatePage) -> Result<Vec<StoredCertificate>, StoreError> {
+        let mut query = sqlx::query(codec::list_query(page.status))
+            .bind(page.after.clone().unwrap_or_default());
+        if codec::list_binds_now(page.status) {
+            query = query.bind(codec::to_unix(page.now));
+        }
+        let rows = query
+            .bind(codec::page_limit(page))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| backend("listing certificates", e))?;
+        rows.iter()
+            .map(|row| codec::stored_from_row(row, "(listed)"))
+            .collect()
+    }
+
+    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query(codec::PRUNE_CERTIFICATES)
+            .bind(codec::to_unix(before))
+            .execute(&self.writer)
+            .await
+            .map_err(|e| backend("pruning expired certificates", e))?;
+        Ok(result.rows_affected())
+    }
+
+    async fn count(&self) -> Result<StoreCounts, StoreError> {
+        let (certificates, used_tokens): (i64, i64) = sqlx::query_as(codec::COUNTS)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(|e| backend("counting rows", e))?;
+        Ok(codec::counts(certificates, used_tokens))
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let context = |e| backend(&format!("taking lease {name}"), e);
+        let insert = crate::Dialect::Sqlite.insert_unless_present(codec::LEASE_INSERT);
+        let taken = sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(name)
+            .bind(holder)
+            .bind(codec::to_unix(until))
+            .execute(&self.writer)
+            .await
+            .map_err(context)?;
+        if taken.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let updated = sqlx::query(codec::LEASE_UPDATE)
+            .bind(holder)
+            .bind(codec::to_unix(until))
+            .bind(name)
+            .bind(holder)
+            .bind(codec::to_unix(now))
+            .execute(&self.writer)
+            .await
+            .map_err(context)?;
+        Ok(updated.rows_affected() == 1)
+    }
+}
+
+impl AdminStore for SqliteStore {
+    fn list_certificates<'a>(
+        &'a self,
+        page: &'a CertificatePage,
+    ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>> {
+        Box::pin(self.list(page))
+    }
+
+    fn prune_certificates(
+        &self,
+        expired_before: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.prune_expired(expired_before))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>> {
+        Box::pin(self.count())
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.lease(name, holder, now, until))
     }
 }
 
@@ -548,10 +644,12 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
             tx.rollback().await.map_err(migrate_error)?;
             continue;
         }
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(migrate_error)?;
+        for statement in crate::Dialect::Sqlite.translate_migration(sql) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate_error)?;
+        }
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
             .bind(version)
             .bind(codec::to_unix(OffsetDateTime::now_utc()))
