@@ -11,17 +11,22 @@ use std::sync::Arc;
 use mayfly_pki::cert::{
     CertificateInfo, certificate_pem, certificates_from_pem, fingerprint_sha256,
 };
+use mayfly_pki::issuer::IssuerIdentity;
 use mayfly_pki::{Csr, LeafSigner, PrivateKey};
 
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::config::CaConfig;
+use crate::crl::CrlPublisher;
 use crate::error::{Error, Result};
+use crate::ocsp::{OcspParts, OcspResponder};
 use crate::policy::{self, ValidityRequest};
 use crate::provisioner::Provisioner;
+use crate::publication::Publication;
 use crate::revocation::{RevokeAuthorization, RevokeRequest};
 use crate::store::{
-    CertStore, CertificateStatus, IssuedCertificate, Revocation, StoreError, UsedToken,
+    CertStore, CertificateStatus, IssuedCertificate, Revocation, RevokedQuery, StoreError,
+    UsedToken,
 };
 use crate::token::{self, TokenExpectations};
 
@@ -46,13 +51,22 @@ pub struct IntermediateCa {
     pub key: PrivateKey,
 }
 
+/// How long a revocation seen by the poll is remembered, so that it is acted on once.
+const REVOCATION_MEMORY: time::Duration = time::Duration::minutes(2);
+/// How far back each poll looks: covers clock skew between instances and a late poll.
+const REVOCATION_LOOKBACK: time::Duration = time::Duration::seconds(30);
+
 /// The certificate authority.
 pub struct Authority {
     roots: Vec<Vec<u8>>,
     federated_roots: Vec<Vec<u8>>,
     root_fingerprints: Vec<String>,
     intermediate_der: Vec<u8>,
-    signer: LeafSigner,
+    signer: Arc<LeafSigner>,
+    crl: Option<CrlPublisher>,
+    ocsp: Option<OcspResponder>,
+    /// Revocations already acted on (OCSP cache dropped, CRL remade), by serial.
+    seen_revocations: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
     provisioners: Vec<Provisioner>,
     backdate: time::Duration,
     audiences: Vec<String>,
@@ -84,6 +98,8 @@ pub struct AuthorityParts {
     pub public_port: u16,
     pub store: Arc<dyn CertStore>,
     pub clock: Arc<dyn Clock>,
+    /// CRL and OCSP publication (both off when not configured).
+    pub publication: Publication,
 }
 
 impl Authority {
@@ -91,7 +107,32 @@ impl Authority {
         if parts.roots.is_empty() {
             return Err(Error::Config("no root certificate configured".into()));
         }
-        let signer = LeafSigner::new(&parts.intermediate.certificate_der, &parts.intermediate.key)?;
+        let signer = Arc::new(
+            LeafSigner::new(&parts.intermediate.certificate_der, &parts.intermediate.key)?
+                .with_revocation_urls(parts.publication.leaf_urls()),
+        );
+        let key = Arc::new(parts.intermediate.key);
+        let crl = match parts.publication.crl {
+            Some(settings) => Some(CrlPublisher::new(
+                settings,
+                IssuerIdentity::from_certificate(&parts.intermediate.certificate_der)?,
+                Arc::clone(&key),
+                Arc::clone(&parts.store),
+                Arc::clone(&parts.clock),
+            )),
+            None => None,
+        };
+        let ocsp = match parts.publication.ocsp {
+            Some(settings) => Some(OcspResponder::new(OcspParts {
+                settings,
+                intermediate_der: parts.intermediate.certificate_der.clone(),
+                signer: Arc::clone(&signer),
+                store: Arc::clone(&parts.store),
+                clock: Arc::clone(&parts.clock),
+                backdate: parts.backdate,
+            })?),
+            None => None,
+        };
         let root_fingerprints = parts.roots.iter().map(|r| fingerprint_sha256(r)).collect();
         let audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "sign");
         let revoke_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "revoke");
@@ -102,6 +143,9 @@ impl Authority {
             root_fingerprints,
             intermediate_der: parts.intermediate.certificate_der,
             signer,
+            crl,
+            ocsp,
+            seen_revocations: std::sync::Mutex::new(std::collections::HashMap::new()),
             provisioners: parts.provisioners,
             backdate: parts.backdate,
             audiences,
@@ -306,7 +350,7 @@ impl Authority {
         request: &RevokeRequest,
         authorization: RevokeAuthorization<'_>,
     ) -> Result<()> {
-        if !request.passive {
+        if !request.passive && self.crl.is_none() && self.ocsp.is_none() {
             return Err(Error::ActiveRevocationUnavailable);
         }
         let serial = mayfly_pki::SerialNumber::from_decimal(&request.serial)
@@ -371,7 +415,66 @@ impl Authority {
             by = %revoked_by,
             "certificate revoked"
         );
+        self.revocation_seen(&serial, now);
         Ok(())
+    }
+
+    /// The CRL publisher, when CRLs are enabled.
+    pub fn crl_publisher(&self) -> Option<&CrlPublisher> {
+        self.crl.as_ref()
+    }
+
+    /// The OCSP responder, when it is enabled.
+    pub fn ocsp_responder(&self) -> Option<&OcspResponder> {
+        self.ocsp.as_ref()
+    }
+
+    /// Keeps published revocation information current; the server calls it about once a
+    /// second. Picks up revocations recorded by other instances sharing the store (and by
+    /// `mayfly ca revoke --offline`), then remakes CRLs and rotates the OCSP responder as due.
+    pub async fn refresh_publication(&self) -> Result<()> {
+        if self.crl.is_none() && self.ocsp.is_none() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let recent = self
+            .store
+            .revoked_certificates(RevokedQuery {
+                revoked_since: Some(now - REVOCATION_LOOKBACK),
+                unexpired_at: None,
+            })
+            .await
+            .map_err(Error::Store)?;
+        for entry in recent {
+            self.revocation_seen(&entry.serial, now);
+        }
+        if let Some(ocsp) = &self.ocsp {
+            ocsp.rotate_if_due().await?;
+        }
+        if let Some(crl) = &self.crl {
+            crl.refresh().await?;
+        }
+        Ok(())
+    }
+
+    /// Acts once on a revocation: drops cached OCSP answers and marks the CRLs stale.
+    fn revocation_seen(&self, serial: &str, now: time::OffsetDateTime) {
+        let first_time = {
+            let mut seen = match self.seen_revocations.lock() {
+                Ok(seen) => seen,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            seen.retain(|_, at| now - *at < REVOCATION_MEMORY);
+            seen.insert(serial.to_string(), now).is_none()
+        };
+        if first_time {
+            if let Some(ocsp) = &self.ocsp {
+                ocsp.revoked(serial);
+            }
+            if let Some(crl) = &self.crl {
+                crl.revoked();
+            }
+        }
     }
 
     /// Signs `template` for `spki_der` and records the certificate before returning it.

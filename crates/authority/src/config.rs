@@ -40,6 +40,12 @@ pub struct CaConfig {
     pub db: Option<DbConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// Certificate revocation lists (step-ca's block, with mayfly's additions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<CrlConfig>,
+    /// The OCSP responder (mayfly's own block; step-ca has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp: Option<OcspConfig>,
     pub authority: AuthorityConfig,
     /// Underscore-prefixed keys are comments in step's files.
     #[serde(flatten, skip_serializing)]
@@ -105,6 +111,70 @@ pub struct TlsConfig {
     pub max_version: Option<f32>,
     #[serde(default)]
     pub renegotiation: Option<bool>,
+}
+
+/// `crl`: step-ca's fields (`enabled`, `generateOnRevoke`, `cacheDuration`, `renewPeriod`,
+/// `idpURL`) plus mayfly's `keepExpired` and `delta`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrlConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Regenerate within a second of each revocation (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_on_revoke: Option<bool>,
+    /// The CRL's lifetime, its nextUpdate (default 24h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_duration: Option<GoDuration>,
+    /// How long after thisUpdate a new CRL is made (default 2/3 of `cacheDuration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_period: Option<GoDuration>,
+    /// The distribution point URL written in certificates and in the CRL (default: the CA's
+    /// plain-HTTP address when `insecureAddress` is set, else its HTTPS address, `/1.0/crl`).
+    #[serde(default, rename = "idpURL", skip_serializing_if = "Option::is_none")]
+    pub idp_url: Option<String>,
+    /// Keep revoked certificates on the CRL after they expire (default false: dropped, as RFC
+    /// 5280 5.1.2.6 allows).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_expired: bool,
+    /// Delta CRLs between complete ones (default: enabled, 1h lifetime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaCrlConfig>,
+}
+
+/// `crl.delta`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaCrlConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The delta CRL's lifetime (default 1h); a new one is made at 2/3 of it and after each
+    /// revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_duration: Option<GoDuration>,
+    /// Where the delta CRL is published (default: the CRL's URL with `/delta` appended, when the
+    /// CA serves the CRL itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// `ocsp`: the responder mayfly runs beside its CRLs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OcspConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The responder URL written in certificates (default: the CA's plain-HTTP address when
+    /// `insecureAddress` is set, else its HTTPS address, `/ocsp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// How long a response is valid, its nextUpdate (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_duration: Option<GoDuration>,
+    /// Lifetime of the delegated responder certificate (default 24h); a new one is issued at
+    /// 2/3 of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder_lifetime: Option<GoDuration>,
 }
 
 /// `authority`.

@@ -101,6 +101,10 @@ pub enum Error {
     },
     #[error("active revocation (CRL/OCSP) is not configured on this CA: send \"passive\": true")]
     ActiveRevocationUnavailable,
+    #[error("delta CRLs are not enabled on this CA (crl.delta.enabled)")]
+    DeltaCrlDisabled,
+    #[error("CRLs are not enabled on this CA (crl.enabled)")]
+    CrlDisabled,
     #[error("serial number {0:?} is not a decimal number")]
     SerialMalformed(String),
     #[error("provisioner {0:?} not found")]
@@ -138,6 +142,7 @@ impl Error {
             | Error::ReasonCodeInvalid(_)
             | Error::SerialMalformed(_) => ErrorKind::BadRequest,
             Error::ActiveRevocationUnavailable => ErrorKind::NotImplemented,
+            Error::DeltaCrlDisabled | Error::CrlDisabled => ErrorKind::NotFound,
             Error::Csr(_)
             | Error::TimeMalformed { .. }
             | Error::DurationOutOfRange { .. }

@@ -12,7 +12,10 @@ use mayfly_pki::{KeyAlgorithm, PrivateKey, keyfile};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::config::{AuthorityConfig, CaConfig, DbConfig, OneOrMany, ProvisionerConfig, TlsConfig};
+use crate::config::{
+    AuthorityConfig, CaConfig, CrlConfig, DbConfig, DeltaCrlConfig, OcspConfig, OneOrMany,
+    ProvisionerConfig, TlsConfig,
+};
 use crate::error::{Error, Result};
 use crate::files::{self, PUBLIC_MODE, SECRET_MODE};
 
@@ -232,6 +235,20 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                 min_version: Some(1.2),
                 max_version: Some(1.3),
                 renegotiation: Some(false),
+            }),
+            // Active revocation is on from the start: leaves carry the CRL and OCSP URLs, and
+            // a certificate cannot get them added later.
+            crl: Some(CrlConfig {
+                enabled: true,
+                delta: Some(DeltaCrlConfig {
+                    enabled: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ocsp: Some(OcspConfig {
+                enabled: true,
+                ..Default::default()
             }),
             authority: AuthorityConfig {
                 provisioners: vec![ProvisionerConfig {

@@ -104,6 +104,26 @@ pub struct UsedToken {
     pub expires_at: OffsetDateTime,
 }
 
+/// A revoked certificate as a CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Decimal serial number.
+    pub serial: String,
+    pub revoked_at: OffsetDateTime,
+    /// RFC 5280 5.3.1 CRLReason code.
+    pub reason_code: u8,
+    pub not_after: OffsetDateTime,
+}
+
+/// Which revoked certificates to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevokedQuery {
+    /// Only those revoked at or after this instant (a delta CRL, or a poll for news).
+    pub revoked_since: Option<OffsetDateTime>,
+    /// Only those still valid at this instant (expired ones leave the CRL).
+    pub unexpired_at: Option<OffsetDateTime>,
+}
+
 /// Durable record of issued certificates and used token ids.
 pub trait CertStore: Send + Sync {
     /// Records `certificate` and, when given, burns `token`, atomically. Returns only once both
@@ -132,6 +152,16 @@ pub trait CertStore: Send + Sync {
 
     /// Deletes used-token records that expired before `now`; returns how many were removed.
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Lists revoked certificates, in no particular order.
+    fn revoked_certificates(
+        &self,
+        query: RevokedQuery,
+    ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>>;
+
+    /// Takes the next CRL number: one more than any number handed out before, by this or any
+    /// other instance sharing the database, also across restarts.
+    fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 /// Which certificates a listing returns.

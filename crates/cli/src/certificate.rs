@@ -28,6 +28,11 @@ pub enum CertificateCommand {
     Inspect(inspect::InspectArgs),
     /// Print the SHA-256 fingerprint of a certificate.
     Fingerprint(inspect::FingerprintArgs),
+    /// Verify a certificate's chain to the trusted roots and, on request, its revocation status
+    /// from its CRL and its OCSP responder.
+    ///
+    /// Example: mayfly certificate verify svc.crt --verify-crl --verify-ocsp
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +104,7 @@ pub async fn run(command: CertificateCommand) -> anyhow::Result<()> {
         CertificateCommand::Create(args) => create(args).await,
         CertificateCommand::Inspect(args) => inspect::run(args).await,
         CertificateCommand::Fingerprint(args) => inspect::run_fingerprint(args),
+        CertificateCommand::Verify(args) => crate::verify::run(args).await,
     }
 }
 

@@ -18,6 +18,7 @@ mod inspect;
 mod jwt;
 mod output;
 mod password;
+mod verify;
 
 /// The mayfly client: bootstrap trust in a CA, get and inspect certificates.
 #[derive(Debug, Parser)]

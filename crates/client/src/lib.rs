@@ -261,6 +261,91 @@ impl Client {
         self.post_json("/1.0/revoke", request).await
     }
 
+    /// The complete CRL (DER), or the delta CRL with `delta`.
+    pub async fn crl(&self, delta: bool) -> Result<Vec<u8>> {
+        let path = if delta { "/1.0/crl/delta" } else { "/1.0/crl" };
+        self.fetch(Method::GET, path, Bytes::new()).await
+    }
+
+    /// The intermediate CA certificate that signs leaves and CRLs (DER).
+    pub async fn intermediate(&self) -> Result<Vec<u8>> {
+        self.fetch(Method::GET, "/1.0/intermediate.crt", Bytes::new())
+            .await
+    }
+
+    /// Fetches `url` (http or https; https verified against `roots` only), posting `body` with
+    /// `content_type` when given: what a relying party does with CRL and OCSP URLs found in a
+    /// certificate. Returns the response body.
+    pub async fn fetch_url(
+        url: &str,
+        roots: &[Vec<u8>],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Vec<u8>> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::BadUrl(url.to_string()));
+        }
+        let mut store = rustls::RootCertStore::empty();
+        for root in roots {
+            store
+                .add(CertificateDer::from(root.clone()))
+                .map_err(|e| Error::Tls(format!("root certificate: {e}")))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_root_certificates(store)
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client: HyperClient<_, Full<Bytes>> =
+            HyperClient::builder(TokioExecutor::new()).build(connector);
+        let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.to_string()))?;
+        let (method, content_type, bytes) = match body {
+            Some((content_type, bytes)) => (Method::POST, Some(content_type), bytes),
+            None => (Method::GET, None, Vec::new()),
+        };
+        let mut request = Request::builder().method(method).uri(uri).header(
+            hyper::header::USER_AGENT,
+            concat!("mayfly/", env!("CARGO_PKG_VERSION")),
+        );
+        if let Some(content_type) = content_type {
+            request = request.header(hyper::header::CONTENT_TYPE, content_type);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| Error::BadUrl(e.to_string()))?;
+        let (status, bytes) = exchange(&client, request, url).await?;
+        if !status.is_success() {
+            return Err(refusal(status, &bytes));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    async fn fetch(&self, method: Method, path: &str, body: Bytes) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.clone()))?;
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("mayfly/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(body))
+            .map_err(|e| Error::BadUrl(e.to_string()))?;
+        let (status, bytes) = exchange(&self.http, request, &self.base).await?;
+        if !status.is_success() {
+            return Err(refusal(status, &bytes));
+        }
+        Ok(bytes.to_vec())
+    }
+
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(Method::GET, path, Bytes::new()).await
     }
@@ -304,38 +389,53 @@ impl Client {
             )
             .body(Full::new(body))
             .map_err(|e| Error::BadUrl(e.to_string()))?;
-        let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| Error::Unreachable {
-                    url: self.base.clone(),
-                    detail: error_chain(&e),
-                })?;
-            let status = response.status();
-            let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
-            let bytes = limited
-                .collect()
-                .await
-                .map_err(|e| Error::BadResponse(format!("reading the body: {e}")))?
-                .to_bytes();
-            Ok::<_, Error>((status, bytes))
-        };
-        let (status, bytes) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| Error::Timeout(REQUEST_TIMEOUT))??;
+        let (status, bytes) = exchange(&self.http, request, &self.base).await?;
         if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|b| b.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-            return Err(Error::Refused {
-                status: status.as_u16(),
-                message,
-            });
+            return Err(refusal(status, &bytes));
         }
-        let _: StatusCode = status;
         serde_json::from_slice(&bytes).map_err(|e| Error::BadResponse(format!("{path}: {e}")))
+    }
+}
+
+/// Sends `request` and reads the whole body (bounded in size and time).
+async fn exchange<C>(
+    client: &HyperClient<C, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+    url: &str,
+) -> Result<(StatusCode, Bytes)>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let exchange = async {
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| Error::Unreachable {
+                url: url.to_string(),
+                detail: error_chain(&e),
+            })?;
+        let status = response.status();
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|e| Error::BadResponse(format!("reading the body: {e}")))?
+            .to_bytes();
+        Ok::<_, Error>((status, bytes))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| Error::Timeout(REQUEST_TIMEOUT))?
+}
+
+/// The error for a non-2xx answer, with the API's message when the body carries one.
+fn refusal(status: StatusCode, bytes: &[u8]) -> Error {
+    let message = serde_json::from_slice::<ErrorBody>(bytes)
+        .map(|b| b.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).chars().take(200).collect());
+    Error::Refused {
+        status: status.as_u16(),
+        message,
     }
 }
 

@@ -11,6 +11,7 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
+use crate::crl::RevocationUrls;
 use crate::error::{Error, Result};
 use crate::key::PrivateKey;
 use crate::san::San;
@@ -322,6 +323,8 @@ fn subject_key_identifier(spki_der: &[u8]) -> Result<Vec<u8>> {
 
 /// OID of the subjectKeyIdentifier extension (RFC 5280 4.2.1.2).
 const SUBJECT_KEY_IDENTIFIER_OID: &[u64] = &[2, 5, 29, 14];
+/// id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1).
+const OCSP_NOCHECK_OID: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
 
 impl LeafTemplate {
     fn params(&self) -> Result<CertificateParams> {
@@ -366,6 +369,8 @@ impl LeafTemplate {
 /// Signs leaf certificates with an intermediate CA's key.
 pub struct LeafSigner {
     issuer: Issuer<'static, rcgen::KeyPair>,
+    /// Written into every leaf, so relying parties find the CRL and the OCSP responder.
+    revocation: RevocationUrls,
 }
 
 impl std::fmt::Debug for LeafSigner {
@@ -379,7 +384,51 @@ impl LeafSigner {
     pub fn new(ca_der: &[u8], key: &PrivateKey) -> Result<Self> {
         Ok(Self {
             issuer: issuer_from(ca_der, key)?,
+            revocation: RevocationUrls::default(),
         })
+    }
+
+    /// Leaves signed from now on carry these CRL and OCSP locations.
+    pub fn with_revocation_urls(mut self, urls: RevocationUrls) -> Self {
+        self.revocation = urls;
+        self
+    }
+
+    /// Signs a delegated OCSP responder certificate (RFC 6960 4.2.2.2): extended key usage
+    /// OCSPSigning only, and id-pkix-ocsp-nocheck, so clients do not ask about the responder's
+    /// own status (it is short-lived instead).
+    pub fn sign_ocsp_responder(
+        &self,
+        common_name: &str,
+        serial: &SerialNumber,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        subject_spki_der: &[u8],
+    ) -> Result<Vec<u8>> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.not_before = not_before;
+        params.not_after = not_after;
+        params.serial_number = Some(rcgen_serial(serial));
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        params.use_authority_key_identifier_extension = true;
+        // rcgen writes the subject key identifier itself along with basicConstraints CA:FALSE.
+        params.custom_extensions = vec![CustomExtension::from_oid_content(
+            OCSP_NOCHECK_OID,
+            vec![0x05, 0x00],
+        )];
+        let public_key = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der)
+            .map_err(|e| Error::KeyUnsupported(format!("subject public key: {e}")))?;
+        let cert = params
+            .signed_by(&public_key, &self.issuer)
+            .map_err(generation)?;
+        Ok(cert.der().to_vec())
     }
 
     /// Signs `template` for the public key `subject_spki_der` (DER SubjectPublicKeyInfo).
@@ -393,6 +442,11 @@ impl LeafSigner {
             0,
             CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski),
         );
+        for (oid, value) in self.revocation.extensions() {
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(oid, value));
+        }
         let public_key = rcgen::SubjectPublicKeyInfo::from_der(subject_spki_der)
             .map_err(|e| Error::KeyUnsupported(format!("subject public key: {e}")))?;
         let cert = params

@@ -17,6 +17,11 @@ pub(crate) mod tag {
     pub(crate) const NULL: u8 = 0x05;
     pub(crate) const OID: u8 = 0x06;
     pub(crate) const SEQUENCE: u8 = 0x30;
+    pub(crate) const BOOLEAN: u8 = 0x01;
+    pub(crate) const BIT_STRING: u8 = 0x03;
+    pub(crate) const ENUMERATED: u8 = 0x0a;
+    pub(crate) const UTC_TIME: u8 = 0x17;
+    pub(crate) const GENERALIZED_TIME: u8 = 0x18;
 }
 
 /// The longest length field accepted, in bytes after the `0x8N` prefix. Four bytes (4 GiB)
@@ -120,6 +125,25 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Reads one element and returns it whole, tag and length included (to echo it verbatim).
+    pub(crate) fn read_raw(&mut self) -> Result<&'a [u8]> {
+        let before = self.data;
+        self.read_tlv()?;
+        let consumed = before.len() - self.data.len();
+        Ok(before.get(..consumed).unwrap_or_default())
+    }
+
+    /// Reads a non-negative INTEGER of any size and returns its magnitude, leading zero dropped.
+    pub(crate) fn read_unsigned_bytes(&mut self) -> Result<&'a [u8]> {
+        let content = self.read_expected(tag::INTEGER, "INTEGER")?;
+        match content {
+            [] => Err(self.err("empty INTEGER")),
+            [first, ..] if first & 0x80 != 0 => Err(self.err("negative INTEGER")),
+            [0, rest @ ..] if !rest.is_empty() => Ok(rest),
+            _ => Ok(content),
+        }
+    }
+
     /// Reads an OBJECT IDENTIFIER and returns its encoded content (compare with `oid::*`).
     pub(crate) fn read_oid(&mut self) -> Result<&'a [u8]> {
         let content = self.read_expected(tag::OID, "OBJECT IDENTIFIER")?;
@@ -200,6 +224,47 @@ pub(crate) mod oid {
     pub(crate) const AES256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
     /// 1.2.840.113549.3.7 (des-ede3-cbc).
     pub(crate) const DES_EDE3_CBC: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x03, 0x07];
+
+    /// 1.2.840.10045.4.3.2 (ecdsa-with-SHA256).
+    pub(crate) const ECDSA_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    /// 1.2.840.10045.4.3.3 (ecdsa-with-SHA384).
+    pub(crate) const ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    /// 1.3.101.112 (Ed25519).
+    pub(crate) const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+    /// 1.2.840.113549.1.1.11 (sha256WithRSAEncryption).
+    pub(crate) const SHA256_WITH_RSA: &[u8] =
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+
+    /// 1.3.14.3.2.26 (SHA-1, as OCSP CertIDs use it).
+    pub(crate) const SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
+    /// 2.16.840.1.101.3.4.2.1 (SHA-256).
+    pub(crate) const SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    /// 2.16.840.1.101.3.4.2.2 (SHA-384).
+    pub(crate) const SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+    /// 2.16.840.1.101.3.4.2.3 (SHA-512).
+    pub(crate) const SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
+
+    /// 2.5.29.20 (cRLNumber).
+    pub(crate) const CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
+    /// 2.5.29.21 (reasonCode).
+    pub(crate) const REASON_CODE: &[u8] = &[0x55, 0x1d, 0x15];
+    /// 2.5.29.27 (deltaCRLIndicator).
+    pub(crate) const DELTA_CRL_INDICATOR: &[u8] = &[0x55, 0x1d, 0x1b];
+    /// 2.5.29.28 (issuingDistributionPoint).
+    pub(crate) const ISSUING_DISTRIBUTION_POINT: &[u8] = &[0x55, 0x1d, 0x1c];
+    /// 2.5.29.35 (authorityKeyIdentifier).
+    pub(crate) const AUTHORITY_KEY_IDENTIFIER: &[u8] = &[0x55, 0x1d, 0x23];
+    /// 2.5.29.46 (freshestCRL).
+    pub(crate) const FRESHEST_CRL: &[u8] = &[0x55, 0x1d, 0x2e];
+
+    /// 1.3.6.1.5.5.7.48.1 (id-ad-ocsp).
+    pub(crate) const AD_OCSP: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    /// 1.3.6.1.5.5.7.48.2 (id-ad-caIssuers).
+    pub(crate) const AD_CA_ISSUERS: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    /// 1.3.6.1.5.5.7.48.1.1 (id-pkix-ocsp-basic).
+    pub(crate) const OCSP_BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
+    /// 1.3.6.1.5.5.7.48.1.2 (id-pkix-ocsp-nonce).
+    pub(crate) const OCSP_NONCE: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02];
 }
 
 /// Renders encoded OID content in dotted form for error messages. Never fails: malformed
@@ -297,6 +362,97 @@ pub(crate) fn integer_u64(value: u64) -> Vec<u8> {
         }
     }
     tlv(tag::INTEGER, &content)
+}
+
+/// Encodes a positive INTEGER from big-endian magnitude bytes (a serial number, an ECDSA
+/// scalar): leading zeros dropped, a zero octet prefixed when the top bit is set.
+pub(crate) fn integer_unsigned(magnitude: &[u8]) -> Vec<u8> {
+    let start = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    let significant = magnitude.get(start..).unwrap_or_default();
+    let mut content = Vec::with_capacity(significant.len() + 1);
+    if significant.first().is_none_or(|b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(significant);
+    tlv(tag::INTEGER, &content)
+}
+
+/// Encodes a BIT STRING with no unused bits.
+pub(crate) fn bit_string(content: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(content.len() + 1);
+    value.push(0);
+    value.extend_from_slice(content);
+    tlv(tag::BIT_STRING, &value)
+}
+
+/// Encodes an ENUMERATED that fits one octet (CRLReason, OCSPResponseStatus).
+pub(crate) fn enumerated(value: u8) -> Vec<u8> {
+    if value & 0x80 != 0 {
+        tlv(tag::ENUMERATED, &[0, value])
+    } else {
+        tlv(tag::ENUMERATED, &[value])
+    }
+}
+
+/// Encodes a BOOLEAN (DER: TRUE is 0xff).
+pub(crate) fn boolean(value: bool) -> Vec<u8> {
+    tlv(tag::BOOLEAN, &[if value { 0xff } else { 0 }])
+}
+
+/// Wraps already-encoded content in a constructed context-specific tag `[n]` (EXPLICIT tagging,
+/// or IMPLICIT tagging of a SEQUENCE or CHOICE).
+pub(crate) fn context_constructed(number: u8, content: &[u8]) -> Vec<u8> {
+    tlv(0xa0 | (number & 0x1f), content)
+}
+
+/// A primitive context-specific tag `[n]` (IMPLICIT tagging of a primitive type).
+pub(crate) fn context_primitive(number: u8, content: &[u8]) -> Vec<u8> {
+    tlv(0x80 | (number & 0x1f), content)
+}
+
+/// Encodes a GeneralizedTime (`YYYYMMDDHHMMSSZ`, whole seconds in UTC).
+pub(crate) fn generalized_time(time: time::OffsetDateTime) -> Vec<u8> {
+    let t = time.to_offset(time::UtcOffset::UTC);
+    let text = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(tag::GENERALIZED_TIME, text.as_bytes())
+}
+
+/// Encodes an X.509 `Time`: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5).
+pub(crate) fn x509_time(time: time::OffsetDateTime) -> Vec<u8> {
+    let t = time.to_offset(time::UtcOffset::UTC);
+    if !(1950..2050).contains(&t.year()) {
+        return generalized_time(t);
+    }
+    let text = format!(
+        "{:02}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year() % 100,
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    tlv(tag::UTC_TIME, text.as_bytes())
+}
+
+/// Encodes one `Extension` (RFC 5280 4.1): the criticality flag is written only when set.
+pub(crate) fn extension(oid_content: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
+    if critical {
+        sequence(&[&oid(oid_content), &boolean(true), &octet_string(value)])
+    } else {
+        sequence(&[&oid(oid_content), &octet_string(value)])
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,12 @@ pub enum Error {
     JwsSignatureInvalid,
     #[error("certificate generation failed: {0}")]
     CertificateGeneration(String),
+    #[error("certificate chain does not verify: {0}")]
+    ChainInvalid(String),
+    #[error("CRL rejected: {0}")]
+    CrlInvalid(String),
+    #[error("OCSP response rejected: {0}")]
+    OcspInvalid(String),
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
 }

@@ -256,6 +256,35 @@ impl PrivateKey {
         }
     }
 
+    /// Signs `message` the way X.509 structures (CRLs, OCSP responses) carry it, with the
+    /// algorithm [`PrivateKey::x509_signature_algorithm`] names: ECDSA signatures become the DER
+    /// `Ecdsa-Sig-Value` that X.509 wants, instead of JWS's fixed-width `r || s`.
+    pub fn sign_x509(&self, message: &[u8]) -> Result<Vec<u8>> {
+        use crate::der;
+        let raw = self.sign_jws(message)?;
+        Ok(match self.algorithm {
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                let (r, s) = raw.split_at(raw.len() / 2);
+                der::sequence(&[&der::integer_unsigned(r), &der::integer_unsigned(s)])
+            }
+            KeyAlgorithm::Ed25519 | KeyAlgorithm::Rsa(_) => raw,
+        })
+    }
+
+    /// The DER `AlgorithmIdentifier` of [`PrivateKey::sign_x509`]'s signatures; a signed
+    /// structure carries it twice, inside and outside what is signed.
+    pub fn x509_signature_algorithm(&self) -> Vec<u8> {
+        use crate::der;
+        match self.algorithm {
+            KeyAlgorithm::EcP256 => der::sequence(&[&der::oid(der::oid::ECDSA_SHA256)]),
+            KeyAlgorithm::EcP384 => der::sequence(&[&der::oid(der::oid::ECDSA_SHA384)]),
+            KeyAlgorithm::Ed25519 => der::sequence(&[&der::oid(der::oid::ED25519)]),
+            KeyAlgorithm::Rsa(_) => {
+                der::sequence(&[&der::oid(der::oid::SHA256_WITH_RSA), &der::null()])
+            }
+        }
+    }
+
     /// The JWS `alg` that [`PrivateKey::sign_jws`] produces.
     pub fn jws_algorithm(&self) -> &'static str {
         match self.algorithm {

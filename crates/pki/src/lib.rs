@@ -7,15 +7,19 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod crl;
 pub mod csr;
 pub(crate) mod der;
 pub mod error;
+pub mod issuer;
 pub mod jose;
 pub mod key;
 pub mod keyfile;
+pub mod ocsp;
 pub mod random;
 pub mod san;
 pub mod serial;
+pub mod verify;
 
 pub use cert::{LeafSigner, LeafTemplate, ProvisionerExtension};
 pub use csr::Csr;

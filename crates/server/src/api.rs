@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::revocation;
 use crate::serve::PeerCertificates;
 
 /// What every handler can reach.
@@ -86,10 +87,34 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/sign", post(sign))
         .route("/renew", post(renew))
         .route("/rekey", post(rekey))
-        .route("/revoke", post(revoke));
+        .route("/revoke", post(revoke))
+        .merge(revocation_routes());
     Router::new()
         .merge(api.clone())
         .nest("/1.0", api)
+        .route("/ocsp", post(revocation::ocsp_post))
+        .route("/ocsp/{*request}", get(revocation::ocsp_get))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// What relying parties fetch to check revocation.
+fn revocation_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/crl", get(revocation::crl))
+        .route("/crl/delta", get(revocation::delta_crl))
+        .route("/intermediate.crt", get(revocation::intermediate))
+}
+
+/// The plain-HTTP listener (`insecureAddress`): revocation information and health only, since
+/// nothing that issues or changes a certificate may travel without TLS.
+pub fn plain_router(state: Arc<AppState>) -> Router {
+    let api = revocation_routes().route("/health", get(health));
+    Router::new()
+        .merge(api.clone())
+        .nest("/1.0", api)
+        .route("/ocsp", post(revocation::ocsp_post))
+        .route("/ocsp/{*request}", get(revocation::ocsp_get))
         .fallback(not_found)
         .with_state(state)
 }

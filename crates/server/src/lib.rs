@@ -7,6 +7,7 @@ pub mod api;
 pub mod body;
 pub mod dev;
 pub mod error;
+pub mod revocation;
 pub mod serve;
 pub mod startup;
 pub mod tls;

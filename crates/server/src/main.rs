@@ -93,13 +93,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let banner = dev.banner();
             let prepared =
                 mayfly_server::startup::prepare(&config_path, None, Some(dev.listener)).await?;
-            let port = prepared.local_addr.port();
+            let ports = mayfly_server::startup::public_ports(&prepared);
             reload_on_hangup(
                 hangup,
                 std::sync::Arc::clone(&prepared.state),
                 config_path,
                 None,
-                port,
+                ports,
             );
             println!("{banner}");
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
@@ -125,16 +125,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None,
             )
             .await?;
-            let port = prepared.local_addr.port();
+            let ports = mayfly_server::startup::public_ports(&prepared);
             reload_on_hangup(
                 hangup,
                 std::sync::Arc::clone(&prepared.state),
                 config.clone(),
                 password,
-                port,
+                ports,
             );
             tracing::info!(address = %prepared.local_addr, "mayfly-ca is serving");
             println!("mayfly-ca: serving on https://{}", prepared.local_addr);
+            if let Some(plain) = prepared.insecure_addr {
+                println!("mayfly-ca: serving CRLs and OCSP on http://{plain}");
+            }
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
         }
@@ -217,7 +220,7 @@ fn reload_on_hangup(
     state: std::sync::Arc<mayfly_server::api::AppState>,
     config: PathBuf,
     password: Option<Zeroizing<Vec<u8>>>,
-    public_port: u16,
+    ports: mayfly_authority::publication::PublicPorts,
 ) {
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
@@ -225,7 +228,7 @@ fn reload_on_hangup(
                 &state,
                 &config,
                 password.as_ref().map(|p| p.as_slice()),
-                public_port,
+                ports,
             ) {
                 Ok(()) => {
                     tracing::info!(file = %config.display(), "SIGHUP: configuration reloaded")

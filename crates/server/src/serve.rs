@@ -126,3 +126,31 @@ pub async fn serve(
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }
+
+/// Serves `app` over plain HTTP on `listener`, for relying parties fetching CRLs and OCSP
+/// responses. Runs until the task is aborted.
+pub async fn serve_plain(listener: TcpListener, app: Router) {
+    loop {
+        let (tcp, remote) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let result = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app))
+                .await;
+            if let Err(e) = result {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

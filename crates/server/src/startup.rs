@@ -7,20 +7,28 @@ use std::sync::Arc;
 use anyhow::Context;
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::config::{CaConfig, LoadedConfig};
+use mayfly_authority::publication::{PublicPorts, Publication};
 use mayfly_authority::retention::{self, RetentionPolicy};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use tokio::net::TcpListener;
 
-use crate::api::{AppState, router};
+use crate::api::{AppState, plain_router, router};
 use crate::tls::{ServerTls, TlsSettings};
 
 /// How often the TLS certificate's renewal time is checked.
 const RENEWAL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often revocation publication is refreshed: new revocations reach the CRL and the OCSP
+/// responder of every instance within about this long.
+const PUBLICATION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A server ready to serve: bound, keys loaded, TLS certificate issued.
 pub struct Prepared {
     pub listener: TcpListener,
     pub local_addr: SocketAddr,
+    /// The plain-HTTP listener for CRLs and OCSP (`insecureAddress`), when configured.
+    pub insecure_listener: Option<TcpListener>,
+    pub insecure_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     tls: ServerTls,
     dns_names: Vec<String>,
@@ -68,14 +76,30 @@ pub async fn prepare(
             })?,
     };
     let local_addr = listener.local_addr().context("reading the bound address")?;
-    let authority = authority_from(
-        material,
-        &config,
-        local_addr.port(),
-        store,
-        Arc::new(SystemClock),
-    )
-    .map_err(|e| e.in_file(&path))?;
+    let insecure_listener = match config.insecure_address.as_deref().filter(|a| !a.is_empty()) {
+        Some(address) => Some(
+            TcpListener::bind(listen_address(address))
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: insecureAddress: cannot listen on {address:?}",
+                        path.display()
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let insecure_addr = insecure_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .context("reading the bound plain-HTTP address")?;
+    let ports = PublicPorts {
+        https: local_addr.port(),
+        http: insecure_addr.map(|a| a.port()),
+    };
+    let authority = authority_from(material, &config, ports, store, Arc::new(SystemClock))
+        .map_err(|e| e.in_file(&path))?;
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
@@ -85,6 +109,8 @@ pub async fn prepare(
     Ok(Prepared {
         listener,
         local_addr,
+        insecure_listener,
+        insecure_addr,
         state,
         tls,
         dns_names: config.dns_names,
@@ -106,10 +132,11 @@ fn listen_address(address: &str) -> String {
 fn authority_from(
     material: LoadedMaterial,
     config: &CaConfig,
-    public_port: u16,
+    ports: PublicPorts,
     store: Arc<dyn mayfly_authority::store::CertStore>,
     clock: Arc<dyn mayfly_authority::clock::Clock>,
 ) -> mayfly_authority::Result<Authority> {
+    let publication = Publication::from_config(config, ports)?;
     Authority::new(AuthorityParts {
         roots: material.roots,
         federated_roots: material.federated_roots,
@@ -117,9 +144,10 @@ fn authority_from(
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: config.dns_names.clone(),
-        public_port,
+        public_port: ports.https,
         store,
         clock,
+        publication,
     })
 }
 
@@ -130,7 +158,7 @@ pub fn reload(
     state: &AppState,
     config_path: &Path,
     password: Option<&[u8]>,
-    public_port: u16,
+    ports: PublicPorts,
 ) -> anyhow::Result<()> {
     let LoadedConfig {
         config,
@@ -147,7 +175,7 @@ pub fn reload(
     let authority = authority_from(
         material,
         &config,
-        public_port,
+        ports,
         Arc::clone(current.store()),
         Arc::clone(current.clock()),
     )
@@ -162,11 +190,13 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
     let Prepared {
         listener,
         local_addr,
+        insecure_listener,
         state,
         tls,
         dns_names,
         database,
         retention,
+        ..
     } = prepared;
     let config = Arc::clone(&tls.config);
     let renewal =
@@ -182,9 +212,37 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         retention,
         holder,
     ));
+    let publishing = tokio::spawn(publish_forever(Arc::clone(&state)));
+    let plain = insecure_listener.map(|listener| {
+        tokio::spawn(crate::serve::serve_plain(
+            listener,
+            plain_router(Arc::clone(&state)),
+        ))
+    });
     crate::serve::serve(listener, config, router(Arc::clone(&state)), shutdown).await;
     renewal.abort();
     pruning.abort();
+    publishing.abort();
+    if let Some(plain) = plain {
+        plain.abort();
+    }
+}
+
+/// The port numbers a running server publishes in its URLs.
+pub fn public_ports(prepared: &Prepared) -> PublicPorts {
+    PublicPorts {
+        https: prepared.local_addr.port(),
+        http: prepared.insecure_addr.map(|a| a.port()),
+    }
+}
+
+async fn publish_forever(state: Arc<AppState>) {
+    loop {
+        if let Err(e) = state.authority().refresh_publication().await {
+            tracing::warn!(error = %e, "refreshing CRLs and OCSP failed; retrying");
+        }
+        tokio::time::sleep(PUBLICATION_INTERVAL).await;
+    }
 }
 
 /// The retention job, every `policy.interval`, on whichever instance holds its lease.

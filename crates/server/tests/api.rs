@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::init::{self, InitOptions, Layout};
 use mayfly_authority::provisioner::Provisioner;
+use mayfly_authority::publication::{PublicPorts, Publication};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
@@ -17,6 +18,7 @@ use mayfly_server::api::{AppState, router};
 use mayfly_server::tls::TlsSettings;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use x509_parser::prelude::FromDer;
 
 const PROVISIONER_PASSWORD: &[u8] = b"provisioner password";
 const AUDIENCE: &str = "https://ca.test/1.0/sign";
@@ -35,7 +37,12 @@ async fn harness() -> Harness {
     harness_with_clock(Arc::new(SystemClock)).await
 }
 
+/// Passive revocation only: ca.json's `crl` and `ocsp` blocks are left out.
 async fn harness_with_clock(clock: Arc<dyn mayfly_authority::clock::Clock>) -> Harness {
+    harness_with(clock, false).await
+}
+
+async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let options = InitOptions {
@@ -75,6 +82,18 @@ async fn harness_with_clock(clock: Arc<dyn mayfly_authority::clock::Clock>) -> H
         public_port: 443,
         store: Arc::new(store),
         clock,
+        publication: if active {
+            Publication::from_config(
+                &loaded.config,
+                PublicPorts {
+                    https: 443,
+                    http: None,
+                },
+            )
+            .unwrap()
+        } else {
+            Publication::default()
+        },
     })
     .unwrap();
     let tls_options = TlsSettings::from_config(None).unwrap().advertised;
@@ -545,4 +564,73 @@ async fn renew_and_revoke_need_credentials_and_valid_requests() {
         )
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+/// With CRLs and OCSP configured, `passive: false` is accepted and the revocation reaches the
+/// CRL; without them the CRL routes answer 404 in the API's error shape.
+#[tokio::test]
+async fn active_revocation_is_accepted_where_configured() {
+    let passive = harness().await;
+    let (status, body) = passive.call("GET", "/1.0/crl", Body::empty()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("crl.enabled"),
+        "{body}"
+    );
+
+    let h = harness_with(Arc::new(SystemClock), true).await;
+    let token = h.token(&h.claims("svc.internal"));
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let der =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let info = mayfly_pki::cert::CertificateInfo::from_der(&der[0]).unwrap();
+    let serial = info.serial.to_decimal();
+    let mut claims = h.claims(&serial);
+    claims["aud"] = json!("https://ca.test/1.0/revoke");
+    let (status, body) = h
+        .call(
+            "POST",
+            "/1.0/revoke",
+            Body::from(
+                json!({"serial": serial, "ott": h.token(&claims), "reasonCode": 4, "passive": false})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    h.state.authority().refresh_publication().await.unwrap();
+    let request = Request::builder().uri("/crl").body(Body::empty()).unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let (_, crl) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&bytes).unwrap();
+    let entry = crl
+        .iter_revoked_certificates()
+        .find(|e| e.raw_serial() == info.serial.as_be_bytes())
+        .expect("the revoked serial is on the CRL");
+    assert_eq!(entry.reason_code().map(|(_, r)| r.0), Some(4), "superseded");
+    let (status, _) = h.call("GET", "/1.0/crl?pem=maybe", Body::empty()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The plain-HTTP router serves revocation information only.
+    let plain = mayfly_server::api::plain_router(Arc::clone(&h.state));
+    for (method, uri, expected) in [
+        ("GET", "/1.0/crl", StatusCode::OK),
+        ("GET", "/1.0/intermediate.crt", StatusCode::OK),
+        ("GET", "/health", StatusCode::OK),
+        ("POST", "/1.0/sign", StatusCode::NOT_FOUND),
+        ("GET", "/1.0/provisioners", StatusCode::NOT_FOUND),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = plain.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), expected, "{method} {uri}");
+    }
 }

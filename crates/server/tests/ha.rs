@@ -610,7 +610,7 @@ fn db_migrate_and_check(dialect: Dialect, test: &str) {
         return;
     };
     let config = cluster.configs[0].to_str().unwrap().to_owned();
-    let known = mayfly_store::known_schema_version();
+    let known = mayfly_store::schema_version();
     let (ok, _, err) = mayfly_ca(&cluster.home, &["db", "check", &config]);
     assert!(!ok, "check on an empty database should fail");
     assert!(
@@ -781,7 +781,7 @@ fn db_commands_on_sqlite() {
             "pw.txt",
         ],
     );
-    let known = mayfly_store::known_schema_version();
+    let known = mayfly_store::schema_version();
     let (ok, out, err) = mayfly_ca(&home, &["db", "migrate"]);
     assert!(ok, "{err}");
     assert!(out.contains(&format!("schema version {known}")), "{out}");

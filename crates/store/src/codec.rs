@@ -4,8 +4,8 @@
 //! refuses the same inputs: a database written by one must read back identically through another.
 
 use mayfly_authority::store::{
-    CertificatePage, CertificateStatus, IssuedCertificate, ListStatus, Revocation, StoreCounts,
-    StoreError, StoredCertificate, UsedToken,
+    CertificatePage, CertificateStatus, IssuedCertificate, ListStatus, Revocation, RevokedEntry,
+    RevokedQuery, StoreCounts, StoreError, StoredCertificate, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -211,7 +211,7 @@ where
     let revocation = match revoked_at {
         Some(at) => Some(Revocation {
             serial: stored_serial.clone(),
-            reason_code: u8::try_from(reason_code.unwrap_or(0)).unwrap_or(0),
+            reason_code: decode_reason(serial, reason_code)?,
             reason: reason.unwrap_or_default(),
             revoked_at: from_unix("revoked_at", serial, at)?,
             revoked_by: revoked_by.unwrap_or_default(),
@@ -230,5 +230,57 @@ where
         },
         status: decode_status(serial, &status)?,
         revocation,
+    })
+}
+
+/// A stored CRLReason code. A value outside 0..=255 means the row was written by something else
+/// and is reported, never silently turned into "unspecified".
+pub(crate) fn decode_reason(serial: &str, code: Option<i64>) -> Result<u8, StoreError> {
+    let code = code.unwrap_or(0);
+    u8::try_from(code).map_err(|_| {
+        StoreError::Backend(format!(
+            "certificate {serial}: stored revocation reason {code} is not a CRLReason"
+        ))
+    })
+}
+
+/// Revoked certificates for a CRL: binds the earliest revocation time, then the instant they must
+/// still be valid at (`i64::MIN` for "any").
+pub(crate) const REVOKED: &str = "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates \
+     WHERE revoked_at IS NOT NULL AND revoked_at >= ? AND not_after >= ?";
+
+/// The bounds [`REVOKED`] binds for `query`.
+pub(crate) fn revoked_bounds(query: &RevokedQuery) -> (i64, i64) {
+    (
+        query.revoked_since.map_or(i64::MIN, to_unix),
+        query.unexpired_at.map_or(i64::MIN, to_unix),
+    )
+}
+
+/// A row of [`REVOKED`].
+pub(crate) fn revoked_entry(
+    (serial, revoked_at, reason, not_after): (String, i64, Option<i64>, i64),
+) -> Result<RevokedEntry, StoreError> {
+    Ok(RevokedEntry {
+        revoked_at: from_unix("revoked_at", &serial, revoked_at)?,
+        not_after: from_unix("not_after", &serial, not_after)?,
+        reason_code: decode_reason(&serial, reason)?,
+        serial,
+    })
+}
+
+/// Bumps the CRL number; run with [`CRL_NUMBER`] in one transaction, so concurrent callers (on
+/// any instance) queue on the row lock and each reads its own number.
+pub(crate) const CRL_NUMBER_BUMP: &str =
+    "UPDATE crl_state SET crl_number = crl_number + 1 WHERE id = 1";
+/// Reads the CRL number just taken.
+pub(crate) const CRL_NUMBER: &str = "SELECT crl_number FROM crl_state WHERE id = 1";
+
+/// The CRL number read back, which the schema keeps non-negative.
+pub(crate) fn crl_number(number: i64) -> Result<u64, StoreError> {
+    u64::try_from(number).map_err(|_| {
+        StoreError::Backend(format!(
+            "taking the next CRL number: stored number {number} is negative"
+        ))
     })
 }

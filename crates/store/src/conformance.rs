@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mayfly_authority::store::{
     AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
-    ListStatus, Revocation, StoreError, StoredCertificate, UsedToken,
+    ListStatus, Revocation, RevokedQuery, StoreError, StoredCertificate, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -39,6 +39,8 @@ pub async fn run_all<S: CertStore + AdminStore>(full: &S) {
     concurrent_distinct_issuances(&[store]).await;
     mixed_outcomes_submitted_together(store).await;
     revocation(store).await;
+    revoked_listing(store).await;
+    crl_numbers_only_grow(&[store]).await;
     large_objects(store).await;
     keys_compare_exactly(store).await;
     listing(full).await;
@@ -340,6 +342,116 @@ pub async fn large_objects(store: &dyn CertStore) {
         .collect();
     record_ok(store, &certificate, None, "storing a 1 MiB certificate").await;
     assert_stored(store, &certificate, "a 1 MiB certificate").await;
+}
+
+/// Revoked certificates are listed with their reason, filtered by revocation time (delta CRLs)
+/// and by expiry (expired ones leave the CRL); valid ones never appear.
+pub async fn revoked_listing(store: &dyn CertStore) {
+    let mut expired = sample_certificate("listing");
+    expired.not_after = at(1_700_000_000);
+    let early = sample_certificate("listing");
+    let late = sample_certificate("listing");
+    let untouched = sample_certificate("listing");
+    for certificate in [&expired, &early, &late, &untouched] {
+        record_ok(store, certificate, None, "revoked listing").await;
+    }
+    for (certificate, when, reason) in [
+        (&expired, 1_690_000_000, 4),
+        (&early, 1_720_000_000, 1),
+        (&late, 1_740_000_000, 5),
+    ] {
+        let revocation = Revocation {
+            serial: certificate.serial.clone(),
+            reason_code: reason,
+            reason: String::new(),
+            revoked_at: at(when),
+            revoked_by: "offline".into(),
+        };
+        store
+            .revoke(&revocation, None)
+            .await
+            .unwrap_or_else(|e| panic!("revoking {}: {e:?}", certificate.serial));
+    }
+    let mine = [&expired, &early, &late, &untouched].map(|c| c.serial.clone());
+    let mine = &mine;
+    let list = |query: RevokedQuery| async move {
+        let mut found: Vec<(String, u8)> = store
+            .revoked_certificates(query)
+            .await
+            .unwrap_or_else(|e| panic!("listing revoked certificates ({query:?}): {e:?}"))
+            .into_iter()
+            .filter(|entry| mine.contains(&entry.serial))
+            .map(|entry| (entry.serial, entry.reason_code))
+            .collect();
+        found.sort();
+        found
+    };
+    let sorted = |mut v: Vec<(String, u8)>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        list(RevokedQuery::default()).await,
+        sorted(vec![
+            (expired.serial.clone(), 4),
+            (early.serial.clone(), 1),
+            (late.serial.clone(), 5)
+        ]),
+        "every revoked certificate, none of the valid ones"
+    );
+    assert_eq!(
+        list(RevokedQuery {
+            unexpired_at: Some(at(1_745_000_000)),
+            ..Default::default()
+        })
+        .await,
+        sorted(vec![(early.serial.clone(), 1), (late.serial.clone(), 5)]),
+        "expired certificates are left out"
+    );
+    assert_eq!(
+        list(RevokedQuery {
+            revoked_since: Some(at(1_740_000_000)),
+            unexpired_at: Some(at(1_745_000_000)),
+        })
+        .await,
+        vec![(late.serial.clone(), 5)],
+        "only revocations at or after the instant"
+    );
+}
+
+/// CRL numbers handed out, also concurrently and through several handles on one database, are
+/// all distinct and each caller's are increasing.
+pub async fn crl_numbers_only_grow(stores: &[&dyn CertStore]) {
+    let mut futures: Vec<BoxFuture<'_, Vec<u64>>> = Vec::new();
+    for i in 0..RACERS {
+        let store = stores[i % stores.len()];
+        futures.push(Box::pin(async move {
+            let mut numbers = Vec::new();
+            for _ in 0..4 {
+                numbers.push(
+                    store
+                        .next_crl_number()
+                        .await
+                        .unwrap_or_else(|e| panic!("taking a CRL number: {e:?}")),
+                );
+            }
+            numbers
+        }));
+    }
+    let results = join_all(futures).await;
+    let mut all = Vec::new();
+    for numbers in &results {
+        assert!(
+            numbers.windows(2).all(|w| w[0] < w[1]),
+            "one caller's CRL numbers went backwards: {numbers:?}"
+        );
+        all.extend_from_slice(numbers);
+    }
+    let count = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), count, "a CRL number was handed out twice");
+    assert!(all[0] > 0, "CRL numbers start at 1");
 }
 
 /// A revocation is recorded with its details, happens once, needs an issued serial, burns its

@@ -130,11 +130,6 @@ pub fn migration_versions() -> Vec<i64> {
     MIGRATIONS.iter().map(|&(version, _)| version).collect()
 }
 
-/// The highest schema version this build can migrate to.
-pub fn known_schema_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |&(version, _)| version)
-}
-
 /// An open store of any backend, with what only the server needs beside the [`CertStore`] calls.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
@@ -205,7 +200,7 @@ pub async fn schema_status(location: &Location) -> Result<SchemaStatus, Error> {
     };
     Ok(SchemaStatus {
         found,
-        known: known_schema_version(),
+        known: schema_version(),
     })
 }
 
@@ -225,11 +220,16 @@ pub async fn migrate(location: &Location) -> Result<SchemaStatus, Error> {
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_revocation.sql")),
-    // 3 (CRL and OCSP), 4 (SSH) and 5 (ACME) are reserved for work on other branches; a
-    // database never has a gap filled later, since versions are applied in order of number and
-    // each one that is missing is applied.
+    (3, include_str!("../migrations/0003_crl.sql")),
+    // 4 (SSH) and 5 (ACME) are reserved for work on other branches. Every missing version is
+    // applied, not only those above the highest, so they can arrive after 6.
     (6, include_str!("../migrations/0006_retention.sql")),
 ];
+
+/// The schema version this build migrates databases to: the last migration's.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |&(version, _)| version)
+}
 
 /// Longest decimal serial number stored; the schema's `VARCHAR(64)`.
 pub const MAX_SERIAL_LEN: usize = 64;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mayfly_authority::store::{
     AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
-    Revocation, StoreCounts, StoreError, StoredCertificate, UsedToken,
+    Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, UsedToken,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
@@ -189,7 +189,7 @@ impl NetworkedStore {
             .await
             .map_err(open_error)?;
         let found = applied.iter().copied().max().unwrap_or(0);
-        let known = crate::known_schema_version();
+        let known = crate::schema_version();
         if found > known {
             return Err(Error::SchemaTooNew {
                 database: self.name.clone(),
@@ -486,6 +486,46 @@ impl NetworkedStore {
     }
 }
 
+impl NetworkedStore {
+    async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
+        let (since, unexpired) = codec::revoked_bounds(&query);
+        let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(self.sql(codec::REVOKED))
+            .bind(since)
+            .bind(unexpired)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("listing revoked certificates", e))?;
+        rows.into_iter().map(codec::revoked_entry).collect()
+    }
+
+    /// The bump and the read in one transaction: the UPDATE's row lock makes instances taking a
+    /// number at once queue, and each reads the number its own UPDATE wrote.
+    async fn crl_number(&self) -> Result<u64, StoreError> {
+        let context = "taking the next CRL number";
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome: Result<i64, sqlx::Error> = async {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(codec::CRL_NUMBER_BUMP)
+                    .execute(&mut *tx)
+                    .await?;
+                let number: i64 = sqlx::query_scalar(codec::CRL_NUMBER)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(number)
+            }
+            .await;
+            match outcome {
+                Ok(number) => return codec::crl_number(number),
+                Err(error) if attempt <= RETRIES && is_retryable(&error) => {}
+                Err(error) => return Err(backend(context, error)),
+            }
+        }
+    }
+}
+
 impl AdminStore for NetworkedStore {
     fn list_certificates<'a>(
         &'a self,
@@ -542,6 +582,17 @@ impl CertStore for NetworkedStore {
 
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.prune(now))
+    }
+
+    fn revoked_certificates(
+        &self,
+        query: RevokedQuery,
+    ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
+        Box::pin(self.revoked(query))
+    }
+
+    fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.crl_number())
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use mayfly_authority::store::{
     AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
-    Revocation, StoreCounts, StoreError, StoredCertificate, UsedToken,
+    Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, UsedToken,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -355,6 +355,38 @@ impl AdminStore for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
+        let (since, unexpired) = codec::revoked_bounds(&query);
+        let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(codec::REVOKED)
+            .bind(since)
+            .bind(unexpired)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| backend("listing revoked certificates", e))?;
+        rows.into_iter().map(codec::revoked_entry).collect()
+    }
+
+    async fn crl_number(&self) -> Result<u64, StoreError> {
+        let context = "taking the next CRL number";
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| backend(context, e))?;
+        sqlx::query(codec::CRL_NUMBER_BUMP)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| backend(context, e))?;
+        let number: i64 = sqlx::query_scalar(codec::CRL_NUMBER)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| backend(context, e))?;
+        tx.commit().await.map_err(|e| backend(context, e))?;
+        codec::crl_number(number)
+    }
+}
+
 impl CertStore for SqliteStore {
     fn record_issuance<'a>(
         &'a self,
@@ -381,6 +413,17 @@ impl CertStore for SqliteStore {
 
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.prune(now))
+    }
+
+    fn revoked_certificates(
+        &self,
+        query: RevokedQuery,
+    ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
+        Box::pin(self.revoked(query))
+    }
+
+    fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.crl_number())
     }
 }
 
@@ -611,7 +654,7 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
     .await
     .map_err(open_error)?;
 
-    let known = crate::known_schema_version();
+    let known = crate::schema_version();
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
         .fetch_one(pool)
         .await

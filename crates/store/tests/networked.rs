@@ -36,6 +36,7 @@ async fn instances_share_one_database(dialect: Dialect, test: &str) {
     }
     conformance::concurrent_distinct_issuances(&stores).await;
     conformance::concurrent_lease(&[&first, &second, &third]).await;
+    conformance::crl_numbers_only_grow(&stores).await;
     for store in [first, second, third] {
         store.close().await;
     }
@@ -45,7 +46,7 @@ async fn migrations_recorded_and_newer_schema_refused(dialect: Dialect, test: &s
     let Some(database) = TestDatabase::create(dialect, test).await else {
         return;
     };
-    let known = mayfly_store::known_schema_version();
+    let known = mayfly_store::schema_version();
     let location = mayfly_store::Location::Server {
         dialect,
         url: database.url().to_owned(),

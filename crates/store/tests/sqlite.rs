@@ -90,6 +90,7 @@ async fn two_handles_on_one_file_race_safely() {
     conformance::concurrent_token_use(&stores).await;
     conformance::concurrent_distinct_issuances(&stores).await;
     conformance::concurrent_lease(&[&first, &second]).await;
+    conformance::crl_numbers_only_grow(&stores).await;
     first.close().await;
     second.close().await;
 }
@@ -120,20 +121,15 @@ async fn durability_settings_are_in_force() {
 
 #[tokio::test]
 async fn migrations_are_recorded_and_idempotent() {
+    let all_versions = mayfly_store::migration_versions;
     let dir = TempDir::new();
     let path = dir.database();
     open(&path).await.close().await;
-    assert_eq!(
-        schema_versions(&path).await,
-        mayfly_store::migration_versions()
-    );
+    assert_eq!(schema_versions(&path).await, all_versions());
 
     // Reopening must neither re-run a migration (CREATE TABLE would fail) nor record it again.
     open(&path).await.close().await;
-    assert_eq!(
-        schema_versions(&path).await,
-        mayfly_store::migration_versions()
-    );
+    assert_eq!(schema_versions(&path).await, all_versions());
 }
 
 #[tokio::test]
@@ -205,7 +201,7 @@ async fn a_newer_schema_is_refused() {
                 found: 999,
                 known,
                 ..
-            } if known == mayfly_store::known_schema_version()
+            } if known == mayfly_store::schema_version()
         ),
         "got {error:?}"
     );

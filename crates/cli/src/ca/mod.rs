@@ -8,6 +8,7 @@ use clap::Subcommand;
 use crate::context::{CaFlags, Defaults, mayfly_path};
 use crate::output::{Output, ensure_parent, write_all};
 
+mod crl;
 mod daemon;
 mod init;
 mod issue;
@@ -52,7 +53,8 @@ pub enum CaCommand {
     ///
     /// Example: mayfly ca rekey svc.crt svc.key --force
     Rekey(rekey::RekeyArgs),
-    /// Revoke a certificate: the CA refuses to renew it from then on (passive revocation).
+    /// Revoke a certificate: the CA refuses to renew it from then on, and lists it on its CRL and
+    /// OCSP responder when those are enabled.
     ///
     /// Example: mayfly ca revoke 30671613121311574910895916201205874495 --reasonCode keyCompromise
     Revoke(revoke::RevokeArgs),
@@ -60,6 +62,11 @@ pub enum CaCommand {
     ///
     /// Example: mayfly ca sign svc.csr svc.crt --token "$TOKEN"
     Sign(issue::SignArgs),
+    /// Fetch the CA's CRL, check its signature against the trusted roots, and print a summary
+    /// or save it.
+    ///
+    /// Example: mayfly ca crl --out ca.crl --pem
+    Crl(crl::CrlArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +164,7 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Renew(args) => renew::run(args).await,
         CaCommand::Revoke(args) => revoke::run(args).await,
         CaCommand::Rekey(args) => rekey::run(args).await,
+        CaCommand::Crl(args) => crl::run(args).await,
     }
 }
 
