@@ -208,6 +208,10 @@ pub struct ProvisionerConfig {
     pub claims: Option<ClaimsConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<serde_json::Value>,
+    /// Holders of this provisioner's key, and certificates issued through it, may use the admin
+    /// API (`/admin/certificates`): a mayfly extension, off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
     /// Type-specific fields of provisioners mayfly does not implement yet (`challenge`, ...).
     #[serde(flatten, skip_serializing)]
     pub other: std::collections::BTreeMap<String, serde_json::Value>,

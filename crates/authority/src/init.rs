@@ -261,6 +261,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                     encrypted_key: Some(encrypted_key),
                     claims: None,
                     options: None,
+                    admin: false,
                     other: Default::default(),
                 }],
                 claims: None,

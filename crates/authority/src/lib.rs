@@ -23,5 +23,5 @@ pub mod revocation;
 pub mod store;
 pub mod token;
 
-pub use authority::{Authority, AuthorityParts, Issued, LoadedMaterial};
+pub use authority::{AdminCredentials, Authority, AuthorityParts, Issued, LoadedMaterial};
 pub use error::{Error, ErrorKind, Result};

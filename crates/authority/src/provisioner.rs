@@ -19,6 +19,8 @@ pub struct JwkProvisioner {
     pub kid: String,
     pub encrypted_key: Option<String>,
     pub claims: Claims,
+    /// May use the admin API (ca.json `"admin": true`).
+    pub admin: bool,
 }
 
 /// A provisioner kind mayfly reads from config but does not implement yet.
@@ -76,6 +78,7 @@ impl Provisioner {
                     kid: thumbprint,
                     encrypted_key: config.encrypted_key.clone(),
                     claims,
+                    admin: config.admin,
                 })))
             }
             _ => Ok(Provisioner::Unsupported(UnsupportedProvisioner {

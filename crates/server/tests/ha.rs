@@ -80,6 +80,7 @@ impl Cluster {
         let config_path = home.join("config/ca.json");
         let mut config: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        config["authority"]["provisioners"][0]["admin"] = serde_json::json!(true);
         config["db"] = serde_json::json!({
             "type": if dialect == Dialect::Postgres { "postgresql" } else { "mysql" },
             "dataSource": database.url(),
@@ -150,12 +151,16 @@ impl Cluster {
 
     /// A fresh one-time token for `subject`, minted as `mayfly ca token` does.
     fn token(&self, subject: &str) -> String {
+        self.token_for("sign", subject)
+    }
+
+    fn token_for(&self, endpoint: &str, subject: &str) -> String {
         let now = time::OffsetDateTime::now_utc();
         let url = self.public_url();
         NewToken {
             issuer: PROVISIONER,
             ca_url: &url,
-            endpoint: "sign",
+            endpoint,
             subject,
             sans: &[],
             root_fingerprint: &self.fingerprint,
@@ -169,7 +174,11 @@ impl Cluster {
     /// The serials of the certificates for `subject` stored in the database, read with the
     /// database's own command-line client. (Each instance also stores its TLS certificate.)
     fn stored_serials(&self, subject: &str) -> Vec<String> {
-        let query = format!("SELECT serial FROM certificates WHERE subject = '{subject}'");
+        self.stored_serials_where(&format!("subject = '{subject}'"))
+    }
+
+    fn stored_serials_where(&self, condition: &str) -> Vec<String> {
+        let query = format!("SELECT serial FROM certificates WHERE {condition}");
         let query = query.as_str();
         let url = self.database.url();
         let output = match self.database.dialect() {
@@ -859,4 +868,297 @@ print(data.split(b"\r\n")[0].decode(), flush=True)
         .expect("the server did not exit after its last request");
     assert!(status.success(), "{status:?}");
     python.wait().unwrap();
+}
+
+/// The admin API lists exactly what is stored, filtered by status, in table and JSON, and
+/// exports it; an admin provisioner's token or a certificate issued through it is accepted,
+/// another provisioner's token or certificate is refused.
+#[test]
+fn admin_list_and_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "ca pw\n").unwrap();
+    std::fs::write(work.join("prov.txt"), "prov pw\n").unwrap();
+    let address = format!("127.0.0.1:{}", support::free_port());
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Admin",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            &address,
+            "--provisioner",
+            "ops",
+            "--password-file",
+            "pw.txt",
+            "--provisioner-password-file",
+            "prov.txt",
+        ],
+    );
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "provisioner",
+            "add",
+            "dev",
+            "--type",
+            "JWK",
+            "--create",
+            "--password-file",
+            "prov.txt",
+        ],
+    );
+    let config_path = home.join("config/ca.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["authority"]["provisioners"][0]["admin"] = serde_json::json!(true);
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let _server = Server::start(
+        &[
+            config_path.to_str().unwrap(),
+            "--password-file",
+            work.join("pw.txt").to_str().unwrap(),
+        ],
+        &home,
+        None,
+        "serving on",
+    );
+    for (name, provisioner) in [("s1", "ops"), ("s2", "ops"), ("s3", "ops"), ("dev", "dev")] {
+        mayfly_ok(
+            &home,
+            work,
+            &[
+                "ca",
+                "certificate",
+                &format!("{name}.internal"),
+                &format!("{name}.crt"),
+                &format!("{name}.key"),
+                "--provisioner",
+                provisioner,
+                "--provisioner-password-file",
+                "prov.txt",
+            ],
+        );
+    }
+    mayfly_ok(
+        &home,
+        work,
+        &["ca", "revoke", "--cert", "s1.crt", "--key", "s1.key"],
+    );
+    let serial_of = |crt: &str| {
+        let pem = std::fs::read_to_string(work.join(crt)).unwrap();
+        serial_of_pem(&pem)
+    };
+    let as_ops = [
+        "--provisioner",
+        "ops",
+        "--provisioner-password-file",
+        "prov.txt",
+    ];
+    let list = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["ca", "certificates", "list", "--format", "json"];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&mayfly_ok(&home, work, &args)).unwrap()
+    };
+    let serials = |entries: &[serde_json::Value]| -> Vec<String> {
+        let mut serials: Vec<String> = entries
+            .iter()
+            .map(|e| e["serial"].as_str().unwrap().to_owned())
+            .collect();
+        serials.sort();
+        serials
+    };
+
+    // Exactly what the database holds (the CA's own TLS certificate included).
+    let all = list(&as_ops);
+    let (ok, stored) = support::run(
+        "sqlite3",
+        &[
+            home.join("db/mayfly.db").to_str().unwrap(),
+            "SELECT serial FROM certificates ORDER BY serial",
+        ],
+        work,
+    );
+    assert!(ok, "{stored}");
+    let mut stored: Vec<String> = stored.lines().map(str::to_owned).collect();
+    stored.sort();
+    assert_eq!(serials(&all), stored);
+    let s1 = all
+        .iter()
+        .find(|e| e["serial"] == serial_of("s1.crt"))
+        .unwrap();
+    assert_eq!(s1["status"], "revoked");
+    assert_eq!(s1["provisioner"], "ops");
+    let listed_der =
+        mayfly_pki::cert::certificates_from_pem(s1["certificate"].as_str().unwrap().as_bytes())
+            .unwrap();
+    let file_der =
+        mayfly_pki::cert::certificates_from_pem(&std::fs::read(work.join("s1.crt")).unwrap())
+            .unwrap();
+    assert_eq!(
+        listed_der,
+        file_der[..1],
+        "the listed PEM is the issued leaf"
+    );
+    let mut revoked_args = as_ops.to_vec();
+    revoked_args.extend(["--status", "revoked"]);
+    assert_eq!(serials(&list(&revoked_args)), vec![serial_of("s1.crt")]);
+    let mut active_args = as_ops.to_vec();
+    active_args.extend(["--status", "active"]);
+    let active = serials(&list(&active_args));
+    assert_eq!(active.len(), stored.len() - 1);
+    assert!(!active.contains(&serial_of("s1.crt")));
+    let mut expired_args = as_ops.to_vec();
+    expired_args.extend(["--status", "expired"]);
+    assert!(list(&expired_args).is_empty());
+
+    let mut table_args = vec!["ca", "certificates", "list"];
+    table_args.extend_from_slice(&as_ops);
+    let table = mayfly_ok(&home, work, &table_args);
+    assert!(table.starts_with("SERIAL"), "{table}");
+    assert_eq!(table.lines().count(), stored.len() + 1, "{table}");
+    assert!(table.contains("s2.internal"), "{table}");
+
+    // A certificate issued through the admin provisioner is an admin credential too.
+    let by_certificate = list(&["--cert", "s2.crt", "--key", "s2.key"]);
+    assert_eq!(serials(&by_certificate), stored);
+
+    // Refused: another provisioner's token or certificate, a revoked admin certificate, junk.
+    for (args, expected) in [
+        (
+            vec![
+                "--provisioner",
+                "dev",
+                "--provisioner-password-file",
+                "prov.txt",
+            ],
+            "may not use the admin API",
+        ),
+        (
+            vec!["--cert", "dev.crt", "--key", "dev.key"],
+            "may not use the admin API",
+        ),
+        (
+            vec!["--cert", "s1.crt", "--key", "s1.key"],
+            "may not use the admin API",
+        ),
+        (vec!["--token", "not-a-token"], "token"),
+    ] {
+        let mut full = vec!["ca", "certificates", "list"];
+        full.extend_from_slice(&args);
+        support::mayfly_err(&home, work, &full, expected);
+    }
+
+    // Export: every certificate with its PEM, to a file written once.
+    let mut export = vec!["ca", "certificates", "export", "--out", "all.json"];
+    export.extend_from_slice(&as_ops);
+    mayfly_ok(&home, work, &export);
+    let exported: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("all.json")).unwrap()).unwrap();
+    let exported = exported["certificates"].as_array().unwrap().clone();
+    assert_eq!(serials(&exported), stored);
+    assert!(exported.iter().all(|e| {
+        e["certificate"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    }));
+    support::mayfly_err(&home, work, &export, "already exists");
+}
+
+/// Through two instances on one database, the admin API pages through exactly the stored
+/// certificates (both instances' issuances), and refuses bad paging parameters.
+fn admin_pages_across_instances(dialect: Dialect, test: &str) {
+    let Some(cluster) = Cluster::new(dialect, test, 2) else {
+        return;
+    };
+    let _first = cluster.start(1);
+    let _second = cluster.start(2);
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr = csr_for(&key, "page.internal");
+    let rt = runtime();
+    for i in 0..7 {
+        let client = cluster.client(&cluster.instance_url(1 + i % 2));
+        rt.block_on(client.sign(&sign_request(&csr, cluster.token("page.internal"))))
+            .unwrap();
+    }
+    let admin = cluster.token_for("admin", "admin");
+    let client = cluster.client(&cluster.instance_url(2));
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = rt
+            .block_on(client.certificates_page(None, after.as_deref(), 3, Some(&admin)))
+            .unwrap();
+        assert!(page.certificates.len() <= 3);
+        pages += 1;
+        listed.extend(page.certificates.into_iter().map(|c| c.serial));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let issued = cluster.stored_serials("page.internal");
+    assert_eq!(issued.len(), 7);
+    // All rows: the instances' own TLS and OCSP certificates are stored too.
+    let mut stored = cluster.stored_serials_where("1 = 1");
+    assert_eq!(listed.len(), stored.len(), "{listed:?}");
+    assert!(issued.iter().all(|s| listed.contains(s)));
+    assert!(
+        pages >= 3,
+        "{pages} pages of at most 3 for {} certificates",
+        listed.len()
+    );
+    let mut sorted = listed.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, listed, "pages out of order or repeating");
+    stored.retain(|s| !listed.contains(s));
+    assert!(stored.is_empty(), "stored but not listed: {stored:?}");
+
+    for (status, after, limit, expected) in [
+        (
+            Some("bogus"),
+            None,
+            10,
+            "is not one of active, revoked, expired",
+        ),
+        (None, Some("12ab"), 10, "is not a decimal serial number"),
+        (None, None, 0, "out of range"),
+        (None, None, 1001, "out of range"),
+    ] {
+        let error = rt
+            .block_on(client.certificates_page(status, after, limit, Some(&admin)))
+            .expect_err("a bad listing request was accepted");
+        assert_eq!(error.status(), Some(400), "{error}");
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+    let error = rt
+        .block_on(client.certificates_page(None, None, 10, None))
+        .expect_err("a listing without credentials was accepted");
+    assert_eq!(error.status(), Some(401), "{error}");
+    // A sign token is not an admin token: the audience differs.
+    let error = rt
+        .block_on(client.certificates_page(None, None, 10, Some(&cluster.token("x"))))
+        .expect_err("a sign token listed certificates");
+    assert_eq!(error.status(), Some(401), "{error}");
+}
+
+#[test]
+fn postgres_admin_pages_across_instances() {
+    admin_pages_across_instances(Dialect::Postgres, "postgres_admin_pages_across_instances");
+}
+
+#[test]
+fn mysql_admin_pages_across_instances() {
+    admin_pages_across_instances(Dialect::MySql, "mysql_admin_pages_across_instances");
 }
