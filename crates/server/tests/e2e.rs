@@ -907,6 +907,8 @@ fn every_command_has_help() {
         &["ca", "renew"],
         &["ca", "revoke"],
         &["ca", "rekey"],
+        &["ca", "certificates", "list"],
+        &["ca", "certificates", "export"],
         &["certificate"],
         &["certificate", "create"],
         &["certificate", "inspect"],
@@ -923,7 +925,13 @@ fn every_command_has_help() {
         let out = mayfly_ok(tmp.path(), tmp.path(), &args);
         assert!(out.contains("Usage: mayfly"), "{command:?}: {out}");
     }
-    for args in [&["--help"][..], &["dev", "--help"][..]] {
+    for args in [
+        &["--help"][..],
+        &["dev", "--help"][..],
+        &["db", "--help"][..],
+        &["db", "migrate", "--help"][..],
+        &["db", "check", "--help"][..],
+    ] {
         let out = std::process::Command::new(support::server_bin())
             .args(args)
             .output()
@@ -1380,7 +1388,7 @@ fn cli_reference_in_docs_matches_help() {
          (`MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference` rewrites it).\n\
          Passwords are only read from files or a terminal, never from flag values.\n",
     );
-    let server: &[&[&str]] = &[&[], &["dev"]];
+    let server: &[&[&str]] = &[&[], &["dev"], &["db", "migrate"], &["db", "check"]];
     for args in server {
         doc.push_str(&format!(
             "\n## mayfly-ca {}\n\n```text\n{}```\n",
@@ -1402,6 +1410,8 @@ fn cli_reference_in_docs_matches_help() {
         &["ca", "renew"],
         &["ca", "revoke"],
         &["ca", "rekey"],
+        &["ca", "certificates", "list"],
+        &["ca", "certificates", "export"],
         &["certificate", "create"],
         &["certificate", "inspect"],
         &["certificate", "fingerprint"],
