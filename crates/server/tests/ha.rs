@@ -1162,3 +1162,64 @@ fn postgres_admin_pages_across_instances() {
 fn mysql_admin_pages_across_instances() {
     admin_pages_across_instances(Dialect::MySql, "mysql_admin_pages_across_instances");
 }
+
+/// A bad `db.retention` keeps the server from starting, with one line naming the file.
+#[test]
+fn bad_retention_settings_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("mayfly");
+    let work = tmp.path();
+    std::fs::write(work.join("pw.txt"), "pw\n").unwrap();
+    mayfly_ok(
+        &home,
+        work,
+        &[
+            "ca",
+            "init",
+            "--name",
+            "Ret",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            "127.0.0.1:0",
+            "--provisioner",
+            "ops",
+            "--password-file",
+            "pw.txt",
+        ],
+    );
+    let config_path = home.join("config/ca.json");
+    let original: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    let pw = work.join("pw.txt");
+    for (retention, expected) in [
+        (
+            serde_json::json!({"interval": "0s"}),
+            "db.retention.interval must be at least 1s",
+        ),
+        (
+            serde_json::json!({"keepExpired": "forever"}),
+            "\"forever\" is not a duration",
+        ),
+        (
+            serde_json::json!({"keepExpire": "24h"}),
+            "unknown field `keepExpire`",
+        ),
+    ] {
+        let mut config = original.clone();
+        config["db"]["retention"] = retention.clone();
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let (ok, _, err) = mayfly_ca(
+            &home,
+            &[
+                config_path.to_str().unwrap(),
+                "--password-file",
+                pw.to_str().unwrap(),
+            ],
+        );
+        assert!(!ok, "{retention}: the server started");
+        assert!(err.contains(expected), "{retention}: {err}");
+        assert!(err.contains("ca.json"), "{retention}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}

@@ -155,10 +155,17 @@ impl NetworkedStore {
                 format!("SELECT RELEASE_LOCK('mayfly-{MIGRATION_LOCK}')"),
             ),
         };
-        sqlx::query_scalar::<_, i64>(AssertSqlSafe(lock))
+        // PostgreSQL waits as long as it takes; MySQL answers 0 after its timeout.
+        let locked = sqlx::query_scalar::<_, Option<i64>>(AssertSqlSafe(lock))
             .fetch_one(&mut *connection)
             .await
             .map_err(open_error)?;
+        if locked != Some(1) {
+            return Err(Error::Location(format!(
+                "{}: another instance has held the schema migration lock for 60 s; try again",
+                self.name
+            )));
+        }
         let outcome = self.migrate_locked(&mut connection).await;
         let released = sqlx::query_scalar::<_, Option<i64>>(AssertSqlSafe(unlock))
             .fetch_one(&mut *connection)
