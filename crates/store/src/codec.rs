@@ -140,6 +140,9 @@ pub(crate) fn list_binds_now(status: Option<ListStatus>) -> bool {
     matches!(status, Some(ListStatus::Active | ListStatus::Expired))
 }
 
+/// Deletes used-token records whose token expired before the bound time.
+pub(crate) const PRUNE_USED_TOKENS: &str = "DELETE FROM used_tokens WHERE expires_at < ?";
+
 /// Deletes certificates expired before the bound time.
 pub(crate) const PRUNE_CERTIFICATES: &str = "DELETE FROM certificates WHERE not_after < ?";
 

@@ -16,6 +16,7 @@ mod codec;
 pub mod conformance;
 mod dialect;
 mod networked;
+mod shared;
 mod sqlite;
 pub mod testing;
 

@@ -276,7 +276,7 @@ impl NetworkedStore {
         sans: &str,
     ) -> Result<Result<(), StoreError>, sqlx::Error> {
         if let Some(token) = token
-            && !self.burn(tx, token).await?
+            && !crate::shared::any::burn(tx, self.dialect, token).await?
         {
             return Ok(Err(StoreError::TokenAlreadyUsed {
                 jti: token.jti.clone(),
@@ -305,23 +305,6 @@ impl NetworkedStore {
         Ok(Ok(()))
     }
 
-    /// Records `token` as used; false when it already was (by this or any other instance).
-    async fn burn(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        token: &UsedToken,
-    ) -> Result<bool, sqlx::Error> {
-        let burnt = sqlx::query(
-            self.sql_insert("used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?)"),
-        )
-        .bind(token.provisioner.as_str())
-        .bind(token.jti.as_str())
-        .bind(codec::to_unix(token.expires_at))
-        .execute(&mut **tx)
-        .await?;
-        Ok(burnt.rows_affected() == 1)
-    }
-
     async fn record_revocation(
         &self,
         revocation: &Revocation,
@@ -330,41 +313,6 @@ impl NetworkedStore {
         let context = format!("revoking certificate {}", revocation.serial);
         self.in_transaction(&context, Write::Revoke { revocation, token })
             .await
-    }
-
-    async fn revoke_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        revocation: &Revocation,
-        token: Option<&UsedToken>,
-    ) -> Result<Result<(), StoreError>, sqlx::Error> {
-        let serial = revocation.serial.as_str();
-        if let Some(token) = token
-            && !self.burn(tx, token).await?
-        {
-            return Ok(Err(StoreError::TokenAlreadyUsed {
-                jti: token.jti.clone(),
-            }));
-        }
-        let updated = sqlx::query(self.sql(codec::REVOKE))
-            .bind(CertificateStatus::Revoked.as_str())
-            .bind(codec::to_unix(revocation.revoked_at))
-            .bind(i64::from(revocation.reason_code))
-            .bind(revocation.reason.as_str())
-            .bind(revocation.revoked_by.as_str())
-            .bind(serial)
-            .bind(CertificateStatus::Valid.as_str())
-            .execute(&mut **tx)
-            .await?;
-        if updated.rows_affected() == 1 {
-            return Ok(Ok(()));
-        }
-        let exists: Option<String> =
-            sqlx::query_scalar(self.sql("SELECT status FROM certificates WHERE serial = ?"))
-                .bind(serial)
-                .fetch_optional(&mut **tx)
-                .await?;
-        Ok(Err(codec::revocation_refused(serial, exists.is_some())))
     }
 
     /// Runs `write` in a transaction: commits when it succeeds, rolls back on a refusal, and
@@ -382,7 +330,8 @@ impl NetworkedStore {
                         sans,
                     } => self.record_in(&mut tx, certificate, token, sans).await,
                     Write::Revoke { revocation, token } => {
-                        self.revoke_in(&mut tx, revocation, token).await
+                        crate::shared::any::revoke_in(&mut tx, self.dialect, revocation, token)
+                            .await
                     }
                 };
                 match result {
@@ -409,57 +358,25 @@ impl NetworkedStore {
     }
 
     async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
-        let row = sqlx::query(self.sql(codec::SELECT_CERTIFICATE))
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
-        row.map(|row| codec::stored_from_row(&row, serial))
-            .transpose()
+        crate::shared::any::load(&self.pool, self.dialect, serial).await
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let result = sqlx::query(self.sql("DELETE FROM used_tokens WHERE expires_at < ?"))
-            .bind(codec::to_unix(now))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| backend("pruning used tokens", e))?;
-        Ok(result.rows_affected())
+        crate::shared::any::prune_used_tokens(&self.pool, self.dialect, now).await
     }
 }
 
 impl NetworkedStore {
     async fn list(&self, page: &CertificatePage) -> Result<Vec<StoredCertificate>, StoreError> {
-        let mut query = sqlx::query(self.sql(codec::list_query(page.status)))
-            .bind(page.after.clone().unwrap_or_default());
-        if codec::list_binds_now(page.status) {
-            query = query.bind(codec::to_unix(page.now));
-        }
-        let rows = query
-            .bind(codec::page_limit(page))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| backend("listing certificates", e))?;
-        rows.iter()
-            .map(|row| codec::stored_from_row(row, "(listed)"))
-            .collect()
+        crate::shared::any::list(&self.pool, self.dialect, page).await
     }
 
     async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let result = sqlx::query(self.sql(codec::PRUNE_CERTIFICATES))
-            .bind(codec::to_unix(before))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| backend("pruning expired certificates", e))?;
-        Ok(result.rows_affected())
+        crate::shared::any::prune_certificates(&self.pool, self.dialect, before).await
     }
 
     async fn count(&self) -> Result<StoreCounts, StoreError> {
-        let (certificates, used_tokens): (i64, i64) = sqlx::query_as(codec::COUNTS)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| backend("counting rows", e))?;
-        Ok(codec::counts(certificates, used_tokens))
+        crate::shared::any::counts(&self.pool).await
     }
 
     async fn lease(
@@ -469,40 +386,13 @@ impl NetworkedStore {
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let context = |e| backend(&format!("taking lease {name}"), e);
-        let taken = sqlx::query(self.sql_insert(codec::LEASE_INSERT))
-            .bind(name)
-            .bind(holder)
-            .bind(codec::to_unix(until))
-            .execute(&self.pool)
-            .await
-            .map_err(context)?;
-        if taken.rows_affected() == 1 {
-            return Ok(true);
-        }
-        let updated = sqlx::query(self.sql(codec::LEASE_UPDATE))
-            .bind(holder)
-            .bind(codec::to_unix(until))
-            .bind(name)
-            .bind(holder)
-            .bind(codec::to_unix(now))
-            .execute(&self.pool)
-            .await
-            .map_err(context)?;
-        Ok(updated.rows_affected() == 1)
+        crate::shared::any::acquire_lease(&self.pool, self.dialect, name, holder, now, until).await
     }
 }
 
 impl NetworkedStore {
     async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
-        let (since, unexpired) = codec::revoked_bounds(&query);
-        let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(self.sql(codec::REVOKED))
-            .bind(since)
-            .bind(unexpired)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| backend("listing revoked certificates", e))?;
-        rows.into_iter().map(codec::revoked_entry).collect()
+        crate::shared::any::revoked(&self.pool, self.dialect, query).await
     }
 
     /// The bump and the read in one transaction: the UPDATE's row lock makes instances taking a

@@ -225,7 +225,9 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| backend(&context, e))?;
-        let outcome = revoke_in(&mut tx, revocation, token).await;
+        let outcome =
+            crate::shared::sqlite::revoke_in(&mut tx, crate::Dialect::Sqlite, revocation, token)
+                .await;
         match outcome {
             Ok(Ok(())) => tx.commit().await.map_err(|e| backend(&context, e)),
             Ok(Err(refusal)) => {
@@ -240,57 +242,26 @@ impl SqliteStore {
     }
 
     async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
-        let row = sqlx::query(codec::SELECT_CERTIFICATE)
-            .bind(serial)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
-        row.map(|row| codec::stored_from_row(&row, serial))
-            .transpose()
+        crate::shared::sqlite::load(&self.reader, crate::Dialect::Sqlite, serial).await
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM used_tokens WHERE expires_at < ?")
-            .bind(codec::to_unix(now))
-            .execute(&self.writer)
-            .await
-            .map_err(|e| backend("pruning used tokens", e))?;
-        Ok(result.rows_affected())
+        crate::shared::sqlite::prune_used_tokens(&self.writer, crate::Dialect::Sqlite, now).await
     }
 }
 
 impl SqliteStore {
     async fn list(&self, page: &CertificatePage) -> Result<Vec<StoredCertificate>, StoreError> {
-        let mut query = sqlx::query(codec::list_query(page.status))
-            .bind(page.after.clone().unwrap_or_default());
-        if codec::list_binds_now(page.status) {
-            query = query.bind(codec::to_unix(page.now));
-        }
-        let rows = query
-            .bind(codec::page_limit(page))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(|e| backend("listing certificates", e))?;
-        rows.iter()
-            .map(|row| codec::stored_from_row(row, "(listed)"))
-            .collect()
+        crate::shared::sqlite::list(&self.reader, crate::Dialect::Sqlite, page).await
     }
 
     async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let result = sqlx::query(codec::PRUNE_CERTIFICATES)
-            .bind(codec::to_unix(before))
-            .execute(&self.writer)
+        crate::shared::sqlite::prune_certificates(&self.writer, crate::Dialect::Sqlite, before)
             .await
-            .map_err(|e| backend("pruning expired certificates", e))?;
-        Ok(result.rows_affected())
     }
 
     async fn count(&self) -> Result<StoreCounts, StoreError> {
-        let (certificates, used_tokens): (i64, i64) = sqlx::query_as(codec::COUNTS)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(|e| backend("counting rows", e))?;
-        Ok(codec::counts(certificates, used_tokens))
+        crate::shared::sqlite::counts(&self.reader).await
     }
 
     async fn lease(
@@ -300,28 +271,15 @@ impl SqliteStore {
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let context = |e| backend(&format!("taking lease {name}"), e);
-        let insert = crate::Dialect::Sqlite.insert_unless_present(codec::LEASE_INSERT);
-        let taken = sqlx::query(sqlx::AssertSqlSafe(insert))
-            .bind(name)
-            .bind(holder)
-            .bind(codec::to_unix(until))
-            .execute(&self.writer)
-            .await
-            .map_err(context)?;
-        if taken.rows_affected() == 1 {
-            return Ok(true);
-        }
-        let updated = sqlx::query(codec::LEASE_UPDATE)
-            .bind(holder)
-            .bind(codec::to_unix(until))
-            .bind(name)
-            .bind(holder)
-            .bind(codec::to_unix(now))
-            .execute(&self.writer)
-            .await
-            .map_err(context)?;
-        Ok(updated.rows_affected() == 1)
+        crate::shared::sqlite::acquire_lease(
+            &self.writer,
+            crate::Dialect::Sqlite,
+            name,
+            holder,
+            now,
+            until,
+        )
+        .await
     }
 }
 
@@ -357,14 +315,7 @@ impl AdminStore for SqliteStore {
 
 impl SqliteStore {
     async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
-        let (since, unexpired) = codec::revoked_bounds(&query);
-        let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(codec::REVOKED)
-            .bind(since)
-            .bind(unexpired)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(|e| backend("listing revoked certificates", e))?;
-        rows.into_iter().map(codec::revoked_entry).collect()
+        crate::shared::sqlite::revoked(&self.reader, crate::Dialect::Sqlite, query).await
     }
 
     async fn crl_number(&self) -> Result<u64, StoreError> {
@@ -589,51 +540,6 @@ async fn record_group(
         });
     }
     Ok(outcomes)
-}
-
-/// The statements of a revocation inside its transaction. `Ok(Err(_))` is a refusal (nothing
-/// must be committed); `Err(_)` a backend failure.
-async fn revoke_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    revocation: &Revocation,
-    token: Option<&UsedToken>,
-) -> Result<Result<(), StoreError>, sqlx::Error> {
-    let serial = revocation.serial.as_str();
-    if let Some(token) = token {
-        let burnt = sqlx::query(
-            "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(token.provisioner.as_str())
-        .bind(token.jti.as_str())
-        .bind(codec::to_unix(token.expires_at))
-        .execute(&mut **tx)
-        .await?;
-        if burnt.rows_affected() == 0 {
-            return Ok(Err(StoreError::TokenAlreadyUsed {
-                jti: token.jti.clone(),
-            }));
-        }
-    }
-    let updated = sqlx::query(codec::REVOKE)
-        .bind(CertificateStatus::Revoked.as_str())
-        .bind(codec::to_unix(revocation.revoked_at))
-        .bind(i64::from(revocation.reason_code))
-        .bind(revocation.reason.as_str())
-        .bind(revocation.revoked_by.as_str())
-        .bind(serial)
-        .bind(CertificateStatus::Valid.as_str())
-        .execute(&mut **tx)
-        .await?;
-    if updated.rows_affected() == 1 {
-        return Ok(Ok(()));
-    }
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT status FROM certificates WHERE serial = ?")
-            .bind(serial)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(Err(codec::revocation_refused(serial, exists.is_some())))
 }
 
 /// Applies the migrations this database has not seen yet, each in its own transaction.
