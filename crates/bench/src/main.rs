@@ -17,6 +17,8 @@ use mayfly_client::Client;
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
 use mayfly_proto::SignRequest;
 
+mod crl;
+mod ocsp;
 mod provisioner;
 mod report;
 mod stat;
@@ -53,6 +55,17 @@ status is non-zero when any request fails (the report is printed first).",
 -n 10000 -c 32 --pid \"$(pidof mayfly-ca)\" --json"
     )]
     Sign(SignArgs),
+    /// Ask an OCSP responder about one certificate N times and measure responses per second,
+    /// latency and the server's CPU per response.
+    #[command(
+        after_long_help = "Example:\n  mayfly-bench ocsp --url http://127.0.0.1:8080/ocsp \\\n    \
+--issuer ca/certs/intermediate_ca.crt --cert svc.crt -n 200000 -c 32 --pid \"$(pidof mayfly-ca)\""
+    )]
+    Ocsp(ocsp::OcspArgs),
+    /// Make a complete CRL with N revoked entries from a freshly seeded store and report the
+    /// time and the memory it took.
+    #[command(after_long_help = "Example:\n  mayfly-bench crl --entries 1000000")]
+    Crl(crl::CrlArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,6 +110,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sign(args) => sign(args),
+        Command::Ocsp(args) => ocsp_load(args),
+        Command::Crl(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|runtime| runtime.block_on(crl::run(args)))
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -145,18 +165,50 @@ fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     }
     let requests = Arc::new(prepare(n, &signer)?);
 
+    measured(args.pid, n, concurrency, args.json, "certs", || {
+        runtime.block_on(load(client, Arc::clone(&requests), concurrency))
+    })
+}
+
+fn ocsp_load(args: ocsp::OcspArgs) -> anyhow::Result<ExitCode> {
+    let n = usize::try_from(args.requests).context("--requests is too large")?;
+    let concurrency = usize::try_from(args.concurrency)
+        .context("--concurrency is too large")?
+        .min(n);
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let request = ocsp::request_der(&read(&args.issuer)?, &read(&args.cert)?)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    measured(args.pid, n, concurrency, args.json, "responses", || {
+        runtime.block_on(ocsp::load(args.url.clone(), request, n, concurrency))
+    })
+}
+
+/// Runs the timed section `load`, reading the server's and this process's CPU around it, and
+/// prints the report. Fails the exit status when a request failed.
+fn measured(
+    pid: Option<u32>,
+    n: usize,
+    concurrency: usize,
+    json: bool,
+    unit: &'static str,
+    load: impl FnOnce() -> Outcome,
+) -> anyhow::Result<ExitCode> {
     let ticks_per_second = stat::ticks_per_second();
-    let server_before = args.pid.map(|pid| stat::read(Some(pid))).transpose()?;
+    let server_before = pid.map(|pid| stat::read(Some(pid))).transpose()?;
     let client_before = stat::read(None).ok();
     let start = Instant::now();
-    let outcome = runtime.block_on(load(client, Arc::clone(&requests), concurrency));
+    let outcome = load();
     let wall = start.elapsed();
     let client_after = stat::read(None).ok();
-    let server_after = match args.pid {
+    let server_after = match pid {
         Some(pid) => Some(stat::read(Some(pid)).context("the CA process (--pid) is gone")?),
         None => None,
     };
-
     let Outcome {
         mut latencies,
         failures,
@@ -165,6 +217,7 @@ fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let report = Report {
         n,
         concurrency,
+        unit,
         successes: latencies.len(),
         failures,
         wall,
@@ -177,7 +230,7 @@ fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
             .map(|(before, after)| before.elapsed_until(after, ticks_per_second)),
         errors,
     };
-    if args.json {
+    if json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
@@ -298,23 +351,23 @@ fn request(i: usize, signer: &TokenSigner<'_>) -> anyhow::Result<SignRequest> {
 
 /// What the timed section saw.
 #[derive(Debug, Default)]
-struct Outcome {
+pub(crate) struct Outcome {
     /// Latency of each successful request.
-    latencies: Vec<Duration>,
-    failures: usize,
+    pub(crate) latencies: Vec<Duration>,
+    pub(crate) failures: usize,
     /// The first few error messages.
-    errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 impl Outcome {
-    fn fail(&mut self, message: String) {
+    pub(crate) fn fail(&mut self, message: String) {
         self.failures += 1;
         if self.errors.len() < MAX_ERRORS {
             self.errors.push(message);
         }
     }
 
-    fn merge(&mut self, other: Outcome) {
+    pub(crate) fn merge(&mut self, other: Outcome) {
         self.latencies.extend(other.latencies);
         self.failures += other.failures;
         let room = MAX_ERRORS.saturating_sub(self.errors.len());
@@ -387,7 +440,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        let Command::Sign(args) = cli.command;
+        let Command::Sign(args) = cli.command else {
+            panic!("parsed as another command")
+        };
         assert_eq!(args.requests, 20);
         assert_eq!(args.concurrency, 4);
         assert_eq!(args.pid, Some(42));
@@ -409,11 +464,17 @@ mod tests {
     #[test]
     fn every_flag_has_help() {
         let command = Cli::command();
-        let sign = command.find_subcommand("sign").unwrap();
-        for arg in sign.get_arguments() {
-            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        for name in ["sign", "ocsp", "crl"] {
+            let sub = command.find_subcommand(name).unwrap();
+            for arg in sub.get_arguments() {
+                assert!(
+                    arg.get_help().is_some(),
+                    "{name} --{} has no help",
+                    arg.get_id()
+                );
+            }
+            assert!(sub.get_after_long_help().is_some(), "{name} has no example");
         }
-        assert!(sign.get_after_long_help().is_some());
     }
 
     #[test]

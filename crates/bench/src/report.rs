@@ -43,6 +43,8 @@ impl Latency {
 pub struct Report {
     pub n: usize,
     pub concurrency: usize,
+    /// What a success is, in the throughput line: "certs", "responses".
+    pub unit: &'static str,
     pub successes: usize,
     pub failures: usize,
     pub wall: Duration,
@@ -91,6 +93,7 @@ impl Report {
             "successes": self.successes,
             "failures": self.failures,
             "wall_seconds": round(self.wall.as_secs_f64(), 6),
+            "unit": self.unit,
             "certs_per_second": round(self.certs_per_second(), 1),
             "latency_p50_ms": ms(|l| l.p50),
             "latency_p90_ms": ms(|l| l.p90),
@@ -117,8 +120,9 @@ impl Report {
         let _ = writeln!(out, "wall time:       {:.3} s", self.wall.as_secs_f64());
         let _ = writeln!(
             out,
-            "throughput:      {:.1} certs/s",
-            self.certs_per_second()
+            "throughput:      {:.1} {}/s",
+            self.certs_per_second(),
+            self.unit
         );
         match &self.latency {
             Some(l) => {
@@ -138,8 +142,9 @@ impl Report {
                 .map_or_else(|| "-".to_string(), |x| format!("{x:.0}"));
             let _ = writeln!(
                 out,
-                "server CPU:      {:.3} s, {per} µs per certificate",
-                cpu.as_secs_f64()
+                "server CPU:      {:.3} s, {per} µs per {}",
+                cpu.as_secs_f64(),
+                self.unit.trim_end_matches('s')
             );
         }
         if let Some(cpu) = self.client_cpu {
@@ -203,6 +208,7 @@ mod tests {
     #[test]
     fn report_figures() {
         let report = Report {
+            unit: "certs",
             n: 10,
             concurrency: 2,
             successes: 8,
@@ -220,12 +226,13 @@ mod tests {
         assert_eq!(json["successes"], 8);
         assert_eq!(json["server_cpu_us_per_cert"], 500.0);
         assert_eq!(json["latency_p50_ms"], 2.0);
-        assert!(report.to_text().contains("500 µs per certificate"));
+        assert!(report.to_text().contains("500 µs per cert"));
     }
 
     #[test]
     fn no_successes() {
         let report = Report {
+            unit: "certs",
             n: 1,
             concurrency: 1,
             successes: 0,

@@ -634,3 +634,126 @@ async fn active_revocation_is_accepted_where_configured() {
         assert_eq!(response.status(), expected, "{method} {uri}");
     }
 }
+
+async fn ocsp_post(h: &Harness, request: Vec<u8>) -> mayfly_pki::ocsp::ParsedResponse {
+    mayfly_pki::ocsp::parse_response(&ocsp_post_raw(h, request).await).unwrap()
+}
+
+async fn ocsp_post_raw(h: &Harness, request: Vec<u8>) -> Vec<u8> {
+    let request = Request::builder()
+        .method("POST")
+        .uri("/ocsp")
+        .header("content-type", "application/ocsp-request")
+        .body(Body::from(request))
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+/// The responder certificate is replaced at 2/3 of its life, responses never outlive it, and a
+/// revocation written straight into the store (another instance, `revoke --offline`) reaches
+/// the responder through the poll.
+#[tokio::test]
+async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
+    use mayfly_authority::clock::FixedClock;
+    use mayfly_pki::issuer::{CertIdHash, IssuerIdentity};
+    use mayfly_pki::ocsp::CertStatus;
+    let start = time::OffsetDateTime::now_utc();
+    let clock = Arc::new(FixedClock::new(start));
+    let h = harness_with(clock.clone(), true).await;
+    let token = h.token(&h.claims("svc.internal"));
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let leaf =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let serial = mayfly_pki::cert::CertificateInfo::from_der(&leaf[0])
+        .unwrap()
+        .serial;
+    let intermediate = h.state.authority().intermediate_der().to_vec();
+    let issuer = IssuerIdentity::from_certificate(&intermediate).unwrap();
+    let request =
+        mayfly_pki::ocsp::build_request(&issuer, serial.as_be_bytes(), CertIdHash::Sha256, None);
+
+    let never_issued =
+        mayfly_pki::ocsp::build_request(&issuer, &[0x42; 16], CertIdHash::Sha1, None);
+    let unknown = ocsp_post(&h, never_issued).await;
+    assert_eq!(unknown.responses[0].status, CertStatus::Unknown);
+
+    let first = ocsp_post(&h, request.clone()).await;
+    assert_eq!(first.responses[0].status, CertStatus::Good);
+    let responder = first.certificates[0].clone();
+    let responder_end = mayfly_pki::cert::not_after(&responder).unwrap();
+    assert!(first.responses[0].next_update.unwrap() <= responder_end);
+    // The client-side check accepts it: delegated signer, matching CertID, current.
+    let raw = ocsp_post_raw(&h, request.clone()).await;
+    let verdict = mayfly_pki::verify::ocsp_status(
+        &raw,
+        &intermediate,
+        &leaf[0],
+        CertIdHash::Sha256,
+        None,
+        start,
+    )
+    .unwrap();
+    assert_eq!(verdict, mayfly_pki::verify::RevocationStatus::Good);
+    let mut tampered = raw.clone();
+    // Byte 60 lies in the signed ResponseData (after the response and basic-response headers).
+    tampered[60] ^= 1;
+    assert!(
+        mayfly_pki::verify::ocsp_status(
+            &tampered,
+            &intermediate,
+            &leaf[0],
+            CertIdHash::Sha256,
+            None,
+            start
+        )
+        .is_err(),
+        "a changed byte is caught"
+    );
+
+    clock.set(start + time::Duration::hours(17));
+    let later = ocsp_post(&h, request.clone()).await;
+    assert_ne!(
+        later.certificates[0], responder,
+        "a new responder certificate at 2/3 of the old one's life"
+    );
+
+    let revocation = mayfly_authority::store::Revocation {
+        serial: serial.to_decimal(),
+        reason_code: 1,
+        reason: String::new(),
+        revoked_at: start + time::Duration::hours(17),
+        revoked_by: "offline".into(),
+    };
+    h.state
+        .authority()
+        .store()
+        .revoke(&revocation, None)
+        .await
+        .unwrap();
+    let cached = ocsp_post(&h, request.clone()).await;
+    assert_eq!(cached.responses[0].status, CertStatus::Good, "not seen yet");
+    h.state.authority().refresh_publication().await.unwrap();
+    let seen = ocsp_post(&h, request).await;
+    assert!(
+        matches!(
+            seen.responses[0].status,
+            CertStatus::Revoked {
+                reason: Some(1),
+                ..
+            }
+        ),
+        "{:?}",
+        seen.responses[0].status
+    );
+}

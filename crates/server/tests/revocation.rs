@@ -341,6 +341,26 @@ fn crls_list_revocations_and_openssl_checks_leaves_against_them() {
         &["certificate", "verify", "bad.crt", "--verify-crl"],
         "certificate revoked",
     );
+    ca.openssl(&["x509", "-in", "bad.crt", "-out", "bad-leaf.pem"]);
+    support::mayfly_err(
+        &ca.home,
+        &ca.work,
+        &[
+            "certificate",
+            "verify",
+            "good.crt",
+            "--roots",
+            "bad-leaf.pem",
+        ],
+        "no trusted issuer",
+    );
+    let root = ca.path("root");
+    support::mayfly_err(
+        &ca.home,
+        &ca.work,
+        &["certificate", "verify", &root, "--verify-crl"],
+        "no CRL Distribution Point",
+    );
 
     // The delta names the base and lists the revocation; with the old base alone the revoked
     // leaf still passes, with base + delta it fails.
@@ -383,6 +403,8 @@ fn ocsp_answers_good_then_revoked_by_post_and_get() {
         let out = ca.ocsp("svc.crt", extra);
         assert!(out.contains("Response verify OK"), "{extra:?}: {out}");
         assert!(out.contains("svc.crt: good"), "{extra:?}: {out}");
+        // openssl checks that the nonce it sent came back, and warns when it did not.
+        assert!(!out.contains("WARNING"), "{extra:?}: {out}");
     }
     let verified = ca.mayfly(&[
         "certificate",
@@ -472,6 +494,55 @@ fn ocsp_answers_good_then_revoked_by_post_and_get() {
         "ocsp", "-issuer", &root, "-cert", "svc.crt", "-url", &url, "-CAfile", &root,
     ]);
     assert!(out.contains("unauthorized"), "{out}");
+}
+
+/// The load generator's OCSP and CRL modes run against the real thing (a benchmark's smoke
+/// test; the figures are in docs/PERFORMANCE.md).
+#[test]
+fn bench_ocsp_and_crl_modes_run() {
+    let ca = ActiveCa::start();
+    ca.certificate("svc");
+    let bench = support::server_bin().with_file_name("mayfly-bench");
+    let url = format!("http://127.0.0.1:{}/ocsp", ca.http_port);
+    let intermediate = ca.path("intermediate");
+    let (ok, out) = support::run(
+        bench.to_str().unwrap(),
+        &[
+            "ocsp",
+            "--url",
+            &url,
+            "--issuer",
+            &intermediate,
+            "--cert",
+            "svc.crt",
+            "-n",
+            "300",
+            "-c",
+            "4",
+            "--json",
+        ],
+        &ca.work,
+    );
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["successes"], 300, "{report}");
+    assert_eq!(report["unit"], "responses");
+    let (ok, out) = support::run(
+        bench.to_str().unwrap(),
+        &[
+            "crl",
+            "--entries",
+            "250",
+            "--json",
+            "--dir",
+            ca.path("crl-bench").as_str(),
+        ],
+        &ca.work,
+    );
+    assert!(ok, "{out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["entries"], 250, "{report}");
+    assert!(report["crl_bytes"].as_u64().unwrap() > 250 * 40, "{report}");
 }
 
 #[test]
