@@ -162,6 +162,42 @@ pub trait CertStore: Send + Sync {
     /// Takes the next CRL number: one more than any number handed out before, by this or any
     /// other instance sharing the database, also across restarts.
     fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Keeps `crl` as the latest of its scope unless one with a higher number is kept already,
+    /// so that every instance can serve the newest CRL any of them made.
+    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The CRL of `scope` with the highest number published so far.
+    fn latest_crl(
+        &self,
+        scope: CrlScopeName,
+    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>>;
+}
+
+/// Which CRL a stored one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlScopeName {
+    Full,
+    Delta,
+}
+
+impl CrlScopeName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrlScopeName::Full => "full",
+            CrlScopeName::Delta => "delta",
+        }
+    }
+}
+
+/// A signed CRL as kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCrl {
+    pub scope: CrlScopeName,
+    pub number: u64,
+    pub this_update: OffsetDateTime,
+    pub next_update: OffsetDateTime,
+    pub der: Vec<u8>,
 }
 
 /// Which certificates a listing returns.

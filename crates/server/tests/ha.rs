@@ -1223,3 +1223,129 @@ fn bad_retention_settings_are_refused() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }
+
+fn crl_number_of(work: &Path, der: &[u8]) -> u64 {
+    let file = work.join("number.crl");
+    std::fs::write(&file, der).unwrap();
+    let (ok, text) = support::run(
+        "openssl",
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            file.to_str().unwrap(),
+            "-noout",
+            "-crlnumber",
+        ],
+        work,
+    );
+    assert!(ok, "{text}");
+    u64::from_str_radix(text.trim().trim_start_matches("crlNumber=0x"), 16)
+        .unwrap_or_else(|_| panic!("no CRL number in {text:?}"))
+}
+
+/// A relying party fetching CRLs from one instance, then another, never gets a lower CRL
+/// number than it already saw, also right after revocations on either instance; and the
+/// revocation is on the CRL every instance serves.
+fn crl_numbers_never_go_backwards_across_instances(dialect: Dialect, test: &str) {
+    require_tool("openssl", "openssl");
+    let Some(cluster) = Cluster::new(dialect, test, 2) else {
+        return;
+    };
+    let _first = cluster.start(1);
+    let _second = cluster.start(2);
+    let rt = runtime();
+    let clients = [
+        cluster.client(&cluster.instance_url(1)),
+        cluster.client(&cluster.instance_url(2)),
+    ];
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr = csr_for(&key, "crl.internal");
+    let mut seen = 0;
+    let mut revoked = Vec::new();
+    for round in 0..6 {
+        // Revoke one certificate through instance 1 or 2, by turns.
+        let issued = rt
+            .block_on(clients[0].sign(&sign_request(&csr, cluster.token("crl.internal"))))
+            .unwrap();
+        let serial = serial_of_pem(&issued.crt);
+        let chain: Vec<Vec<u8>> = issued
+            .cert_chain
+            .iter()
+            .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
+            .collect();
+        let revoking = Client::with_identity(
+            &cluster.instance_url(1 + round % 2),
+            std::slice::from_ref(&cluster.root_der),
+            &chain,
+            key.pkcs8_der(),
+        )
+        .unwrap();
+        rt.block_on(revoking.revoke(&RevokeRequest {
+            serial: serial.clone(),
+            ott: None,
+            reason_code: 1,
+            reason: String::new(),
+            passive: true,
+        }))
+        .unwrap();
+        revoked.push(serial);
+        for fetch in 0..8 {
+            let der = rt.block_on(clients[fetch % 2].crl(false)).unwrap();
+            let number = crl_number_of(&cluster.work, &der);
+            assert!(
+                number >= seen,
+                "round {round}, fetch {fetch} from instance {}: CRL {number} after CRL {seen}",
+                1 + fetch % 2
+            );
+            seen = number;
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    // Both instances now list every revocation.
+    std::thread::sleep(Duration::from_secs(2));
+    for (i, client) in clients.iter().enumerate() {
+        let der = rt.block_on(client.crl(false)).unwrap();
+        let file = cluster.work.join(format!("final-{i}.crl"));
+        std::fs::write(&file, &der).unwrap();
+        let (ok, text) = support::run(
+            "openssl",
+            &[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                file.to_str().unwrap(),
+                "-noout",
+                "-text",
+            ],
+            &cluster.work,
+        );
+        assert!(ok, "{text}");
+        for serial in &revoked {
+            let hex = format!("{:X}", serial.parse::<u128>().unwrap());
+            assert!(
+                text.to_uppercase().contains(&hex),
+                "instance {}'s CRL misses {serial} ({hex}): {text}",
+                i + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn postgres_crl_numbers_never_go_backwards_across_instances() {
+    crl_numbers_never_go_backwards_across_instances(
+        Dialect::Postgres,
+        "postgres_crl_numbers_never_go_backwards_across_instances",
+    );
+}
+
+#[test]
+fn mysql_crl_numbers_never_go_backwards_across_instances() {
+    crl_numbers_never_go_backwards_across_instances(
+        Dialect::MySql,
+        "mysql_crl_numbers_never_go_backwards_across_instances",
+    );
+}

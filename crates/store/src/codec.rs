@@ -4,8 +4,8 @@
 //! refuses the same inputs: a database written by one must read back identically through another.
 
 use mayfly_authority::store::{
-    CertificatePage, CertificateStatus, IssuedCertificate, ListStatus, Revocation, RevokedEntry,
-    RevokedQuery, StoreCounts, StoreError, StoredCertificate, UsedToken,
+    CertificatePage, CertificateStatus, CrlScopeName, IssuedCertificate, ListStatus, Revocation,
+    RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -286,4 +286,36 @@ pub(crate) fn crl_number(number: i64) -> Result<u64, StoreError> {
             "taking the next CRL number: stored number {number} is negative"
         ))
     })
+}
+
+/// Keeps a CRL as its scope's latest: scope, number, thisUpdate, nextUpdate, DER.
+pub(crate) const CRL_INSERT: &str =
+    "published_crls (scope, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)";
+/// Replaces the kept CRL when the new one's number is higher: number, thisUpdate, nextUpdate,
+/// DER, scope, number.
+pub(crate) const CRL_REPLACE: &str = "UPDATE published_crls SET crl_number = ?, this_update = ?, \
+     next_update = ?, der = ? WHERE scope = ? AND crl_number < ?";
+/// The kept CRL of a scope.
+pub(crate) const CRL_LATEST: &str =
+    "SELECT crl_number, this_update, next_update, der FROM published_crls WHERE scope = ?";
+
+/// A row of [`CRL_LATEST`].
+pub(crate) fn stored_crl(
+    scope: CrlScopeName,
+    (number, this_update, next_update, der): (i64, i64, i64, Vec<u8>),
+) -> Result<StoredCrl, StoreError> {
+    let what = format!("{} CRL", scope.as_str());
+    Ok(StoredCrl {
+        scope,
+        number: crl_number(number)?,
+        this_update: from_unix("this_update", &what, this_update)?,
+        next_update: from_unix("next_update", &what, next_update)?,
+        der,
+    })
+}
+
+/// A CRL number as the engines bind it.
+pub(crate) fn crl_number_column(number: u64) -> Result<i64, StoreError> {
+    i64::try_from(number)
+        .map_err(|_| StoreError::Backend(format!("CRL number {number} does not fit the schema")))
 }

@@ -41,6 +41,7 @@ pub async fn run_all<S: CertStore + AdminStore>(full: &S) {
     revocation(store).await;
     revoked_listing(store).await;
     crl_numbers_only_grow(&[store]).await;
+    published_crls_keep_the_highest(store).await;
     large_objects(store).await;
     keys_compare_exactly(store).await;
     listing(full).await;
@@ -328,6 +329,54 @@ pub async fn keys_compare_exactly(store: &dyn CertStore) {
         )
         .await;
     }
+}
+
+/// The kept CRL of each scope is the highest-numbered one published, whatever the order of
+/// publication, and the two scopes are kept apart. A CRL of 1 MiB fits.
+pub async fn published_crls_keep_the_highest(store: &dyn CertStore) {
+    use mayfly_authority::store::{CrlScopeName, StoredCrl};
+    let crl = |scope, number: u64, size: usize| StoredCrl {
+        scope,
+        number,
+        this_update: at(1_900_000_000 + number as i64),
+        next_update: at(1_900_086_400 + number as i64),
+        der: (0..size).map(|i| (i as u64 + number) as u8).collect(),
+    };
+    let latest = |scope| async move {
+        store
+            .latest_crl(scope)
+            .await
+            .unwrap_or_else(|e| panic!("reading the latest CRL: {e:?}"))
+    };
+    let publish = |crl: StoredCrl| async move {
+        store
+            .publish_crl(&crl)
+            .await
+            .unwrap_or_else(|e| panic!("publishing CRL {}: {e:?}", crl.number));
+    };
+    assert_eq!(
+        latest(CrlScopeName::Full).await,
+        None,
+        "a CRL before any was published"
+    );
+    publish(crl(CrlScopeName::Full, 5, 100)).await;
+    publish(crl(CrlScopeName::Full, 3, 100)).await;
+    assert_eq!(
+        latest(CrlScopeName::Full).await,
+        Some(crl(CrlScopeName::Full, 5, 100)),
+        "a lower number replaced a higher one"
+    );
+    publish(crl(CrlScopeName::Delta, 6, 10)).await;
+    publish(crl(CrlScopeName::Full, 7, 1024 * 1024)).await;
+    assert_eq!(
+        latest(CrlScopeName::Full).await,
+        Some(crl(CrlScopeName::Full, 7, 1024 * 1024))
+    );
+    assert_eq!(
+        latest(CrlScopeName::Delta).await,
+        Some(crl(CrlScopeName::Delta, 6, 10)),
+        "the scopes are mixed up"
+    );
 }
 
 /// Nothing the CA stores hits a size cap: a 1 MiB DER (a certificate with a huge extension, or

@@ -225,6 +225,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     // 4 (SSH) and 5 (ACME) are reserved for work on other branches. Every missing version is
     // applied, not only those above the highest, so they can arrive after 6.
     (6, include_str!("../migrations/0006_retention.sql")),
+    (7, include_str!("../migrations/0007_published_crls.sql")),
 ];
 
 /// The schema version this build migrates databases to: the last migration's.

@@ -11,8 +11,9 @@
 use std::time::Duration;
 
 use mayfly_authority::store::{
-    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
-    Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, UsedToken,
+    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
+    IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
+    StoredCertificate, StoredCrl, UsedToken,
 };
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
@@ -490,6 +491,25 @@ impl CertStore for NetworkedStore {
 
     fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.crl_number())
+    }
+
+    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(crate::shared::any::publish_crl(
+            &self.pool,
+            self.dialect,
+            crl,
+        ))
+    }
+
+    fn latest_crl(
+        &self,
+        scope: CrlScopeName,
+    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
+        Box::pin(crate::shared::any::latest_crl(
+            &self.pool,
+            self.dialect,
+            scope,
+        ))
     }
 }
 

@@ -12,8 +12,8 @@
 macro_rules! shared_calls {
     ($database:ty) => {
         use mayfly_authority::store::{
-            CertificatePage, CertificateStatus, Revocation, RevokedEntry, RevokedQuery,
-            StoreCounts, StoreError, StoredCertificate, UsedToken,
+            CertificatePage, CertificateStatus, CrlScopeName, Revocation, RevokedEntry,
+            RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
         };
         use sqlx::{AssertSqlSafe, Pool, Transaction};
         use time::OffsetDateTime;
@@ -189,6 +189,55 @@ macro_rules! shared_calls {
                 .await
                 .map_err(context)?;
             Ok(updated.rows_affected() == 1)
+        }
+
+        /// Keeps `crl` unless a higher-numbered one of its scope is kept: two statements, each
+        /// atomic, so concurrent publishers leave the highest.
+        pub(crate) async fn publish_crl(
+            pool: &Pool<Db>,
+            dialect: Dialect,
+            crl: &StoredCrl,
+        ) -> Result<(), StoreError> {
+            let context = |e| backend("keeping the latest CRL", e);
+            let number = codec::crl_number_column(crl.number)?;
+            let inserted = sqlx::query(AssertSqlSafe(
+                dialect.insert_unless_present(codec::CRL_INSERT),
+            ))
+            .bind(crl.scope.as_str())
+            .bind(number)
+            .bind(codec::to_unix(crl.this_update))
+            .bind(codec::to_unix(crl.next_update))
+            .bind(crl.der.as_slice())
+            .execute(pool)
+            .await
+            .map_err(context)?;
+            if inserted.rows_affected() == 0 {
+                sqlx::query(sql(dialect, codec::CRL_REPLACE))
+                    .bind(number)
+                    .bind(codec::to_unix(crl.this_update))
+                    .bind(codec::to_unix(crl.next_update))
+                    .bind(crl.der.as_slice())
+                    .bind(crl.scope.as_str())
+                    .bind(number)
+                    .execute(pool)
+                    .await
+                    .map_err(context)?;
+            }
+            Ok(())
+        }
+
+        pub(crate) async fn latest_crl(
+            pool: &Pool<Db>,
+            dialect: Dialect,
+            scope: CrlScopeName,
+        ) -> Result<Option<StoredCrl>, StoreError> {
+            let row: Option<(i64, i64, i64, Vec<u8>)> =
+                sqlx::query_as(sql(dialect, codec::CRL_LATEST))
+                    .bind(scope.as_str())
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|e| backend("reading the latest CRL", e))?;
+            row.map(|row| codec::stored_crl(scope, row)).transpose()
         }
 
         /// Revoked certificates for a CRL ([`codec::REVOKED`]).

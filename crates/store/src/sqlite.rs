@@ -14,8 +14,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mayfly_authority::store::{
-    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
-    Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, UsedToken,
+    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
+    IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
+    StoredCertificate, StoredCrl, UsedToken,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -375,6 +376,25 @@ impl CertStore for SqliteStore {
 
     fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.crl_number())
+    }
+
+    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(crate::shared::sqlite::publish_crl(
+            &self.writer,
+            crate::Dialect::Sqlite,
+            crl,
+        ))
+    }
+
+    fn latest_crl(
+        &self,
+        scope: CrlScopeName,
+    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
+        Box::pin(crate::shared::sqlite::latest_crl(
+            &self.reader,
+            crate::Dialect::Sqlite,
+            scope,
+        ))
     }
 }
 
