@@ -75,6 +75,9 @@ pub struct Authority {
     admin_audiences: Vec<String>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
+    dns_names: Vec<String>,
+    public_port: u16,
+    ssh: Option<crate::ssh::SshCa>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -108,6 +111,8 @@ pub struct AuthorityParts {
     pub public_port: u16,
     pub store: Arc<dyn CertStore>,
     pub clock: Arc<dyn Clock>,
+    /// The SSH CA, when ca.json has an `ssh` block.
+    pub ssh: Option<crate::ssh::SshCa>,
     /// CRL and OCSP publication (both off when not configured).
     pub publication: Publication,
 }
@@ -165,7 +170,28 @@ impl Authority {
             admin_audiences,
             store: parts.store,
             clock: parts.clock,
+            dns_names: parts.dns_names,
+            public_port: parts.public_port,
+            ssh: parts.ssh,
         })
+    }
+
+    /// The SSH CA, if this authority has one.
+    pub fn ssh_ca(&self) -> Option<&crate::ssh::SshCa> {
+        self.ssh.as_ref()
+    }
+
+    /// The audiences a token for `endpoint` (`ssh/sign`, ...) must name.
+    pub(crate) fn endpoint_audiences(&self, endpoint: &str) -> Vec<String> {
+        endpoint_audiences(&self.dns_names, self.public_port, endpoint)
+    }
+
+    pub(crate) fn root_fingerprints(&self) -> &[String] {
+        &self.root_fingerprints
+    }
+
+    pub(crate) fn backdate(&self) -> time::Duration {
+        self.backdate
     }
 
     pub fn roots(&self) -> &[Vec<u8>] {
@@ -634,6 +660,8 @@ pub struct LoadedMaterial {
     pub intermediate: IntermediateCa,
     pub provisioners: Vec<Provisioner>,
     pub backdate: time::Duration,
+    /// The SSH CA keys, when ca.json has an `ssh` block.
+    pub ssh: Option<crate::ssh::SshKeys>,
 }
 
 impl LoadedMaterial {
@@ -692,6 +720,33 @@ impl LoadedMaterial {
             .authority
             .backdate
             .map_or(time::Duration::minutes(1), |d| d.0);
+        let ssh = match &config.ssh {
+            None => None,
+            Some(ssh) => {
+                let load_key = |field: &str, p: &str| -> Result<PrivateKey> {
+                    let pem = read(field, p)?;
+                    mayfly_pki::keyfile::decode_private_key_pem(&pem, password)
+                        .map_err(|e| Error::Config(format!("{field}: {p}: {e}")))
+                };
+                let global_ssh = crate::ssh::claims::SshClaims::resolve(
+                    crate::ssh::claims::SshClaims::DEFAULT,
+                    config.authority.claims.as_ref(),
+                )
+                .map_err(|e| Error::Config(format!("authority.claims: {e}")))?;
+                let mut claims = std::collections::HashMap::new();
+                for p in &config.authority.provisioners {
+                    let resolved =
+                        crate::ssh::claims::SshClaims::resolve(global_ssh, p.claims.as_ref())
+                            .map_err(|e| Error::Config(format!("provisioner {:?}: {e}", p.name)))?;
+                    claims.insert(p.name.clone(), resolved);
+                }
+                Some(crate::ssh::SshKeys {
+                    user_key: load_key("ssh.userKey", &ssh.user_key)?,
+                    host_key: load_key("ssh.hostKey", &ssh.host_key)?,
+                    claims,
+                })
+            }
+        };
         Ok(Self {
             roots,
             federated_roots,
@@ -701,6 +756,7 @@ impl LoadedMaterial {
             },
             provisioners,
             backdate,
+            ssh,
         })
     }
 }

@@ -23,7 +23,7 @@ pub struct ClaimsConfig {
     pub disable_renewal: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allow_renewal_after_expiry: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "enableSSHCA", skip_serializing_if = "Option::is_none")]
     pub enable_ssh_ca: Option<bool>,
     #[serde(
         rename = "minUserSSHCertDuration",

@@ -47,6 +47,9 @@ pub struct CaConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ocsp: Option<OcspConfig>,
     pub authority: AuthorityConfig,
+    /// `ssh`: the SSH user and host CA keys (step's `hostKey`, `userKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshConfig>,
     /// Underscore-prefixed keys are comments in step's files.
     #[serde(flatten, skip_serializing)]
     pub comments: std::collections::BTreeMap<String, serde_json::Value>,
@@ -111,6 +114,14 @@ pub struct TlsConfig {
     pub max_version: Option<f32>,
     #[serde(default)]
     pub renegotiation: Option<bool>,
+}
+
+/// `ssh`: paths of the SSH CA private keys (encrypted PEM, same password as `key`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SshConfig {
+    pub host_key: String,
+    pub user_key: String,
 }
 
 /// `crl`: step-ca's fields (`enabled`, `generateOnRevoke`, `cacheDuration`, `renewPeriod`,

@@ -107,6 +107,39 @@ pub enum Error {
     CrlDisabled,
     #[error("serial number {0:?} is not a decimal number")]
     SerialMalformed(String),
+    #[error("this CA has no SSH keys: initialise it with `mayfly ca init --ssh` (ca.json \"ssh\")")]
+    SshNotEnabled,
+    #[error("provisioner {0:?} does not sign SSH certificates (claims.enableSSHCA is not true)")]
+    SshDisabledForProvisioner(String),
+    #[error("the token carries no SSH claims (\"step\": {{\"ssh\": ...}}): create it for SSH")]
+    SshTokenWithoutClaims,
+    #[error("publicKey: {0}")]
+    SshPublicKey(#[source] mayfly_pki::Error),
+    #[error("{0}")]
+    SshRequestInvalid(String),
+    #[error("principal {principal:?} is not authorized by the token (authorized: {authorized:?})")]
+    SshPrincipalNotAuthorized {
+        principal: String,
+        authorized: Vec<String>,
+    },
+    #[error(
+        "principal {0:?} is invalid: it must be 1-255 characters without spaces, commas or control characters"
+    )]
+    SshPrincipalInvalid(String),
+    #[error(
+        "a certificate without principals would be valid for every user or host: name at least one principal"
+    )]
+    SshNoPrincipals,
+    #[error("{field} {requested:?} does not match the token's {token:?}")]
+    SshTokenMismatch {
+        field: &'static str,
+        token: String,
+        requested: String,
+    },
+    #[error("critical option {name:?} is not allowed by the token")]
+    SshCriticalOptionNotAllowed { name: String },
+    #[error("only host certificates can be renewed or rekeyed; get a new user certificate instead")]
+    SshRenewHostOnly,
     #[error("provisioner {0:?} not found")]
     ProvisionerNotFound(String),
     #[error(
@@ -143,9 +176,19 @@ impl Error {
             | Error::RenewalDisabled { .. }
             | Error::AdminCredentialsMissing => ErrorKind::Unauthorized,
             Error::NotAdmin(_) => ErrorKind::Forbidden,
-            Error::SanNotAuthorized { .. } | Error::RevokeSerialMismatch { .. } => {
-                ErrorKind::Forbidden
-            }
+            Error::SanNotAuthorized { .. }
+            | Error::RevokeSerialMismatch { .. }
+            | Error::SshDisabledForProvisioner(_)
+            | Error::SshPrincipalNotAuthorized { .. }
+            | Error::SshTokenMismatch { .. }
+            | Error::SshCriticalOptionNotAllowed { .. }
+            | Error::SshRenewHostOnly => ErrorKind::Forbidden,
+            Error::SshTokenWithoutClaims => ErrorKind::Unauthorized,
+            Error::SshNotEnabled => ErrorKind::NotImplemented,
+            Error::SshPublicKey(_)
+            | Error::SshRequestInvalid(_)
+            | Error::SshPrincipalInvalid(_)
+            | Error::SshNoPrincipals => ErrorKind::BadRequest,
             Error::CertificateNotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyRevoked { .. }
             | Error::ReasonCodeInvalid(_)

@@ -50,6 +50,9 @@ pub struct InitOptions {
     pub pki_only: bool,
     /// PBKDF2 iterations for keys and the JWE (step: 600,000).
     pub kdf_iterations: u32,
+    /// Also create SSH user and host CA keys of this kind, and let the provisioner sign SSH
+    /// certificates (`--ssh`).
+    pub ssh: Option<KeyAlgorithm>,
 }
 
 /// One file to write.
@@ -67,6 +70,10 @@ pub struct Plan {
     pub ca_url: String,
     pub ca_config_path: PathBuf,
     pub root_path: PathBuf,
+    /// The SSH user CA's public key line (for sshd's TrustedUserCAKeys), with `--ssh`.
+    pub ssh_user_ca: Option<String>,
+    /// The SSH host CA's public key line (for `@cert-authority` in known_hosts), with `--ssh`.
+    pub ssh_host_ca: Option<String>,
 }
 
 /// `$MAYFLY_PATH`, or `~/.mayfly`: where the client and the server keep their files.
@@ -105,6 +112,18 @@ impl Layout {
     }
     pub fn intermediate_key(&self) -> PathBuf {
         self.base.join("secrets/intermediate_ca_key")
+    }
+    pub fn ssh_user_key(&self) -> PathBuf {
+        self.base.join("secrets/ssh_user_ca_key")
+    }
+    pub fn ssh_host_key(&self) -> PathBuf {
+        self.base.join("secrets/ssh_host_ca_key")
+    }
+    pub fn ssh_user_public(&self) -> PathBuf {
+        self.base.join("certs/ssh_user_ca_key.pub")
+    }
+    pub fn ssh_host_public(&self) -> PathBuf {
+        self.base.join("certs/ssh_host_ca_key.pub")
     }
     pub fn database(&self) -> PathBuf {
         self.base.join("db/mayfly.db")
@@ -208,11 +227,44 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
         options.kdf_iterations,
     )?;
 
+    let mut ssh_lines = None;
+    if let Some(algorithm) = options.ssh {
+        if matches!(algorithm, KeyAlgorithm::Rsa(_)) {
+            return Err(Error::Config(
+                "SSH CA keys must be EC P-256, P-384 or Ed25519".into(),
+            ));
+        }
+        let mut lines = Vec::new();
+        for (secret, public) in [
+            (layout.ssh_user_key(), layout.ssh_user_public()),
+            (layout.ssh_host_key(), layout.ssh_host_public()),
+        ] {
+            let key = PrivateKey::generate(algorithm)?;
+            let line = mayfly_pki::ssh::SshPublicKey::from_private_key(&key)?.to_line();
+            files.push(PlannedFile {
+                path: secret,
+                contents: encode_key(&key)?,
+                mode: SECRET_MODE,
+            });
+            files.push(PlannedFile {
+                path: public,
+                contents: format!("{line}\n").into_bytes(),
+                mode: PUBLIC_MODE,
+            });
+            lines.push(line);
+        }
+        ssh_lines = Some((lines[0].clone(), lines[1].clone()));
+    }
+
     let root_fingerprint = fingerprint_sha256(&root_der);
     let url = ca_url(&options.dns_names, &options.address);
     if !options.pki_only {
         let path_text = |p: PathBuf| p.display().to_string();
         let config = CaConfig {
+            ssh: options.ssh.map(|_| crate::config::SshConfig {
+                host_key: path_text(layout.ssh_host_key()),
+                user_key: path_text(layout.ssh_user_key()),
+            }),
             root: OneOrMany::One(path_text(layout.root_cert())),
             federated_roots: Vec::new(),
             crt: path_text(layout.intermediate_cert()),
@@ -259,7 +311,10 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                             .map_err(|e| Error::Config(e.to_string()))?,
                     ),
                     encrypted_key: Some(encrypted_key),
-                    claims: None,
+                    claims: options.ssh.map(|_| crate::claims::ClaimsConfig {
+                        enable_ssh_ca: Some(true),
+                        ..Default::default()
+                    }),
                     options: None,
                     admin: false,
                     other: Default::default(),
@@ -296,6 +351,8 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
         ca_url: url,
         ca_config_path: layout.ca_config(),
         root_path: layout.root_cert(),
+        ssh_user_ca: ssh_lines.as_ref().map(|(user, _)| user.clone()),
+        ssh_host_ca: ssh_lines.map(|(_, host)| host),
     })
 }
 

@@ -20,6 +20,7 @@ pub mod provisioner;
 pub mod publication;
 pub mod retention;
 pub mod revocation;
+pub mod ssh;
 pub mod store;
 pub mod token;
 

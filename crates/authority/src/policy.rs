@@ -33,7 +33,7 @@ impl TimeSpec {
             })
     }
 
-    fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
+    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
         match self {
             TimeSpec::At(at) => at,
             TimeSpec::FromNow(d) => now + d,

@@ -135,8 +135,22 @@ impl NewToken<'_> {
 
     /// Signs the token with the provisioner's key; `jti` is 256 random bits, `iat` is now.
     pub fn sign(&self, key: &mayfly_pki::PrivateKey, kid: &str) -> Result<String> {
+        self.sign_with_ssh(key, kid, None)
+    }
+
+    /// Like [`NewToken::sign`], with step's `"step": {"ssh": ...}` claims when `ssh` is given
+    /// (certType, keyID, principals, validAfter, validBefore).
+    pub fn sign_with_ssh(
+        &self,
+        key: &mayfly_pki::PrivateKey,
+        kid: &str,
+        ssh: Option<&serde_json::Value>,
+    ) -> Result<String> {
         let jti = mayfly_pki::random::random_hex(32)?;
-        let claims = self.claims(&jti, OffsetDateTime::now_utc());
+        let mut claims = self.claims(&jti, OffsetDateTime::now_utc());
+        if let (Some(ssh), Some(map)) = (ssh, claims.as_object_mut()) {
+            map.insert("step".into(), serde_json::json!({ "ssh": ssh }));
+        }
         Ok(mayfly_pki::jose::jws::sign_compact(
             key,
             kid,
@@ -182,16 +196,7 @@ pub fn verify(
             provisioner: provisioner.name.clone(),
         });
     }
-    let audiences = claims.aud.values();
-    if !audiences
-        .iter()
-        .any(|a| expect.audiences.iter().any(|e| e == a))
-    {
-        return Err(Error::TokenAudienceMismatch {
-            found: audiences,
-            expected: expect.audiences.to_vec(),
-        });
-    }
+    check_audience(&claims, expect.audiences)?;
     if claims.jti.trim().is_empty() {
         return Err(Error::TokenMalformed(
             "claim \"jti\" is missing or empty".into(),
@@ -227,8 +232,23 @@ pub fn verify(
     })
 }
 
+/// Checks that one of the token's `aud` values is one of `expected`.
+pub(crate) fn check_audience(claims: &TokenClaims, expected: &[String]) -> Result<()> {
+    let found = claims.aud.values();
+    if !found.iter().any(|a| expected.iter().any(|e| e == a)) {
+        return Err(Error::TokenAudienceMismatch {
+            found,
+            expected: expected.to_vec(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks `nbf`/`iat`, `exp` and the lifetime with [`LEEWAY`]; returns `exp`.
-fn check_time_window(claims: &TokenClaims, now: OffsetDateTime) -> Result<OffsetDateTime> {
+pub(crate) fn check_time_window(
+    claims: &TokenClaims,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime> {
     let at = |field: &str, value: Option<i64>| -> Result<OffsetDateTime> {
         let seconds =
             value.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?;

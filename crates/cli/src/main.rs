@@ -18,6 +18,7 @@ mod inspect;
 mod jwt;
 mod output;
 mod password;
+mod ssh;
 mod verify;
 
 /// The mayfly client: bootstrap trust in a CA, get and inspect certificates.
@@ -39,6 +40,10 @@ enum Command {
     /// Cryptographic utilities.
     #[command(subcommand)]
     Crypto(CryptoCommand),
+    /// SSH user and host certificates: get, inspect, renew, rekey, revoke; CA keys, snippets
+    /// and the KRL for ssh and sshd.
+    #[command(subcommand)]
+    Ssh(ssh::SshCommand),
     /// Print the configuration directory ($MAYFLY_PATH, default ~/.mayfly).
     Path,
 }
@@ -92,6 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crypto(CryptoCommand::Jwt(command)) => jwt::run(command),
         Command::Crypto(CryptoCommand::ChangePass(args)) => crypto::change_pass::run(args),
         Command::Crypto(CryptoCommand::Shamir(command)) => crypto::shamir::run(command),
+        Command::Ssh(command) => ssh::run(command).await,
         Command::Path => {
             println!("{}", context::mayfly_path()?.display());
             Ok(())

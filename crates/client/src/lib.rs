@@ -25,6 +25,7 @@ use serde::de::DeserializeOwned;
 
 mod danger;
 pub mod peer;
+mod ssh;
 
 /// Responses larger than this are refused: no honest reply of this API comes near it.
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -349,7 +350,8 @@ impl Client {
         Ok(bytes.to_vec())
     }
 
-    async fn fetch(&self, method: Method, path: &str, body: Bytes) -> Result<Vec<u8>> {
+    /// Sends a request and returns the body of a successful answer as it came (CRLs, KRLs).
+    pub(crate) async fn fetch(&self, method: Method, path: &str, body: Bytes) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);
         let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.clone()))?;
         let request = Request::builder()

@@ -55,6 +55,10 @@ pub enum Error {
     JwsSignatureInvalid,
     #[error("certificate generation failed: {0}")]
     CertificateGeneration(String),
+    #[error("malformed SSH data: {0}")]
+    SshMalformed(String),
+    #[error("SSH signature is invalid")]
+    SshSignatureInvalid,
     #[error("certificate chain does not verify: {0}")]
     ChainInvalid(String),
     #[error("CRL rejected: {0}")]
@@ -69,9 +73,10 @@ impl Error {
     /// The coarse category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::PasswordIncorrect | Error::CsrSignatureInvalid | Error::JwsSignatureInvalid => {
-                ErrorKind::BadCredential
-            }
+            Error::PasswordIncorrect
+            | Error::CsrSignatureInvalid
+            | Error::JwsSignatureInvalid
+            | Error::SshSignatureInvalid => ErrorKind::BadCredential,
             Error::CertificateGeneration(_) | Error::Crypto(_) => ErrorKind::Internal,
             _ => ErrorKind::BadInput,
         }

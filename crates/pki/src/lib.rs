@@ -19,6 +19,7 @@ pub mod ocsp;
 pub mod random;
 pub mod san;
 pub mod serial;
+pub mod ssh;
 pub mod verify;
 
 pub use cert::{LeafSigner, LeafTemplate, ProvisionerExtension};

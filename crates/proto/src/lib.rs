@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod ssh;
+
 /// Every error response: `{"status": 400, "message": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

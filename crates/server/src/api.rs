@@ -94,7 +94,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rekey", post(rekey))
         .route("/revoke", post(revoke))
         .route("/admin/certificates", get(admin_certificates))
-        .merge(revocation_routes());
+        .merge(revocation_routes())
+        .merge(crate::ssh::routes());
     Router::new()
         .merge(api.clone())
         .nest("/1.0", api)

@@ -56,6 +56,7 @@ pub async fn create(dir: Option<&Path>, address: &str) -> anyhow::Result<DevCa> 
         existing_root: None,
         pki_only: false,
         kdf_iterations: mayfly_pki::jose::jwe::STEP_PBKDF2_ITERATIONS,
+        ssh: Some(mayfly_pki::KeyAlgorithm::EcP256),
     };
     let plan = tokio::task::spawn_blocking(move || {
         let plan = init::plan(&options, &layout)?;
@@ -95,6 +96,8 @@ impl DevCa {
              \n  {mayfly} ca bootstrap --ca-url {url} --fingerprint {fp}\
              \n  {mayfly} ca certificate svc.internal svc.crt svc.key --provisioner-password-file {pw}\
              \n  openssl verify -CAfile \"$MAYFLY_PATH/certs/root_ca.crt\" -untrusted svc.crt svc.crt\n\
+             \nOr an SSH user certificate (see docs/ssh.md for sshd):\n\
+             \n  {mayfly} ssh certificate alice id_ecdsa --no-password --insecure --provisioner-password-file {pw}\n\
              \nPress Ctrl-C to stop.\n",
             dir = self.dir.display(),
             url = self.url,

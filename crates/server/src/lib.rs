@@ -9,5 +9,6 @@ pub mod dev;
 pub mod error;
 pub mod revocation;
 pub mod serve;
+pub mod ssh;
 pub mod startup;
 pub mod tls;

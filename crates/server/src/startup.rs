@@ -98,8 +98,15 @@ pub async fn prepare(
         https: local_addr.port(),
         http: insecure_addr.map(|a| a.port()),
     };
-    let authority = authority_from(material, &config, ports, store, Arc::new(SystemClock))
-        .map_err(|e| e.in_file(&path))?;
+    let authority = authority_from(
+        material,
+        &config,
+        ports,
+        store,
+        Some(database.ssh_store()),
+        Arc::new(SystemClock),
+    )
+    .map_err(|e| e.in_file(&path))?;
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
@@ -134,10 +141,21 @@ fn authority_from(
     config: &CaConfig,
     ports: PublicPorts,
     store: Arc<dyn mayfly_authority::store::CertStore>,
+    ssh_store: Option<Arc<dyn mayfly_authority::ssh::store::SshStore>>,
     clock: Arc<dyn mayfly_authority::clock::Clock>,
 ) -> mayfly_authority::Result<Authority> {
+    let ssh = match (material.ssh, ssh_store) {
+        (Some(keys), Some(store)) => Some(mayfly_authority::ssh::SshCa::new(keys, store)?),
+        (Some(_), None) => {
+            return Err(mayfly_authority::Error::Config(
+                "ssh: SSH keys were added to a running CA: restart it to open their store".into(),
+            ));
+        }
+        (None, _) => None,
+    };
     let publication = Publication::from_config(config, ports)?;
     Authority::new(AuthorityParts {
+        ssh,
         roots: material.roots,
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
@@ -177,6 +195,7 @@ pub fn reload(
         &config,
         ports,
         Arc::clone(current.store()),
+        current.ssh_ca().map(|ssh| Arc::clone(ssh.store())),
         Arc::clone(current.clock()),
     )
     .map_err(|e| e.in_file(&path))?;

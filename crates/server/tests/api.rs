@@ -55,6 +55,7 @@ async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bo
         existing_root: None,
         pki_only: false,
         kdf_iterations: 1000,
+        ssh: None,
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();
@@ -73,6 +74,7 @@ async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bo
     let provisioner_key = Jwk::from_json(&private).unwrap().to_private_key().unwrap();
     let kid = provisioner.kid.clone();
     let authority = Authority::new(AuthorityParts {
+        ssh: None,
         roots: material.roots,
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,

@@ -1424,6 +1424,15 @@ fn cli_reference_in_docs_matches_help() {
         &["crypto", "change-pass"],
         &["crypto", "shamir", "split"],
         &["crypto", "shamir", "combine"],
+        &["ssh", "certificate"],
+        &["ssh", "inspect"],
+        &["ssh", "config"],
+        &["ssh", "renew"],
+        &["ssh", "rekey"],
+        &["ssh", "revoke"],
+        &["ssh", "krl"],
+        &["ssh", "check-host"],
+        &["ssh", "hosts"],
         &["path"],
     ];
     for args in client {

@@ -14,10 +14,12 @@ use mayfly_authority::store::CertStore;
 
 mod codec;
 pub mod conformance;
+pub mod conformance_ssh;
 mod dialect;
 mod networked;
 mod shared;
 mod sqlite;
+mod ssh;
 pub mod testing;
 
 pub use dialect::Dialect;
@@ -163,6 +165,14 @@ impl AnyStore {
         }
     }
 
+    /// The SSH records, in the same database.
+    pub fn ssh_store(&self) -> Arc<dyn mayfly_authority::ssh::store::SshStore> {
+        match self {
+            AnyStore::Sqlite(store) => Arc::new(store.clone()),
+            AnyStore::Networked(store) => Arc::new(store.clone()),
+        }
+    }
+
     /// The store with its listing, retention and lease calls too.
     pub fn full(&self) -> Arc<dyn mayfly_authority::store::FullStore> {
         match self {
@@ -222,8 +232,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_revocation.sql")),
     (3, include_str!("../migrations/0003_crl.sql")),
-    // 4 (SSH) and 5 (ACME) are reserved for work on other branches. Every missing version is
-    // applied, not only those above the highest, so they can arrive after 6.
+    (4, include_str!("../migrations/0004_ssh.sql")),
+    // 5 (ACME) is reserved for work on another branch. Every missing version is applied, not
+    // only those above the highest, so it can arrive after 7.
     (6, include_str!("../migrations/0006_retention.sql")),
     (7, include_str!("../migrations/0007_published_crls.sql")),
 ];

@@ -36,8 +36,8 @@ const MIGRATION_LOCK: i64 = 0x6d61_7966_6c79;
 /// A [`CertStore`] on a PostgreSQL or MySQL/MariaDB server.
 #[derive(Debug, Clone)]
 pub struct NetworkedStore {
-    pool: AnyPool,
-    dialect: Dialect,
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
     /// The URL without its password, for messages.
     name: String,
 }
@@ -318,7 +318,11 @@ impl NetworkedStore {
 
     /// Runs `write` in a transaction: commits when it succeeds, rolls back on a refusal, and
     /// runs it again from the start when the engine broke a deadlock by aborting this one.
-    async fn in_transaction(&self, context: &str, write: Write<'_>) -> Result<(), StoreError> {
+    pub(crate) async fn in_transaction(
+        &self,
+        context: &str,
+        write: Write<'_>,
+    ) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -332,6 +336,14 @@ impl NetworkedStore {
                     } => self.record_in(&mut tx, certificate, token, sans).await,
                     Write::Revoke { revocation, token } => {
                         crate::shared::any::revoke_in(&mut tx, self.dialect, revocation, token)
+                            .await
+                    }
+                    Write::SshIssue { certificate, token } => {
+                        crate::ssh::on_any::record_in(&mut tx, self.dialect, certificate, token)
+                            .await
+                    }
+                    Write::SshRevoke { revocation, token } => {
+                        crate::ssh::on_any::revoke_in(&mut tx, self.dialect, revocation, token)
                             .await
                     }
                 };
@@ -515,13 +527,21 @@ impl CertStore for NetworkedStore {
 
 /// A write that runs in one transaction.
 #[derive(Clone, Copy)]
-enum Write<'a> {
+pub(crate) enum Write<'a> {
     Issue {
         certificate: &'a IssuedCertificate,
         token: Option<&'a UsedToken>,
         sans: &'a str,
     },
     Revoke {
+        revocation: &'a Revocation,
+        token: Option<&'a UsedToken>,
+    },
+    SshIssue {
+        certificate: &'a mayfly_authority::ssh::store::IssuedSshCertificate,
+        token: Option<&'a UsedToken>,
+    },
+    SshRevoke {
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
     },

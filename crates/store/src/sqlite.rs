@@ -42,10 +42,10 @@ const IN_MEMORY: &str = ":memory:";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Every write goes through this pool of one connection.
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
     /// Lookups; the same pool as `writer` for an in-memory database, whose data lives in that one
     /// connection.
-    reader: SqlitePool,
+    pub(crate) reader: SqlitePool,
     /// Issuances waiting for the writer task, which commits them in groups.
     queue: mpsc::Sender<Pending>,
     path: PathBuf,

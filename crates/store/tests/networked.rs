@@ -19,6 +19,7 @@ async fn conformance_suite(dialect: Dialect, test: &str) {
     };
     let store = open(&database).await;
     conformance::run_all(&store).await;
+    mayfly_store::conformance_ssh::run_all(&store).await;
     store.close().await;
 }
 

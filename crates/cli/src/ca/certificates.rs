@@ -183,6 +183,7 @@ async fn fetch_all(
                             not_after: None,
                             provisioner: flags.provisioner.provisioner.as_deref(),
                             password_file: flags.provisioner_password_file.as_deref(),
+                            ssh: None,
                         },
                     )
                     .await?

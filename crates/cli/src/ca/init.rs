@@ -41,6 +41,13 @@ pub struct InitArgs {
     /// Create only keys and certificates: no ca.json and no defaults.json.
     #[arg(long)]
     pki: bool,
+    /// Also create an SSH user CA key and an SSH host CA key (encrypted like the CA keys) and
+    /// let the provisioner sign SSH certificates.
+    #[arg(long)]
+    ssh: bool,
+    /// Key type of the SSH CA keys: EC (P-256) or OKP (Ed25519).
+    #[arg(long, value_name = "KTY", default_value = "EC", requires = "ssh")]
+    ssh_kty: String,
     /// Overwrite an existing PKI.
     #[arg(long, short)]
     force: bool,
@@ -103,6 +110,22 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let provisioner_name = provisioner.clone();
+    let ssh = if args.ssh {
+        Some(
+            mayfly_pki::KeyAlgorithm::from_flags(&args.ssh_kty, None, None).and_then(
+                |algorithm| match algorithm {
+                    mayfly_pki::KeyAlgorithm::EcP256 | mayfly_pki::KeyAlgorithm::Ed25519 => {
+                        Ok(algorithm)
+                    }
+                    _ => Err(mayfly_pki::Error::KeyUnsupported(
+                        "--ssh-kty: expected EC (P-256) or OKP (Ed25519)".into(),
+                    )),
+                },
+            )?,
+        )
+    } else {
+        None
+    };
     let options = InitOptions {
         name,
         dns_names,
@@ -113,6 +136,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         existing_root,
         pki_only: args.pki,
         kdf_iterations: STEP_PBKDF2_ITERATIONS,
+        ssh,
     };
     let layout = Layout::new(mayfly_path()?);
     let force = args.force;
@@ -148,6 +172,23 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             "✔ Provisioner: {provisioner_name} (JWK) [kid: {}]",
             plan.provisioner_kid
         );
+        if let (Some(user), Some(host)) = (&plan.ssh_user_ca, &plan.ssh_host_ca) {
+            println!(
+                "✔ SSH user CA key: {} (public: {})",
+                layout.ssh_user_key().display(),
+                layout.ssh_user_public().display()
+            );
+            println!(
+                "✔ SSH host CA key: {} (public: {})",
+                layout.ssh_host_key().display(),
+                layout.ssh_host_public().display()
+            );
+            println!();
+            println!("Hosts trust users with this line in their TrustedUserCAKeys file:");
+            println!("  {user}");
+            println!("Clients trust hosts with this line in known_hosts:");
+            println!("  @cert-authority * {host}");
+        }
         println!();
         println!("Your PKI is ready to go. Start the CA with:");
         println!(

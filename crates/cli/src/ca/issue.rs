@@ -164,6 +164,7 @@ async fn request(
             token::mint(
                 target,
                 &TokenRequest {
+                    ssh: None,
                     subject,
                     endpoint: "sign",
                     sans,

@@ -101,6 +101,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
                     token::mint(
                         &target,
                         &TokenRequest {
+                            ssh: None,
                             subject: &serial,
                             endpoint: "revoke",
                             sans: &[],

@@ -24,6 +24,16 @@ pub struct TokenArgs {
     /// Make a token that revokes the certificate whose serial number is SUBJECT.
     #[arg(long, conflicts_with = "san")]
     revoke: bool,
+    /// Make a token for an SSH certificate: SUBJECT is its key id (with --revoke: an SSH
+    /// certificate's serial).
+    #[arg(long, conflicts_with = "san")]
+    ssh: bool,
+    /// With --ssh: a host certificate instead of a user certificate.
+    #[arg(long, requires = "ssh")]
+    host: bool,
+    /// With --ssh: a principal the certificate may name; repeatable [default: SUBJECT].
+    #[arg(long, value_name = "NAME", requires = "ssh")]
+    principal: Vec<String>,
     /// A subject alternative name the token authorises (DNS name, IP, e-mail or URI); repeatable.
     #[arg(long, value_name = "SAN")]
     san: Vec<String>,
@@ -63,15 +73,35 @@ pub struct TokenRequest<'a> {
     pub not_after: Option<&'a str>,
     pub provisioner: Option<&'a str>,
     pub password_file: Option<&'a std::path::Path>,
+    /// step's `step.ssh` claims, for an SSH token.
+    pub ssh: Option<serde_json::Value>,
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let target = args.ca.target()?;
+    let endpoint = match (args.ssh, args.revoke) {
+        (false, false) => "sign",
+        (false, true) => "revoke",
+        (true, false) => "ssh/sign",
+        (true, true) => "ssh/revoke",
+    };
+    let ssh = (args.ssh && !args.revoke).then(|| {
+        ssh_claims(
+            &args.subject,
+            args.host,
+            if args.principal.is_empty() {
+                std::slice::from_ref(&args.subject)
+            } else {
+                &args.principal
+            },
+        )
+    });
     let token = mint(
         &target,
         &TokenRequest {
+            ssh,
             subject: &args.subject,
-            endpoint: if args.revoke { "revoke" } else { "sign" },
+            endpoint,
             sans: &args.san,
             not_before: args.not_before.as_deref(),
             not_after: args.not_after.as_deref(),
@@ -95,6 +125,17 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         None => println!("{token}"),
     }
     Ok(())
+}
+
+/// step's `step.ssh` claims: the certificate type, key id and the principals it may name.
+pub fn ssh_claims(key_id: &str, host: bool, principals: &[String]) -> serde_json::Value {
+    serde_json::json!({
+        "certType": if host { "host" } else { "user" },
+        "keyID": key_id,
+        "principals": principals,
+        "validAfter": "",
+        "validBefore": "",
+    })
 }
 
 /// Fetches the provisioner, decrypts its key and signs a token.
@@ -177,7 +218,7 @@ pub fn sign_token(
         not_before: nbf,
         expires_at: exp,
     };
-    Ok(token.sign(key, kid)?)
+    Ok(token.sign_with_ssh(key, kid, request.ssh.as_ref())?)
 }
 
 /// An RFC 3339 time or a duration from `now`.

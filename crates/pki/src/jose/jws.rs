@@ -87,6 +87,17 @@ impl Jws {
         &self.payload
     }
 
+    /// The bytes the signature covers (`header.payload`), for checks with keys that are not
+    /// JWKs or certificates, such as an SSH certificate's key.
+    pub fn signing_input(&self) -> &[u8] {
+        &self.compact.as_bytes()[..self.signing_input_len]
+    }
+
+    /// The raw signature bytes.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
     /// The signature part as base64url, as `crypto jwt inspect` prints it.
     pub fn signature_b64(&self) -> String {
         B64.encode(&self.signature)
@@ -179,6 +190,18 @@ pub fn sign_compact_x5c(key: &PrivateKey, chain: &[Vec<u8>], payload: &[u8]) -> 
     use base64::engine::general_purpose::STANDARD;
     let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c)).collect();
     let header = serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT", "x5c": x5c});
+    sign_with_header(key, &header, payload)
+}
+
+/// Signs `payload` as a compact JWS whose `sshpop` header carries an SSH certificate (base64
+/// wire encoding), signed by the certificate's own key: step's SSH-POP tokens.
+pub fn sign_compact_sshpop(
+    key: &PrivateKey,
+    certificate_b64: &str,
+    payload: &[u8],
+) -> Result<String> {
+    let header =
+        serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT", "sshpop": certificate_b64});
     sign_with_header(key, &header, payload)
 }
 

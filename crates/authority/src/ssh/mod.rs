@@ -1,0 +1,530 @@
+//! The SSH certificate authority: a user CA key and a host CA key, and the decisions of
+//! `/ssh/sign`, `/ssh/renew`, `/ssh/rekey`, `/ssh/revoke`, the KRL and the host list.
+//!
+//! Sign is authorised by a provisioner token carrying `step.ssh` claims. Renew and rekey are
+//! authorised by an SSH-POP token: a JWS signed with the key of the certificate it carries in
+//! its `sshpop` header, so only the holder of a host's current key can extend its certificate.
+
+pub mod claims;
+pub mod policy;
+pub mod render;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use mayfly_pki::PrivateKey;
+use mayfly_pki::jose::jws::Jws;
+use mayfly_pki::ssh::{CertType, SshCertTemplate, SshCertificate, SshPublicKey};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::authority::Authority;
+use crate::error::{Error, Result};
+use crate::revocation::RevokeRequest;
+use crate::store::{CertificateStatus, Revocation, StoreError, UsedToken};
+use crate::token::{self, TokenExpectations};
+use claims::SshClaims;
+use policy::{SshSignOptions, SshTokenClaims};
+use store::{IssuedSshCertificate, SshStore};
+
+/// The SSH CA keys with the store their certificates are recorded in.
+pub struct SshCa {
+    user_key: PrivateKey,
+    host_key: PrivateKey,
+    user_public: SshPublicKey,
+    host_public: SshPublicKey,
+    /// SSH claims by provisioner name.
+    claims: HashMap<String, SshClaims>,
+    store: Arc<dyn SshStore>,
+}
+
+impl std::fmt::Debug for SshCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshCa")
+            .field("user", &self.user_public.fingerprint())
+            .field("host", &self.host_public.fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SSH CA keys as loaded from ca.json's `ssh` block.
+pub struct SshKeys {
+    pub user_key: PrivateKey,
+    pub host_key: PrivateKey,
+    /// SSH claims by provisioner name.
+    pub claims: HashMap<String, SshClaims>,
+}
+
+impl SshCa {
+    pub fn new(keys: SshKeys, store: Arc<dyn SshStore>) -> Result<Self> {
+        let user_public = SshPublicKey::from_private_key(&keys.user_key)
+            .map_err(|e| Error::Config(format!("ssh.userKey: {e}")))?;
+        let host_public = SshPublicKey::from_private_key(&keys.host_key)
+            .map_err(|e| Error::Config(format!("ssh.hostKey: {e}")))?;
+        Ok(Self {
+            user_key: keys.user_key,
+            host_key: keys.host_key,
+            user_public,
+            host_public,
+            claims: keys.claims,
+            store,
+        })
+    }
+
+    pub fn user_public_key(&self) -> &SshPublicKey {
+        &self.user_public
+    }
+
+    pub fn host_public_key(&self) -> &SshPublicKey {
+        &self.host_public
+    }
+
+    pub fn store(&self) -> &Arc<dyn SshStore> {
+        &self.store
+    }
+
+    fn key_for(&self, cert_type: CertType) -> &PrivateKey {
+        match cert_type {
+            CertType::User => &self.user_key,
+            CertType::Host => &self.host_key,
+        }
+    }
+
+    fn public_for(&self, cert_type: CertType) -> &SshPublicKey {
+        match cert_type {
+            CertType::User => &self.user_public,
+            CertType::Host => &self.host_public,
+        }
+    }
+}
+
+/// An SSH certificate as `/ssh/sign` returns it.
+#[derive(Debug, Clone)]
+pub struct SshIssued {
+    pub certificate: SshCertificate,
+}
+
+/// The `step` claim of a token, for its `ssh` part.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct StepClaim {
+    #[serde(default)]
+    ssh: Option<SshTokenClaims>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct TokenWithStep {
+    #[serde(default)]
+    step: Option<StepClaim>,
+}
+
+/// A verified SSH-POP token: the certificate whose key signed it, and the token's identity.
+struct SshPop {
+    certificate: SshCertificate,
+    jti: String,
+    expires_at: OffsetDateTime,
+}
+
+impl Authority {
+    /// The SSH CA, or why there is none.
+    pub fn ssh(&self) -> Result<&SshCa> {
+        self.ssh_ca().ok_or(Error::SshNotEnabled)
+    }
+
+    /// Signs an SSH certificate for `/ssh/sign`.
+    pub async fn ssh_sign(
+        &self,
+        public_key_b64: &str,
+        ott: &str,
+        options: &SshSignOptions,
+    ) -> Result<SshIssued> {
+        let ssh = self.ssh()?;
+        let now = self.clock().now();
+        let audiences = self.endpoint_audiences("ssh/sign");
+        let expect = TokenExpectations {
+            audiences: &audiences,
+            root_fingerprints: self.root_fingerprints(),
+            now,
+        };
+        let verified = token::verify(ott, self.provisioners(), &expect)?;
+        let provisioner = verified.provisioner.name.clone();
+        let claims = ssh
+            .claims
+            .get(&provisioner)
+            .copied()
+            .filter(|c| c.enabled)
+            .ok_or_else(|| Error::SshDisabledForProvisioner(provisioner.clone()))?;
+        let token_claims = step_ssh_claims(ott)?;
+        let public_key = decode_public_key(public_key_b64)?;
+        let template = policy::ssh_template(
+            &token_claims,
+            &verified.claims.sub,
+            options,
+            &claims,
+            self.backdate(),
+            now,
+        )?;
+        let used = UsedToken {
+            jti: verified.claims.jti.clone(),
+            provisioner: provisioner.clone(),
+            expires_at: verified.expires_at,
+        };
+        let issued = self
+            .ssh_sign_and_record(ssh, &template, &public_key, &provisioner, Some(&used))
+            .await?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial = template.serial,
+            cert_type = template.cert_type.as_str(),
+            key_id = %template.key_id,
+            principals = ?template.principals,
+            %provisioner,
+            "SSH certificate issued"
+        );
+        Ok(issued)
+    }
+
+    /// Renews a host certificate for its holder (SSH-POP token): same type, key id,
+    /// principals, options and lifetime, from now, with a new serial.
+    pub async fn ssh_renew(&self, ott: &str) -> Result<SshIssued> {
+        let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/renew").await?;
+        let public_key = pop.certificate.public_key.clone();
+        self.ssh_reissue(ssh, &pop, &public_key, &stored_provisioner, "renewed")
+            .await
+    }
+
+    /// Like [`Authority::ssh_renew`] but for a new key, which the request supplies.
+    pub async fn ssh_rekey(&self, ott: &str, public_key_b64: &str) -> Result<SshIssued> {
+        let public_key = decode_public_key(public_key_b64)?;
+        let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/rekey").await?;
+        self.ssh_reissue(ssh, &pop, &public_key, &stored_provisioner, "rekeyed")
+            .await
+    }
+
+    async fn ssh_reissue(
+        &self,
+        ssh: &SshCa,
+        pop: &SshPop,
+        public_key: &SshPublicKey,
+        provisioner: &str,
+        what: &str,
+    ) -> Result<SshIssued> {
+        let now = self.clock().now();
+        let old = &pop.certificate.template;
+        let lifetime = old.valid_before.saturating_sub(old.valid_after);
+        let valid_after = policy::unix(now - self.backdate());
+        let template = SshCertTemplate {
+            serial: mayfly_pki::ssh::random_serial()?,
+            valid_after,
+            valid_before: valid_after.saturating_add(lifetime),
+            ..old.clone()
+        };
+        let used = UsedToken {
+            jti: pop.jti.clone(),
+            provisioner: format!("sshpop:{}", pop.certificate.template.serial),
+            expires_at: pop.expires_at,
+        };
+        let issued = self
+            .ssh_sign_and_record(ssh, &template, public_key, provisioner, Some(&used))
+            .await?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial = template.serial,
+            old = old.serial,
+            "SSH certificate {what}"
+        );
+        Ok(issued)
+    }
+
+    /// The checks of every SSH renewal: a valid SSH-POP token for `endpoint`, a host
+    /// certificate this CA stored byte for byte, not revoked, not expired.
+    async fn ssh_renewal(&self, ott: &str, endpoint: &str) -> Result<(&SshCa, SshPop, String)> {
+        let ssh = self.ssh()?;
+        let pop = self.verify_sshpop(ssh, ott, endpoint)?;
+        let cert = &pop.certificate;
+        let serial = cert.template.serial.to_string();
+        if cert.template.cert_type != CertType::Host {
+            return Err(Error::SshRenewHostOnly);
+        }
+        let stored = ssh
+            .store
+            .ssh_certificate(cert.template.serial)
+            .await
+            .map_err(Error::Store)?
+            .filter(|s| s.certificate.blob == cert.blob())
+            .ok_or_else(|| Error::RenewNotIssuedHere {
+                serial: serial.clone(),
+            })?;
+        if stored.status == CertificateStatus::Revoked {
+            return Err(Error::RenewRevoked { serial });
+        }
+        Ok((ssh, pop, stored.certificate.provisioner))
+    }
+
+    /// Verifies an SSH-POP token: signed by the key of the certificate in its `sshpop` header,
+    /// that certificate signed by one of our SSH CA keys and valid now.
+    fn verify_sshpop(&self, ssh: &SshCa, ott: &str, endpoint: &str) -> Result<SshPop> {
+        let now = self.clock().now();
+        let jws = Jws::parse(ott).map_err(|e| Error::TokenMalformed(e.to_string()))?;
+        let header = jws
+            .header_json()
+            .get("sshpop")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::TokenMalformed("header has no \"sshpop\" certificate".into()))?;
+        let certificate = SshCertificate::from_base64(header)
+            .map_err(|e| Error::TokenMalformed(format!("header \"sshpop\": {e}")))?;
+        let kind = certificate.template.cert_type;
+        if &certificate.signature_key != ssh.public_for(kind) {
+            return Err(Error::RenewNotIssuedHere {
+                serial: certificate.template.serial.to_string(),
+            });
+        }
+        certificate
+            .public_key
+            .verify_jws(&jws.header().alg, jws.signing_input(), jws.signature())
+            .map_err(|e| match e {
+                mayfly_pki::Error::JwsSignatureInvalid => Error::TokenSignatureInvalid,
+                other => Error::TokenMalformed(other.to_string()),
+            })?;
+        // Verified now: the signature above covers the payload.
+        let claims: token::TokenClaims = serde_json::from_slice(jws.unverified_payload())
+            .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
+        let audiences = self.endpoint_audiences(endpoint);
+        token::check_audience(&claims, &audiences)?;
+        let exp = token::check_time_window(&claims, now)?;
+        if claims.jti.trim().is_empty() {
+            return Err(Error::TokenMalformed(
+                "claim \"jti\" is missing or empty".into(),
+            ));
+        }
+        let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        if seconds < certificate.template.valid_after
+            || seconds >= certificate.template.valid_before
+        {
+            return Err(Error::RenewExpired {
+                serial: certificate.template.serial.to_string(),
+                not_after: certificate.template.valid_before.to_string(),
+            });
+        }
+        Ok(SshPop {
+            certificate,
+            jti: claims.jti,
+            expires_at: exp + token::LEEWAY,
+        })
+    }
+
+    /// Revokes an SSH certificate, authorised by a provisioner token whose `sub` is the serial
+    /// (audience `/ssh/revoke`) or by an SSH-POP token of that very certificate.
+    pub async fn ssh_revoke(&self, request: &RevokeRequest, ott: &str) -> Result<()> {
+        let ssh = self.ssh()?;
+        let serial: u64 = request
+            .serial
+            .trim()
+            .parse()
+            .map_err(|_| Error::SerialMalformed(request.serial.clone()))?;
+        let now = self.clock().now();
+        let sshpop = Jws::parse(ott)
+            .ok()
+            .is_some_and(|j| j.header_json().get("sshpop").is_some());
+        let (revoked_by, used) = if sshpop {
+            let pop = self.verify_sshpop(ssh, ott, "ssh/revoke")?;
+            if pop.certificate.template.serial != serial {
+                return Err(Error::RevokeSerialMismatch {
+                    authorized: format!(
+                        "only the certificate presented ({})",
+                        pop.certificate.template.serial
+                    ),
+                    requested: serial.to_string(),
+                });
+            }
+            (
+                format!("sshpop:{serial}"),
+                UsedToken {
+                    jti: pop.jti,
+                    provisioner: format!("sshpop:{serial}"),
+                    expires_at: pop.expires_at,
+                },
+            )
+        } else {
+            let audiences = self.endpoint_audiences("ssh/revoke");
+            let expect = TokenExpectations {
+                audiences: &audiences,
+                root_fingerprints: self.root_fingerprints(),
+                now,
+            };
+            let verified = token::verify(ott, self.provisioners(), &expect)?;
+            if verified.claims.sub != serial.to_string() {
+                return Err(Error::RevokeSerialMismatch {
+                    authorized: format!("certificate {:?}", verified.claims.sub),
+                    requested: serial.to_string(),
+                });
+            }
+            (
+                format!("token:{}", verified.provisioner.name),
+                UsedToken {
+                    jti: verified.claims.jti.clone(),
+                    provisioner: verified.provisioner.name.clone(),
+                    expires_at: verified.expires_at,
+                },
+            )
+        };
+        let revocation = Revocation {
+            serial: serial.to_string(),
+            reason_code: request.reason_code.code(),
+            reason: request.reason.clone(),
+            revoked_at: now,
+            revoked_by: revoked_by.clone(),
+        };
+        ssh.store
+            .revoke_ssh(&revocation, Some(&used))
+            .await
+            .map_err(|e| match e {
+                StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
+                StoreError::AlreadyRevoked { serial } => Error::AlreadyRevoked { serial },
+                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+                other => Error::Store(other),
+            })?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial,
+            reason = request.reason_code.name(),
+            by = %revoked_by,
+            "SSH certificate revoked"
+        );
+        Ok(())
+    }
+
+    /// The OpenSSH KRL of every revoked, unexpired SSH certificate.
+    pub async fn ssh_krl(&self) -> Result<Vec<u8>> {
+        let ssh = self.ssh()?;
+        let now = self.clock().now();
+        let revoked = ssh.store.revoked_ssh(now).await.map_err(Error::Store)?;
+        let of = |kind: CertType| -> Vec<u64> {
+            revoked
+                .iter()
+                .filter(|r| r.cert_type == kind)
+                .map(|r| r.serial)
+                .collect()
+        };
+        let seconds = policy::unix(now);
+        Ok(mayfly_pki::ssh::build_krl(
+            seconds,
+            seconds,
+            "mayfly",
+            &[
+                (&ssh.user_public, of(CertType::User)),
+                (&ssh.host_public, of(CertType::Host)),
+            ],
+        ))
+    }
+
+    /// Host names with a valid, unrevoked host certificate.
+    pub async fn ssh_hosts(&self) -> Result<Vec<String>> {
+        let ssh = self.ssh()?;
+        let hosts = ssh
+            .store
+            .ssh_hosts(self.clock().now())
+            .await
+            .map_err(Error::Store)?;
+        let mut names: Vec<String> = hosts.into_iter().flat_map(|h| h.principals).collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    async fn ssh_sign_and_record(
+        &self,
+        ssh: &SshCa,
+        template: &SshCertTemplate,
+        public_key: &SshPublicKey,
+        provisioner: &str,
+        token: Option<&UsedToken>,
+    ) -> Result<SshIssued> {
+        let certificate = mayfly_pki::ssh::sign_certificate(
+            template,
+            public_key,
+            ssh.key_for(template.cert_type),
+        )?;
+        // Times beyond year 9999 (OpenSSH's "forever") are kept as the latest time there is.
+        let at = |seconds: u64| {
+            i64::try_from(seconds)
+                .ok()
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+        };
+        let record = IssuedSshCertificate {
+            serial: template.serial,
+            cert_type: template.cert_type,
+            key_id: template.key_id.clone(),
+            principals: template.principals.clone(),
+            valid_after: at(template.valid_after),
+            valid_before: at(template.valid_before),
+            blob: certificate.blob().to_vec(),
+            provisioner: provisioner.to_string(),
+        };
+        ssh.store
+            .record_ssh_issuance(&record, token)
+            .await
+            .map_err(|e| match e {
+                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+                other => Error::Store(other),
+            })?;
+        Ok(SshIssued { certificate })
+    }
+}
+
+/// The `step.ssh` claims of a token whose signature was verified; a token without them was
+/// made for X.509 and authorises no SSH certificate.
+fn step_ssh_claims(ott: &str) -> Result<SshTokenClaims> {
+    let jws = Jws::parse(ott).map_err(|e| Error::TokenMalformed(e.to_string()))?;
+    let claims: TokenWithStep = serde_json::from_slice(jws.unverified_payload())
+        .map_err(|e| Error::TokenMalformed(format!("claim \"step\": {e}")))?;
+    claims
+        .step
+        .and_then(|s| s.ssh)
+        .ok_or(Error::SshTokenWithoutClaims)
+}
+
+/// A public key as step-ca's JSON carries it: standard base64 of the wire blob. A
+/// `type base64` line is accepted too.
+fn decode_public_key(text: &str) -> Result<SshPublicKey> {
+    let text = text.trim();
+    if text.contains(' ') {
+        return SshPublicKey::parse_line(text).map_err(Error::SshPublicKey);
+    }
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .map_err(|e| {
+            Error::SshPublicKey(mayfly_pki::Error::SshMalformed(format!(
+                "publicKey is not base64: {e}"
+            )))
+        })?;
+    SshPublicKey::from_blob(&blob).map_err(Error::SshPublicKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::CaConfig;
+
+    /// step's own ca.json with SSH: the `ssh` block and `enableSSHCA` are understood.
+    #[test]
+    fn a_step_ssh_configuration_is_read() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/interop-vectors/certificates/pki/testdata/helm/with-ssh-and-acme.ca.json"
+        );
+        let text = std::fs::read_to_string(path)
+            .expect("interop vectors are expected in ../shared/interop-vectors");
+        let (config, unknown) = CaConfig::parse(&text).unwrap();
+        let ssh = config.ssh.expect("the ssh block");
+        assert_eq!(ssh.host_key, "/home/step/secrets/ssh_host_ca_key");
+        assert_eq!(ssh.user_key, "/home/step/secrets/ssh_user_ca_key");
+        assert!(
+            !unknown.iter().any(|k| k.contains("enableSSHCA")),
+            "{unknown:?}"
+        );
+        let claims = config.authority.provisioners[0].claims.as_ref().unwrap();
+        assert_eq!(claims.enable_ssh_ca, Some(true));
+    }
+}
