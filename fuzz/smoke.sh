@@ -13,7 +13,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(csr token ocsp_request ocsp_response crl ca_json api_json key_file ssh_public_key)
+    targets=(csr token ocsp_request ocsp_response crl ca_json api_json key_file ssh_public_key acme_request)
 fi
 vectors=../../shared/interop-vectors
 [ -d "$vectors" ] || { echo "smoke.sh: $vectors is missing" >&2; exit 1; }
@@ -86,6 +86,13 @@ seed key_file "$ca"/*_key "$ca"/ott_key "$vectors"/crypto/pemutil/testdata/*.pem
 seed ssh_public_key "$vectors"/crypto/jose/testdata/host-key.pub "$vectors"/crypto/jose/testdata/host-key-cert.pub \
     "$vectors"/crypto/jose/testdata/ssh-ca.pub "$vectors"/crypto/jose/testdata/host-key \
     "$vectors"/certificates/authority/testdata/certs/ssh_*_ca_key.pub
+
+# ACME request bodies.
+mkdir -p corpus/acme_request
+printf '{"protected":"eyJhbGciOiJFUzI1NiIsIm5vbmNlIjoibiIsInVybCI6InUiLCJraWQiOiJrIn0","payload":"","signature":"AAAA"}' \
+    > corpus/acme_request/post-as-get.json
+printf '{"type":"dns","value":"*.example.com"}' > corpus/acme_request/identifier.json
+printf 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE' > corpus/acme_request/cert-id.txt
 
 for target in "${targets[@]}"; do
     echo "== $target ($seconds s)"

@@ -351,7 +351,8 @@ impl Authority {
             .find(|p| p.name() == stored.certificate.provisioner)
             .and_then(|p| match p {
                 Provisioner::Jwk(jwk) => Some(jwk),
-                Provisioner::Unsupported(_) => None,
+                // ACME clients renew by ordering again.
+                Provisioner::Acme(_) | Provisioner::Unsupported(_) => None,
             })
             // The CA's own TLS certificates, and those of removed provisioners, are not renewed.
             .ok_or_else(|| Error::RenewNotIssuedHere {
@@ -417,11 +418,12 @@ impl Authority {
                     .map_err(Error::Store)?
                     .filter(|stored| stored.certificate.der == leaf_der)
                     .ok_or_else(refused)?;
+                // Only JWK provisioners can be marked admin.
                 let admin = self.provisioners.iter().any(|p| match p {
                     Provisioner::Jwk(jwk) => {
                         jwk.admin && jwk.name == stored.certificate.provisioner
                     }
-                    Provisioner::Unsupported(_) => false,
+                    _ => false,
                 });
                 if !admin
                     || stored.status == CertificateStatus::Revoked
@@ -484,15 +486,36 @@ impl Authority {
                 (format!("mtls:{}", presented.common_name), None)
             }
         };
+        self.record_revocation(
+            &serial,
+            request.reason_code,
+            &request.reason,
+            &revoked_by,
+            used.as_ref(),
+        )
+        .await
+    }
+
+    /// Records the revocation of `serial` (decimal) once its requester is authorised; the one
+    /// path every kind of revocation (token, mTLS, ACME) takes, so each reaches the same record.
+    pub async fn record_revocation(
+        &self,
+        serial: &str,
+        reason_code: crate::revocation::ReasonCode,
+        reason: &str,
+        revoked_by: &str,
+        used: Option<&UsedToken>,
+    ) -> Result<()> {
+        let now = self.clock.now();
         let revocation = Revocation {
-            serial: serial.clone(),
-            reason_code: request.reason_code.code(),
-            reason: request.reason.clone(),
+            serial: serial.to_string(),
+            reason_code: reason_code.code(),
+            reason: reason.to_string(),
             revoked_at: now,
-            revoked_by: revoked_by.clone(),
+            revoked_by: revoked_by.to_string(),
         };
         self.store
-            .revoke(&revocation, used.as_ref())
+            .revoke(&revocation, used)
             .await
             .map_err(|e| match e {
                 StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
@@ -503,12 +526,63 @@ impl Authority {
         tracing::info!(
             target: "mayfly::audit",
             %serial,
-            reason = request.reason_code.name(),
+            reason = reason_code.name(),
             by = %revoked_by,
             "certificate revoked"
         );
-        self.revocation_seen(&serial, now);
+        self.revocation_seen(serial, now);
         Ok(())
+    }
+
+    /// Signs a certificate for an ACME order. `identifiers` are the order's, which the account
+    /// proved control of; the caller has checked that the CSR names exactly these. The CSR
+    /// supplies the key (its signature was checked when it was parsed).
+    pub async fn sign_acme(
+        &self,
+        provisioner: &str,
+        csr: &Csr,
+        identifiers: Vec<mayfly_pki::San>,
+    ) -> Result<Issued> {
+        let acme = self
+            .provisioners
+            .iter()
+            .find_map(|p| match p {
+                Provisioner::Acme(acme) if acme.name == provisioner => Some(acme),
+                _ => None,
+            })
+            .ok_or_else(|| Error::ProvisionerNotFound(provisioner.to_string()))?;
+        let now = self.clock.now();
+        let common_name = csr
+            .common_name()
+            .filter(|cn| mayfly_pki::San::parse(cn).is_ok_and(|san| identifiers.contains(&san)))
+            .map(str::to_string)
+            .or_else(|| identifiers.first().map(ToString::to_string))
+            .unwrap_or_default();
+        let not_before = now - self.backdate;
+        let template = mayfly_pki::LeafTemplate {
+            common_name,
+            sans: identifiers,
+            not_before,
+            not_after: now + acme.claims.default_tls_duration,
+            serial: mayfly_pki::SerialNumber::random()?,
+            rsa_key: csr.is_rsa(),
+            provisioner: Some(mayfly_pki::cert::ProvisionerExtension {
+                type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_ACME,
+                name: acme.name.clone(),
+                credential_id: String::new(),
+            }),
+        };
+        let issued = self
+            .sign_and_record(&template, csr.public_key_spki_der(), &acme.name, None)
+            .await?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial = %issued.serial,
+            provisioner = %acme.name,
+            subject = %template.common_name,
+            "certificate issued over ACME"
+        );
+        Ok(issued)
     }
 
     /// The CRL publisher, when CRLs are enabled.

@@ -265,7 +265,11 @@ impl CaConfig {
             }
         }
         for (index, provisioner) in config.authority.provisioners.iter().enumerate() {
+            let is_acme = provisioner.kind.eq_ignore_ascii_case("ACME");
             for key in provisioner.other.keys() {
+                if is_acme && crate::provisioner::AcmeSettings::KEYS.contains(&key.as_str()) {
+                    continue;
+                }
                 unknown.push(format!("authority.provisioners[{index}].{key}"));
             }
         }

@@ -1,8 +1,9 @@
 //! Provisioners: who may ask for certificates, and how they prove it.
 //!
-//! A closed set, so every place that acts on a provisioner handles every kind. Only JWK
-//! provisioners authorise issuance now; other kinds from a step config are kept (listed, named
-//! in errors) but authorise nothing until mayfly implements them.
+//! A closed set, so every place that acts on a provisioner handles every kind. JWK provisioners
+//! authorise `/sign` with tokens; ACME provisioners authorise issuance through the ACME protocol
+//! (`mayfly-acme`); other kinds from a step config are kept (listed, named in errors) but
+//! authorise nothing until mayfly implements them.
 
 use mayfly_pki::jose::jwk::Jwk;
 
@@ -23,6 +24,90 @@ pub struct JwkProvisioner {
     pub admin: bool,
 }
 
+/// Let's Encrypt's revocation reasons (seed 004): unspecified, keyCompromise, superseded,
+/// cessationOfOperation. Any other reason is refused with `badRevocationReason`.
+pub const ACME_DEFAULT_REVOCATION_REASONS: &[u8] = &[0, 1, 4, 5];
+
+/// An ACME provisioner (RFC 8555): accounts prove control of identifiers by challenges.
+#[derive(Debug, Clone)]
+pub struct AcmeProvisioner {
+    pub name: String,
+    pub claims: Claims,
+    pub settings: AcmeSettings,
+}
+
+/// The `ACME` entry's own fields in ca.json: step-ca's names (`requireEAB`, `termsOfService`,
+/// `challenges`) and mayfly's additions.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+// Unknown keys are not refused here: ca.json's reader reports them (step-ca's ACME entries carry
+// keys such as `forceCN` that mayfly does not act on).
+#[serde(rename_all = "camelCase")]
+pub struct AcmeSettings {
+    /// URL shown as `meta.termsOfService`; when set, new accounts must agree to it.
+    #[serde(default)]
+    pub terms_of_service: Option<String>,
+    #[serde(default)]
+    pub website: Option<String>,
+    /// External account binding required for new accounts (RFC 8555 7.3.4).
+    #[serde(default, rename = "requireEAB")]
+    pub require_eab: bool,
+    /// External account keys: key id to base64url HMAC key.
+    #[serde(default)]
+    pub eab_keys: std::collections::BTreeMap<String, String>,
+    /// Challenge types offered (`http-01`, `dns-01`, `tls-alpn-01`); all when empty.
+    #[serde(default)]
+    pub challenges: Vec<String>,
+    /// RFC 5280 reason codes ACME clients may give; Let's Encrypt's set by default.
+    #[serde(default)]
+    pub revocation_reasons: Option<Vec<u8>>,
+    /// New orders one account may create per hour; unlimited when absent.
+    #[serde(default)]
+    pub orders_per_account_per_hour: Option<u32>,
+    /// Orders naming one identifier per hour, over all accounts; unlimited when absent.
+    #[serde(default)]
+    pub orders_per_identifier_per_hour: Option<u32>,
+    /// Tests only: validate http-01 on this port instead of 80.
+    #[serde(default)]
+    pub insecure_http01_port: Option<u16>,
+    /// Tests only: validate tls-alpn-01 on this port instead of 443.
+    #[serde(default)]
+    pub insecure_tls_alpn01_port: Option<u16>,
+    /// Tests only: connect to this address for http-01 and tls-alpn-01 instead of resolving the
+    /// identifier.
+    #[serde(default)]
+    pub insecure_validation_address: Option<std::net::IpAddr>,
+    /// Tests only: the DNS server (`ip:port`) asked for dns-01 TXT records, instead of the
+    /// system's resolver.
+    #[serde(default)]
+    pub insecure_dns_resolver: Option<std::net::SocketAddr>,
+}
+
+impl AcmeSettings {
+    /// The keys of a provisioner entry that belong to [`AcmeSettings`], so ca.json's reader does
+    /// not report them as unknown.
+    pub const KEYS: &[&str] = &[
+        "termsOfService",
+        "website",
+        "requireEAB",
+        "eabKeys",
+        "challenges",
+        "revocationReasons",
+        "ordersPerAccountPerHour",
+        "ordersPerIdentifierPerHour",
+        "insecureHttp01Port",
+        "insecureTlsAlpn01Port",
+        "insecureValidationAddress",
+        "insecureDnsResolver",
+    ];
+
+    /// The reason codes clients may give.
+    pub fn allowed_revocation_reasons(&self) -> &[u8] {
+        self.revocation_reasons
+            .as_deref()
+            .unwrap_or(ACME_DEFAULT_REVOCATION_REASONS)
+    }
+}
+
 /// A provisioner kind mayfly reads from config but does not implement yet.
 #[derive(Debug, Clone)]
 pub struct UnsupportedProvisioner {
@@ -33,6 +118,7 @@ pub struct UnsupportedProvisioner {
 #[derive(Debug, Clone)]
 pub enum Provisioner {
     Jwk(Box<JwkProvisioner>),
+    Acme(Box<AcmeProvisioner>),
     Unsupported(UnsupportedProvisioner),
 }
 
@@ -81,6 +167,50 @@ impl Provisioner {
                     admin: config.admin,
                 })))
             }
+            "ACME" => {
+                let fields: serde_json::Map<String, serde_json::Value> = config
+                    .other
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let settings: AcmeSettings =
+                    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| {
+                        Error::Config(format!("ACME provisioner {:?}: {e}", config.name))
+                    })?;
+                for challenge in &settings.challenges {
+                    if !matches!(challenge.as_str(), "http-01" | "dns-01" | "tls-alpn-01") {
+                        return Err(Error::Config(format!(
+                            "ACME provisioner {:?}: challenge {challenge:?} is not one of http-01, dns-01, tls-alpn-01",
+                            config.name
+                        )));
+                    }
+                }
+                for code in settings.allowed_revocation_reasons() {
+                    crate::revocation::ReasonCode::from_code(i64::from(*code)).map_err(|e| {
+                        Error::Config(format!(
+                            "ACME provisioner {:?}: revocationReasons: {e}",
+                            config.name
+                        ))
+                    })?;
+                }
+                if settings.insecure_http01_port.is_some()
+                    || settings.insecure_tls_alpn01_port.is_some()
+                    || settings.insecure_validation_address.is_some()
+                    || settings.insecure_dns_resolver.is_some()
+                {
+                    tracing::warn!(
+                        provisioner = %config.name,
+                        "ACME provisioner validates challenges with insecure test settings \
+                         (insecureHttp01Port, insecureTlsAlpn01Port, insecureValidationAddress, \
+                         insecureDnsResolver): never use them in production"
+                    );
+                }
+                Ok(Provisioner::Acme(Box::new(AcmeProvisioner {
+                    name: config.name.clone(),
+                    claims,
+                    settings,
+                })))
+            }
             _ => Ok(Provisioner::Unsupported(UnsupportedProvisioner {
                 kind: config.kind.to_ascii_uppercase(),
                 name: config.name.clone(),
@@ -91,6 +221,7 @@ impl Provisioner {
     pub fn name(&self) -> &str {
         match self {
             Provisioner::Jwk(p) => &p.name,
+            Provisioner::Acme(p) => &p.name,
             Provisioner::Unsupported(p) => &p.name,
         }
     }
@@ -99,7 +230,71 @@ impl Provisioner {
     pub fn kind(&self) -> &str {
         match self {
             Provisioner::Jwk(_) => "JWK",
+            Provisioner::Acme(_) => "ACME",
             Provisioner::Unsupported(p) => &p.kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acme(fields: serde_json::Value) -> Result<Provisioner> {
+        let other = match fields {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            _ => Default::default(),
+        };
+        let config = ProvisionerConfig {
+            kind: "acme".into(),
+            name: "acme".into(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+            options: None,
+            other,
+        };
+        Provisioner::from_config(&config, Claims::DEFAULT)
+    }
+
+    #[test]
+    fn acme_settings_are_read_and_checked() {
+        let Provisioner::Acme(p) = acme(serde_json::json!({
+            "requireEAB": true,
+            "challenges": ["dns-01"],
+            "revocationReasons": [0, 3],
+            "forceCN": true,
+        }))
+        .unwrap() else {
+            panic!("expected an ACME provisioner")
+        };
+        assert!(p.settings.require_eab);
+        assert_eq!(p.settings.allowed_revocation_reasons(), &[0, 3]);
+        let Provisioner::Acme(default) = acme(serde_json::json!({})).unwrap() else {
+            panic!("expected an ACME provisioner")
+        };
+        assert_eq!(default.settings.allowed_revocation_reasons(), &[0, 1, 4, 5]);
+        let cases = [
+            (
+                serde_json::json!({"challenges": ["http-02"]}),
+                "\"http-02\" is not one of",
+            ),
+            (
+                serde_json::json!({"revocationReasons": [7]}),
+                "revocationReasons",
+            ),
+            (
+                serde_json::json!({"insecureHttp01Port": "x"}),
+                "invalid type",
+            ),
+            (
+                serde_json::json!({"insecureDnsResolver": "nowhere"}),
+                "acme",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = acme(fields.clone()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{fields}: {err}");
         }
     }
 }

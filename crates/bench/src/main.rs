@@ -17,6 +17,7 @@ use mayfly_client::Client;
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
 use mayfly_proto::SignRequest;
 
+mod acme;
 mod crl;
 mod ocsp;
 mod provisioner;
@@ -55,6 +56,20 @@ status is non-zero when any request fails (the report is printed first).",
 -n 10000 -c 32 --pid \"$(pidof mayfly-ca)\" --json"
     )]
     Sign(SignArgs),
+    /// Run N full ACME flows (new order, http-01, finalize, download) and measure them.
+    #[command(
+        long_about = "Run N full ACME flows (new order, http-01, finalize, download) against an \
+ACME provisioner and measure throughput, latency and CPU.\n\nBefore the clock starts, C accounts \
+are created (one per concurrent task) and N keys and CSRs for bench-acme-<i>.internal are made. \
+mayfly-bench answers http-01 on 127.0.0.1:--http-port, so the provisioner must validate there: \
+set its insecureHttp01Port to that port and insecureValidationAddress to 127.0.0.1 (test \
+settings, never for production). Each flow's latency is from newOrder to the downloaded \
+chain.\n\nThe exit status is non-zero when any flow fails (the report is printed first).",
+        after_long_help = "Example:\n  mayfly-bench acme --ca-url https://127.0.0.1:9000 \\\n    \
+--root ca/certs/root_ca.crt --provisioner acme --http-port 5002 \\\n    \
+-n 500 -c 16 --pid \"$(pidof mayfly-ca)\""
+    )]
+    Acme(AcmeArgs),
     /// Ask an OCSP responder about one certificate N times and measure responses per second,
     /// latency and the server's CPU per response.
     #[command(
@@ -66,6 +81,37 @@ status is non-zero when any request fails (the report is printed first).",
     /// time and the memory it took.
     #[command(after_long_help = "Example:\n  mayfly-bench crl --entries 1000000")]
     Crl(crl::CrlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AcmeArgs {
+    /// URL of the CA, https://host[:port].
+    #[arg(long, value_name = "URL")]
+    ca_url: String,
+    /// The CA's root certificate (PEM or DER): the only certificate the connection trusts.
+    #[arg(long, value_name = "FILE")]
+    root: PathBuf,
+    /// Name of the ACME provisioner; its directory is /acme/NAME/directory.
+    #[arg(long, value_name = "NAME", default_value = "acme")]
+    provisioner: String,
+    /// Loopback port on which http-01 challenges are answered (the provisioner's
+    /// insecureHttp01Port).
+    #[arg(long, value_name = "PORT")]
+    http_port: u16,
+    /// Number of flows (certificates).
+    #[arg(short = 'n', long = "requests", value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
+    /// Flows in flight at once, each task with its own account.
+    #[arg(short = 'c', long, value_name = "C", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    concurrency: u32,
+    /// PID of the mayfly-ca process, to report its CPU time per certificate (Linux /proc).
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +156,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sign(args) => sign(args),
+        Command::Acme(args) => acme_flows(args),
         Command::Ocsp(args) => ocsp_load(args),
         Command::Crl(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -239,6 +286,123 @@ fn measured(
         let first = report.errors.first().map_or("", String::as_str);
         eprintln!(
             "mayfly-bench: {} of {n} requests failed; first error: {}",
+            report.failures,
+            one_line(first)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn acme_flows(args: AcmeArgs) -> anyhow::Result<ExitCode> {
+    let n = usize::try_from(args.requests).context("--requests is too large")?;
+    let concurrency = usize::try_from(args.concurrency)
+        .context("--concurrency is too large")?
+        .min(n);
+    if let Some(pid) = args.pid {
+        stat::read(Some(pid)).with_context(|| format!("--pid {pid}"))?;
+    }
+    let root_der = read_root(&args.root)?;
+    let client = Client::new(&args.ca_url, std::slice::from_ref(&root_der))?;
+    let directory = format!("{}/acme/{}/directory", client.url(), args.provisioner);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let answers: acme::Answers = Arc::default();
+    runtime.block_on(acme::serve_http01(args.http_port, Arc::clone(&answers)))?;
+    if !args.json {
+        eprintln!("Creating {concurrency} accounts and {n} CSRs...");
+    }
+    let accounts = runtime.block_on(async {
+        let mut accounts = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            accounts.push(Arc::new(
+                acme::Account::create(client.clone(), &directory).await?,
+            ));
+        }
+        anyhow::Ok(accounts)
+    })?;
+    let csrs: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                let name = format!("bench-acme-{i}.internal");
+                acme::prepare_csr(&name).map(|csr| (name, csr))
+            })
+            .collect::<anyhow::Result<_>>()?,
+    );
+
+    let ticks_per_second = stat::ticks_per_second();
+    let server_before = args.pid.map(|pid| stat::read(Some(pid))).transpose()?;
+    let client_before = stat::read(None).ok();
+    let start = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let outcome = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for account in accounts {
+            let (csrs, next, answers) =
+                (Arc::clone(&csrs), Arc::clone(&next), Arc::clone(&answers));
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((name, csr)) = csrs.get(i) else {
+                        break;
+                    };
+                    let began = Instant::now();
+                    match account.flow(name, csr, &answers).await {
+                        Ok(_) => latencies.push(began.elapsed()),
+                        Err(e) => errors.push(format!("{e:#}")),
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = Vec::new();
+        for task in tasks {
+            let (l, e) = task
+                .await
+                .unwrap_or_else(|e| (Vec::new(), vec![e.to_string()]));
+            latencies.extend(l);
+            errors.extend(e);
+        }
+        (latencies, errors)
+    });
+    let wall = start.elapsed();
+    let client_after = stat::read(None).ok();
+    let server_after = match args.pid {
+        Some(pid) => Some(stat::read(Some(pid)).context("the CA process (--pid) is gone")?),
+        None => None,
+    };
+    let (mut latencies, errors) = outcome;
+    let failures = errors.len();
+    let report = Report {
+        unit: "certs",
+        n,
+        concurrency,
+        successes: latencies.len(),
+        failures,
+        wall,
+        latency: Latency::from_samples(&mut latencies),
+        server_cpu: server_before
+            .zip(server_after)
+            .map(|(before, after)| before.elapsed_until(after, ticks_per_second)),
+        client_cpu: client_before
+            .zip(client_after)
+            .map(|(before, after)| before.elapsed_until(after, ticks_per_second)),
+        errors: errors.into_iter().take(MAX_ERRORS).collect(),
+    };
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.failures > 0 {
+        let first = report.errors.first().map_or("", String::as_str);
+        eprintln!(
+            "mayfly-bench: {} of {n} flows failed; first error: {}",
             report.failures,
             one_line(first)
         );
@@ -464,7 +628,7 @@ mod tests {
     #[test]
     fn every_flag_has_help() {
         let command = Cli::command();
-        for name in ["sign", "ocsp", "crl"] {
+        for name in ["sign", "acme", "ocsp", "crl"] {
             let sub = command.find_subcommand(name).unwrap();
             for arg in sub.get_arguments() {
                 assert!(

@@ -191,3 +191,162 @@ fn help_has_an_example() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+/// `mayfly ca init` plus an ACME provisioner validating http-01 on `http_port`, then
+/// `mayfly-ca` on a free port; returns the server, its URL and the root.
+fn start_acme_server(dir: &Path, http_port: u16) -> (Child, String, PathBuf) {
+    let mayfly = Path::new(BENCH).with_file_name(format!("mayfly{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        mayfly.exists(),
+        "{} missing: cargo build --workspace",
+        mayfly.display()
+    );
+    let home = dir.join("mayfly");
+    std::fs::write(dir.join("pw.txt"), "pw\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = |args: &[&str]| {
+        let out = Command::new(&mayfly)
+            .args(args)
+            .env("MAYFLY_PATH", &home)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let address = format!("127.0.0.1:{port}");
+    run(&[
+        "ca",
+        "init",
+        "--name",
+        "Bench",
+        "--dns",
+        "127.0.0.1",
+        "--address",
+        &address,
+        "--provisioner",
+        "admin",
+        "--password-file",
+        "pw.txt",
+    ]);
+    run(&["ca", "provisioner", "add", "acme", "--type", "ACME"]);
+    let config_path = home.join("config/ca.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    for provisioner in config["authority"]["provisioners"].as_array_mut().unwrap() {
+        if provisioner["name"] == "acme" {
+            provisioner["insecureHttp01Port"] = http_port.into();
+            provisioner["insecureValidationAddress"] = "127.0.0.1".into();
+        }
+    }
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let mut child = Command::new(server_binary())
+        .arg(&config_path)
+        .arg("--password-file")
+        .arg(dir.join("pw.txt"))
+        .env("MAYFLY_PATH", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("mayfly-ca did not start");
+        if line.contains("serving on") {
+            break;
+        }
+    }
+    (
+        child,
+        format!("https://127.0.0.1:{port}"),
+        home.join("certs/root_ca.crt"),
+    )
+}
+
+#[test]
+fn acme_flows_against_a_real_server() {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir =
+        std::env::temp_dir().join(format!("mayfly-bench-acme-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (mut child, url, root) = start_acme_server(&dir, http_port);
+    let output = Command::new(BENCH)
+        .args(["acme", "--ca-url", &url, "--root"])
+        .arg(&root)
+        .args([
+            "--http-port",
+            &http_port.to_string(),
+            "-n",
+            "12",
+            "-c",
+            "4",
+            "--pid",
+            &child.id().to_string(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "mayfly-bench acme failed: {stderr}\n{stdout}"
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    assert_eq!(report["successes"], 12, "{report}");
+    assert_eq!(report["failures"], 0, "{report}");
+    assert!(
+        report["server_cpu_us_per_cert"]
+            .as_f64()
+            .is_some_and(|us| us > 0.0),
+        "{report}"
+    );
+}
+
+#[test]
+fn acme_help_has_an_example() {
+    let output = Command::new(BENCH)
+        .args(["acme", "--help"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--ca-url",
+        "--root",
+        "--provisioner",
+        "--http-port",
+        "--pid",
+        "--json",
+        "Example:",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}

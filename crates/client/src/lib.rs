@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode, Uri};
+pub use hyper::Method;
+use hyper::{Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -66,6 +67,21 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// An answer as it came, for [`Client::exchange`].
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// A header's value as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
 
 /// A client of one CA.
 #[derive(Clone)]
@@ -390,6 +406,55 @@ impl Client {
         body: Bytes,
     ) -> Result<T> {
         self.send_authorized(method, path, body, None).await
+    }
+
+    /// Sends a request to a full URL of this CA with the given content type and returns the
+    /// answer whatever its status: for protocols with their own error bodies (ACME).
+    pub async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<RawResponse> {
+        let uri: Uri = url.parse().map_err(|_| Error::BadUrl(url.to_string()))?;
+        let mut request = Request::builder().method(method).uri(uri).header(
+            hyper::header::USER_AGENT,
+            concat!("mayfly/", env!("CARGO_PKG_VERSION")),
+        );
+        if !content_type.is_empty() {
+            request = request.header(hyper::header::CONTENT_TYPE, content_type);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Error::BadUrl(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| Error::Unreachable {
+                    url: self.base.clone(),
+                    detail: error_chain(&e),
+                })?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
+            let body = limited
+                .collect()
+                .await
+                .map_err(|e| Error::BadResponse(format!("reading the body: {e}")))?
+                .to_bytes()
+                .to_vec();
+            Ok::<_, Error>(RawResponse {
+                status,
+                headers,
+                body,
+            })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| Error::Timeout(REQUEST_TIMEOUT))?
     }
 
     async fn send_authorized<T: DeserializeOwned>(

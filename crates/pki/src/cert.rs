@@ -22,6 +22,8 @@ use crate::serial::SerialNumber;
 pub const STEP_PROVISIONER_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 37476, 9000, 64, 1];
 /// The provisioner type code step writes for JWK provisioners.
 pub const STEP_PROVISIONER_TYPE_JWK: u8 = 1;
+/// step's provisioner type code for ACME provisioners.
+pub const STEP_PROVISIONER_TYPE_ACME: u8 = 6;
 
 /// The SHA-256 fingerprint of a DER certificate, lower-case hex, as step prints it.
 pub fn fingerprint_sha256(der: &[u8]) -> String {

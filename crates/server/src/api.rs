@@ -35,6 +35,8 @@ pub struct AppState {
     /// The store's connection, for `/health`; without it `/health` reports only that the
     /// process answers.
     database: Option<mayfly_store::AnyStore>,
+    /// The ACME protocol's state; without it the ACME routes answer 404.
+    acme: Option<mayfly_acme::Acme>,
 }
 
 /// How long `/health` waits for the database before calling it unreachable; a load balancer
@@ -47,6 +49,7 @@ impl AppState {
             current: std::sync::RwLock::new(Arc::new(authority)),
             tls_options,
             database: None,
+            acme: None,
         }
     }
 
@@ -59,6 +62,16 @@ impl AppState {
     pub fn with_database(mut self, database: mayfly_store::AnyStore) -> Self {
         self.database = Some(database);
         self
+    }
+
+    /// Serves ACME (RFC 8555) with its state in `store`.
+    pub fn with_acme(mut self, store: Arc<dyn mayfly_acme::store::AcmeStore>) -> Self {
+        self.acme = Some(mayfly_acme::Acme::new(store));
+        self
+    }
+
+    pub fn acme(&self) -> Option<&mayfly_acme::Acme> {
+        self.acme.as_ref()
     }
 
     /// The authority in force now.
@@ -99,6 +112,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api.clone())
         .nest("/1.0", api)
+        .merge(crate::acme::router())
         .route("/ocsp", post(revocation::ocsp_post))
         .route("/ocsp/{*request}", get(revocation::ocsp_get))
         .fallback(not_found)
@@ -248,6 +262,13 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
             name: p.name.clone(),
             key: serde_json::to_value(&p.key).ok(),
             encrypted_key: p.encrypted_key.clone(),
+            claims: None,
+        },
+        Provisioner::Acme(p) => ProvisionerBody {
+            kind: "ACME".into(),
+            name: p.name.clone(),
+            key: None,
+            encrypted_key: None,
             claims: None,
         },
         Provisioner::Unsupported(p) => ProvisionerBody {

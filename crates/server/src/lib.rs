@@ -3,6 +3,7 @@
 //! them to the network.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod api;
 pub mod body;
 pub mod dev;

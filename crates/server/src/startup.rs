@@ -60,6 +60,20 @@ pub async fn prepare(
         .await
         .with_context(|| format!("{}: db", path.display()))?;
     let store = database.cert_store();
+    if database.acme_store().is_none()
+        && let Some(acme) = config
+            .authority
+            .provisioners
+            .iter()
+            .find(|p| p.kind.eq_ignore_ascii_case("ACME"))
+    {
+        anyhow::bail!(
+            "{}: ACME provisioner {:?}: ACME needs the SQLite store for now (db.type \"sqlite\"); \
+             its state is not kept on PostgreSQL or MySQL yet",
+            path.display(),
+            acme.name
+        );
+    }
     let retention =
         RetentionPolicy::from_config(config.db.as_ref().and_then(|db| db.retention.as_ref()))
             .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
@@ -110,9 +124,12 @@ pub async fn prepare(
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let state = Arc::new(
-        AppState::new(authority, settings.advertised.clone()).with_database(database.clone()),
-    );
+    let mut app_state =
+        AppState::new(authority, settings.advertised.clone()).with_database(database.clone());
+    if let Some(acme) = database.acme_store() {
+        app_state = app_state.with_acme(acme);
+    }
+    let state = Arc::new(app_state);
     Ok(Prepared {
         listener,
         local_addr,
@@ -284,6 +301,13 @@ async fn retention_forever(
             Ok(Some(_)) => {}
             Ok(None) => tracing::debug!("retention: another instance holds the lease"),
             Err(e) => tracing::warn!(error = %e, "retention job failed"),
+        }
+        if let Some(acme) = state.acme() {
+            match acme.prune_nonces(&state.authority()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "pruned expired ACME nonces"),
+                Err(e) => tracing::warn!(error = %e, "pruning ACME nonces failed"),
+            }
         }
         tokio::time::sleep(interval).await;
     }

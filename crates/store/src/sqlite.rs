@@ -261,7 +261,7 @@ impl SqliteStore {
             .await
     }
 
-    async fn count(&self) -> Result<StoreCounts, StoreError> {
+    async fn row_counts(&self) -> Result<StoreCounts, StoreError> {
         crate::shared::sqlite::counts(&self.reader).await
     }
 
@@ -300,7 +300,7 @@ impl AdminStore for SqliteStore {
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>> {
-        Box::pin(self.count())
+        Box::pin(self.row_counts())
     }
 
     fn acquire_lease<'a>(

@@ -79,6 +79,25 @@ async fn conformance_in_memory() {
     conformance::run_all(&store).await;
 }
 
+/// The ACME store's rules, with two handles on one file standing for two CA instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_conformance_on_a_file_with_two_handles() {
+    let dir = TempDir::new();
+    let first = open(&dir.database()).await;
+    let second = open(&dir.database()).await;
+    mayfly_store::acme_conformance::run_all(&first, &second).await;
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_conformance_in_memory() {
+    let store = SqliteStore::open_in_memory()
+        .await
+        .expect("open an in-memory store");
+    mayfly_store::acme_conformance::run_all(&store, &store).await;
+}
+
 /// Two handles on one file stand for two mayfly processes sharing the database: they take turns
 /// through SQLite's file locks and the busy timeout, not through one pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,8 +41,8 @@ const RESTART_REMINDER: &str =
 pub struct AddArgs {
     /// Name of the new provisioner, e.g. an e-mail address; tokens carry it as their issuer.
     name: String,
-    /// Provisioner type: JWK (one-time tokens signed with its key) or ACME (listed by the CA,
-    /// but it authorises nothing yet).
+    /// Provisioner type: JWK (one-time tokens signed with its key) or ACME (RFC 8555 clients
+    /// such as certbot and lego, at /acme/NAME/directory).
     #[arg(
         long = "type",
         value_name = "TYPE",

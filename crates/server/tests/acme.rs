@@ -1,0 +1,1117 @@
+//! ACME (RFC 8555) through the real router and a real SQLite store, driven by a small client
+//! written here so every edge can be reached: key rollover, deactivation, revocation rules,
+//! renewal info, bad requests, concurrency, rate limits, dns-01. Challenges are answered by real
+//! loopback servers (HTTP on TCP, DNS on UDP) that the server's validator connects to.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use http_body_util::BodyExt;
+use mayfly_authority::claims::Claims;
+use mayfly_authority::clock::SystemClock;
+use mayfly_authority::config::ProvisionerConfig;
+use mayfly_authority::init::{self, InitOptions, Layout};
+use mayfly_authority::provisioner::Provisioner;
+use mayfly_authority::publication::{PublicPorts, Publication};
+use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
+use mayfly_pki::jose::jwk::Jwk;
+use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
+use mayfly_server::api::{AppState, router};
+use mayfly_server::tls::TlsSettings;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+const BASE: &str = "https://ca.test/acme/acme";
+
+/// Key authorizations served over http-01, and how often each token was fetched.
+#[derive(Default)]
+struct Responder {
+    answers: Mutex<HashMap<String, String>>,
+    hits: Mutex<HashMap<String, usize>>,
+}
+
+async fn start_http01(responder: Arc<Responder>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let responder = Arc::clone(&responder);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < buf.len() {
+                    match stream.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(m) => n += m,
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                let token = path
+                    .strip_prefix("/.well-known/acme-challenge/")
+                    .unwrap_or("")
+                    .to_string();
+                *responder
+                    .hits
+                    .lock()
+                    .unwrap()
+                    .entry(token.clone())
+                    .or_default() += 1;
+                let answer = responder.answers.lock().unwrap().get(&token).cloned();
+                let response = match answer {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .into()
+                    }
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// A DNS server on UDP loopback answering TXT questions from a map.
+async fn start_dns(records: Arc<Mutex<HashMap<String, String>>>) -> std::net::SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let query = &buf[..n];
+            // Question name starts at 12.
+            let mut at = 12;
+            let mut labels = Vec::new();
+            while at < n && query[at] != 0 {
+                let len = query[at] as usize;
+                labels.push(String::from_utf8_lossy(&query[at + 1..at + 1 + len]).to_string());
+                at += 1 + len;
+            }
+            let question_end = at + 5;
+            let name = labels.join(".");
+            let value = records.lock().unwrap().get(&name).cloned();
+            let mut answer = query[..question_end].to_vec();
+            answer[2] = 0x81;
+            answer[3] = if value.is_some() { 0x80 } else { 0x83 };
+            answer[6] = 0;
+            answer[7] = u8::from(value.is_some());
+            if let Some(value) = value {
+                answer.extend_from_slice(&[0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 0]);
+                answer.extend_from_slice(&((value.len() + 1) as u16).to_be_bytes());
+                answer.push(value.len() as u8);
+                answer.extend_from_slice(value.as_bytes());
+            }
+            let _ = socket.send_to(&answer, peer).await;
+        }
+    });
+    address
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    app: axum::Router,
+    responder: Arc<Responder>,
+    dns: Arc<Mutex<HashMap<String, String>>>,
+    db_path: std::path::PathBuf,
+}
+
+async fn harness(settings: Value) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    let options = InitOptions {
+        name: "Test".into(),
+        dns_names: vec!["ca.test".into()],
+        address: ":443".into(),
+        provisioner: "admin".into(),
+        key_password: None,
+        provisioner_password: b"pw".to_vec(),
+        existing_root: None,
+        pki_only: false,
+        kdf_iterations: 1000,
+        ssh: None,
+    };
+    let plan = init::plan(&options, &layout).unwrap();
+    init::write(&plan, &layout, false).unwrap();
+    let loaded = mayfly_authority::config::CaConfig::load(&layout.ca_config()).unwrap();
+    let mut material = LoadedMaterial::load(&loaded.config, dir.path(), None).unwrap();
+    let responder = Arc::new(Responder::default());
+    let http_port = start_http01(Arc::clone(&responder)).await;
+    let dns = Arc::new(Mutex::new(HashMap::new()));
+    let resolver = start_dns(Arc::clone(&dns)).await;
+    let mut other = serde_json::Map::new();
+    other.insert("insecureHttp01Port".into(), json!(http_port));
+    other.insert("insecureValidationAddress".into(), json!("127.0.0.1"));
+    other.insert("insecureDnsResolver".into(), json!(resolver.to_string()));
+    if let Value::Object(extra) = settings {
+        other.extend(extra);
+    }
+    let config = ProvisionerConfig {
+        kind: "ACME".into(),
+        name: "acme".into(),
+        key: None,
+        encrypted_key: None,
+        claims: None,
+        options: None,
+        other: other.into_iter().collect(),
+    };
+    material
+        .provisioners
+        .push(Provisioner::from_config(&config, Claims::DEFAULT).unwrap());
+    let db_path = layout.database();
+    let store = Arc::new(mayfly_store::SqliteStore::open(&db_path).await.unwrap());
+    let authority = Authority::new(AuthorityParts {
+        roots: material.roots,
+        federated_roots: material.federated_roots,
+        intermediate: material.intermediate,
+        provisioners: material.provisioners,
+        backdate: material.backdate,
+        dns_names: loaded.config.dns_names.clone(),
+        public_port: 443,
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        ssh: None,
+        publication: Publication::from_config(
+            &loaded.config,
+            PublicPorts {
+                https: 443,
+                http: None,
+            },
+        )
+        .unwrap(),
+    })
+    .unwrap();
+    let tls_options = TlsSettings::from_config(None).unwrap().advertised;
+    let state = Arc::new(AppState::new(authority, tls_options).with_acme(store));
+    Harness {
+        _dir: dir,
+        app: router(state),
+        responder,
+        dns,
+        db_path,
+    }
+}
+
+struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl Response {
+    fn problem(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("urn:ietf:params:acme:error:")
+    }
+
+    fn location(&self) -> String {
+        self.headers["location"].to_str().unwrap().to_string()
+    }
+}
+
+impl Harness {
+    async fn send(&self, method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Response {
+        let path = url.strip_prefix("https://ca.test").unwrap_or(url);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "ca.test")
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        Response {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    async fn nonce(&self) -> String {
+        let r = self
+            .send("HEAD", &format!("{BASE}/new-nonce"), "", Vec::new())
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        r.headers["replay-nonce"].to_str().unwrap().to_string()
+    }
+
+    fn sql(&self, query: &str) -> String {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&self.db_path)
+            .arg(query)
+            .output()
+            .expect("sqlite3 is needed (Debian package sqlite3)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// Signs a flattened JWS.
+fn jws(key: &PrivateKey, header: Value, payload: Option<&Value>) -> Vec<u8> {
+    let protected = B64.encode(header.to_string());
+    let payload = payload.map_or(String::new(), |p| B64.encode(p.to_string()));
+    let signature = key
+        .sign_jws(format!("{protected}.{payload}").as_bytes())
+        .unwrap();
+    json!({"protected": protected, "payload": payload, "signature": B64.encode(signature)})
+        .to_string()
+        .into_bytes()
+}
+
+fn public_jwk(key: &PrivateKey) -> Value {
+    let mut jwk = serde_json::to_value(Jwk::public_from_key(key).unwrap()).unwrap();
+    let map = jwk.as_object_mut().unwrap();
+    map.remove("kid");
+    map.remove("use");
+    map.remove("alg");
+    jwk
+}
+
+struct Client {
+    key: PrivateKey,
+    kid: String,
+}
+
+impl Client {
+    async fn new(h: &Harness) -> Client {
+        Self::with_key(h, PrivateKey::generate(KeyAlgorithm::EcP256).unwrap()).await
+    }
+
+    async fn with_key(h: &Harness, key: PrivateKey) -> Client {
+        let url = format!("{BASE}/new-account");
+        let body = jws(
+            &key,
+            json!({"alg": key.jws_algorithm(), "nonce": h.nonce().await, "url": url, "jwk": public_jwk(&key)}),
+            Some(&json!({"termsOfServiceAgreed": true, "contact": ["mailto:ops@example.test"]})),
+        );
+        let r = h.send("POST", &url, "application/jose+json", body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        Client {
+            key,
+            kid: r.location(),
+        }
+    }
+
+    async fn post(&self, h: &Harness, url: &str, payload: Option<&Value>) -> Response {
+        let header = json!({"alg": self.key.jws_algorithm(), "nonce": h.nonce().await, "url": url, "kid": self.kid});
+        h.send(
+            "POST",
+            url,
+            "application/jose+json",
+            jws(&self.key, header, payload),
+        )
+        .await
+    }
+
+    fn thumbprint(&self) -> String {
+        Jwk::public_from_key(&self.key)
+            .unwrap()
+            .thumbprint()
+            .unwrap()
+    }
+
+    async fn order(&self, h: &Harness, names: &[&str]) -> Response {
+        let identifiers: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": if n.parse::<std::net::IpAddr>().is_ok() {"ip"} else {"dns"}, "value": n}))
+            .collect();
+        self.post(
+            h,
+            &format!("{BASE}/new-order"),
+            Some(&json!({"identifiers": identifiers})),
+        )
+        .await
+    }
+
+    /// Answers every authorization of the order with `kind` and waits until the order is ready.
+    async fn authorize(&self, h: &Harness, order: &Response, kind: &str) {
+        for authz_url in order.body["authorizations"].as_array().unwrap() {
+            let authz = self.post(h, authz_url.as_str().unwrap(), None).await;
+            if authz.body["status"] == "valid" {
+                continue;
+            }
+            let challenge = authz.body["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == kind)
+                .unwrap_or_else(|| panic!("no {kind} in {}", authz.text))
+                .clone();
+            let token = challenge["token"].as_str().unwrap().to_string();
+            let key_authorization = format!("{token}.{}", self.thumbprint());
+            if kind == "http-01" {
+                h.responder
+                    .answers
+                    .lock()
+                    .unwrap()
+                    .insert(token, key_authorization);
+            } else {
+                let digest = aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    key_authorization.as_bytes(),
+                );
+                let name = format!(
+                    "_acme-challenge.{}",
+                    authz.body["identifier"]["value"].as_str().unwrap()
+                );
+                h.dns
+                    .lock()
+                    .unwrap()
+                    .insert(name, B64.encode(digest.as_ref()));
+            }
+            let r = self
+                .post(h, challenge["url"].as_str().unwrap(), Some(&json!({})))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        }
+        let url = order.location();
+        for _ in 0..100 {
+            let current = self.post(h, &url, None).await;
+            match current.body["status"].as_str() {
+                Some("ready") => return,
+                Some("pending") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other => panic!("order became {other:?}: {}", current.text),
+            }
+        }
+        panic!("order never became ready");
+    }
+
+    async fn finalize(
+        &self,
+        h: &Harness,
+        order: &Response,
+        key: &PrivateKey,
+        names: &[&str],
+    ) -> Response {
+        let sans: Vec<San> = names.iter().map(|n| San::parse(n).unwrap()).collect();
+        let pem = mayfly_pki::csr::create_pem(key, names[0], &sans).unwrap();
+        let der = pem::parse(pem).unwrap().into_contents();
+        self.post(
+            h,
+            order.body["finalize"].as_str().unwrap(),
+            Some(&json!({"csr": B64.encode(der)})),
+        )
+        .await
+    }
+
+    /// A full issuance; returns the leaf DER.
+    async fn issue(&self, h: &Harness, names: &[&str], key: &PrivateKey) -> Vec<u8> {
+        let order = self.order(h, names).await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+        self.authorize(h, &order, "http-01").await;
+        let done = self.finalize(h, &order, key, names).await;
+        assert_eq!(done.body["status"], "valid", "{}", done.text);
+        let chain = self
+            .post(h, done.body["certificate"].as_str().unwrap(), None)
+            .await;
+        assert_eq!(
+            chain.headers["content-type"],
+            "application/pem-certificate-chain"
+        );
+        let certs = mayfly_pki::cert::certificates_from_pem(chain.text.as_bytes()).unwrap();
+        assert_eq!(certs.len(), 2, "leaf and intermediate");
+        certs[0].clone()
+    }
+
+    async fn revoke(&self, h: &Harness, der: &[u8], reason: Option<i64>) -> Response {
+        let mut payload = json!({"certificate": B64.encode(der)});
+        if let Some(reason) = reason {
+            payload["reason"] = json!(reason);
+        }
+        self.post(h, &format!("{BASE}/revoke-cert"), Some(&payload))
+            .await
+    }
+}
+
+fn leaf_key() -> PrivateKey {
+    PrivateKey::generate(KeyAlgorithm::EcP256).unwrap()
+}
+
+#[tokio::test]
+async fn directory_lists_every_resource() {
+    let h = harness(json!({"termsOfService": "https://ca.test/terms"})).await;
+    for url in [
+        format!("{BASE}/directory"),
+        "https://ca.test/2.0/acme/acme/directory".into(),
+    ] {
+        let r = h.send("GET", &url, "", Vec::new()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let base = url.trim_end_matches("/directory");
+        for (field, path) in [
+            ("newNonce", "new-nonce"),
+            ("newAccount", "new-account"),
+            ("newOrder", "new-order"),
+            ("revokeCert", "revoke-cert"),
+            ("keyChange", "key-change"),
+            ("renewalInfo", "renewal-info"),
+        ] {
+            assert_eq!(r.body[field], format!("{base}/{path}"), "{}", r.text);
+        }
+        assert_eq!(r.body["meta"]["termsOfService"], "https://ca.test/terms");
+        assert_eq!(r.body["meta"]["externalAccountRequired"], false);
+    }
+    let r = h
+        .send("GET", "https://ca.test/acme/nope/directory", "", Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn http01_issuance_with_renewal_info_and_replaces() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let key = leaf_key();
+    let der = client
+        .issue(&h, &["www.example.test", "127.0.0.1"], &key)
+        .await;
+    let info = mayfly_pki::cert::CertificateInfo::from_der(&der).unwrap();
+    assert!(info.sans.contains(&San::Dns("www.example.test".into())));
+    assert!(info.sans.contains(&San::Ip("127.0.0.1".parse().unwrap())));
+
+    // Authorizations are reused while valid: a second order is ready at once.
+    let again = client.order(&h, &["www.example.test"]).await;
+    assert_eq!(again.body["status"], "ready", "{}", again.text);
+    let account = client.post(&h, &client.kid, None).await;
+    let listed = client
+        .post(&h, account.body["orders"].as_str().unwrap(), None)
+        .await;
+    let orders = listed.body["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 2, "{}", listed.text);
+    assert!(orders.contains(&json!(again.location())), "{}", listed.text);
+    // The CSR must name exactly the order's identifiers.
+    let wrong = client
+        .finalize(
+            &h,
+            &again,
+            &key,
+            &["www.example.test", "other.example.test"],
+        )
+        .await;
+    assert_eq!(wrong.problem(), "badCSR", "{}", wrong.text);
+
+    // Renewal information: a window in the last third of the lifetime.
+    let cert_id = mayfly_acme::renewal::cert_id(&der).unwrap();
+    let r = h
+        .send(
+            "GET",
+            &format!("{BASE}/renewal-info/{cert_id}"),
+            "",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.headers.contains_key("retry-after"));
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let start = parse(&r.body["suggestedWindow"]["start"]);
+    let end = parse(&r.body["suggestedWindow"]["end"]);
+    let lifetime = info.not_after - info.not_before;
+    assert!(
+        start > info.not_before + lifetime * 0.6 && start < end && end < info.not_after,
+        "{}",
+        r.text
+    );
+    let unknown = h
+        .send(
+            "GET",
+            &format!("{BASE}/renewal-info/AQID.AQID"),
+            "",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // `replaces` names the certificate the new order renews.
+    let r = client
+        .post(
+            &h,
+            &format!("{BASE}/new-order"),
+            Some(&json!({"identifiers": [{"type":"dns","value":"www.example.test"}], "replaces": cert_id})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["replaces"], cert_id);
+    let stranger = Client::new(&h).await;
+    let r = stranger
+        .post(
+            &h,
+            &format!("{BASE}/new-order"),
+            Some(&json!({"identifiers": [{"type":"dns","value":"www.example.test"}], "replaces": cert_id})),
+        )
+        .await;
+    assert_eq!(r.problem(), "malformed", "{}", r.text);
+
+    // After revocation the window opens at once.
+    let r = client.revoke(&h, &der, Some(4)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = h
+        .send(
+            "GET",
+            &format!("{BASE}/renewal-info/{cert_id}"),
+            "",
+            Vec::new(),
+        )
+        .await;
+    let revoked_start = parse(&r.body["suggestedWindow"]["start"]);
+    assert!(
+        revoked_start <= time::OffsetDateTime::now_utc(),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_their_problem_and_a_fresh_nonce() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let url = format!("{BASE}/new-order");
+    let payload = json!({"identifiers": [{"type":"dns","value":"a.example.test"}]});
+    let key = &client.key;
+    let good_header = |nonce: &str| json!({"alg":"ES256","nonce":nonce,"url":url,"kid":client.kid});
+
+    let used = h.nonce().await;
+    let first = h
+        .send(
+            "POST",
+            &url,
+            "application/jose+json",
+            jws(key, good_header(&used), Some(&payload)),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+
+    let mut tampered = jws(key, good_header(&h.nonce().await), Some(&payload));
+    let mut value: Value = serde_json::from_slice(&tampered).unwrap();
+    value["payload"] =
+        json!(B64.encode(json!({"identifiers": [{"type":"dns","value":"evil.test"}]}).to_string()));
+    tampered = value.to_string().into_bytes();
+
+    let other_key = leaf_key();
+    let cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "reused nonce",
+            "application/jose+json",
+            jws(key, good_header(&used), Some(&payload)),
+            StatusCode::BAD_REQUEST,
+            "badNonce",
+        ),
+        (
+            "no nonce",
+            "application/jose+json",
+            jws(
+                key,
+                json!({"alg":"ES256","url":url,"kid":client.kid}),
+                Some(&payload),
+            ),
+            StatusCode::BAD_REQUEST,
+            "badNonce",
+        ),
+        (
+            "wrong url",
+            "application/jose+json",
+            jws(
+                key,
+                json!({"alg":"ES256","nonce":h.nonce().await,"url":format!("{BASE}/new-account"),"kid":client.kid}),
+                Some(&payload),
+            ),
+            StatusCode::FORBIDDEN,
+            "unauthorized",
+        ),
+        (
+            "wrong content type",
+            "application/json",
+            jws(key, good_header(&h.nonce().await), Some(&payload)),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "malformed",
+        ),
+        (
+            "not a JWS",
+            "application/jose+json",
+            b"{}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "tampered signature",
+            "application/jose+json",
+            tampered,
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "signed by another key",
+            "application/jose+json",
+            jws(&other_key, good_header(&h.nonce().await), Some(&payload)),
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "unknown account",
+            "application/jose+json",
+            jws(
+                key,
+                json!({"alg":"ES256","nonce":h.nonce().await,"url":url,"kid":format!("{BASE}/account/nobody")}),
+                Some(&payload),
+            ),
+            StatusCode::BAD_REQUEST,
+            "accountDoesNotExist",
+        ),
+        (
+            "jwk where kid is needed",
+            "application/jose+json",
+            jws(
+                key,
+                json!({"alg":"ES256","nonce":h.nonce().await,"url":url,"jwk":public_jwk(key)}),
+                Some(&payload),
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed",
+        ),
+        (
+            "alg none",
+            "application/jose+json",
+            jws(
+                key,
+                json!({"alg":"none","nonce":h.nonce().await,"url":url,"kid":client.kid}),
+                Some(&payload),
+            ),
+            StatusCode::BAD_REQUEST,
+            "badSignatureAlgorithm",
+        ),
+        (
+            "bad identifier",
+            "application/jose+json",
+            jws(
+                key,
+                good_header(&h.nonce().await),
+                Some(&json!({"identifiers":[{"type":"dns","value":"a..b"}]})),
+            ),
+            StatusCode::BAD_REQUEST,
+            "rejectedIdentifier",
+        ),
+        (
+            "email identifier",
+            "application/jose+json",
+            jws(
+                key,
+                good_header(&h.nonce().await),
+                Some(&json!({"identifiers":[{"type":"email","value":"a@b.test"}]})),
+            ),
+            StatusCode::BAD_REQUEST,
+            "unsupportedIdentifier",
+        ),
+    ];
+    let orders_before = h.sql("SELECT COUNT(*) FROM acme_orders");
+    for (name, content_type, body, status, problem) in cases {
+        let r = h.send("POST", &url, content_type, body).await;
+        assert_eq!(r.status, status, "{name}: {}", r.text);
+        assert_eq!(r.problem(), problem, "{name}: {}", r.text);
+        assert_eq!(
+            r.headers["content-type"], "application/problem+json",
+            "{name}"
+        );
+        assert!(
+            r.headers.contains_key("replay-nonce"),
+            "{name}: a fresh nonce comes with every error"
+        );
+        assert!(
+            !r.body["detail"].as_str().unwrap_or("").is_empty(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        h.sql("SELECT COUNT(*) FROM acme_orders"),
+        orders_before,
+        "no refused request stored an order"
+    );
+}
+
+#[tokio::test]
+async fn revocation_follows_lets_encrypt_rules() {
+    let h = harness(json!({})).await;
+    let owner = Client::new(&h).await;
+    let key = leaf_key();
+    let der = owner.issue(&h, &["rev.example.test"], &key).await;
+
+    for reason in [3, 6, 2, 11] {
+        let r = owner.revoke(&h, &der, Some(reason)).await;
+        assert_eq!(
+            r.problem(),
+            "badRevocationReason",
+            "reason {reason}: {}",
+            r.text
+        );
+    }
+    // An account with no authorization for the name may not revoke.
+    let stranger = Client::new(&h).await;
+    let r = stranger.revoke(&h, &der, Some(0)).await;
+    assert_eq!(r.problem(), "unauthorized", "{}", r.text);
+    // Another account that proves control of every name may (as cessationOfOperation).
+    let order = stranger.order(&h, &["rev.example.test"]).await;
+    stranger.authorize(&h, &order, "http-01").await;
+    let r = stranger.revoke(&h, &der, Some(0)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let serial = mayfly_pki::cert::CertificateInfo::from_der(&der)
+        .unwrap()
+        .serial
+        .to_decimal();
+    assert_eq!(
+        h.sql(&format!(
+            "SELECT status || ':' || revocation_reason FROM certificates WHERE serial = '{serial}'"
+        )),
+        "revoked:5"
+    );
+    let r = owner.revoke(&h, &der, Some(0)).await;
+    assert_eq!(r.problem(), "alreadyRevoked", "{}", r.text);
+    // The revocation reaches the CRL, as openssl reads it.
+    let crl = h
+        .send("GET", "https://ca.test/crl?pem=true", "", Vec::new())
+        .await;
+    assert_eq!(crl.status, StatusCode::OK, "{}", crl.text);
+    let crl_path = h._dir.path().join("acme.crl");
+    std::fs::write(&crl_path, &crl.text).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&crl_path)
+        .output()
+        .expect("openssl is needed (Debian package openssl)");
+    let listing = String::from_utf8_lossy(&out.stdout).to_ascii_uppercase();
+    let serial_hex = hex::encode_upper(
+        mayfly_pki::cert::CertificateInfo::from_der(&der)
+            .unwrap()
+            .serial
+            .as_be_bytes(),
+    );
+    assert!(
+        listing.contains(&serial_hex),
+        "{serial_hex} not in {listing}"
+    );
+    assert!(listing.contains("CESSATION OF OPERATION"), "{listing}");
+
+    // Revocation by the certificate's key (jwk = that key), reporting it compromised.
+    let compromised = leaf_key();
+    let der = owner.issue(&h, &["key.example.test"], &compromised).await;
+    let url = format!("{BASE}/revoke-cert");
+    let body = jws(
+        &compromised,
+        json!({"alg":"ES256","nonce":h.nonce().await,"url":url,"jwk":public_jwk(&compromised)}),
+        Some(&json!({"certificate": B64.encode(&der), "reason": 1})),
+    );
+    let r = h.send("POST", &url, "application/jose+json", body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A key that is not the certificate's cannot revoke it that way.
+    let der2 = owner.issue(&h, &["key2.example.test"], &leaf_key()).await;
+    let intruder = leaf_key();
+    let body = jws(
+        &intruder,
+        json!({"alg":"ES256","nonce":h.nonce().await,"url":url,"jwk":public_jwk(&intruder)}),
+        Some(&json!({"certificate": B64.encode(&der2)})),
+    );
+    let r = h.send("POST", &url, "application/jose+json", body).await;
+    assert_eq!(r.problem(), "unauthorized", "{}", r.text);
+
+    // The compromised key is blocked for future certificates.
+    let order = owner.order(&h, &["key.example.test"]).await;
+    assert_eq!(order.body["status"], "ready", "{}", order.text);
+    let r = owner
+        .finalize(&h, &order, &compromised, &["key.example.test"])
+        .await;
+    assert_eq!(r.problem(), "badPublicKey", "{}", r.text);
+}
+
+#[tokio::test]
+async fn accounts_change_keys_deactivate_and_bind_external_accounts() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+
+    // onlyReturnExisting finds the account of a key, and only that.
+    let url = format!("{BASE}/new-account");
+    let lookup = |key: &PrivateKey, nonce: String| {
+        jws(
+            key,
+            json!({"alg":"ES256","nonce":nonce,"url":url,"jwk":public_jwk(key)}),
+            Some(&json!({"onlyReturnExisting": true})),
+        )
+    };
+    let r = h
+        .send(
+            "POST",
+            &url,
+            "application/jose+json",
+            lookup(&client.key, h.nonce().await),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.location(), client.kid);
+    let r = h
+        .send(
+            "POST",
+            &url,
+            "application/jose+json",
+            lookup(&leaf_key(), h.nonce().await),
+        )
+        .await;
+    assert_eq!(r.problem(), "accountDoesNotExist", "{}", r.text);
+
+    // keyChange: the inner JWS is signed by the new key; afterwards the old key is refused.
+    let new_key = leaf_key();
+    let change_url = format!("{BASE}/key-change");
+    let inner = jws(
+        &new_key,
+        json!({"alg":"ES256","url":change_url,"jwk":public_jwk(&new_key)}),
+        Some(&json!({"account": client.kid, "oldKey": public_jwk(&client.key)})),
+    );
+    let inner: Value = serde_json::from_slice(&inner).unwrap();
+    let r = client.post(&h, &change_url, Some(&inner)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = client.post(&h, &client.kid, None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "old key refused: {}",
+        r.text
+    );
+    let rolled = Client {
+        key: new_key,
+        kid: client.kid.clone(),
+    };
+    let r = rolled.post(&h, &rolled.kid, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // A key another account holds: 409 with that account's URL.
+    let other = Client::new(&h).await;
+    let inner = jws(
+        &other.key,
+        json!({"alg":"ES256","url":change_url,"jwk":public_jwk(&other.key)}),
+        Some(&json!({"account": rolled.kid, "oldKey": public_jwk(&rolled.key)})),
+    );
+    let inner: Value = serde_json::from_slice(&inner).unwrap();
+    let r = rolled.post(&h, &change_url, Some(&inner)).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.location(), other.kid);
+
+    // Contacts update, then deactivation; a deactivated account is refused afterwards.
+    let r = rolled
+        .post(
+            &h,
+            &rolled.kid,
+            Some(&json!({"contact": ["mailto:new@example.test"]})),
+        )
+        .await;
+    assert_eq!(
+        r.body["contact"],
+        json!(["mailto:new@example.test"]),
+        "{}",
+        r.text
+    );
+    let r = rolled
+        .post(&h, &rolled.kid, Some(&json!({"contact": ["tel:1"]})))
+        .await;
+    assert_eq!(r.problem(), "unsupportedContact", "{}", r.text);
+    let r = rolled
+        .post(&h, &rolled.kid, Some(&json!({"status": "deactivated"})))
+        .await;
+    assert_eq!(r.body["status"], "deactivated", "{}", r.text);
+    let r = rolled.order(&h, &["a.example.test"]).await;
+    assert_eq!(r.problem(), "unauthorized", "{}", r.text);
+
+    // A provisioner that requires external account binding refuses accounts without one.
+    let eab =
+        harness(json!({"requireEAB": true, "eabKeys": {"kid-1": B64.encode(b"mac key")}})).await;
+    let key = leaf_key();
+    let body = jws(
+        &key,
+        json!({"alg":"ES256","nonce":eab.nonce().await,"url":url,"jwk":public_jwk(&key)}),
+        Some(&json!({"termsOfServiceAgreed": true})),
+    );
+    let r = eab.send("POST", &url, "application/jose+json", body).await;
+    assert_eq!(r.problem(), "externalAccountRequired", "{}", r.text);
+    let protected = B64.encode(json!({"alg":"HS256","kid":"kid-1","url":url}).to_string());
+    let payload = B64.encode(public_jwk(&key).to_string());
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"mac key"),
+        format!("{protected}.{payload}").as_bytes(),
+    );
+    let binding =
+        json!({"protected": protected, "payload": payload, "signature": B64.encode(mac.as_ref())});
+    let body = jws(
+        &key,
+        json!({"alg":"ES256","nonce":eab.nonce().await,"url":url,"jwk":public_jwk(&key)}),
+        Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding})),
+    );
+    let r = eab.send("POST", &url, "application/jose+json", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+#[tokio::test]
+async fn dns01_validates_wildcards_through_the_configured_resolver() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let names = ["*.zone.example.test", "zone.example.test"];
+    let order = client.order(&h, &names).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    client.authorize(&h, &order, "dns-01").await;
+    let done = client.finalize(&h, &order, &leaf_key(), &names).await;
+    assert_eq!(done.body["status"], "valid", "{}", done.text);
+
+    // A wrong TXT value fails the challenge, with the problem recorded.
+    let order = client.order(&h, &["bad.example.test"]).await;
+    let authz = client
+        .post(&h, order.body["authorizations"][0].as_str().unwrap(), None)
+        .await;
+    let challenge = authz.body["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "dns-01")
+        .unwrap()
+        .clone();
+    h.dns
+        .lock()
+        .unwrap()
+        .insert("_acme-challenge.bad.example.test".into(), "wrong".into());
+    client
+        .post(&h, challenge["url"].as_str().unwrap(), Some(&json!({})))
+        .await;
+    for _ in 0..200 {
+        let c = client
+            .post(&h, challenge["url"].as_str().unwrap(), None)
+            .await;
+        if c.body["status"] == "invalid" {
+            assert_eq!(
+                c.body["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+                "{}",
+                c.text
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the challenge never failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_orders_from_ten_accounts_in_parallel_all_complete() {
+    let h = Arc::new(harness(json!({})).await);
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        clients.push(Arc::new(Client::new(&h).await));
+    }
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let h = Arc::clone(&h);
+        let client = Arc::clone(&clients[i % 10]);
+        tasks.push(tokio::spawn(async move {
+            let name = format!("host{i}.example.test");
+            client.issue(&h, &[&name], &leaf_key()).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(h.sql("SELECT COUNT(*) FROM acme_certificates"), "50");
+    let hits = h.responder.hits.lock().unwrap();
+    assert_eq!(hits.len(), 50);
+    assert!(
+        hits.values().all(|&n| n == 1),
+        "each challenge validated once: {hits:?}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_answer_rate_limited_with_retry_after() {
+    let h = harness(json!({"ordersPerAccountPerHour": 2, "revocationReasons": [0, 1, 3]})).await;
+    let client = Client::new(&h).await;
+    for name in ["a.example.test", "b.example.test"] {
+        let r = client.order(&h, &[name]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let r = client.order(&h, &["c.example.test"]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.problem(), "rateLimited");
+    assert!(r.headers.contains_key("retry-after"));
+
+    // Per identifier, over all accounts.
+    let h = harness(json!({"ordersPerIdentifierPerHour": 1})).await;
+    let first = Client::new(&h).await;
+    let second = Client::new(&h).await;
+    let r = first.order(&h, &["popular.example.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = second
+        .order(&h, &["popular.example.test", "other.example.test"])
+        .await;
+    assert_eq!(r.problem(), "rateLimited", "{}", r.text);
+    let r = second.order(&h, &["other.example.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_challenge_pushed_by_many_requests_at_once_is_validated_once() {
+    let h = Arc::new(harness(json!({})).await);
+    let client = Arc::new(Client::new(&h).await);
+    let order = client.order(&h, &["once.example.test"]).await;
+    let authz = client
+        .post(&h, order.body["authorizations"][0].as_str().unwrap(), None)
+        .await;
+    let challenge = authz.body["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "http-01")
+        .unwrap()
+        .clone();
+    let token = challenge["token"].as_str().unwrap().to_string();
+    h.responder
+        .answers
+        .lock()
+        .unwrap()
+        .insert(token.clone(), format!("{token}.{}", client.thumbprint()));
+    let url = challenge["url"].as_str().unwrap().to_string();
+    let pushes: Vec<_> = (0..8)
+        .map(|_| {
+            let (h, client, url) = (Arc::clone(&h), Arc::clone(&client), url.clone());
+            tokio::spawn(async move { client.post(&h, &url, Some(&json!({}))).await.status })
+        })
+        .collect();
+    for push in pushes {
+        assert_eq!(push.await.unwrap(), StatusCode::OK);
+    }
+    for _ in 0..100 {
+        let c = client.post(&h, &url, None).await;
+        if c.body["status"] == "valid" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(h.responder.hits.lock().unwrap().get(&token), Some(&1));
+}
