@@ -252,6 +252,7 @@ mod tests {
             encrypted_key: None,
             claims: None,
             options: None,
+            admin: false,
             other,
         };
         Provisioner::from_config(&config, Claims::DEFAULT)

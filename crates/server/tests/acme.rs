@@ -167,6 +167,7 @@ async fn harness(settings: Value) -> Harness {
         encrypted_key: None,
         claims: None,
         options: None,
+        admin: false,
         other: other.into_iter().collect(),
     };
     material
