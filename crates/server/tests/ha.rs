@@ -1349,3 +1349,42 @@ fn mysql_crl_numbers_never_go_backwards_across_instances() {
         "mysql_crl_numbers_never_go_backwards_across_instances",
     );
 }
+
+/// ACME state is not kept on PostgreSQL or MySQL yet: an ACME provisioner there is refused at
+/// start with a message saying so, rather than failing on the first ACME request.
+#[test]
+fn acme_on_a_database_server_is_refused_clearly() {
+    let Some(cluster) = Cluster::new(
+        Dialect::Postgres,
+        "acme_on_a_database_server_is_refused_clearly",
+        1,
+    ) else {
+        return;
+    };
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cluster.configs[0]).unwrap()).unwrap();
+    config["authority"]["provisioners"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "ACME", "name": "acme"}));
+    std::fs::write(
+        &cluster.configs[0],
+        serde_json::to_vec_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    let pw = cluster.work.join("pw.txt");
+    let (ok, _, err) = mayfly_ca(
+        &cluster.home,
+        &[
+            cluster.configs[0].to_str().unwrap(),
+            "--password-file",
+            pw.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok, "the server started with ACME on PostgreSQL");
+    assert!(
+        err.contains("ACME provisioner \"acme\"") && err.contains("needs the SQLite store"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
