@@ -60,20 +60,6 @@ pub async fn prepare(
         .await
         .with_context(|| format!("{}: db", path.display()))?;
     let store = database.cert_store();
-    if database.acme_store().is_none()
-        && let Some(acme) = config
-            .authority
-            .provisioners
-            .iter()
-            .find(|p| p.kind.eq_ignore_ascii_case("ACME"))
-    {
-        anyhow::bail!(
-            "{}: ACME provisioner {:?}: ACME needs the SQLite store for now (db.type \"sqlite\"); \
-             its state is not kept on PostgreSQL or MySQL yet",
-            path.display(),
-            acme.name
-        );
-    }
     let retention =
         RetentionPolicy::from_config(config.db.as_ref().and_then(|db| db.retention.as_ref()))
             .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
@@ -124,12 +110,11 @@ pub async fn prepare(
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let mut app_state =
-        AppState::new(authority, settings.advertised.clone()).with_database(database.clone());
-    if let Some(acme) = database.acme_store() {
-        app_state = app_state.with_acme(acme);
-    }
-    let state = Arc::new(app_state);
+    let state = Arc::new(
+        AppState::new(authority, settings.advertised.clone())
+            .with_database(database.clone())
+            .with_acme(database.acme_store()),
+    );
     Ok(Prepared {
         listener,
         local_addr,

@@ -162,12 +162,11 @@ impl AnyStore {
         }
     }
 
-    /// The ACME protocol's state, in the same database; `None` on PostgreSQL and MySQL, where
-    /// the ACME store is not implemented yet (the server then refuses ACME provisioners).
-    pub fn acme_store(&self) -> Option<Arc<dyn mayfly_acme::store::AcmeStore>> {
+    /// The ACME protocol's state, in the same database.
+    pub fn acme_store(&self) -> Arc<dyn mayfly_acme::store::AcmeStore> {
         match self {
-            AnyStore::Sqlite(store) => Some(Arc::new(store.clone())),
-            AnyStore::Networked(_) => None,
+            AnyStore::Sqlite(store) => Arc::new(store.clone()),
+            AnyStore::Networked(store) => Arc::new(store.clone()),
         }
     }
 
