@@ -72,6 +72,7 @@ pub struct Authority {
     audiences: Vec<String>,
     revoke_audiences: Vec<String>,
     renew_audiences: Vec<String>,
+    admin_audiences: Vec<String>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
     dns_names: Vec<String>,
@@ -86,6 +87,15 @@ impl std::fmt::Debug for Authority {
             .field("audiences", &self.audiences)
             .finish_non_exhaustive()
     }
+}
+
+/// How an admin API request proves who it is.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminCredentials<'a> {
+    /// A JWK token (`Authorization: Bearer`).
+    Token(&'a str),
+    /// The client certificate of the TLS connection (DER).
+    Certificate(&'a [u8]),
 }
 
 /// Everything [`Authority::new`] needs, already loaded.
@@ -142,6 +152,7 @@ impl Authority {
         let audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "sign");
         let revoke_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "revoke");
         let renew_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "renew");
+        let admin_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "admin");
         Ok(Self {
             roots: parts.roots,
             federated_roots: parts.federated_roots,
@@ -156,6 +167,7 @@ impl Authority {
             audiences,
             revoke_audiences,
             renew_audiences,
+            admin_audiences,
             store: parts.store,
             clock: parts.clock,
             dns_names: parts.dns_names,
@@ -369,6 +381,61 @@ impl Authority {
             provisioner: old.provisioner.clone(),
         };
         Ok((template, old, provisioner.name.clone()))
+    }
+
+    /// Checks the credentials of an admin API request; returns who it is, for the audit log.
+    ///
+    /// A token must be signed by a provisioner marked admin, for the audience `…/1.0/admin`;
+    /// it is not burnt (the API only reads, and one listing takes several pages), so it is
+    /// accepted until it expires. A client certificate must have been issued here through an
+    /// admin provisioner, and be neither revoked nor expired.
+    pub async fn authorize_admin(&self, credentials: AdminCredentials<'_>) -> Result<String> {
+        let now = self.clock.now();
+        let who = match credentials {
+            AdminCredentials::Token(ott) => {
+                let expect = TokenExpectations {
+                    audiences: &self.admin_audiences,
+                    root_fingerprints: &self.root_fingerprints,
+                    now,
+                };
+                let verified = token::verify(ott, &self.provisioners, &expect)?;
+                if !verified.provisioner.admin {
+                    return Err(Error::NotAdmin(format!(
+                        "provisioner {:?}",
+                        verified.provisioner.name
+                    )));
+                }
+                format!("token:{}", verified.provisioner.name)
+            }
+            AdminCredentials::Certificate(leaf_der) => {
+                let presented = CertificateInfo::from_der(leaf_der)?;
+                let serial = presented.serial.to_decimal();
+                let refused = || Error::NotAdmin(format!("client certificate {serial}"));
+                let stored = self
+                    .store
+                    .certificate(&serial)
+                    .await
+                    .map_err(Error::Store)?
+                    .filter(|stored| stored.certificate.der == leaf_der)
+                    .ok_or_else(refused)?;
+                // Only JWK provisioners can be marked admin.
+                let admin = self.provisioners.iter().any(|p| match p {
+                    Provisioner::Jwk(jwk) => {
+                        jwk.admin && jwk.name == stored.certificate.provisioner
+                    }
+                    _ => false,
+                });
+                if !admin
+                    || stored.status == CertificateStatus::Revoked
+                    || now > stored.certificate.not_after
+                {
+                    return Err(refused());
+                }
+                format!("mtls:{}", presented.common_name)
+            }
+        };
+        tracing::info!(target: "mayfly::audit", by = %who, "admin API request");
+        Ok(who)
     }
 
     /// Revokes a certificate (passively: renewals are refused from now on).

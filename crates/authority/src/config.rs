@@ -85,6 +85,21 @@ pub struct DbConfig {
     #[serde(rename = "type")]
     pub kind: String,
     pub data_source: String,
+    /// What the retention job deletes, and how often it runs (a mayfly extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionConfig>,
+}
+
+/// `db.retention`: `{"keepExpired": "720h", "interval": "10m"}`; both optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long a certificate is kept after its notAfter [default: 720h, 30 days].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_expired: Option<GoDuration>,
+    /// How often the job runs [default: 10m].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<GoDuration>,
 }
 
 /// `tls`: the server's TLS settings (step's names; versions as floats).
@@ -204,6 +219,10 @@ pub struct ProvisionerConfig {
     pub claims: Option<ClaimsConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<serde_json::Value>,
+    /// Holders of this provisioner's key, and certificates issued through it, may use the admin
+    /// API (`/admin/certificates`): a mayfly extension, off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
     /// Type-specific fields of provisioners mayfly does not implement yet (`challenge`, ...).
     #[serde(flatten, skip_serializing)]
     pub other: std::collections::BTreeMap<String, serde_json::Value>,

@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::{CertStore, RevokedQuery};
+use crate::store::{CertStore, CrlScopeName, RevokedQuery, StoredCrl};
 
 /// How CRLs are published, resolved from ca.json's `crl` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +109,50 @@ impl CrlPublisher {
         if kind == CrlKind::Delta && self.settings.delta.is_none() {
             return Err(Error::DeltaCrlDisabled);
         }
-        if let Some(crl) = self.fresh(kind) {
-            return Ok(crl);
+        let local = match self.fresh(kind) {
+            Some(crl) => crl,
+            None => {
+                self.refresh().await?;
+                self.lock()
+                    .crl(kind)
+                    .ok_or_else(|| Error::Config("no CRL was produced".into()))?
+            }
+        };
+        self.newest(kind, local).await
+    }
+
+    /// `local`, or the newer CRL another instance sharing the database made meanwhile, so that
+    /// a relying party moving between instances never gets a lower number than it has seen.
+    async fn newest(&self, kind: CrlKind, local: Arc<SignedCrl>) -> Result<Arc<SignedCrl>> {
+        let stored = self
+            .store
+            .latest_crl(kind.scope_name())
+            .await
+            .map_err(Error::Store)?;
+        let Some(stored) =
+            stored.filter(|s| s.number > local.number && s.next_update > self.clock.now())
+        else {
+            return Ok(local);
+        };
+        let adopted = Arc::new(SignedCrl {
+            etag: etag(kind == CrlKind::Delta, stored.number),
+            der: stored.der,
+            number: stored.number,
+            this_update: stored.this_update,
+            next_update: stored.next_update,
+        });
+        let mut published = self.lock();
+        let slot = match kind {
+            CrlKind::Full => &mut published.full,
+            CrlKind::Delta => &mut published.delta,
+        };
+        if slot
+            .as_ref()
+            .is_none_or(|mine| mine.number < adopted.number)
+        {
+            *slot = Some(Arc::clone(&adopted));
         }
-        self.refresh().await?;
-        self.lock()
-            .crl(kind)
-            .ok_or_else(|| Error::Config("no CRL was produced".into()))
+        Ok(adopted)
     }
 
     /// Notes that a certificate was revoked; the next [`CrlPublisher::refresh`] remakes the CRLs
@@ -244,13 +281,42 @@ impl CrlPublisher {
             bytes = der.len(),
             "published a CRL"
         );
+        let scope = if delta {
+            CrlScopeName::Delta
+        } else {
+            CrlScopeName::Full
+        };
+        self.store
+            .publish_crl(&StoredCrl {
+                scope,
+                number,
+                this_update,
+                next_update,
+                der: der.clone(),
+            })
+            .await
+            .map_err(Error::Store)?;
         Ok(SignedCrl {
             der,
             number,
             this_update,
             next_update,
-            etag: format!("\"{}{number}\"", if delta { "delta-" } else { "crl-" }),
+            etag: etag(delta, number),
         })
+    }
+}
+
+/// A strong validator for HTTP caches: the scope and the CRL number.
+fn etag(delta: bool, number: u64) -> String {
+    format!("\"{}{number}\"", if delta { "delta-" } else { "crl-" })
+}
+
+impl CrlKind {
+    fn scope_name(self) -> CrlScopeName {
+        match self {
+            CrlKind::Full => CrlScopeName::Full,
+            CrlKind::Delta => CrlScopeName::Delta,
+        }
     }
 }
 

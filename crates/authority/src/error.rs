@@ -142,6 +142,13 @@ pub enum Error {
     SshRenewHostOnly,
     #[error("provisioner {0:?} not found")]
     ProvisionerNotFound(String),
+    #[error(
+        "the admin API needs a token of an admin provisioner (Authorization: Bearer) or a client \
+         certificate issued through one"
+    )]
+    AdminCredentialsMissing,
+    #[error("{0} may not use the admin API: only provisioners marked \"admin\": true in ca.json")]
+    NotAdmin(String),
     #[error("{0}")]
     Pki(#[source] mayfly_pki::Error),
     #[error("storage: {0}")]
@@ -166,7 +173,9 @@ impl Error {
             | Error::RenewNotIssuedHere { .. }
             | Error::RenewRevoked { .. }
             | Error::RenewExpired { .. }
-            | Error::RenewalDisabled { .. } => ErrorKind::Unauthorized,
+            | Error::RenewalDisabled { .. }
+            | Error::AdminCredentialsMissing => ErrorKind::Unauthorized,
+            Error::NotAdmin(_) => ErrorKind::Forbidden,
             Error::SanNotAuthorized { .. }
             | Error::RevokeSerialMismatch { .. }
             | Error::SshDisabledForProvisioner(_)

@@ -277,6 +277,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
             db: Some(DbConfig {
                 kind: "sqlite".into(),
                 data_source: path_text(layout.database()),
+                retention: None,
             }),
             tls: Some(TlsConfig {
                 cipher_suites: DEFAULT_CIPHER_SUITES
@@ -315,6 +316,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                         ..Default::default()
                     }),
                     options: None,
+                    admin: false,
                     other: Default::default(),
                 }],
                 claims: None,

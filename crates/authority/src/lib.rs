@@ -18,10 +18,11 @@ pub mod ocsp;
 pub mod policy;
 pub mod provisioner;
 pub mod publication;
+pub mod retention;
 pub mod revocation;
 pub mod ssh;
 pub mod store;
 pub mod token;
 
-pub use authority::{Authority, AuthorityParts, Issued, LoadedMaterial};
+pub use authority::{AdminCredentials, Authority, AuthorityParts, Issued, LoadedMaterial};
 pub use error::{Error, ErrorKind, Result};

@@ -20,6 +20,8 @@ pub struct JwkProvisioner {
     pub kid: String,
     pub encrypted_key: Option<String>,
     pub claims: Claims,
+    /// May use the admin API (ca.json `"admin": true`).
+    pub admin: bool,
 }
 
 /// Let's Encrypt's revocation reasons (seed 004): unspecified, keyCompromise, superseded,
@@ -162,6 +164,7 @@ impl Provisioner {
                     kid: thumbprint,
                     encrypted_key: config.encrypted_key.clone(),
                     claims,
+                    admin: config.admin,
                 })))
             }
             "ACME" => {
@@ -249,6 +252,7 @@ mod tests {
             encrypted_key: None,
             claims: None,
             options: None,
+            admin: false,
             other,
         };
         Provisioner::from_config(&config, Claims::DEFAULT)

@@ -162,4 +162,126 @@ pub trait CertStore: Send + Sync {
     /// Takes the next CRL number: one more than any number handed out before, by this or any
     /// other instance sharing the database, also across restarts.
     fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Keeps `crl` as the latest of its scope unless one with a higher number is kept already,
+    /// so that every instance can serve the newest CRL any of them made.
+    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The CRL of `scope` with the highest number published so far.
+    fn latest_crl(
+        &self,
+        scope: CrlScopeName,
+    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>>;
 }
+
+/// Which CRL a stored one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrlScopeName {
+    Full,
+    Delta,
+}
+
+impl CrlScopeName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrlScopeName::Full => "full",
+            CrlScopeName::Delta => "delta",
+        }
+    }
+}
+
+/// A signed CRL as kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCrl {
+    pub scope: CrlScopeName,
+    pub number: u64,
+    pub this_update: OffsetDateTime,
+    pub next_update: OffsetDateTime,
+    pub der: Vec<u8>,
+}
+
+/// Which certificates a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListStatus {
+    /// Not revoked and not expired at the listing's `now`.
+    Active,
+    Revoked,
+    /// Not revoked, and expired at the listing's `now`.
+    Expired,
+}
+
+impl ListStatus {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(ListStatus::Active),
+            "revoked" => Some(ListStatus::Revoked),
+            "expired" => Some(ListStatus::Expired),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListStatus::Active => "active",
+            ListStatus::Revoked => "revoked",
+            ListStatus::Expired => "expired",
+        }
+    }
+}
+
+/// One page of a certificate listing, in ascending serial order (as text): keyset paging, so a
+/// page never repeats or skips a certificate because others were added meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificatePage {
+    /// Only these; all when `None`.
+    pub status: Option<ListStatus>,
+    /// What "expired" is measured against.
+    pub now: OffsetDateTime,
+    /// Serials after this one (the last of the previous page).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// How many rows the store holds, to watch its growth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreCounts {
+    pub certificates: u64,
+    pub used_tokens: u64,
+}
+
+/// What only operations across instances need: listing, retention, and a lease so that one
+/// instance at a time runs a job. Kept apart from [`CertStore`] so the issuing path's trait stays
+/// small; every backend implements both.
+pub trait AdminStore: Send + Sync {
+    /// A page of stored certificates.
+    fn list_certificates<'a>(
+        &'a self,
+        page: &'a CertificatePage,
+    ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>>;
+
+    /// Deletes certificates whose notAfter is before `expired_before`; returns how many.
+    fn prune_certificates(
+        &self,
+        expired_before: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Row counts.
+    fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>>;
+
+    /// Takes or extends the lease `name` for `holder` until `until` when it is free, expired at
+    /// `now`, or `holder`'s already; true when `holder` holds it afterwards. Atomic across
+    /// instances: of several asking at once, one gets it.
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// A store with both traits, as the server holds it.
+pub trait FullStore: CertStore + AdminStore {}
+
+impl<T: CertStore + AdminStore + ?Sized> FullStore for T {}

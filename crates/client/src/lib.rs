@@ -17,8 +17,9 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mayfly_proto::{
-    EncryptedKeyResponse, ErrorBody, HealthResponse, ProvisionerBody, ProvisionersResponse,
-    RevokeRequest, RootResponse, RootsResponse, SignRequest, SignResponse, StatusResponse,
+    CertificatesResponse, EncryptedKeyResponse, ErrorBody, HealthResponse, ProvisionerBody,
+    ProvisionersResponse, RevokeRequest, RootResponse, RootsResponse, SignRequest, SignResponse,
+    StatusResponse,
 };
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
@@ -276,6 +277,27 @@ impl Client {
     /// Revokes a certificate, authorised by `request.ott` or by the presented certificate.
     pub async fn revoke(&self, request: &RevokeRequest) -> Result<StatusResponse> {
         self.post_json("/1.0/revoke", request).await
+    }
+
+    /// One page of `GET /admin/certificates`, authenticated by `token` (an admin provisioner's)
+    /// or, without it, by the client certificate this client presents. `status` is `active`,
+    /// `revoked` or `expired`; `after` is the previous page's `next`.
+    pub async fn certificates_page(
+        &self,
+        status: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+        token: Option<&str>,
+    ) -> Result<CertificatesResponse> {
+        let mut path = format!("/1.0/admin/certificates?limit={limit}");
+        if let Some(status) = status {
+            path.push_str(&format!("&status={status}"));
+        }
+        if let Some(after) = after {
+            path.push_str(&format!("&after={after}"));
+        }
+        self.send_authorized(Method::GET, &path, Bytes::new(), token)
+            .await
     }
 
     /// The complete CRL (DER), or the delta CRL with `delta`.

@@ -144,3 +144,44 @@ fn passive_by_default() -> bool {
 pub struct StatusResponse {
     pub status: String,
 }
+
+/// One certificate of `GET /admin/certificates`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateEntry {
+    /// Decimal serial number.
+    pub serial: String,
+    /// Subject common name (empty when there is none).
+    pub subject: String,
+    pub sans: Vec<String>,
+    /// RFC 3339.
+    #[serde(rename = "notBefore")]
+    pub not_before: String,
+    /// RFC 3339.
+    #[serde(rename = "notAfter")]
+    pub not_after: String,
+    pub provisioner: String,
+    /// `active`, `revoked` or `expired` (at the time of the listing).
+    pub status: String,
+    /// RFC 3339, when revoked.
+    #[serde(rename = "revokedAt", default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    /// RFC 5280 CRLReason code, when revoked.
+    #[serde(
+        rename = "reasonCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reason_code: Option<u8>,
+    /// The certificate, PEM.
+    pub certificate: String,
+}
+
+/// `GET /admin/certificates?status=&after=&limit=`: one page, in ascending serial order (as
+/// text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificatesResponse {
+    pub certificates: Vec<CertificateEntry>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}

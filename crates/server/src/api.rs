@@ -32,17 +32,36 @@ pub struct AppState {
     /// flight finish under the configuration they started with.
     current: std::sync::RwLock<Arc<Authority>>,
     pub tls_options: TlsOptions,
+    /// The store's connection, for `/health`; without it `/health` reports only that the
+    /// process answers.
+    database: Option<mayfly_store::AnyStore>,
     /// The ACME protocol's state; without it the ACME routes answer 404.
     acme: Option<mayfly_acme::Acme>,
 }
+
+/// How long `/health` waits for the database before calling it unreachable; a load balancer
+/// probing every few seconds must get an answer before its own timeout.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl AppState {
     pub fn new(authority: Authority, tls_options: TlsOptions) -> Self {
         Self {
             current: std::sync::RwLock::new(Arc::new(authority)),
             tls_options,
+            database: None,
             acme: None,
         }
+    }
+
+    /// The store's connection, when the server was given one.
+    pub fn database(&self) -> Option<&mayfly_store::AnyStore> {
+        self.database.as_ref()
+    }
+
+    /// Makes `/health` check that `database` answers.
+    pub fn with_database(mut self, database: mayfly_store::AnyStore) -> Self {
+        self.database = Some(database);
+        self
     }
 
     /// Serves ACME (RFC 8555) with its state in `store`.
@@ -87,6 +106,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/renew", post(renew))
         .route("/rekey", post(rekey))
         .route("/revoke", post(revoke))
+        .route("/admin/certificates", get(admin_certificates))
         .merge(revocation_routes())
         .merge(crate::ssh::routes());
     Router::new()
@@ -124,10 +144,27 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
-async fn health() -> Json<HealthResponse> {
-    Json(HealthResponse {
+/// 200 while the process serves and its database answers; 503 when the database does not,
+/// so a load balancer sends requests to the instances that can issue.
+async fn health(State(state): State<Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
+    if let Some(database) = &state.database {
+        let outcome = tokio::time::timeout(HEALTH_TIMEOUT, database.ping()).await;
+        let cause = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer within {HEALTH_TIMEOUT:?}")),
+        };
+        if let Some(cause) = cause {
+            tracing::warn!(%cause, "health check: the database is unreachable");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unreachable",
+            ));
+        }
+    }
+    Ok(Json(HealthResponse {
         status: "ok".into(),
-    })
+    }))
 }
 
 async fn root(
@@ -385,4 +422,119 @@ async fn revoke(
     Ok(Json(StatusResponse {
         status: "ok".into(),
     }))
+}
+
+/// Longest page of `/admin/certificates`, and the default.
+const MAX_CERTIFICATES_PAGE: u32 = 1000;
+const DEFAULT_CERTIFICATES_PAGE: u32 = 100;
+
+#[derive(Debug, Deserialize)]
+struct CertificatesQuery {
+    status: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /admin/certificates`: the stored certificates, a page at a time, for an admin
+/// provisioner's token or a client certificate issued through one.
+async fn admin_certificates(
+    State(state): State<Arc<AppState>>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<CertificatesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<mayfly_proto::CertificatesResponse>, ApiError> {
+    use mayfly_authority::AdminCredentials;
+    use mayfly_authority::store::{CertificatePage, ListStatus};
+
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let authority = state.authority();
+    let credentials = match (bearer, client_leaf(&peer)) {
+        (Some(token), _) => AdminCredentials::Token(token.trim()),
+        (None, Some(leaf)) => AdminCredentials::Certificate(leaf),
+        (None, None) => return Err(mayfly_authority::Error::AdminCredentialsMissing.into()),
+    };
+    authority.authorize_admin(credentials).await?;
+
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(text) => Some(ListStatus::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status {text:?} is not one of active, revoked, expired"
+            ))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_CERTIFICATES_PAGE);
+    if !(1..=MAX_CERTIFICATES_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is out of range: 1 to {MAX_CERTIFICATES_PAGE}"
+        )));
+    }
+    let after = match query.after.filter(|a| !a.is_empty()) {
+        Some(after) if after.bytes().all(|b| b.is_ascii_digit()) => Some(after),
+        Some(after) => {
+            return Err(ApiError::bad_request(format!(
+                "after {after:?} is not a decimal serial number"
+            )));
+        }
+        None => None,
+    };
+    let Some(database) = state.database() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this server has no database to list",
+        ));
+    };
+    let now = authority.clock().now();
+    let page = CertificatePage {
+        status,
+        now,
+        after,
+        limit,
+    };
+    let stored = database
+        .full()
+        .list_certificates(&page)
+        .await
+        .map_err(|e| ApiError::from(mayfly_authority::Error::Store(e)))?;
+    let next = (stored.len() == limit as usize)
+        .then(|| stored.last().map(|c| c.certificate.serial.clone()))
+        .flatten();
+    let certificates = stored.iter().map(|c| certificate_entry(c, now)).collect();
+    Ok(Json(mayfly_proto::CertificatesResponse {
+        certificates,
+        next,
+    }))
+}
+
+fn certificate_entry(
+    stored: &mayfly_authority::store::StoredCertificate,
+    now: time::OffsetDateTime,
+) -> mayfly_proto::CertificateEntry {
+    use mayfly_authority::store::CertificateStatus;
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.unix_timestamp().to_string())
+    };
+    let certificate = &stored.certificate;
+    let status = match stored.status {
+        CertificateStatus::Revoked => "revoked",
+        CertificateStatus::Valid if certificate.not_after < now => "expired",
+        CertificateStatus::Valid => "active",
+    };
+    mayfly_proto::CertificateEntry {
+        serial: certificate.serial.clone(),
+        subject: certificate.subject.clone(),
+        sans: certificate.sans.clone(),
+        not_before: rfc3339(certificate.not_before),
+        not_after: rfc3339(certificate.not_after),
+        provisioner: certificate.provisioner.clone(),
+        status: status.to_owned(),
+        revoked_at: stored.revocation.as_ref().map(|r| rfc3339(r.revoked_at)),
+        reason_code: stored.revocation.as_ref().map(|r| r.reason_code),
+        certificate: certificate_pem(&certificate.der),
+    }
 }

@@ -38,6 +38,36 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9000")]
         address: String,
     },
+    /// Manage the database ca.json's `db` names: bring its schema up to date, or check it.
+    ///
+    /// The server migrates on start too; run `db migrate` first when several instances share
+    /// one database, so an upgrade happens once, before the new version serves.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply the schema migrations this database has not seen yet.
+    ///
+    /// Safe to run while other instances serve and from several hosts at once: migrations take
+    /// a database lock and each is applied once. Refuses a database newer than this mayfly-ca.
+    ///
+    /// Example: mayfly-ca db migrate /etc/mayfly/config/ca.json
+    Migrate {
+        /// Path to ca.json [default: $MAYFLY_PATH/config/ca.json].
+        config: Option<PathBuf>,
+    },
+    /// Report the database's schema version against this mayfly-ca's, changing nothing.
+    ///
+    /// Exits 0 when they match, 1 when migrations are pending or the database is newer (or
+    /// unreachable), so it can gate a deployment.
+    ///
+    /// Example: mayfly-ca db check /etc/mayfly/config/ca.json
+    Check {
+        /// Path to ca.json [default: $MAYFLY_PATH/config/ca.json].
+        config: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -75,11 +105,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
         }
+        Some(Command::Db(command)) => database_command(command).await,
         None => {
-            let config = match cli.config {
-                Some(path) => path,
-                None => mayfly_authority::init::mayfly_path()?.join("config/ca.json"),
-            };
+            let config = config_path(cli.config)?;
             let password = match &cli.password_file {
                 Some(path) => {
                     let raw = std::fs::read(path).with_context(|| {
@@ -114,6 +142,66 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn config_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path),
+        None => Ok(mayfly_authority::init::mayfly_path()?.join("config/ca.json")),
+    }
+}
+
+async fn database_command(command: DbCommand) -> anyhow::Result<()> {
+    let (config, migrate) = match command {
+        DbCommand::Migrate { config } => (config, true),
+        DbCommand::Check { config } => (config, false),
+    };
+    let config = config_path(config)?;
+    let loaded = mayfly_authority::config::CaConfig::load(&config)?;
+    let in_file = || format!("{}: db", loaded.path.display());
+    let location = mayfly_store::Location::of(&loaded.config).with_context(in_file)?;
+    let database = location.display_name();
+    if migrate {
+        let before = mayfly_store::schema_status(&location).await.ok();
+        let after = mayfly_store::migrate(&location)
+            .await
+            .with_context(in_file)?;
+        match before {
+            Some(before) if before.found == after.found => println!(
+                "database {database}: schema version {} is up to date; nothing to do",
+                after.found
+            ),
+            _ => println!(
+                "database {database}: migrated to schema version {}",
+                after.found
+            ),
+        }
+        return Ok(());
+    }
+    let status = mayfly_store::schema_status(&location)
+        .await
+        .with_context(in_file)?;
+    if status.found > status.known {
+        anyhow::bail!(
+            "database {database} has schema version {}, newer than this mayfly-ca's {}; \
+             upgrade mayfly-ca",
+            status.found,
+            status.known
+        );
+    }
+    if status.found < status.known {
+        anyhow::bail!(
+            "database {database} has schema version {}, this mayfly-ca needs {}: run \
+             `mayfly-ca db migrate`",
+            status.found,
+            status.known
+        );
+    }
+    println!(
+        "database {database}: schema version {} is up to date",
+        status.found
+    );
+    Ok(())
 }
 
 fn init_logging() {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::config::{CaConfig, LoadedConfig};
 use mayfly_authority::publication::{PublicPorts, Publication};
+use mayfly_authority::retention::{self, RetentionPolicy};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use tokio::net::TcpListener;
 
@@ -16,8 +17,6 @@ use crate::tls::{ServerTls, TlsSettings};
 
 /// How often the TLS certificate's renewal time is checked.
 const RENEWAL_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-/// How often expired used-token records are pruned.
-const PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How often revocation publication is refreshed: new revocations reach the CRL and the OCSP
 /// responder of every instance within about this long.
@@ -33,6 +32,8 @@ pub struct Prepared {
     pub state: Arc<AppState>,
     tls: ServerTls,
     dns_names: Vec<String>,
+    database: mayfly_store::AnyStore,
+    retention: RetentionPolicy,
 }
 
 /// Loads `config_path` and prepares the server. `password` decrypts the intermediate key;
@@ -53,9 +54,15 @@ pub async fn prepare(
     let base_dir = std::env::current_dir().context("reading the working directory")?;
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
-    let stores = mayfly_store::open_configured_stores(&config)
+    let location =
+        mayfly_store::Location::of(&config).with_context(|| format!("{}: db", path.display()))?;
+    let database = mayfly_store::AnyStore::open(&location)
         .await
         .with_context(|| format!("{}: db", path.display()))?;
+    let store = database.cert_store();
+    let retention =
+        RetentionPolicy::from_config(config.db.as_ref().and_then(|db| db.retention.as_ref()))
+            .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
     let listener = match listener {
         Some(listener) => listener,
         None => TcpListener::bind(listen_address(&config.address))
@@ -95,16 +102,19 @@ pub async fn prepare(
         material,
         &config,
         ports,
-        stores.certificates,
-        Some(stores.ssh),
+        store,
+        Some(database.ssh_store()),
         Arc::new(SystemClock),
     )
     .map_err(|e| e.in_file(&path))?;
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let state =
-        Arc::new(AppState::new(authority, settings.advertised.clone()).with_acme(stores.acme));
+    let state = Arc::new(
+        AppState::new(authority, settings.advertised.clone())
+            .with_database(database.clone())
+            .with_acme(database.acme_store()),
+    );
     Ok(Prepared {
         listener,
         local_addr,
@@ -113,6 +123,8 @@ pub async fn prepare(
         state,
         tls,
         dns_names: config.dns_names,
+        database,
+        retention,
     })
 }
 
@@ -193,20 +205,34 @@ pub fn reload(
     Ok(())
 }
 
-/// Serves until `shutdown` completes; renews the TLS certificate and prunes used tokens meanwhile.
+/// Serves until `shutdown` completes; renews the TLS certificate and runs the retention job
+/// meanwhile.
 pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output = ()>) {
     let Prepared {
         listener,
+        local_addr,
         insecure_listener,
         state,
         tls,
         dns_names,
+        database,
+        retention,
         ..
     } = prepared;
     let config = Arc::clone(&tls.config);
     let renewal =
         tokio::spawn(tls.renew_forever(Arc::clone(&state), dns_names, RENEWAL_CHECK_INTERVAL));
-    let pruning = tokio::spawn(prune_forever(Arc::clone(&state)));
+    let holder = format!(
+        "{local_addr}/pid {}/{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    let pruning = tokio::spawn(retention_forever(
+        Arc::clone(&state),
+        database.full(),
+        retention,
+        holder,
+    ));
     let publishing = tokio::spawn(publish_forever(Arc::clone(&state)));
     let plain = insecure_listener.map(|listener| {
         tokio::spawn(crate::serve::serve_plain(
@@ -240,13 +266,26 @@ async fn publish_forever(state: Arc<AppState>) {
     }
 }
 
-async fn prune_forever(state: Arc<AppState>) {
+/// The retention job, every `policy.interval`, on whichever instance holds its lease.
+async fn retention_forever(
+    state: Arc<AppState>,
+    store: Arc<dyn mayfly_authority::store::FullStore>,
+    policy: RetentionPolicy,
+    holder: String,
+) {
+    let interval = std::time::Duration::try_from(policy.interval)
+        .unwrap_or(std::time::Duration::from_secs(600));
     loop {
-        let now = state.authority().clock().now();
-        match state.authority().store().prune_used_tokens(now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "pruned expired token records"),
-            Err(e) => tracing::warn!(error = %e, "pruning used tokens failed"),
+        let clock = Arc::clone(state.authority().clock());
+        match retention::run_once(&*store, &*clock, &policy, &holder).await {
+            Ok(Some(pruned)) if pruned != retention::Pruned::default() => tracing::info!(
+                used_tokens = pruned.used_tokens,
+                certificates = pruned.certificates,
+                "retention: pruned expired records"
+            ),
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::debug!("retention: another instance holds the lease"),
+            Err(e) => tracing::warn!(error = %e, "retention job failed"),
         }
         if let Some(acme) = state.acme() {
             match acme.prune_nonces(&state.authority()).await {
@@ -255,6 +294,6 @@ async fn prune_forever(state: Arc<AppState>) {
                 Err(e) => tracing::warn!(error = %e, "pruning ACME nonces failed"),
             }
         }
-        tokio::time::sleep(PRUNE_INTERVAL).await;
+        tokio::time::sleep(interval).await;
     }
 }

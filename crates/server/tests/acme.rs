@@ -183,6 +183,7 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         encrypted_key: None,
         claims: None,
         options: None,
+        admin: false,
         other: other.into_iter().collect(),
     };
     material

@@ -908,6 +908,8 @@ fn every_command_has_help() {
         &["ca", "revoke"],
         &["ca", "rekey"],
         &["ca", "crl"],
+        &["ca", "certificates", "list"],
+        &["ca", "certificates", "export"],
         &["certificate"],
         &["certificate", "create"],
         &["certificate", "inspect"],
@@ -925,7 +927,13 @@ fn every_command_has_help() {
         let out = mayfly_ok(tmp.path(), tmp.path(), &args);
         assert!(out.contains("Usage: mayfly"), "{command:?}: {out}");
     }
-    for args in [&["--help"][..], &["dev", "--help"][..]] {
+    for args in [
+        &["--help"][..],
+        &["dev", "--help"][..],
+        &["db", "--help"][..],
+        &["db", "migrate", "--help"][..],
+        &["db", "check", "--help"][..],
+    ] {
         let out = std::process::Command::new(support::server_bin())
             .args(args)
             .output()
@@ -1382,7 +1390,7 @@ fn cli_reference_in_docs_matches_help() {
          (`MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference` rewrites it).\n\
          Passwords are only read from files or a terminal, never from flag values.\n",
     );
-    let server: &[&[&str]] = &[&[], &["dev"]];
+    let server: &[&[&str]] = &[&[], &["dev"], &["db", "migrate"], &["db", "check"]];
     for args in server {
         doc.push_str(&format!(
             "\n## mayfly-ca {}\n\n```text\n{}```\n",
@@ -1405,6 +1413,8 @@ fn cli_reference_in_docs_matches_help() {
         &["ca", "revoke"],
         &["ca", "rekey"],
         &["ca", "crl"],
+        &["ca", "certificates", "list"],
+        &["ca", "certificates", "export"],
         &["certificate", "create"],
         &["certificate", "inspect"],
         &["certificate", "fingerprint"],

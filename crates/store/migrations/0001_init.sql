@@ -1,8 +1,9 @@
 -- Schema version 1: issued certificates and burnt one-time tokens.
 --
--- Written in the subset that SQLite, PostgreSQL and MySQL/MariaDB all accept, so later backends
--- can reuse it (PostgreSQL spells BLOB as BYTEA; that backend will need its own copy of this
--- one line). Keys are VARCHAR with a length because MySQL cannot index an unbounded TEXT
+-- Written in the subset that SQLite, PostgreSQL and MySQL/MariaDB all accept; the few type names
+-- they spell differently (BLOB, TEXT) are translated when the migration is applied (see
+-- src/dialect.rs), so every migration has one source for all engines. Keys are VARCHAR with a
+-- length because MySQL cannot index an unbounded TEXT
 -- column; the crate checks those lengths before writing so every backend refuses the same
 -- inputs. Times are unix seconds in BIGINT: X.509 times have whole seconds, and integers
 -- compare the same way in every engine, unlike the various timestamp types.

@@ -1,4 +1,5 @@
-//! [`AcmeStore`] on SQLite (schema version 5).
+//! [`AcmeStore`] on every backend (schema version 5): written once, generated for the SQLite
+//! store and for the PostgreSQL/MySQL store by one macro, as [`crate::shared`].
 //!
 //! Every state transition is `UPDATE ... WHERE id = ? AND version = ?`: one statement, atomic in
 //! any engine, and the affected-row count says whether this writer won. Nonces are deleted on
@@ -7,9 +8,9 @@
 use mayfly_acme::store::{
     AccountRow, AcmeStore, AcmeStoreError, AuthorizationRow, BoxFuture, OrderRow, Versioned,
 };
-use sqlx::Row;
+use sqlx::AssertSqlSafe;
 
-use crate::SqliteStore;
+use crate::{Dialect, NetworkedStore, SqliteStore};
 
 fn backend(context: &str, error: impl std::fmt::Display) -> AcmeStoreError {
     AcmeStoreError::Backend(format!("{context}: {error}"))
@@ -19,7 +20,13 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-fn versioned(row: &sqlx::sqlite::SqliteRow, context: &str) -> Result<Versioned, AcmeStoreError> {
+fn versioned<R>(row: &R, context: &str) -> Result<Versioned, AcmeStoreError>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     Ok(Versioned {
         id: row.try_get("id").map_err(|e| backend(context, e))?,
         version: row.try_get("version").map_err(|e| backend(context, e))?,
@@ -28,24 +35,57 @@ fn versioned(row: &sqlx::sqlite::SqliteRow, context: &str) -> Result<Versioned, 
 }
 
 impl SqliteStore {
+    fn acme_reader(&self) -> &sqlx::SqlitePool {
+        &self.reader
+    }
+    fn acme_writer(&self) -> &sqlx::SqlitePool {
+        &self.writer
+    }
+    fn acme_sql(&self, query: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(Dialect::Sqlite.placeholders(query))
+    }
+    /// `BEGIN IMMEDIATE`: writers queue on the busy timeout instead of failing halfway.
+    async fn acme_begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl NetworkedStore {
+    fn acme_reader(&self) -> &sqlx::AnyPool {
+        &self.pool
+    }
+    fn acme_writer(&self) -> &sqlx::AnyPool {
+        &self.pool
+    }
+    fn acme_sql(&self, query: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(self.dialect.placeholders(query))
+    }
+    async fn acme_begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
+macro_rules! acme_store {
+    ($store:ty) => {
+impl $store {
     async fn fetch_versioned(
         &self,
         sql: &'static str,
         key: &str,
         context: &str,
     ) -> Result<Option<Versioned>, AcmeStoreError> {
-        let row = sqlx::query(sql)
+        let row = sqlx::query(self.acme_sql(sql))
             .bind(key)
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.acme_reader())
             .await
             .map_err(|e| backend(context, e))?;
         row.map(|r| versioned(&r, context)).transpose()
     }
 
     async fn key_owner(&self, thumbprint: &str) -> Result<Option<String>, AcmeStoreError> {
-        sqlx::query_scalar("SELECT id FROM acme_accounts WHERE key_thumbprint = ?")
+        sqlx::query_scalar(self.acme_sql("SELECT id FROM acme_accounts WHERE key_thumbprint = ?"))
             .bind(thumbprint)
-            .fetch_optional(&self.writer)
+            .fetch_optional(self.acme_writer())
             .await
             .map_err(|e| backend("looking up an account key", e))
     }
@@ -67,15 +107,13 @@ impl SqliteStore {
         authorizations: &[AuthorizationRow<'_>],
     ) -> Result<(), AcmeStoreError> {
         let context = format!("recording order {}", order.id);
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = self.acme_begin()
             .await
             .map_err(|e| backend(&context, e))?;
         let result: Result<(), sqlx::Error> = async {
             sqlx::query(
-                "INSERT INTO acme_orders (id, account_id, version, body, created_at) \
-                 VALUES (?, ?, 1, ?, ?)",
+                self.acme_sql("INSERT INTO acme_orders (id, account_id, version, body, created_at) \
+                 VALUES (?, ?, 1, ?, ?)"),
             )
             .bind(order.id)
             .bind(order.account)
@@ -85,8 +123,8 @@ impl SqliteStore {
             .await?;
             for identifier in order.identifiers {
                 sqlx::query(
-                    "INSERT INTO acme_order_identifiers (order_id, identifier, created_at) \
-                     VALUES (?, ?, ?)",
+                    self.acme_sql("INSERT INTO acme_order_identifiers (order_id, identifier, created_at) \
+                     VALUES (?, ?, ?)"),
                 )
                 .bind(order.id)
                 .bind(identifier)
@@ -96,9 +134,9 @@ impl SqliteStore {
             }
             for authorization in authorizations {
                 sqlx::query(
-                    "INSERT INTO acme_authorizations \
+                    self.acme_sql("INSERT INTO acme_authorizations \
                      (id, account_id, identifier, status, expires_at, version, body) \
-                     VALUES (?, ?, ?, ?, ?, 1, ?)",
+                     VALUES (?, ?, ?, ?, ?, 1, ?)"),
                 )
                 .bind(authorization.id)
                 .bind(authorization.account)
@@ -128,28 +166,28 @@ impl SqliteStore {
         }
     }
 
-    async fn count(&self, sql: &'static str, key: &str, since: i64) -> Result<u64, AcmeStoreError> {
-        let n: i64 = sqlx::query_scalar(sql)
+    async fn acme_count(&self, sql: &'static str, key: &str, since: i64) -> Result<u64, AcmeStoreError> {
+        let n: i64 = sqlx::query_scalar(self.acme_sql(sql))
             .bind(key)
             .bind(since)
-            .fetch_one(&self.reader)
+            .fetch_one(self.acme_reader())
             .await
             .map_err(|e| backend("counting orders", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 
-impl AcmeStore for SqliteStore {
+impl AcmeStore for $store {
     fn insert_nonce<'a>(
         &'a self,
         nonce: &'a str,
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
-            sqlx::query("INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?)")
+            sqlx::query(self.acme_sql("INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?)"))
                 .bind(nonce)
                 .bind(expires_at)
-                .execute(&self.writer)
+                .execute(self.acme_writer())
                 .await
                 .map_err(|e| backend("recording a nonce", e))?;
             Ok(())
@@ -162,10 +200,10 @@ impl AcmeStore for SqliteStore {
         now: i64,
     ) -> BoxFuture<'a, Result<bool, AcmeStoreError>> {
         Box::pin(async move {
-            let result = sqlx::query("DELETE FROM acme_nonces WHERE nonce = ? AND expires_at >= ?")
+            let result = sqlx::query(self.acme_sql("DELETE FROM acme_nonces WHERE nonce = ? AND expires_at >= ?"))
                 .bind(nonce)
                 .bind(now)
-                .execute(&self.writer)
+                .execute(self.acme_writer())
                 .await
                 .map_err(|e| backend("using a nonce", e))?;
             Ok(result.rows_affected() == 1)
@@ -174,9 +212,9 @@ impl AcmeStore for SqliteStore {
 
     fn prune_nonces(&self, now: i64) -> BoxFuture<'_, Result<u64, AcmeStoreError>> {
         Box::pin(async move {
-            let done = sqlx::query("DELETE FROM acme_nonces WHERE expires_at < ?")
+            let done = sqlx::query(self.acme_sql("DELETE FROM acme_nonces WHERE expires_at < ?"))
                 .bind(now)
-                .execute(&self.writer)
+                .execute(self.acme_writer())
                 .await
                 .map_err(|e| backend("pruning nonces", e))?;
             Ok(done.rows_affected())
@@ -189,14 +227,14 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let result = sqlx::query(
-                "INSERT INTO acme_accounts (id, key_thumbprint, version, body, created_at) \
-                 VALUES (?, ?, 1, ?, ?)",
+                self.acme_sql("INSERT INTO acme_accounts (id, key_thumbprint, version, body, created_at) \
+                 VALUES (?, ?, 1, ?, ?)"),
             )
             .bind(account.id)
             .bind(account.key_thumbprint)
             .bind(account.body)
             .bind(account.created_at)
-            .execute(&self.writer)
+            .execute(self.acme_writer())
             .await;
             match result {
                 Ok(_) => Ok(()),
@@ -237,14 +275,14 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let result = sqlx::query(
-                "UPDATE acme_accounts SET key_thumbprint = ?, body = ?, version = version + 1 \
-                 WHERE id = ? AND version = ?",
+                self.acme_sql("UPDATE acme_accounts SET key_thumbprint = ?, body = ?, version = version + 1 \
+                 WHERE id = ? AND version = ?"),
             )
             .bind(account.key_thumbprint)
             .bind(account.body)
             .bind(account.id)
             .bind(expected_version)
-            .execute(&self.writer)
+            .execute(self.acme_writer())
             .await;
             match result {
                 Ok(done) if done.rows_affected() == 1 => Ok(()),
@@ -286,12 +324,12 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<String>, AcmeStoreError>> {
         Box::pin(async move {
             sqlx::query_scalar(
-                "SELECT id FROM acme_orders WHERE account_id = ? \
-                 ORDER BY created_at DESC, id LIMIT ?",
+                self.acme_sql("SELECT id FROM acme_orders WHERE account_id = ? \
+                 ORDER BY created_at DESC, id LIMIT ?"),
             )
             .bind(account)
             .bind(i64::from(limit))
-            .fetch_all(&self.reader)
+            .fetch_all(self.acme_reader())
             .await
             .map_err(|e| backend("listing an account's orders", e))
         })
@@ -305,13 +343,13 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let done = sqlx::query(
-                "UPDATE acme_orders SET body = ?, version = version + 1 \
-                 WHERE id = ? AND version = ?",
+                self.acme_sql("UPDATE acme_orders SET body = ?, version = version + 1 \
+                 WHERE id = ? AND version = ?"),
             )
             .bind(body)
             .bind(id)
             .bind(expected_version)
-            .execute(&self.writer)
+            .execute(self.acme_writer())
             .await
             .map_err(|e| backend("updating an order", e))?;
             if done.rows_affected() == 1 {
@@ -343,15 +381,15 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let done = sqlx::query(
-                "UPDATE acme_authorizations SET status = ?, expires_at = ?, body = ?, \
-                 version = version + 1 WHERE id = ? AND version = ?",
+                self.acme_sql("UPDATE acme_authorizations SET status = ?, expires_at = ?, body = ?, \
+                 version = version + 1 WHERE id = ? AND version = ?"),
             )
             .bind(row.status)
             .bind(row.expires_at)
             .bind(row.body)
             .bind(row.id)
             .bind(expected_version)
-            .execute(&self.writer)
+            .execute(self.acme_writer())
             .await
             .map_err(|e| backend("updating an authorization", e))?;
             if done.rows_affected() == 1 {
@@ -374,14 +412,14 @@ impl AcmeStore for SqliteStore {
         Box::pin(async move {
             let context = "looking up valid authorizations";
             let rows = sqlx::query(
-                "SELECT id, version, body FROM acme_authorizations \
+                self.acme_sql("SELECT id, version, body FROM acme_authorizations \
                  WHERE account_id = ? AND identifier = ? AND status = 'valid' AND expires_at > ? \
-                 ORDER BY expires_at DESC",
+                 ORDER BY expires_at DESC"),
             )
             .bind(account)
             .bind(identifier)
             .bind(now)
-            .fetch_all(&self.reader)
+            .fetch_all(self.acme_reader())
             .await
             .map_err(|e| backend(context, e))?;
             rows.iter().map(|r| versioned(r, context)).collect()
@@ -393,7 +431,7 @@ impl AcmeStore for SqliteStore {
         account: &'a str,
         since: i64,
     ) -> BoxFuture<'a, Result<u64, AcmeStoreError>> {
-        Box::pin(self.count(
+        Box::pin(self.acme_count(
             "SELECT COUNT(*) FROM acme_orders WHERE account_id = ? AND created_at >= ?",
             account,
             since,
@@ -405,7 +443,7 @@ impl AcmeStore for SqliteStore {
         identifier: &'a str,
         since: i64,
     ) -> BoxFuture<'a, Result<u64, AcmeStoreError>> {
-        Box::pin(self.count(
+        Box::pin(self.acme_count(
             "SELECT COUNT(*) FROM acme_order_identifiers WHERE identifier = ? AND created_at >= ?",
             identifier,
             since,
@@ -420,12 +458,12 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             sqlx::query(
-                "INSERT INTO acme_certificates (serial, account_id, order_id) VALUES (?, ?, ?)",
+                self.acme_sql("INSERT INTO acme_certificates (serial, account_id, order_id) VALUES (?, ?, ?)"),
             )
             .bind(serial)
             .bind(account)
             .bind(order)
-            .execute(&self.writer)
+            .execute(self.acme_writer())
             .await
             .map_err(|e| backend("recording an ACME certificate", e))?;
             Ok(())
@@ -437,9 +475,9 @@ impl AcmeStore for SqliteStore {
         serial: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, AcmeStoreError>> {
         Box::pin(async move {
-            sqlx::query_scalar("SELECT account_id FROM acme_certificates WHERE serial = ?")
+            sqlx::query_scalar(self.acme_sql("SELECT account_id FROM acme_certificates WHERE serial = ?"))
                 .bind(serial)
-                .fetch_optional(&self.reader)
+                .fetch_optional(self.acme_reader())
                 .await
                 .map_err(|e| backend("looking up an ACME certificate", e))
         })
@@ -452,11 +490,11 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let result = sqlx::query(
-                "INSERT INTO acme_blocked_keys (spki_sha256, blocked_at) VALUES (?, ?)",
+                self.acme_sql("INSERT INTO acme_blocked_keys (spki_sha256, blocked_at) VALUES (?, ?)"),
             )
             .bind(spki_sha256)
             .bind(at)
-            .execute(&self.writer)
+            .execute(self.acme_writer())
             .await;
             match result {
                 Ok(_) => Ok(()),
@@ -473,13 +511,19 @@ impl AcmeStore for SqliteStore {
     ) -> BoxFuture<'a, Result<bool, AcmeStoreError>> {
         Box::pin(async move {
             let found: Option<String> = sqlx::query_scalar(
-                "SELECT spki_sha256 FROM acme_blocked_keys WHERE spki_sha256 = ?",
+                self.acme_sql("SELECT spki_sha256 FROM acme_blocked_keys WHERE spki_sha256 = ?"),
             )
             .bind(spki_sha256)
-            .fetch_optional(&self.reader)
+            .fetch_optional(self.acme_reader())
             .await
             .map_err(|e| backend("looking up a blocked key", e))?;
             Ok(found.is_some())
         })
     }
 }
+
+    };
+}
+
+acme_store!(SqliteStore);
+acme_store!(NetworkedStore);

@@ -3,7 +3,10 @@
 //! Kept apart from any one backend so that every backend encodes a certificate the same way and
 //! refuses the same inputs: a database written by one must read back identically through another.
 
-use mayfly_authority::store::{CertificateStatus, IssuedCertificate, StoreError, UsedToken};
+use mayfly_authority::store::{
+    CertificatePage, CertificateStatus, CrlScopeName, IssuedCertificate, ListStatus, Revocation,
+    RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
+};
 use time::OffsetDateTime;
 
 use crate::{MAX_JTI_LEN, MAX_PROVISIONER_LEN, MAX_SERIAL_LEN};
@@ -88,6 +91,151 @@ pub(crate) fn backend(context: &str, error: impl std::fmt::Display) -> StoreErro
     StoreError::Backend(format!("{context}: {error}"))
 }
 
+/// Every column of a stored certificate, as [`stored_from_row`] reads them.
+macro_rules! certificate_columns {
+    () => {
+        "serial, der, subject, sans, not_before, not_after, provisioner, status, revoked_at, \
+         revocation_reason, revocation_text, revoked_by"
+    };
+}
+
+/// A stored certificate by serial (one `?`).
+pub(crate) const SELECT_CERTIFICATE: &str = concat!(
+    "SELECT ",
+    certificate_columns!(),
+    " FROM certificates WHERE serial = ?"
+);
+
+/// A page of certificates: binds the serial to start after (`""` for the first page), then the
+/// listing's `now` when `status` is active or expired, then the limit.
+pub(crate) fn list_query(status: Option<ListStatus>) -> &'static str {
+    match status {
+        None => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? ORDER BY serial LIMIT ?"
+        ),
+        Some(ListStatus::Active) => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? AND status = 'valid' AND not_after >= ? \
+             ORDER BY serial LIMIT ?"
+        ),
+        Some(ListStatus::Expired) => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? AND status = 'valid' AND not_after < ? \
+             ORDER BY serial LIMIT ?"
+        ),
+        Some(ListStatus::Revoked) => concat!(
+            "SELECT ",
+            certificate_columns!(),
+            " FROM certificates WHERE serial > ? AND status = 'revoked' ORDER BY serial LIMIT ?"
+        ),
+    }
+}
+
+/// Whether [`list_query`] for `status` binds a `now`.
+pub(crate) fn list_binds_now(status: Option<ListStatus>) -> bool {
+    matches!(status, Some(ListStatus::Active | ListStatus::Expired))
+}
+
+/// Deletes used-token records whose token expired before the bound time.
+pub(crate) const PRUNE_USED_TOKENS: &str = "DELETE FROM used_tokens WHERE expires_at < ?";
+
+/// Deletes certificates expired before the bound time.
+pub(crate) const PRUNE_CERTIFICATES: &str = "DELETE FROM certificates WHERE not_after < ?";
+
+/// Both row counts in one statement.
+pub(crate) const COUNTS: &str =
+    "SELECT (SELECT COUNT(*) FROM certificates), (SELECT COUNT(*) FROM used_tokens)";
+
+/// Takes a free lease: name, holder, until.
+pub(crate) const LEASE_INSERT: &str = "leases (name, holder, expires_at) VALUES (?, ?, ?)";
+
+/// Takes an expired lease or extends one's own: holder, until, name, holder, now.
+pub(crate) const LEASE_UPDATE: &str = "UPDATE leases SET holder = ?, expires_at = ? \
+     WHERE name = ? AND (holder = ? OR expires_at < ?)";
+
+/// Row counts from the two `COUNT(*)`s of [`COUNTS`].
+pub(crate) fn counts(certificates: i64, used_tokens: i64) -> StoreCounts {
+    StoreCounts {
+        certificates: u64::try_from(certificates).unwrap_or(0),
+        used_tokens: u64::try_from(used_tokens).unwrap_or(0),
+    }
+}
+
+/// The limit of a page as the engines bind it.
+pub(crate) fn page_limit(page: &CertificatePage) -> i64 {
+    i64::from(page.limit)
+}
+
+/// Marks a valid certificate revoked: status, time, reason code, reason text, requester, serial,
+/// and the status it must still have (so a second revocation changes nothing).
+pub(crate) const REVOKE: &str = "UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
+     revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?";
+
+/// Why a revocation that updated no row was refused.
+pub(crate) fn revocation_refused(serial: &str, exists: bool) -> StoreError {
+    if exists {
+        StoreError::AlreadyRevoked {
+            serial: serial.to_owned(),
+        }
+    } else {
+        StoreError::CertificateNotFound {
+            serial: serial.to_owned(),
+        }
+    }
+}
+
+/// A row of [`SELECT_CERTIFICATE`] (or of any query with its columns), from any backend.
+pub(crate) fn stored_from_row<R>(row: &R, serial: &str) -> Result<StoredCertificate, StoreError>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let context = format!("reading certificate {serial}");
+    let column = |e| backend(&context, e);
+    let stored_serial: String = row.try_get("serial").map_err(column)?;
+    let der: Vec<u8> = row.try_get("der").map_err(column)?;
+    let subject: String = row.try_get("subject").map_err(column)?;
+    let sans: String = row.try_get("sans").map_err(column)?;
+    let not_before: i64 = row.try_get("not_before").map_err(column)?;
+    let not_after: i64 = row.try_get("not_after").map_err(column)?;
+    let provisioner: String = row.try_get("provisioner").map_err(column)?;
+    let status: String = row.try_get("status").map_err(column)?;
+    let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(column)?;
+    let reason_code: Option<i64> = row.try_get("revocation_reason").map_err(column)?;
+    let reason: Option<String> = row.try_get("revocation_text").map_err(column)?;
+    let revoked_by: Option<String> = row.try_get("revoked_by").map_err(column)?;
+    let revocation = match revoked_at {
+        Some(at) => Some(Revocation {
+            serial: stored_serial.clone(),
+            reason_code: decode_reason(serial, reason_code)?,
+            reason: reason.unwrap_or_default(),
+            revoked_at: from_unix("revoked_at", serial, at)?,
+            revoked_by: revoked_by.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(StoredCertificate {
+        certificate: IssuedCertificate {
+            sans: decode_sans(serial, &sans)?,
+            not_before: from_unix("not_before", serial, not_before)?,
+            not_after: from_unix("not_after", serial, not_after)?,
+            serial: stored_serial,
+            der,
+            subject,
+            provisioner,
+        },
+        status: decode_status(serial, &status)?,
+        revocation,
+    })
+}
+
 /// A stored CRLReason code. A value outside 0..=255 means the row was written by something else
 /// and is reported, never silently turned into "unspecified".
 pub(crate) fn decode_reason(serial: &str, code: Option<i64>) -> Result<u8, StoreError> {
@@ -97,4 +245,77 @@ pub(crate) fn decode_reason(serial: &str, code: Option<i64>) -> Result<u8, Store
             "certificate {serial}: stored revocation reason {code} is not a CRLReason"
         ))
     })
+}
+
+/// Revoked certificates for a CRL: binds the earliest revocation time, then the instant they must
+/// still be valid at (`i64::MIN` for "any").
+pub(crate) const REVOKED: &str = "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates \
+     WHERE revoked_at IS NOT NULL AND revoked_at >= ? AND not_after >= ?";
+
+/// The bounds [`REVOKED`] binds for `query`.
+pub(crate) fn revoked_bounds(query: &RevokedQuery) -> (i64, i64) {
+    (
+        query.revoked_since.map_or(i64::MIN, to_unix),
+        query.unexpired_at.map_or(i64::MIN, to_unix),
+    )
+}
+
+/// A row of [`REVOKED`].
+pub(crate) fn revoked_entry(
+    (serial, revoked_at, reason, not_after): (String, i64, Option<i64>, i64),
+) -> Result<RevokedEntry, StoreError> {
+    Ok(RevokedEntry {
+        revoked_at: from_unix("revoked_at", &serial, revoked_at)?,
+        not_after: from_unix("not_after", &serial, not_after)?,
+        reason_code: decode_reason(&serial, reason)?,
+        serial,
+    })
+}
+
+/// Bumps the CRL number; run with [`CRL_NUMBER`] in one transaction, so concurrent callers (on
+/// any instance) queue on the row lock and each reads its own number.
+pub(crate) const CRL_NUMBER_BUMP: &str =
+    "UPDATE crl_state SET crl_number = crl_number + 1 WHERE id = 1";
+/// Reads the CRL number just taken.
+pub(crate) const CRL_NUMBER: &str = "SELECT crl_number FROM crl_state WHERE id = 1";
+
+/// The CRL number read back, which the schema keeps non-negative.
+pub(crate) fn crl_number(number: i64) -> Result<u64, StoreError> {
+    u64::try_from(number).map_err(|_| {
+        StoreError::Backend(format!(
+            "taking the next CRL number: stored number {number} is negative"
+        ))
+    })
+}
+
+/// Keeps a CRL as its scope's latest: scope, number, thisUpdate, nextUpdate, DER.
+pub(crate) const CRL_INSERT: &str =
+    "published_crls (scope, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)";
+/// Replaces the kept CRL when the new one's number is higher: number, thisUpdate, nextUpdate,
+/// DER, scope, number.
+pub(crate) const CRL_REPLACE: &str = "UPDATE published_crls SET crl_number = ?, this_update = ?, \
+     next_update = ?, der = ? WHERE scope = ? AND crl_number < ?";
+/// The kept CRL of a scope.
+pub(crate) const CRL_LATEST: &str =
+    "SELECT crl_number, this_update, next_update, der FROM published_crls WHERE scope = ?";
+
+/// A row of [`CRL_LATEST`].
+pub(crate) fn stored_crl(
+    scope: CrlScopeName,
+    (number, this_update, next_update, der): (i64, i64, i64, Vec<u8>),
+) -> Result<StoredCrl, StoreError> {
+    let what = format!("{} CRL", scope.as_str());
+    Ok(StoredCrl {
+        scope,
+        number: crl_number(number)?,
+        this_update: from_unix("this_update", &what, this_update)?,
+        next_update: from_unix("next_update", &what, next_update)?,
+        der,
+    })
+}
+
+/// A CRL number as the engines bind it.
+pub(crate) fn crl_number_column(number: u64) -> Result<i64, StoreError> {
+    i64::try_from(number)
+        .map_err(|_| StoreError::Backend(format!("CRL number {number} does not fit the schema")))
 }

@@ -14,10 +14,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CertificateStatus, IssuedCertificate, Revocation, RevokedEntry,
-    RevokedQuery, StoreError, StoredCertificate, UsedToken,
+    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
+    IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
+    StoredCertificate, StoredCrl, UsedToken,
 };
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -70,7 +70,7 @@ impl SqliteStore {
     /// exist), and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
         let open_error = |source| Error::Open {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             source,
         };
         let base = SqliteConnectOptions::new()
@@ -108,7 +108,7 @@ impl SqliteStore {
     pub async fn open_in_memory() -> Result<SqliteStore, Error> {
         let path = Path::new(IN_MEMORY);
         let open_error = |source| Error::Open {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             source,
         };
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
@@ -144,6 +144,16 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+    }
+
+    /// Whether the database answers, for `/health`. Goes through the readers, so a long group
+    /// commit does not make the CA look down.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query_scalar::<_, i64>(crate::PING)
+            .fetch_one(&self.reader)
+            .await
+            .map(|_| ())
+            .map_err(|e| backend("checking the database", e))
     }
 
     /// Reads the settings in force on the writer connection.
@@ -216,7 +226,9 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| backend(&context, e))?;
-        let outcome = revoke_in(&mut tx, revocation, token).await;
+        let outcome =
+            crate::shared::sqlite::revoke_in(&mut tx, crate::Dialect::Sqlite, revocation, token)
+                .await;
         match outcome {
             Ok(Ok(())) => tx.commit().await.map_err(|e| backend(&context, e)),
             Ok(Err(refusal)) => {
@@ -231,89 +243,80 @@ impl SqliteStore {
     }
 
     async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
-        let row = sqlx::query(
-            "SELECT serial, der, subject, sans, not_before, not_after, provisioner, status, \
-             revoked_at, revocation_reason, revocation_text, revoked_by \
-             FROM certificates WHERE serial = ?",
-        )
-        .bind(serial)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let context = format!("reading certificate {serial}");
-        let column = |e| backend(&context, e);
-        let stored_serial: String = row.try_get("serial").map_err(column)?;
-        let der: Vec<u8> = row.try_get("der").map_err(column)?;
-        let subject: String = row.try_get("subject").map_err(column)?;
-        let sans: String = row.try_get("sans").map_err(column)?;
-        let not_before: i64 = row.try_get("not_before").map_err(column)?;
-        let not_after: i64 = row.try_get("not_after").map_err(column)?;
-        let provisioner: String = row.try_get("provisioner").map_err(column)?;
-        let status: String = row.try_get("status").map_err(column)?;
-        let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(column)?;
-        let reason_code: Option<i64> = row.try_get("revocation_reason").map_err(column)?;
-        let reason: Option<String> = row.try_get("revocation_text").map_err(column)?;
-        let revoked_by: Option<String> = row.try_get("revoked_by").map_err(column)?;
-        let revocation = match revoked_at {
-            Some(at) => Some(Revocation {
-                serial: stored_serial.clone(),
-                reason_code: codec::decode_reason(serial, reason_code)?,
-                reason: reason.unwrap_or_default(),
-                revoked_at: codec::from_unix("revoked_at", serial, at)?,
-                revoked_by: revoked_by.unwrap_or_default(),
-            }),
-            None => None,
-        };
-        Ok(Some(StoredCertificate {
-            certificate: IssuedCertificate {
-                sans: codec::decode_sans(serial, &sans)?,
-                not_before: codec::from_unix("not_before", serial, not_before)?,
-                not_after: codec::from_unix("not_after", serial, not_after)?,
-                serial: stored_serial,
-                der,
-                subject,
-                provisioner,
-            },
-            status: codec::decode_status(serial, &status)?,
-            revocation,
-        }))
+        crate::shared::sqlite::load(&self.reader, crate::Dialect::Sqlite, serial).await
     }
 
     async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM used_tokens WHERE expires_at < ?")
-            .bind(codec::to_unix(now))
-            .execute(&self.writer)
+        crate::shared::sqlite::prune_used_tokens(&self.writer, crate::Dialect::Sqlite, now).await
+    }
+}
+
+impl SqliteStore {
+    async fn list(&self, page: &CertificatePage) -> Result<Vec<StoredCertificate>, StoreError> {
+        crate::shared::sqlite::list(&self.reader, crate::Dialect::Sqlite, page).await
+    }
+
+    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        crate::shared::sqlite::prune_certificates(&self.writer, crate::Dialect::Sqlite, before)
             .await
-            .map_err(|e| backend("pruning used tokens", e))?;
-        Ok(result.rows_affected())
+    }
+
+    async fn row_counts(&self) -> Result<StoreCounts, StoreError> {
+        crate::shared::sqlite::counts(&self.reader).await
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::shared::sqlite::acquire_lease(
+            &self.writer,
+            crate::Dialect::Sqlite,
+            name,
+            holder,
+            now,
+            until,
+        )
+        .await
+    }
+}
+
+impl AdminStore for SqliteStore {
+    fn list_certificates<'a>(
+        &'a self,
+        page: &'a CertificatePage,
+    ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>> {
+        Box::pin(self.list(page))
+    }
+
+    fn prune_certificates(
+        &self,
+        expired_before: OffsetDateTime,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.prune_expired(expired_before))
+    }
+
+    fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>> {
+        Box::pin(self.row_counts())
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.lease(name, holder, now, until))
     }
 }
 
 impl SqliteStore {
     async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
-        let context = "listing revoked certificates";
-        let rows: Vec<(String, i64, Option<i64>, i64)> = sqlx::query_as(
-            "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates \
-             WHERE revoked_at IS NOT NULL AND revoked_at >= ? AND not_after >= ?",
-        )
-        .bind(query.revoked_since.map_or(i64::MIN, codec::to_unix))
-        .bind(query.unexpired_at.map_or(i64::MIN, codec::to_unix))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|e| backend(context, e))?;
-        rows.into_iter()
-            .map(|(serial, revoked_at, reason, not_after)| {
-                Ok(RevokedEntry {
-                    revoked_at: codec::from_unix("revoked_at", &serial, revoked_at)?,
-                    not_after: codec::from_unix("not_after", &serial, not_after)?,
-                    reason_code: codec::decode_reason(&serial, reason)?,
-                    serial,
-                })
-            })
-            .collect()
+        crate::shared::sqlite::revoked(&self.reader, crate::Dialect::Sqlite, query).await
     }
 
     async fn crl_number(&self) -> Result<u64, StoreError> {
@@ -323,18 +326,16 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| backend(context, e))?;
-        sqlx::query("UPDATE crl_state SET crl_number = crl_number + 1 WHERE id = 1")
+        sqlx::query(codec::CRL_NUMBER_BUMP)
             .execute(&mut *tx)
             .await
             .map_err(|e| backend(context, e))?;
-        let number: i64 = sqlx::query_scalar("SELECT crl_number FROM crl_state WHERE id = 1")
+        let number: i64 = sqlx::query_scalar(codec::CRL_NUMBER)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| backend(context, e))?;
         tx.commit().await.map_err(|e| backend(context, e))?;
-        u64::try_from(number).map_err(|_| {
-            StoreError::Backend(format!("{context}: stored number {number} is negative"))
-        })
+        codec::crl_number(number)
     }
 }
 
@@ -375,6 +376,25 @@ impl CertStore for SqliteStore {
 
     fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.crl_number())
+    }
+
+    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(crate::shared::sqlite::publish_crl(
+            &self.writer,
+            crate::Dialect::Sqlite,
+            crl,
+        ))
+    }
+
+    fn latest_crl(
+        &self,
+        scope: CrlScopeName,
+    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
+        Box::pin(crate::shared::sqlite::latest_crl(
+            &self.reader,
+            crate::Dialect::Sqlite,
+            scope,
+        ))
     }
 }
 
@@ -542,68 +562,13 @@ async fn record_group(
     Ok(outcomes)
 }
 
-/// The statements of a revocation inside its transaction. `Ok(Err(_))` is a refusal (nothing
-/// must be committed); `Err(_)` a backend failure.
-async fn revoke_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    revocation: &Revocation,
-    token: Option<&UsedToken>,
-) -> Result<Result<(), StoreError>, sqlx::Error> {
-    let serial = revocation.serial.as_str();
-    if let Some(token) = token {
-        let burnt = sqlx::query(
-            "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(token.provisioner.as_str())
-        .bind(token.jti.as_str())
-        .bind(codec::to_unix(token.expires_at))
-        .execute(&mut **tx)
-        .await?;
-        if burnt.rows_affected() == 0 {
-            return Ok(Err(StoreError::TokenAlreadyUsed {
-                jti: token.jti.clone(),
-            }));
-        }
-    }
-    let updated = sqlx::query(
-        "UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
-         revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?",
-    )
-    .bind(CertificateStatus::Revoked.as_str())
-    .bind(codec::to_unix(revocation.revoked_at))
-    .bind(i64::from(revocation.reason_code))
-    .bind(revocation.reason.as_str())
-    .bind(revocation.revoked_by.as_str())
-    .bind(serial)
-    .bind(CertificateStatus::Valid.as_str())
-    .execute(&mut **tx)
-    .await?;
-    if updated.rows_affected() == 1 {
-        return Ok(Ok(()));
-    }
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT status FROM certificates WHERE serial = ?")
-            .bind(serial)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(Err(match exists {
-        None => StoreError::CertificateNotFound {
-            serial: serial.to_owned(),
-        },
-        Some(_) => StoreError::AlreadyRevoked {
-            serial: serial.to_owned(),
-        },
-    }))
-}
-
 /// Applies the migrations this database has not seen yet, each in its own transaction.
 ///
 /// `BEGIN IMMEDIATE` makes two processes opening a new database at once take turns: the second
 /// sees the first's version row and skips that migration.
 async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
     let open_error = |source| Error::Open {
-        path: path.to_owned(),
+        database: path.display().to_string(),
         source,
     };
     sqlx::raw_sql(
@@ -615,14 +580,14 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
     .await
     .map_err(open_error)?;
 
-    let known = MIGRATIONS.last().map_or(0, |&(version, _)| version);
+    let known = crate::schema_version();
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
         .fetch_one(pool)
         .await
         .map_err(open_error)?;
     if let Some(found) = found.filter(|&found| found > known) {
         return Err(Error::SchemaTooNew {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             found,
             known,
         });
@@ -630,7 +595,7 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
 
     for &(version, sql) in MIGRATIONS {
         let migrate_error = |source| Error::Migrate {
-            path: path.to_owned(),
+            database: path.display().to_string(),
             version,
             source,
         };
@@ -648,10 +613,12 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
             tx.rollback().await.map_err(migrate_error)?;
             continue;
         }
-        sqlx::raw_sql(sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(migrate_error)?;
+        for statement in crate::Dialect::Sqlite.translate_migration(sql) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await
+                .map_err(migrate_error)?;
+        }
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
             .bind(version)
             .bind(codec::to_unix(OffsetDateTime::now_utc()))
@@ -662,4 +629,37 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
         tracing::info!(path = %path.display(), version, "applied schema migration");
     }
     Ok(())
+}
+
+/// The highest migration applied to the database at `path`, read without changing the file
+/// (0 when it has no schema yet). For `mayfly-ca db check`.
+pub async fn schema_version_at(path: &Path) -> Result<i64, Error> {
+    use sqlx::Connection;
+    let open_error = |source| Error::Open {
+        database: path.display().to_string(),
+        source,
+    };
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut connection = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(open_error)?;
+    let has_table: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .map_err(open_error)?;
+    let version = if has_table == 0 {
+        None
+    } else {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(version) FROM schema_migrations")
+            .fetch_one(&mut connection)
+            .await
+            .map_err(open_error)?
+    };
+    let _ = connection.close().await;
+    Ok(version.unwrap_or(0))
 }

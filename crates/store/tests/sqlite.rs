@@ -108,6 +108,7 @@ async fn two_handles_on_one_file_race_safely() {
     let stores: [&dyn CertStore; 2] = [&first, &second];
     conformance::concurrent_token_use(&stores).await;
     conformance::concurrent_distinct_issuances(&stores).await;
+    conformance::concurrent_lease(&[&first, &second]).await;
     conformance::crl_numbers_only_grow(&stores).await;
     first.close().await;
     second.close().await;

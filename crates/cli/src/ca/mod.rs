@@ -8,6 +8,7 @@ use clap::Subcommand;
 use crate::context::{CaFlags, Defaults, mayfly_path};
 use crate::output::{Output, ensure_parent, write_all};
 
+mod certificates;
 mod crl;
 mod daemon;
 mod init;
@@ -67,6 +68,9 @@ pub enum CaCommand {
     ///
     /// Example: mayfly ca crl --out ca.crl --pem
     Crl(crl::CrlArgs),
+    /// The certificates the CA has stored, through its admin API: list or export them.
+    #[command(subcommand)]
+    Certificates(certificates::CertificatesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +169,7 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Revoke(args) => revoke::run(args).await,
         CaCommand::Rekey(args) => rekey::run(args).await,
         CaCommand::Crl(args) => crl::run(args).await,
+        CaCommand::Certificates(command) => certificates::run(command).await,
     }
 }
 
