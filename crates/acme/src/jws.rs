@@ -142,6 +142,44 @@ pub fn payload<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mayfly_pki::{KeyAlgorithm, PrivateKey};
+
+    /// A request signed with `key`, its JWK in the header, as `newAccount` sends it.
+    fn signed(key: &PrivateKey, payload: &str) -> Vec<u8> {
+        let jwk = Jwk::public_from_key(key).unwrap();
+        let header =
+            serde_json::json!({"alg": key.jws_algorithm(), "nonce": "n", "url": "u", "jwk": jwk});
+        let protected = B64.encode(header.to_string());
+        let payload = B64.encode(payload);
+        let signature = key
+            .sign_jws(format!("{protected}.{payload}").as_bytes())
+            .unwrap();
+        serde_json::json!({"protected": protected, "payload": payload, "signature": B64.encode(signature)})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn every_allowed_algorithm_verifies_and_another_key_does_not() {
+        for algorithm in [
+            KeyAlgorithm::EcP256,
+            KeyAlgorithm::EcP384,
+            KeyAlgorithm::Ed25519,
+            KeyAlgorithm::Rsa(2048),
+        ] {
+            let key = PrivateKey::generate(algorithm).unwrap();
+            let request = SignedRequest::parse(&signed(&key, "{}")).unwrap();
+            assert!(ALGORITHMS.contains(&request.protected.alg.as_str()));
+            let jwk = request.protected.jwk.clone().unwrap();
+            assert_eq!(request.verify(&jwk).unwrap(), b"{}", "{algorithm:?}");
+            let other = PrivateKey::generate(algorithm).unwrap();
+            let other_jwk = Jwk::public_from_key(&other).unwrap();
+            assert!(
+                request.verify(&other_jwk).is_err(),
+                "{algorithm:?} with another key"
+            );
+        }
+    }
 
     fn flattened(header: &serde_json::Value, payload: &str) -> Vec<u8> {
         serde_json::json!({
