@@ -705,6 +705,7 @@ impl Acme {
                 &rows,
             )
             .await?;
+        order_reached("pending");
         let (status, _) = self.effective_order(&order, now).await?;
         let location = format!("{}/order/{}", req.base_url, order.id);
         Ok(Reply::json(order_json(&order, &status, req.base_url))
@@ -1050,9 +1051,14 @@ impl Acme {
             }
             Err(e) => return Err(e.into()),
         };
-        let issued = match authority.sign_acme(provisioner, &csr, sans).await {
+        order_reached("processing");
+        let issued = match authority
+            .sign_acme(provisioner, &csr, sans, &account.id)
+            .await
+        {
             Ok(issued) => issued,
             Err(e) => {
+                order_reached("invalid");
                 order.status = "invalid".into();
                 order.error = Some(Problem::new(ProblemType::ServerInternal, "issuance failed"));
                 if let Ok(text) = to_json(&order) {
@@ -1068,6 +1074,7 @@ impl Acme {
         order.certificate = Some(issued.serial.clone());
         let text = to_json(&order)?;
         self.store.update_order(&order.id, version, &text).await?;
+        order_reached("valid");
         let location = format!("{}/order/{id}", req.base_url);
         Ok(Reply::json(order_json(&order, "valid", req.base_url)).with_location(location))
     }
@@ -1367,6 +1374,9 @@ async fn run_validation(
                         valid = result.is_ok(),
                         "ACME challenge validated"
                     );
+                    let outcome = if result.is_ok() { "valid" } else { "invalid" };
+                    metrics::counter!("mayfly_acme_challenges_total", "outcome" => outcome)
+                        .increment(1);
                     return Ok(());
                 }
                 Err(AcmeStoreError::VersionMismatch { .. }) => continue,
@@ -1476,6 +1486,11 @@ fn validate_contacts(contacts: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Counts an order entering `state`, for `/metrics`.
+fn order_reached(state: &'static str) {
+    metrics::counter!("mayfly_acme_orders_total", "state" => state).increment(1);
 }
 
 fn order_json(order: &Order, status: &str, base: &str) -> Value {

@@ -14,6 +14,7 @@ use mayfly_pki::cert::{
 use mayfly_pki::issuer::IssuerIdentity;
 use mayfly_pki::{Csr, LeafSigner, PrivateKey};
 
+use crate::audit::{AuditAction, AuditContext};
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::config::CaConfig;
@@ -28,6 +29,7 @@ use crate::store::{
     CertStore, CertificateStatus, IssuedCertificate, Revocation, RevokedQuery, StoreError,
     UsedToken,
 };
+use crate::telemetry::{Attempt, Operation};
 use crate::token::{self, TokenExpectations};
 
 /// A signed certificate with its chain, as `/sign` returns it.
@@ -244,6 +246,21 @@ impl Authority {
         ott: &str,
         validity: ValidityRequest,
     ) -> Result<Issued> {
+        let mut attempt = Attempt::new(Operation::Sign);
+        let outcome = self
+            .sign_with_token(csr_pem, ott, validity, &mut attempt)
+            .await;
+        attempt.finish(&outcome);
+        outcome
+    }
+
+    async fn sign_with_token(
+        &self,
+        csr_pem: &str,
+        ott: &str,
+        validity: ValidityRequest,
+        attempt: &mut Attempt,
+    ) -> Result<Issued> {
         let now = self.clock.now();
         let expect = TokenExpectations {
             audiences: &self.audiences,
@@ -251,6 +268,7 @@ impl Authority {
             now,
         };
         let verified = token::verify(ott, &self.provisioners, &expect)?;
+        attempt.provisioner(&verified.provisioner.name);
         let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
         let claims = verified.provisioner.claims;
         let template =
@@ -260,12 +278,19 @@ impl Authority {
             provisioner: verified.provisioner.name.clone(),
             expires_at: verified.expires_at,
         };
+        let audit = AuditContext::of_request(
+            AuditAction::Issued,
+            now,
+            format!("token:{}", verified.provisioner.name),
+            format!("jti {}", verified.claims.jti),
+        );
         let issued = self
             .sign_and_record(
                 &template,
                 csr.public_key_spki_der(),
                 &verified.provisioner.name,
                 Some(&used),
+                &audit,
             )
             .await?;
         let serial = &issued.serial;
@@ -283,45 +308,90 @@ impl Authority {
     /// Renews a certificate this CA issued, for its holder: same subject, SANs, key and
     /// lifetime, a new serial. `leaf_der` comes from a TLS chain verified against our roots.
     pub async fn renew(&self, leaf_der: &[u8]) -> Result<Issued> {
-        let (template, old, provisioner) = self.renewal(leaf_der).await?;
-        let issued = self
-            .sign_and_record(&template, &old.spki_der, &provisioner, None)
-            .await?;
-        tracing::info!(
-            target: "mayfly::audit",
-            serial = %issued.serial,
-            renewed = %old.serial.to_decimal(),
-            %provisioner,
-            "certificate renewed"
-        );
-        Ok(issued)
+        self.renew_as(leaf_der, "mtls").await
     }
 
     /// Renews the certificate carried in a renewal token's `x5c` header, the token being signed
     /// with that certificate's key (`Authorization: Bearer`, for clients behind TLS-terminating
     /// proxies). The certificate must be one this CA stored, byte for byte.
     pub async fn renew_with_token(&self, token: &str) -> Result<Issued> {
-        let leaf = token::verify_x5c(token, &self.renew_audiences, self.clock.now())?;
-        self.renew(&leaf).await
+        let leaf = match token::verify_x5c(token, &self.renew_audiences, self.clock.now()) {
+            Ok(leaf) => leaf,
+            Err(e) => {
+                let refused = Err(e);
+                Attempt::new(Operation::Renew).finish(&refused);
+                return refused;
+            }
+        };
+        self.renew_as(&leaf, "x5c").await
+    }
+
+    /// [`Authority::renew`] for a certificate presented the way `credential` names (`mtls`,
+    /// `x5c`), which the audit entry records.
+    async fn renew_as(&self, leaf_der: &[u8], credential: &str) -> Result<Issued> {
+        let mut attempt = Attempt::new(Operation::Renew);
+        let outcome = async {
+            let (template, old, provisioner) = self.renewal(leaf_der).await?;
+            attempt.provisioner(&provisioner);
+            let audit = AuditContext::of_request(
+                AuditAction::Renewed,
+                self.clock.now(),
+                format!("{credential}:{}", old.common_name),
+                format!("replaces {}", old.serial.to_decimal()),
+            );
+            let issued = self
+                .sign_and_record(&template, &old.spki_der, &provisioner, None, &audit)
+                .await?;
+            tracing::info!(
+                target: "mayfly::audit",
+                serial = %issued.serial,
+                renewed = %old.serial.to_decimal(),
+                %provisioner,
+                "certificate renewed"
+            );
+            Ok(issued)
+        }
+        .await;
+        attempt.finish(&outcome);
+        outcome
     }
 
     /// Like [`Authority::renew`], but for a new key: the CSR (checked, including its signature)
     /// supplies only the public key; subject, SANs and lifetime come from the old certificate.
     pub async fn rekey(&self, leaf_der: &[u8], csr_pem: &str) -> Result<Issued> {
-        let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
-        let (mut template, old, provisioner) = self.renewal(leaf_der).await?;
-        template.rsa_key = csr.is_rsa();
-        let issued = self
-            .sign_and_record(&template, csr.public_key_spki_der(), &provisioner, None)
-            .await?;
-        tracing::info!(
-            target: "mayfly::audit",
-            serial = %issued.serial,
-            rekeyed = %old.serial.to_decimal(),
-            %provisioner,
-            "certificate rekeyed"
-        );
-        Ok(issued)
+        let mut attempt = Attempt::new(Operation::Rekey);
+        let outcome = async {
+            let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
+            let (mut template, old, provisioner) = self.renewal(leaf_der).await?;
+            attempt.provisioner(&provisioner);
+            template.rsa_key = csr.is_rsa();
+            let audit = AuditContext::of_request(
+                AuditAction::Rekeyed,
+                self.clock.now(),
+                format!("mtls:{}", old.common_name),
+                format!("replaces {}", old.serial.to_decimal()),
+            );
+            let issued = self
+                .sign_and_record(
+                    &template,
+                    csr.public_key_spki_der(),
+                    &provisioner,
+                    None,
+                    &audit,
+                )
+                .await?;
+            tracing::info!(
+                target: "mayfly::audit",
+                serial = %issued.serial,
+                rekeyed = %old.serial.to_decimal(),
+                %provisioner,
+                "certificate rekeyed"
+            );
+            Ok(issued)
+        }
+        .await;
+        attempt.finish(&outcome);
+        outcome
     }
 
     /// The checks every renewal passes (issued here, not revoked, not expired unless allowed,
@@ -398,7 +468,8 @@ impl Authority {
                     root_fingerprints: &self.root_fingerprints,
                     now,
                 };
-                let verified = token::verify(ott, &self.provisioners, &expect)?;
+                let verified = token::verify(ott, &self.provisioners, &expect)
+                    .inspect_err(crate::telemetry::token_rejected)?;
                 if !verified.provisioner.admin {
                     return Err(Error::NotAdmin(format!(
                         "provisioner {:?}",
@@ -444,6 +515,20 @@ impl Authority {
         request: &RevokeRequest,
         authorization: RevokeAuthorization<'_>,
     ) -> Result<()> {
+        let mut attempt = Attempt::new(Operation::Revoke);
+        let outcome = self
+            .revoke_authorized(request, authorization, &mut attempt)
+            .await;
+        attempt.finish(&outcome);
+        outcome
+    }
+
+    async fn revoke_authorized(
+        &self,
+        request: &RevokeRequest,
+        authorization: RevokeAuthorization<'_>,
+        attempt: &mut Attempt,
+    ) -> Result<()> {
         if !request.passive && self.crl.is_none() && self.ocsp.is_none() {
             return Err(Error::ActiveRevocationUnavailable);
         }
@@ -459,6 +544,7 @@ impl Authority {
                     now,
                 };
                 let verified = token::verify(ott, &self.provisioners, &expect)?;
+                attempt.provisioner(&verified.provisioner.name);
                 if verified.claims.sub != serial {
                     return Err(Error::RevokeSerialMismatch {
                         authorized: format!("certificate {:?}", verified.claims.sub),
@@ -514,8 +600,14 @@ impl Authority {
             revoked_at: now,
             revoked_by: revoked_by.to_string(),
         };
+        let audit = AuditContext::of_request(
+            AuditAction::Revoked,
+            now,
+            revoked_by,
+            revocation_detail(reason_code, reason),
+        );
         self.store
-            .revoke(&revocation, used)
+            .revoke(&revocation, used, &audit)
             .await
             .map_err(|e| match e {
                 StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
@@ -537,11 +629,29 @@ impl Authority {
     /// Signs a certificate for an ACME order. `identifiers` are the order's, which the account
     /// proved control of; the caller has checked that the CSR names exactly these. The CSR
     /// supplies the key (its signature was checked when it was parsed).
+    /// `account` is who ordered it, for the audit log.
     pub async fn sign_acme(
         &self,
         provisioner: &str,
         csr: &Csr,
         identifiers: Vec<mayfly_pki::San>,
+        account: &str,
+    ) -> Result<Issued> {
+        let mut attempt = Attempt::new(Operation::Acme);
+        attempt.provisioner(provisioner);
+        let outcome = self
+            .sign_acme_order(provisioner, csr, identifiers, account)
+            .await;
+        attempt.finish(&outcome);
+        outcome
+    }
+
+    async fn sign_acme_order(
+        &self,
+        provisioner: &str,
+        csr: &Csr,
+        identifiers: Vec<mayfly_pki::San>,
+        account: &str,
     ) -> Result<Issued> {
         let acme = self
             .provisioners
@@ -572,8 +682,20 @@ impl Authority {
                 credential_id: String::new(),
             }),
         };
+        let audit = AuditContext::of_request(
+            AuditAction::Issued,
+            now,
+            format!("acme:account:{account}"),
+            "",
+        );
         let issued = self
-            .sign_and_record(&template, csr.public_key_spki_der(), &acme.name, None)
+            .sign_and_record(
+                &template,
+                csr.public_key_spki_der(),
+                &acme.name,
+                None,
+                &audit,
+            )
             .await?;
         tracing::info!(
             target: "mayfly::audit",
@@ -650,6 +772,7 @@ impl Authority {
         spki_der: &[u8],
         provisioner: &str,
         token: Option<&UsedToken>,
+        audit: &AuditContext,
     ) -> Result<Issued> {
         let der = self.signer.sign(template, spki_der)?;
         let serial = template.serial.to_decimal();
@@ -663,7 +786,7 @@ impl Authority {
             provisioner: provisioner.to_string(),
         };
         self.store
-            .record_issuance(&record, token)
+            .record_issuance(&record, token, audit)
             .await
             .map_err(|e| match e {
                 StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
@@ -698,8 +821,27 @@ impl Authority {
             rsa_key: false,
             provisioner: None,
         };
-        self.sign_and_record(&template, &key.public_key_spki_der()?, "", None)
+        let audit = AuditContext {
+            action: AuditAction::Issued,
+            at: now,
+            credential: "server".into(),
+            address: None,
+            detail: "the CA's own TLS certificate".into(),
+        };
+        self.sign_and_record(&template, &key.public_key_spki_der()?, "", None, &audit)
             .await
+    }
+}
+
+/// A revocation's reason as the audit log gives it: the RFC 5280 name, then the requester's words.
+pub(crate) fn revocation_detail(
+    reason_code: crate::revocation::ReasonCode,
+    reason: &str,
+) -> String {
+    if reason.is_empty() {
+        reason_code.name().to_string()
+    } else {
+        format!("{}: {reason}", reason_code.name())
     }
 }
 

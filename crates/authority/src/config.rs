@@ -47,6 +47,12 @@ pub struct CaConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ocsp: Option<OcspConfig>,
     pub authority: AuthorityConfig,
+    /// `host:port` of the Prometheus `/metrics` listener (mayfly's addition; none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_address: Option<String>,
+    /// Resource limits of the listeners (mayfly's addition; defaults when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsConfig>,
     /// `ssh`: the SSH user and host CA keys (step's `hostKey`, `userKey`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshConfig>,
@@ -100,6 +106,39 @@ pub struct RetentionConfig {
     /// How often the job runs [default: 10m].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<GoDuration>,
+}
+
+/// `limits`: how much any one client can ask of the server. Every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections served at once per listener; more are answered 503 and closed
+    /// [default: 1024].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Largest request head (request line and headers) in bytes; larger ones are answered 431
+    /// [default: 16384, at least 8192].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_header_bytes: Option<usize>,
+    /// How long a client may take for each of the TLS handshake, the request head and the
+    /// request body; slower ones are cut off (408 for a body) [default: 15s].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<GoDuration>,
+    /// Requests per client IP address to the unauthenticated API routes (health, roots,
+    /// provisioners); past it, 429 [default: 20 a second, bursts of 40].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// `limits.rateLimit`: a token bucket per client address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests a second; 0 turns the limit off.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet spell [default: twice `perSecond`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 /// `tls`: the server's TLS settings (step's names; versions as floats).

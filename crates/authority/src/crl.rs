@@ -109,7 +109,9 @@ impl CrlPublisher {
         if kind == CrlKind::Delta && self.settings.delta.is_none() {
             return Err(Error::DeltaCrlDisabled);
         }
-        let local = match self.fresh(kind) {
+        let fresh = self.fresh(kind);
+        crate::telemetry::crl_requested(kind.scope_name().as_str(), fresh.is_some());
+        let local = match fresh {
             Some(crl) => crl,
             None => {
                 self.refresh().await?;
@@ -244,6 +246,7 @@ impl CrlPublisher {
         scope: CrlScope,
         lifetime: Duration,
     ) -> Result<SignedCrl> {
+        let started = std::time::Instant::now();
         let revoked = self
             .store
             .revoked_certificates(query)
@@ -296,6 +299,7 @@ impl CrlPublisher {
             })
             .await
             .map_err(Error::Store)?;
+        crate::telemetry::crl_generated(scope.as_str(), started.elapsed());
         Ok(SignedCrl {
             der,
             number,

@@ -59,6 +59,8 @@ pub enum Error {
         san: String,
         authorized: Vec<String>,
     },
+    #[error("the token authorizes {count} subject alternative names, more than the limit of {max}")]
+    TooManySans { count: usize, max: usize },
     #[error("{field} {value:?} is not an RFC 3339 time or a duration like \"24h\"")]
     TimeMalformed { field: &'static str, value: String },
     #[error("requested validity of {requested} is outside the allowed range {min} to {max}")]
@@ -196,6 +198,7 @@ impl Error {
             Error::ActiveRevocationUnavailable => ErrorKind::NotImplemented,
             Error::DeltaCrlDisabled | Error::CrlDisabled => ErrorKind::NotFound,
             Error::Csr(_)
+            | Error::TooManySans { .. }
             | Error::TimeMalformed { .. }
             | Error::DurationOutOfRange { .. }
             | Error::NotBeforeInPast { .. }
@@ -208,6 +211,23 @@ impl Error {
             | Error::Store(_)
             | Error::Io(_) => ErrorKind::Internal,
         }
+    }
+
+    /// Why a token was refused, as a metric label, when this error is a token's refusal.
+    pub fn token_rejection(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::TokenMalformed(_) => "malformed",
+            Error::TokenSignatureInvalid => "bad_signature",
+            Error::TokenUnknownKey { .. } => "unknown_key",
+            Error::TokenIssuerMismatch { .. } => "wrong_issuer",
+            Error::TokenAudienceMismatch { .. } => "wrong_audience",
+            Error::TokenExpired { .. } => "expired",
+            Error::TokenNotYetValid { .. } => "not_yet_valid",
+            Error::TokenLifetimeTooLong { .. } => "lifetime_too_long",
+            Error::TokenAlreadyUsed => "already_used",
+            Error::TokenRootMismatch { .. } => "wrong_root",
+            _ => return None,
+        })
     }
 
     /// Wraps a configuration error with the file it came from.

@@ -323,6 +323,8 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                 backdate: None,
                 template: None,
             },
+            metrics_address: None,
+            limits: None,
             comments: Default::default(),
         };
         // The ca.json has no secrets (the JWE is encrypted), but it names where they are.

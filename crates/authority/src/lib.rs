@@ -5,6 +5,7 @@
 //! comes from an injected [`clock::Clock`] so tests can move it.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod authority;
 pub mod claims;
 pub mod clock;
@@ -22,6 +23,7 @@ pub mod retention;
 pub mod revocation;
 pub mod ssh;
 pub mod store;
+pub mod telemetry;
 pub mod token;
 
 pub use authority::{AdminCredentials, Authority, AuthorityParts, Issued, LoadedMaterial};

@@ -114,11 +114,18 @@ impl OcspResponder {
 
     /// Answers a DER `OCSPRequest`. Never fails: problems become OCSP error statuses.
     pub async fn respond(&self, request_der: &[u8]) -> OcspAnswer {
+        let (answer, source) = self.answer(request_der).await;
+        crate::telemetry::ocsp_answered(source);
+        answer
+    }
+
+    /// The answer to `request_der`, and how it was made (`hit`, `signed`, `error`).
+    async fn answer(&self, request_der: &[u8]) -> (OcspAnswer, &'static str) {
         let request = match OcspRequest::from_der(request_der) {
             Ok(request) => request,
             Err(e) => {
                 tracing::debug!(error = %e, "malformed OCSP request");
-                return status_answer(ResponseStatus::MalformedRequest);
+                return (status_answer(ResponseStatus::MalformedRequest), "error");
             }
         };
         if !request
@@ -126,7 +133,7 @@ impl OcspResponder {
             .iter()
             .all(|id| id.is_issued_by(&self.issuer))
         {
-            return status_answer(ResponseStatus::Unauthorized);
+            return (status_answer(ResponseStatus::Unauthorized), "error");
         }
         let now = self.clock.now();
         let cacheable = request.nonce_extension.is_none() && request.cert_ids.len() == 1;
@@ -134,13 +141,13 @@ impl OcspResponder {
             && let Some(answer) =
                 self.cached(request.cert_ids[0].serial, request.cert_ids[0].der, now)
         {
-            return answer;
+            return (answer, "hit");
         }
         match self.sign_answer(&request, now, cacheable).await {
-            Ok(answer) => answer,
+            Ok(answer) => (answer, "signed"),
             Err(e) => {
                 tracing::error!(error = %e, "OCSP response failed");
-                status_answer(ResponseStatus::InternalError)
+                (status_answer(ResponseStatus::InternalError), "error")
             }
         }
     }
@@ -306,8 +313,15 @@ impl OcspResponder {
             not_after,
             provisioner: String::new(),
         };
+        let audit = crate::audit::AuditContext {
+            action: crate::audit::AuditAction::Issued,
+            at: now,
+            credential: "server".into(),
+            address: None,
+            detail: "OCSP responder certificate".into(),
+        };
         self.store
-            .record_issuance(&record, None)
+            .record_issuance(&record, None, &audit)
             .await
             .map_err(Error::Store)?;
         tracing::info!(serial = %record.serial, %not_after, "issued an OCSP responder certificate");

@@ -58,6 +58,14 @@ pub fn leaf_template(
     now: OffsetDateTime,
 ) -> Result<LeafTemplate> {
     let authorized_text = token.authorized_sans();
+    // Every SAN a token authorises goes into the certificate, so the token is held to the
+    // CSR's limit.
+    if authorized_text.len() > mayfly_pki::csr::MAX_SANS {
+        return Err(Error::TooManySans {
+            count: authorized_text.len(),
+            max: mayfly_pki::csr::MAX_SANS,
+        });
+    }
     let authorized: Vec<San> = authorized_text
         .iter()
         .map(|s| San::parse(s).map_err(|e| Error::TokenMalformed(format!("claim \"sans\": {e}"))))

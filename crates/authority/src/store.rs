@@ -9,6 +9,8 @@ use std::pin::Pin;
 
 use time::OffsetDateTime;
 
+use crate::audit::{AuditContext, AuditEntry, AuditQuery};
+
 /// A boxed future, so the traits stay usable as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -129,10 +131,13 @@ pub trait CertStore: Send + Sync {
     /// Records `certificate` and, when given, burns `token`, atomically. Returns only once both
     /// are durable. Fails with [`StoreError::TokenAlreadyUsed`] (and stores nothing) when the
     /// token's `jti` was recorded before, by this or any other instance sharing the database.
+    ///
+    /// `audit` becomes the certificate's audit entry, in the same transaction.
     fn record_issuance<'a>(
         &'a self,
         certificate: &'a IssuedCertificate,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Looks a certificate up by its decimal serial number.
@@ -143,11 +148,13 @@ pub trait CertStore: Send + Sync {
 
     /// Marks a valid certificate revoked and, when given, burns `token`, atomically. Fails with
     /// [`StoreError::CertificateNotFound`], [`StoreError::AlreadyRevoked`] or
-    /// [`StoreError::TokenAlreadyUsed`], and then changes nothing.
+    /// [`StoreError::TokenAlreadyUsed`], and then changes nothing. `audit` becomes the audit
+    /// entry of the revocation, in the same transaction.
     fn revoke<'a>(
         &'a self,
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Deletes used-token records that expired before `now`; returns how many were removed.
@@ -279,6 +286,12 @@ pub trait AdminStore: Send + Sync {
         now: OffsetDateTime,
         until: OffsetDateTime,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// A page of the audit log. The log is never pruned: retention leaves it alone.
+    fn audit_entries<'a>(
+        &'a self,
+        query: &'a AuditQuery,
+    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>>;
 }
 
 /// A store with both traits, as the server holds it.

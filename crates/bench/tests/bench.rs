@@ -203,6 +203,12 @@ fn start_acme_server(dir: &Path, http_port: u16) -> (Child, String, PathBuf) {
     );
     let home = dir.join("mayfly");
     std::fs::write(dir.join("pw.txt"), "pw\n").unwrap();
+    // mayfly-ca refuses a password file other users can read.
+    std::fs::set_permissions(
+        dir.join("pw.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -63,8 +63,18 @@ impl Ca {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let home = dir.join("home");
-        std::fs::write(dir.join("pw"), "root-and-admin-password\n").unwrap();
-        std::fs::write(dir.join("pw2"), "deploy-password\n").unwrap();
+        // Readable by their owner only, as mayfly-ca requires of its password file.
+        for (name, password) in [
+            ("pw", "root-and-admin-password\n"),
+            ("pw2", "deploy-password\n"),
+        ] {
+            std::fs::write(dir.join(name), password).unwrap();
+            std::fs::set_permissions(
+                dir.join(name),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+        }
         let ca = Ca {
             _tmp: tmp,
             dir,

@@ -13,6 +13,11 @@ use crate::san::San;
 const MAX_CSR_DER_LEN: usize = 64 * 1024;
 /// More SANs than this is a mistake or an attack, not a service certificate.
 pub const MAX_SANS: usize = 100;
+/// RSA keys below this are breakable.
+pub const MIN_RSA_BITS: usize = 2048;
+/// RSA keys above this cost a verifier (and every relying party) disproportionate time; no
+/// public CA accepts them.
+pub const MAX_RSA_BITS: usize = 8192;
 
 /// A parsed certificate request whose signature has been verified.
 #[derive(Debug, Clone)]
@@ -55,11 +60,12 @@ impl Csr {
                 rest.len()
             )));
         }
+        // The key is checked before the signature, so an oversized key costs nothing to refuse.
+        let info = &csr.certification_request_info;
+        let (key_description, is_rsa) = describe_key(&info.subject_pki)?;
         csr.verify_signature()
             .map_err(|_| Error::CsrSignatureInvalid)?;
 
-        let info = &csr.certification_request_info;
-        let (key_description, is_rsa) = describe_key(&info.subject_pki)?;
         let common_name = info
             .subject
             .iter_common_name()
@@ -149,9 +155,14 @@ fn describe_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(S
         }
         Ok(PublicKey::RSA(rsa)) => {
             let bits = rsa.key_size();
-            if bits < 2048 {
+            if bits < MIN_RSA_BITS {
                 return unsupported(format!(
-                    "RSA key of {bits} bits: at least 2048 are required"
+                    "RSA key of {bits} bits: at least {MIN_RSA_BITS} are required"
+                ));
+            }
+            if bits > MAX_RSA_BITS {
+                return unsupported(format!(
+                    "RSA key of {bits} bits: at most {MAX_RSA_BITS} are accepted"
                 ));
             }
             Ok((format!("RSA {bits}"), true))
@@ -257,5 +268,49 @@ mod tests {
                 .to_string()
                 .contains("not PEM")
         );
+    }
+
+    /// A request for an RSA key of `bits` bits, with a signature that is only bytes: the key is
+    /// judged before the signature is checked.
+    fn rsa_request(bits: usize) -> Vec<u8> {
+        use crate::der;
+        let mut modulus = vec![0xffu8; bits / 8];
+        if let Some(last) = modulus.last_mut() {
+            *last = 0xfd;
+        }
+        let rsa_key = der::sequence(&[&der::integer_unsigned(&modulus), &der::integer_u64(65_537)]);
+        const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+        const SHA256_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+        let spki = der::sequence(&[
+            &der::sequence(&[&der::oid(RSA_ENCRYPTION), &der::null()]),
+            &der::bit_string(&rsa_key),
+        ]);
+        let info = der::sequence(&[
+            &der::integer_u64(0),
+            &der::sequence(&[]),
+            &spki,
+            &der::context_constructed(0, &[]),
+        ]);
+        der::sequence(&[
+            &info,
+            &der::sequence(&[&der::oid(SHA256_WITH_RSA), &der::null()]),
+            &der::bit_string(&vec![0x5a; bits / 8]),
+        ])
+    }
+
+    #[test]
+    fn rsa_keys_outside_2048_to_8192_bits_are_refused_before_their_signature() {
+        for (bits, expected) in [
+            (1024, "at least 2048"),
+            (8192 + 64, "at most 8192"),
+            (16384, "at most 8192"),
+        ] {
+            let err = Csr::from_der(&rsa_request(bits)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{bits} bits: {err}");
+            assert!(err.contains(&format!("{bits} bits")), "{err}");
+        }
+        // In range, the same request is judged by its signature, which is bytes.
+        let err = Csr::from_der(&rsa_request(2048)).unwrap_err().to_string();
+        assert!(err.contains("signature is invalid"), "{err}");
     }
 }

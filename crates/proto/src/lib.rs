@@ -185,3 +185,37 @@ pub struct CertificatesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
+
+/// One entry of the audit log (`GET /1.0/admin/audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntryBody {
+    /// Increasing; pass the last one seen as `after` for the next page.
+    pub id: u64,
+    /// RFC 3339.
+    pub at: String,
+    /// `issued`, `renewed`, `rekeyed`, `revoked`, `ssh-issued`, `ssh-renewed`, `ssh-rekeyed`,
+    /// `ssh-revoked`.
+    pub action: String,
+    /// Decimal serial number (X.509 or SSH).
+    pub serial: String,
+    /// Subject common name, or an SSH certificate's key id.
+    pub subject: String,
+    /// SANs, or an SSH certificate's principals.
+    pub sans: Vec<String>,
+    pub provisioner: String,
+    /// What authorised the change: `token:<provisioner>`, `mtls:<subject>`, `x5c:<subject>`,
+    /// `sshpop:<serial>`, `acme:account:<id>`, `offline`, `server`.
+    pub credential: String,
+    /// The client's IP address; empty when the change did not come over the network.
+    pub address: String,
+    pub detail: String,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditResponse {
+    pub entries: Vec<AuditEntryBody>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}

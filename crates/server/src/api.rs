@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
+use crate::limits::RateLimiter;
 use crate::revocation;
 use crate::serve::PeerCertificates;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     database: Option<mayfly_store::AnyStore>,
     /// The ACME protocol's state; without it the ACME routes answer 404.
     acme: Option<mayfly_acme::Acme>,
+    /// Requests per client address to the unauthenticated routes; unlimited without it.
+    rate_limiter: Option<Arc<RateLimiter>>,
 }
 
 /// How long `/health` waits for the database before calling it unreachable; a load balancer
@@ -50,7 +53,15 @@ impl AppState {
             tls_options,
             database: None,
             acme: None,
+            rate_limiter: None,
         }
+    }
+
+    /// Limits the unauthenticated routes to `per_second` requests per client address, in
+    /// bursts of up to `burst`.
+    pub fn with_rate_limit(mut self, per_second: f64, burst: u32) -> Self {
+        self.rate_limiter = Some(Arc::new(RateLimiter::new(per_second, burst)));
+        self
     }
 
     /// The store's connection, when the server was given one.
@@ -95,6 +106,29 @@ impl AppState {
 /// The API router, with routes at `/` and `/1.0/`.
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
+        .merge(rate_limited(public_routes(), &state))
+        .route("/sign", post(sign))
+        .route("/renew", post(renew))
+        .route("/rekey", post(rekey))
+        .route("/revoke", post(revoke))
+        .merge(crate::admin::routes())
+        .merge(revocation_routes())
+        .merge(crate::ssh::routes());
+    let app = Router::new()
+        .merge(api.clone())
+        .nest("/1.0", api)
+        .merge(crate::acme::router())
+        .route("/ocsp", post(revocation::ocsp_post))
+        .route("/ocsp/{*request}", get(revocation::ocsp_get))
+        .fallback(not_found);
+    observed(app).with_state(state)
+}
+
+/// What anyone may ask without a credential, and so what the per-address rate limit guards.
+/// CRLs and OCSP are left out: relying parties behind one proxy legitimately fetch them in
+/// volume, and their answers are pre-signed and cached, so they cost little.
+fn public_routes() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/health", get(health))
         .route("/root/{fingerprint}", get(root))
         .route("/roots", get(roots))
@@ -102,21 +136,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/federation", get(federation))
         .route("/provisioners", get(provisioners))
         .route("/provisioners/{kid}/encrypted-key", get(encrypted_key))
-        .route("/sign", post(sign))
-        .route("/renew", post(renew))
-        .route("/rekey", post(rekey))
-        .route("/revoke", post(revoke))
-        .route("/admin/certificates", get(admin_certificates))
-        .merge(revocation_routes())
-        .merge(crate::ssh::routes());
-    Router::new()
-        .merge(api.clone())
-        .nest("/1.0", api)
-        .merge(crate::acme::router())
-        .route("/ocsp", post(revocation::ocsp_post))
-        .route("/ocsp/{*request}", get(revocation::ocsp_get))
-        .fallback(not_found)
-        .with_state(state)
+}
+
+fn rate_limited(routes: Router<Arc<AppState>>, state: &AppState) -> Router<Arc<AppState>> {
+    match &state.rate_limiter {
+        Some(limiter) => routes.route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(limiter),
+            crate::limits::rate_limit,
+        )),
+        None => routes,
+    }
+}
+
+/// Every request's id, span, metrics and audit address ([`crate::observe`]), and its body read
+/// within the limits ([`crate::limits::read_body`]).
+fn observed(app: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+    app.layer(axum::middleware::from_fn(crate::limits::read_body))
+        .layer(axum::middleware::from_fn(crate::observe::track))
 }
 
 /// What relying parties fetch to check revocation.
@@ -130,14 +166,15 @@ fn revocation_routes() -> Router<Arc<AppState>> {
 /// The plain-HTTP listener (`insecureAddress`): revocation information and health only, since
 /// nothing that issues or changes a certificate may travel without TLS.
 pub fn plain_router(state: Arc<AppState>) -> Router {
-    let api = revocation_routes().route("/health", get(health));
-    Router::new()
+    let health = Router::new().route("/health", get(health));
+    let api = revocation_routes().merge(rate_limited(health, &state));
+    let app = Router::new()
         .merge(api.clone())
         .nest("/1.0", api)
         .route("/ocsp", post(revocation::ocsp_post))
         .route("/ocsp/{*request}", get(revocation::ocsp_get))
-        .fallback(not_found)
-        .with_state(state)
+        .fallback(not_found);
+    observed(app).with_state(state)
 }
 
 async fn not_found() -> ApiError {
@@ -347,7 +384,7 @@ fn sign_response(state: &AppState, issued: &mayfly_authority::Issued) -> SignRes
 }
 
 /// The leaf of the client certificate chain verified during the TLS handshake, if any.
-fn client_leaf(peer: &Option<axum::Extension<PeerCertificates>>) -> Option<&[u8]> {
+pub(crate) fn client_leaf(peer: &Option<axum::Extension<PeerCertificates>>) -> Option<&[u8]> {
     peer.as_ref()?.chain.as_ref()?.first().map(Vec::as_slice)
 }
 
@@ -422,119 +459,4 @@ async fn revoke(
     Ok(Json(StatusResponse {
         status: "ok".into(),
     }))
-}
-
-/// Longest page of `/admin/certificates`, and the default.
-const MAX_CERTIFICATES_PAGE: u32 = 1000;
-const DEFAULT_CERTIFICATES_PAGE: u32 = 100;
-
-#[derive(Debug, Deserialize)]
-struct CertificatesQuery {
-    status: Option<String>,
-    after: Option<String>,
-    limit: Option<u32>,
-}
-
-/// `GET /admin/certificates`: the stored certificates, a page at a time, for an admin
-/// provisioner's token or a client certificate issued through one.
-async fn admin_certificates(
-    State(state): State<Arc<AppState>>,
-    peer: Option<axum::Extension<PeerCertificates>>,
-    headers: axum::http::HeaderMap,
-    query: Result<Query<CertificatesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<mayfly_proto::CertificatesResponse>, ApiError> {
-    use mayfly_authority::AdminCredentials;
-    use mayfly_authority::store::{CertificatePage, ListStatus};
-
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let authority = state.authority();
-    let credentials = match (bearer, client_leaf(&peer)) {
-        (Some(token), _) => AdminCredentials::Token(token.trim()),
-        (None, Some(leaf)) => AdminCredentials::Certificate(leaf),
-        (None, None) => return Err(mayfly_authority::Error::AdminCredentialsMissing.into()),
-    };
-    authority.authorize_admin(credentials).await?;
-
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let status = match query.status.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some(text) => Some(ListStatus::parse(text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "status {text:?} is not one of active, revoked, expired"
-            ))
-        })?),
-    };
-    let limit = query.limit.unwrap_or(DEFAULT_CERTIFICATES_PAGE);
-    if !(1..=MAX_CERTIFICATES_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit} is out of range: 1 to {MAX_CERTIFICATES_PAGE}"
-        )));
-    }
-    let after = match query.after.filter(|a| !a.is_empty()) {
-        Some(after) if after.bytes().all(|b| b.is_ascii_digit()) => Some(after),
-        Some(after) => {
-            return Err(ApiError::bad_request(format!(
-                "after {after:?} is not a decimal serial number"
-            )));
-        }
-        None => None,
-    };
-    let Some(database) = state.database() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "this server has no database to list",
-        ));
-    };
-    let now = authority.clock().now();
-    let page = CertificatePage {
-        status,
-        now,
-        after,
-        limit,
-    };
-    let stored = database
-        .full()
-        .list_certificates(&page)
-        .await
-        .map_err(|e| ApiError::from(mayfly_authority::Error::Store(e)))?;
-    let next = (stored.len() == limit as usize)
-        .then(|| stored.last().map(|c| c.certificate.serial.clone()))
-        .flatten();
-    let certificates = stored.iter().map(|c| certificate_entry(c, now)).collect();
-    Ok(Json(mayfly_proto::CertificatesResponse {
-        certificates,
-        next,
-    }))
-}
-
-fn certificate_entry(
-    stored: &mayfly_authority::store::StoredCertificate,
-    now: time::OffsetDateTime,
-) -> mayfly_proto::CertificateEntry {
-    use mayfly_authority::store::CertificateStatus;
-    let rfc3339 = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| t.unix_timestamp().to_string())
-    };
-    let certificate = &stored.certificate;
-    let status = match stored.status {
-        CertificateStatus::Revoked => "revoked",
-        CertificateStatus::Valid if certificate.not_after < now => "expired",
-        CertificateStatus::Valid => "active",
-    };
-    mayfly_proto::CertificateEntry {
-        serial: certificate.serial.clone(),
-        subject: certificate.subject.clone(),
-        sans: certificate.sans.clone(),
-        not_before: rfc3339(certificate.not_before),
-        not_after: rfc3339(certificate.not_after),
-        provisioner: certificate.provisioner.clone(),
-        status: status.to_owned(),
-        revoked_at: stored.revocation.as_ref().map(|r| rfc3339(r.revoked_at)),
-        reason_code: stored.revocation.as_ref().map(|r| r.reason_code),
-        certificate: certificate_pem(&certificate.der),
-    }
 }

@@ -4,10 +4,15 @@
 #![forbid(unsafe_code)]
 
 pub mod acme;
+pub mod admin;
 pub mod api;
 pub mod body;
 pub mod dev;
 pub mod error;
+pub mod limits;
+pub mod metrics;
+pub mod observe;
+pub mod permissions;
 pub mod revocation;
 pub mod serve;
 pub mod ssh;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mayfly_server::permissions::FilePermissions;
 use zeroize::Zeroizing;
 
 /// The mayfly certificate authority server.
@@ -17,11 +18,35 @@ struct Cli {
     config: Option<PathBuf>,
 
     /// File holding the password of the intermediate CA key (trailing whitespace is ignored).
+    /// It must not be readable by other users.
     #[arg(long, value_name = "FILE", env = "MAYFLY_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
 
+    /// Start even when ca.json, a CA key or the password file can be read by every user of the
+    /// host. Insecure: fix the modes instead (chmod o-rwx).
+    #[arg(long)]
+    insecure_allow_world_readable: bool,
+
+    /// Log lines as human-readable text, or as one JSON object per line. Every line written
+    /// while a request is served carries its request id. The level comes from MAYFLY_LOG
+    /// (error, warn, info, debug; default info).
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        default_value = "text",
+        env = "MAYFLY_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,8 +97,9 @@ enum DbCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_logging();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mayfly-ca: {e:#}");
@@ -91,8 +117,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let dev = mayfly_server::dev::create(dir.as_deref(), &address).await?;
             let config_path = dev.config_path.clone();
             let banner = dev.banner();
-            let prepared =
-                mayfly_server::startup::prepare(&config_path, None, Some(dev.listener)).await?;
+            let prepared = mayfly_server::startup::prepare(
+                &config_path,
+                None,
+                Some(dev.listener),
+                FilePermissions::Enforce,
+            )
+            .await?;
             let ports = mayfly_server::startup::public_ports(&prepared);
             reload_on_hangup(
                 hangup,
@@ -100,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config_path,
                 None,
                 ports,
+                FilePermissions::Enforce,
             );
             println!("{banner}");
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
@@ -107,9 +139,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Db(command)) => database_command(command).await,
         None => {
+            let permissions = if cli.insecure_allow_world_readable {
+                tracing::warn!(
+                    "--insecure-allow-world-readable: secret files readable by every user are accepted"
+                );
+                FilePermissions::AllowWorldReadable
+            } else {
+                FilePermissions::Enforce
+            };
             let config = config_path(cli.config)?;
             let password = match &cli.password_file {
                 Some(path) => {
+                    mayfly_server::permissions::check_file(path, "--password-file", permissions)?;
                     let raw = std::fs::read(path).with_context(|| {
                         format!("--password-file: cannot read {}", path.display())
                     })?;
@@ -123,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &config,
                 password.as_ref().map(|p| p.as_slice()),
                 None,
+                permissions,
             )
             .await?;
             let ports = mayfly_server::startup::public_ports(&prepared);
@@ -132,11 +174,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.clone(),
                 password,
                 ports,
+                permissions,
             );
             tracing::info!(address = %prepared.local_addr, "mayfly-ca is serving");
             println!("mayfly-ca: serving on https://{}", prepared.local_addr);
             if let Some(plain) = prepared.insecure_addr {
                 println!("mayfly-ca: serving CRLs and OCSP on http://{plain}");
+            }
+            if let Some(metrics) = prepared.metrics_addr {
+                println!("mayfly-ca: serving metrics on http://{metrics}/metrics");
             }
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
@@ -204,13 +250,22 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("MAYFLY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // Each line names the request's span (its id, method, path, client) with the event.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// Reloads ca.json on every SIGHUP (the systemd unit's `ExecReload`). A configuration that
@@ -221,6 +276,7 @@ fn reload_on_hangup(
     config: PathBuf,
     password: Option<Zeroizing<Vec<u8>>>,
     ports: mayfly_authority::publication::PublicPorts,
+    permissions: FilePermissions,
 ) {
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
@@ -229,6 +285,7 @@ fn reload_on_hangup(
                 &config,
                 password.as_ref().map(|p| p.as_slice()),
                 ports,
+                permissions,
             ) {
                 Ok(()) => {
                     tracing::info!(file = %config.display(), "SIGHUP: configuration reloaded")

@@ -7,16 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use hyper::rt::{Read, Write};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// Handshakes slower than this are dropped, so idle sockets cannot pile up.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::error::ApiError;
+use crate::limits::{self, Limits};
 /// After a shutdown signal, requests in flight get this long to finish before the process
 /// exits anyway. Longer than any one request takes; shorter than systemd's stop timeout.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -28,6 +31,59 @@ pub struct PeerCertificates {
     pub remote: SocketAddr,
 }
 
+/// How long a request's body may take to arrive, as a request extension for the extractors
+/// that read bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub Duration);
+
+/// One connection's place under `limits.maxConnections`; `None` when there was none left, and
+/// the connection is then only told so.
+type Slot = Option<OwnedSemaphorePermit>;
+
+fn take_slot(slots: &Arc<Semaphore>) -> Slot {
+    let slot = Arc::clone(slots).try_acquire_owned().ok();
+    if slot.is_none() {
+        limits::refused("connections");
+    }
+    slot
+}
+
+/// HTTP/1.1 with the limits on the request head.
+fn http1(limits: &Limits) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    builder
+}
+
+/// Answers every request on a connection over the limit with 503, then closes it.
+async fn refuse_connection<I>(io: I, limits: &Limits)
+where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    let max = limits.max_connections;
+    let service = hyper::service::service_fn(move |_request| async move {
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the server is serving its limit of {max} connections; retry shortly"),
+        )
+        .into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    let mut builder = http1(limits);
+    builder.keep_alive(false);
+    let _ = builder.serve_connection(io, service).await;
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` completes, then shuts down gracefully:
 /// the listener is closed at once (a load balancer's next connection goes to another instance),
 /// idle keep-alive connections are closed, and requests in flight finish and are answered,
@@ -36,9 +92,12 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     app: Router,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let limits = Arc::new(limits);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
@@ -60,8 +119,10 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = stop.clone();
+        let limits = Arc::clone(&limits);
+        let slot = take_slot(&slots);
         connections.spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let handshake = tokio::time::timeout(limits.read_timeout, acceptor.accept(tcp));
             let stream = tokio::select! {
                 handshake = handshake => match handshake {
                     Ok(Ok(stream)) => stream,
@@ -69,25 +130,32 @@ pub async fn serve(
                         tracing::debug!(%remote, error = %e, "TLS handshake failed");
                         return;
                     }
-                    Err(_) => return,
+                    Err(_) => {
+                        limits::refused("handshake_timeout");
+                        tracing::debug!(%remote, "TLS handshake timed out");
+                        return;
+                    }
                 },
                 () = stopped(&mut stop) => return,
             };
+            if slot.is_none() {
+                refuse_connection(TokioIo::new(stream), &limits).await;
+                return;
+            }
             let chain = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .map(|certs| Arc::new(certs.iter().map(|c| c.to_vec()).collect::<Vec<_>>()));
             let peer = PeerCertificates { chain, remote };
+            let body_timeout = BodyTimeout(limits.read_timeout);
             let service =
                 app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(peer.clone());
+                    request.extensions_mut().insert(body_timeout);
                     request
                 });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .keep_alive(true)
+            let connection = http1(&limits)
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
             tokio::pin!(connection);
             let result = tokio::select! {
@@ -101,6 +169,7 @@ pub async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -128,8 +197,10 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Serves `app` over plain HTTP on `listener`, for relying parties fetching CRLs and OCSP
-/// responses. Runs until the task is aborted.
-pub async fn serve_plain(listener: TcpListener, app: Router) {
+/// responses (and for `/metrics`). Runs until the task is aborted.
+pub async fn serve_plain(listener: TcpListener, app: Router, limits: Limits) {
+    let limits = Arc::new(limits);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(pair) => pair,
@@ -140,17 +211,32 @@ pub async fn serve_plain(listener: TcpListener, app: Router) {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let app = app.clone();
+        let limits = Arc::clone(&limits);
+        let slot = take_slot(&slots);
+        let peer = PeerCertificates {
+            chain: None,
+            remote,
+        };
+        let body_timeout = BodyTimeout(limits.read_timeout);
+        let service =
+            app.clone()
+                .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(peer.clone());
+                    request.extensions_mut().insert(body_timeout);
+                    request
+                });
         tokio::spawn(async move {
-            let result = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app))
+            if slot.is_none() {
+                refuse_connection(TokioIo::new(tcp), &limits).await;
+                return;
+            }
+            let result = http1(&limits)
+                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
                 .await;
             if let Err(e) = result {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
 }

@@ -13,6 +13,8 @@ use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, plain_router, router};
+use crate::limits::Limits;
+use crate::permissions::{FilePermissions, check_config_files};
 use crate::tls::{ServerTls, TlsSettings};
 
 /// How often the TLS certificate's renewal time is checked.
@@ -29,6 +31,10 @@ pub struct Prepared {
     /// The plain-HTTP listener for CRLs and OCSP (`insecureAddress`), when configured.
     pub insecure_listener: Option<TcpListener>,
     pub insecure_addr: Option<SocketAddr>,
+    /// The `/metrics` listener (`metricsAddress`), when configured.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
+    pub limits: Limits,
     pub state: Arc<AppState>,
     tls: ServerTls,
     dns_names: Vec<String>,
@@ -37,11 +43,13 @@ pub struct Prepared {
 }
 
 /// Loads `config_path` and prepares the server. `password` decrypts the intermediate key;
-/// `listener`, when given, is used instead of binding the config's `address`.
+/// `listener`, when given, is used instead of binding the config's `address`; `permissions`
+/// says whether world-readable secret files stop it.
 pub async fn prepare(
     config_path: &Path,
     password: Option<&[u8]>,
     listener: Option<TcpListener>,
+    permissions: FilePermissions,
 ) -> anyhow::Result<Prepared> {
     let LoadedConfig {
         config,
@@ -52,6 +60,30 @@ pub async fn prepare(
         tracing::warn!(file = %path.display(), key = %key, "ca.json: unknown key ignored");
     }
     let base_dir = std::env::current_dir().context("reading the working directory")?;
+    check_config_files(&config, &path, &base_dir, permissions)?;
+    let limits =
+        Limits::from_config(config.limits.as_ref()).with_context(|| path.display().to_string())?;
+    // Installed before anything is counted, so the first requests are not missed.
+    let metrics = match config.metrics_address.as_deref().filter(|a| !a.is_empty()) {
+        Some(address) => {
+            let handle = crate::metrics::recorder()?;
+            let listener = TcpListener::bind(listen_address(address))
+                .await
+                .with_context(|| {
+                    format!(
+                        "{}: metricsAddress: cannot listen on {address:?}",
+                        path.display()
+                    )
+                })?;
+            Some((listener, handle))
+        }
+        None => None,
+    };
+    let metrics_addr = metrics
+        .as_ref()
+        .map(|(listener, _)| listener.local_addr())
+        .transpose()
+        .context("reading the bound metrics address")?;
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
     let location =
@@ -110,17 +142,21 @@ pub async fn prepare(
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
-    let state = Arc::new(
-        AppState::new(authority, settings.advertised.clone())
-            .with_database(database.clone())
-            .with_acme(database.acme_store()),
-    );
+    let mut state = AppState::new(authority, settings.advertised.clone())
+        .with_database(database.clone())
+        .with_acme(database.acme_store());
+    if let Some((per_second, burst)) = limits.rate {
+        state = state.with_rate_limit(per_second, burst);
+    }
     Ok(Prepared {
         listener,
         local_addr,
         insecure_listener,
         insecure_addr,
-        state,
+        metrics_addr,
+        metrics,
+        limits,
+        state: Arc::new(state),
         tls,
         dns_names: config.dns_names,
         database,
@@ -179,6 +215,7 @@ pub fn reload(
     config_path: &Path,
     password: Option<&[u8]>,
     ports: PublicPorts,
+    permissions: FilePermissions,
 ) -> anyhow::Result<()> {
     let LoadedConfig {
         config,
@@ -189,6 +226,7 @@ pub fn reload(
         tracing::warn!(file = %path.display(), key = %key, "ca.json: unknown key ignored");
     }
     let base_dir = std::env::current_dir().context("reading the working directory")?;
+    check_config_files(&config, &path, &base_dir, permissions)?;
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
     let current = state.authority();
@@ -212,6 +250,8 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         listener,
         local_addr,
         insecure_listener,
+        metrics,
+        limits,
         state,
         tls,
         dns_names,
@@ -238,14 +278,25 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         tokio::spawn(crate::serve::serve_plain(
             listener,
             plain_router(Arc::clone(&state)),
+            limits.clone(),
         ))
     });
-    crate::serve::serve(listener, config, router(Arc::clone(&state)), shutdown).await;
+    let scraping = metrics.map(|(listener, handle)| {
+        tokio::spawn(crate::metrics::serve(listener, handle, limits.clone()))
+    });
+    crate::serve::serve(
+        listener,
+        config,
+        router(Arc::clone(&state)),
+        limits,
+        shutdown,
+    )
+    .await;
     renewal.abort();
     pruning.abort();
     publishing.abort();
-    if let Some(plain) = plain {
-        plain.abort();
+    for task in [plain, scraping].into_iter().flatten() {
+        task.abort();
     }
 }
 

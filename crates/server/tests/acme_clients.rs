@@ -24,7 +24,7 @@ pub struct AcmeCa {
 
 pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
     let home = work.join("mayfly");
-    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "ca password\n");
     let port = support::free_port();
     let address = format!("127.0.0.1:{port}");
     mayfly_ok(

@@ -740,7 +740,7 @@ async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
     h.state
         .authority()
         .store()
-        .revoke(&revocation, None)
+        .revoke(&revocation, None, &mayfly_store::conformance::REVOKED_AUDIT)
         .await
         .unwrap();
     let cached = ocsp_post(&h, request.clone()).await;

@@ -148,8 +148,8 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "correct horse battery staple\n").unwrap();
-    std::fs::write(work.join("prov-pw.txt"), "provisioner secret\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "correct horse battery staple\n");
+    support::write_secret(work.join("prov-pw.txt"), "provisioner secret\n");
     let port = support::free_port();
     let address = format!("127.0.0.1:{port}");
     let init_args = [
@@ -794,6 +794,22 @@ async fn bootstrap_refuses_a_root_whose_fingerprint_differs_whatever_the_server_
     assert!(!client.join("config/defaults.json").exists());
 }
 
+/// Copies the directory `from` to `to`, every file readable by its owner only.
+fn copy_private(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_private(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+}
+
 #[test]
 fn a_step_ca_configuration_runs_unchanged() {
     require_tool("openssl", "openssl");
@@ -808,7 +824,11 @@ fn a_step_ca_configuration_runs_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     // step's tests run in the ca/ package directory, where the config's relative paths resolve.
-    let server = Server::start(&["testdata/ca.json"], &home, Some(vectors), "serving on");
+    // The files are copied unchanged, then made private: mayfly-ca refuses a ca.json or a key
+    // that every user can read, as the vectors' copies are.
+    let ca_dir = tmp.path().join("ca");
+    copy_private(&vectors.join("testdata"), &ca_dir.join("testdata"));
+    let server = Server::start(&["testdata/ca.json"], &home, Some(&ca_dir), "serving on");
     let url = server
         .lines
         .iter()
@@ -855,7 +875,7 @@ fn a_step_ca_configuration_runs_unchanged() {
             "{name}: {provisioners}"
         );
     }
-    std::fs::write(work.join("pass.txt"), "pass").unwrap();
+    support::write_secret(work.join("pass.txt"), "pass");
     mayfly_ok(
         &home,
         work,
@@ -910,6 +930,7 @@ fn every_command_has_help() {
         &["ca", "crl"],
         &["ca", "certificates", "list"],
         &["ca", "certificates", "export"],
+        &["ca", "audit"],
         &["certificate"],
         &["certificate", "create"],
         &["certificate", "inspect"],
@@ -1095,7 +1116,7 @@ fn certificate_create_profiles_build_a_chain_openssl_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let home = work.join("home");
-    std::fs::write(work.join("pw"), "secret").unwrap();
+    support::write_secret(work.join("pw"), "secret");
     mayfly_ok(
         &home,
         work,
@@ -1274,8 +1295,8 @@ fn init_builds_on_a_root_and_key_written_by_step() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let home = work.join("home");
-    std::fs::write(work.join("pw"), "new password").unwrap();
-    std::fs::write(work.join("step-pw"), "password").unwrap();
+    support::write_secret(work.join("pw"), "new password");
+    support::write_secret(work.join("step-pw"), "password");
     let root = vectors.join("root_ca.crt");
     let key = vectors.join("root_ca_key");
     mayfly_ok(
@@ -1415,6 +1436,7 @@ fn cli_reference_in_docs_matches_help() {
         &["ca", "crl"],
         &["ca", "certificates", "list"],
         &["ca", "certificates", "export"],
+        &["ca", "audit"],
         &["certificate", "create"],
         &["certificate", "inspect"],
         &["certificate", "fingerprint"],
@@ -1536,7 +1558,7 @@ fn bad_configuration_is_one_line_naming_the_file_and_field() {
     ];
     for (text, expected) in cases {
         let path = tmp.path().join("ca.json");
-        std::fs::write(&path, text).unwrap();
+        support::write_secret(&path, text);
         let out = std::process::Command::new(support::server_bin())
             .arg(&path)
             .env("MAYFLY_PATH", &home)
@@ -2154,8 +2176,8 @@ fn sighup_reloads_ca_json_and_keeps_the_old_one_when_the_new_one_is_broken() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
-    std::fs::write(work.join("pw2.txt"), "deploy password\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "ca password\n");
+    support::write_secret(work.join("pw2.txt"), "deploy password\n");
     let address = format!("127.0.0.1:{}", support::free_port());
     mayfly_ok(
         &home,
@@ -2454,8 +2476,8 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
-    std::fs::write(work.join("pw2.txt"), "strict password\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "ca password\n");
+    support::write_secret(work.join("pw2.txt"), "strict password\n");
     let address = format!("127.0.0.1:{}", support::free_port());
     mayfly_ok(
         &home,
@@ -2678,8 +2700,8 @@ fn the_ca_runs_with_its_key_password_changed() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("old.txt"), "old password\n").unwrap();
-    std::fs::write(work.join("new.txt"), "new password\n").unwrap();
+    support::write_secret(work.join("old.txt"), "old password\n");
+    support::write_secret(work.join("new.txt"), "new password\n");
     let address = format!("127.0.0.1:{}", support::free_port());
     mayfly_ok(
         &home,
@@ -2761,8 +2783,8 @@ fn change_pass_asks_before_overwriting_at_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let home = work.join("home");
-    std::fs::write(work.join("old"), "old password").unwrap();
-    std::fs::write(work.join("new"), "new password").unwrap();
+    support::write_secret(work.join("old"), "old password");
+    support::write_secret(work.join("new"), "new password");
     mayfly_ok(
         &home,
         work,
@@ -2823,7 +2845,7 @@ fn change_pass_asks_before_overwriting_at_a_terminal() {
 /// A CA in `home` whose certificates last 20 s with no backdate (provisioner "ops", CA and
 /// provisioner password in `work/pw.txt`), for renewal tests; returns its ca.json.
 fn short_lived_ca(home: &Path, work: &Path) -> std::path::PathBuf {
-    std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "ca password\n");
     let address = format!("127.0.0.1:{}", support::free_port());
     mayfly_ok(
         home,

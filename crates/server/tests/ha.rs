@@ -53,8 +53,8 @@ impl Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("mayfly");
         let work = tmp.path().to_path_buf();
-        std::fs::write(work.join("pw.txt"), format!("{CA_PASSWORD}\n")).unwrap();
-        std::fs::write(work.join("prov.txt"), format!("{PROVISIONER_PASSWORD}\n")).unwrap();
+        support::write_secret(work.join("pw.txt"), format!("{CA_PASSWORD}\n"));
+        support::write_secret(work.join("prov.txt"), format!("{PROVISIONER_PASSWORD}\n"));
         let port = support::free_port();
         let mut args = vec![
             "ca".to_owned(),
@@ -91,7 +91,7 @@ impl Cluster {
                 let mut config = config.clone();
                 config["address"] = serde_json::json!(format!("127.0.0.{}:{port}", i + 1));
                 let path = home.join(format!("config/ca-{i}.json"));
-                std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+                support::write_secret(&path, serde_json::to_vec_pretty(&config).unwrap());
                 path
             })
             .collect();
@@ -704,7 +704,7 @@ fn bad_db_blocks_are_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "pw\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "pw\n");
     mayfly_ok(
         &home,
         work,
@@ -771,7 +771,7 @@ fn db_commands_on_sqlite() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "pw\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "pw\n");
     mayfly_ok(
         &home,
         work,
@@ -878,8 +878,8 @@ fn admin_list_and_export() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "ca pw\n").unwrap();
-    std::fs::write(work.join("prov.txt"), "prov pw\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "ca pw\n");
+    support::write_secret(work.join("prov.txt"), "prov pw\n");
     let address = format!("127.0.0.1:{}", support::free_port());
     mayfly_ok(
         &home,
@@ -1169,7 +1169,7 @@ fn bad_retention_settings_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     let work = tmp.path();
-    std::fs::write(work.join("pw.txt"), "pw\n").unwrap();
+    support::write_secret(work.join("pw.txt"), "pw\n");
     mayfly_ok(
         &home,
         work,

@@ -24,8 +24,8 @@ impl ActiveCa {
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("mayfly");
         let work = tmp.path().to_path_buf();
-        std::fs::write(work.join("pw.txt"), "ca password\n").unwrap();
-        std::fs::write(work.join("prov-pw.txt"), "provisioner password\n").unwrap();
+        support::write_secret(work.join("pw.txt"), "ca password\n");
+        support::write_secret(work.join("prov-pw.txt"), "provisioner password\n");
         let address = format!("127.0.0.1:{}", support::free_port());
         mayfly_ok(
             &home,

@@ -211,7 +211,7 @@ fn sshd_accepts_mayfly_certificates_and_enforces_principals_expiry_and_the_krl()
         password_file: tmp.path().join("password"),
     };
     std::fs::create_dir_all(&env.work).unwrap();
-    std::fs::write(&env.password_file, "correct horse battery staple\n").unwrap();
+    support::write_secret(&env.password_file, "correct horse battery staple\n");
 
     // The CA: init --ssh prints the lines hosts and clients need.
     let ca_port = free_port();

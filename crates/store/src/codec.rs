@@ -3,6 +3,7 @@
 //! Kept apart from any one backend so that every backend encodes a certificate the same way and
 //! refuses the same inputs: a database written by one must read back identically through another.
 
+use mayfly_authority::audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 use mayfly_authority::store::{
     CertificatePage, CertificateStatus, CrlScopeName, IssuedCertificate, ListStatus, Revocation,
     RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
@@ -318,4 +319,89 @@ pub(crate) fn stored_crl(
 pub(crate) fn crl_number_column(number: u64) -> Result<i64, StoreError> {
     i64::try_from(number)
         .map_err(|_| StoreError::Backend(format!("CRL number {number} does not fit the schema")))
+}
+
+/// Appends an audit entry: at, action, serial, subject, SANs (JSON), provisioner, credential,
+/// address, detail.
+pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log \
+     (at, action, serial, subject, sans, provisioner, credential, address, detail) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The columns of [`AUDIT_INSERT`], for a multi-row insert.
+pub(crate) const AUDIT_COLUMNS: &str = "INSERT INTO audit_log \
+     (at, action, serial, subject, sans, provisioner, credential, address, detail) ";
+
+/// Appends a revocation's audit entry with the certificate's own columns copied from its row, in
+/// the revocation's transaction: at, action, credential, address, detail, serial.
+pub(crate) const AUDIT_REVOCATION: &str = "INSERT INTO audit_log \
+     (at, action, serial, subject, sans, provisioner, credential, address, detail) \
+     SELECT ?, ?, serial, subject, sans, provisioner, ?, ?, ? FROM certificates WHERE serial = ?";
+
+/// [`AUDIT_REVOCATION`] for an SSH certificate: its key id and principals stand for subject
+/// and SANs.
+pub(crate) const AUDIT_SSH_REVOCATION: &str = "INSERT INTO audit_log \
+     (at, action, serial, subject, sans, provisioner, credential, address, detail) \
+     SELECT ?, ?, serial, key_id, principals, provisioner, ?, ?, ? FROM ssh_certificates \
+     WHERE serial = ?";
+
+/// A page of the audit log: binds the id to start after, the earliest time, (the serial when
+/// `by_serial`), then the limit.
+pub(crate) fn audit_query(by_serial: bool) -> &'static str {
+    if by_serial {
+        "SELECT id, at, action, serial, subject, sans, provisioner, credential, address, detail \
+         FROM audit_log WHERE id > ? AND at >= ? AND serial = ? ORDER BY id LIMIT ?"
+    } else {
+        "SELECT id, at, action, serial, subject, sans, provisioner, credential, address, detail \
+         FROM audit_log WHERE id > ? AND at >= ? ORDER BY id LIMIT ?"
+    }
+}
+
+/// The bounds [`audit_query`] binds for `query`: after, since, limit.
+pub(crate) fn audit_bounds(query: &AuditQuery) -> Result<(i64, i64, i64), StoreError> {
+    let after = match query.after {
+        Some(after) => i64::try_from(after)
+            .map_err(|_| StoreError::Backend(format!("audit entry id {after} is out of range")))?,
+        None => 0,
+    };
+    Ok((
+        after,
+        query.since.map_or(i64::MIN, to_unix),
+        i64::from(query.limit),
+    ))
+}
+
+/// The client address as the audit log stores it.
+pub(crate) fn audit_address(audit: &AuditContext) -> String {
+    audit.address.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// A row of [`audit_query`], from any backend.
+pub(crate) fn audit_entry<R>(row: &R) -> Result<AuditEntry, StoreError>
+where
+    R: sqlx::Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let column = |e| backend("reading the audit log", e);
+    let id: i64 = row.try_get("id").map_err(column)?;
+    let at: i64 = row.try_get("at").map_err(column)?;
+    let action: String = row.try_get("action").map_err(column)?;
+    let serial: String = row.try_get("serial").map_err(column)?;
+    let sans: String = row.try_get("sans").map_err(column)?;
+    let what = format!("audit entry {id}");
+    Ok(AuditEntry {
+        id: u64::try_from(id).map_err(|_| StoreError::Backend(format!("{what}: negative id")))?,
+        at: from_unix("at", &what, at)?,
+        action: AuditAction::parse(&action).ok_or_else(|| {
+            StoreError::Backend(format!("{what}: column action holds {action:?}"))
+        })?,
+        sans: decode_sans(&what, &sans)?,
+        serial,
+        subject: row.try_get("subject").map_err(column)?,
+        provisioner: row.try_get("provisioner").map_err(column)?,
+        credential: row.try_get("credential").map_err(column)?,
+        address: row.try_get("address").map_err(column)?,
+        detail: row.try_get("detail").map_err(column)?,
+    })
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use mayfly_authority::audit::{AuditAction, AuditContext, AuditQuery};
 use mayfly_authority::store::{
     AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
     ListStatus, Revocation, RevokedQuery, StoreError, StoredCertificate, UsedToken,
@@ -37,7 +38,7 @@ pub async fn run_all<S: CertStore + AdminStore>(full: &S) {
     prune(store).await;
     concurrent_token_use(&[store]).await;
     concurrent_distinct_issuances(&[store]).await;
-    mixed_outcomes_submitted_together(store).await;
+    mixed_outcomes_submitted_together(full).await;
     revocation(store).await;
     revoked_listing(store).await;
     crl_numbers_only_grow(&[store]).await;
@@ -45,9 +46,170 @@ pub async fn run_all<S: CertStore + AdminStore>(full: &S) {
     large_objects(store).await;
     keys_compare_exactly(store).await;
     listing(full).await;
+    audit_log(full).await;
     leases(full).await;
     concurrent_lease(&[full]).await;
     retention_keeps_the_database_flat(full).await;
+}
+
+/// Every certificate stored and every revocation made has exactly one audit entry, written with
+/// it; a refused change leaves none; entries read back whole, page by id, filter by serial and
+/// time, and outlive the retention job.
+pub async fn audit_log<S: CertStore + AdminStore>(store: &S) {
+    let entries = |serial: &str, after: Option<u64>| {
+        let query = AuditQuery {
+            after,
+            serial: Some(serial.to_owned()),
+            since: None,
+            limit: 100,
+        };
+        async move {
+            store
+                .audit_entries(&query)
+                .await
+                .expect("reading the audit log")
+        }
+    };
+    let issued = AuditContext {
+        action: AuditAction::Renewed,
+        at: at(1_800_000_100),
+        credential: "mtls:host.example.test".into(),
+        address: Some("2001:db8::7".parse().expect("an IPv6 address")),
+        detail: "replaces 42".into(),
+    };
+    let mut certificate = sample_certificate("conformance-audit");
+    // Long expired, so the retention run below deletes it (and nothing stored by other checks).
+    certificate.not_after = at(1_000);
+    let token = fresh_token("conformance-audit");
+    store
+        .record_issuance(&certificate, Some(&token), &issued)
+        .await
+        .expect("storing the audited certificate");
+    let found = entries(&certificate.serial, None).await;
+    assert_eq!(found.len(), 1, "one entry for one issuance: {found:?}");
+    let entry = &found[0];
+    assert_eq!(entry.action, AuditAction::Renewed);
+    assert_eq!(entry.at, issued.at);
+    assert_eq!(entry.serial, certificate.serial);
+    assert_eq!(entry.subject, certificate.subject);
+    assert_eq!(entry.sans, certificate.sans);
+    assert_eq!(entry.provisioner, certificate.provisioner);
+    assert_eq!(entry.credential, issued.credential);
+    assert_eq!(entry.address, "2001:db8::7");
+    assert_eq!(entry.detail, issued.detail);
+
+    // Refusals write nothing: a replayed token, a taken serial, a revocation of the unknown.
+    let replay = sample_certificate("conformance-audit");
+    assert_token_used(
+        store.record_issuance(&replay, Some(&token), &issued).await,
+        &token.jti,
+        "replay of an audited issuance",
+    );
+    assert!(
+        entries(&replay.serial, None).await.is_empty(),
+        "a refused issuance was audited"
+    );
+    let mut taken = sample_certificate("conformance-audit");
+    taken.serial = certificate.serial.clone();
+    assert!(store.record_issuance(&taken, None, &issued).await.is_err());
+    assert_eq!(
+        entries(&certificate.serial, None).await.len(),
+        1,
+        "a refused serial was audited"
+    );
+
+    let revocation = Revocation {
+        serial: certificate.serial.clone(),
+        reason_code: 1,
+        reason: "lost".into(),
+        revoked_at: at(1_800_000_200),
+        revoked_by: "offline".into(),
+    };
+    let revoked = AuditContext {
+        action: AuditAction::Revoked,
+        at: revocation.revoked_at,
+        credential: "offline".into(),
+        address: None,
+        detail: "keyCompromise: lost".into(),
+    };
+    store
+        .revoke(&revocation, None, &revoked)
+        .await
+        .expect("revoking the audited certificate");
+    assert!(matches!(
+        store.revoke(&revocation, None, &revoked).await,
+        Err(StoreError::AlreadyRevoked { .. })
+    ));
+    let unknown = Revocation {
+        serial: fresh_serial(),
+        ..revocation.clone()
+    };
+    assert!(store.revoke(&unknown, None, &revoked).await.is_err());
+    assert!(
+        entries(&unknown.serial, None).await.is_empty(),
+        "a refused revocation was audited"
+    );
+
+    let found = entries(&certificate.serial, None).await;
+    assert_eq!(found.len(), 2, "issuance and one revocation: {found:?}");
+    let entry = &found[1];
+    assert!(found[0].id < entry.id, "ids grow: {found:?}");
+    assert_eq!(entry.action, AuditAction::Revoked);
+    assert_eq!(entry.at, revoked.at);
+    assert_eq!(
+        entry.subject, certificate.subject,
+        "copied from the certificate"
+    );
+    assert_eq!(entry.sans, certificate.sans, "copied from the certificate");
+    assert_eq!(entry.provisioner, certificate.provisioner);
+    assert_eq!(entry.credential, "offline");
+    assert_eq!(entry.address, "", "no address when none was known");
+    assert_eq!(entry.detail, "keyCompromise: lost");
+
+    // Paging and filters.
+    assert_eq!(
+        entries(&certificate.serial, Some(found[0].id)).await,
+        found[1..]
+    );
+    let page = store
+        .audit_entries(&AuditQuery {
+            after: None,
+            serial: None,
+            since: Some(at(1_800_000_150)),
+            limit: 1000,
+        })
+        .await
+        .expect("reading the audit log since a time");
+    assert!(page.iter().any(|e| e.id == found[1].id), "{page:?}");
+    assert!(page.iter().all(|e| e.at >= at(1_800_000_150)), "{page:?}");
+    let one = store
+        .audit_entries(&AuditQuery {
+            after: None,
+            serial: None,
+            since: None,
+            limit: 1,
+        })
+        .await
+        .expect("reading one entry");
+    assert_eq!(one.len(), 1, "the limit holds");
+
+    // Retention deletes the expired certificate, never its history.
+    store
+        .prune_certificates(at(1_001))
+        .await
+        .expect("pruning the expired certificate");
+    assert!(
+        store
+            .certificate(&certificate.serial)
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    assert_eq!(
+        entries(&certificate.serial, None).await,
+        found,
+        "retention touched the log"
+    );
 }
 
 /// Listing pages through every stored certificate once, in serial order, and the status filter
@@ -73,6 +235,7 @@ pub async fn listing<S: CertStore + AdminStore>(store: &S) {
                 revoked_by: "conformance".into(),
             },
             None,
+            &REVOKED_AUDIT,
         )
         .await
         .expect("revoking a certificate to list");
@@ -417,7 +580,7 @@ pub async fn revoked_listing(store: &dyn CertStore) {
             revoked_by: "offline".into(),
         };
         store
-            .revoke(&revocation, None)
+            .revoke(&revocation, None, &REVOKED_AUDIT)
             .await
             .unwrap_or_else(|e| panic!("revoking {}: {e:?}", certificate.serial));
     }
@@ -508,7 +671,7 @@ pub async fn crl_numbers_only_grow(stores: &[&dyn CertStore]) {
 pub async fn revocation(store: &dyn CertStore) {
     let certificate = sample_certificate("revoke");
     store
-        .record_issuance(&certificate, None)
+        .record_issuance(&certificate, None, &ISSUED_AUDIT)
         .await
         .expect("storing the certificate to revoke");
     let revocation = Revocation {
@@ -520,7 +683,7 @@ pub async fn revocation(store: &dyn CertStore) {
     };
     let token = fresh_token("revoke");
     store
-        .revoke(&revocation, Some(&token))
+        .revoke(&revocation, Some(&token), &REVOKED_AUDIT)
         .await
         .expect("the first revocation");
     let loaded = store
@@ -540,18 +703,21 @@ pub async fn revocation(store: &dyn CertStore) {
     );
 
     let again = fresh_token("revoke");
-    match store.revoke(&revocation, Some(&again)).await {
+    match store
+        .revoke(&revocation, Some(&again), &REVOKED_AUDIT)
+        .await
+    {
         Err(StoreError::AlreadyRevoked { serial }) if serial == certificate.serial => {}
         other => panic!("a second revocation returned {other:?}, expected AlreadyRevoked"),
     }
     store
-        .record_issuance(&sample_certificate("revoke"), Some(&again))
+        .record_issuance(&sample_certificate("revoke"), Some(&again), &ISSUED_AUDIT)
         .await
         .expect("the token of a refused revocation is not burnt");
 
     let mut unknown = revocation.clone();
     unknown.serial = fresh_serial();
-    match store.revoke(&unknown, None).await {
+    match store.revoke(&unknown, None, &REVOKED_AUDIT).await {
         Err(StoreError::CertificateNotFound { serial }) if serial == unknown.serial => {}
         other => {
             panic!("revoking an unknown serial returned {other:?}, expected CertificateNotFound")
@@ -560,13 +726,13 @@ pub async fn revocation(store: &dyn CertStore) {
 
     let other = sample_certificate("revoke");
     store
-        .record_issuance(&other, None)
+        .record_issuance(&other, None, &ISSUED_AUDIT)
         .await
         .expect("storing another certificate");
     let mut replay = revocation.clone();
     replay.serial = other.serial.clone();
     assert_token_used(
-        store.revoke(&replay, Some(&token)).await,
+        store.revoke(&replay, Some(&token), &REVOKED_AUDIT).await,
         &token.jti,
         "a replayed revocation token",
     );
@@ -585,10 +751,10 @@ pub async fn revocation(store: &dyn CertStore) {
 /// Issuances submitted at the same moment (a backend may commit them as one group) keep their
 /// own outcomes: a replay and a taken serial are refused, the fresh ones stored, and the refused
 /// issuance with the taken serial gets its token back.
-pub async fn mixed_outcomes_submitted_together(store: &dyn CertStore) {
+pub async fn mixed_outcomes_submitted_together<S: CertStore + AdminStore>(store: &S) {
     let existing = sample_certificate("mixed");
     store
-        .record_issuance(&existing, None)
+        .record_issuance(&existing, None, &ISSUED_AUDIT)
         .await
         .expect("storing the existing certificate");
 
@@ -601,10 +767,10 @@ pub async fn mixed_outcomes_submitted_together(store: &dyn CertStore) {
     let last = sample_certificate("mixed");
     let last_token = fresh_token("mixed");
     let attempts: Vec<BoxFuture<'_, Result<(), StoreError>>> = vec![
-        store.record_issuance(&first, Some(&first_token)),
-        store.record_issuance(&replay, Some(&first_token)),
-        store.record_issuance(&taken, Some(&taken_token)),
-        store.record_issuance(&last, Some(&last_token)),
+        store.record_issuance(&first, Some(&first_token), &ISSUED_AUDIT),
+        store.record_issuance(&replay, Some(&first_token), &ISSUED_AUDIT),
+        store.record_issuance(&taken, Some(&taken_token), &ISSUED_AUDIT),
+        store.record_issuance(&last, Some(&last_token), &ISSUED_AUDIT),
     ];
     let results = join_all(attempts).await;
     let mut results = results.into_iter();
@@ -651,8 +817,39 @@ pub async fn mixed_outcomes_submitted_together(store: &dyn CertStore) {
         loaded.certificate, existing,
         "the taken serial's certificate was changed"
     );
+    // In a group too, what was stored has its audit entry and what was refused has none.
+    for (serial, expected, what) in [
+        (&winner.serial, 1, "the winning issuance"),
+        (&last.serial, 1, "the last issuance"),
+        (&loser.serial, 0, "the refused replay"),
+        (
+            &existing.serial,
+            1,
+            "the taken serial (its own issuance only)",
+        ),
+    ] {
+        let query = AuditQuery {
+            after: None,
+            serial: Some(serial.clone()),
+            since: None,
+            limit: 10,
+        };
+        let entries = store
+            .audit_entries(&query)
+            .await
+            .expect("reading the audit log");
+        assert_eq!(
+            entries.len(),
+            expected,
+            "audit entries of {what}: {entries:?}"
+        );
+    }
     store
-        .record_issuance(&sample_certificate("mixed"), Some(&taken_token))
+        .record_issuance(
+            &sample_certificate("mixed"),
+            Some(&taken_token),
+            &ISSUED_AUDIT,
+        )
         .await
         .expect("the token of the refused issuance is usable again");
 }
@@ -728,7 +925,9 @@ pub async fn replayed_token_refused(store: &dyn CertStore) {
     record_ok(store, &first, Some(&token), "first use of a token").await;
 
     let second = sample_certificate("conformance-admin");
-    let result = store.record_issuance(&second, Some(&token)).await;
+    let result = store
+        .record_issuance(&second, Some(&token), &ISSUED_AUDIT)
+        .await;
     assert_token_used(result, &token.jti, "replaying a token");
     assert_absent(
         store,
@@ -755,7 +954,9 @@ pub async fn duplicate_serial_refused(store: &dyn CertStore) {
     clash.serial = first.serial.clone();
     clash.der = vec![0x30, 0x03, 0x02, 0x01, 0x07];
     let clash_token = fresh_token("conformance-admin");
-    let result = store.record_issuance(&clash, Some(&clash_token)).await;
+    let result = store
+        .record_issuance(&clash, Some(&clash_token), &ISSUED_AUDIT)
+        .await;
     match result {
         Err(StoreError::SerialTaken { ref serial }) if *serial == first.serial => {}
         other => panic!(
@@ -809,7 +1010,9 @@ pub async fn same_jti_other_provisioner(store: &dyn CertStore) {
     .await;
 
     let replay = sample_certificate("conformance-provisioner-a");
-    let result = store.record_issuance(&replay, Some(&first_token)).await;
+    let result = store
+        .record_issuance(&replay, Some(&first_token), &ISSUED_AUDIT)
+        .await;
     assert_token_used(result, &first_token.jti, "replaying provisioner a's token");
     assert_absent(
         store,
@@ -829,7 +1032,9 @@ pub async fn oversized_keys_refused(store: &dyn CertStore) {
         "j".repeat(MAX_JTI_LEN + 1 - token.jti.len())
     );
     let certificate = sample_certificate("conformance-admin");
-    let result = store.record_issuance(&certificate, Some(&token)).await;
+    let result = store
+        .record_issuance(&certificate, Some(&token), &ISSUED_AUDIT)
+        .await;
     assert!(
         matches!(result, Err(StoreError::Backend(_))),
         "storing a {}-character jti returned {result:?}, expected a Backend error",
@@ -857,7 +1062,9 @@ pub async fn oversized_keys_refused(store: &dyn CertStore) {
         long_serial.serial,
         "9".repeat(MAX_SERIAL_LEN + 1 - long_serial.serial.len())
     );
-    let result = store.record_issuance(&long_serial, None).await;
+    let result = store
+        .record_issuance(&long_serial, None, &ISSUED_AUDIT)
+        .await;
     assert!(
         matches!(result, Err(StoreError::Backend(_))),
         "storing a {}-digit serial returned {result:?}, expected a Backend error",
@@ -925,7 +1132,9 @@ pub async fn prune(store: &dyn CertStore) {
     }
     for token in &kept {
         let certificate = sample_certificate("conformance-admin");
-        let result = store.record_issuance(&certificate, Some(token)).await;
+        let result = store
+            .record_issuance(&certificate, Some(token), &ISSUED_AUDIT)
+            .await;
         assert_token_used(
             result,
             &token.jti,
@@ -952,7 +1161,9 @@ pub async fn concurrent_token_use(stores: &[&dyn CertStore]) {
     let attempts = certificates
         .iter()
         .enumerate()
-        .map(|(i, certificate)| stores[i % stores.len()].record_issuance(certificate, Some(&token)))
+        .map(|(i, certificate)| {
+            stores[i % stores.len()].record_issuance(certificate, Some(&token), &ISSUED_AUDIT)
+        })
         .collect();
     let results = join_all(attempts).await;
 
@@ -1002,7 +1213,7 @@ pub async fn concurrent_distinct_issuances(stores: &[&dyn CertStore]) {
         .iter()
         .enumerate()
         .map(|(i, (certificate, token))| {
-            stores[i % stores.len()].record_issuance(certificate, Some(token))
+            stores[i % stores.len()].record_issuance(certificate, Some(token), &ISSUED_AUDIT)
         })
         .collect();
     let results = join_all(attempts).await;
@@ -1076,7 +1287,10 @@ async fn record_ok(
     token: Option<&UsedToken>,
     what: &str,
 ) {
-    if let Err(error) = store.record_issuance(certificate, token).await {
+    if let Err(error) = store
+        .record_issuance(certificate, token, &ISSUED_AUDIT)
+        .await
+    {
         panic!(
             "{what}: storing serial {} failed: {error:?}",
             certificate.serial
@@ -1149,3 +1363,35 @@ async fn join_all<'a, T>(mut futures: Vec<BoxFuture<'a, T>>) -> Vec<T> {
         .map(|output| output.unwrap_or_else(|| unreachable!("every future completed")))
         .collect()
 }
+
+/// The audit context of the issuances in these checks.
+pub static ISSUED_AUDIT: std::sync::LazyLock<AuditContext> =
+    std::sync::LazyLock::new(|| AuditContext {
+        action: AuditAction::Issued,
+        at: at(1_800_000_000),
+        credential: "token:conformance".into(),
+        address: Some(std::net::IpAddr::from([192, 0, 2, 10])),
+        detail: "jti conformance".into(),
+    });
+
+/// The audit context of the revocations in these checks.
+pub static REVOKED_AUDIT: std::sync::LazyLock<AuditContext> =
+    std::sync::LazyLock::new(|| AuditContext {
+        action: AuditAction::Revoked,
+        detail: "keyCompromise".into(),
+        ..ISSUED_AUDIT.clone()
+    });
+
+/// The audit context of the SSH issuances in these checks.
+pub static SSH_ISSUED_AUDIT: std::sync::LazyLock<AuditContext> =
+    std::sync::LazyLock::new(|| AuditContext {
+        action: AuditAction::SshIssued,
+        ..ISSUED_AUDIT.clone()
+    });
+
+/// The audit context of the SSH revocations in these checks.
+pub static SSH_REVOKED_AUDIT: std::sync::LazyLock<AuditContext> =
+    std::sync::LazyLock::new(|| AuditContext {
+        action: AuditAction::SshRevoked,
+        ..REVOKED_AUDIT.clone()
+    });

@@ -18,6 +18,7 @@ mod codec;
 pub mod conformance;
 pub mod conformance_ssh;
 mod dialect;
+pub mod metered;
 mod networked;
 mod shared;
 mod sqlite;
@@ -154,12 +155,13 @@ impl AnyStore {
         }
     }
 
-    /// The store as the authority uses it.
+    /// The store as the authority uses it, each call timed for `/metrics`.
     pub fn cert_store(&self) -> Arc<dyn CertStore> {
-        match self {
+        let store: Arc<dyn CertStore> = match self {
             AnyStore::Sqlite(store) => Arc::new(store.clone()),
             AnyStore::Networked(store) => Arc::new(store.clone()),
-        }
+        };
+        Arc::new(metered::Metered::new(store))
     }
 
     /// The ACME protocol's state, in the same database.
@@ -241,6 +243,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_acme.sql")),
     (6, include_str!("../migrations/0006_retention.sql")),
     (7, include_str!("../migrations/0007_published_crls.sql")),
+    (8, include_str!("../migrations/0008_audit.sql")),
 ];
 
 /// The versions of this build's migrations, in order. Numbers are reserved per feature, so

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
 use mayfly_authority::store::{
     AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
     IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
@@ -254,6 +255,7 @@ impl NetworkedStore {
         &self,
         certificate: &IssuedCertificate,
         token: Option<&UsedToken>,
+        audit: &AuditContext,
     ) -> Result<(), StoreError> {
         codec::check_lengths(certificate, token)?;
         let sans = codec::encode_sans(&certificate.sans)?;
@@ -264,6 +266,7 @@ impl NetworkedStore {
                 certificate,
                 token,
                 sans: &sans,
+                audit,
             },
         )
         .await
@@ -275,6 +278,7 @@ impl NetworkedStore {
         certificate: &IssuedCertificate,
         token: Option<&UsedToken>,
         sans: &str,
+        audit: &AuditContext,
     ) -> Result<Result<(), StoreError>, sqlx::Error> {
         if let Some(token) = token
             && !crate::shared::any::burn(tx, self.dialect, token).await?
@@ -303,6 +307,16 @@ impl NetworkedStore {
                 serial: certificate.serial.clone(),
             }));
         }
+        crate::shared::any::audit_issued_in(
+            tx,
+            self.dialect,
+            audit,
+            &certificate.serial,
+            &certificate.subject,
+            sans,
+            &certificate.provisioner,
+        )
+        .await?;
         Ok(Ok(()))
     }
 
@@ -310,10 +324,18 @@ impl NetworkedStore {
         &self,
         revocation: &Revocation,
         token: Option<&UsedToken>,
+        audit: &AuditContext,
     ) -> Result<(), StoreError> {
         let context = format!("revoking certificate {}", revocation.serial);
-        self.in_transaction(&context, Write::Revoke { revocation, token })
-            .await
+        self.in_transaction(
+            &context,
+            Write::Revoke {
+                revocation,
+                token,
+                audit,
+            },
+        )
+        .await
     }
 
     /// Runs `write` in a transaction: commits when it succeeds, rolls back on a refusal, and
@@ -333,18 +355,52 @@ impl NetworkedStore {
                         certificate,
                         token,
                         sans,
-                    } => self.record_in(&mut tx, certificate, token, sans).await,
-                    Write::Revoke { revocation, token } => {
-                        crate::shared::any::revoke_in(&mut tx, self.dialect, revocation, token)
+                        audit,
+                    } => {
+                        self.record_in(&mut tx, certificate, token, sans, audit)
                             .await
                     }
-                    Write::SshIssue { certificate, token } => {
-                        crate::ssh::on_any::record_in(&mut tx, self.dialect, certificate, token)
-                            .await
+                    Write::Revoke {
+                        revocation,
+                        token,
+                        audit,
+                    } => {
+                        crate::shared::any::revoke_in(
+                            &mut tx,
+                            self.dialect,
+                            revocation,
+                            token,
+                            audit,
+                        )
+                        .await
                     }
-                    Write::SshRevoke { revocation, token } => {
-                        crate::ssh::on_any::revoke_in(&mut tx, self.dialect, revocation, token)
-                            .await
+                    Write::SshIssue {
+                        certificate,
+                        token,
+                        audit,
+                    } => {
+                        crate::ssh::on_any::record_in(
+                            &mut tx,
+                            self.dialect,
+                            certificate,
+                            token,
+                            audit,
+                        )
+                        .await
+                    }
+                    Write::SshRevoke {
+                        revocation,
+                        token,
+                        audit,
+                    } => {
+                        crate::ssh::on_any::revoke_in(
+                            &mut tx,
+                            self.dialect,
+                            revocation,
+                            token,
+                            audit,
+                        )
+                        .await
                     }
                 };
                 match result {
@@ -464,6 +520,17 @@ impl AdminStore for NetworkedStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.lease(name, holder, now, until))
     }
+
+    fn audit_entries<'a>(
+        &'a self,
+        query: &'a AuditQuery,
+    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
+        Box::pin(crate::shared::any::audit_entries(
+            &self.pool,
+            self.dialect,
+            query,
+        ))
+    }
 }
 
 impl CertStore for NetworkedStore {
@@ -471,8 +538,9 @@ impl CertStore for NetworkedStore {
         &'a self,
         certificate: &'a IssuedCertificate,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record(certificate, token))
+        Box::pin(self.record(certificate, token, audit))
     }
 
     fn certificate<'a>(
@@ -486,8 +554,9 @@ impl CertStore for NetworkedStore {
         &'a self,
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record_revocation(revocation, token))
+        Box::pin(self.record_revocation(revocation, token, audit))
     }
 
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -532,18 +601,22 @@ pub(crate) enum Write<'a> {
         certificate: &'a IssuedCertificate,
         token: Option<&'a UsedToken>,
         sans: &'a str,
+        audit: &'a AuditContext,
     },
     Revoke {
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     },
     SshIssue {
         certificate: &'a mayfly_authority::ssh::store::IssuedSshCertificate,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     },
     SshRevoke {
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     },
 }
 

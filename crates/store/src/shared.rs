@@ -11,6 +11,7 @@
 
 macro_rules! shared_calls {
     ($database:ty) => {
+        use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
         use mayfly_authority::store::{
             CertificatePage, CertificateStatus, CrlScopeName, Revocation, RevokedEntry,
             RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
@@ -68,6 +69,7 @@ macro_rules! shared_calls {
             dialect: Dialect,
             revocation: &Revocation,
             token: Option<&UsedToken>,
+            audit: &AuditContext,
         ) -> Result<Result<(), StoreError>, sqlx::Error> {
             let serial = revocation.serial.as_str();
             if let Some(token) = token
@@ -88,6 +90,7 @@ macro_rules! shared_calls {
                 .execute(&mut **tx)
                 .await?;
             if updated.rows_affected() == 1 {
+                audit_revocation_in(tx, dialect, codec::AUDIT_REVOCATION, audit, serial).await?;
                 return Ok(Ok(()));
             }
             let exists: Option<String> = sqlx::query_scalar(sql(
@@ -98,6 +101,74 @@ macro_rules! shared_calls {
             .fetch_optional(&mut **tx)
             .await?;
             Ok(Err(codec::revocation_refused(serial, exists.is_some())))
+        }
+
+        /// Appends the audit entry of a certificate recorded in `tx`.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) async fn audit_issued_in(
+            tx: &mut Transaction<'static, Db>,
+            dialect: Dialect,
+            audit: &AuditContext,
+            serial: &str,
+            subject: &str,
+            sans_json: &str,
+            provisioner: &str,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(sql(dialect, codec::AUDIT_INSERT))
+                .bind(codec::to_unix(audit.at))
+                .bind(audit.action.as_str())
+                .bind(serial)
+                .bind(subject)
+                .bind(sans_json)
+                .bind(provisioner)
+                .bind(audit.credential.as_str())
+                .bind(codec::audit_address(audit))
+                .bind(audit.detail.as_str())
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        /// Appends the audit entry of a revocation made in `tx`, copying the certificate's
+        /// columns from its row (`statement` is [`codec::AUDIT_REVOCATION`] or its SSH twin).
+        pub(crate) async fn audit_revocation_in(
+            tx: &mut Transaction<'static, Db>,
+            dialect: Dialect,
+            statement: &str,
+            audit: &AuditContext,
+            serial: &str,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(sql(dialect, statement))
+                .bind(codec::to_unix(audit.at))
+                .bind(audit.action.as_str())
+                .bind(audit.credential.as_str())
+                .bind(codec::audit_address(audit))
+                .bind(audit.detail.as_str())
+                .bind(serial)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        /// A page of the audit log ([`codec::audit_query`]).
+        pub(crate) async fn audit_entries(
+            pool: &Pool<Db>,
+            dialect: Dialect,
+            query: &AuditQuery,
+        ) -> Result<Vec<AuditEntry>, StoreError> {
+            let (after, since, limit) = codec::audit_bounds(query)?;
+            let mut select = sqlx::query(sql(dialect, codec::audit_query(query.serial.is_some())))
+                .bind(after)
+                .bind(since);
+            if let Some(serial) = &query.serial {
+                select = select.bind(serial.clone());
+            }
+            let rows = select
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| backend("reading the audit log", e))?;
+            rows.iter().map(codec::audit_entry).collect()
         }
 
         /// A page of certificates ([`codec::list_query`]).

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
 use mayfly_authority::store::{
     AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
     IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
@@ -199,6 +200,7 @@ impl SqliteStore {
         &self,
         certificate: &IssuedCertificate,
         token: Option<&UsedToken>,
+        audit: &AuditContext,
     ) -> Result<(), StoreError> {
         codec::check_lengths(certificate, token)?;
         let sans = codec::encode_sans(&certificate.sans)?;
@@ -207,6 +209,7 @@ impl SqliteStore {
             certificate: certificate.clone(),
             token: token.cloned(),
             sans,
+            audit: audit.clone(),
             reply,
         };
         let stopped = || StoreError::Backend("the SQLite writer has stopped".into());
@@ -218,6 +221,7 @@ impl SqliteStore {
         &self,
         revocation: &Revocation,
         token: Option<&UsedToken>,
+        audit: &AuditContext,
     ) -> Result<(), StoreError> {
         let serial = revocation.serial.as_str();
         let context = format!("revoking certificate {serial}");
@@ -226,9 +230,14 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| backend(&context, e))?;
-        let outcome =
-            crate::shared::sqlite::revoke_in(&mut tx, crate::Dialect::Sqlite, revocation, token)
-                .await;
+        let outcome = crate::shared::sqlite::revoke_in(
+            &mut tx,
+            crate::Dialect::Sqlite,
+            revocation,
+            token,
+            audit,
+        )
+        .await;
         match outcome {
             Ok(Ok(())) => tx.commit().await.map_err(|e| backend(&context, e)),
             Ok(Err(refusal)) => {
@@ -312,6 +321,17 @@ impl AdminStore for SqliteStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.lease(name, holder, now, until))
     }
+
+    fn audit_entries<'a>(
+        &'a self,
+        query: &'a AuditQuery,
+    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
+        Box::pin(crate::shared::sqlite::audit_entries(
+            &self.reader,
+            crate::Dialect::Sqlite,
+            query,
+        ))
+    }
 }
 
 impl SqliteStore {
@@ -344,8 +364,9 @@ impl CertStore for SqliteStore {
         &'a self,
         certificate: &'a IssuedCertificate,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record(certificate, token))
+        Box::pin(self.record(certificate, token, audit))
     }
 
     fn certificate<'a>(
@@ -359,8 +380,9 @@ impl CertStore for SqliteStore {
         &'a self,
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record_revocation(revocation, token))
+        Box::pin(self.record_revocation(revocation, token, audit))
     }
 
     fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -407,6 +429,7 @@ struct Pending {
     certificate: IssuedCertificate,
     token: Option<UsedToken>,
     sans: String,
+    audit: AuditContext,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -542,10 +565,12 @@ async fn record_group(
 
     // A serial already taken (or twice in the group): refuse that issuance whole, token included.
     let mut kept = std::collections::HashSet::new();
+    let mut audited = Vec::with_capacity(storing.len());
     for index in storing {
         let pending = &group[index];
         let serial = &pending.certificate.serial;
         if stored.contains(serial) && kept.insert(serial.as_str()) {
+            audited.push(pending);
             continue;
         }
         if let Some(token) = &pending.token {
@@ -558,6 +583,25 @@ async fn record_group(
         outcomes[index] = Err(StoreError::SerialTaken {
             serial: serial.clone(),
         });
+    }
+
+    // The audit entries of the certificates stored, in the same transaction.
+    if !audited.is_empty() {
+        let mut insert = sqlx::QueryBuilder::new(codec::AUDIT_COLUMNS);
+        insert.push_values(&audited, |mut row, pending| {
+            let certificate = &pending.certificate;
+            let audit = &pending.audit;
+            row.push_bind(codec::to_unix(audit.at))
+                .push_bind(audit.action.as_str())
+                .push_bind(certificate.serial.as_str())
+                .push_bind(certificate.subject.as_str())
+                .push_bind(pending.sans.as_str())
+                .push_bind(certificate.provisioner.as_str())
+                .push_bind(audit.credential.as_str())
+                .push_bind(codec::audit_address(audit))
+                .push_bind(audit.detail.as_str());
+        });
+        insert.build().execute(&mut **tx).await?;
     }
     Ok(outcomes)
 }

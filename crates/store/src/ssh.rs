@@ -3,6 +3,7 @@
 //! check-and-record. The statements and row decoding are written once; each backend only opens
 //! its transaction (`BEGIN IMMEDIATE` on SQLite) and commits it.
 
+use mayfly_authority::audit::AuditContext;
 use mayfly_authority::ssh::store::{
     IssuedSshCertificate, RevokedSsh, SshStore, StoredSshCertificate,
 };
@@ -108,6 +109,7 @@ where
 /// The calls, generated per pool type like [`crate::shared`].
 macro_rules! ssh_calls {
     ($database:ty, $shared:ident) => {
+        use mayfly_authority::audit::AuditContext;
         use mayfly_authority::ssh::store::{IssuedSshCertificate, RevokedSsh};
         use mayfly_authority::store::{CertificateStatus, Revocation, StoreError, UsedToken};
         use mayfly_pki::ssh::CertType;
@@ -129,6 +131,7 @@ macro_rules! ssh_calls {
             dialect: Dialect,
             certificate: &IssuedSshCertificate,
             token: Option<&UsedToken>,
+            audit: &AuditContext,
         ) -> Result<Result<(), StoreError>, sqlx::Error> {
             let serial = certificate.serial.to_string();
             if let Some(token) = token
@@ -158,6 +161,16 @@ macro_rules! ssh_calls {
             if inserted.rows_affected() == 0 {
                 return Ok(Err(StoreError::SerialTaken { serial }));
             }
+            crate::shared::$shared::audit_issued_in(
+                tx,
+                dialect,
+                audit,
+                &serial,
+                &certificate.key_id,
+                &principals,
+                &certificate.provisioner,
+            )
+            .await?;
             Ok(Ok(()))
         }
 
@@ -167,6 +180,7 @@ macro_rules! ssh_calls {
             dialect: Dialect,
             revocation: &Revocation,
             token: Option<&UsedToken>,
+            audit: &AuditContext,
         ) -> Result<Result<(), StoreError>, sqlx::Error> {
             let serial = revocation.serial.as_str();
             if let Some(token) = token
@@ -187,6 +201,14 @@ macro_rules! ssh_calls {
                 .execute(&mut **tx)
                 .await?;
             if updated.rows_affected() == 1 {
+                crate::shared::$shared::audit_revocation_in(
+                    tx,
+                    dialect,
+                    codec::AUDIT_SSH_REVOCATION,
+                    audit,
+                    serial,
+                )
+                .await?;
                 return Ok(Ok(()));
             }
             let exists: Option<String> = sqlx::query_scalar(sql(dialect, super::STATUS))
@@ -264,6 +286,7 @@ impl SshStore for SqliteStore {
         &'a self,
         certificate: &'a IssuedSshCertificate,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let context = format!("recording SSH certificate {}", certificate.serial);
@@ -273,7 +296,8 @@ impl SshStore for SqliteStore {
                 .await
                 .map_err(|e| backend(&context, e))?;
             let outcome =
-                on_sqlite::record_in(&mut tx, crate::Dialect::Sqlite, certificate, token).await;
+                on_sqlite::record_in(&mut tx, crate::Dialect::Sqlite, certificate, token, audit)
+                    .await;
             finish(tx, outcome, &context).await
         })
     }
@@ -293,6 +317,7 @@ impl SshStore for SqliteStore {
         &'a self,
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let context = format!("revoking SSH certificate {}", revocation.serial);
@@ -302,7 +327,8 @@ impl SshStore for SqliteStore {
                 .await
                 .map_err(|e| backend(&context, e))?;
             let outcome =
-                on_sqlite::revoke_in(&mut tx, crate::Dialect::Sqlite, revocation, token).await;
+                on_sqlite::revoke_in(&mut tx, crate::Dialect::Sqlite, revocation, token, audit)
+                    .await;
             finish(tx, outcome, &context).await
         })
     }
@@ -350,11 +376,19 @@ impl SshStore for NetworkedStore {
         &'a self,
         certificate: &'a IssuedSshCertificate,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let context = format!("recording SSH certificate {}", certificate.serial);
-            self.in_transaction(&context, Write::SshIssue { certificate, token })
-                .await
+            self.in_transaction(
+                &context,
+                Write::SshIssue {
+                    certificate,
+                    token,
+                    audit,
+                },
+            )
+            .await
         })
     }
 
@@ -369,11 +403,19 @@ impl SshStore for NetworkedStore {
         &'a self,
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let context = format!("revoking SSH certificate {}", revocation.serial);
-            self.in_transaction(&context, Write::SshRevoke { revocation, token })
-                .await
+            self.in_transaction(
+                &context,
+                Write::SshRevoke {
+                    revocation,
+                    token,
+                    audit,
+                },
+            )
+            .await
         })
     }
 

@@ -160,7 +160,11 @@ async fn data_survives_close_and_reopen() {
 
     let store = open(&path).await;
     store
-        .record_issuance(&certificate, Some(&token))
+        .record_issuance(
+            &certificate,
+            Some(&token),
+            &mayfly_store::conformance::ISSUED_AUDIT,
+        )
         .await
         .expect("record an issuance");
     store.close().await;
@@ -174,7 +178,13 @@ async fn data_survives_close_and_reopen() {
     assert_eq!(loaded.certificate, certificate);
 
     let replay = conformance::sample_certificate("reopen");
-    let result = store.record_issuance(&replay, Some(&token)).await;
+    let result = store
+        .record_issuance(
+            &replay,
+            Some(&token),
+            &mayfly_store::conformance::ISSUED_AUDIT,
+        )
+        .await;
     assert!(
         matches!(result, Err(StoreError::TokenAlreadyUsed { .. })),
         "the token should still be burnt after reopening, got {result:?}"

@@ -20,10 +20,12 @@ use mayfly_pki::ssh::{CertType, SshCertTemplate, SshCertificate, SshPublicKey};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::revocation::RevokeRequest;
 use crate::store::{CertificateStatus, Revocation, StoreError, UsedToken};
+use crate::telemetry::{Attempt, Operation};
 use crate::token::{self, TokenExpectations};
 use claims::SshClaims;
 use policy::{SshSignOptions, SshTokenClaims};
@@ -139,6 +141,21 @@ impl Authority {
         ott: &str,
         options: &SshSignOptions,
     ) -> Result<SshIssued> {
+        let mut attempt = Attempt::new(Operation::SshSign);
+        let outcome = self
+            .ssh_sign_with_token(public_key_b64, ott, options, &mut attempt)
+            .await;
+        attempt.finish(&outcome);
+        outcome
+    }
+
+    async fn ssh_sign_with_token(
+        &self,
+        public_key_b64: &str,
+        ott: &str,
+        options: &SshSignOptions,
+        attempt: &mut Attempt,
+    ) -> Result<SshIssued> {
         let ssh = self.ssh()?;
         let now = self.clock().now();
         let audiences = self.endpoint_audiences("ssh/sign");
@@ -149,6 +166,7 @@ impl Authority {
         };
         let verified = token::verify(ott, self.provisioners(), &expect)?;
         let provisioner = verified.provisioner.name.clone();
+        attempt.provisioner(&provisioner);
         let claims = ssh
             .claims
             .get(&provisioner)
@@ -170,8 +188,25 @@ impl Authority {
             provisioner: provisioner.clone(),
             expires_at: verified.expires_at,
         };
+        let audit = AuditContext::of_request(
+            AuditAction::SshIssued,
+            now,
+            format!("token:{provisioner}"),
+            format!(
+                "{} certificate, jti {}",
+                template.cert_type.as_str(),
+                verified.claims.jti
+            ),
+        );
         let issued = self
-            .ssh_sign_and_record(ssh, &template, &public_key, &provisioner, Some(&used))
+            .ssh_sign_and_record(
+                ssh,
+                &template,
+                &public_key,
+                &provisioner,
+                Some(&used),
+                &audit,
+            )
             .await?;
         tracing::info!(
             target: "mayfly::audit",
@@ -188,18 +223,44 @@ impl Authority {
     /// Renews a host certificate for its holder (SSH-POP token): same type, key id,
     /// principals, options and lifetime, from now, with a new serial.
     pub async fn ssh_renew(&self, ott: &str) -> Result<SshIssued> {
-        let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/renew").await?;
-        let public_key = pop.certificate.public_key.clone();
-        self.ssh_reissue(ssh, &pop, &public_key, &stored_provisioner, "renewed")
+        let mut attempt = Attempt::new(Operation::SshRenew);
+        let outcome = async {
+            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/renew").await?;
+            attempt.provisioner(&stored_provisioner);
+            let public_key = pop.certificate.public_key.clone();
+            self.ssh_reissue(
+                ssh,
+                &pop,
+                &public_key,
+                &stored_provisioner,
+                AuditAction::SshRenewed,
+            )
             .await
+        }
+        .await;
+        attempt.finish(&outcome);
+        outcome
     }
 
     /// Like [`Authority::ssh_renew`] but for a new key, which the request supplies.
     pub async fn ssh_rekey(&self, ott: &str, public_key_b64: &str) -> Result<SshIssued> {
-        let public_key = decode_public_key(public_key_b64)?;
-        let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/rekey").await?;
-        self.ssh_reissue(ssh, &pop, &public_key, &stored_provisioner, "rekeyed")
+        let mut attempt = Attempt::new(Operation::SshRekey);
+        let outcome = async {
+            let public_key = decode_public_key(public_key_b64)?;
+            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/rekey").await?;
+            attempt.provisioner(&stored_provisioner);
+            self.ssh_reissue(
+                ssh,
+                &pop,
+                &public_key,
+                &stored_provisioner,
+                AuditAction::SshRekeyed,
+            )
             .await
+        }
+        .await;
+        attempt.finish(&outcome);
+        outcome
     }
 
     async fn ssh_reissue(
@@ -208,7 +269,7 @@ impl Authority {
         pop: &SshPop,
         public_key: &SshPublicKey,
         provisioner: &str,
-        what: &str,
+        action: AuditAction,
     ) -> Result<SshIssued> {
         let now = self.clock().now();
         let old = &pop.certificate.template;
@@ -225,14 +286,21 @@ impl Authority {
             provisioner: format!("sshpop:{}", pop.certificate.template.serial),
             expires_at: pop.expires_at,
         };
+        let audit = AuditContext::of_request(
+            action,
+            now,
+            format!("sshpop:{}", old.serial),
+            format!("replaces {}", old.serial),
+        );
         let issued = self
-            .ssh_sign_and_record(ssh, &template, public_key, provisioner, Some(&used))
+            .ssh_sign_and_record(ssh, &template, public_key, provisioner, Some(&used), &audit)
             .await?;
         tracing::info!(
             target: "mayfly::audit",
             serial = template.serial,
             old = old.serial,
-            "SSH certificate {what}"
+            "SSH certificate {}",
+            action.as_str()
         );
         Ok(issued)
     }
@@ -317,6 +385,18 @@ impl Authority {
     /// Revokes an SSH certificate, authorised by a provisioner token whose `sub` is the serial
     /// (audience `/ssh/revoke`) or by an SSH-POP token of that very certificate.
     pub async fn ssh_revoke(&self, request: &RevokeRequest, ott: &str) -> Result<()> {
+        let mut attempt = Attempt::new(Operation::SshRevoke);
+        let outcome = self.ssh_revoke_authorized(request, ott, &mut attempt).await;
+        attempt.finish(&outcome);
+        outcome
+    }
+
+    async fn ssh_revoke_authorized(
+        &self,
+        request: &RevokeRequest,
+        ott: &str,
+        attempt: &mut Attempt,
+    ) -> Result<()> {
         let ssh = self.ssh()?;
         let serial: u64 = request
             .serial
@@ -354,6 +434,7 @@ impl Authority {
                 now,
             };
             let verified = token::verify(ott, self.provisioners(), &expect)?;
+            attempt.provisioner(&verified.provisioner.name);
             if verified.claims.sub != serial.to_string() {
                 return Err(Error::RevokeSerialMismatch {
                     authorized: format!("certificate {:?}", verified.claims.sub),
@@ -376,8 +457,14 @@ impl Authority {
             revoked_at: now,
             revoked_by: revoked_by.clone(),
         };
+        let audit = AuditContext::of_request(
+            AuditAction::SshRevoked,
+            now,
+            revoked_by.clone(),
+            crate::authority::revocation_detail(request.reason_code, &request.reason),
+        );
         ssh.store
-            .revoke_ssh(&revocation, Some(&used))
+            .revoke_ssh(&revocation, Some(&used), &audit)
             .await
             .map_err(|e| match e {
                 StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
@@ -440,6 +527,7 @@ impl Authority {
         public_key: &SshPublicKey,
         provisioner: &str,
         token: Option<&UsedToken>,
+        audit: &AuditContext,
     ) -> Result<SshIssued> {
         let certificate = mayfly_pki::ssh::sign_certificate(
             template,
@@ -464,7 +552,7 @@ impl Authority {
             provisioner: provisioner.to_string(),
         };
         ssh.store
-            .record_ssh_issuance(&record, token)
+            .record_ssh_issuance(&record, token, audit)
             .await
             .map_err(|e| match e {
                 StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,

@@ -4,6 +4,7 @@
 use mayfly_pki::ssh::CertType;
 use time::OffsetDateTime;
 
+use crate::audit::AuditContext;
 use crate::store::{BoxFuture, CertificateStatus, Revocation, StoreError, UsedToken};
 
 /// An SSH certificate the authority signed, as it is recorded.
@@ -44,6 +45,7 @@ pub trait SshStore: Send + Sync {
         &'a self,
         certificate: &'a IssuedSshCertificate,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     fn ssh_certificate(
@@ -57,6 +59,7 @@ pub trait SshStore: Send + Sync {
         &'a self,
         revocation: &'a Revocation,
         token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Every revoked SSH certificate that has not expired by `now`.

@@ -152,8 +152,28 @@ async fn fetch_all(
     flags: &AdminFlags,
     status: Option<&str>,
 ) -> anyhow::Result<Vec<CertificateEntry>> {
+    let (client, token) = admin_client(flags).await?;
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = client
+            .certificates_page(status, after.as_deref(), PAGE, token.as_deref())
+            .await
+            .context("listing certificates")?;
+        all.extend(page.certificates);
+        match page.next {
+            Some(next) if after.as_ref() != Some(&next) => after = Some(next),
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// A client for the admin API as `flags` say, and the token to send (none over mutual TLS).
+pub(super) async fn admin_client(
+    flags: &AdminFlags,
+) -> anyhow::Result<(mayfly_client::Client, Option<String>)> {
     let target = flags.ca.target()?;
-    let (client, token) = match (&flags.cert, &flags.key) {
+    match (&flags.cert, &flags.key) {
         (Some(cert), Some(key_file)) => {
             let chain = read_certificates(cert)?;
             let key = password::read_private_key(
@@ -167,7 +187,7 @@ async fn fetch_all(
                 &chain,
                 key.pkcs8_der(),
             )?;
-            (client, None)
+            Ok((client, None))
         }
         _ => {
             let token = match &flags.token {
@@ -189,20 +209,7 @@ async fn fetch_all(
                     .await?
                 }
             };
-            (target.client()?, Some(token))
-        }
-    };
-    let mut all = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let page = client
-            .certificates_page(status, after.as_deref(), PAGE, token.as_deref())
-            .await
-            .context("listing certificates")?;
-        all.extend(page.certificates);
-        match page.next {
-            Some(next) if after.as_ref() != Some(&next) => after = Some(next),
-            _ => return Ok(all),
+            Ok((target.client()?, Some(token)))
         }
     }
 }

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use crate::context::{CaFlags, Defaults, mayfly_path};
 use crate::output::{Output, ensure_parent, write_all};
 
+mod audit;
 mod certificates;
 mod crl;
 mod daemon;
@@ -71,6 +72,11 @@ pub enum CaCommand {
     /// The certificates the CA has stored, through its admin API: list or export them.
     #[command(subcommand)]
     Certificates(certificates::CertificatesCommand),
+    /// The CA's audit log: every certificate issued, renewed, rekeyed or revoked, who asked
+    /// and from where (admin API, or --offline from the database).
+    ///
+    /// Example: mayfly ca audit --since 24h --provisioner-password-file prov-pw.txt
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +176,7 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Rekey(args) => rekey::run(args).await,
         CaCommand::Crl(args) => crl::run(args).await,
         CaCommand::Certificates(command) => certificates::run(command).await,
+        CaCommand::Audit(args) => audit::run(args).await,
     }
 }
 

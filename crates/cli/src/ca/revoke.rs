@@ -131,6 +131,21 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The audit entry's detail of an offline revocation: the reason, and who ran the command, since
+/// no credential says it.
+fn offline_detail(reason_code: ReasonCode, reason: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_default();
+    let mut detail = reason_code.name().to_string();
+    if !reason.is_empty() {
+        detail.push_str(": ");
+        detail.push_str(reason);
+    }
+    if !user.is_empty() {
+        detail.push_str(&format!(" (mayfly ca revoke --offline by {user})"));
+    }
+    detail
+}
+
 /// Records the revocation in the store named by ca.json. Passive revocation needs no key, so no
 /// password is asked for.
 async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<()> {
@@ -159,8 +174,15 @@ async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<(
         revoked_at: time::OffsetDateTime::now_utc(),
         revoked_by: "offline".into(),
     };
+    let audit = mayfly_authority::audit::AuditContext {
+        action: mayfly_authority::audit::AuditAction::Revoked,
+        at: revocation.revoked_at,
+        credential: "offline".into(),
+        address: None,
+        detail: offline_detail(reason_code, &args.reason),
+    };
     store
-        .revoke(&revocation, None)
+        .revoke(&revocation, None, &audit)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("Certificate with Serial Number {serial} has been revoked.");

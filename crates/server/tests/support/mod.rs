@@ -1,6 +1,8 @@
 //! End-to-end test support: start the real `mayfly-ca`, run the real `mayfly`, in temp dirs.
 #![allow(dead_code)]
 
+pub mod observed;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -57,30 +59,56 @@ impl Server {
         cwd: Option<&Path>,
         ready_marker: &str,
     ) -> Server {
+        let options = ServerOptions {
+            cwd,
+            ..ServerOptions::default()
+        };
+        Server::start_with(args, mayfly_path, &options, ready_marker)
+    }
+
+    /// [`Server::start`] with an environment and a log file of the test's choosing.
+    pub fn start_with(
+        args: &[&str],
+        mayfly_path: &Path,
+        options: &ServerOptions<'_>,
+        ready_marker: &str,
+    ) -> Server {
         let mut command = Command::new(server_bin());
         command
             .args(args)
             .env("MAYFLY_PATH", mayfly_path)
             .env("MAYFLY_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(cwd) = cwd {
+            .stdout(Stdio::piped());
+        for (name, value) in &options.env {
+            command.env(name, value);
+        }
+        match options.log_file {
+            Some(path) => {
+                let file = std::fs::File::create(path).expect("creating the server's log file");
+                command.stderr(file);
+            }
+            None => {
+                command.stderr(Stdio::piped());
+            }
+        }
+        if let Some(cwd) = options.cwd {
             command.current_dir(cwd);
         }
         let mut child = command.spawn().expect("starting mayfly-ca");
         let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
-        let err_tx = tx.clone();
+        if let Some(stderr) = child.stderr.take() {
+            let err_tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = err_tx.send(Err(line));
+                }
+            });
+        }
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(Ok(line));
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = err_tx.send(Err(line));
             }
         });
         let mut lines = Vec::new();
@@ -97,8 +125,12 @@ impl Server {
                 Ok(Err(line)) => errors.push(line),
                 Err(_) => {
                     let _ = child.kill();
+                    let logged = options
+                        .log_file
+                        .and_then(|path| std::fs::read_to_string(path).ok())
+                        .unwrap_or_default();
                     panic!(
-                        "mayfly-ca did not print {ready_marker:?}; stdout: {lines:?}; stderr: {errors:?}"
+                        "mayfly-ca did not print {ready_marker:?}; stdout: {lines:?}; stderr: {errors:?}{logged}"
                     );
                 }
             }
@@ -170,6 +202,25 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How [`Server::start_with`] starts the server beyond its arguments.
+#[derive(Debug, Default)]
+pub struct ServerOptions<'a> {
+    /// The working directory.
+    pub cwd: Option<&'a Path>,
+    /// Extra environment variables (MAYFLY_LOG is `warn` unless set here).
+    pub env: Vec<(&'a str, String)>,
+    /// Where stderr (the log) goes; discarded when `None`.
+    pub log_file: Option<&'a Path>,
+}
+
+/// Writes a secret file (a password) readable by its owner only, as mayfly-ca requires.
+pub fn write_secret(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = path.as_ref();
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// What dev mode printed.

@@ -1,0 +1,336 @@
+//! How much any one client can ask of the server: connections at once, the size of a request
+//! head, time to send each part of a request, and the rate of unauthenticated requests from one
+//! address. Each refusal is counted in `/metrics` by the limit that caused it.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use mayfly_authority::config::LimitsConfig;
+
+use crate::body::MAX_BODY_BYTES;
+use crate::error::ApiError;
+use crate::serve::{BodyTimeout, PeerCertificates};
+
+/// Requests and connections refused by a limit, by limit.
+pub const LIMITED: &str = "mayfly_limited_total";
+
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// hyper refuses a smaller read buffer: a request head must fit in it.
+const MIN_HEADER_BYTES: usize = 8192;
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(15);
+const DEFAULT_RATE: f64 = 20.0;
+/// Addresses remembered by the rate limiter at most; past it, those idle long enough to have a
+/// full bucket again are forgotten (they lose nothing by it).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+/// The limits in force, from ca.json's `limits` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub read_timeout: Duration,
+    /// Requests a second per address to the unauthenticated routes, and the burst; `None` when
+    /// turned off.
+    pub rate: Option<(f64, u32)>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            rate: Some((DEFAULT_RATE, burst_for(DEFAULT_RATE))),
+        }
+    }
+}
+
+fn burst_for(per_second: f64) -> u32 {
+    // Saturating float-to-int: a huge rate gives the largest burst there is.
+    ((per_second * 2.0).ceil() as u32).max(1)
+}
+
+impl Limits {
+    /// Reads ca.json's `limits`; absent fields keep their defaults. Errors name the field.
+    pub fn from_config(config: Option<&LimitsConfig>) -> anyhow::Result<Limits> {
+        let mut limits = Limits::default();
+        let Some(config) = config else {
+            return Ok(limits);
+        };
+        if let Some(max) = config.max_connections {
+            if max == 0 {
+                bail!("limits.maxConnections must be at least 1");
+            }
+            limits.max_connections = max;
+        }
+        if let Some(bytes) = config.max_header_bytes {
+            if bytes < MIN_HEADER_BYTES {
+                bail!("limits.maxHeaderBytes is {bytes}: it must be at least {MIN_HEADER_BYTES}");
+            }
+            limits.max_header_bytes = bytes;
+        }
+        if let Some(timeout) = config.read_timeout {
+            let timeout = Duration::try_from(timeout.0).ok().filter(|t| !t.is_zero());
+            match timeout {
+                Some(timeout) => limits.read_timeout = timeout,
+                None => bail!("limits.readTimeout must be a positive duration such as \"15s\""),
+            }
+        }
+        if let Some(rate) = &config.rate_limit {
+            if !rate.per_second.is_finite() || rate.per_second < 0.0 {
+                bail!(
+                    "limits.rateLimit.perSecond is {}: it must be 0 (off) or more",
+                    rate.per_second
+                );
+            }
+            limits.rate = if rate.per_second == 0.0 {
+                None
+            } else {
+                let burst = rate.burst.unwrap_or_else(|| burst_for(rate.per_second));
+                if burst == 0 {
+                    bail!("limits.rateLimit.burst must be at least 1");
+                }
+                Some((rate.per_second, burst))
+            };
+        }
+        Ok(limits)
+    }
+}
+
+/// Counts a refusal by `limit`.
+pub fn refused(limit: &'static str) {
+    metrics::counter!(LIMITED, "limit" => limit).increment(1);
+}
+
+/// A token bucket per client address.
+pub struct RateLimiter {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RateLimiter {
+    pub fn new(per_second: f64, burst: u32) -> RateLimiter {
+        RateLimiter {
+            per_second,
+            burst: f64::from(burst),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request's token for `address` at `now`; `Err` with how long until one is
+    /// available when there is none.
+    pub fn check(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut buckets = match self.buckets.lock() {
+            Ok(buckets) => buckets,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if buckets.len() >= MAX_TRACKED_ADDRESSES && !buckets.contains_key(&address) {
+            let refill = Duration::from_secs_f64(self.burst / self.per_second);
+            buckets.retain(|_, bucket| now.duration_since(bucket.updated) < refill);
+        }
+        let bucket = buckets.entry(address).or_insert(Bucket {
+            tokens: self.burst,
+            updated: now,
+        });
+        let elapsed = now.duration_since(bucket.updated).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / self.per_second,
+            ))
+        }
+    }
+}
+
+/// Middleware: reads the request body whole before the handler runs, within `readTimeout`
+/// (408 after it) and within [`MAX_BODY_BYTES`] (413 past it). A client trickling its body a
+/// byte at a time holds a connection for `readTimeout` at most, whatever the route.
+pub async fn read_body(request: Request, next: Next) -> Response {
+    let timeout = request
+        .extensions()
+        .get::<BodyTimeout>()
+        .map_or(DEFAULT_READ_TIMEOUT, |timeout| timeout.0);
+    let too_large = || {
+        refused("body_size");
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response()
+    };
+    // An announced length over the limit is refused before a byte of it is read.
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => too_large(),
+        Err(_) => {
+            refused("body_timeout");
+            let mut response = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f64()
+                ),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// Middleware: refuses a request with 429 and `Retry-After` when its address has no token left.
+pub async fn rate_limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let address = request
+        .extensions()
+        .get::<PeerCertificates>()
+        .map(|peer| peer.remote.ip());
+    if let Some(address) = address
+        && let Err(wait) = limiter.check(address, Instant::now())
+    {
+        refused("rate");
+        let seconds = wait.as_secs_f64().ceil().max(1.0);
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many requests from {address}: at most {} a second; retry in {seconds} s",
+                limiter.per_second
+            ),
+        )
+        .into_response();
+        if let Ok(value) = HeaderValue::from_str(&format!("{seconds}")) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mayfly_authority::config::RateLimitConfig;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_the_rate() {
+        let limiter = RateLimiter::new(2.0, 3);
+        let start = Instant::now();
+        let address: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.check(address, start).is_ok());
+        }
+        let wait = limiter.check(address, start).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(limiter.check(other, start).is_ok(), "addresses are apart");
+        assert!(
+            limiter
+                .check(address, start + Duration::from_millis(500))
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check(address, start + Duration::from_millis(600))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn limits_are_read_with_defaults_and_bad_values_named() {
+        assert_eq!(Limits::from_config(None).unwrap(), Limits::default());
+        let off = LimitsConfig {
+            rate_limit: Some(RateLimitConfig {
+                per_second: 0.0,
+                burst: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(Limits::from_config(Some(&off)).unwrap().rate, None);
+        let bad = [
+            (
+                LimitsConfig {
+                    max_connections: Some(0),
+                    ..Default::default()
+                },
+                "limits.maxConnections",
+            ),
+            (
+                LimitsConfig {
+                    max_header_bytes: Some(100),
+                    ..Default::default()
+                },
+                "limits.maxHeaderBytes",
+            ),
+            (
+                LimitsConfig {
+                    read_timeout: Some(mayfly_authority::duration::GoDuration(
+                        time::Duration::ZERO,
+                    )),
+                    ..Default::default()
+                },
+                "limits.readTimeout",
+            ),
+            (
+                LimitsConfig {
+                    rate_limit: Some(RateLimitConfig {
+                        per_second: -1.0,
+                        burst: None,
+                    }),
+                    ..Default::default()
+                },
+                "limits.rateLimit.perSecond",
+            ),
+            (
+                LimitsConfig {
+                    rate_limit: Some(RateLimitConfig {
+                        per_second: 5.0,
+                        burst: Some(0),
+                    }),
+                    ..Default::default()
+                },
+                "limits.rateLimit.burst",
+            ),
+        ];
+        for (config, field) in bad {
+            let error = Limits::from_config(Some(&config)).unwrap_err().to_string();
+            assert!(error.contains(field), "{error}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Store latency for `/metrics`: a [`CertStore`] that times every call of the one it wraps.
+//! Recorded through the `metrics` facade, so it costs nothing measurable where no recorder is
+//! installed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mayfly_authority::audit::AuditContext;
+use mayfly_authority::store::{
+    BoxFuture, CertStore, CrlScopeName, IssuedCertificate, Revocation, RevokedEntry, RevokedQuery,
+    StoreError, StoredCertificate, StoredCrl, UsedToken,
+};
+use time::OffsetDateTime;
+
+/// Latency of store calls, by operation.
+pub const STORE_SECONDS: &str = "mayfly_store_operation_duration_seconds";
+
+/// Times each call of `inner`.
+pub struct Metered {
+    inner: Arc<dyn CertStore>,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn CertStore>) -> Metered {
+        Metered { inner }
+    }
+}
+
+fn timed<'a, T: 'a>(
+    operation: &'static str,
+    call: BoxFuture<'a, Result<T, StoreError>>,
+) -> BoxFuture<'a, Result<T, StoreError>> {
+    Box::pin(async move {
+        let started = Instant::now();
+        let result = call.await;
+        metrics::histogram!(STORE_SECONDS, "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        result
+    })
+}
+
+impl CertStore for Metered {
+    fn record_issuance<'a>(
+        &'a self,
+        certificate: &'a IssuedCertificate,
+        token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        timed(
+            "record_issuance",
+            self.inner.record_issuance(certificate, token, audit),
+        )
+    }
+
+    fn certificate<'a>(
+        &'a self,
+        serial: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>> {
+        timed("certificate", self.inner.certificate(serial))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        revocation: &'a Revocation,
+        token: Option<&'a UsedToken>,
+        audit: &'a AuditContext,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        timed("revoke", self.inner.revoke(revocation, token, audit))
+    }
+
+    fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
+        timed("prune_used_tokens", self.inner.prune_used_tokens(now))
+    }
+
+    fn revoked_certificates(
+        &self,
+        query: RevokedQuery,
+    ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
+        timed(
+            "revoked_certificates",
+            self.inner.revoked_certificates(query),
+        )
+    }
+
+    fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        timed("next_crl_number", self.inner.next_crl_number())
+    }
+
+    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>> {
+        timed("publish_crl", self.inner.publish_crl(crl))
+    }
+
+    fn latest_crl(
+        &self,
+        scope: CrlScopeName,
+    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
+        timed("latest_crl", self.inner.latest_crl(scope))
+    }
+}
