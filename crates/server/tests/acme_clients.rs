@@ -18,6 +18,8 @@ pub struct AcmeCa {
     pub intermediate: PathBuf,
     pub http_port: u16,
     pub tls_port: u16,
+    /// The `/metrics` listener.
+    pub metrics_port: u16,
     /// One file per TXT record (named by the record's name), served by the test's DNS server.
     pub dns_records: PathBuf,
 }
@@ -72,6 +74,8 @@ pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
             acme[k] = v;
         }
     }
+    let metrics_port = support::free_port();
+    config["metricsAddress"] = format!("127.0.0.1:{metrics_port}").into();
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let server = Server::start(
         &[
@@ -91,6 +95,7 @@ pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
         home,
         http_port,
         tls_port,
+        metrics_port,
         dns_records,
     }
 }
@@ -254,6 +259,37 @@ fn lego_obtains_over_http01_and_revokes() {
     assert!(
         text.contains("DNS:www.example.test") && text.contains("DNS:api.example.test"),
         "{text}"
+    );
+    // The order's way through its states, and the certificate, in the metrics.
+    let samples = support::observed::scrape(ca.metrics_port, work);
+    let count =
+        |name: &str, labels: &[(&str, &str)]| support::observed::metric(&samples, name, labels);
+    for state in ["pending", "processing", "valid"] {
+        assert_eq!(
+            count("mayfly_acme_orders_total", &[("state", state)]),
+            1.0,
+            "{state}"
+        );
+    }
+    assert_eq!(
+        count("mayfly_acme_orders_total", &[("state", "invalid")]),
+        0.0
+    );
+    assert_eq!(
+        count("mayfly_acme_challenges_total", &[("outcome", "valid")]),
+        2.0,
+        "one http-01 challenge per name"
+    );
+    assert_eq!(
+        count(
+            "mayfly_certificates_total",
+            &[
+                ("operation", "acme"),
+                ("provisioner", "acme"),
+                ("outcome", "success")
+            ]
+        ),
+        1.0
     );
 
     let (ok, text) = lego(

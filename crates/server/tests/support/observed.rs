@@ -148,43 +148,45 @@ impl ObservedCa {
         u128::from_str_radix(hex, 16).unwrap().to_string()
     }
 
-    /// The `/metrics` exposition, parsed by Prometheus' Python parser into
-    /// `(name, labels, value)` samples. The parser refusing the text fails the test.
-    pub fn scrape(&self) -> Vec<(String, serde_json::Map<String, Value>, f64)> {
-        let (status, _, body) = plain_http(self.metrics_port, "GET /metrics HTTP/1.1\r\n");
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        let path = self.work.join("metrics.txt");
-        std::fs::write(&path, &body).unwrap();
-        let script = "import json, sys\n\
-            from prometheus_client.parser import text_string_to_metric_families\n\
-            text = open(sys.argv[1]).read()\n\
-            out = []\n\
-            for family in text_string_to_metric_families(text):\n\
-            \x20   for s in family.samples:\n\
-            \x20       out.append([s.name, s.labels, s.value])\n\
-            print(json.dumps(out))\n";
-        let output = std::process::Command::new("python3")
-            .args(["-c", script, path.to_str().unwrap()])
-            .output()
-            .expect("python3 is required (with prometheus_client from PyPI)");
-        assert!(
-            output.status.success(),
-            "the Prometheus parser refused /metrics: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            String::from_utf8_lossy(&body)
-        );
-        let samples: Vec<(String, serde_json::Map<String, Value>, f64)> =
-            serde_json::from_slice(&output.stdout).unwrap();
-        samples
+    /// The `/metrics` exposition, parsed as Prometheus parses it ([`scrape`]).
+    pub fn scrape(&self) -> Vec<Sample> {
+        scrape(self.metrics_port, &self.work)
     }
 }
 
+/// One sample of a scrape: name, labels, value.
+pub type Sample = (String, serde_json::Map<String, Value>, f64);
+
+/// Scrapes `/metrics` on `port` and parses it with Prometheus' Python parser into samples; the
+/// parser refusing the text fails the test. `work` holds the scraped text.
+pub fn scrape(port: u16, work: &Path) -> Vec<Sample> {
+    let (status, _, body) = plain_http(port, "GET /metrics HTTP/1.1\r\n");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let path = work.join("metrics.txt");
+    std::fs::write(&path, &body).unwrap();
+    let script = "import json, sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        text = open(sys.argv[1]).read()\n\
+        out = []\n\
+        for family in text_string_to_metric_families(text):\n\
+        \x20   for s in family.samples:\n\
+        \x20       out.append([s.name, s.labels, s.value])\n\
+        print(json.dumps(out))\n";
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap()])
+        .output()
+        .expect("python3 is required (with prometheus_client from PyPI)");
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// The sum of the samples named `name` whose labels include every pair of `labels`.
-pub fn metric(
-    samples: &[(String, serde_json::Map<String, Value>, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> f64 {
+pub fn metric(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|(n, l, _)| {
