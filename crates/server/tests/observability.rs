@@ -284,8 +284,27 @@ fn a_scripted_run_is_counted_audited_and_logged_without_secrets() {
         .collect();
     assert_eq!(actions, ["issued", "revoked"]);
     let table = ca.mayfly(&with_pw(&["ca", "audit", "--since", "1h"]), &mut errors);
-    assert!(table.starts_with("TIME"), "{table}");
+    assert!(table.starts_with("ID"), "{table}");
     assert_eq!(table.lines().count(), audit.len() + 1, "{table}");
+    // Following the log: only what came after the last id seen.
+    let last_but_one = audit[audit.len() - 2]["id"].as_u64().unwrap().to_string();
+    let tail: Vec<Value> = serde_json::from_str(&ca.mayfly(
+        &with_pw(&["ca", "audit", "--after", &last_but_one, "--format", "json"]),
+        &mut errors,
+    ))
+    .unwrap();
+    assert_eq!(tail, audit[audit.len() - 1..]);
+    // Bad filters are refused before anything is asked.
+    ca.mayfly_fails(
+        &["ca", "audit", "--offline", "--serial", "12ab"],
+        "is not a decimal serial number",
+        &mut errors,
+    );
+    ca.mayfly_fails(
+        &["ca", "audit", "--offline", "--since", "yesterday"],
+        "is neither an RFC 3339 time",
+        &mut errors,
+    );
 
     // The log: JSON lines, with the request id on the lines of that request.
     let log = std::fs::read_to_string(&ca.log).unwrap();

@@ -26,6 +26,9 @@ pub struct AuditArgs {
     /// before now (24h, 30m).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
+    /// Only the entries after this id (the last one seen, to follow the log).
+    #[arg(long, value_name = "ID")]
+    after: Option<u64>,
     /// Output format: one line per entry, or a JSON array.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
@@ -85,7 +88,7 @@ async fn read_online(
         since: since.as_deref(),
     };
     let mut all = Vec::new();
-    let mut after = None;
+    let mut after = args.after;
     loop {
         let page = client
             .audit_page(&filter, after, PAGE, token.as_deref())
@@ -118,7 +121,7 @@ async fn read_offline(
         .with_context(|| format!("{}: db", config_path.display()))?;
     let store = database.full();
     let mut all = Vec::new();
-    let mut after = None;
+    let mut after = args.after;
     loop {
         let query = AuditQuery {
             after,
@@ -158,13 +161,13 @@ fn entry_body(entry: &AuditEntry) -> AuditEntryBody {
 
 fn table(entries: &[AuditEntryBody]) -> String {
     let mut out = format!(
-        "{:<20}  {:<11}  {:<40}  {:<16}  {:<24}  {:<15}  SUBJECT\n",
-        "TIME", "ACTION", "SERIAL", "PROVISIONER", "CREDENTIAL", "ADDRESS"
+        "{:<8}  {:<20}  {:<11}  {:<40}  {:<16}  {:<24}  {:<15}  SUBJECT\n",
+        "ID", "TIME", "ACTION", "SERIAL", "PROVISIONER", "CREDENTIAL", "ADDRESS"
     );
     for e in entries {
         out.push_str(&format!(
-            "{:<20}  {:<11}  {:<40}  {:<16}  {:<24}  {:<15}  {}\n",
-            e.at, e.action, e.serial, e.provisioner, e.credential, e.address, e.subject
+            "{:<8}  {:<20}  {:<11}  {:<40}  {:<16}  {:<24}  {:<15}  {}\n",
+            e.id, e.at, e.action, e.serial, e.provisioner, e.credential, e.address, e.subject
         ));
     }
     out
