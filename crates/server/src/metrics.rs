@@ -4,6 +4,7 @@
 //! metric call in the process is a no-op.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,6 +29,14 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// The content type of the text exposition format.
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// Whether a recorder is installed: without one, callers skip building label values at all.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether metrics are being recorded in this process.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// The process's Prometheus recorder, installed on first use (it is global to the process; a
 /// reload or a second server in the same process shares it).
 pub fn recorder() -> anyhow::Result<PrometheusHandle> {
@@ -51,6 +60,7 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     )
     .set(1.0);
     *slot = Some(handle.clone());
+    ENABLED.store(true, Ordering::Relaxed);
     Ok(handle)
 }
 

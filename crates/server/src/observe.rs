@@ -2,8 +2,8 @@
 //! its `X-Request-Id` response header, the client's address for the audit log, and its route,
 //! status and latency in the metrics.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
@@ -29,10 +29,12 @@ pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(request.headers().get(&REQUEST_ID));
     let method = method_label(request.method());
-    let route: Arc<str> = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| Arc::from("unmatched"), |path| Arc::from(path.as_str()));
+    let route = crate::metrics::enabled().then(|| {
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned())
+    });
     let remote = request
         .extensions()
         .get::<PeerCertificates>()
@@ -55,13 +57,15 @@ pub async fn track(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    metrics::histogram!(
-        HTTP_REQUEST_SECONDS,
-        "route" => route.to_string(),
-        "method" => method,
-        "status" => response.status().as_u16().to_string(),
-    )
-    .record(started.elapsed().as_secs_f64());
+    if let Some(route) = route {
+        metrics::histogram!(
+            HTTP_REQUEST_SECONDS,
+            "route" => route,
+            "method" => method,
+            "status" => response.status().as_u16().to_string(),
+        )
+        .record(started.elapsed().as_secs_f64());
+    }
     response
 }
 

@@ -79,7 +79,9 @@ impl SqliteStore {
             .create_if_missing(true)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            // A multi-row insert's statement journal stays in memory instead of a temp file.
+            .pragma("temp_store", "MEMORY");
 
         // WAL is a property of the file, set once by the writer. Readers leave the journal mode
         // alone: changing it needs an exclusive lock that the busy timeout does not wait for.
