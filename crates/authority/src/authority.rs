@@ -5,7 +5,7 @@
 //! the certificate and burn the token in one store call, and only then return the certificate.
 //! A replayed token costs one signature that is thrown away; it never yields a certificate.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use mayfly_pki::cert::{
@@ -329,63 +329,61 @@ impl Authority {
     /// [`Authority::renew`] for a certificate presented the way `credential` names (`mtls`,
     /// `x5c`), which the audit entry records.
     async fn renew_as(&self, leaf_der: &[u8], credential: &str) -> Result<Issued> {
-        let mut attempt = Attempt::new(Operation::Renew);
-        let outcome = async {
-            let (template, old, provisioner) = self.renewal(leaf_der).await?;
-            attempt.provisioner(&provisioner);
-            let audit = AuditContext::of_request(
-                AuditAction::Renewed,
-                self.clock.now(),
-                format!("{credential}:{}", old.common_name),
-                format!("replaces {}", old.serial.to_decimal()),
-            );
-            let issued = self
-                .sign_and_record(&template, &old.spki_der, &provisioner, None, &audit)
-                .await?;
-            tracing::info!(
-                target: "mayfly::audit",
-                serial = %issued.serial,
-                renewed = %old.serial.to_decimal(),
-                %provisioner,
-                "certificate renewed"
-            );
-            Ok(issued)
-        }
-        .await;
-        attempt.finish(&outcome);
-        outcome
+        self.reissue(leaf_der, None, credential).await
     }
 
     /// Like [`Authority::renew`], but for a new key: the CSR (checked, including its signature)
     /// supplies only the public key; subject, SANs and lifetime come from the old certificate.
     pub async fn rekey(&self, leaf_der: &[u8], csr_pem: &str) -> Result<Issued> {
-        let mut attempt = Attempt::new(Operation::Rekey);
+        match Csr::from_pem(csr_pem) {
+            Ok(csr) => self.reissue(leaf_der, Some(&csr), "mtls").await,
+            Err(e) => {
+                let refused = Err(Error::Csr(e));
+                Attempt::new(Operation::Rekey).finish(&refused);
+                refused
+            }
+        }
+    }
+
+    /// A new certificate in place of `leaf_der` (renewal), for the key of `new_key` when given
+    /// (rekey); `credential` is how the old certificate was presented.
+    async fn reissue(
+        &self,
+        leaf_der: &[u8],
+        new_key: Option<&Csr>,
+        credential: &str,
+    ) -> Result<Issued> {
+        let (operation, action, verb) = match new_key {
+            None => (Operation::Renew, AuditAction::Renewed, "renewed"),
+            Some(_) => (Operation::Rekey, AuditAction::Rekeyed, "rekeyed"),
+        };
+        let mut attempt = Attempt::new(operation);
         let outcome = async {
-            let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
             let (mut template, old, provisioner) = self.renewal(leaf_der).await?;
             attempt.provisioner(&provisioner);
-            template.rsa_key = csr.is_rsa();
+            let spki_der = match new_key {
+                Some(csr) => {
+                    template.rsa_key = csr.is_rsa();
+                    csr.public_key_spki_der()
+                }
+                None => &old.spki_der,
+            };
+            let replaced = old.serial.to_decimal();
             let audit = AuditContext::of_request(
-                AuditAction::Rekeyed,
+                action,
                 self.clock.now(),
-                format!("mtls:{}", old.common_name),
-                format!("replaces {}", old.serial.to_decimal()),
+                format!("{credential}:{}", old.common_name),
+                format!("replaces {replaced}"),
             );
             let issued = self
-                .sign_and_record(
-                    &template,
-                    csr.public_key_spki_der(),
-                    &provisioner,
-                    None,
-                    &audit,
-                )
+                .sign_and_record(&template, spki_der, &provisioner, None, &audit)
                 .await?;
             tracing::info!(
                 target: "mayfly::audit",
                 serial = %issued.serial,
-                rekeyed = %old.serial.to_decimal(),
+                %replaced,
                 %provisioner,
-                "certificate rekeyed"
+                "certificate {verb}"
             );
             Ok(issued)
         }
@@ -883,16 +881,8 @@ pub struct LoadedMaterial {
 impl LoadedMaterial {
     /// `password` decrypts the intermediate key; it falls back to the config's `password`.
     pub fn load(config: &CaConfig, base_dir: &Path, password: Option<&[u8]>) -> Result<Self> {
-        let resolve = |p: &str| -> PathBuf {
-            let path = Path::new(p);
-            if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                base_dir.join(path)
-            }
-        };
         let read = |field: &str, p: &str| -> Result<Vec<u8>> {
-            let path = resolve(p);
+            let path = crate::config::resolve_path(base_dir, p);
             std::fs::read(&path)
                 .map_err(|e| Error::Config(format!("{field}: cannot read {}: {e}", path.display())))
         };

@@ -267,6 +267,17 @@ pub struct ProvisionerConfig {
     pub other: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
+/// A path as ca.json gives it, resolved as step resolves it: relative paths against `base_dir`
+/// (the working directory).
+pub fn resolve_path(base_dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
 /// A loaded configuration with the keys that were not understood.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {

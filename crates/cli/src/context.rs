@@ -92,6 +92,24 @@ impl CaFlags {
 }
 
 /// All certificates of a PEM file.
+/// The database of the CA whose ca.json is `given` [default: "ca-config" in defaults.json, else
+/// $MAYFLY_PATH/config/ca.json], opened directly, for the `--offline` commands.
+pub async fn offline_database(given: Option<&Path>) -> anyhow::Result<mayfly_store::AnyStore> {
+    let config_path = match given {
+        Some(path) => path.to_path_buf(),
+        None => match Defaults::load()?.ca_config {
+            Some(path) => PathBuf::from(path),
+            None => mayfly_path()?.join("config/ca.json"),
+        },
+    };
+    let loaded = mayfly_authority::config::CaConfig::load(&config_path)?;
+    let in_file = || format!("{}: db", config_path.display());
+    let location = mayfly_store::Location::of(&loaded.config).with_context(in_file)?;
+    mayfly_store::AnyStore::open(&location)
+        .await
+        .with_context(in_file)
+}
+
 pub fn read_certificates(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     mayfly_pki::cert::certificates_from_pem(&bytes).with_context(|| path.display().to_string())

@@ -56,9 +56,31 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
-/// Longest page of `/admin/certificates`, and the default.
-const MAX_CERTIFICATES_PAGE: u32 = 1000;
-const DEFAULT_CERTIFICATES_PAGE: u32 = 100;
+/// Longest page of an admin listing, and the default.
+const MAX_PAGE: u32 = 1000;
+const DEFAULT_PAGE: u32 = 100;
+
+/// The page size a listing asked for, within 1 to [`MAX_PAGE`].
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is out of range: 1 to {MAX_PAGE}"
+        )));
+    }
+    Ok(limit)
+}
+
+/// A decimal serial number from the query parameter `name`; none when absent or empty.
+fn decimal_serial(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(serial) if serial.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(serial)),
+        Some(serial) => Err(ApiError::bad_request(format!(
+            "{name} {serial:?} is not a decimal serial number"
+        ))),
+        None => Ok(None),
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct CertificatesQuery {
@@ -87,21 +109,8 @@ async fn admin_certificates(
             ))
         })?),
     };
-    let limit = query.limit.unwrap_or(DEFAULT_CERTIFICATES_PAGE);
-    if !(1..=MAX_CERTIFICATES_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit} is out of range: 1 to {MAX_CERTIFICATES_PAGE}"
-        )));
-    }
-    let after = match query.after.filter(|a| !a.is_empty()) {
-        Some(after) if after.bytes().all(|b| b.is_ascii_digit()) => Some(after),
-        Some(after) => {
-            return Err(ApiError::bad_request(format!(
-                "after {after:?} is not a decimal serial number"
-            )));
-        }
-        None => None,
-    };
+    let limit = page_limit(query.limit)?;
+    let after = decimal_serial("after", query.after)?;
     let database = database(&state)?;
     let now = authority.clock().now();
     let page = CertificatePage {
@@ -150,10 +159,6 @@ fn certificate_entry(
     }
 }
 
-/// Longest page of `/admin/audit`, and the default.
-const MAX_AUDIT_PAGE: u32 = 1000;
-const DEFAULT_AUDIT_PAGE: u32 = 100;
-
 #[derive(Debug, Deserialize)]
 struct AuditParams {
     after: Option<u64>,
@@ -172,21 +177,8 @@ async fn admin_audit(
     let authority = state.authority();
     authorize(&authority, &peer, &headers).await?;
     let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let limit = params.limit.unwrap_or(DEFAULT_AUDIT_PAGE);
-    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit} is out of range: 1 to {MAX_AUDIT_PAGE}"
-        )));
-    }
-    let serial = match params.serial.filter(|s| !s.is_empty()) {
-        Some(serial) if serial.bytes().all(|b| b.is_ascii_digit()) => Some(serial),
-        Some(serial) => {
-            return Err(ApiError::bad_request(format!(
-                "serial {serial:?} is not a decimal serial number"
-            )));
-        }
-        None => None,
-    };
+    let limit = page_limit(params.limit)?;
+    let serial = decimal_serial("serial", params.serial)?;
     let since = match params.since.filter(|s| !s.is_empty()) {
         Some(since) => Some(
             time::OffsetDateTime::parse(&since, &time::format_description::well_known::Rfc3339)

@@ -3,9 +3,9 @@
 //! world-readable copy of the CA's key is a compromise waiting for its first local user.
 //! `--insecure-allow-world-readable` turns the check off.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use mayfly_authority::config::CaConfig;
+use mayfly_authority::config::{CaConfig, resolve_path};
 
 /// Whether world-readable secret files stop the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +50,7 @@ pub fn check_config_files(
     policy: FilePermissions,
 ) -> anyhow::Result<()> {
     check_file(config_path, "the CA configuration", policy)?;
-    let resolve = |p: &str| -> PathBuf {
-        let path = Path::new(p);
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            base_dir.join(path)
-        }
-    };
+    let resolve = |p: &str| resolve_path(base_dir, p);
     check_file(&resolve(&config.key), "the intermediate CA key", policy)?;
     if let Some(ssh) = &config.ssh {
         check_file(&resolve(&ssh.host_key), "the SSH host CA key", policy)?;

@@ -197,14 +197,6 @@ impl AnyStore {
     }
 }
 
-/// Opens the store ca.json's `db` names (see [`Location::of`]) and migrates it. Used by the
-/// server and by the client's offline commands, so both reach the same database.
-pub async fn open_configured(
-    config: &mayfly_authority::config::CaConfig,
-) -> Result<Arc<dyn CertStore>, Error> {
-    Ok(AnyStore::open(&Location::of(config)?).await?.cert_store())
-}
-
 /// The schema version of the database at `location`, read without changing it.
 pub async fn schema_status(location: &Location) -> Result<SchemaStatus, Error> {
     let found = match location {

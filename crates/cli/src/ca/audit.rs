@@ -106,20 +106,9 @@ async fn read_offline(
     args: &AuditArgs,
     since: Option<OffsetDateTime>,
 ) -> anyhow::Result<Vec<AuditEntryBody>> {
-    let config_path = match &args.ca_config {
-        Some(path) => path.clone(),
-        None => match crate::context::Defaults::load()?.ca_config {
-            Some(path) => PathBuf::from(path),
-            None => crate::context::mayfly_path()?.join("config/ca.json"),
-        },
-    };
-    let loaded = mayfly_authority::config::CaConfig::load(&config_path)?;
-    let location = mayfly_store::Location::of(&loaded.config)
-        .with_context(|| format!("{}: db", config_path.display()))?;
-    let database = mayfly_store::AnyStore::open(&location)
-        .await
-        .with_context(|| format!("{}: db", config_path.display()))?;
-    let store = database.full();
+    let store = crate::context::offline_database(args.ca_config.as_deref())
+        .await?
+        .full();
     let mut all = Vec::new();
     let mut after = args.after;
     loop {

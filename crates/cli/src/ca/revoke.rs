@@ -156,17 +156,9 @@ async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<(
     let serial = mayfly_pki::SerialNumber::from_decimal(&serial)
         .map_err(|_| anyhow::anyhow!("serial number {serial:?} is not a decimal number"))?
         .to_decimal();
-    let config_path = match &args.ca_config {
-        Some(path) => path.clone(),
-        None => match crate::context::Defaults::load()?.ca_config {
-            Some(path) => PathBuf::from(path),
-            None => crate::context::mayfly_path()?.join("config/ca.json"),
-        },
-    };
-    let loaded = mayfly_authority::config::CaConfig::load(&config_path)?;
-    let store = mayfly_store::open_configured(&loaded.config)
-        .await
-        .with_context(|| format!("{}: db", config_path.display()))?;
+    let store = crate::context::offline_database(args.ca_config.as_deref())
+        .await?
+        .cert_store();
     let revocation = mayfly_authority::store::Revocation {
         serial: serial.clone(),
         reason_code: reason_code.code(),
