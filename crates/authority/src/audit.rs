@@ -74,12 +74,36 @@ impl AuditContext {
         detail: impl Into<String>,
     ) -> AuditContext {
         AuditContext {
+            address: client_address(),
+            ..AuditContext::without_client(action, at, credential, detail)
+        }
+    }
+
+    /// A context for a change no network client asked for: the CA's own certificates
+    /// (`server`), or `mayfly ca revoke --offline` (`offline`).
+    pub fn without_client(
+        action: AuditAction,
+        at: OffsetDateTime,
+        credential: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> AuditContext {
+        AuditContext {
             action,
             at,
             credential: credential.into(),
-            address: client_address(),
+            address: None,
             detail: detail.into(),
         }
+    }
+}
+
+/// A revocation's reason as the audit log gives it: the RFC 5280 name, then the requester's
+/// words.
+pub fn revocation_detail(reason_code: crate::revocation::ReasonCode, reason: &str) -> String {
+    if reason.is_empty() {
+        reason_code.name().to_string()
+    } else {
+        format!("{}: {reason}", reason_code.name())
     }
 }
 

@@ -14,7 +14,7 @@ use mayfly_pki::cert::{
 use mayfly_pki::issuer::IssuerIdentity;
 use mayfly_pki::{Csr, LeafSigner, PrivateKey};
 
-use crate::audit::{AuditAction, AuditContext};
+use crate::audit::{AuditAction, AuditContext, revocation_detail};
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::config::CaConfig;
@@ -819,27 +819,14 @@ impl Authority {
             rsa_key: false,
             provisioner: None,
         };
-        let audit = AuditContext {
-            action: AuditAction::Issued,
-            at: now,
-            credential: "server".into(),
-            address: None,
-            detail: "the CA's own TLS certificate".into(),
-        };
+        let audit = AuditContext::without_client(
+            AuditAction::Issued,
+            now,
+            "server",
+            "the CA's own TLS certificate",
+        );
         self.sign_and_record(&template, &key.public_key_spki_der()?, "", None, &audit)
             .await
-    }
-}
-
-/// A revocation's reason as the audit log gives it: the RFC 5280 name, then the requester's words.
-pub(crate) fn revocation_detail(
-    reason_code: crate::revocation::ReasonCode,
-    reason: &str,
-) -> String {
-    if reason.is_empty() {
-        reason_code.name().to_string()
-    } else {
-        format!("{}: {reason}", reason_code.name())
     }
 }
 

@@ -313,13 +313,12 @@ impl OcspResponder {
             not_after,
             provisioner: String::new(),
         };
-        let audit = crate::audit::AuditContext {
-            action: crate::audit::AuditAction::Issued,
-            at: now,
-            credential: "server".into(),
-            address: None,
-            detail: "OCSP responder certificate".into(),
-        };
+        let audit = crate::audit::AuditContext::without_client(
+            crate::audit::AuditAction::Issued,
+            now,
+            "server",
+            "OCSP responder certificate",
+        );
         self.store
             .record_issuance(&record, None, &audit)
             .await

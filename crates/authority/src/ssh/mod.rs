@@ -461,7 +461,7 @@ impl Authority {
             AuditAction::SshRevoked,
             now,
             revoked_by.clone(),
-            crate::authority::revocation_detail(request.reason_code, &request.reason),
+            crate::audit::revocation_detail(request.reason_code, &request.reason),
         );
         ssh.store
             .revoke_ssh(&revocation, Some(&used), &audit)

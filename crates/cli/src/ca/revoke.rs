@@ -135,11 +135,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
 /// no credential says it.
 fn offline_detail(reason_code: ReasonCode, reason: &str) -> String {
     let user = std::env::var("USER").unwrap_or_default();
-    let mut detail = reason_code.name().to_string();
-    if !reason.is_empty() {
-        detail.push_str(": ");
-        detail.push_str(reason);
-    }
+    let mut detail = mayfly_authority::audit::revocation_detail(reason_code, reason);
     if !user.is_empty() {
         detail.push_str(&format!(" (mayfly ca revoke --offline by {user})"));
     }
@@ -166,13 +162,12 @@ async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<(
         revoked_at: time::OffsetDateTime::now_utc(),
         revoked_by: "offline".into(),
     };
-    let audit = mayfly_authority::audit::AuditContext {
-        action: mayfly_authority::audit::AuditAction::Revoked,
-        at: revocation.revoked_at,
-        credential: "offline".into(),
-        address: None,
-        detail: offline_detail(reason_code, &args.reason),
-    };
+    let audit = mayfly_authority::audit::AuditContext::without_client(
+        mayfly_authority::audit::AuditAction::Revoked,
+        revocation.revoked_at,
+        "offline",
+        offline_detail(reason_code, &args.reason),
+    );
     store
         .revoke(&revocation, None, &audit)
         .await
