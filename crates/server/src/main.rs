@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 use mayfly_server::permissions::FilePermissions;
 use zeroize::Zeroizing;
 
+// glibc's allocator spent a tenth of the server's CPU under load (memory freed on another thread
+// than the one that allocated it, chunk consolidation); mimalloc's per-thread heaps do not.
+// Measured in docs/PERFORMANCE.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The mayfly certificate authority server.
 ///
 /// Serves the step-ca compatible HTTP API over TLS. Start it with a ca.json made by

@@ -87,6 +87,9 @@ impl SqliteStore {
         // alone: changing it needs an exclusive lock that the busy timeout does not wait for.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A ping before each group is one more round trip to SQLite's thread and can find
+            // nothing wrong with a local file that the group's own statements would not.
+            .test_before_acquire(false)
             .connect_with(base.clone().journal_mode(SqliteJournalMode::Wal))
             .await
             .map_err(open_error)?;
