@@ -11,15 +11,26 @@ use crate::error::{Error, Result};
 pub struct SerialNumber(Vec<u8>);
 
 impl SerialNumber {
-    /// 128 random bits with the top bit cleared (so the DER INTEGER stays positive and 16 bytes
-    /// long): 127 bits of CSPRNG output, well above the CA/Browser Forum's 64.
+    /// A new serial: 16 octets, the top bit clear (so the DER INTEGER stays positive), then the
+    /// issuance time in milliseconds (47 bits), then 80 bits of CSPRNG output, well above the
+    /// CA/Browser Forum's 64. Serials are unpredictable and never sequential, yet a store's
+    /// index of them grows at its end instead of being written at a random page for every
+    /// certificate (docs/adr/0007-serial-numbers.md).
     pub fn random() -> Result<Self> {
-        let mut bytes = vec![0u8; 16];
+        const RANDOM_BITS: u32 = 80;
+        const TIME_BITS: u32 = 47;
+        let mut random = [0u8; 16];
         SystemRandom::new()
-            .fill(&mut bytes)
+            .fill(&mut random)
             .map_err(|_| Error::Crypto("random serial number"))?;
-        bytes[0] &= 0x7f;
-        Ok(Self::from_be_bytes(&bytes))
+        let random = u128::from_be_bytes(random) & ((1u128 << RANDOM_BITS) - 1);
+        // A clock before 1970 only loses the ordering, never the randomness.
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis())
+            & ((1u128 << TIME_BITS) - 1);
+        let value = (millis << RANDOM_BITS) | random;
+        Ok(Self::from_be_bytes(&value.to_be_bytes()))
     }
 
     /// From big-endian magnitude bytes; leading zeros are dropped.
@@ -116,12 +127,16 @@ mod tests {
         );
         for _ in 0..1000 {
             let random = SerialNumber::random().unwrap();
-            let mut bytes = [0u8; 16];
-            bytes[16 - random.as_be_bytes().len()..].copy_from_slice(random.as_be_bytes());
-            assert_eq!(random.to_decimal(), u128::from_be_bytes(bytes).to_string());
+            assert_eq!(random.to_decimal(), as_u128(&random).to_string());
         }
         assert!(SerialNumber::from_decimal("12a").is_err());
         assert!(SerialNumber::from_decimal("").is_err());
+    }
+
+    fn as_u128(serial: &SerialNumber) -> u128 {
+        let mut bytes = [0u8; 16];
+        bytes[16 - serial.as_be_bytes().len()..].copy_from_slice(serial.as_be_bytes());
+        u128::from_be_bytes(bytes)
     }
 
     #[test]
@@ -129,6 +144,47 @@ mod tests {
         let a = SerialNumber::random().unwrap();
         let b = SerialNumber::random().unwrap();
         assert_ne!(a, b);
+        assert_eq!(a.as_be_bytes().len(), 16);
         assert!(a.as_be_bytes()[0] < 0x80);
+    }
+
+    #[test]
+    fn serials_carry_the_time_above_eighty_random_bits() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let serials: Vec<u128> = (0..256)
+            .map(|_| as_u128(&SerialNumber::random().unwrap()))
+            .collect();
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        for serial in &serials {
+            let millis = serial >> 80;
+            assert!(
+                (before..=after).contains(&millis),
+                "{millis} not in {before}..={after}"
+            );
+        }
+        // The low 80 bits are random: every bit takes both values across 256 serials (a fixed
+        // bit would survive this with probability 2^-255).
+        let low = (1u128 << 80) - 1;
+        let ones = serials.iter().fold(0u128, |acc, s| acc | (s & low));
+        let zeros = serials.iter().fold(0u128, |acc, s| acc | (!s & low));
+        assert_eq!(ones, low);
+        assert_eq!(zeros, low);
+    }
+
+    #[test]
+    fn later_serials_sort_after_earlier_ones_as_decimal_text() {
+        let first = SerialNumber::random().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = SerialNumber::random().unwrap();
+        assert!(as_u128(&second) > as_u128(&first));
+        // Stores index the decimal text; equal lengths make text order the numeric order.
+        assert_eq!(first.to_decimal().len(), second.to_decimal().len());
+        assert!(second.to_decimal() > first.to_decimal());
     }
 }
