@@ -25,7 +25,8 @@ CREATE TABLE audit_log (
     detail      TEXT         NOT NULL
 );
 
--- Indexed by time, not by serial: serials are random, so a serial index costs every issuance a
--- write to a random page (about 7 % of the CPU per certificate on SQLite), for a lookup that
--- only audits need; a lookup by serial scans the log, or the part of it `at` bounds.
+-- Indexed by time, not by serial: SSH serials and the X.509 serials of earlier versions are
+-- random, and a serial index cost every issuance a write to a random page (about 7 % of the CPU
+-- per certificate on SQLite), for a lookup that only audits need; a lookup by serial scans the
+-- log, or the part of it `at` bounds.
 CREATE INDEX audit_log_at ON audit_log (at);

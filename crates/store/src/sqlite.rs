@@ -85,17 +85,12 @@ impl SqliteStore {
 
         // WAL is a property of the file, set once by the writer. Readers leave the journal mode
         // alone: changing it needs an exclusive lock that the busy timeout does not wait for.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            // A ping before each group is one more round trip to SQLite's thread and can find
-            // nothing wrong with a local file that the group's own statements would not.
-            .test_before_acquire(false)
+        let writer = local_pool(1)
             .connect_with(base.clone().journal_mode(SqliteJournalMode::Wal))
             .await
             .map_err(open_error)?;
         migrate(&writer, path).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
+        let reader = local_pool(READERS)
             .connect_with(base)
             .await
             .map_err(open_error)?;
@@ -423,6 +418,15 @@ impl CertStore for SqliteStore {
             scope,
         ))
     }
+}
+
+/// A pool of up to `connections` connections to a database file on this host. No ping before
+/// each use: it is one more round trip to the connection's SQLite thread, and it can find nothing
+/// wrong with a local file that the statements that follow would not.
+fn local_pool(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .test_before_acquire(false)
 }
 
 /// Most issuances committed in one transaction. Large enough that a burst of concurrent
