@@ -1,0 +1,97 @@
+//! Test support shared by every crate's tests: where the peers that live beside the checkout
+//! are (`../shared`: the interop vectors, the real step CLI and step-ca), and what a test does
+//! when one is missing.
+//!
+//! A fresh clone with nothing beside it must still pass the README's test command, so a test
+//! whose peer is absent prints that it skipped and returns. CI sets `MAYFLY_REQUIRE_PEERS=1`
+//! (in `.ci/run`): there a missing peer fails the test instead, so a broken install step cannot
+//! hide behind a skip.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The variable under which a missing peer is a failure rather than a skip.
+pub const REQUIRE_PEERS: &str = "MAYFLY_REQUIRE_PEERS";
+
+/// Whether missing peers fail tests (`MAYFLY_REQUIRE_PEERS` set to anything but `0` or empty).
+pub fn peers_required() -> bool {
+    std::env::var(REQUIRE_PEERS).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The `shared` directory beside the checkout, whether or not it exists.
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}
+
+/// `shared/RELATIVE` when it exists; otherwise `None` after saying that `test` skipped (or a
+/// panic when peers are required).
+pub fn shared_path(test: &str, relative: &str) -> Option<PathBuf> {
+    let path = shared_dir().join(relative);
+    if path.exists() {
+        return Some(path);
+    }
+    missing(test, &format!("{} (../shared beside the checkout)", path.display()))
+}
+
+/// The interop vectors (`shared/interop-vectors`), or `None` after reporting the skip.
+pub fn interop_vectors(test: &str) -> Option<PathBuf> {
+    shared_path(test, "interop-vectors")
+}
+
+/// The real step CLI (`shared/tools/step`), or `None` after reporting the skip.
+pub fn step_cli(test: &str) -> Option<PathBuf> {
+    shared_path(test, "tools/step")
+}
+
+/// The real step-ca (`shared/tools/step-ca`), or `None` after reporting the skip.
+pub fn step_ca(test: &str) -> Option<PathBuf> {
+    shared_path(test, "tools/step-ca")
+}
+
+/// A program on PATH (a Debian package's peer such as `haproxy`), or `None` after reporting the
+/// skip.
+pub fn program(test: &str, program: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    });
+    match found {
+        Some(path) => Some(path),
+        None => missing(
+            test,
+            &format!("{program} (Debian package {package}; .ci/run installs it)"),
+        ),
+    }
+}
+
+/// Reports a missing peer: a skip, or a failure under [`REQUIRE_PEERS`].
+pub fn missing<T>(test: &str, what: &str) -> Option<T> {
+    assert!(
+        !peers_required(),
+        "{test}: {what} is missing and {REQUIRE_PEERS} is set"
+    );
+    eprintln!("{test}: skipped, {what} is missing");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_peer_is_a_skip_or_a_failure() {
+        let absent = "tools/no-such-peer";
+        if peers_required() {
+            let outcome = std::panic::catch_unwind(|| shared_path("t", absent));
+            assert!(outcome.is_err(), "a missing peer must fail under {REQUIRE_PEERS}");
+        } else {
+            assert!(shared_path("t", absent).is_none());
+        }
+    }
+
+    #[test]
+    fn a_present_program_is_found() {
+        assert!(program("t", "sh", "dash").is_some());
+    }
+}
