@@ -7,9 +7,10 @@
 //! [`store::AcmeStore`] trait, implemented in `mayfly-store`.
 #![forbid(unsafe_code)]
 
-mod dns;
+pub mod dns;
 pub mod eab;
 pub mod error;
+pub mod http01;
 pub mod jws;
 pub mod model;
 pub mod renewal;

@@ -590,7 +590,9 @@ impl Acme {
         let auth = self.authenticate(authority, req, KeyMode::Kid).await?;
         let account = auth.account()?;
         let body: NewOrder = payload("newOrder", &auth.payload)?;
-        if body.not_before.is_some() || body.not_after.is_some() {
+        if requested_time("notBefore", body.not_before.as_deref())?.is_some()
+            || requested_time("notAfter", body.not_after.as_deref())?.is_some()
+        {
             return Err(Error::malformed(
                 "notBefore and notAfter are not supported: the provisioner's claims set the validity",
             ));
@@ -1551,9 +1553,46 @@ fn authorization_json(authorization: &Authorization, status: &str, base: &str) -
     out
 }
 
+/// An order's `notBefore`/`notAfter` (RFC 3339), `None` when absent or Go's zero time
+/// (`0001-01-01T00:00:00Z`): every released step CLI sends the zero time for fields it leaves
+/// unset, and means nothing by it.
+fn requested_time(field: &str, value: Option<&str>) -> Result<Option<time::OffsetDateTime>> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| Error::malformed(format!("{field} {text:?} is not an RFC 3339 time: {e}")))?;
+    let go_zero = time::macros::datetime!(0001-01-01 0:00 UTC);
+    Ok((at != go_zero).then_some(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_zero_times_in_an_order_mean_unset() {
+        assert_eq!(requested_time("notBefore", None).unwrap(), None);
+        // What every released step CLI sends for an order without validity bounds.
+        assert_eq!(
+            requested_time("notBefore", Some("0001-01-01T00:00:00Z")).unwrap(),
+            None
+        );
+        assert_eq!(
+            requested_time("notAfter", Some("0001-01-01T00:00:00+00:00")).unwrap(),
+            None
+        );
+        assert!(
+            requested_time("notAfter", Some("2030-01-01T00:00:00Z"))
+                .unwrap()
+                .is_some()
+        );
+        let error = requested_time("notAfter", Some("tomorrow")).unwrap_err();
+        assert!(
+            error.to_string().contains("notAfter \"tomorrow\""),
+            "{error}"
+        );
+    }
 
     #[test]
     fn contacts_must_be_single_mailto_addresses() {

@@ -108,6 +108,22 @@ impl AcmeSettings {
     }
 }
 
+/// An SSH-POP provisioner (step's `SSHPOP`): the holder of an SSH certificate this CA issued
+/// proves possession of its key to renew, rekey or revoke it. Tokens name it in their audience
+/// fragment (`…/1.0/ssh/renew#sshpop/NAME`) and as their issuer.
+#[derive(Debug, Clone)]
+pub struct SshPopProvisioner {
+    pub name: String,
+    pub claims: Claims,
+}
+
+impl SshPopProvisioner {
+    /// The provisioner's id in token audiences, as step-ca writes it (`sshpop/NAME`).
+    pub fn audience_fragment(&self) -> String {
+        format!("sshpop/{}", self.name)
+    }
+}
+
 /// A provisioner kind mayfly reads from config but does not implement yet.
 #[derive(Debug, Clone)]
 pub struct UnsupportedProvisioner {
@@ -119,6 +135,7 @@ pub struct UnsupportedProvisioner {
 pub enum Provisioner {
     Jwk(Box<JwkProvisioner>),
     Acme(Box<AcmeProvisioner>),
+    SshPop(Box<SshPopProvisioner>),
     Unsupported(UnsupportedProvisioner),
 }
 
@@ -211,6 +228,10 @@ impl Provisioner {
                     settings,
                 })))
             }
+            "SSHPOP" => Ok(Provisioner::SshPop(Box::new(SshPopProvisioner {
+                name: config.name.clone(),
+                claims,
+            }))),
             _ => Ok(Provisioner::Unsupported(UnsupportedProvisioner {
                 kind: config.kind.to_ascii_uppercase(),
                 name: config.name.clone(),
@@ -222,6 +243,7 @@ impl Provisioner {
         match self {
             Provisioner::Jwk(p) => &p.name,
             Provisioner::Acme(p) => &p.name,
+            Provisioner::SshPop(p) => &p.name,
             Provisioner::Unsupported(p) => &p.name,
         }
     }
@@ -231,6 +253,7 @@ impl Provisioner {
         match self {
             Provisioner::Jwk(_) => "JWK",
             Provisioner::Acme(_) => "ACME",
+            Provisioner::SshPop(_) => "SSHPOP",
             Provisioner::Unsupported(p) => &p.kind,
         }
     }

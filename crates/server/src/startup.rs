@@ -200,7 +200,6 @@ fn authority_from(
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: config.dns_names.clone(),
-        public_port: ports.https,
         store,
         clock,
         publication,

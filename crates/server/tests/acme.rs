@@ -35,6 +35,8 @@ struct Responder {
     hits: Mutex<HashMap<String, usize>>,
     /// How many of a token's first fetches get a wrong body before its answer is served.
     wrong_first: Mutex<HashMap<String, usize>>,
+    /// Whole responses, head and body, served as they are for a token.
+    raw: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 async fn start_http01(responder: Arc<Responder>) -> u16 {
@@ -73,6 +75,11 @@ async fn start_http01(responder: Arc<Responder>) -> u16 {
                     .unwrap()
                     .get(&token)
                     .is_some_and(|&n| hit <= n);
+                let raw = responder.raw.lock().unwrap().get(&token).cloned();
+                if let Some(raw) = raw {
+                    let _ = stream.write_all(&raw).await;
+                    return;
+                }
                 let answer = if wrong {
                     Some("not-the-key-authorization".to_string())
                 } else {
@@ -198,7 +205,6 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
-        public_port: 443,
         store: store.clone(),
         clock,
         ssh: None,
@@ -1146,6 +1152,53 @@ async fn http01_challenge(client: &Client, h: &Harness, order: &Response) -> (Re
         .unwrap_or_else(|| panic!("no http-01 in {}", authz.text))
         .clone();
     (authz, challenge)
+}
+
+/// Polls the challenge at `url` until it is valid or invalid.
+async fn settled(client: &Client, h: &Harness, url: &str) -> Response {
+    for _ in 0..200 {
+        let c = client.post(h, url, None).await;
+        if matches!(c.body["status"].as_str(), Some("valid" | "invalid")) {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the challenge at {url} never settled");
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_http01_answer_fails_the_challenge_without_a_panic() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let order = client.order(&h, &["chunks.example.test"]).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    let (_, challenge) = http01_challenge(&client, &h, &order).await;
+    let token = challenge["token"].as_str().unwrap().to_string();
+    // A chunk size that ends inside the two bytes of "é": once a panic in the validation task,
+    // which left the challenge `processing` for good.
+    let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\né\r\n0\r\n\r\n";
+    h.responder
+        .raw
+        .lock()
+        .unwrap()
+        .insert(token, raw.as_bytes().to_vec());
+    let url = challenge["url"].as_str().unwrap();
+    let r = client.post(&h, url, Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let c = settled(&client, &h, url).await;
+    assert_eq!(c.body["status"], "invalid", "{}", c.text);
+    assert_eq!(
+        c.body["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{}",
+        c.text
+    );
+    assert!(
+        c.body["error"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("malformed HTTP")),
+        "{}",
+        c.text
+    );
 }
 
 /// Asks for validation of `challenge` once the responder serves the right key authorization

@@ -81,7 +81,6 @@ async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bo
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
-        public_port: 443,
         store: Arc::new(store),
         clock,
         publication: if active {
@@ -147,6 +146,23 @@ impl Harness {
         (status, value)
     }
 
+    /// `POST /1.0/renew` with `Authorization: Bearer TOKEN`.
+    async fn renew_with_token(&self, token: &str) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/1.0/renew")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     async fn sign(&self, body: Value) -> (StatusCode, Value) {
         self.call("POST", "/1.0/sign", Body::from(body.to_string()))
             .await
@@ -175,6 +191,14 @@ async fn read_routes_answer_at_both_prefixes() {
             .call("GET", &format!("{prefix}/health"), Body::empty())
             .await;
         assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+
+        // The step CLI asks before every SSH flow; step-ca answers the same two fields.
+        let (status, body) = h
+            .call("GET", &format!("{prefix}/version"), Body::empty())
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(body["requireClientAuthentication"], false);
 
         let (status, body) = h
             .call(
@@ -566,6 +590,99 @@ async fn renew_and_revoke_need_credentials_and_valid_requests() {
         )
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+/// step's renewal token, exactly as `step ca renew --mtls=false` writes it: the chain in
+/// `x5cInsecure`, `iss` step-ca-client/1.0, `sub` the common name, `aud` the CA URL's `/renew`
+/// (with the client's port), no `jti`.
+fn step_renewal_token(key: &PrivateKey, chain: &[Vec<u8>], claims: &Value) -> String {
+    jws::sign_compact_chain(key, "x5cInsecure", chain, claims.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn steps_renewal_token_renews_once() {
+    let h = harness().await;
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr =
+        mayfly_pki::csr::create_pem(&key, "svc.internal", &[San::parse("svc.internal").unwrap()])
+            .unwrap();
+    let (status, body) = h
+        .sign(json!({"csr": csr, "ott": h.token(&h.claims("svc.internal"))}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let chain: Vec<Vec<u8>> = body["certChain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pem| {
+            mayfly_pki::cert::certificates_from_pem(pem.as_str().unwrap().as_bytes()).unwrap()[0]
+                .clone()
+        })
+        .collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "aud": "https://ca.test:9000/renew",
+        "iss": "step-ca-client/1.0",
+        "sub": "svc.internal",
+        "nbf": now, "iat": now, "exp": now + 300,
+    });
+    let refused: Vec<(Value, &str)> = vec![
+        (json!({"iss": "someone"}), "issuer"),
+        (json!({"sub": "other.internal"}), "common name"),
+        (json!({"aud": "https://ca.test/1.0/sign"}), "audience"),
+        (json!({"aud": "https://other.test/renew"}), "audience"),
+        (
+            json!({"exp": now - 120, "nbf": now - 400, "iat": now - 400}),
+            "expired",
+        ),
+    ];
+    for (change, message) in refused {
+        let mut bad = claims.clone();
+        for (name, value) in change.as_object().unwrap() {
+            bad[name] = value.clone();
+        }
+        let (status, body) = h
+            .renew_with_token(&step_renewal_token(&key, &chain, &bad))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{change}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(message),
+            "{change}: {body}"
+        );
+    }
+    let other = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let (status, body) = h
+        .renew_with_token(&step_renewal_token(&other, &chain, &claims))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        h.stored_certificates(),
+        1,
+        "no refused token bought a certificate"
+    );
+
+    let token = step_renewal_token(&key, &chain, &claims);
+    let (status, body) = h.renew_with_token(&token).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let renewed =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let renewed = mayfly_pki::cert::CertificateInfo::from_der(&renewed[0]).unwrap();
+    assert_eq!(renewed.common_name, "svc.internal");
+    // The same token again: burnt with the renewal (keyed by its hash, as it has no jti).
+    let (status, body) = h.renew_with_token(&token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+    // The provisioner's name as issuer, as older step clients wrote it, is accepted too.
+    let mut older = claims.clone();
+    older["iss"] = json!("admin");
+    let (status, body) = h
+        .renew_with_token(&step_renewal_token(&key, &chain, &older))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(h.stored_certificates(), 3);
 }
 
 /// With CRLs and OCSP configured, `passive: false` is accepted and the revocation reaches the

@@ -123,22 +123,29 @@ impl Jws {
     /// The certificates of the `x5c` header (RFC 7515 4.1.6: base64, not base64url, DER), leaf
     /// first; empty when there is none.
     pub fn x5c(&self) -> Result<Vec<Vec<u8>>> {
+        self.certificate_chain("x5c")
+    }
+
+    /// The certificates of header `name`, in `x5c`'s encoding: step's renewal tokens carry the
+    /// chain in `x5cInsecure`, whose name says that the chain is not checked against roots by
+    /// whoever reads the token; the CA checks it against what it issued.
+    pub fn certificate_chain(&self, name: &str) -> Result<Vec<Vec<u8>>> {
         use base64::engine::general_purpose::STANDARD;
-        let Some(list) = self.header_json.get("x5c") else {
+        let Some(list) = self.header_json.get(name) else {
             return Ok(Vec::new());
         };
         let items = list
             .as_array()
-            .ok_or_else(|| Error::JoseMalformed("header \"x5c\" is not an array".into()))?;
+            .ok_or_else(|| Error::JoseMalformed(format!("header {name:?} is not an array")))?;
         items
             .iter()
             .map(|item| {
                 let text = item.as_str().ok_or_else(|| {
-                    Error::JoseMalformed("header \"x5c\" holds a non-string".into())
+                    Error::JoseMalformed(format!("header {name:?} holds a non-string"))
                 })?;
-                STANDARD
-                    .decode(text)
-                    .map_err(|e| Error::JoseMalformed(format!("header \"x5c\" is not base64: {e}")))
+                STANDARD.decode(text).map_err(|e| {
+                    Error::JoseMalformed(format!("header {name:?} is not base64: {e}"))
+                })
             })
             .collect()
     }
@@ -184,12 +191,26 @@ impl Jws {
     }
 }
 
-/// Signs `payload` as a compact JWS whose `x5c` header carries `chain` (DER, leaf first): the
-/// form of step's renewal tokens, signed by the certificate's own key.
+/// Signs `payload` as a compact JWS whose `x5c` header carries `chain` (DER, leaf first),
+/// signed by the certificate's own key.
 pub fn sign_compact_x5c(key: &PrivateKey, chain: &[Vec<u8>], payload: &[u8]) -> Result<String> {
+    sign_compact_chain(key, "x5c", chain, payload)
+}
+
+/// Like [`sign_compact_x5c`] with the chain in header `name`: step's renewal tokens use
+/// `x5cInsecure`.
+pub fn sign_compact_chain(
+    key: &PrivateKey,
+    name: &str,
+    chain: &[Vec<u8>],
+    payload: &[u8],
+) -> Result<String> {
     use base64::engine::general_purpose::STANDARD;
-    let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c)).collect();
-    let header = serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT", "x5c": x5c});
+    let encoded: Vec<String> = chain.iter().map(|c| STANDARD.encode(c)).collect();
+    let mut header = serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT"});
+    if let Some(map) = header.as_object_mut() {
+        map.insert(name.to_owned(), encoded.into());
+    }
     sign_with_header(key, &header, payload)
 }
 
