@@ -17,7 +17,8 @@ pub struct Snippet {
 }
 
 /// Variables the step CLI sends with every `/ssh/config` request: they describe the client
-/// (its OS, its STEPPATH, the template version it understands, its context), and what they
+/// (its OS, its STEPPATH, the template version it understands, its context, whether it runs
+/// in a console), and what they
 /// describe does not change mayfly's snippets.
 const STEP_CLIENT_VARIABLES: &[&str] = &[
     "GOOS",
@@ -25,6 +26,7 @@ const STEP_CLIENT_VARIABLES: &[&str] = &[
     "StepBasePath",
     "StepSSHTemplateVersion",
     "Context",
+    "Console",
 ];
 
 /// Refuses a variable that is neither one of `known` nor one step sends by itself, so that a
