@@ -124,6 +124,9 @@ impl SshPopProvisioner {
     }
 }
 
+/// The longest provisioner name: the store records it with every certificate.
+pub const MAX_NAME_LEN: usize = 255;
+
 /// A provisioner kind mayfly reads from config but does not implement yet.
 #[derive(Debug, Clone)]
 pub struct UnsupportedProvisioner {
@@ -146,6 +149,12 @@ impl Provisioner {
             .map_err(|e| Error::Config(format!("provisioner {:?}: {e}", config.name)))?;
         if config.name.trim().is_empty() {
             return Err(Error::Config("a provisioner has an empty \"name\"".into()));
+        }
+        if config.name.chars().count() > MAX_NAME_LEN {
+            return Err(Error::Config(format!(
+                "provisioner name {:?}... is longer than {MAX_NAME_LEN} characters",
+                config.name.chars().take(20).collect::<String>()
+            )));
         }
         match config.kind.to_ascii_uppercase().as_str() {
             "JWK" => {
@@ -262,6 +271,25 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_fit_the_column_that_records_them() {
+        let named = |name: String| ProvisionerConfig {
+            kind: "SSHPOP".into(),
+            name,
+            key: None,
+            encrypted_key: None,
+            claims: None,
+            options: None,
+            admin: false,
+            other: Default::default(),
+        };
+        let longest = "é".repeat(MAX_NAME_LEN);
+        assert!(Provisioner::from_config(&named(longest), Claims::DEFAULT).is_ok());
+        let error = Provisioner::from_config(&named("n".repeat(MAX_NAME_LEN + 1)), Claims::DEFAULT)
+            .unwrap_err();
+        assert!(error.to_string().contains("longer than 255"), "{error}");
+    }
 
     fn acme(fields: serde_json::Value) -> Result<Provisioner> {
         let other = match fields {

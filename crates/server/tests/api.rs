@@ -359,6 +359,8 @@ async fn bad_requests_get_a_precise_error_and_store_nothing() {
         ("garbage token", json!({"csr": good_csr, "ott": "not.a.token"}).to_string(), StatusCode::UNAUTHORIZED, "malformed token"),
         ("empty token", json!({"csr": good_csr, "ott": ""}).to_string(), StatusCode::UNAUTHORIZED, "one-time token is required"),
         ("missing jti", json!({"csr": good_csr, "ott": h.token(&with(json!({"jti": ""})))}).to_string(), StatusCode::UNAUTHORIZED, "jti"),
+        ("jti longer than its column", json!({"csr": good_csr, "ott": h.token(&with(json!({"jti": "j".repeat(256)})))}).to_string(), StatusCode::UNAUTHORIZED, "longer than 255"),
+        ("critical header extension", json!({"csr": good_csr, "ott": jws::sign_compact_chain(&h.provisioner_key, "crit", &[b"exp".to_vec()], h.claims("svc.internal").to_string().as_bytes()).unwrap()}).to_string(), StatusCode::UNAUTHORIZED, "\"crit\""),
         ("unauthorized SAN", json!({"csr": csr_for("evil.internal"), "ott": h.token(&h.claims("svc.internal"))}).to_string(), StatusCode::FORBIDDEN, "\"evil.internal\" is not authorized"),
         ("duration too long", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "48h"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range 5m0s to 24h0m0s"),
         ("duration too short", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "1m"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range"),
@@ -385,6 +387,25 @@ async fn bad_requests_get_a_precise_error_and_store_nothing() {
         h.stored_certificates(),
         0,
         "no refused request may store a certificate"
+    );
+}
+
+/// The longest `jti` a token may carry is the longest the store records: accepted and burnt
+/// whole, one byte more refused before any work.
+#[tokio::test]
+async fn a_jti_of_the_column_s_length_is_accepted_once() {
+    let h = harness().await;
+    let mut claims = h.claims("svc.internal");
+    claims["jti"] = json!("j".repeat(255));
+    let token = h.token(&claims);
+    let body = json!({"csr": csr_for("svc.internal"), "ott": token});
+    let (status, answer) = h.sign(body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, answer) = h.sign(body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("already used"),
+        "{answer}"
     );
 }
 
@@ -650,6 +671,19 @@ async fn steps_renewal_token_renews_once() {
             "{change}: {body}"
         );
     }
+    let mut long_jti = claims.clone();
+    long_jti["jti"] = json!("j".repeat(256));
+    let (status, body) = h
+        .renew_with_token(&step_renewal_token(&key, &chain, &long_jti))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 255"),
+        "{body}"
+    );
     let other = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
     let (status, body) = h
         .renew_with_token(&step_renewal_token(&other, &chain, &claims))

@@ -261,6 +261,17 @@ async fn sshpop_tokens_name_the_ssh_pop_provisioner_as_step_does() {
         );
     }
     let mut claims = base.clone();
+    claims["jti"] = json!("j".repeat(256));
+    let (status, body) = renew(claims).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 255"),
+        "{body}"
+    );
+    let mut claims = base.clone();
     claims["iss"] = json!("someone");
     let (status, body) = renew(claims).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
@@ -270,8 +281,10 @@ async fn sshpop_tokens_name_the_ssh_pop_provisioner_as_step_does() {
     );
     assert_eq!(h.stored(), 1, "no refused token bought a certificate");
 
-    // The client's port (a load balancer's) does not matter; the fragment and issuer do.
+    // The client's port (a load balancer's) does not matter; the fragment and issuer do. A
+    // jti as long as the column that records it is fine.
     let mut claims = base.clone();
+    claims["jti"] = json!("j".repeat(255));
     claims["aud"] = json!("https://ca.test:8443/1.0/ssh/renew#sshpop/sshpop");
     let (status, body) = renew(claims).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");

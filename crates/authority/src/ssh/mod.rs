@@ -361,11 +361,7 @@ impl Authority {
             .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
         self.check_sshpop_audience(&claims, endpoint)?;
         let exp = token::check_time_window(&claims, now)?;
-        if claims.jti.trim().is_empty() {
-            return Err(Error::TokenMalformed(
-                "claim \"jti\" is missing or empty".into(),
-            ));
-        }
+        token::check_token_id(&claims.jti)?;
         let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         if seconds < certificate.template.valid_after
             || seconds >= certificate.template.valid_before

@@ -60,6 +60,13 @@ impl Jws {
         let header_bytes = decode("header", h)?;
         let header_json: serde_json::Value = serde_json::from_slice(&header_bytes)
             .map_err(|e| Error::JoseMalformed(format!("header is not JSON: {e}")))?;
+        // RFC 7515 4.1.11: a recipient must refuse a JWS whose `crit` names an extension it
+        // does not understand, and this one understands none.
+        if let Some(crit) = header_json.get("crit") {
+            return Err(Error::JoseMalformed(format!(
+                "header \"crit\" ({crit}) names extensions that are not understood here"
+            )));
+        }
         let header: JwsHeader = serde_json::from_value(header_json.clone())
             .map_err(|e| Error::JoseMalformed(format!("header: {e}")))?;
         Ok(Self {
@@ -262,6 +269,24 @@ pub fn sign_compact(key: &PrivateKey, kid: &str, payload: &[u8]) -> Result<Strin
 mod tests {
     use super::*;
     use crate::key::KeyAlgorithm;
+
+    #[test]
+    fn a_critical_extension_is_refused() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        for crit in [
+            serde_json::json!(["exp"]),
+            serde_json::json!(["b64"]),
+            serde_json::json!([]),
+            serde_json::json!("x"),
+        ] {
+            let header = serde_json::json!({"alg": "ES256", "kid": "k", "crit": crit, "exp": 1});
+            let token = sign_with_header(&key, &header, b"{}").unwrap();
+            let error = Jws::parse(&token).unwrap_err();
+            assert!(error.to_string().contains("\"crit\""), "{crit}: {error}");
+        }
+        let header = serde_json::json!({"alg": "ES256", "kid": "k"});
+        assert!(Jws::parse(&sign_with_header(&key, &header, b"{}").unwrap()).is_ok());
+    }
 
     #[test]
     fn signed_tokens_verify_and_tampering_is_detected() {
