@@ -238,6 +238,11 @@ impl Authority {
         &self.intermediate_der
     }
 
+    /// The names (and IP addresses) clients use to reach this CA, as ca.json lists them.
+    pub fn dns_names(&self) -> &[String] {
+        &self.dns_names
+    }
+
     pub fn provisioners(&self) -> &[Provisioner] {
         &self.provisioners
     }

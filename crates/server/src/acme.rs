@@ -101,12 +101,11 @@ impl Context {
             .acme()
             .cloned()
             .ok_or_else(|| AcmeResponseError::bare(Error::NotFound("ACME".into())))?;
-        let host = headers
+        let requested = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .or_else(|| uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost")
-            .to_string();
+            .or_else(|| uri.authority().map(|a| a.as_str()));
+        let host = url_host(requested, authority.dns_names(), state.https_port());
         let path = uri.path();
         let prefix = PREFIXES
             .iter()
@@ -165,6 +164,41 @@ impl Context {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// The `host[:port]` of every URL an ACME answer carries: the one the client asked for when its
+/// host is one of the CA's names (so a client behind a load balancer gets its own port back),
+/// else the CA's first name on its own port. A `Host` header is the client's to choose: taken
+/// as it came, it would let anyone make the directory point elsewhere.
+fn url_host(requested: Option<&str>, dns_names: &[String], port: u16) -> String {
+    let known = |name: &str| dns_names.iter().any(|n| n.eq_ignore_ascii_case(name));
+    if let Some(requested) = requested {
+        let (name, port_text) = match requested.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((name, tail)) => (name, tail.strip_prefix(':')),
+                None => ("", None),
+            },
+            None => match requested.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (requested, None),
+            },
+        };
+        let port_ok = port_text.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+        if !name.is_empty() && port_ok && known(name) {
+            return requested.to_owned();
+        }
+    }
+    let name = dns_names.first().map_or("localhost", String::as_str);
+    let name = if name.contains(':') {
+        format!("[{name}]")
+    } else {
+        name.to_owned()
+    };
+    if port == 443 {
+        name
+    } else {
+        format!("{name}:{port}")
     }
 }
 
@@ -525,5 +559,36 @@ async fn renewal_info(
     match result {
         Ok(reply) => render(reply),
         Err(e) => AcmeResponseError::bare(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn urls_name_the_ca_whatever_host_a_request_claims() {
+        let names = ["ca.internal".to_owned(), "::1".to_owned()];
+        let host = |requested: Option<&str>| url_host(requested, &names, 9000);
+        assert_eq!(host(Some("ca.internal:9000")), "ca.internal:9000");
+        // Behind a load balancer the client's port is the balancer's.
+        assert_eq!(host(Some("CA.internal")), "CA.internal");
+        assert_eq!(host(Some("[::1]:8443")), "[::1]:8443");
+        for attack in [
+            Some("evil.example"),
+            Some("evil.example:9000"),
+            Some("ca.internal.evil.example"),
+            Some("ca.internal:9000/evil"),
+            Some("ca.internal:"),
+            Some("ca.internal:99999"),
+            Some("[::2]:9000"),
+            Some("[::1"),
+            Some(""),
+            None,
+        ] {
+            assert_eq!(host(attack), "ca.internal:9000", "{attack:?}");
+        }
+        assert_eq!(url_host(None, &names, 443), "ca.internal");
+        assert_eq!(url_host(None, &["::1".to_owned()], 9000), "[::1]:9000");
     }
 }

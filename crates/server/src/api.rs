@@ -41,6 +41,8 @@ pub struct AppState {
     acme: Option<mayfly_acme::Acme>,
     /// Requests per client address to the unauthenticated routes; unlimited without it.
     rate_limiter: Option<Arc<RateLimiter>>,
+    /// The port of the HTTPS listener, for URLs built when a request names no known host.
+    https_port: u16,
 }
 
 /// How long `/health` waits for the database before calling it unreachable; a load balancer
@@ -55,7 +57,18 @@ impl AppState {
             database: None,
             acme: None,
             rate_limiter: None,
+            https_port: 443,
         }
+    }
+
+    /// The port the HTTPS listener is bound to [default: 443].
+    pub fn with_https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
+        self
+    }
+
+    pub fn https_port(&self) -> u16 {
+        self.https_port
     }
 
     /// Limits the unauthenticated routes to `per_second` requests per client address, in

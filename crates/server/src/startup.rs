@@ -143,6 +143,7 @@ pub async fn prepare(
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
     let mut state = AppState::new(authority, settings.advertised.clone())
+        .with_https_port(local_addr.port())
         .with_database(database.clone())
         .with_acme(database.acme_store());
     if let Some((per_second, burst)) = limits.rate {

@@ -473,6 +473,35 @@ fn leaf_key() -> PrivateKey {
     PrivateKey::generate(KeyAlgorithm::EcP256).unwrap()
 }
 
+/// A `Host` header naming another server does not change the URLs the directory hands out:
+/// they stay the CA's own, or a client could be sent to whoever forged the header.
+#[tokio::test]
+async fn directory_urls_ignore_a_foreign_host_header() {
+    let h = harness(json!({})).await;
+    for (host, origin) in [
+        ("evil.example", "https://ca.test"),
+        ("evil.example:443", "https://ca.test"),
+        ("ca.test:8443", "https://ca.test:8443"),
+    ] {
+        let request = Request::builder()
+            .method("GET")
+            .uri("/acme/acme/directory")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap();
+        let response = h.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body["newOrder"],
+            format!("{origin}/acme/acme/new-order"),
+            "Host {host}: {body}"
+        );
+        assert!(!body.to_string().contains("evil"), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn directory_lists_every_resource() {
     let h = harness(json!({"termsOfService": "https://ca.test/terms"})).await;
