@@ -12,6 +12,7 @@ pub mod eab;
 pub mod error;
 pub mod http01;
 pub mod jws;
+pub mod limits;
 pub mod model;
 pub mod renewal;
 pub mod service;

@@ -5,11 +5,13 @@
 //! (`application/problem+json`) carrying the RFC 8555 type the acme crate named; every response
 //! carries a fresh `Replay-Nonce` and a `Link` to the directory.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +19,7 @@ use mayfly_acme::{Acme, Error, ErrorKind, Reply, ReplyBody, Request};
 use mayfly_authority::Authority;
 
 use crate::api::AppState;
+use crate::serve::PeerCertificates;
 
 const PREFIXES: &[&str] = &["/acme", "/2.0/acme"];
 
@@ -85,17 +88,39 @@ pub fn router() -> Router<Arc<AppState>> {
     router
 }
 
-/// What every ACME handler works from.
+/// What every ACME handler works from, extracted from the request.
 struct Context {
     authority: Arc<Authority>,
     acme: Acme,
     base_url: String,
     url: String,
     content_type: Option<String>,
+    /// The client's address, which the per-address limits count against.
+    client: Option<IpAddr>,
+}
+
+impl FromRequestParts<Arc<AppState>> for Context {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .extensions
+            .get::<PeerCertificates>()
+            .map(|peer| peer.remote.ip());
+        Context::new(state, &parts.headers, &parts.uri, client).map_err(IntoResponse::into_response)
+    }
 }
 
 impl Context {
-    fn new(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Self, AcmeResponseError> {
+    fn new(
+        state: &AppState,
+        headers: &HeaderMap,
+        uri: &Uri,
+        client: Option<IpAddr>,
+    ) -> Result<Self, AcmeResponseError> {
         let authority = state.authority();
         let acme = state
             .acme()
@@ -125,6 +150,7 @@ impl Context {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            client,
         })
     }
 
@@ -134,12 +160,16 @@ impl Context {
             url: &self.url,
             content_type: self.content_type.as_deref(),
             body,
+            client: self.client,
         }
     }
 
+    /// A fresh nonce for the response; none when the client holds as many unused ones as it
+    /// may (RFC 8555 6.5 asks for one in error responses only as a SHOULD).
     async fn nonce(&self) -> Option<HeaderValue> {
-        match self.acme.new_nonce(&self.authority).await {
+        match self.acme.new_nonce(&self.authority, self.client).await {
             Ok(nonce) => HeaderValue::from_str(&nonce).ok(),
+            Err(Error::RateLimited { .. }) => None,
             Err(e) => {
                 tracing::error!(error = %e, "creating a nonce failed");
                 None
@@ -300,22 +330,7 @@ impl IntoResponse for AcmeResponseError {
     }
 }
 
-macro_rules! context_or_return {
-    ($state:expr, $headers:expr, $uri:expr) => {
-        match Context::new(&$state, &$headers, &$uri) {
-            Ok(context) => context,
-            Err(e) => return e.into_response(),
-        }
-    };
-}
-
-async fn directory(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn directory(Path(provisioner): Path<String>, context: Context) -> Response {
     match context
         .acme
         .directory(&context.authority, &provisioner, &context.base_url)
@@ -325,19 +340,27 @@ async fn directory(
     }
 }
 
-async fn new_nonce(
-    state: &AppState,
-    provisioner: &str,
-    headers: &HeaderMap,
-    uri: &Uri,
-    status: StatusCode,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+/// `newNonce`: rate-limited per client address, and refused (429) while the address holds as
+/// many unused nonces as it may.
+async fn new_nonce(provisioner: &str, context: &Context, status: StatusCode) -> Response {
     if let Err(e) = mayfly_acme::service::acme_provisioner(&context.authority, provisioner) {
         return AcmeResponseError::bare(e).into_response();
     }
+    let nonce = match context.acme.nonce_request(context.client) {
+        Ok(()) => {
+            context
+                .acme
+                .new_nonce(&context.authority, context.client)
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
+    let nonce = match nonce {
+        Ok(nonce) => nonce,
+        Err(e) => return AcmeResponseError::bare(e).into_response(),
+    };
     let mut response = status.into_response();
-    if let Some(nonce) = context.nonce().await {
+    if let Ok(nonce) = HeaderValue::from_str(&nonce) {
         response.headers_mut().insert("replay-nonce", nonce);
     }
     response
@@ -346,32 +369,15 @@ async fn new_nonce(
     response
 }
 
-async fn new_nonce_get(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    new_nonce(&state, &provisioner, &headers, &uri, StatusCode::NO_CONTENT).await
+async fn new_nonce_get(Path(provisioner): Path<String>, context: Context) -> Response {
+    new_nonce(&provisioner, &context, StatusCode::NO_CONTENT).await
 }
 
-async fn new_nonce_head(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    new_nonce(&state, &provisioner, &headers, &uri, StatusCode::OK).await
+async fn new_nonce_head(Path(provisioner): Path<String>, context: Context) -> Response {
+    new_nonce(&provisioner, &context, StatusCode::OK).await
 }
 
-async fn new_account(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn new_account(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .new_account(&context.authority, &provisioner, &context.request(&body))
@@ -379,14 +385,7 @@ async fn new_account(
     context.respond(result).await
 }
 
-async fn new_order(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn new_order(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .new_order(&context.authority, &provisioner, &context.request(&body))
@@ -394,14 +393,7 @@ async fn new_order(
     context.respond(result).await
 }
 
-async fn revoke(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn revoke(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .revoke(&context.authority, &provisioner, &context.request(&body))
@@ -409,14 +401,7 @@ async fn revoke(
     context.respond(result).await
 }
 
-async fn key_change(
-    State(state): State<Arc<AppState>>,
-    Path(_provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn key_change(Path(_provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .key_change(&context.authority, &context.request(&body))
@@ -425,13 +410,10 @@ async fn key_change(
 }
 
 async fn account(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .account(&context.authority, &context.request(&body), &id)
@@ -440,13 +422,10 @@ async fn account(
 }
 
 async fn account_orders(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .account_orders(&context.authority, &context.request(&body), &id)
@@ -455,13 +434,10 @@ async fn account_orders(
 }
 
 async fn order(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .order(&context.authority, &context.request(&body), &id)
@@ -470,13 +446,10 @@ async fn order(
 }
 
 async fn finalize(
-    State(state): State<Arc<AppState>>,
     Path((provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .finalize(
@@ -490,13 +463,10 @@ async fn finalize(
 }
 
 async fn authorization(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .authorization(&context.authority, &context.request(&body), &id)
@@ -505,13 +475,10 @@ async fn authorization(
 }
 
 async fn challenge(
-    State(state): State<Arc<AppState>>,
     Path((provisioner, id, index)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let Ok(index) = index.parse::<usize>() else {
         return context
             .respond(Err(Error::NotFound(format!("challenge {index:?}"))))
@@ -531,13 +498,10 @@ async fn challenge(
 }
 
 async fn certificate(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, serial)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .certificate(&context.authority, &context.request(&body), &serial)
@@ -546,12 +510,9 @@ async fn certificate(
 }
 
 async fn renewal_info(
-    State(state): State<Arc<AppState>>,
     Path((provisioner, cert_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .renewal_info(&context.authority, &provisioner, &cert_id)

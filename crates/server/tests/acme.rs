@@ -251,14 +251,34 @@ impl Response {
 
 impl Harness {
     async fn send(&self, method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Response {
+        self.send_from(None, method, url, content_type, body).await
+    }
+
+    /// [`Harness::send`] as if from `client`, as the TLS listener marks each request.
+    async fn send_from(
+        &self,
+        client: Option<std::net::IpAddr>,
+        method: &str,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Response {
         let path = url.strip_prefix("https://ca.test").unwrap_or(url);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "ca.test")
             .header("content-type", content_type)
             .body(Body::from(body))
             .unwrap();
+        if let Some(client) = client {
+            request
+                .extensions_mut()
+                .insert(mayfly_server::serve::PeerCertificates {
+                    chain: None,
+                    remote: std::net::SocketAddr::new(client, 50000),
+                });
+        }
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -1124,6 +1144,93 @@ async fn rate_limits_answer_rate_limited_with_retry_after() {
     assert_eq!(r.problem(), "rateLimited", "{}", r.text);
     let r = second.order(&h, &["other.example.test"]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+/// One address cannot flood the nonce table or the account table: `newNonce` is rate-limited,
+/// the nonces an address holds unused are capped (error responses then come without one), new
+/// accounts per address per hour are capped, and an account lists at most ten contacts.
+#[tokio::test]
+async fn one_address_cannot_flood_nonces_or_accounts() {
+    let h = harness(json!({})).await;
+    let attacker: std::net::IpAddr = "192.0.2.66".parse().unwrap();
+    let neighbour: std::net::IpAddr = "192.0.2.67".parse().unwrap();
+    let new_nonce = format!("{BASE}/new-nonce");
+    let mut limited = None;
+    for n in 0..200 {
+        let r = h
+            .send_from(Some(attacker), "HEAD", &new_nonce, "", Vec::new())
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((n, r));
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let (n, r) = limited.expect("1,000 nonces a second from one address went unlimited");
+    assert!((50..60).contains(&n), "limited after {n} requests");
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+    assert!(!r.headers.contains_key("replay-nonce"));
+    let r = h
+        .send_from(Some(neighbour), "HEAD", &new_nonce, "", Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "another address is not limited");
+
+    // Every error response hands out a nonce: the attacker collects them until its cap.
+    let garbage = format!("{BASE}/new-order");
+    let mut without = 0;
+    for _ in 0..1100 {
+        let r = h
+            .send_from(
+                Some(attacker),
+                "POST",
+                &garbage,
+                "application/jose+json",
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        if !r.headers.contains_key("replay-nonce") {
+            without += 1;
+        }
+    }
+    assert!(
+        without >= 100,
+        "only {without} answers came without a nonce"
+    );
+    let stored: u64 = h.sql("SELECT COUNT(*) FROM acme_nonces").parse().unwrap();
+    assert!(stored <= 1100, "{stored} nonces stored");
+
+    // Accounts: the 21st within the hour from one address is refused, with Retry-After.
+    let key_for = |_| PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let url = format!("{BASE}/new-account");
+    let register = |key: PrivateKey, contacts: Value| {
+        let h = &h;
+        let url = url.clone();
+        async move {
+            let body = jws(
+                &key,
+                json!({"alg": key.jws_algorithm(), "nonce": h.nonce().await, "url": url, "jwk": public_jwk(&key)}),
+                Some(&json!({"termsOfServiceAgreed": true, "contact": contacts})),
+            );
+            h.send_from(Some(neighbour), "POST", &url, "application/jose+json", body)
+                .await
+        }
+    };
+    let many: Vec<String> = (0..11)
+        .map(|i| format!("mailto:ops{i}@example.test"))
+        .collect();
+    let r = register(key_for(0), json!(many)).await;
+    assert_eq!(r.problem(), "invalidContact", "{}", r.text);
+    for i in 0..20 {
+        let r = register(key_for(i), json!(["mailto:ops@example.test"])).await;
+        assert_eq!(r.status, StatusCode::CREATED, "account {i}: {}", r.text);
+    }
+    let r = register(key_for(20), json!([])).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.problem(), "rateLimited");
+    assert!(r.headers.contains_key("retry-after"));
+    let accounts: u64 = h.sql("SELECT COUNT(*) FROM acme_accounts").parse().unwrap();
+    assert_eq!(accounts, 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
