@@ -67,7 +67,7 @@ pub async fn prepare(
     let metrics = match config.metrics_address.as_deref().filter(|a| !a.is_empty()) {
         Some(address) => {
             let handle = crate::metrics::recorder()?;
-            let listener = TcpListener::bind(listen_address(address))
+            let listener = crate::serve::listen(&listen_address(address))
                 .await
                 .with_context(|| {
                     format!(
@@ -97,7 +97,7 @@ pub async fn prepare(
             .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
     let listener = match listener {
         Some(listener) => listener,
-        None => TcpListener::bind(listen_address(&config.address))
+        None => crate::serve::listen(&listen_address(&config.address))
             .await
             .with_context(|| {
                 format!(
@@ -110,7 +110,7 @@ pub async fn prepare(
     let local_addr = listener.local_addr().context("reading the bound address")?;
     let insecure_listener = match config.insecure_address.as_deref().filter(|a| !a.is_empty()) {
         Some(address) => Some(
-            TcpListener::bind(listen_address(address))
+            crate::serve::listen(&listen_address(address))
                 .await
                 .with_context(|| {
                     format!(

@@ -367,7 +367,7 @@ async fn bad_requests_get_a_precise_error_and_store_nothing() {
         ("notBefore in the past", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notBefore": "2020-01-01T00:00:00Z", "notAfter": "2020-01-01T12:00:00Z"}).to_string(), StatusCode::BAD_REQUEST, "notBefore 2020-01-01T00:00:00Z is in the past"),
         ("notAfter before notBefore", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notBefore": "1h", "notAfter": "30m"}).to_string(), StatusCode::BAD_REQUEST, "must be after notBefore"),
         ("malformed notAfter", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "tomorrow"}).to_string(), StatusCode::BAD_REQUEST, "notAfter \"tomorrow\""),
-        ("body over 1 MiB", json!({"csr": "x".repeat(1024 * 1024 + 1), "ott": "x"}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "larger than 1048576 bytes"),
+        ("body over the route's 128 KiB", json!({"csr": "x".repeat(128 * 1024), "ott": "x"}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "larger than 131072 bytes"),
     ];
     for (name, body, status, message) in cases {
         let (got_status, got) = h.call("POST", "/sign", Body::from(body)).await;
