@@ -1180,6 +1180,7 @@ impl Acme {
         let code = body.reason.unwrap_or(0);
         let allowed = acme.settings.allowed_revocation_reasons();
         let reason = ReasonCode::from_code(code)
+            .and_then(ReasonCode::revocable)
             .ok()
             .filter(|r| allowed.contains(&r.code()))
             .ok_or_else(|| {

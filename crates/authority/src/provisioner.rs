@@ -212,12 +212,14 @@ impl Provisioner {
                     }
                 }
                 for code in settings.allowed_revocation_reasons() {
-                    crate::revocation::ReasonCode::from_code(i64::from(*code)).map_err(|e| {
-                        Error::Config(format!(
-                            "ACME provisioner {:?}: revocationReasons: {e}",
-                            config.name
-                        ))
-                    })?;
+                    crate::revocation::ReasonCode::from_code(i64::from(*code))
+                        .and_then(crate::revocation::ReasonCode::revocable)
+                        .map_err(|e| {
+                            Error::Config(format!(
+                                "ACME provisioner {:?}: revocationReasons: {e}",
+                                config.name
+                            ))
+                        })?;
                 }
                 if settings.insecure_http01_port.is_some()
                     || settings.insecure_tls_alpn01_port.is_some()

@@ -477,7 +477,7 @@ async fn revoke(
     };
     let revoke = mayfly_authority::revocation::RevokeRequest {
         serial: request.serial,
-        reason_code: ReasonCode::from_code(request.reason_code)?,
+        reason_code: ReasonCode::from_code(request.reason_code)?.revocable()?,
         reason: request.reason,
         passive: request.passive,
     };

@@ -114,7 +114,7 @@ async fn revoke(
     require_token(&ott)?;
     let revoke = mayfly_authority::revocation::RevokeRequest {
         serial: request.serial,
-        reason_code: ReasonCode::from_code(request.reason_code)?,
+        reason_code: ReasonCode::from_code(request.reason_code)?.revocable()?,
         reason: request.reason,
         passive: request.passive,
     };

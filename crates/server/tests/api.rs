@@ -570,6 +570,26 @@ async fn renew_and_revoke_need_credentials_and_valid_requests() {
             "reason code 7",
         ),
         (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 8}),
+            StatusCode::BAD_REQUEST,
+            "only in delta CRLs",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 6}),
+            StatusCode::BAD_REQUEST,
+            "certificateHold",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 2}),
+            StatusCode::BAD_REQUEST,
+            "cACompromise",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 10}),
+            StatusCode::BAD_REQUEST,
+            "aACompromise",
+        ),
+        (
             json!({"serial": serial, "ott": revoke_token("999")}),
             StatusCode::FORBIDDEN,
             "not ",

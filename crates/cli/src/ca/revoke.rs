@@ -60,7 +60,9 @@ pub struct RevokeArgs {
 
 pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
     let reason_code = ReasonCode::parse(&args.reason_code)
-        .map_err(|_| anyhow::anyhow!("--reasonCode {:?} is not an RFC 5280 reason: use 0-6, 8-10 or a name such as keyCompromise", args.reason_code))?;
+        .map_err(|_| anyhow::anyhow!("--reasonCode {:?} is not an RFC 5280 reason: use 0, 1, 3, 4, 5, 9 or a name such as keyCompromise", args.reason_code))?
+        .revocable()
+        .map_err(|e| anyhow::anyhow!("--reasonCode: {e}"))?;
     if args.offline {
         return offline(&args, reason_code).await;
     }

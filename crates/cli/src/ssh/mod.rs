@@ -192,7 +192,7 @@ pub struct RevokeArgs {
 }
 
 async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
-    let reason = mayfly_authority::revocation::ReasonCode::parse(&args.reason_code)?;
+    let reason = mayfly_authority::revocation::ReasonCode::parse(&args.reason_code)?.revocable()?;
     let target = args.ca.target()?;
     let sshpop = match (&args.sshpop_cert, &args.sshpop_key) {
         (Some(cert), Some(key)) if args.token.is_none() => Some(
