@@ -26,7 +26,8 @@ pub struct RevokeArgs {
     /// File with the password of --key, if it is encrypted.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
-    /// RFC 5280 reason: a code (0-10 but 7) or a name such as keyCompromise or superseded.
+    /// RFC 5280 reason: 0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded,
+    /// 5 cessationOfOperation, 9 privilegeWithdrawn (the code or the name).
     #[arg(
         long = "reasonCode",
         alias = "reason-code",

@@ -170,7 +170,8 @@ pub struct RevokeArgs {
     /// Why, in words.
     #[arg(long, value_name = "TEXT", default_value = "")]
     reason: String,
-    /// RFC 5280 reason code, as a number or a name such as keyCompromise.
+    /// RFC 5280 reason: 0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded,
+    /// 5 cessationOfOperation, 9 privilegeWithdrawn (the code or the name).
     #[arg(
         long = "reasonCode",
         alias = "reason-code",
