@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 /// The limits, per client address.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AddressLimitSettings {
     /// `newNonce` requests per second...
     pub nonce_requests_per_second: f64,

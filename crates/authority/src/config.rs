@@ -139,6 +139,27 @@ pub struct LimitsConfig {
     /// Retry-After [default: 64 MiB].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_body_memory: Option<usize>,
+    /// What one client IP address may ask of ACME's unauthenticated parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeLimitsConfig>,
+}
+
+/// `limits.acme`: per client IP address; every field optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcmeLimitsConfig {
+    /// `newNonce` requests a second [default: 20].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonces_per_second: Option<f64>,
+    /// ...in bursts of up to [default: 50].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce_burst: Option<u32>,
+    /// Nonces handed out and not used, at most [default: 1000].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused_nonces: Option<u32>,
+    /// New accounts an hour [default: 20].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts_per_hour: Option<u32>,
 }
 
 /// `limits.rateLimit`: a token bucket per client address.

@@ -72,6 +72,9 @@ pub struct Account {
     kid: String,
     thumbprint: String,
     directory: Value,
+    /// The `Replay-Nonce` of the last answer, for the next request, as an ACME client keeps
+    /// it (RFC 8555 7.2): `newNonce` only when there is none.
+    nonce: std::sync::Mutex<Option<String>>,
 }
 
 struct Answer {
@@ -100,6 +103,7 @@ impl Account {
             kid: String::new(),
             thumbprint,
             directory,
+            nonce: std::sync::Mutex::new(None),
         };
         let url = account.url("newAccount")?;
         let mut public = serde_json::to_value(&jwk)?;
@@ -128,7 +132,12 @@ impl Account {
             .with_context(|| format!("the directory has no {field}"))
     }
 
+    /// The nonce kept from the last answer, or a new one.
     async fn nonce(&self) -> anyhow::Result<String> {
+        let kept = self.nonce.lock().ok().and_then(|mut kept| kept.take());
+        if let Some(nonce) = kept {
+            return Ok(nonce);
+        }
         let r = self
             .client
             .exchange(Method::HEAD, &self.url("newNonce")?, "", Vec::new())
@@ -166,6 +175,9 @@ impl Account {
                 body.to_string().into_bytes(),
             )
             .await?;
+        if let (Some(nonce), Ok(mut kept)) = (r.header("replay-nonce"), self.nonce.lock()) {
+            *kept = Some(nonce.to_string());
+        }
         let answer = Answer {
             status: r.status,
             location: r.header("location").map(str::to_string),

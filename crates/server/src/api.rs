@@ -89,9 +89,18 @@ impl AppState {
         self
     }
 
-    /// Serves ACME (RFC 8555) with its state in `store`.
-    pub fn with_acme(mut self, store: Arc<dyn mayfly_acme::store::AcmeStore>) -> Self {
-        self.acme = Some(mayfly_acme::Acme::new(store));
+    /// Serves ACME (RFC 8555) with its state in `store`, with the default per-address limits.
+    pub fn with_acme(self, store: Arc<dyn mayfly_acme::store::AcmeStore>) -> Self {
+        self.with_acme_limits(store, mayfly_acme::limits::AddressLimitSettings::default())
+    }
+
+    /// [`AppState::with_acme`] with these per-address limits.
+    pub fn with_acme_limits(
+        mut self,
+        store: Arc<dyn mayfly_acme::store::AcmeStore>,
+        limits: mayfly_acme::limits::AddressLimitSettings,
+    ) -> Self {
+        self.acme = Some(mayfly_acme::Acme::with_limits(store, limits));
         self
     }
 

@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use mayfly_acme::limits::AddressLimitSettings;
 use mayfly_authority::config::LimitsConfig;
 use tokio::sync::Semaphore;
 
@@ -48,6 +49,8 @@ pub struct Limits {
     pub read_timeout: Duration,
     /// Bytes of request bodies in memory at once.
     pub max_body_memory: usize,
+    /// ACME's per-address limits.
+    pub acme: AddressLimitSettings,
     /// Requests a second per address to the unauthenticated routes, and the burst; `None` when
     /// turned off.
     pub rate: Option<(f64, u32)>,
@@ -62,6 +65,7 @@ impl Default for Limits {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             max_body_memory: DEFAULT_MAX_BODY_MEMORY,
+            acme: AddressLimitSettings::default(),
             rate: Some((DEFAULT_RATE, burst_for(DEFAULT_RATE))),
         }
     }
@@ -107,6 +111,38 @@ impl Limits {
                 );
             }
             limits.max_body_memory = bytes;
+        }
+        if let Some(acme) = &config.acme {
+            let settings = &mut limits.acme;
+            if let Some(rate) = acme.nonces_per_second {
+                if !rate.is_finite() || rate <= 0.0 {
+                    bail!("limits.acme.noncesPerSecond is {rate}: it must be more than 0");
+                }
+                settings.nonce_requests_per_second = rate;
+            }
+            for (value, field, target) in [
+                (
+                    acme.nonce_burst,
+                    "nonceBurst",
+                    &mut settings.nonce_request_burst,
+                ),
+                (
+                    acme.unused_nonces,
+                    "unusedNonces",
+                    &mut settings.live_nonces,
+                ),
+                (
+                    acme.accounts_per_hour,
+                    "accountsPerHour",
+                    &mut settings.accounts_per_hour,
+                ),
+            ] {
+                match value {
+                    Some(0) => bail!("limits.acme.{field} must be at least 1"),
+                    Some(value) => *target = value,
+                    None => {}
+                }
+            }
         }
         if let Some(bytes) = config.max_header_bytes {
             if bytes < MIN_HEADER_BYTES {
@@ -213,14 +249,16 @@ fn kib(bytes: usize) -> usize {
 }
 
 /// The largest body `path` takes: a CSR and a token are a few KiB (a CSR is at most 64 KiB of
-/// DER, which PEM and JSON make 90), an ACME request is at most what the ACME parser reads, an
-/// OCSP request a few KiB.
+/// DER, which PEM and JSON make 90), an ACME request is at most what the ACME parser reads. An
+/// OCSP request is a few KiB, but one too large for the responder is still answered in OCSP
+/// (`malformedRequest`), which OCSP clients understand, up to 64 KiB.
 pub fn body_limit(path: &str) -> usize {
     const API: usize = 128 * 1024;
+    const OCSP: usize = 64 * 1024;
     if path.starts_with("/acme/") || path.starts_with("/2.0/acme/") {
         mayfly_acme::jws::MAX_BODY_LEN
     } else if path == "/ocsp" || path.starts_with("/ocsp/") {
-        crate::revocation::MAX_OCSP_REQUEST_BYTES
+        OCSP
     } else {
         API.min(MAX_BODY_BYTES)
     }
@@ -415,6 +453,26 @@ mod tests {
                     ..Default::default()
                 },
                 "limits.maxBodyMemory",
+            ),
+            (
+                LimitsConfig {
+                    acme: Some(mayfly_authority::config::AcmeLimitsConfig {
+                        accounts_per_hour: Some(0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "limits.acme.accountsPerHour",
+            ),
+            (
+                LimitsConfig {
+                    acme: Some(mayfly_authority::config::AcmeLimitsConfig {
+                        nonces_per_second: Some(-2.0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                "limits.acme.noncesPerSecond",
             ),
             (
                 LimitsConfig {

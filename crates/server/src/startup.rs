@@ -145,7 +145,7 @@ pub async fn prepare(
     let mut state = AppState::new(authority, settings.advertised.clone())
         .with_https_port(local_addr.port())
         .with_database(database.clone())
-        .with_acme(database.acme_store());
+        .with_acme_limits(database.acme_store(), limits.acme);
     if let Some((per_second, burst)) = limits.rate {
         state = state.with_rate_limit(per_second, burst);
     }
