@@ -276,7 +276,10 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
             logger: Some(json!({"format": "text"})),
             db: Some(DbConfig {
                 kind: "sqlite".into(),
-                data_source: path_text(layout.database()),
+                data_source: crate::config::DataSource::new(path_text(layout.database())),
+                database: None,
+                value_dir: None,
+                badger_file_loading_mode: None,
                 retention: None,
             }),
             tls: Some(TlsConfig {

@@ -75,6 +75,38 @@ enum Command {
     /// one database, so an upgrade happens once, before the new version serves.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Copy step-ca's records into this CA's database: issued and revoked certificates (X.509
+    /// and SSH) and used token ids, so that what step-ca revoked stays refused here.
+    ///
+    /// Reads step-ca's MySQL or PostgreSQL database and changes nothing in it. A badger
+    /// database (step-ca's default) must first be copied to MySQL or PostgreSQL with step-ca's
+    /// badger-migration tool. Writes into the database that ca.json's `db` names, which must not
+    /// be step-ca's own. Safe to run again: records already copied are counted, not duplicated;
+    /// run it once more after stopping step-ca to catch the last ones.
+    ///
+    /// Example: mayfly-ca import-step --db-type mysql --data-source 'root@tcp(127.0.0.1:3306)/'
+    /// --database stepca /etc/mayfly/config/ca.json
+    ImportStep {
+        /// step-ca's `db.type`: mysql or postgresql.
+        #[arg(long, value_name = "TYPE")]
+        db_type: String,
+        /// step-ca's `db.dataSource`: a URL, the MySQL form user:password@tcp(host:port)/, or
+        /// PostgreSQL's key=value form. It may hold a password: prefer the environment variable,
+        /// which other users cannot read from the process list.
+        #[arg(
+            long,
+            value_name = "DATA_SOURCE",
+            env = "MAYFLY_STEP_DATA_SOURCE",
+            hide_env_values = true
+        )]
+        data_source: String,
+        /// step-ca's `db.database`, when its data source does not name the database.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Path to this CA's ca.json, whose `db` receives the records
+        /// [default: $MAYFLY_PATH/config/ca.json].
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +176,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Db(command)) => database_command(command).await,
+        Some(Command::ImportStep {
+            db_type,
+            data_source,
+            database,
+            config,
+        }) => import_step(&db_type, &data_source, database.as_deref(), config).await,
         None => {
             let permissions = if cli.insecure_allow_world_readable {
                 tracing::warn!(
@@ -156,7 +194,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = config_path(cli.config)?;
             let password = match &cli.password_file {
                 Some(path) => {
-                    mayfly_server::permissions::check_file(path, "--password-file", permissions)?;
+                    mayfly_server::permissions::check_file(
+                        path,
+                        "--password-file",
+                        mayfly_server::permissions::Secrecy::Clear,
+                        permissions,
+                    )?;
                     let raw = std::fs::read(path).with_context(|| {
                         format!("--password-file: cannot read {}", path.display())
                     })?;
@@ -211,7 +254,8 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
     let config = config_path(config)?;
     let loaded = mayfly_authority::config::CaConfig::load(&config)?;
     let in_file = || format!("{}: db", loaded.path.display());
-    let location = mayfly_store::Location::of(&loaded.config).with_context(in_file)?;
+    let location =
+        mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;
     let database = location.display_name();
     if migrate {
         let before = mayfly_store::schema_status(&location).await.ok();
@@ -253,6 +297,56 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
         "database {database}: schema version {} is up to date",
         status.found
     );
+    Ok(())
+}
+
+async fn import_step(
+    db_type: &str,
+    data_source: &str,
+    database: Option<&str>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let source = mayfly_store::step::StepDatabase::new(
+        db_type,
+        &mayfly_authority::config::DataSource::new(data_source),
+        database,
+    )
+    .context("--data-source")?;
+    // Everything is read and checked before mayfly's store is opened: a bad row changes nothing.
+    let records = source.read().await?;
+    let config = config_path(config)?;
+    let loaded = mayfly_authority::config::CaConfig::load(&config)?;
+    let in_file = || format!("{}: db", loaded.path.display());
+    let location =
+        mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;
+    let store = mayfly_store::AnyStore::open(&location)
+        .await
+        .with_context(in_file)?;
+    let report = records.import_into(&store, source.name()).await?;
+    println!(
+        "imported step-ca database {} into {}:",
+        source.name(),
+        location.display_name()
+    );
+    for (what, counted) in [
+        ("certificates", report.certificates),
+        ("revocations", report.revocations),
+        ("SSH certificates", report.ssh_certificates),
+        ("SSH revocations", report.ssh_revocations),
+        ("used tokens", report.used_tokens),
+    ] {
+        println!(
+            "  {what}: {} copied, {} already there",
+            counted.imported, counted.present
+        );
+    }
+    if !report.orphan_revocations.is_empty() {
+        println!(
+            "  not copied: revocations of certificates step-ca has no record of (serials {}); \
+             mayfly-ca does not renew a certificate it has no record of",
+            report.orphan_revocations.join(", ")
+        );
+    }
     Ok(())
 }
 
