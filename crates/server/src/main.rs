@@ -78,29 +78,34 @@ enum Command {
     /// Copy step-ca's records into this CA's database: issued and revoked certificates (X.509
     /// and SSH) and used token ids, so that what step-ca revoked stays refused here.
     ///
-    /// Reads step-ca's MySQL or PostgreSQL database and changes nothing in it. A badger
-    /// database (step-ca's default) must first be copied to MySQL or PostgreSQL with step-ca's
-    /// badger-migration tool. Writes into the database that ca.json's `db` names, which must not
-    /// be step-ca's own. Safe to run again: records already copied are counted, not duplicated;
-    /// run it once more after stopping step-ca to catch the last ones.
+    /// Reads step-ca's MySQL or PostgreSQL database, named by step-ca's ca.json (--from) or
+    /// by its `db` fields (--db-type, --data-source, --database), and changes nothing in it. A
+    /// badger database (step-ca's default) must first be copied to MySQL or PostgreSQL with
+    /// step-ca's badger-migration tool. Writes into the database that this CA's ca.json names,
+    /// which must not be step-ca's own. Safe to run again: records already copied are counted,
+    /// not duplicated; run it once more after stopping step-ca to catch the last ones.
     ///
-    /// Example: mayfly-ca import-step --db-type mysql --data-source 'root@tcp(127.0.0.1:3306)/'
-    /// --database stepca /etc/mayfly/config/ca.json
+    /// Example: mayfly-ca import-step --from /etc/step-ca/config/ca.json /etc/mayfly/config/ca.json
     ImportStep {
-        /// step-ca's `db.type`: mysql or postgresql.
+        /// step-ca's ca.json, whose `db` names the database to read.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["db_type", "database"])]
+        from: Option<PathBuf>,
+        /// step-ca's `db.type`: mysql or postgresql (instead of --from).
         #[arg(long, value_name = "TYPE")]
-        db_type: String,
-        /// step-ca's `db.dataSource`: a URL, the MySQL form user:password@tcp(host:port)/, or
-        /// PostgreSQL's key=value form. It may hold a password: prefer the environment variable,
-        /// which other users cannot read from the process list.
+        db_type: Option<String>,
+        /// step-ca's `db.dataSource`, with --db-type: a URL, the MySQL form
+        /// user@tcp(host:port)/, or PostgreSQL's key=value form. A data source with a password
+        /// is taken only from the environment variable, which other users cannot read from
+        /// the process list.
         #[arg(
             long,
             value_name = "DATA_SOURCE",
-            env = "MAYFLY_STEP_DATA_SOURCE",
+            env = STEP_DATA_SOURCE,
             hide_env_values = true
         )]
-        data_source: String,
-        /// step-ca's `db.database`, when its data source does not name the database.
+        data_source: Option<String>,
+        /// step-ca's `db.database`, with --db-type, when the data source does not name the
+        /// database.
         #[arg(long, value_name = "NAME")]
         database: Option<String>,
         /// Path to this CA's ca.json, whose `db` receives the records
@@ -177,11 +182,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Db(command)) => database_command(command).await,
         Some(Command::ImportStep {
+            from,
             db_type,
             data_source,
             database,
             config,
-        }) => import_step(&db_type, &data_source, database.as_deref(), config).await,
+        }) => {
+            let source = step_database(from, db_type, data_source, database)?;
+            import_step(&source, config).await
+        }
         None => {
             let permissions = if cli.insecure_allow_world_readable {
                 tracing::warn!(
@@ -300,18 +309,56 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The variable `import-step --data-source` may come from.
+const STEP_DATA_SOURCE: &str = "MAYFLY_STEP_DATA_SOURCE";
+
+/// step-ca's database, as `import-step`'s options name it.
+fn step_database(
+    from: Option<PathBuf>,
+    db_type: Option<String>,
+    data_source: Option<String>,
+    database: Option<String>,
+) -> anyhow::Result<mayfly_store::step::StepDatabase> {
+    use mayfly_authority::config::DataSource;
+    use mayfly_store::step::StepDatabase;
+    match (from, db_type) {
+        (Some(from), _) => {
+            let loaded = mayfly_authority::config::CaConfig::load(&from).context("--from")?;
+            let db = loaded.config.db.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--from {}: step-ca's ca.json has no db: it kept no records",
+                    from.display()
+                )
+            })?;
+            StepDatabase::new(&db.kind, &db.data_source, db.database.as_deref())
+                .with_context(|| format!("--from {}: db", from.display()))
+        }
+        (None, Some(db_type)) => {
+            let data_source = DataSource::new(data_source.ok_or_else(|| {
+                anyhow::anyhow!("--db-type needs --data-source (or {STEP_DATA_SOURCE})")
+            })?);
+            let from_environment =
+                std::env::var(STEP_DATA_SOURCE).is_ok_and(|value| value == data_source.as_str());
+            if data_source.has_password() && !from_environment {
+                anyhow::bail!(
+                    "--data-source holds a password, which every user can read in the process \
+                     list: put the data source in {STEP_DATA_SOURCE}, or use --from with \
+                     step-ca's ca.json"
+                );
+            }
+            StepDatabase::new(&db_type, &data_source, database.as_deref()).context("--data-source")
+        }
+        (None, None) => anyhow::bail!(
+            "name step-ca's database: --from with step-ca's ca.json, or --db-type and \
+             --data-source"
+        ),
+    }
+}
+
 async fn import_step(
-    db_type: &str,
-    data_source: &str,
-    database: Option<&str>,
+    source: &mayfly_store::step::StepDatabase,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let source = mayfly_store::step::StepDatabase::new(
-        db_type,
-        &mayfly_authority::config::DataSource::new(data_source),
-        database,
-    )
-    .context("--data-source")?;
     // Everything is read and checked before mayfly's store is opened: a bad row changes nothing.
     let records = source.read().await?;
     let config = config_path(config)?;

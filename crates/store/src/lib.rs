@@ -369,3 +369,93 @@ pub const MAX_PROVISIONER_LEN: usize = 255;
 /// What `/health` asks: answers only when the server is up, the database exists and its schema
 /// is in place (a database dropped under a running instance fails it on every engine).
 pub(crate) const PING: &str = "SELECT COUNT(*) FROM schema_migrations";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mayfly_authority::config::CaConfig;
+
+    fn config_with_db(db: &str) -> CaConfig {
+        let text = format!(
+            r#"{{"root":"r","crt":"c","key":"k","address":":1","dnsNames":[],"db":{db},
+            "authority":{{"provisioners":[]}}}}"#
+        );
+        CaConfig::parse(&text).unwrap().0
+    }
+
+    /// Relative paths follow ca.json, wherever the server was started and whatever
+    /// MAYFLY_PATH says.
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let config_path = Path::new("/etc/step-ca/config/ca.json");
+        for (db, expected) in [
+            (
+                r#"{"type":"sqlite","dataSource":"db/mayfly.db"}"#,
+                "/etc/step-ca/config/db/mayfly.db",
+            ),
+            (
+                r#"{"type":"sqlite","dataSource":"/var/lib/mayfly.db"}"#,
+                "/var/lib/mayfly.db",
+            ),
+            (
+                r#"{"type":"badgerv2","dataSource":"../db","badgerFileLoadingMode":""}"#,
+                "/etc/step-ca/config/../db-mayfly.db",
+            ),
+            (
+                r#"{"type":"badger","dataSource":"/var/lib/step-ca/db/"}"#,
+                "/var/lib/step-ca/db-mayfly.db",
+            ),
+        ] {
+            let location = Location::of(&config_with_db(db), config_path).unwrap();
+            assert_eq!(location, Location::Sqlite(PathBuf::from(expected)), "{db}");
+        }
+        let location = Location::of(
+            &config_with_db(r#"{"type":"sqlite","dataSource":"mayfly.db"}"#),
+            Path::new("ca.json"),
+        )
+        .unwrap();
+        assert_eq!(location, Location::Sqlite(PathBuf::from("./mayfly.db")));
+    }
+
+    #[test]
+    fn badger_is_announced_in_one_line_and_nothing_else_is() {
+        let config_path = Path::new("/s/config/ca.json");
+        let badger = config_with_db(r#"{"type":"badgerv2","dataSource":"/s/db"}"#);
+        let notice = Location::step_store_notice(&badger, config_path).unwrap();
+        assert_eq!(notice.lines().count(), 1, "{notice}");
+        assert!(notice.contains("/s/db is left untouched"), "{notice}");
+        assert!(notice.contains("SQLite at /s/db-mayfly.db"), "{notice}");
+        assert!(notice.contains("mayfly-ca import-step"), "{notice}");
+        let sqlite = config_with_db(r#"{"type":"sqlite","dataSource":"/s/db"}"#);
+        assert_eq!(Location::step_store_notice(&sqlite, config_path), None);
+        for db in [
+            r#"{"type":"badgerv2","dataSource":""}"#,
+            r#"{"type":"badgerv2","dataSource":"/"}"#,
+        ] {
+            let err = Location::of(&config_with_db(db), config_path)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("db.dataSource"), "{db}: {err}");
+        }
+    }
+
+    #[test]
+    fn step_spellings_of_a_server_become_urls() {
+        let config = config_with_db(
+            r#"{"type":"mysql","dataSource":"ca:pw@tcp(db:3306)/","database":"stepca"}"#,
+        );
+        let location = Location::of(&config, Path::new("/x/ca.json")).unwrap();
+        assert_eq!(
+            location,
+            Location::Server {
+                dialect: Dialect::MySql,
+                url: "mysql://ca:pw@db:3306/stepca".into()
+            }
+        );
+        assert_eq!(location.display_name(), "mysql://ca:***@db:3306/stepca");
+        let config =
+            config_with_db(r#"{"type":"postgresql","dataSource":"host=db user=ca dbname=ca"}"#);
+        let location = Location::of(&config, Path::new("/x/ca.json")).unwrap();
+        assert_eq!(location.display_name(), "postgresql://ca@db/ca");
+    }
+}
