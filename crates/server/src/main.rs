@@ -94,16 +94,14 @@ enum Command {
         #[arg(long, value_name = "TYPE")]
         db_type: Option<String>,
         /// step-ca's `db.dataSource`, with --db-type: a URL, the MySQL form
-        /// user@tcp(host:port)/, or PostgreSQL's key=value form. A data source with a password
-        /// is taken only from the environment variable, which other users cannot read from
-        /// the process list.
-        #[arg(
-            long,
-            value_name = "DATA_SOURCE",
-            env = STEP_DATA_SOURCE,
-            hide_env_values = true
-        )]
+        /// user@tcp(host:port)/, or PostgreSQL's key=value form. Without a password: one on the
+        /// command line can be read by every user of the host; use --data-source-file for it.
+        #[arg(long, value_name = "DATA_SOURCE", conflicts_with = "data_source_file")]
         data_source: Option<String>,
+        /// File holding step-ca's `db.dataSource` (trailing whitespace is ignored), for one with
+        /// a password. It must not be readable by other users.
+        #[arg(long, value_name = "FILE")]
+        data_source_file: Option<PathBuf>,
         /// step-ca's `db.database`, with --db-type, when the data source does not name the
         /// database.
         #[arg(long, value_name = "NAME")]
@@ -185,10 +183,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             from,
             db_type,
             data_source,
+            data_source_file,
             database,
             config,
         }) => {
-            let source = step_database(from, db_type, data_source, database)?;
+            let in_file = data_source_file.is_some();
+            let data_source = match data_source_file {
+                Some(path) => Some(read_data_source_file(&path)?),
+                None => data_source,
+            };
+            let source = step_database(from, db_type, data_source, in_file, database)?;
             import_step(&source, config).await
         }
         None => {
@@ -309,14 +313,26 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The variable `import-step --data-source` may come from.
-const STEP_DATA_SOURCE: &str = "MAYFLY_STEP_DATA_SOURCE";
+/// `import-step --data-source-file`: a secret, refused when other users can read it.
+fn read_data_source_file(path: &std::path::Path) -> anyhow::Result<String> {
+    mayfly_server::permissions::check_file(
+        path,
+        "--data-source-file",
+        mayfly_server::permissions::Secrecy::Clear,
+        FilePermissions::Enforce,
+    )?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--data-source-file: cannot read {}", path.display()))?;
+    Ok(text.trim_end().to_owned())
+}
 
-/// step-ca's database, as `import-step`'s options name it.
+/// step-ca's database, as `import-step`'s options name it; `in_file` says whether the data
+/// source came from --data-source-file rather than the command line.
 fn step_database(
     from: Option<PathBuf>,
     db_type: Option<String>,
     data_source: Option<String>,
+    in_file: bool,
     database: Option<String>,
 ) -> anyhow::Result<mayfly_store::step::StepDatabase> {
     use mayfly_authority::config::DataSource;
@@ -335,22 +351,20 @@ fn step_database(
         }
         (None, Some(db_type)) => {
             let data_source = DataSource::new(data_source.ok_or_else(|| {
-                anyhow::anyhow!("--db-type needs --data-source (or {STEP_DATA_SOURCE})")
+                anyhow::anyhow!("--db-type needs --data-source or --data-source-file")
             })?);
-            let from_environment =
-                std::env::var(STEP_DATA_SOURCE).is_ok_and(|value| value == data_source.as_str());
-            if data_source.has_password() && !from_environment {
+            if data_source.has_password() && !in_file {
                 anyhow::bail!(
                     "--data-source holds a password, which every user can read in the process \
-                     list: put the data source in {STEP_DATA_SOURCE}, or use --from with \
-                     step-ca's ca.json"
+                     list: put the data source in a file for --data-source-file, or use --from \
+                     with step-ca's ca.json"
                 );
             }
             StepDatabase::new(&db_type, &data_source, database.as_deref()).context("--data-source")
         }
         (None, None) => anyhow::bail!(
-            "name step-ca's database: --from with step-ca's ca.json, or --db-type and \
-             --data-source"
+            "name step-ca's database: --from with step-ca's ca.json, or --db-type with \
+             --data-source or --data-source-file"
         ),
     }
 }

@@ -219,7 +219,6 @@ fn mayfly_ca(home: &Path, args: &[&str]) -> (bool, String, String) {
         .args(args)
         .env("MAYFLY_PATH", home)
         .env("MAYFLY_LOG", "warn")
-        .env_remove("MAYFLY_STEP_DATA_SOURCE")
         .stdin(Stdio::null())
         .output()
         .expect("running mayfly-ca");
@@ -376,7 +375,10 @@ fn import_step_refuses_bad_sources_in_one_line() {
             vec!["--db-type", "oracle", "--data-source", "x"],
             "--db-type \"oracle\": expected \"mysql\" or \"postgresql\"",
         ),
-        (vec!["--db-type", "mysql"], "--db-type needs --data-source"),
+        (
+            vec!["--db-type", "mysql"],
+            "--db-type needs --data-source or --data-source-file",
+        ),
         (vec![], "name step-ca's database: --from"),
         (
             vec!["--from", no_db.to_str().unwrap()],
@@ -388,22 +390,29 @@ fn import_step_refuses_bad_sources_in_one_line() {
         full.push(config);
         refused(&home, &full, expected);
     }
-    // From the environment, a password is accepted; the malformed rest is still named.
-    let out = Command::new(support::server_bin())
-        .args(["import-step", "--db-type", "mysql", config])
-        .env("MAYFLY_PATH", &home)
-        .env("MAYFLY_STEP_DATA_SOURCE", "root:hunter2@tcp(127.0.0.1:3306/")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains(
-            "--data-source: db.dataSource: not a MySQL data source (the address must end with ')'"
-        ),
-        "{err}"
+    // From a private file, a password is accepted; the malformed rest is still named. A file
+    // every user can read is refused.
+    let secret = tmp.path().join("data-source");
+    write_secret(&secret, "root:hunter2@tcp(127.0.0.1:3306/\n");
+    let from_file = [
+        "import-step",
+        "--db-type",
+        "mysql",
+        "--data-source-file",
+        secret.to_str().unwrap(),
+        config,
+    ];
+    refused(
+        &home,
+        &from_file,
+        "--data-source: db.dataSource: not a MySQL data source (the address must end with ')'",
     );
-    assert!(!err.contains("hunter2"), "{err}");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    refused(
+        &home,
+        &from_file,
+        "(--data-source-file) can be read by every user",
+    );
     assert!(
         !Path::new(config).exists() && !home.exists(),
         "something was created"
