@@ -8,7 +8,7 @@
 
 use base64::Engine;
 use mayfly_authority::config::DataSource;
-use mayfly_authority::store::{CertStore, CertificateStatus, StoreError, UsedToken};
+use mayfly_authority::store::{CertificateStatus, StoreError, UsedToken};
 use mayfly_pki::key::{KeyAlgorithm, PrivateKey};
 use mayfly_pki::ssh::cert::{CertType, SshCertTemplate};
 use mayfly_store::step::{Counted, StepDatabase};
