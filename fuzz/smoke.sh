@@ -13,7 +13,8 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(csr token ocsp_request ocsp_response crl ca_json api_json key_file ssh_public_key acme_request)
+    targets=(csr token ocsp_request ocsp_response crl ca_json api_json key_file ssh_public_key acme_request
+        http01_response dns_answer)
 fi
 vectors=../../shared/interop-vectors
 [ -d "$vectors" ] || { echo "smoke.sh: $vectors is missing" >&2; exit 1; }
@@ -93,6 +94,17 @@ printf '{"protected":"eyJhbGciOiJFUzI1NiIsIm5vbmNlIjoibiIsInVybCI6InUiLCJraWQiOi
     > corpus/acme_request/post-as-get.json
 printf '{"type":"dns","value":"*.example.com"}' > corpus/acme_request/identifier.json
 printf 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE' > corpus/acme_request/cert-id.txt
+
+# http-01 answers: plain, chunked, and the chunk that once split a UTF-8 character.
+mkdir -p corpus/http01_response corpus/dns_answer
+printf 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabcde' > corpus/http01_response/plain.txt
+printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' \
+    > corpus/http01_response/chunked.txt
+printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n\xc3\xa9\r\n0\r\n\r\n' \
+    > corpus/http01_response/split-utf8.txt
+# A DNS answer: id 7, one question and one TXT record "abc" for a.test.
+printf '\x00\x07\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x01a\x04test\x00\x00\x10\x00\x01\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x04\x03abc' \
+    > corpus/dns_answer/txt.bin
 
 for target in "${targets[@]}"; do
     echo "== $target ($seconds s)"

@@ -20,6 +20,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(key) = Jwk::from_json(KEY.as_bytes()) {
         let _ = jws.verify(&key);
     }
-    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let _ = mayfly_authority::token::verify_x5c(text, &["https://ca.internal/1.0/renew".to_string()], now);
+    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let _ = mayfly_authority::token::verify_renewal_token(
+        text,
+        &["https://ca.internal/1.0/renew".to_string()],
+        now,
+    );
 });

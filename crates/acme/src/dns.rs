@@ -90,7 +90,9 @@ impl Reader<'_> {
     }
 }
 
-fn parse_txt_answer(id: u16, bytes: &[u8]) -> Result<Vec<String>, String> {
+/// The TXT strings of the DNS answer `bytes` to query `id` (none for NXDOMAIN); anything
+/// malformed is an error, never a panic: the answer comes from the network.
+pub fn parse_txt_answer(id: u16, bytes: &[u8]) -> Result<Vec<String>, String> {
     let mut r = Reader { bytes, at: 0 };
     if r.u16()? != id {
         return Err("answer for another query".into());

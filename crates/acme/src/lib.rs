@@ -7,10 +7,12 @@
 //! [`store::AcmeStore`] trait, implemented in `mayfly-store`.
 #![forbid(unsafe_code)]
 
-mod dns;
+pub mod dns;
 pub mod eab;
 pub mod error;
+pub mod http01;
 pub mod jws;
+pub mod limits;
 pub mod model;
 pub mod renewal;
 pub mod service;

@@ -7,6 +7,7 @@
 //! signature, then the single-use nonce. State transitions are compare-and-set in the store.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, ProblemType, Result};
 use crate::jws::{SignedRequest, payload};
+use crate::limits::{AddressLimitSettings, AddressLimits};
 use crate::model::{Account, Authorization, Challenge, Identifier, Order, Problem, rfc3339};
 use crate::renewal;
 use crate::store::{AccountRow, AcmeStore, AcmeStoreError, AuthorizationRow, OrderRow, Versioned};
@@ -37,6 +39,8 @@ const VALID_AUTHORIZATION_LIFETIME: i64 = 7 * 24 * 3600;
 const MAX_LISTED_ORDERS: u32 = 1000;
 /// Identifiers per order.
 const MAX_IDENTIFIERS: usize = 100;
+/// Contacts one account may list: a few addresses to warn, not a mailing list.
+const MAX_CONTACTS: usize = 10;
 /// Validation attempts before a challenge fails, and the pause between them: a client may
 /// answer the challenge a moment after it says it is ready.
 const VALIDATION_ATTEMPTS: u32 = 3;
@@ -55,6 +59,8 @@ pub struct Request<'a> {
     pub url: &'a str,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
+    /// The client's address, for the per-address limits; none for in-process callers.
+    pub client: Option<IpAddr>,
 }
 
 /// What to answer.
@@ -103,6 +109,7 @@ impl Reply {
 #[derive(Clone)]
 pub struct Acme {
     store: Arc<dyn AcmeStore>,
+    limits: Arc<AddressLimits>,
 }
 
 /// An authenticated request.
@@ -161,7 +168,23 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, stored: &Versioned) -> 
 
 impl Acme {
     pub fn new(store: Arc<dyn AcmeStore>) -> Self {
-        Self { store }
+        Self::with_limits(store, AddressLimitSettings::default())
+    }
+
+    /// [`Acme::new`] with per-address limits other than the defaults.
+    pub fn with_limits(store: Arc<dyn AcmeStore>, limits: AddressLimitSettings) -> Self {
+        Self {
+            store,
+            limits: Arc::new(AddressLimits::new(limits)),
+        }
+    }
+
+    /// A `newNonce` request from `client`: `Err` (rate limited) past its per-second budget.
+    pub fn nonce_request(&self, client: Option<IpAddr>) -> Result<()> {
+        match client {
+            Some(client) => self.limits.nonce_request(client),
+            None => Ok(()),
+        }
     }
 
     /// Deletes expired nonces; the server calls it now and then.
@@ -191,8 +214,12 @@ impl Acme {
         })))
     }
 
-    /// A fresh nonce, recorded so that any instance sharing the store accepts it once.
-    pub async fn new_nonce(&self, authority: &Authority) -> Result<String> {
+    /// A fresh nonce for `client`, recorded so that any instance sharing the store accepts it
+    /// once; `Err` (rate limited) while the client holds as many unused nonces as it may.
+    pub async fn new_nonce(&self, authority: &Authority, client: Option<IpAddr>) -> Result<String> {
+        if let Some(client) = client {
+            self.limits.nonce_issued(client)?;
+        }
         let nonce = random_id()?;
         let now = authority.clock().now().unix_timestamp();
         self.store
@@ -275,6 +302,9 @@ impl Acme {
                 format!("nonce {nonce:?} is unknown, expired or already used"),
             ));
         }
+        if let Some(client) = req.client {
+            self.limits.nonce_used(client);
+        }
         Ok(Authenticated {
             request,
             payload,
@@ -348,6 +378,9 @@ impl Acme {
             ));
         }
         validate_contacts(&body.contact)?;
+        if let Some(client) = req.client {
+            self.limits.new_account(client)?;
+        }
         let external_account = match &body.external_account_binding {
             Some(binding) => Some(crate::eab::verify(binding, &jwk, req.url, settings)?),
             None if settings.require_eab => {
@@ -590,7 +623,9 @@ impl Acme {
         let auth = self.authenticate(authority, req, KeyMode::Kid).await?;
         let account = auth.account()?;
         let body: NewOrder = payload("newOrder", &auth.payload)?;
-        if body.not_before.is_some() || body.not_after.is_some() {
+        if requested_time("notBefore", body.not_before.as_deref())?.is_some()
+            || requested_time("notAfter", body.not_after.as_deref())?.is_some()
+        {
             return Err(Error::malformed(
                 "notBefore and notAfter are not supported: the provisioner's claims set the validity",
             ));
@@ -1145,6 +1180,7 @@ impl Acme {
         let code = body.reason.unwrap_or(0);
         let allowed = acme.settings.allowed_revocation_reasons();
         let reason = ReasonCode::from_code(code)
+            .and_then(ReasonCode::revocable)
             .ok()
             .filter(|r| allowed.contains(&r.code()))
             .ok_or_else(|| {
@@ -1468,6 +1504,15 @@ fn account_spki_matches(account_key: &Jwk, spki_der: &[u8]) -> bool {
 }
 
 fn validate_contacts(contacts: &[String]) -> Result<()> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Error::problem(
+            ProblemType::InvalidContact,
+            format!(
+                "{} contacts: an account may have at most {MAX_CONTACTS}",
+                contacts.len()
+            ),
+        ));
+    }
     for contact in contacts {
         let Some(address) = contact.strip_prefix("mailto:") else {
             return Err(Error::problem(
@@ -1551,9 +1596,46 @@ fn authorization_json(authorization: &Authorization, status: &str, base: &str) -
     out
 }
 
+/// An order's `notBefore`/`notAfter` (RFC 3339), `None` when absent or Go's zero time
+/// (`0001-01-01T00:00:00Z`): every released step CLI sends the zero time for fields it leaves
+/// unset, and means nothing by it.
+fn requested_time(field: &str, value: Option<&str>) -> Result<Option<time::OffsetDateTime>> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| Error::malformed(format!("{field} {text:?} is not an RFC 3339 time: {e}")))?;
+    let go_zero = time::macros::datetime!(0001-01-01 0:00 UTC);
+    Ok((at != go_zero).then_some(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_zero_times_in_an_order_mean_unset() {
+        assert_eq!(requested_time("notBefore", None).unwrap(), None);
+        // What every released step CLI sends for an order without validity bounds.
+        assert_eq!(
+            requested_time("notBefore", Some("0001-01-01T00:00:00Z")).unwrap(),
+            None
+        );
+        assert_eq!(
+            requested_time("notAfter", Some("0001-01-01T00:00:00+00:00")).unwrap(),
+            None
+        );
+        assert!(
+            requested_time("notAfter", Some("2030-01-01T00:00:00Z"))
+                .unwrap()
+                .is_some()
+        );
+        let error = requested_time("notAfter", Some("tomorrow")).unwrap_err();
+        assert!(
+            error.to_string().contains("notAfter \"tomorrow\""),
+            "{error}"
+        );
+    }
 
     #[test]
     fn contacts_must_be_single_mailto_addresses() {

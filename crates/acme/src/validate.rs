@@ -97,33 +97,19 @@ async fn http01(
             ));
         }
     }
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .lines()
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .unwrap_or("");
-    if status != "200" {
-        return Err(Problem::new(
+    let url = format!("http://{host}/.well-known/acme-challenge/{token}");
+    let body = crate::http01::body(&response).map_err(|refusal| match refusal {
+        crate::http01::Refusal::Status(status) => Problem::new(
             ProblemType::Unauthorized,
-            format!(
-                "http-01: http://{host}/.well-known/acme-challenge/{token} answered status {status:?}, expected 200"
-            ),
-        ));
-    }
-    let chunked = head.lines().any(|line| {
-        line.to_ascii_lowercase()
-            .replace(' ', "")
-            .starts_with("transfer-encoding:chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
+            format!("http-01: {url} answered status {status:?}, expected 200"),
+        ),
+        crate::http01::Refusal::Malformed(detail) => Problem::new(
+            ProblemType::IncorrectResponse,
+            format!("http-01: {url} answered malformed HTTP: {detail}"),
+        ),
+    })?;
     // RFC 8555 8.3: the client may add trailing white space.
-    if body.trim_end() != key_authorization {
+    if body.trim_ascii_end() != key_authorization.as_bytes() {
         return Err(Problem::new(
             ProblemType::IncorrectResponse,
             format!(
@@ -152,22 +138,6 @@ async fn tls_alpn01(
                 format!("tls-alpn-01: {detail}"),
             ),
         })
-}
-
-/// Joins the chunks of a chunked body (a short one, read whole).
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size_line, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 || after.len() < size {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// Where to connect for an identifier: the insecure override, the IP itself, or the name
@@ -255,12 +225,6 @@ fn system_resolver() -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_bodies_are_joined() {
-        assert_eq!(dechunk("3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), "abcde");
-        assert_eq!(dechunk("zz\r\n"), "");
-    }
 
     #[test]
     fn dns01_value_matches_rfc_8555_construction() {

@@ -47,6 +47,25 @@ impl Issued {
     }
 }
 
+/// How the holder of a certificate presented it for renewal or rekey.
+#[derive(Debug, Clone, Copy)]
+enum Presented<'a> {
+    /// As the client certificate of the TLS connection.
+    MutualTls,
+    /// In a renewal token signed by its key.
+    Token(&'a token::RenewalToken),
+}
+
+impl Presented<'_> {
+    /// How the audit log names the credential.
+    fn label(&self) -> &'static str {
+        match self {
+            Presented::MutualTls => "mtls",
+            Presented::Token(_) => "x5c",
+        }
+    }
+}
+
 /// The intermediate CA's certificate and key, as loaded for signing.
 pub struct IntermediateCa {
     pub certificate_der: Vec<u8>,
@@ -78,7 +97,6 @@ pub struct Authority {
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
     dns_names: Vec<String>,
-    public_port: u16,
     ssh: Option<crate::ssh::SshCa>,
 }
 
@@ -107,10 +125,9 @@ pub struct AuthorityParts {
     pub intermediate: IntermediateCa,
     pub provisioners: Vec<Provisioner>,
     pub backdate: time::Duration,
-    /// The host names (and IPs) clients use to reach this CA.
+    /// The host names (and IPs) clients use to reach this CA; token audiences name them, with
+    /// any port (a load balancer's or an instance's) accepted.
     pub dns_names: Vec<String>,
-    /// The port clients use (443 is left out of audiences, as URLs omit it).
-    pub public_port: u16,
     pub store: Arc<dyn CertStore>,
     pub clock: Arc<dyn Clock>,
     /// The SSH CA, when ca.json has an `ssh` block.
@@ -151,10 +168,10 @@ impl Authority {
             None => None,
         };
         let root_fingerprints = parts.roots.iter().map(|r| fingerprint_sha256(r)).collect();
-        let audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "sign");
-        let revoke_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "revoke");
-        let renew_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "renew");
-        let admin_audiences = endpoint_audiences(&parts.dns_names, parts.public_port, "admin");
+        let audiences = endpoint_audiences(&parts.dns_names, "sign");
+        let revoke_audiences = endpoint_audiences(&parts.dns_names, "revoke");
+        let renew_audiences = endpoint_audiences(&parts.dns_names, "renew");
+        let admin_audiences = endpoint_audiences(&parts.dns_names, "admin");
         Ok(Self {
             roots: parts.roots,
             federated_roots: parts.federated_roots,
@@ -173,7 +190,6 @@ impl Authority {
             store: parts.store,
             clock: parts.clock,
             dns_names: parts.dns_names,
-            public_port: parts.public_port,
             ssh: parts.ssh,
         })
     }
@@ -185,7 +201,7 @@ impl Authority {
 
     /// The audiences a token for `endpoint` (`ssh/sign`, ...) must name.
     pub(crate) fn endpoint_audiences(&self, endpoint: &str) -> Vec<String> {
-        endpoint_audiences(&self.dns_names, self.public_port, endpoint)
+        endpoint_audiences(&self.dns_names, endpoint)
     }
 
     pub(crate) fn root_fingerprints(&self) -> &[String] {
@@ -220,6 +236,11 @@ impl Authority {
 
     pub fn intermediate_der(&self) -> &[u8] {
         &self.intermediate_der
+    }
+
+    /// The names (and IP addresses) clients use to reach this CA, as ca.json lists them.
+    pub fn dns_names(&self) -> &[String] {
+        &self.dns_names
     }
 
     pub fn provisioners(&self) -> &[Provisioner] {
@@ -308,35 +329,35 @@ impl Authority {
     /// Renews a certificate this CA issued, for its holder: same subject, SANs, key and
     /// lifetime, a new serial. `leaf_der` comes from a TLS chain verified against our roots.
     pub async fn renew(&self, leaf_der: &[u8]) -> Result<Issued> {
-        self.renew_as(leaf_der, "mtls").await
+        self.reissue(leaf_der, None, Presented::MutualTls).await
     }
 
-    /// Renews the certificate carried in a renewal token's `x5c` header, the token being signed
-    /// with that certificate's key (`Authorization: Bearer`, for clients behind TLS-terminating
-    /// proxies). The certificate must be one this CA stored, byte for byte.
+    /// Renews the certificate carried in a renewal token (step's `x5cInsecure` header), the
+    /// token being signed with that certificate's key (`Authorization: Bearer`, for clients
+    /// behind TLS-terminating proxies). The certificate must be one this CA stored, byte for
+    /// byte; the token is burnt in the renewal's transaction, so it buys one certificate.
     pub async fn renew_with_token(&self, token: &str) -> Result<Issued> {
-        let leaf = match token::verify_x5c(token, &self.renew_audiences, self.clock.now()) {
-            Ok(leaf) => leaf,
-            Err(e) => {
-                let refused = Err(e);
-                Attempt::new(Operation::Renew).finish(&refused);
-                return refused;
-            }
-        };
-        self.renew_as(&leaf, "x5c").await
-    }
-
-    /// [`Authority::renew`] for a certificate presented the way `credential` names (`mtls`,
-    /// `x5c`), which the audit entry records.
-    async fn renew_as(&self, leaf_der: &[u8], credential: &str) -> Result<Issued> {
-        self.reissue(leaf_der, None, credential).await
+        let renewal =
+            match token::verify_renewal_token(token, &self.renew_audiences, self.clock.now()) {
+                Ok(renewal) => renewal,
+                Err(e) => {
+                    let refused = Err(e);
+                    Attempt::new(Operation::Renew).finish(&refused);
+                    return refused;
+                }
+            };
+        let presented = Presented::Token(&renewal);
+        self.reissue(&renewal.leaf, None, presented).await
     }
 
     /// Like [`Authority::renew`], but for a new key: the CSR (checked, including its signature)
     /// supplies only the public key; subject, SANs and lifetime come from the old certificate.
     pub async fn rekey(&self, leaf_der: &[u8], csr_pem: &str) -> Result<Issued> {
         match Csr::from_pem(csr_pem) {
-            Ok(csr) => self.reissue(leaf_der, Some(&csr), "mtls").await,
+            Ok(csr) => {
+                self.reissue(leaf_der, Some(&csr), Presented::MutualTls)
+                    .await
+            }
             Err(e) => {
                 let refused = Err(Error::Csr(e));
                 Attempt::new(Operation::Rekey).finish(&refused);
@@ -346,12 +367,12 @@ impl Authority {
     }
 
     /// A new certificate in place of `leaf_der` (renewal), for the key of `new_key` when given
-    /// (rekey); `credential` is how the old certificate was presented.
+    /// (rekey); `presented` is how the old certificate was presented.
     async fn reissue(
         &self,
         leaf_der: &[u8],
         new_key: Option<&Csr>,
-        credential: &str,
+        presented: Presented<'_>,
     ) -> Result<Issued> {
         let (operation, action, verb) = match new_key {
             None => (Operation::Renew, AuditAction::Renewed, "renewed"),
@@ -361,6 +382,30 @@ impl Authority {
         let outcome = async {
             let (mut template, old, provisioner) = self.renewal(leaf_der).await?;
             attempt.provisioner(&provisioner);
+            let replaced = old.serial.to_decimal();
+            let used = match presented {
+                Presented::MutualTls => None,
+                Presented::Token(renewal) => {
+                    if renewal.issuer != token::RENEWAL_TOKEN_ISSUER
+                        && renewal.issuer != provisioner
+                    {
+                        return Err(Error::TokenIssuerMismatch {
+                            iss: renewal.issuer.clone(),
+                            provisioner: format!(
+                                "{} or {provisioner}",
+                                token::RENEWAL_TOKEN_ISSUER
+                            ),
+                        });
+                    }
+                    // Namespaced by the certificate: a token can only ever renew the
+                    // certificate whose key signed it.
+                    Some(UsedToken {
+                        jti: renewal.reuse_key.clone(),
+                        provisioner: format!("renew:{replaced}"),
+                        expires_at: renewal.expires_at,
+                    })
+                }
+            };
             let spki_der = match new_key {
                 Some(csr) => {
                     template.rsa_key = csr.is_rsa();
@@ -368,15 +413,14 @@ impl Authority {
                 }
                 None => &old.spki_der,
             };
-            let replaced = old.serial.to_decimal();
             let audit = AuditContext::of_request(
                 action,
                 self.clock.now(),
-                format!("{credential}:{}", old.common_name),
+                format!("{}:{}", presented.label(), old.common_name),
                 format!("replaces {replaced}"),
             );
             let issued = self
-                .sign_and_record(&template, spki_der, &provisioner, None, &audit)
+                .sign_and_record(&template, spki_der, &provisioner, used.as_ref(), &audit)
                 .await?;
             tracing::info!(
                 target: "mayfly::audit",
@@ -420,7 +464,7 @@ impl Authority {
             .and_then(|p| match p {
                 Provisioner::Jwk(jwk) => Some(jwk),
                 // ACME clients renew by ordering again.
-                Provisioner::Acme(_) | Provisioner::Unsupported(_) => None,
+                Provisioner::Acme(_) | Provisioner::SshPop(_) | Provisioner::Unsupported(_) => None,
             })
             // The CA's own TLS certificates, and those of removed provisioners, are not renewed.
             .ok_or_else(|| Error::RenewNotIssuedHere {
@@ -830,13 +874,9 @@ impl Authority {
     }
 }
 
-/// `https://{name}[:port]/1.0/{endpoint}` and `/{endpoint}` for every DNS name.
-fn endpoint_audiences(dns_names: &[String], port: u16, endpoint: &str) -> Vec<String> {
-    let port = if port == 443 {
-        String::new()
-    } else {
-        format!(":{port}")
-    };
+/// `https://{name}/1.0/{endpoint}` and `https://{name}/{endpoint}` for every DNS name. A token's
+/// audience matches one of them whatever port it names ([`token::same_audience`]).
+fn endpoint_audiences(dns_names: &[String], endpoint: &str) -> Vec<String> {
     dns_names
         .iter()
         .flat_map(|name| {
@@ -846,8 +886,8 @@ fn endpoint_audiences(dns_names: &[String], port: u16, endpoint: &str) -> Vec<St
                 name.clone()
             };
             [
-                format!("https://{host}{port}/1.0/{endpoint}"),
-                format!("https://{host}{port}/{endpoint}"),
+                format!("https://{host}/1.0/{endpoint}"),
+                format!("https://{host}/{endpoint}"),
             ]
         })
         .collect()

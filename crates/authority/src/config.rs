@@ -174,14 +174,25 @@ pub struct LimitsConfig {
     /// [default: 16384, at least 8192].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_header_bytes: Option<usize>,
-    /// How long a client may take for each of the TLS handshake, the request head and the
-    /// request body; slower ones are cut off (408 for a body) [default: 15s].
+    /// How long a client may take for each of the request head and the request body; slower
+    /// ones are cut off (408 for a body) [default: 15s].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_timeout: Option<GoDuration>,
     /// Requests per client IP address to the unauthenticated API routes (health, roots,
     /// provisioners); past it, 429 [default: 20 a second, bursts of 40].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
+    /// Connections one client IP address may hold at once; more are closed unanswered
+    /// [default: 64].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
+    /// How long a new connection may take to finish its TLS handshake [default: 5s].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_timeout: Option<GoDuration>,
+    /// Bytes of request bodies held in memory at once, over all connections; past it, 503 with
+    /// Retry-After [default: 64 MiB].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body_memory: Option<usize>,
 }
 
 /// `limits.rateLimit`: a token bucket per client address.

@@ -98,6 +98,12 @@ pub enum Error {
         "reason code {0} is not an RFC 5280 CRLReason: expected 0-6 or 8-10 (or a name such as keyCompromise)"
     )]
     ReasonCodeInvalid(i64),
+    #[error("reason code {code} ({name}) is not accepted: {why}")]
+    ReasonCodeNotAllowed {
+        code: u8,
+        name: &'static str,
+        why: &'static str,
+    },
     #[error("{authorized} may be revoked with this credential, not {requested}")]
     RevokeSerialMismatch {
         authorized: String,
@@ -196,6 +202,7 @@ impl Error {
             Error::CertificateNotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyRevoked { .. }
             | Error::ReasonCodeInvalid(_)
+            | Error::ReasonCodeNotAllowed { .. }
             | Error::SerialMalformed(_) => ErrorKind::BadRequest,
             Error::ActiveRevocationUnavailable => ErrorKind::NotImplemented,
             Error::DeltaCrlDisabled | Error::CrlDisabled => ErrorKind::NotFound,

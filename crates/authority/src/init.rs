@@ -19,7 +19,10 @@ use crate::config::{
 use crate::error::{Error, Result};
 use crate::files::{self, PUBLIC_MODE, SECRET_MODE};
 
-/// Root and intermediate validity (seed 002): 10 years.
+/// The name `ca init --ssh` gives its SSHPOP provisioner, as step does.
+pub const SSHPOP_PROVISIONER: &str = "sshpop";
+
+/// Root and intermediate validity: 10 years.
 pub const CA_VALIDITY: time::Duration = time::Duration::days(3650);
 
 /// step-ca's default TLS cipher suites (seed 002), by their Go names.
@@ -310,7 +313,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                 ..Default::default()
             }),
             authority: AuthorityConfig {
-                provisioners: vec![ProvisionerConfig {
+                provisioners: [ProvisionerConfig {
                     kind: "JWK".into(),
                     name: options.provisioner.clone(),
                     key: Some(
@@ -325,7 +328,24 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                     options: None,
                     admin: false,
                     other: Default::default(),
-                }],
+                }]
+                .into_iter()
+                // As `step ca init --ssh`: hosts renew and rekey their SSH certificates, and
+                // anyone holding one revokes it, by proving possession of its key.
+                .chain(options.ssh.map(|_| ProvisionerConfig {
+                    kind: "SSHPOP".into(),
+                    name: SSHPOP_PROVISIONER.into(),
+                    key: None,
+                    encrypted_key: None,
+                    claims: Some(crate::claims::ClaimsConfig {
+                        enable_ssh_ca: Some(true),
+                        ..Default::default()
+                    }),
+                    options: None,
+                    admin: false,
+                    other: Default::default(),
+                }))
+                .collect(),
                 claims: None,
                 backdate: None,
                 template: None,

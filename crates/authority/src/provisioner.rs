@@ -108,6 +108,25 @@ impl AcmeSettings {
     }
 }
 
+/// An SSH-POP provisioner (step's `SSHPOP`): the holder of an SSH certificate this CA issued
+/// proves possession of its key to renew, rekey or revoke it. Tokens name it in their audience
+/// fragment (`…/1.0/ssh/renew#sshpop/NAME`) and as their issuer.
+#[derive(Debug, Clone)]
+pub struct SshPopProvisioner {
+    pub name: String,
+    pub claims: Claims,
+}
+
+impl SshPopProvisioner {
+    /// The provisioner's id in token audiences, as step-ca writes it (`sshpop/NAME`).
+    pub fn audience_fragment(&self) -> String {
+        format!("sshpop/{}", self.name)
+    }
+}
+
+/// The longest provisioner name: the store records it with every certificate.
+pub const MAX_NAME_LEN: usize = 255;
+
 /// A provisioner kind mayfly reads from config but does not implement yet.
 #[derive(Debug, Clone)]
 pub struct UnsupportedProvisioner {
@@ -119,6 +138,7 @@ pub struct UnsupportedProvisioner {
 pub enum Provisioner {
     Jwk(Box<JwkProvisioner>),
     Acme(Box<AcmeProvisioner>),
+    SshPop(Box<SshPopProvisioner>),
     Unsupported(UnsupportedProvisioner),
 }
 
@@ -129,6 +149,12 @@ impl Provisioner {
             .map_err(|e| Error::Config(format!("provisioner {:?}: {e}", config.name)))?;
         if config.name.trim().is_empty() {
             return Err(Error::Config("a provisioner has an empty \"name\"".into()));
+        }
+        if config.name.chars().count() > MAX_NAME_LEN {
+            return Err(Error::Config(format!(
+                "provisioner name {:?}... is longer than {MAX_NAME_LEN} characters",
+                config.name.chars().take(20).collect::<String>()
+            )));
         }
         match config.kind.to_ascii_uppercase().as_str() {
             "JWK" => {
@@ -186,12 +212,14 @@ impl Provisioner {
                     }
                 }
                 for code in settings.allowed_revocation_reasons() {
-                    crate::revocation::ReasonCode::from_code(i64::from(*code)).map_err(|e| {
-                        Error::Config(format!(
-                            "ACME provisioner {:?}: revocationReasons: {e}",
-                            config.name
-                        ))
-                    })?;
+                    crate::revocation::ReasonCode::from_code(i64::from(*code))
+                        .and_then(crate::revocation::ReasonCode::revocable)
+                        .map_err(|e| {
+                            Error::Config(format!(
+                                "ACME provisioner {:?}: revocationReasons: {e}",
+                                config.name
+                            ))
+                        })?;
                 }
                 if settings.insecure_http01_port.is_some()
                     || settings.insecure_tls_alpn01_port.is_some()
@@ -211,6 +239,10 @@ impl Provisioner {
                     settings,
                 })))
             }
+            "SSHPOP" => Ok(Provisioner::SshPop(Box::new(SshPopProvisioner {
+                name: config.name.clone(),
+                claims,
+            }))),
             _ => Ok(Provisioner::Unsupported(UnsupportedProvisioner {
                 kind: config.kind.to_ascii_uppercase(),
                 name: config.name.clone(),
@@ -222,6 +254,7 @@ impl Provisioner {
         match self {
             Provisioner::Jwk(p) => &p.name,
             Provisioner::Acme(p) => &p.name,
+            Provisioner::SshPop(p) => &p.name,
             Provisioner::Unsupported(p) => &p.name,
         }
     }
@@ -231,6 +264,7 @@ impl Provisioner {
         match self {
             Provisioner::Jwk(_) => "JWK",
             Provisioner::Acme(_) => "ACME",
+            Provisioner::SshPop(_) => "SSHPOP",
             Provisioner::Unsupported(p) => &p.kind,
         }
     }
@@ -239,6 +273,25 @@ impl Provisioner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_fit_the_column_that_records_them() {
+        let named = |name: String| ProvisionerConfig {
+            kind: "SSHPOP".into(),
+            name,
+            key: None,
+            encrypted_key: None,
+            claims: None,
+            options: None,
+            admin: false,
+            other: Default::default(),
+        };
+        let longest = "é".repeat(MAX_NAME_LEN);
+        assert!(Provisioner::from_config(&named(longest), Claims::DEFAULT).is_ok());
+        let error = Provisioner::from_config(&named("n".repeat(MAX_NAME_LEN + 1)), Claims::DEFAULT)
+            .unwrap_err();
+        assert!(error.to_string().contains("longer than 255"), "{error}");
+    }
 
     fn acme(fields: serde_json::Value) -> Result<Provisioner> {
         let other = match fields {

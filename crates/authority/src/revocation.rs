@@ -42,6 +42,27 @@ impl ReasonCode {
             .ok_or(Error::ReasonCodeInvalid(-1))
     }
 
+    /// This code as the reason of a leaf certificate's revocation: what RFC 5280 allows in a
+    /// complete CRL about an end-entity certificate that stays revoked. `removeFromCRL` belongs
+    /// to delta CRLs only (written there into a complete CRL, `openssl verify -crl_check` calls
+    /// the certificate good), `certificateHold` would need unrevoking, which this CA never does,
+    /// and the compromise of a CA or an attribute authority is said of their certificates.
+    pub fn revocable(self) -> Result<Self> {
+        let why = match self.0 {
+            6 => "revocation here is final, and a hold is not (use another reason)",
+            8 => "RFC 5280 allows it only in delta CRLs, to undo a hold",
+            2 | 10 => {
+                "it is the reason for a CA's own certificate; this CA revokes leaf certificates"
+            }
+            _ => return Ok(self),
+        };
+        Err(Error::ReasonCodeNotAllowed {
+            code: self.0,
+            name: self.name(),
+            why,
+        })
+    }
+
     pub fn code(self) -> u8 {
         self.0
     }
@@ -87,5 +108,31 @@ mod tests {
             assert!(ReasonCode::parse(bad).is_err(), "{bad}");
         }
         assert!(ReasonCode::from_code(7).is_err());
+    }
+
+    #[test]
+    fn leaves_are_revoked_only_for_reasons_a_complete_crl_can_carry() {
+        for code in [0, 1, 3, 4, 5, 9] {
+            assert!(
+                ReasonCode::from_code(code).unwrap().revocable().is_ok(),
+                "{code}"
+            );
+        }
+        for (code, says) in [
+            (2, "CA's own"),
+            (6, "final"),
+            (8, "delta CRLs"),
+            (10, "CA's own"),
+        ] {
+            let error = ReasonCode::from_code(code)
+                .unwrap()
+                .revocable()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("reason code {code} (")) && error.contains(says),
+                "{error}"
+            );
+        }
     }
 }

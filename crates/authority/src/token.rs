@@ -14,6 +14,8 @@ use crate::provisioner::{JwkProvisioner, Provisioner};
 
 /// Clock skew tolerated on `nbf`, `iat` and `exp`.
 pub const LEEWAY: time::Duration = time::Duration::seconds(60);
+/// The longest `jti` accepted: what the used-token column holds.
+pub const MAX_TOKEN_ID_LEN: usize = 255;
 /// Tokens are meant to be short-lived; a longer one is more likely a leaked long-term secret.
 pub const MAX_LIFETIME: time::Duration = time::Duration::hours(1);
 
@@ -54,7 +56,7 @@ pub enum Audience {
 }
 
 impl Audience {
-    fn values(&self) -> Vec<String> {
+    pub fn values(&self) -> Vec<String> {
         match self {
             Audience::None => Vec::new(),
             Audience::One(one) => vec![one.clone()],
@@ -200,16 +202,7 @@ pub fn verify(
         });
     }
     check_audience(&claims, expect.audiences)?;
-    if claims.jti.trim().is_empty() {
-        return Err(Error::TokenMalformed(
-            "claim \"jti\" is missing or empty".into(),
-        ));
-    }
-    if claims.jti.len() > 256 {
-        return Err(Error::TokenMalformed(
-            "claim \"jti\" is longer than 256 characters".into(),
-        ));
-    }
+    check_token_id(&claims.jti)?;
     if let Some(sha) = &claims.sha
         && !sha.is_empty()
         && !expect
@@ -235,16 +228,62 @@ pub fn verify(
     })
 }
 
-/// Checks that one of the token's `aud` values is one of `expected`.
+/// A token's `jti`: present, and short enough for the column that records it as used.
+pub(crate) fn check_token_id(jti: &str) -> Result<()> {
+    if jti.trim().is_empty() {
+        return Err(Error::TokenMalformed(
+            "claim \"jti\" is missing or empty".into(),
+        ));
+    }
+    if jti.len() > MAX_TOKEN_ID_LEN {
+        return Err(Error::TokenMalformed(format!(
+            "claim \"jti\" is longer than {MAX_TOKEN_ID_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that one of the token's `aud` values is one of `expected`, ports aside.
 pub(crate) fn check_audience(claims: &TokenClaims, expected: &[String]) -> Result<()> {
     let found = claims.aud.values();
-    if !found.iter().any(|a| expected.iter().any(|e| e == a)) {
+    if !found
+        .iter()
+        .any(|a| expected.iter().any(|e| same_audience(a, e)))
+    {
         return Err(Error::TokenAudienceMismatch {
             found,
             expected: expected.to_vec(),
         });
     }
     Ok(())
+}
+
+/// Two audience URLs name the same endpoint when they are equal once their ports are dropped,
+/// as step-ca compares them: behind a TCP load balancer the client's URL carries the balancer's
+/// port (often none, 443) while each instance listens on its own, and a token is bound to the
+/// CA's name and endpoint, not to a socket. Scheme, host, path and fragment must still match.
+pub fn same_audience(a: &str, b: &str) -> bool {
+    a == b || without_port(a) == without_port(b)
+}
+
+/// `scheme://host:port/rest` as `scheme://host/rest`; anything that is not such a URL as it is.
+fn without_port(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    if authority.contains('@') {
+        // User information: the host is after it. No client of ours writes one; compared
+        // whole, such an audience can only equal itself.
+        return url.into();
+    }
+    // An IPv6 literal keeps its colons inside brackets: only a colon after `]` starts a port.
+    let host = match authority.rfind(':') {
+        Some(colon) if !authority[colon..].contains(']') => &authority[..colon],
+        _ => authority,
+    };
+    format!("{scheme}://{host}{tail}").into()
 }
 
 /// Checks `nbf`/`iat`, `exp` and the lifetime with [`LEEWAY`]; returns `exp`.
@@ -302,32 +341,135 @@ pub(crate) fn check_time_window(
     Ok(exp)
 }
 
-/// Verifies a renewal token: a JWS signed by the key of the certificate its `x5c` header
-/// carries (step-ca's `Authorization: Bearer` form, for clients behind TLS-terminating proxies).
-/// Returns the certificate (DER); whether this CA issued it is the caller's check.
-pub fn verify_x5c(token: &str, audiences: &[String], now: OffsetDateTime) -> Result<Vec<u8>> {
+/// The issuer step's clients write into renewal tokens (older clients wrote the provisioner's
+/// name, which is accepted too).
+pub const RENEWAL_TOKEN_ISSUER: &str = "step-ca-client/1.0";
+
+/// The header that carries the certificate chain of a renewal token, as step writes it.
+pub const RENEWAL_CHAIN_HEADER: &str = "x5cInsecure";
+
+/// A renewal token whose signature, audience, subject and time window were checked.
+#[derive(Debug, Clone)]
+pub struct RenewalToken {
+    /// The certificate to renew (DER); whether this CA issued it is the caller's check.
+    pub leaf: Vec<u8>,
+    /// `iss`: [`RENEWAL_TOKEN_ISSUER`] or the name of the provisioner that issued the leaf,
+    /// which only the caller knows.
+    pub issuer: String,
+    /// What makes the token single use: its `jti`, or the SHA-256 of the whole token when it
+    /// has none (step's renewal tokens carry no `jti`), as step-ca keys it.
+    pub reuse_key: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Verifies a renewal token (`Authorization: Bearer` on `/renew`, step's `ca renew
+/// --mtls=false`): a JWS signed by the key of the certificate its `x5cInsecure` (or `x5c`)
+/// header carries, for one of `audiences`, with `sub` the certificate's common name.
+pub fn verify_renewal_token(
+    token: &str,
+    audiences: &[String],
+    now: OffsetDateTime,
+) -> Result<RenewalToken> {
     let jws = Jws::parse(token).map_err(|e| Error::TokenMalformed(e.to_string()))?;
-    let leaf = jws
-        .x5c()
-        .map_err(|e| Error::TokenMalformed(e.to_string()))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::TokenMalformed("header has no \"x5c\" certificate".into()))?;
+    let mut chain = jws
+        .certificate_chain(RENEWAL_CHAIN_HEADER)
+        .map_err(|e| Error::TokenMalformed(e.to_string()))?;
+    if chain.is_empty() {
+        chain = jws
+            .x5c()
+            .map_err(|e| Error::TokenMalformed(e.to_string()))?;
+    }
+    let leaf = chain.into_iter().next().ok_or_else(|| {
+        Error::TokenMalformed(format!(
+            "header has no \"{RENEWAL_CHAIN_HEADER}\" (or \"x5c\") certificate"
+        ))
+    })?;
+    let info = mayfly_pki::cert::CertificateInfo::from_der(&leaf)
+        .map_err(|e| Error::TokenMalformed(format!("{RENEWAL_CHAIN_HEADER} certificate: {e}")))?;
     let spki = mayfly_pki::cert::subject_public_key_info(&leaf)
-        .map_err(|e| Error::TokenMalformed(format!("x5c certificate: {e}")))?;
+        .map_err(|e| Error::TokenMalformed(format!("{RENEWAL_CHAIN_HEADER} certificate: {e}")))?;
     let payload = jws.verify_with_spki(&spki).map_err(|e| match e {
         mayfly_pki::Error::JwsSignatureInvalid => Error::TokenSignatureInvalid,
         other => Error::TokenMalformed(other.to_string()),
     })?;
     let claims: TokenClaims = serde_json::from_slice(payload)
         .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
-    let found = claims.aud.values();
-    if !found.iter().any(|a| audiences.iter().any(|e| e == a)) {
-        return Err(Error::TokenAudienceMismatch {
-            found,
-            expected: audiences.to_vec(),
-        });
+    check_audience(&claims, audiences)?;
+    // step-ca expects the certificate's common name as `sub` when it has one.
+    if !info.common_name.is_empty() && claims.sub != info.common_name {
+        return Err(Error::TokenMalformed(format!(
+            "claim \"sub\" is {:?}, not the certificate's common name {:?}",
+            claims.sub, info.common_name
+        )));
     }
-    check_time_window(&claims, now)?;
-    Ok(leaf)
+    let exp = check_time_window(&claims, now)?;
+    // step's renewal tokens carry no `jti`: the token's hash stands in for it.
+    if !claims.jti.is_empty() {
+        check_token_id(&claims.jti)?;
+    }
+    let reuse_key = if claims.jti.trim().is_empty() {
+        mayfly_pki::cert::fingerprint_sha256(token.trim().as_bytes())
+    } else {
+        claims.jti.clone()
+    };
+    Ok(RenewalToken {
+        leaf,
+        issuer: claims.iss,
+        reuse_key,
+        expires_at: exp + LEEWAY,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audiences_match_whatever_port_they_name() {
+        let ours = "https://ca.example/1.0/sign";
+        // Behind a TCP load balancer on 443 the client names no port; each instance listens
+        // on its own. step-ca compares the URLs without their ports.
+        for theirs in [
+            "https://ca.example/1.0/sign",
+            "https://ca.example:443/1.0/sign",
+            "https://ca.example:9000/1.0/sign",
+        ] {
+            assert!(same_audience(theirs, ours), "{theirs}");
+        }
+        assert!(same_audience(
+            "https://[::1]:9000/1.0/sign",
+            "https://[::1]/1.0/sign"
+        ));
+        assert!(same_audience(
+            "https://ca.example:8443/1.0/ssh/renew#sshpop/sshpop",
+            "https://ca.example/1.0/ssh/renew#sshpop/sshpop"
+        ));
+    }
+
+    #[test]
+    fn audiences_still_differ_by_scheme_host_path_and_fragment() {
+        let ours = "https://ca.example/1.0/sign";
+        for theirs in [
+            "http://ca.example/1.0/sign",
+            "https://other.example/1.0/sign",
+            "https://ca.example.evil/1.0/sign",
+            "https://ca.example/1.0/revoke",
+            "https://ca.example/1.0/sign#sshpop/x",
+            "https://ca.example:9000/1.0/signx",
+            "ca.example/1.0/sign",
+            "",
+        ] {
+            assert!(!same_audience(theirs, ours), "{theirs}");
+        }
+        // User information is not a host name.
+        assert!(!same_audience(
+            "https://ca.example:9000@evil/1.0/sign",
+            ours
+        ));
+        // An IPv6 literal's colons are not a port.
+        assert!(!same_audience(
+            "https://[::1]/1.0/sign",
+            "https://[::2]/1.0/sign"
+        ));
+    }
 }

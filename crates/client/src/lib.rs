@@ -18,8 +18,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mayfly_proto::{
     CertificatesResponse, EncryptedKeyResponse, ErrorBody, HealthResponse, ProvisionerBody,
-    ProvisionersResponse, RevokeRequest, RootResponse, RootsResponse, SignRequest, SignResponse,
-    StatusResponse,
+    ProvisionersResponse, RekeyRequest, RevokeRequest, RootResponse, RootsResponse, SignRequest,
+    SignResponse, StatusResponse,
 };
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
@@ -270,8 +270,10 @@ impl Client {
     /// Gets a certificate for the new key in `csr_pem`, authenticated by the current certificate
     /// this client presents.
     pub async fn rekey(&self, csr_pem: &str) -> Result<SignResponse> {
-        self.post_json("/1.0/rekey", &serde_json::json!({ "csr": csr_pem }))
-            .await
+        let request = RekeyRequest {
+            csr: csr_pem.to_owned(),
+        };
+        self.post_json("/1.0/rekey", &request).await
     }
 
     /// Revokes a certificate, authorised by `request.ott` or by the presented certificate.

@@ -62,6 +62,7 @@ impl Client {
         self.post_json(
             "/1.0/ssh/check-host",
             &SshCheckHostRequest {
+                kind: "host".into(),
                 principal: principal.to_string(),
                 token: None,
             },

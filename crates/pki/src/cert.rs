@@ -176,12 +176,7 @@ pub fn create_self_signed_leaf(template: &LeafTemplate, key: &PrivateKey) -> Res
     let mut params = template.params()?;
     // Self-issued: the issuer is the subject, so an authority key identifier adds nothing.
     params.use_authority_key_identifier_extension = false;
-    let mut ski = Vec::with_capacity(22);
-    push_tlv(
-        &mut ski,
-        0x04,
-        &subject_key_identifier(&key.public_key_spki_der()?)?,
-    );
+    let ski = crate::der::octet_string(&subject_key_identifier(&key.public_key_spki_der()?)?);
     params.custom_extensions.insert(
         0,
         CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski),
@@ -255,12 +250,12 @@ pub struct ProvisionerExtension {
 impl ProvisionerExtension {
     /// DER of `SEQUENCE { INTEGER type, OCTET STRING name, OCTET STRING credentialID }`.
     pub fn to_der(&self) -> Vec<u8> {
-        let mut body = vec![0x02, 0x01, self.type_code];
-        push_tlv(&mut body, 0x04, self.name.as_bytes());
-        push_tlv(&mut body, 0x04, self.credential_id.as_bytes());
-        let mut out = Vec::with_capacity(body.len() + 4);
-        push_tlv(&mut out, 0x30, &body);
-        out
+        use crate::der;
+        der::sequence(&[
+            &der::integer_u64(u64::from(self.type_code)),
+            &der::octet_string(self.name.as_bytes()),
+            &der::octet_string(self.credential_id.as_bytes()),
+        ])
     }
 
     /// Reads the extension from a certificate, if present.
@@ -285,19 +280,6 @@ impl ProvisionerExtension {
             credential_id: text(2)?,
         })
     }
-}
-
-fn push_tlv(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
-    out.push(tag);
-    let len = value.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else if len <= 0xff {
-        out.extend_from_slice(&[0x81, len as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (len >> 8) as u8, (len & 0xff) as u8]);
-    }
-    out.extend_from_slice(value);
 }
 
 /// A validated description of a leaf certificate.
@@ -438,8 +420,7 @@ impl LeafSigner {
         let mut params = template.params()?;
         // rcgen writes a subject key identifier only for CAs; RFC 5280 4.2.1.2 wants one in
         // every certificate, and path builders use it.
-        let mut ski = Vec::with_capacity(22);
-        push_tlv(&mut ski, 0x04, &subject_key_identifier(subject_spki_der)?);
+        let ski = crate::der::octet_string(&subject_key_identifier(subject_spki_der)?);
         params.custom_extensions.insert(
             0,
             CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski),
@@ -559,5 +540,23 @@ mod tests {
         let der = ext.to_der();
         assert_eq!(hex::encode(&der[..7]), "303a0201010408");
         assert_eq!(ProvisionerExtension::from_der(&der), Some(ext));
+    }
+
+    #[test]
+    fn provisioner_extension_lengths_beyond_64_kib_are_encoded_whole() {
+        // A two-byte length form once truncated lengths of 64 KiB and more.
+        for len in [0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 0x1_2345] {
+            let ext = ProvisionerExtension {
+                type_code: 200,
+                name: "n".repeat(len),
+                credential_id: "kid".into(),
+            };
+            let der = ext.to_der();
+            assert_eq!(
+                ProvisionerExtension::from_der(&der),
+                Some(ext),
+                "name of {len} bytes"
+            );
+        }
     }
 }

@@ -31,10 +31,25 @@ pub struct Csr {
 }
 
 impl Csr {
-    /// Parses a PEM `CERTIFICATE REQUEST` (also `NEW CERTIFICATE REQUEST`) and checks it.
+    /// Parses a PEM `CERTIFICATE REQUEST` (also `NEW CERTIFICATE REQUEST`) and checks it. The
+    /// text must hold that one block: a second request would be silently ignored otherwise.
     pub fn from_pem(text: &str) -> Result<Self> {
-        let block =
-            pem::parse(text.trim()).map_err(|e| Error::CsrMalformed(format!("not PEM: {e}")))?;
+        let blocks = pem::parse_many(text.trim())
+            .map_err(|e| Error::CsrMalformed(format!("not PEM: {e}")))?;
+        let block = match blocks.as_slice() {
+            [one] => one,
+            [] => return Err(Error::CsrMalformed("not PEM: no PEM block found".into())),
+            more => {
+                return Err(Error::CsrRefused(format!(
+                    "the PEM holds {} blocks ({}): one certificate request is expected",
+                    more.len(),
+                    more.iter()
+                        .map(pem::Pem::tag)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
         match block.tag() {
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Self::from_der(block.contents()),
             other => Err(Error::PemUnexpectedLabel {
@@ -60,7 +75,9 @@ impl Csr {
                 rest.len()
             )));
         }
-        // The key is checked before the signature, so an oversized key costs nothing to refuse.
+        // The key and the algorithm are checked before the signature, so a request that breaks
+        // a rule costs nothing to refuse and is told which rule.
+        check_signature_algorithm(&csr.signature_algorithm.algorithm.to_id_string())?;
         let info = &csr.certification_request_info;
         let (key_description, is_rsa) = describe_key(&info.subject_pki)?;
         csr.verify_signature()
@@ -133,6 +150,32 @@ impl Csr {
     }
 }
 
+/// The one RSA public exponent accepted (65537): every current key generator uses it, and
+/// small exponents have a long history of broken padding checks in verifiers.
+const RSA_EXPONENT: &[u8] = &[0x01, 0x00, 0x01];
+
+/// Signature algorithms refused whatever the key: SHA-1 and MD5 collide (RFC 9155 deprecates
+/// SHA-1 signatures), so a request signed with them does not prove what it asks for.
+const WEAK_SIGNATURE_ALGORITHMS: &[(&str, &str)] = &[
+    ("1.2.840.113549.1.1.4", "md5WithRSAEncryption"),
+    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
+    ("1.3.14.3.2.29", "sha1WithRSASignature"),
+    ("1.2.840.10045.4.1", "ecdsa-with-SHA1"),
+    ("1.2.840.10040.4.3", "dsa-with-SHA1"),
+];
+
+fn check_signature_algorithm(oid: &str) -> Result<()> {
+    match WEAK_SIGNATURE_ALGORITHMS
+        .iter()
+        .find(|(weak, _)| *weak == oid)
+    {
+        Some((_, name)) => Err(Error::CsrRefused(format!(
+            "signed with {name}: SHA-1 and MD5 signatures are refused; sign with SHA-256 or better"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn describe_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(String, bool)> {
     let unsupported = |what: String| Err(Error::KeyUnsupported(what));
     match spki.parsed() {
@@ -154,6 +197,14 @@ fn describe_key(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<(S
             }
         }
         Ok(PublicKey::RSA(rsa)) => {
+            let exponent = rsa.exponent;
+            let significant = &exponent[exponent.iter().take_while(|&&b| b == 0).count()..];
+            if significant != RSA_EXPONENT {
+                return Err(Error::CsrRefused(format!(
+                    "RSA public exponent 0x{}: only 65537 is accepted",
+                    hex::encode(significant)
+                )));
+            }
             let bits = rsa.key_size();
             if bits < MIN_RSA_BITS {
                 return unsupported(format!(

@@ -45,6 +45,9 @@ pub enum Error {
     CsrMalformed(String),
     #[error("certificate request signature is invalid")]
     CsrSignatureInvalid,
+    /// A well-formed request that breaks one of the CA's rules (the message names the rule).
+    #[error("certificate request refused: {0}")]
+    CsrRefused(String),
     #[error("malformed certificate: {0}")]
     CertificateMalformed(String),
     #[error("malformed JOSE object: {0}")]

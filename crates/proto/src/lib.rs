@@ -19,6 +19,17 @@ pub struct HealthResponse {
     pub status: String,
 }
 
+/// `GET /version`: the step CLI asks before its SSH flows whether it must first get an X.509
+/// identity certificate (`requireClientAuthentication`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionResponse {
+    pub version: String,
+    /// step-ca omits it when false; mayfly always writes it, and reads it absent as false.
+    #[serde(default)]
+    pub require_client_authentication: bool,
+}
+
 /// `GET /root/{sha256}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootResponse {
@@ -64,6 +75,13 @@ pub struct ProvisionersResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncryptedKeyResponse {
     pub key: String,
+}
+
+/// `POST /rekey`: a new key for the certificate presented over mutual TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RekeyRequest {
+    /// The certificate request for the new key, PEM; only its key is used.
+    pub csr: String,
 }
 
 /// `POST /sign`.

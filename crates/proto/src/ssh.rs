@@ -91,7 +91,28 @@ pub struct SshTemplate {
     pub kind: String,
     pub comment: String,
     pub path: String,
-    pub content: String,
+    /// The rendered text. step-ca's field is Go bytes, which JSON carries as standard base64;
+    /// the step CLI decodes it so, and so does this type.
+    #[serde(with = "base64_bytes")]
+    pub content: Vec<u8>,
+}
+
+/// Bytes as Go's `encoding/json` writes `[]byte`: standard base64 with padding.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("\"content\" is not base64: {e}")))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +134,9 @@ pub struct SshConfigResponse {
 /// `POST /ssh/check-host`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshCheckHostRequest {
+    /// `host`: step-ca refuses the request without it; mayfly-ca reads it absent as `host`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
     pub principal: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,

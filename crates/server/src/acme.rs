@@ -5,11 +5,13 @@
 //! (`application/problem+json`) carrying the RFC 8555 type the acme crate named; every response
 //! carries a fresh `Replay-Nonce` and a `Link` to the directory.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +19,7 @@ use mayfly_acme::{Acme, Error, ErrorKind, Reply, ReplyBody, Request};
 use mayfly_authority::Authority;
 
 use crate::api::AppState;
+use crate::serve::PeerCertificates;
 
 const PREFIXES: &[&str] = &["/acme", "/2.0/acme"];
 
@@ -85,28 +88,49 @@ pub fn router() -> Router<Arc<AppState>> {
     router
 }
 
-/// What every ACME handler works from.
+/// What every ACME handler works from, extracted from the request.
 struct Context {
     authority: Arc<Authority>,
     acme: Acme,
     base_url: String,
     url: String,
     content_type: Option<String>,
+    /// The client's address, which the per-address limits count against.
+    client: Option<IpAddr>,
+}
+
+impl FromRequestParts<Arc<AppState>> for Context {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let client = parts
+            .extensions
+            .get::<PeerCertificates>()
+            .map(|peer| peer.remote.ip());
+        Context::new(state, &parts.headers, &parts.uri, client).map_err(IntoResponse::into_response)
+    }
 }
 
 impl Context {
-    fn new(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Self, AcmeResponseError> {
+    fn new(
+        state: &AppState,
+        headers: &HeaderMap,
+        uri: &Uri,
+        client: Option<IpAddr>,
+    ) -> Result<Self, AcmeResponseError> {
         let authority = state.authority();
         let acme = state
             .acme()
             .cloned()
             .ok_or_else(|| AcmeResponseError::bare(Error::NotFound("ACME".into())))?;
-        let host = headers
+        let requested = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
-            .or_else(|| uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost")
-            .to_string();
+            .or_else(|| uri.authority().map(|a| a.as_str()));
+        let host = url_host(requested, authority.dns_names(), state.https_port());
         let path = uri.path();
         let prefix = PREFIXES
             .iter()
@@ -126,6 +150,7 @@ impl Context {
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            client,
         })
     }
 
@@ -135,12 +160,16 @@ impl Context {
             url: &self.url,
             content_type: self.content_type.as_deref(),
             body,
+            client: self.client,
         }
     }
 
+    /// A fresh nonce for the response; none when the client holds as many unused ones as it
+    /// may (RFC 8555 6.5 asks for one in error responses only as a SHOULD).
     async fn nonce(&self) -> Option<HeaderValue> {
-        match self.acme.new_nonce(&self.authority).await {
+        match self.acme.new_nonce(&self.authority, self.client).await {
             Ok(nonce) => HeaderValue::from_str(&nonce).ok(),
+            Err(Error::RateLimited { .. }) => None,
             Err(e) => {
                 tracing::error!(error = %e, "creating a nonce failed");
                 None
@@ -165,6 +194,41 @@ impl Context {
         }
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
+    }
+}
+
+/// The `host[:port]` of every URL an ACME answer carries: the one the client asked for when its
+/// host is one of the CA's names (so a client behind a load balancer gets its own port back),
+/// else the CA's first name on its own port. A `Host` header is the client's to choose: taken
+/// as it came, it would let anyone make the directory point elsewhere.
+fn url_host(requested: Option<&str>, dns_names: &[String], port: u16) -> String {
+    let known = |name: &str| dns_names.iter().any(|n| n.eq_ignore_ascii_case(name));
+    if let Some(requested) = requested {
+        let (name, port_text) = match requested.strip_prefix('[') {
+            Some(rest) => match rest.split_once(']') {
+                Some((name, tail)) => (name, tail.strip_prefix(':')),
+                None => ("", None),
+            },
+            None => match requested.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (requested, None),
+            },
+        };
+        let port_ok = port_text.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+        if !name.is_empty() && port_ok && known(name) {
+            return requested.to_owned();
+        }
+    }
+    let name = dns_names.first().map_or("localhost", String::as_str);
+    let name = if name.contains(':') {
+        format!("[{name}]")
+    } else {
+        name.to_owned()
+    };
+    if port == 443 {
+        name
+    } else {
+        format!("{name}:{port}")
     }
 }
 
@@ -266,22 +330,7 @@ impl IntoResponse for AcmeResponseError {
     }
 }
 
-macro_rules! context_or_return {
-    ($state:expr, $headers:expr, $uri:expr) => {
-        match Context::new(&$state, &$headers, &$uri) {
-            Ok(context) => context,
-            Err(e) => return e.into_response(),
-        }
-    };
-}
-
-async fn directory(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn directory(Path(provisioner): Path<String>, context: Context) -> Response {
     match context
         .acme
         .directory(&context.authority, &provisioner, &context.base_url)
@@ -291,19 +340,27 @@ async fn directory(
     }
 }
 
-async fn new_nonce(
-    state: &AppState,
-    provisioner: &str,
-    headers: &HeaderMap,
-    uri: &Uri,
-    status: StatusCode,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+/// `newNonce`: rate-limited per client address, and refused (429) while the address holds as
+/// many unused nonces as it may.
+async fn new_nonce(provisioner: &str, context: &Context, status: StatusCode) -> Response {
     if let Err(e) = mayfly_acme::service::acme_provisioner(&context.authority, provisioner) {
         return AcmeResponseError::bare(e).into_response();
     }
+    let nonce = match context.acme.nonce_request(context.client) {
+        Ok(()) => {
+            context
+                .acme
+                .new_nonce(&context.authority, context.client)
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
+    let nonce = match nonce {
+        Ok(nonce) => nonce,
+        Err(e) => return AcmeResponseError::bare(e).into_response(),
+    };
     let mut response = status.into_response();
-    if let Some(nonce) = context.nonce().await {
+    if let Ok(nonce) = HeaderValue::from_str(&nonce) {
         response.headers_mut().insert("replay-nonce", nonce);
     }
     response
@@ -312,32 +369,15 @@ async fn new_nonce(
     response
 }
 
-async fn new_nonce_get(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    new_nonce(&state, &provisioner, &headers, &uri, StatusCode::NO_CONTENT).await
+async fn new_nonce_get(Path(provisioner): Path<String>, context: Context) -> Response {
+    new_nonce(&provisioner, &context, StatusCode::NO_CONTENT).await
 }
 
-async fn new_nonce_head(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    new_nonce(&state, &provisioner, &headers, &uri, StatusCode::OK).await
+async fn new_nonce_head(Path(provisioner): Path<String>, context: Context) -> Response {
+    new_nonce(&provisioner, &context, StatusCode::OK).await
 }
 
-async fn new_account(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn new_account(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .new_account(&context.authority, &provisioner, &context.request(&body))
@@ -345,14 +385,7 @@ async fn new_account(
     context.respond(result).await
 }
 
-async fn new_order(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn new_order(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .new_order(&context.authority, &provisioner, &context.request(&body))
@@ -360,14 +393,7 @@ async fn new_order(
     context.respond(result).await
 }
 
-async fn revoke(
-    State(state): State<Arc<AppState>>,
-    Path(provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn revoke(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .revoke(&context.authority, &provisioner, &context.request(&body))
@@ -375,14 +401,7 @@ async fn revoke(
     context.respond(result).await
 }
 
-async fn key_change(
-    State(state): State<Arc<AppState>>,
-    Path(_provisioner): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let context = context_or_return!(state, headers, uri);
+async fn key_change(Path(_provisioner): Path<String>, context: Context, body: Bytes) -> Response {
     let result = context
         .acme
         .key_change(&context.authority, &context.request(&body))
@@ -391,13 +410,10 @@ async fn key_change(
 }
 
 async fn account(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .account(&context.authority, &context.request(&body), &id)
@@ -406,13 +422,10 @@ async fn account(
 }
 
 async fn account_orders(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .account_orders(&context.authority, &context.request(&body), &id)
@@ -421,13 +434,10 @@ async fn account_orders(
 }
 
 async fn order(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .order(&context.authority, &context.request(&body), &id)
@@ -436,13 +446,10 @@ async fn order(
 }
 
 async fn finalize(
-    State(state): State<Arc<AppState>>,
     Path((provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .finalize(
@@ -456,13 +463,10 @@ async fn finalize(
 }
 
 async fn authorization(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .authorization(&context.authority, &context.request(&body), &id)
@@ -471,13 +475,10 @@ async fn authorization(
 }
 
 async fn challenge(
-    State(state): State<Arc<AppState>>,
     Path((provisioner, id, index)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let Ok(index) = index.parse::<usize>() else {
         return context
             .respond(Err(Error::NotFound(format!("challenge {index:?}"))))
@@ -497,13 +498,10 @@ async fn challenge(
 }
 
 async fn certificate(
-    State(state): State<Arc<AppState>>,
     Path((_provisioner, serial)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
     body: Bytes,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .certificate(&context.authority, &context.request(&body), &serial)
@@ -512,12 +510,9 @@ async fn certificate(
 }
 
 async fn renewal_info(
-    State(state): State<Arc<AppState>>,
     Path((provisioner, cert_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
+    context: Context,
 ) -> Response {
-    let context = context_or_return!(state, headers, uri);
     let result = context
         .acme
         .renewal_info(&context.authority, &provisioner, &cert_id)
@@ -525,5 +520,36 @@ async fn renewal_info(
     match result {
         Ok(reply) => render(reply),
         Err(e) => AcmeResponseError::bare(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn urls_name_the_ca_whatever_host_a_request_claims() {
+        let names = ["ca.internal".to_owned(), "::1".to_owned()];
+        let host = |requested: Option<&str>| url_host(requested, &names, 9000);
+        assert_eq!(host(Some("ca.internal:9000")), "ca.internal:9000");
+        // Behind a load balancer the client's port is the balancer's.
+        assert_eq!(host(Some("CA.internal")), "CA.internal");
+        assert_eq!(host(Some("[::1]:8443")), "[::1]:8443");
+        for attack in [
+            Some("evil.example"),
+            Some("evil.example:9000"),
+            Some("ca.internal.evil.example"),
+            Some("ca.internal:9000/evil"),
+            Some("ca.internal:"),
+            Some("ca.internal:99999"),
+            Some("[::2]:9000"),
+            Some("[::1"),
+            Some(""),
+            None,
+        ] {
+            assert_eq!(host(attack), "ca.internal:9000", "{attack:?}");
+        }
+        assert_eq!(url_host(None, &names, 443), "ca.internal");
+        assert_eq!(url_host(None, &["::1".to_owned()], 9000), "[::1]:9000");
     }
 }

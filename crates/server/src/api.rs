@@ -16,8 +16,9 @@ use mayfly_authority::provisioner::Provisioner;
 use mayfly_authority::revocation::{ReasonCode, RevokeAuthorization};
 use mayfly_pki::cert::certificate_pem;
 use mayfly_proto::{
-    EncryptedKeyResponse, HealthResponse, ProvisionerBody, ProvisionersResponse, RevokeRequest,
-    RootResponse, RootsResponse, SignRequest, SignResponse, StatusResponse, TlsOptions,
+    EncryptedKeyResponse, HealthResponse, ProvisionerBody, ProvisionersResponse, RekeyRequest,
+    RevokeRequest, RootResponse, RootsResponse, SignRequest, SignResponse, StatusResponse,
+    TlsOptions, VersionResponse,
 };
 use serde::Deserialize;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     acme: Option<mayfly_acme::Acme>,
     /// Requests per client address to the unauthenticated routes; unlimited without it.
     rate_limiter: Option<Arc<RateLimiter>>,
+    /// The port of the HTTPS listener, for URLs built when a request names no known host.
+    https_port: u16,
 }
 
 /// How long `/health` waits for the database before calling it unreachable; a load balancer
@@ -54,7 +57,18 @@ impl AppState {
             database: None,
             acme: None,
             rate_limiter: None,
+            https_port: 443,
         }
+    }
+
+    /// The port the HTTPS listener is bound to [default: 443].
+    pub fn with_https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
+        self
+    }
+
+    pub fn https_port(&self) -> u16 {
+        self.https_port
     }
 
     /// Limits the unauthenticated routes to `per_second` requests per client address, in
@@ -130,6 +144,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 fn public_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/health", get(health))
+        .route("/version", get(version))
         .route("/root/{fingerprint}", get(root))
         .route("/roots", get(roots))
         .route("/roots.pem", get(roots_pem))
@@ -202,6 +217,15 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Json<HealthRespons
     Ok(Json(HealthResponse {
         status: "ok".into(),
     }))
+}
+
+/// mayfly never requires a client certificate before an SSH request: SSH tokens and SSH-POP
+/// are the credentials there.
+async fn version() -> Json<VersionResponse> {
+    Json(VersionResponse {
+        version: env!("CARGO_PKG_VERSION").into(),
+        require_client_authentication: false,
+    })
 }
 
 async fn root(
@@ -303,6 +327,13 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
         },
         Provisioner::Acme(p) => ProvisionerBody {
             kind: "ACME".into(),
+            name: p.name.clone(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+        },
+        Provisioner::SshPop(p) => ProvisionerBody {
+            kind: "SSHPOP".into(),
             name: p.name.clone(),
             key: None,
             encrypted_key: None,
@@ -411,15 +442,10 @@ async fn renew(
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
 }
 
-#[derive(Debug, Deserialize)]
-struct RekeyBody {
-    csr: String,
-}
-
 async fn rekey(
     State(state): State<Arc<AppState>>,
     peer: Option<axum::Extension<PeerCertificates>>,
-    JsonBody(request): JsonBody<RekeyBody>,
+    JsonBody(request): JsonBody<RekeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let leaf = client_leaf(&peer).ok_or_else(|| {
         ApiError::new(
@@ -451,7 +477,7 @@ async fn revoke(
     };
     let revoke = mayfly_authority::revocation::RevokeRequest {
         serial: request.serial,
-        reason_code: ReasonCode::from_code(request.reason_code)?,
+        reason_code: ReasonCode::from_code(request.reason_code)?.revocable()?,
         reason: request.reason,
         passive: request.passive,
     };

@@ -36,7 +36,7 @@ pub async fn create(dir: Option<&Path>, address: &str) -> anyhow::Result<DevCa> 
             dir.display()
         );
     }
-    let listener = TcpListener::bind(address)
+    let listener = crate::serve::listen(address)
         .await
         .with_context(|| format!("--address: cannot listen on {address:?}"))?;
     let local: SocketAddr = listener.local_addr().context("reading the bound address")?;

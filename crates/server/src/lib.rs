@@ -7,6 +7,7 @@ pub mod acme;
 pub mod admin;
 pub mod api;
 pub mod body;
+pub mod connections;
 pub mod dev;
 pub mod error;
 pub mod limits;

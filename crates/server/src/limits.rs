@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mayfly_authority::config::LimitsConfig;
+use tokio::sync::Semaphore;
 
 use crate::body::MAX_BODY_BYTES;
 use crate::error::ApiError;
@@ -23,6 +24,9 @@ use crate::serve::{BodyTimeout, PeerCertificates};
 pub const LIMITED: &str = "mayfly_limited_total";
 
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_BODY_MEMORY: usize = 64 * 1024 * 1024;
 const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 /// hyper refuses a smaller read buffer: a request head must fit in it.
 const MIN_HEADER_BYTES: usize = 8192;
@@ -36,8 +40,14 @@ const MAX_TRACKED_ADDRESSES: usize = 100_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
     pub max_header_bytes: usize,
+    /// For the TLS handshake, which comes before any request: short, so that connections that
+    /// never speak give their slot back soon.
+    pub handshake_timeout: Duration,
     pub read_timeout: Duration,
+    /// Bytes of request bodies in memory at once.
+    pub max_body_memory: usize,
     /// Requests a second per address to the unauthenticated routes, and the burst; `None` when
     /// turned off.
     pub rate: Option<(f64, u32)>,
@@ -47,8 +57,11 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            max_body_memory: DEFAULT_MAX_BODY_MEMORY,
             rate: Some((DEFAULT_RATE, burst_for(DEFAULT_RATE))),
         }
     }
@@ -71,6 +84,29 @@ impl Limits {
                 bail!("limits.maxConnections must be at least 1");
             }
             limits.max_connections = max;
+        }
+        if let Some(max) = config.max_connections_per_address {
+            if max == 0 {
+                bail!("limits.maxConnectionsPerAddress must be at least 1");
+            }
+            limits.max_connections_per_address = max;
+        }
+        if let Some(timeout) = config.handshake_timeout {
+            let timeout = Duration::try_from(timeout.0).ok().filter(|t| !t.is_zero());
+            match timeout {
+                Some(timeout) => limits.handshake_timeout = timeout,
+                None => {
+                    bail!("limits.handshakeTimeout must be a positive duration such as \"5s\"")
+                }
+            }
+        }
+        if let Some(bytes) = config.max_body_memory {
+            if bytes < MAX_BODY_BYTES {
+                bail!(
+                    "limits.maxBodyMemory is {bytes}: it must be at least {MAX_BODY_BYTES}, the largest body"
+                );
+            }
+            limits.max_body_memory = bytes;
         }
         if let Some(bytes) = config.max_header_bytes {
             if bytes < MIN_HEADER_BYTES {
@@ -162,19 +198,50 @@ impl RateLimiter {
     }
 }
 
+/// The memory that request bodies may hold at once on one listener, in KiB permits.
+#[derive(Debug, Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(Semaphore::new(kib(bytes))))
+    }
+}
+
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+/// The largest body `path` takes: a CSR and a token are a few KiB (a CSR is at most 64 KiB of
+/// DER, which PEM and JSON make 90), an ACME request is at most what the ACME parser reads, an
+/// OCSP request a few KiB.
+pub fn body_limit(path: &str) -> usize {
+    const API: usize = 128 * 1024;
+    if path.starts_with("/acme/") || path.starts_with("/2.0/acme/") {
+        mayfly_acme::jws::MAX_BODY_LEN
+    } else if path == "/ocsp" || path.starts_with("/ocsp/") {
+        crate::revocation::MAX_OCSP_REQUEST_BYTES
+    } else {
+        API.min(MAX_BODY_BYTES)
+    }
+}
+
 /// Middleware: reads the request body whole before the handler runs, within `readTimeout`
-/// (408 after it) and within [`MAX_BODY_BYTES`] (413 past it). A client trickling its body a
-/// byte at a time holds a connection for `readTimeout` at most, whatever the route.
+/// (408 after it), within the route's [`body_limit`] (413 past it), and within the listener's
+/// [`BodyBudget`] (503 with Retry-After when the bodies in flight hold it all). A client
+/// trickling its body a byte at a time holds a connection for `readTimeout` at most, whatever
+/// the route; a thousand clients sending large bodies at once hold the budget at most.
 pub async fn read_body(request: Request, next: Next) -> Response {
     let timeout = request
         .extensions()
         .get::<BodyTimeout>()
         .map_or(DEFAULT_READ_TIMEOUT, |timeout| timeout.0);
+    let limit = body_limit(request.uri().path());
     let too_large = || {
         refused("body_size");
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            format!("request body is larger than {limit} bytes, the most this route takes"),
         )
         .into_response()
     };
@@ -184,11 +251,39 @@ pub async fn read_body(request: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    if announced.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+    if announced.is_some_and(|length| length > limit as u64) {
         return too_large();
     }
+    if announced == Some(0) {
+        return next.run(request).await;
+    }
+    // The memory is reserved before the body is read: what was announced, or the route's
+    // limit when nothing was.
+    let reserve = announced.map_or(limit, |length| usize::try_from(length).unwrap_or(limit));
+    let budget = request.extensions().get::<BodyBudget>().cloned();
+    let _reserved = match &budget {
+        Some(BodyBudget(semaphore)) => {
+            let permits = u32::try_from(kib(reserve).max(1)).unwrap_or(u32::MAX);
+            match Arc::clone(semaphore).try_acquire_many_owned(permits) {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    refused("body_memory");
+                    let mut response = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the server holds as many request bodies as it may; retry shortly",
+                    )
+                    .into_response();
+                    let headers = response.headers_mut();
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return response;
+                }
+            }
+        }
+        None => None,
+    };
     let (parts, body) = request.into_parts();
-    match tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
@@ -297,6 +392,29 @@ mod tests {
                     ..Default::default()
                 },
                 "limits.maxHeaderBytes",
+            ),
+            (
+                LimitsConfig {
+                    max_connections_per_address: Some(0),
+                    ..Default::default()
+                },
+                "limits.maxConnectionsPerAddress",
+            ),
+            (
+                LimitsConfig {
+                    handshake_timeout: Some(mayfly_authority::duration::GoDuration(
+                        time::Duration::ZERO,
+                    )),
+                    ..Default::default()
+                },
+                "limits.handshakeTimeout",
+            ),
+            (
+                LimitsConfig {
+                    max_body_memory: Some(1024),
+                    ..Default::default()
+                },
+                "limits.maxBodyMemory",
             ),
             (
                 LimitsConfig {

@@ -14,12 +14,45 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::connections::{ConnectionState, Connections, Refusal, Slot};
 use crate::error::ApiError;
-use crate::limits::{self, Limits};
+use crate::limits::{self, BodyBudget, Limits};
+/// Connections the kernel queues for a listener before `accept`: bursts of new connections
+/// (an attacker's, or a fleet renewing at once) wait here rather than retrying their SYN a
+/// second later. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `address` (`host:port`, resolved; the first address that binds wins)
+/// with a backlog of [`LISTEN_BACKLOG`].
+pub async fn listen(address: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(address).await? {
+        let socket = if resolved.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As the standard library does: a restarted server binds while old connections linger.
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(resolved)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{address:?} resolves to no address"),
+        )
+    }))
+}
+
 /// After a shutdown signal, requests in flight get this long to finish before the process
 /// exits anyway. Longer than any one request takes; shorter than systemd's stop timeout.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -36,16 +69,49 @@ pub struct PeerCertificates {
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTimeout(pub Duration);
 
-/// One connection's place under `limits.maxConnections`; `None` when there was none left, and
-/// the connection is then only told so.
-type Slot = Option<OwnedSemaphorePermit>;
-
-fn take_slot(slots: &Arc<Semaphore>) -> Slot {
-    let slot = Arc::clone(slots).try_acquire_owned().ok();
-    if slot.is_none() {
-        limits::refused("connections");
+/// A slot for a connection from `remote`: `Ok(None)` when every slot is busy (the connection
+/// is then only told so), `Err` when its address holds its share already (it is closed unread).
+fn take_slot(connections: &Arc<Connections>, remote: SocketAddr) -> Result<Option<Slot>, ()> {
+    match connections.admit(remote.ip()) {
+        Ok(slot) => Ok(Some(slot)),
+        Err(Refusal::Full) => {
+            limits::refused("connections");
+            Ok(None)
+        }
+        Err(Refusal::PerAddress) => {
+            limits::refused("connections_per_address");
+            tracing::debug!(%remote, "connection refused: its address holds its share");
+            Err(())
+        }
     }
-    slot
+}
+
+/// `app` with each request marked on its connection's state (so an idle connection can be told
+/// from a busy one) and given the connection's peer and body timeout.
+fn connection_service(
+    app: Router,
+    state: Option<Arc<ConnectionState>>,
+    peer: PeerCertificates,
+    body_timeout: BodyTimeout,
+    budget: BodyBudget,
+) -> impl tower::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        let busy = state.as_ref().map(ConnectionState::request);
+        request.extensions_mut().insert(peer.clone());
+        request.extensions_mut().insert(body_timeout);
+        request.extensions_mut().insert(budget.clone());
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request.map(axum::body::Body::new)).await;
+            drop(busy);
+            response
+        }
+    })
 }
 
 /// HTTP/1.1 with the limits on the request head.
@@ -97,12 +163,13 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let limits = Arc::new(limits);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Connections::new(limits.max_connections, limits.max_connections_per_address);
+    let budget = BodyBudget::new(limits.max_body_memory);
     tokio::pin!(shutdown);
     let (stopping, stop) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
-        while connections.try_join_next().is_some() {}
+        while tasks.try_join_next().is_some() {}
         let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -115,14 +182,17 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = take_slot(&connections, remote) else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = stop.clone();
         let limits = Arc::clone(&limits);
-        let slot = take_slot(&slots);
-        connections.spawn(async move {
-            let handshake = tokio::time::timeout(limits.read_timeout, acceptor.accept(tcp));
+        let budget = budget.clone();
+        tasks.spawn(async move {
+            let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp));
             let stream = tokio::select! {
                 handshake = handshake => match handshake {
                     Ok(Ok(stream)) => stream,
@@ -138,10 +208,11 @@ pub async fn serve(
                 },
                 () = stopped(&mut stop) => return,
             };
-            if slot.is_none() {
+            let Some(slot) = slot else {
                 refuse_connection(TokioIo::new(stream), &limits).await;
                 return;
-            }
+            };
+            slot.state.handshake_done();
             let chain = stream
                 .get_ref()
                 .1
@@ -149,12 +220,13 @@ pub async fn serve(
                 .map(|certs| Arc::new(certs.iter().map(|c| c.to_vec()).collect::<Vec<_>>()));
             let peer = PeerCertificates { chain, remote };
             let body_timeout = BodyTimeout(limits.read_timeout);
-            let service =
-                app.map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(peer.clone());
-                    request.extensions_mut().insert(body_timeout);
-                    request
-                });
+            let service = connection_service(
+                app,
+                Some(Arc::clone(&slot.state)),
+                peer,
+                body_timeout,
+                budget,
+            );
             let connection = http1(&limits)
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
             tokio::pin!(connection);
@@ -162,6 +234,11 @@ pub async fn serve(
                 result = connection.as_mut() => result,
                 () = stopped(&mut stop) => {
                     // Finishes the request in progress (if any), then closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+                () = slot.state.closing() => {
+                    // Idle, and its slot went to a newcomer: closes at once.
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
@@ -174,20 +251,20 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stopping.send(true);
-    let open = connections.len();
+    let open = tasks.len();
     if open > 0 {
         tracing::info!(connections = open, "waiting for requests in flight");
     }
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while connections.join_next().await.is_some() {}
+        while tasks.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
         tracing::warn!(
-            connections = connections.len(),
+            connections = tasks.len(),
             "requests still in flight after {SHUTDOWN_GRACE:?}; closing them"
         );
-        connections.abort_all();
+        tasks.abort_all();
     }
 }
 
@@ -200,7 +277,8 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 /// responses (and for `/metrics`). Runs until the task is aborted.
 pub async fn serve_plain(listener: TcpListener, app: Router, limits: Limits) {
     let limits = Arc::new(limits);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = Connections::new(limits.max_connections, limits.max_connections_per_address);
+    let budget = BodyBudget::new(limits.max_body_memory);
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(pair) => pair,
@@ -210,33 +288,45 @@ pub async fn serve_plain(listener: TcpListener, app: Router, limits: Limits) {
                 continue;
             }
         };
+        let Ok(slot) = take_slot(&connections, remote) else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let limits = Arc::clone(&limits);
-        let slot = take_slot(&slots);
         let peer = PeerCertificates {
             chain: None,
             remote,
         };
         let body_timeout = BodyTimeout(limits.read_timeout);
-        let service =
-            app.clone()
-                .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(peer.clone());
-                    request.extensions_mut().insert(body_timeout);
-                    request
-                });
+        let app = app.clone();
+        let budget = budget.clone();
         tokio::spawn(async move {
-            if slot.is_none() {
+            let Some(slot) = slot else {
                 refuse_connection(TokioIo::new(tcp), &limits).await;
                 return;
-            }
-            let result = http1(&limits)
-                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
-                .await;
+            };
+            // No handshake here: a connection is keep-alive as soon as it is accepted.
+            slot.state.handshake_done();
+            let service = connection_service(
+                app,
+                Some(Arc::clone(&slot.state)),
+                peer,
+                body_timeout,
+                budget,
+            );
+            let connection = http1(&limits)
+                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = slot.state.closing() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
             if let Err(e) = result {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
-            drop(slot);
         });
     }
 }

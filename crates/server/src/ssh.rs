@@ -114,7 +114,7 @@ async fn revoke(
     require_token(&ott)?;
     let revoke = mayfly_authority::revocation::RevokeRequest {
         serial: request.serial,
-        reason_code: ReasonCode::from_code(request.reason_code)?,
+        reason_code: ReasonCode::from_code(request.reason_code)?.revocable()?,
         reason: request.reason,
         passive: request.passive,
     };
@@ -164,7 +164,7 @@ fn render_config(
                 kind: s.kind.into(),
                 comment: s.comment,
                 path: s.path,
-                content: s.content,
+                content: s.content.into_bytes(),
             })
             .collect()
     };
@@ -194,6 +194,12 @@ async fn check_host(
     State(state): State<Arc<AppState>>,
     JsonBody(request): JsonBody<SshCheckHostRequest>,
 ) -> Result<Json<SshCheckHostResponse>, ApiError> {
+    if !matches!(request.kind.as_str(), "" | "host") {
+        return Err(ApiError::bad_request(format!(
+            "field \"type\" is {:?}: only \"host\" principals can be checked",
+            request.kind
+        )));
+    }
     if request.principal.trim().is_empty() {
         return Err(ApiError::bad_request("field \"principal\" is empty"));
     }

@@ -69,7 +69,7 @@ pub async fn prepare(
     let metrics = match config.metrics_address.as_deref().filter(|a| !a.is_empty()) {
         Some(address) => {
             let handle = crate::metrics::recorder()?;
-            let listener = TcpListener::bind(listen_address(address))
+            let listener = crate::serve::listen(&listen_address(address))
                 .await
                 .with_context(|| {
                     format!(
@@ -102,7 +102,7 @@ pub async fn prepare(
             .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
     let listener = match listener {
         Some(listener) => listener,
-        None => TcpListener::bind(listen_address(&config.address))
+        None => crate::serve::listen(&listen_address(&config.address))
             .await
             .with_context(|| {
                 format!(
@@ -115,7 +115,7 @@ pub async fn prepare(
     let local_addr = listener.local_addr().context("reading the bound address")?;
     let insecure_listener = match config.insecure_address.as_deref().filter(|a| !a.is_empty()) {
         Some(address) => Some(
-            TcpListener::bind(listen_address(address))
+            crate::serve::listen(&listen_address(address))
                 .await
                 .with_context(|| {
                     format!(
@@ -148,6 +148,7 @@ pub async fn prepare(
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
     let mut state = AppState::new(authority, settings.advertised.clone())
+        .with_https_port(local_addr.port())
         .with_database(database.clone())
         .with_acme(database.acme_store());
     if let Some((per_second, burst)) = limits.rate {
@@ -205,7 +206,6 @@ fn authority_from(
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: config.dns_names.clone(),
-        public_port: ports.https,
         store,
         clock,
         publication,

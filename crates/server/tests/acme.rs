@@ -35,6 +35,8 @@ struct Responder {
     hits: Mutex<HashMap<String, usize>>,
     /// How many of a token's first fetches get a wrong body before its answer is served.
     wrong_first: Mutex<HashMap<String, usize>>,
+    /// Whole responses, head and body, served as they are for a token.
+    raw: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 async fn start_http01(responder: Arc<Responder>) -> u16 {
@@ -73,6 +75,11 @@ async fn start_http01(responder: Arc<Responder>) -> u16 {
                     .unwrap()
                     .get(&token)
                     .is_some_and(|&n| hit <= n);
+                let raw = responder.raw.lock().unwrap().get(&token).cloned();
+                if let Some(raw) = raw {
+                    let _ = stream.write_all(&raw).await;
+                    return;
+                }
                 let answer = if wrong {
                     Some("not-the-key-authorization".to_string())
                 } else {
@@ -198,7 +205,6 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
-        public_port: 443,
         store: store.clone(),
         clock,
         ssh: None,
@@ -245,14 +251,34 @@ impl Response {
 
 impl Harness {
     async fn send(&self, method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Response {
+        self.send_from(None, method, url, content_type, body).await
+    }
+
+    /// [`Harness::send`] as if from `client`, as the TLS listener marks each request.
+    async fn send_from(
+        &self,
+        client: Option<std::net::IpAddr>,
+        method: &str,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Response {
         let path = url.strip_prefix("https://ca.test").unwrap_or(url);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "ca.test")
             .header("content-type", content_type)
             .body(Body::from(body))
             .unwrap();
+        if let Some(client) = client {
+            request
+                .extensions_mut()
+                .insert(mayfly_server::serve::PeerCertificates {
+                    chain: None,
+                    remote: std::net::SocketAddr::new(client, 50000),
+                });
+        }
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
@@ -465,6 +491,35 @@ impl Client {
 
 fn leaf_key() -> PrivateKey {
     PrivateKey::generate(KeyAlgorithm::EcP256).unwrap()
+}
+
+/// A `Host` header naming another server does not change the URLs the directory hands out:
+/// they stay the CA's own, or a client could be sent to whoever forged the header.
+#[tokio::test]
+async fn directory_urls_ignore_a_foreign_host_header() {
+    let h = harness(json!({})).await;
+    for (host, origin) in [
+        ("evil.example", "https://ca.test"),
+        ("evil.example:443", "https://ca.test"),
+        ("ca.test:8443", "https://ca.test:8443"),
+    ] {
+        let request = Request::builder()
+            .method("GET")
+            .uri("/acme/acme/directory")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap();
+        let response = h.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body["newOrder"],
+            format!("{origin}/acme/acme/new-order"),
+            "Host {host}: {body}"
+        );
+        assert!(!body.to_string().contains("evil"), "{body}");
+    }
 }
 
 #[tokio::test]
@@ -1091,6 +1146,93 @@ async fn rate_limits_answer_rate_limited_with_retry_after() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
 
+/// One address cannot flood the nonce table or the account table: `newNonce` is rate-limited,
+/// the nonces an address holds unused are capped (error responses then come without one), new
+/// accounts per address per hour are capped, and an account lists at most ten contacts.
+#[tokio::test]
+async fn one_address_cannot_flood_nonces_or_accounts() {
+    let h = harness(json!({})).await;
+    let attacker: std::net::IpAddr = "192.0.2.66".parse().unwrap();
+    let neighbour: std::net::IpAddr = "192.0.2.67".parse().unwrap();
+    let new_nonce = format!("{BASE}/new-nonce");
+    let mut limited = None;
+    for n in 0..200 {
+        let r = h
+            .send_from(Some(attacker), "HEAD", &new_nonce, "", Vec::new())
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((n, r));
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let (n, r) = limited.expect("1,000 nonces a second from one address went unlimited");
+    assert!((50..60).contains(&n), "limited after {n} requests");
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+    assert!(!r.headers.contains_key("replay-nonce"));
+    let r = h
+        .send_from(Some(neighbour), "HEAD", &new_nonce, "", Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "another address is not limited");
+
+    // Every error response hands out a nonce: the attacker collects them until its cap.
+    let garbage = format!("{BASE}/new-order");
+    let mut without = 0;
+    for _ in 0..1100 {
+        let r = h
+            .send_from(
+                Some(attacker),
+                "POST",
+                &garbage,
+                "application/jose+json",
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        if !r.headers.contains_key("replay-nonce") {
+            without += 1;
+        }
+    }
+    assert!(
+        without >= 100,
+        "only {without} answers came without a nonce"
+    );
+    let stored: u64 = h.sql("SELECT COUNT(*) FROM acme_nonces").parse().unwrap();
+    assert!(stored <= 1100, "{stored} nonces stored");
+
+    // Accounts: the 21st within the hour from one address is refused, with Retry-After.
+    let key_for = |_| PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let url = format!("{BASE}/new-account");
+    let register = |key: PrivateKey, contacts: Value| {
+        let h = &h;
+        let url = url.clone();
+        async move {
+            let body = jws(
+                &key,
+                json!({"alg": key.jws_algorithm(), "nonce": h.nonce().await, "url": url, "jwk": public_jwk(&key)}),
+                Some(&json!({"termsOfServiceAgreed": true, "contact": contacts})),
+            );
+            h.send_from(Some(neighbour), "POST", &url, "application/jose+json", body)
+                .await
+        }
+    };
+    let many: Vec<String> = (0..11)
+        .map(|i| format!("mailto:ops{i}@example.test"))
+        .collect();
+    let r = register(key_for(0), json!(many)).await;
+    assert_eq!(r.problem(), "invalidContact", "{}", r.text);
+    for i in 0..20 {
+        let r = register(key_for(i), json!(["mailto:ops@example.test"])).await;
+        assert_eq!(r.status, StatusCode::CREATED, "account {i}: {}", r.text);
+    }
+    let r = register(key_for(20), json!([])).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.problem(), "rateLimited");
+    assert!(r.headers.contains_key("retry-after"));
+    let accounts: u64 = h.sql("SELECT COUNT(*) FROM acme_accounts").parse().unwrap();
+    assert_eq!(accounts, 20);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_challenge_pushed_by_many_requests_at_once_is_validated_once() {
     let h = Arc::new(harness(json!({})).await);
@@ -1146,6 +1288,53 @@ async fn http01_challenge(client: &Client, h: &Harness, order: &Response) -> (Re
         .unwrap_or_else(|| panic!("no http-01 in {}", authz.text))
         .clone();
     (authz, challenge)
+}
+
+/// Polls the challenge at `url` until it is valid or invalid.
+async fn settled(client: &Client, h: &Harness, url: &str) -> Response {
+    for _ in 0..200 {
+        let c = client.post(h, url, None).await;
+        if matches!(c.body["status"].as_str(), Some("valid" | "invalid")) {
+            return c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the challenge at {url} never settled");
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_http01_answer_fails_the_challenge_without_a_panic() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let order = client.order(&h, &["chunks.example.test"]).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    let (_, challenge) = http01_challenge(&client, &h, &order).await;
+    let token = challenge["token"].as_str().unwrap().to_string();
+    // A chunk size that ends inside the two bytes of "é": once a panic in the validation task,
+    // which left the challenge `processing` for good.
+    let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\né\r\n0\r\n\r\n";
+    h.responder
+        .raw
+        .lock()
+        .unwrap()
+        .insert(token, raw.as_bytes().to_vec());
+    let url = challenge["url"].as_str().unwrap();
+    let r = client.post(&h, url, Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let c = settled(&client, &h, url).await;
+    assert_eq!(c.body["status"], "invalid", "{}", c.text);
+    assert_eq!(
+        c.body["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+        "{}",
+        c.text
+    );
+    assert!(
+        c.body["error"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("malformed HTTP")),
+        "{}",
+        c.text
+    );
 }
 
 /// Asks for validation of `challenge` once the responder serves the right key authorization

@@ -81,7 +81,6 @@ async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bo
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
-        public_port: 443,
         store: Arc::new(store),
         clock,
         publication: if active {
@@ -147,6 +146,23 @@ impl Harness {
         (status, value)
     }
 
+    /// `POST /1.0/renew` with `Authorization: Bearer TOKEN`.
+    async fn renew_with_token(&self, token: &str) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method("POST")
+            .uri("/1.0/renew")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     async fn sign(&self, body: Value) -> (StatusCode, Value) {
         self.call("POST", "/1.0/sign", Body::from(body.to_string()))
             .await
@@ -175,6 +191,14 @@ async fn read_routes_answer_at_both_prefixes() {
             .call("GET", &format!("{prefix}/health"), Body::empty())
             .await;
         assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+
+        // The step CLI asks before every SSH flow; step-ca answers the same two fields.
+        let (status, body) = h
+            .call("GET", &format!("{prefix}/version"), Body::empty())
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(body["requireClientAuthentication"], false);
 
         let (status, body) = h
             .call(
@@ -335,13 +359,15 @@ async fn bad_requests_get_a_precise_error_and_store_nothing() {
         ("garbage token", json!({"csr": good_csr, "ott": "not.a.token"}).to_string(), StatusCode::UNAUTHORIZED, "malformed token"),
         ("empty token", json!({"csr": good_csr, "ott": ""}).to_string(), StatusCode::UNAUTHORIZED, "one-time token is required"),
         ("missing jti", json!({"csr": good_csr, "ott": h.token(&with(json!({"jti": ""})))}).to_string(), StatusCode::UNAUTHORIZED, "jti"),
+        ("jti longer than its column", json!({"csr": good_csr, "ott": h.token(&with(json!({"jti": "j".repeat(256)})))}).to_string(), StatusCode::UNAUTHORIZED, "longer than 255"),
+        ("critical header extension", json!({"csr": good_csr, "ott": jws::sign_compact_chain(&h.provisioner_key, "crit", &[b"exp".to_vec()], h.claims("svc.internal").to_string().as_bytes()).unwrap()}).to_string(), StatusCode::UNAUTHORIZED, "\"crit\""),
         ("unauthorized SAN", json!({"csr": csr_for("evil.internal"), "ott": h.token(&h.claims("svc.internal"))}).to_string(), StatusCode::FORBIDDEN, "\"evil.internal\" is not authorized"),
         ("duration too long", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "48h"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range 5m0s to 24h0m0s"),
         ("duration too short", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "1m"}).to_string(), StatusCode::BAD_REQUEST, "outside the allowed range"),
         ("notBefore in the past", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notBefore": "2020-01-01T00:00:00Z", "notAfter": "2020-01-01T12:00:00Z"}).to_string(), StatusCode::BAD_REQUEST, "notBefore 2020-01-01T00:00:00Z is in the past"),
         ("notAfter before notBefore", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notBefore": "1h", "notAfter": "30m"}).to_string(), StatusCode::BAD_REQUEST, "must be after notBefore"),
         ("malformed notAfter", json!({"csr": good_csr, "ott": h.token(&h.claims("svc.internal")), "notAfter": "tomorrow"}).to_string(), StatusCode::BAD_REQUEST, "notAfter \"tomorrow\""),
-        ("body over 1 MiB", json!({"csr": "x".repeat(1024 * 1024 + 1), "ott": "x"}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "larger than 1048576 bytes"),
+        ("body over the route's 128 KiB", json!({"csr": "x".repeat(128 * 1024), "ott": "x"}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "larger than 131072 bytes"),
     ];
     for (name, body, status, message) in cases {
         let (got_status, got) = h.call("POST", "/sign", Body::from(body)).await;
@@ -361,6 +387,25 @@ async fn bad_requests_get_a_precise_error_and_store_nothing() {
         h.stored_certificates(),
         0,
         "no refused request may store a certificate"
+    );
+}
+
+/// The longest `jti` a token may carry is the longest the store records: accepted and burnt
+/// whole, one byte more refused before any work.
+#[tokio::test]
+async fn a_jti_of_the_column_s_length_is_accepted_once() {
+    let h = harness().await;
+    let mut claims = h.claims("svc.internal");
+    claims["jti"] = json!("j".repeat(255));
+    let token = h.token(&claims);
+    let body = json!({"csr": csr_for("svc.internal"), "ott": token});
+    let (status, answer) = h.sign(body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (status, answer) = h.sign(body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("already used"),
+        "{answer}"
     );
 }
 
@@ -525,6 +570,26 @@ async fn renew_and_revoke_need_credentials_and_valid_requests() {
             "reason code 7",
         ),
         (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 8}),
+            StatusCode::BAD_REQUEST,
+            "only in delta CRLs",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 6}),
+            StatusCode::BAD_REQUEST,
+            "certificateHold",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 2}),
+            StatusCode::BAD_REQUEST,
+            "cACompromise",
+        ),
+        (
+            json!({"serial": serial, "ott": revoke_token(&serial), "reasonCode": 10}),
+            StatusCode::BAD_REQUEST,
+            "aACompromise",
+        ),
+        (
             json!({"serial": serial, "ott": revoke_token("999")}),
             StatusCode::FORBIDDEN,
             "not ",
@@ -566,6 +631,112 @@ async fn renew_and_revoke_need_credentials_and_valid_requests() {
         )
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+}
+
+/// step's renewal token, exactly as `step ca renew --mtls=false` writes it: the chain in
+/// `x5cInsecure`, `iss` step-ca-client/1.0, `sub` the common name, `aud` the CA URL's `/renew`
+/// (with the client's port), no `jti`.
+fn step_renewal_token(key: &PrivateKey, chain: &[Vec<u8>], claims: &Value) -> String {
+    jws::sign_compact_chain(key, "x5cInsecure", chain, claims.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn steps_renewal_token_renews_once() {
+    let h = harness().await;
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr =
+        mayfly_pki::csr::create_pem(&key, "svc.internal", &[San::parse("svc.internal").unwrap()])
+            .unwrap();
+    let (status, body) = h
+        .sign(json!({"csr": csr, "ott": h.token(&h.claims("svc.internal"))}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let chain: Vec<Vec<u8>> = body["certChain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pem| {
+            mayfly_pki::cert::certificates_from_pem(pem.as_str().unwrap().as_bytes()).unwrap()[0]
+                .clone()
+        })
+        .collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "aud": "https://ca.test:9000/renew",
+        "iss": "step-ca-client/1.0",
+        "sub": "svc.internal",
+        "nbf": now, "iat": now, "exp": now + 300,
+    });
+    let refused: Vec<(Value, &str)> = vec![
+        (json!({"iss": "someone"}), "issuer"),
+        (json!({"sub": "other.internal"}), "common name"),
+        (json!({"aud": "https://ca.test/1.0/sign"}), "audience"),
+        (json!({"aud": "https://other.test/renew"}), "audience"),
+        (
+            json!({"exp": now - 120, "nbf": now - 400, "iat": now - 400}),
+            "expired",
+        ),
+    ];
+    for (change, message) in refused {
+        let mut bad = claims.clone();
+        for (name, value) in change.as_object().unwrap() {
+            bad[name] = value.clone();
+        }
+        let (status, body) = h
+            .renew_with_token(&step_renewal_token(&key, &chain, &bad))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{change}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(message),
+            "{change}: {body}"
+        );
+    }
+    let mut long_jti = claims.clone();
+    long_jti["jti"] = json!("j".repeat(256));
+    let (status, body) = h
+        .renew_with_token(&step_renewal_token(&key, &chain, &long_jti))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 255"),
+        "{body}"
+    );
+    let other = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let (status, body) = h
+        .renew_with_token(&step_renewal_token(&other, &chain, &claims))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        h.stored_certificates(),
+        1,
+        "no refused token bought a certificate"
+    );
+
+    let token = step_renewal_token(&key, &chain, &claims);
+    let (status, body) = h.renew_with_token(&token).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let renewed =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let renewed = mayfly_pki::cert::CertificateInfo::from_der(&renewed[0]).unwrap();
+    assert_eq!(renewed.common_name, "svc.internal");
+    // The same token again: burnt with the renewal (keyed by its hash, as it has no jti).
+    let (status, body) = h.renew_with_token(&token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+    // The provisioner's name as issuer, as older step clients wrote it, is accepted too.
+    let mut older = claims.clone();
+    older["iss"] = json!("admin");
+    let (status, body) = h
+        .renew_with_token(&step_renewal_token(&key, &chain, &older))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(h.stored_certificates(), 3);
 }
 
 /// With CRLs and OCSP configured, `passive: false` is accepted and the revocation reaches the

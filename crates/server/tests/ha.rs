@@ -7,9 +7,9 @@
 //! The databases come from `MAYFLY_TEST_POSTGRES_URL` / `MAYFLY_TEST_MYSQL_URL` (each test
 //! creates and drops its own); without them the tests print that they skipped.
 //!
-//! Addresses: HAProxy listens on 127.0.0.1:P and the instances on 127.0.0.2:P, 127.0.0.3:P, …:
-//! the same port on other loopback addresses, as several hosts would, because a token's audience
-//! names the CA URL's port.
+//! Addresses: the instances listen on ports of their own and HAProxy on yet another, which is
+//! the one in the CA URL clients use and so in their tokens' audience: as step-ca does, an
+//! instance compares audiences without the port.
 
 mod support;
 
@@ -37,7 +37,10 @@ struct Cluster {
     _tmp: tempfile::TempDir,
     home: PathBuf,
     work: PathBuf,
-    port: u16,
+    /// The port clients use: HAProxy's, in the URL of every token.
+    public_port: u16,
+    /// Instance i listens on `instance_ports[i - 1]`.
+    instance_ports: Vec<u16>,
     /// `ca-<i>.json`: ca.json with instance i's listen address.
     configs: Vec<PathBuf>,
     root_der: Vec<u8>,
@@ -55,14 +58,17 @@ impl Cluster {
         let work = tmp.path().to_path_buf();
         support::write_secret(work.join("pw.txt"), format!("{CA_PASSWORD}\n"));
         support::write_secret(work.join("prov.txt"), format!("{PROVISIONER_PASSWORD}\n"));
-        let port = support::free_port();
-        let mut args = vec![
+        let public_port = support::free_port();
+        let instance_ports: Vec<u16> = (0..instances).map(|_| support::free_port()).collect();
+        let args = [
             "ca".to_owned(),
             "init".to_owned(),
             "--name".to_owned(),
             "HA".to_owned(),
             "--address".to_owned(),
-            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{public_port}"),
+            "--dns".to_owned(),
+            "127.0.0.1".to_owned(),
             "--provisioner".to_owned(),
             PROVISIONER.to_owned(),
             "--password-file".to_owned(),
@@ -70,10 +76,6 @@ impl Cluster {
             "--provisioner-password-file".to_owned(),
             "prov.txt".to_owned(),
         ];
-        for host in 1..=instances + 1 {
-            args.push("--dns".to_owned());
-            args.push(format!("127.0.0.{host}"));
-        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         mayfly_ok(&home, &work, &args);
 
@@ -89,7 +91,8 @@ impl Cluster {
         let configs = (1..=instances)
             .map(|i| {
                 let mut config = config.clone();
-                config["address"] = serde_json::json!(format!("127.0.0.{}:{port}", i + 1));
+                config["address"] =
+                    serde_json::json!(format!("127.0.0.1:{}", instance_ports[i - 1]));
                 let path = home.join(format!("config/ca-{i}.json"));
                 support::write_secret(&path, serde_json::to_vec_pretty(&config).unwrap());
                 path
@@ -111,7 +114,8 @@ impl Cluster {
             _tmp: tmp,
             home,
             work,
-            port,
+            public_port,
+            instance_ports,
             configs,
             root_der,
             fingerprint,
@@ -136,13 +140,14 @@ impl Cluster {
         )
     }
 
-    /// The URL clients use (HAProxy's address, or any instance's: the port is the same).
+    /// The URL clients use: HAProxy's address.
     fn public_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://127.0.0.1:{}", self.public_port)
     }
 
+    /// Instance i's own address; tokens still name [`Cluster::public_url`].
     fn instance_url(&self, i: usize) -> String {
-        format!("https://127.0.0.{}:{}", i + 1, self.port)
+        format!("https://127.0.0.1:{}", self.instance_ports[i - 1])
     }
 
     fn client(&self, url: &str) -> Client {
@@ -345,14 +350,13 @@ fn haproxy_config(cluster: &Cluster, instances: usize) -> String {
     for line in shipped.lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("bind ") {
-            out.push_str(&format!("    bind 127.0.0.1:{}\n", cluster.port));
+            out.push_str(&format!("    bind 127.0.0.1:{}\n", cluster.public_port));
         } else if trimmed.starts_with("server ") {
             if trimmed.starts_with("server ca1 ") {
                 for i in 1..=instances {
                     out.push_str(&format!(
-                        "    server ca{i} 127.0.0.{}:{}\n",
-                        i + 1,
-                        cluster.port
+                        "    server ca{i} 127.0.0.1:{}\n",
+                        cluster.instance_ports[i - 1]
                     ));
                 }
             }

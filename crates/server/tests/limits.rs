@@ -19,6 +19,7 @@ fn tight() -> ObservedCa {
             "maxConnections": 3,
             "maxHeaderBytes": 8192,
             "readTimeout": "1s",
+            "handshakeTimeout": "1s",
             "rateLimit": { "perSecond": 1, "burst": 2 },
         });
     })
@@ -87,20 +88,22 @@ fn each_listener_limit_answers_as_documented() {
     );
     assert_eq!(status, 431);
 
-    // A body over 1 MiB: 413 as soon as its length is announced.
+    // A body over the route's limit (128 KiB for a CSR and a token): 413 as soon as its
+    // length is announced.
     let mut stream = tls_connect(ca.port, &tls);
     stream
         .write_all(
             b"POST /1.0/sign HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-              Content-Length: 2097152\r\n\r\n",
+              Content-Length: 131073\r\n\r\n",
         )
         .unwrap();
     stream.flush().unwrap();
     let (status, _, body) = read_response(&mut stream);
     assert_eq!(status, 413);
     assert!(
-        message(&body).contains("larger than 1048576 bytes"),
-        "{body:?}"
+        message(&body).contains("larger than 131072 bytes"),
+        "{}",
+        String::from_utf8_lossy(&body)
     );
 
     // A body trickling in: 408 after readTimeout.
@@ -137,7 +140,7 @@ fn each_listener_limit_answers_as_documented() {
         assert_eq!(split_response(&received).0, 408);
     }
 
-    // A TLS handshake that never starts: closed after readTimeout.
+    // A TLS handshake that never starts: closed after handshakeTimeout.
     let mut tcp = TcpStream::connect(("127.0.0.1", ca.port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let (received, waited) = until_closed(&mut tcp);
@@ -147,9 +150,54 @@ fn each_listener_limit_answers_as_documented() {
         "{waited:?}"
     );
 
-    // maxConnections: three held open, a fourth is told 503 and closed; a freed slot serves.
+    // maxConnections: with every slot held by an idle keep-alive connection, a newcomer takes
+    // the slot of one of them, which the server closes.
     std::thread::sleep(Duration::from_millis(300));
-    let held: Vec<_> = (0..3).map(|_| tls_connect(ca.port, &tls)).collect();
+    let mut idle: Vec<_> = (0..3).map(|_| tls_connect(ca.port, &tls)).collect();
+    for stream in &mut idle {
+        stream
+            .write_all(b"GET /1.0/crl HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        stream.flush().unwrap();
+        assert_eq!(read_response(stream).0, 200);
+    }
+    let (status, _, _) = https(&ca, &tls, "GET /1.0/crl HTTP/1.1\r\n", b"");
+    assert_eq!(status, 200, "an idle connection gave way");
+    let mut closed = 0;
+    for stream in &mut idle {
+        stream
+            .sock
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        if matches!(stream.read(&mut byte), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 1,
+        "no idle connection was closed for the newcomer"
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // With every slot busy (bodies still arriving), a newcomer is told 503 and closed.
+    let busy: Vec<_> = (0..3)
+        .map(|_| {
+            let mut stream = tls_connect(ca.port, &tls);
+            stream
+                .write_all(
+                    b"POST /1.0/sign HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                      Content-Length: 100\r\n\r\n{",
+                )
+                .unwrap();
+            stream.flush().unwrap();
+            stream
+        })
+        .collect();
+    // Their heads must be read (they are busy from then on) before the newcomer arrives; their
+    // bodies would be late only after readTimeout (1 s).
+    std::thread::sleep(Duration::from_millis(200));
     let mut fourth = tls_connect(ca.port, &tls);
     fourth
         .write_all(b"GET /1.0/crl HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -166,7 +214,7 @@ fn each_listener_limit_answers_as_documented() {
         "{head}"
     );
     drop(fourth);
-    drop(held);
+    drop(busy);
     std::thread::sleep(Duration::from_millis(300));
     let (status, _, _) = https(&ca, &tls, "GET /1.0/crl HTTP/1.1\r\n", b"");
     assert_eq!(status, 200, "slots are given back");

@@ -33,6 +33,12 @@ struct Harness {
 }
 
 async fn harness(ssh: Option<KeyAlgorithm>) -> Harness {
+    harness_with(ssh, true).await
+}
+
+/// `sshpop: false` takes the SSHPOP provisioner that `ca init --ssh` writes out of ca.json, as
+/// in a CA made before `ca init` wrote one.
+async fn harness_with(ssh: Option<KeyAlgorithm>, sshpop: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let options = InitOptions {
@@ -49,7 +55,14 @@ async fn harness(ssh: Option<KeyAlgorithm>) -> Harness {
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();
-    let loaded = mayfly_authority::config::CaConfig::load(&layout.ca_config()).unwrap();
+    let mut loaded = mayfly_authority::config::CaConfig::load(&layout.ca_config()).unwrap();
+    if !sshpop {
+        loaded
+            .config
+            .authority
+            .provisioners
+            .retain(|p| p.kind != "SSHPOP");
+    }
     let material = LoadedMaterial::load(&loaded.config, dir.path(), None).unwrap();
     let db_path = layout.database();
     let store = Arc::new(mayfly_store::SqliteStore::open(&db_path).await.unwrap());
@@ -74,7 +87,6 @@ async fn harness(ssh: Option<KeyAlgorithm>) -> Harness {
         provisioners: material.provisioners,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
-        public_port: 443,
         store,
         clock: Arc::new(SystemClock),
         publication: mayfly_authority::publication::Publication::default(),
@@ -189,13 +201,122 @@ fn new_key() -> (PrivateKey, SshPublicKey) {
     (key, public)
 }
 
+/// An SSH-POP token as the step CLI writes it: the SSHPOP provisioner in the audience's
+/// fragment and as issuer, the certificate's serial as subject.
 fn sshpop(key: &PrivateKey, certificate: &SshCertificate, endpoint: &str) -> String {
-    let claims = json!({
-        "aud": format!("https://ca.test/1.0/{endpoint}"), "iss": "sshpop",
-        "sub": certificate.template.key_id, "nbf": now(), "iat": now(), "exp": now() + 300,
-        "jti": mayfly_pki::random::random_hex(32).unwrap(),
-    });
+    sshpop_with(key, certificate, &sshpop_claims(certificate, endpoint))
+}
+
+fn sshpop_claims(certificate: &SshCertificate, endpoint: &str) -> Value {
+    json!({
+        "aud": format!("https://ca.test/1.0/{endpoint}#sshpop/sshpop"), "iss": "sshpop",
+        "sub": certificate.template.serial.to_string(), "nbf": now(), "iat": now(),
+        "exp": now() + 300, "jti": mayfly_pki::random::random_hex(32).unwrap(),
+    })
+}
+
+fn sshpop_with(key: &PrivateKey, certificate: &SshCertificate, claims: &Value) -> String {
     jws::sign_compact_sshpop(key, &certificate.to_base64(), claims.to_string().as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn sshpop_tokens_name_the_ssh_pop_provisioner_as_step_does() {
+    let h = harness(Some(KeyAlgorithm::EcP256)).await;
+    let (key, public) = new_key();
+    let cert = h
+        .sign(&public, &h.ssh_token("host", "web1", &["web1"]), json!({}))
+        .await;
+    let h = &h;
+    let (key, cert) = (&key, &cert);
+    let renew = |claims: Value| async move {
+        let ott = sshpop_with(key, cert, &claims);
+        h.call("POST", "/ssh/renew", json!({"ott": ott})).await
+    };
+    let base = sshpop_claims(&cert, "ssh/renew");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "no fragment",
+            json!("https://ca.test/1.0/ssh/renew"),
+            "audience",
+        ),
+        (
+            "another provisioner",
+            json!("https://ca.test/1.0/ssh/renew#sshpop/other"),
+            "audience",
+        ),
+        (
+            "another endpoint",
+            json!("https://ca.test/1.0/ssh/rekey#sshpop/sshpop"),
+            "audience",
+        ),
+    ];
+    for (name, aud, message) in cases {
+        let mut claims = base.clone();
+        claims["aud"] = aud;
+        let (status, body) = renew(claims).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(message),
+            "{name}: {body}"
+        );
+    }
+    let mut claims = base.clone();
+    claims["jti"] = json!("j".repeat(256));
+    let (status, body) = renew(claims).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 255"),
+        "{body}"
+    );
+    let mut claims = base.clone();
+    claims["iss"] = json!("someone");
+    let (status, body) = renew(claims).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("someone"),
+        "{body}"
+    );
+    assert_eq!(h.stored(), 1, "no refused token bought a certificate");
+
+    // The client's port (a load balancer's) does not matter; the fragment and issuer do. A
+    // jti as long as the column that records it is fine.
+    let mut claims = base.clone();
+    claims["jti"] = json!("j".repeat(255));
+    claims["aud"] = json!("https://ca.test:8443/1.0/ssh/renew#sshpop/sshpop");
+    let (status, body) = renew(claims).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // /provisioners lists it for the step CLI to find.
+    let (_, body) = h.call("GET", "/provisioners", Value::Null).await;
+    assert!(
+        body["provisioners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["type"] == "SSHPOP" && p["name"] == "sshpop"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_ca_without_an_sshpop_provisioner_takes_the_plain_audience() {
+    let h = harness_with(Some(KeyAlgorithm::EcP256), false).await;
+    let (key, public) = new_key();
+    let cert = h
+        .sign(&public, &h.ssh_token("host", "web1", &["web1"]), json!({}))
+        .await;
+    let mut claims = sshpop_claims(&cert, "ssh/renew");
+    claims["aud"] = json!("https://ca.test/1.0/ssh/renew");
+    let (status, body) = h
+        .call(
+            "POST",
+            "/ssh/renew",
+            json!({"ott": sshpop_with(&key, &cert, &claims)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 #[tokio::test]
@@ -315,18 +436,59 @@ async fn user_and_host_certificates_follow_the_token_and_the_claims() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let sshd = body["hostTemplates"][0]["content"].as_str().unwrap();
+    // Contents travel as step-ca sends them: base64 of the bytes.
+    let content = |template: &Value| {
+        String::from_utf8(
+            STANDARD
+                .decode(template["content"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let sshd = content(&body["hostTemplates"][0]);
     assert!(
         sshd.contains("HostKey /k\nHostCertificate /k-cert.pub\n"),
         "{sshd}"
     );
     assert!(sshd.contains("TrustedUserCAKeys "), "{sshd}");
     let (_, body) = h.call("POST", "/ssh/config", json!({"type": "user"})).await;
-    let known = body["userTemplates"][0]["content"].as_str().unwrap();
+    let known = content(&body["userTemplates"][0]);
     assert!(
         known.starts_with("@cert-authority * ecdsa-sha2-nistp256 "),
         "{known}"
     );
+
+    // What the step CLI sends: its own variables with every request, step-ca's `Certificate`
+    // and `Key` for hosts, `User` for users.
+    let step = json!({"GOOS": "linux", "StepPath": "/home/a/.step", "StepBasePath": "/home/a/.step",
+                      "StepSSHTemplateVersion": "v2", "Context": "ca"});
+    let mut host = step.clone();
+    host["Certificate"] = json!("/etc/ssh/h-cert.pub");
+    host["Key"] = json!("/etc/ssh/h");
+    let (status, body) = h
+        .call(
+            "POST",
+            "/1.0/ssh/config",
+            json!({"type": "host", "data": host}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let sshd = content(&body["hostTemplates"][0]);
+    assert!(
+        sshd.contains("HostKey /etc/ssh/h\nHostCertificate /etc/ssh/h-cert.pub\n"),
+        "{sshd}"
+    );
+    let mut user = step.clone();
+    user["User"] = json!("alice");
+    let (status, body) = h
+        .call(
+            "POST",
+            "/1.0/ssh/config",
+            json!({"type": "user", "data": user}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(content(&body["userTemplates"][0]), known);
 }
 
 #[tokio::test]
@@ -691,6 +853,13 @@ async fn bad_ssh_requests_get_a_clear_4xx_and_store_nothing() {
             json!({"principal": " "}),
             StatusCode::BAD_REQUEST,
             "principal",
+        ),
+        (
+            "check-host of a user",
+            "/ssh/check-host",
+            json!({"type": "user", "principal": "alice"}),
+            StatusCode::BAD_REQUEST,
+            "only \"host\"",
         ),
     ];
     for (name, uri, body, status, message) in others {

@@ -508,6 +508,48 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
         &["ssh", "hosts", "--cert", "missing.crt", "--key", "ops.key"],
         "cannot read",
     );
+    // The holder revokes its own certificate with SSH-POP (no provisioner), and it no longer
+    // renews; the serial comes from the certificate, or is checked against it.
+    mayfly_err(
+        &client,
+        &work,
+        &[
+            "ssh",
+            "revoke",
+            "123",
+            "--sshpop-cert",
+            "web1_new-cert.pub",
+            "--sshpop-key",
+            "web1_new",
+        ],
+        "123",
+    );
+    mayfly_ok(
+        &client,
+        &work,
+        &[
+            "ssh",
+            "revoke",
+            "--sshpop-cert",
+            "web1_new-cert.pub",
+            "--sshpop-key",
+            "web1_new",
+            "--reasonCode",
+            "keyCompromise",
+        ],
+    );
+    mayfly_err(
+        &client,
+        &work,
+        &["ssh", "renew", "web1_new-cert.pub", "web1_new", "--force"],
+        "revoked",
+    );
+    mayfly_err(
+        &client,
+        &work,
+        &["ssh", "revoke", "--sshpop-cert", "web1_new-cert.pub"],
+        "--sshpop-key",
+    );
     mayfly_ok(&client, &work, &["ssh", "krl", "--out", "krl.bin"]);
     assert!(
         std::fs::read(work.join("krl.bin"))

@@ -361,10 +361,12 @@ pub fn schema_version() -> i64 {
 
 /// Longest decimal serial number stored; the schema's `VARCHAR(64)`.
 pub const MAX_SERIAL_LEN: usize = 64;
-/// Longest token `jti` stored; the schema's `VARCHAR(255)`.
-pub const MAX_JTI_LEN: usize = 255;
-/// Longest provisioner name stored; the schema's `VARCHAR(255)`.
-pub const MAX_PROVISIONER_LEN: usize = 255;
+/// Longest token `jti` stored; the schema's `VARCHAR(255)`, and the longest the authority
+/// accepts in a token, so that a token it accepts can always be recorded.
+pub const MAX_JTI_LEN: usize = mayfly_authority::token::MAX_TOKEN_ID_LEN;
+/// Longest provisioner name stored; the schema's `VARCHAR(255)`, and the longest a
+/// provisioner's name may be in ca.json.
+pub const MAX_PROVISIONER_LEN: usize = mayfly_authority::provisioner::MAX_NAME_LEN;
 
 /// What `/health` asks: answers only when the server is up, the database exists and its schema
 /// is in place (a database dropped under a running instance fails it on every engine).

@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
+use crate::provisioner::Provisioner;
 use crate::revocation::RevokeRequest;
 use crate::store::{CertificateStatus, Revocation, StoreError, UsedToken};
 use crate::telemetry::{Attempt, Operation};
@@ -358,14 +359,9 @@ impl Authority {
         // Verified now: the signature above covers the payload.
         let claims: token::TokenClaims = serde_json::from_slice(jws.unverified_payload())
             .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
-        let audiences = self.endpoint_audiences(endpoint);
-        token::check_audience(&claims, &audiences)?;
+        self.check_sshpop_audience(&claims, endpoint)?;
         let exp = token::check_time_window(&claims, now)?;
-        if claims.jti.trim().is_empty() {
-            return Err(Error::TokenMalformed(
-                "claim \"jti\" is missing or empty".into(),
-            ));
-        }
+        token::check_token_id(&claims.jti)?;
         let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
         if seconds < certificate.template.valid_after
             || seconds >= certificate.template.valid_before
@@ -379,6 +375,46 @@ impl Authority {
             certificate,
             jti: claims.jti,
             expires_at: exp + token::LEEWAY,
+        })
+    }
+
+    /// An SSH-POP token names its provisioner as step-ca wants it: the audience carries the
+    /// fragment `#sshpop/NAME` of a configured SSHPOP provisioner, and `iss` is that NAME. A CA
+    /// with no SSHPOP provisioner (made before they were written by `ca init --ssh`) accepts the
+    /// plain endpoint audience: the certificate and its key are the credential either way.
+    fn check_sshpop_audience(&self, claims: &token::TokenClaims, endpoint: &str) -> Result<()> {
+        let plain = self.endpoint_audiences(endpoint);
+        let provisioners: Vec<&crate::provisioner::SshPopProvisioner> = self
+            .provisioners()
+            .iter()
+            .filter_map(|p| match p {
+                Provisioner::SshPop(pop) => Some(pop.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if provisioners.is_empty() {
+            return token::check_audience(claims, &plain);
+        }
+        let mut expected = Vec::new();
+        for provisioner in &provisioners {
+            let audiences: Vec<String> = plain
+                .iter()
+                .map(|a| format!("{a}#{}", provisioner.audience_fragment()))
+                .collect();
+            if token::check_audience(claims, &audiences).is_ok() {
+                if claims.iss != provisioner.name {
+                    return Err(Error::TokenIssuerMismatch {
+                        iss: claims.iss.clone(),
+                        provisioner: provisioner.name.clone(),
+                    });
+                }
+                return Ok(());
+            }
+            expected.extend(audiences);
+        }
+        Err(Error::TokenAudienceMismatch {
+            found: claims.aud.values(),
+            expected,
         })
     }
 

@@ -16,27 +16,52 @@ pub struct Snippet {
     pub content: String,
 }
 
+/// Variables the step CLI sends with every `/ssh/config` request: they describe the client
+/// (its OS, its STEPPATH, the template version it understands, its context, whether it runs
+/// in a console), and what they
+/// describe does not change mayfly's snippets.
+const STEP_CLIENT_VARIABLES: &[&str] = &[
+    "GOOS",
+    "StepPath",
+    "StepBasePath",
+    "StepSSHTemplateVersion",
+    "Context",
+    "Console",
+];
+
+/// Refuses a variable that is neither one of `known` nor one step sends by itself, so that a
+/// typo does not silently render the default.
+fn check_variables(data: &BTreeMap<String, String>, known: &[&str]) -> Result<(), String> {
+    match data
+        .keys()
+        .find(|k| !known.contains(&k.as_str()) && !STEP_CLIENT_VARIABLES.contains(&k.as_str()))
+    {
+        Some(unknown) => Err(format!(
+            "unknown configuration value {unknown:?}: expected one of {known:?}"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Lines a host adds to sshd_config and the user CA file it names. `data` may set
-/// `HostKey`, `HostCertificate`, `TrustedUserCAKeys` and `RevokedKeys` (paths); anything else
-/// is refused so a typo does not silently render the default.
+/// `HostKey`, `HostCertificate`, `TrustedUserCAKeys` and `RevokedKeys` (paths); `Key` and
+/// `Certificate`, the names step-ca's templates use (`step ssh config --host --set
+/// Certificate=... --set Key=...`), stand for `HostKey` and `HostCertificate`.
 pub fn host(ssh: &SshCa, data: &BTreeMap<String, String>) -> Result<Vec<Snippet>, String> {
     const KNOWN: &[&str] = &[
         "HostKey",
         "HostCertificate",
         "TrustedUserCAKeys",
         "RevokedKeys",
+        "Key",
+        "Certificate",
     ];
-    if let Some(unknown) = data.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!(
-            "unknown configuration value {unknown:?}: expected one of {KNOWN:?}"
-        ));
-    }
-    let host_key = data
-        .get("HostKey")
+    check_variables(data, KNOWN)?;
+    let value = |name: &str, step_name: &str| data.get(name).or_else(|| data.get(step_name));
+    let host_key = value("HostKey", "Key")
         .cloned()
         .unwrap_or_else(|| "/etc/ssh/ssh_host_ecdsa_key".into());
-    let host_certificate = data
-        .get("HostCertificate")
+    let host_certificate = value("HostCertificate", "Certificate")
         .cloned()
         .unwrap_or_else(|| format!("{host_key}-cert.pub"));
     let trusted = data
@@ -70,14 +95,12 @@ pub fn host(ssh: &SshCa, data: &BTreeMap<String, String>) -> Result<Vec<Snippet>
     ])
 }
 
-/// What a user adds to known_hosts (the host CA as `@cert-authority`) and ssh_config.
+/// What a user adds to known_hosts (the host CA as `@cert-authority`) and ssh_config. `User`,
+/// which the step CLI always sends (the principal of the user's certificate), is accepted; the
+/// snippets are the same for every user.
 pub fn user(ssh: &SshCa, data: &BTreeMap<String, String>) -> Result<Vec<Snippet>, String> {
-    const KNOWN: &[&str] = &["KnownHosts", "Hosts"];
-    if let Some(unknown) = data.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!(
-            "unknown configuration value {unknown:?}: expected one of {KNOWN:?}"
-        ));
-    }
+    const KNOWN: &[&str] = &["KnownHosts", "Hosts", "User"];
+    check_variables(data, KNOWN)?;
     let hosts = data.get("Hosts").cloned().unwrap_or_else(|| "*".into());
     let known_hosts = data
         .get("KnownHosts")

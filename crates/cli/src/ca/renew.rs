@@ -165,8 +165,10 @@ fn load(args: &RenewArgs, out: PathBuf) -> anyhow::Result<Renewer> {
     })
 }
 
-/// step's renewal token: the certificate chain in `x5c`, signed by the certificate's key, for
-/// the CA's `/1.0/renew`, valid for 5 minutes.
+/// step's renewal token, as `step ca renew --mtls=false` writes it: the certificate chain in the
+/// `x5cInsecure` header, signed by the certificate's key, issuer `step-ca-client/1.0`, subject the
+/// certificate's common name, for the CA's `/1.0/renew`, valid for 5 minutes. step-ca accepts it
+/// as well as mayfly-ca; the `jti` (step's has none) only names the token in the CA's records.
 fn renewal_token(
     key: &mayfly_pki::PrivateKey,
     chain: &[Vec<u8>],
@@ -179,14 +181,16 @@ fn renewal_token(
     };
     let claims = serde_json::json!({
         "aud": format!("{}/1.0/renew", ca_url.trim_end_matches('/')),
+        "iss": mayfly_authority::token::RENEWAL_TOKEN_ISSUER,
         "sub": subject,
         "iat": now,
         "nbf": now,
         "exp": now + 300,
         "jti": mayfly_pki::random::random_hex(16)?,
     });
-    Ok(mayfly_pki::jose::jws::sign_compact_x5c(
+    Ok(mayfly_pki::jose::jws::sign_compact_chain(
         key,
+        mayfly_authority::token::RENEWAL_CHAIN_HEADER,
         chain,
         claims.to_string().as_bytes(),
     )?)

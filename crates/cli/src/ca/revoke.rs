@@ -26,7 +26,8 @@ pub struct RevokeArgs {
     /// File with the password of --key, if it is encrypted.
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
-    /// RFC 5280 reason: a code (0-10 but 7) or a name such as keyCompromise or superseded.
+    /// RFC 5280 reason: 0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded,
+    /// 5 cessationOfOperation, 9 privilegeWithdrawn (the code or the name).
     #[arg(
         long = "reasonCode",
         alias = "reason-code",
@@ -60,7 +61,9 @@ pub struct RevokeArgs {
 
 pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
     let reason_code = ReasonCode::parse(&args.reason_code)
-        .map_err(|_| anyhow::anyhow!("--reasonCode {:?} is not an RFC 5280 reason: use 0-6, 8-10 or a name such as keyCompromise", args.reason_code))?;
+        .map_err(|_| anyhow::anyhow!("--reasonCode {:?} is not an RFC 5280 reason: use 0, 1, 3, 4, 5, 9 or a name such as keyCompromise", args.reason_code))?
+        .revocable()
+        .map_err(|e| anyhow::anyhow!("--reasonCode: {e}"))?;
     if args.offline {
         return offline(&args, reason_code).await;
     }

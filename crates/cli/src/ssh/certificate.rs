@@ -312,12 +312,15 @@ pub struct RekeyArgs {
 }
 
 /// Reads a certificate and its key, checks they belong together, and signs the SSH-POP token
-/// for `endpoint` that proves the holder has the key.
-fn sshpop_token(
+/// for `endpoint` that proves the holder has the key: step's token, which step-ca accepts too.
+/// The audience names the CA's SSHPOP provisioner in its fragment (`…#sshpop/NAME`), `iss` is
+/// that NAME and `sub` the certificate's serial; a CA that lists no SSHPOP provisioner gets the
+/// plain audience.
+pub(crate) async fn sshpop_token(
     cert_file: &Path,
     key_file: &Path,
     password_file: Option<&Path>,
-    ca_url: &str,
+    target: &crate::context::CaTarget,
     endpoint: &str,
 ) -> anyhow::Result<(SshCertificate, String)> {
     let line = std::fs::read_to_string(cert_file)
@@ -332,11 +335,22 @@ fn sshpop_token(
             cert_file.display()
         );
     }
+    let provisioner = target
+        .client()?
+        .provisioners()
+        .await?
+        .into_iter()
+        .find(|p| p.kind.eq_ignore_ascii_case("SSHPOP"))
+        .map(|p| p.name);
+    let mut audience = format!("{}/1.0/{endpoint}", target.url.trim_end_matches('/'));
+    if let Some(name) = &provisioner {
+        audience.push_str(&format!("#sshpop/{name}"));
+    }
     let now = OffsetDateTime::now_utc();
     let claims = serde_json::json!({
-        "aud": format!("{}/1.0/{endpoint}", ca_url.trim_end_matches('/')),
-        "iss": "sshpop",
-        "sub": certificate.template.key_id,
+        "aud": audience,
+        "iss": provisioner.as_deref().unwrap_or(mayfly_authority::init::SSHPOP_PROVISIONER),
+        "sub": certificate.template.serial.to_string(),
         "jti": mayfly_pki::random::random_hex(32)?,
         "iat": now.unix_timestamp(),
         "nbf": now.unix_timestamp(),
@@ -360,9 +374,10 @@ pub async fn run_renew(args: RenewArgs) -> anyhow::Result<()> {
         &args.cert_file,
         &args.key_file,
         args.password_file.as_deref(),
-        &target.url,
+        &target,
         "ssh/renew",
-    )?;
+    )
+    .await?;
     let response = target.client()?.ssh_renew(&ott).await?;
     let certificate = SshCertificate::from_base64(&response.crt)
         .context("the CA returned a certificate that does not parse")?;
@@ -404,9 +419,10 @@ pub async fn run_rekey(args: RekeyArgs) -> anyhow::Result<()> {
         &args.cert_file,
         &args.key_file,
         args.password_file.as_deref(),
-        &target.url,
+        &target,
         "ssh/rekey",
-    )?;
+    )
+    .await?;
     let algorithm = match old.public_key.algorithm() {
         mayfly_pki::ssh::SshKeyAlgorithm::EcdsaP384 => KeyAlgorithm::EcP384,
         mayfly_pki::ssh::SshKeyAlgorithm::Ed25519 if args.no_password => KeyAlgorithm::Ed25519,

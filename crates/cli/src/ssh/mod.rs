@@ -93,8 +93,8 @@ pub struct ConfigArgs {
     /// The host side: sshd_config lines (or, with --roots, the host CA keys).
     #[arg(long)]
     host: bool,
-    /// A value for the snippets, NAME=VALUE; repeatable. Hosts: HostKey, HostCertificate,
-    /// TrustedUserCAKeys, RevokedKeys. Users: KnownHosts, Hosts.
+    /// A value for the snippets, NAME=VALUE; repeatable. Hosts: HostKey (or Key),
+    /// HostCertificate (or Certificate), TrustedUserCAKeys, RevokedKeys. Users: KnownHosts, Hosts.
     #[arg(long, value_name = "NAME=VALUE")]
     set: Vec<String>,
     #[command(flatten)]
@@ -147,17 +147,31 @@ async fn config(args: ConfigArgs) -> anyhow::Result<()> {
     let first = templates
         .first()
         .context("the CA sent no configuration snippet")?;
-    write_stdout(&first.content)
+    let text =
+        std::str::from_utf8(&first.content).context("the CA sent a snippet that is not text")?;
+    write_stdout(text)
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RevokeArgs {
-    /// Serial number (decimal) of the SSH certificate to revoke.
-    serial: String,
+    /// Serial number (decimal) of the SSH certificate to revoke [default: the serial of
+    /// --sshpop-cert].
+    #[arg(required_unless_present = "sshpop_cert")]
+    serial: Option<String>,
+    /// Prove possession instead of using a provisioner: the SSH certificate to revoke...
+    #[arg(long, value_name = "FILE", requires = "sshpop_key")]
+    sshpop_cert: Option<PathBuf>,
+    /// ...and its private key, which signs the SSH-POP token.
+    #[arg(long, value_name = "FILE", requires = "sshpop_cert")]
+    sshpop_key: Option<PathBuf>,
+    /// File with the password of --sshpop-key, if it is encrypted.
+    #[arg(long, value_name = "FILE", requires = "sshpop_key")]
+    password_file: Option<PathBuf>,
     /// Why, in words.
     #[arg(long, value_name = "TEXT", default_value = "")]
     reason: String,
-    /// RFC 5280 reason code, as a number or a name such as keyCompromise.
+    /// RFC 5280 reason: 0 unspecified, 1 keyCompromise, 3 affiliationChanged, 4 superseded,
+    /// 5 cessationOfOperation, 9 privilegeWithdrawn (the code or the name).
     #[arg(
         long = "reasonCode",
         alias = "reason-code",
@@ -179,16 +193,33 @@ pub struct RevokeArgs {
 }
 
 async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
-    let serial: u64 = args
-        .serial
-        .trim()
-        .parse()
-        .with_context(|| format!("serial {:?} is not a decimal number", args.serial))?;
-    let reason = mayfly_authority::revocation::ReasonCode::parse(&args.reason_code)?;
+    let reason = mayfly_authority::revocation::ReasonCode::parse(&args.reason_code)?.revocable()?;
     let target = args.ca.target()?;
-    let ott = match &args.token {
-        Some(token) => token.trim().to_string(),
-        None => {
+    let sshpop = match (&args.sshpop_cert, &args.sshpop_key) {
+        (Some(cert), Some(key)) if args.token.is_none() => Some(
+            certificate::sshpop_token(
+                cert,
+                key,
+                args.password_file.as_deref(),
+                &target,
+                "ssh/revoke",
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let serial: u64 = match (&args.serial, &sshpop) {
+        (Some(text), _) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("serial {text:?} is not a decimal number"))?,
+        (None, Some((certificate, _))) => certificate.template.serial,
+        (None, None) => bail!("give the serial number, or --sshpop-cert and --sshpop-key"),
+    };
+    let ott = match (&args.token, sshpop) {
+        (Some(token), _) => token.trim().to_string(),
+        (None, Some((_, token))) => token,
+        (None, None) => {
             token::mint(
                 &target,
                 &TokenRequest {

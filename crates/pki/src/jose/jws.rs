@@ -60,6 +60,13 @@ impl Jws {
         let header_bytes = decode("header", h)?;
         let header_json: serde_json::Value = serde_json::from_slice(&header_bytes)
             .map_err(|e| Error::JoseMalformed(format!("header is not JSON: {e}")))?;
+        // RFC 7515 4.1.11: a recipient must refuse a JWS whose `crit` names an extension it
+        // does not understand, and this one understands none.
+        if let Some(crit) = header_json.get("crit") {
+            return Err(Error::JoseMalformed(format!(
+                "header \"crit\" ({crit}) names extensions that are not understood here"
+            )));
+        }
         let header: JwsHeader = serde_json::from_value(header_json.clone())
             .map_err(|e| Error::JoseMalformed(format!("header: {e}")))?;
         Ok(Self {
@@ -123,22 +130,29 @@ impl Jws {
     /// The certificates of the `x5c` header (RFC 7515 4.1.6: base64, not base64url, DER), leaf
     /// first; empty when there is none.
     pub fn x5c(&self) -> Result<Vec<Vec<u8>>> {
+        self.certificate_chain("x5c")
+    }
+
+    /// The certificates of header `name`, in `x5c`'s encoding: step's renewal tokens carry the
+    /// chain in `x5cInsecure`, whose name says that the chain is not checked against roots by
+    /// whoever reads the token; the CA checks it against what it issued.
+    pub fn certificate_chain(&self, name: &str) -> Result<Vec<Vec<u8>>> {
         use base64::engine::general_purpose::STANDARD;
-        let Some(list) = self.header_json.get("x5c") else {
+        let Some(list) = self.header_json.get(name) else {
             return Ok(Vec::new());
         };
         let items = list
             .as_array()
-            .ok_or_else(|| Error::JoseMalformed("header \"x5c\" is not an array".into()))?;
+            .ok_or_else(|| Error::JoseMalformed(format!("header {name:?} is not an array")))?;
         items
             .iter()
             .map(|item| {
                 let text = item.as_str().ok_or_else(|| {
-                    Error::JoseMalformed("header \"x5c\" holds a non-string".into())
+                    Error::JoseMalformed(format!("header {name:?} holds a non-string"))
                 })?;
-                STANDARD
-                    .decode(text)
-                    .map_err(|e| Error::JoseMalformed(format!("header \"x5c\" is not base64: {e}")))
+                STANDARD.decode(text).map_err(|e| {
+                    Error::JoseMalformed(format!("header {name:?} is not base64: {e}"))
+                })
             })
             .collect()
     }
@@ -184,12 +198,26 @@ impl Jws {
     }
 }
 
-/// Signs `payload` as a compact JWS whose `x5c` header carries `chain` (DER, leaf first): the
-/// form of step's renewal tokens, signed by the certificate's own key.
+/// Signs `payload` as a compact JWS whose `x5c` header carries `chain` (DER, leaf first),
+/// signed by the certificate's own key.
 pub fn sign_compact_x5c(key: &PrivateKey, chain: &[Vec<u8>], payload: &[u8]) -> Result<String> {
+    sign_compact_chain(key, "x5c", chain, payload)
+}
+
+/// Like [`sign_compact_x5c`] with the chain in header `name`: step's renewal tokens use
+/// `x5cInsecure`.
+pub fn sign_compact_chain(
+    key: &PrivateKey,
+    name: &str,
+    chain: &[Vec<u8>],
+    payload: &[u8],
+) -> Result<String> {
     use base64::engine::general_purpose::STANDARD;
-    let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c)).collect();
-    let header = serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT", "x5c": x5c});
+    let encoded: Vec<String> = chain.iter().map(|c| STANDARD.encode(c)).collect();
+    let mut header = serde_json::json!({"alg": key.jws_algorithm(), "typ": "JWT"});
+    if let Some(map) = header.as_object_mut() {
+        map.insert(name.to_owned(), encoded.into());
+    }
     sign_with_header(key, &header, payload)
 }
 
@@ -241,6 +269,24 @@ pub fn sign_compact(key: &PrivateKey, kid: &str, payload: &[u8]) -> Result<Strin
 mod tests {
     use super::*;
     use crate::key::KeyAlgorithm;
+
+    #[test]
+    fn a_critical_extension_is_refused() {
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        for crit in [
+            serde_json::json!(["exp"]),
+            serde_json::json!(["b64"]),
+            serde_json::json!([]),
+            serde_json::json!("x"),
+        ] {
+            let header = serde_json::json!({"alg": "ES256", "kid": "k", "crit": crit, "exp": 1});
+            let token = sign_with_header(&key, &header, b"{}").unwrap();
+            let error = Jws::parse(&token).unwrap_err();
+            assert!(error.to_string().contains("\"crit\""), "{crit}: {error}");
+        }
+        let header = serde_json::json!({"alg": "ES256", "kid": "k"});
+        assert!(Jws::parse(&sign_with_header(&key, &header, b"{}").unwrap()).is_ok());
+    }
 
     #[test]
     fn signed_tokens_verify_and_tampering_is_detected() {

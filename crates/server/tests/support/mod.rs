@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod observed;
+pub mod step;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,271 @@
+//! What one client address may ask of the unauthenticated parts of ACME: nonces (each a
+//! database row until it is used or expires) and accounts (each a row for good). Without these
+//! limits one client made 1,357 nonces a second and 300 accounts in 2.5 s.
+//!
+//! Kept in each instance's memory, per address: a token bucket for `newNonce` requests, a
+//! count of the nonces handed to the address and not yet used by it, and a token bucket for new
+//! accounts. An instance behind a load balancer limits what reaches it; several instances let
+//! a client that many times the limit, which stays bounded.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// The limits, per client address.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressLimitSettings {
+    /// `newNonce` requests per second...
+    pub nonce_requests_per_second: f64,
+    /// ...in bursts of up to this many.
+    pub nonce_request_burst: u32,
+    /// Nonces handed to one address and not used by it, at most; a nonce the address never
+    /// uses stops counting once it has expired (after `nonce_lifetime`).
+    pub live_nonces: u32,
+    pub nonce_lifetime: Duration,
+    /// New accounts per hour, in bursts of up to this many.
+    pub accounts_per_hour: u32,
+}
+
+impl Default for AddressLimitSettings {
+    fn default() -> Self {
+        Self {
+            nonce_requests_per_second: 20.0,
+            nonce_request_burst: 50,
+            live_nonces: 1000,
+            nonce_lifetime: Duration::from_secs(3600),
+            accounts_per_hour: 20,
+        }
+    }
+}
+
+/// More addresses than this are not tracked at once: the oldest entries are dropped first.
+const MAX_TRACKED_ADDRESSES: usize = 16_384;
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn full(capacity: f64, now: Instant) -> Self {
+        Self {
+            tokens: capacity,
+            updated: now,
+        }
+    }
+
+    /// Takes a token; `Err` with the wait until one is back.
+    fn take(&mut self, capacity: f64, per_second: f64, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * per_second).min(capacity);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / per_second))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AddressState {
+    nonce_requests: Bucket,
+    accounts: Bucket,
+    /// Nonces handed out and not used by this address since `window`; reset once a whole
+    /// nonce lifetime has passed, when every nonce counted has expired.
+    live: u32,
+    window: Instant,
+    seen: Instant,
+}
+
+/// The per-address limits of one ACME service.
+#[derive(Debug)]
+pub struct AddressLimits {
+    settings: AddressLimitSettings,
+    addresses: Mutex<HashMap<IpAddr, AddressState>>,
+}
+
+impl AddressLimits {
+    pub fn new(settings: AddressLimitSettings) -> Self {
+        Self {
+            settings,
+            addresses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<T>(&self, address: IpAddr, act: impl FnOnce(&mut AddressState, Instant) -> T) -> T {
+        let now = Instant::now();
+        let mut addresses = match self.addresses.lock() {
+            Ok(addresses) => addresses,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if addresses.len() >= MAX_TRACKED_ADDRESSES && !addresses.contains_key(&address) {
+            // Forget the addresses idle for longest: their buckets have refilled anyway.
+            let mut seen: Vec<Instant> = addresses.values().map(|s| s.seen).collect();
+            seen.sort_unstable();
+            let cutoff = seen[seen.len() / 2];
+            addresses.retain(|_, state| state.seen > cutoff);
+        }
+        let settings = &self.settings;
+        let state = addresses.entry(address).or_insert_with(|| AddressState {
+            nonce_requests: Bucket::full(f64::from(settings.nonce_request_burst), now),
+            accounts: Bucket::full(f64::from(settings.accounts_per_hour), now),
+            live: 0,
+            window: now,
+            seen: now,
+        });
+        state.seen = now;
+        if now.duration_since(state.window) >= settings.nonce_lifetime {
+            state.live = 0;
+            state.window = now;
+        }
+        act(state, now)
+    }
+
+    /// A `newNonce` request from `address`.
+    pub fn nonce_request(&self, address: IpAddr) -> Result<()> {
+        let settings = self.settings;
+        self.with(address, |state, now| {
+            state
+                .nonce_requests
+                .take(
+                    f64::from(settings.nonce_request_burst),
+                    settings.nonce_requests_per_second,
+                    now,
+                )
+                .map_err(|wait| Error::RateLimited {
+                    detail: format!(
+                        "{address} asked for more than {} nonces a second",
+                        settings.nonce_requests_per_second
+                    ),
+                    retry_after_seconds: wait.as_secs().max(1),
+                })
+        })
+    }
+
+    /// A nonce is about to be handed to `address`.
+    pub fn nonce_issued(&self, address: IpAddr) -> Result<()> {
+        let settings = self.settings;
+        self.with(address, |state, now| {
+            if state.live >= settings.live_nonces {
+                let left = settings
+                    .nonce_lifetime
+                    .saturating_sub(now.duration_since(state.window));
+                return Err(Error::RateLimited {
+                    detail: format!(
+                        "{address} holds {} unused nonces, the most one address may",
+                        state.live
+                    ),
+                    retry_after_seconds: left.as_secs().max(1),
+                });
+            }
+            state.live += 1;
+            Ok(())
+        })
+    }
+
+    /// `address` used one of its nonces.
+    pub fn nonce_used(&self, address: IpAddr) {
+        self.with(address, |state, _| {
+            state.live = state.live.saturating_sub(1)
+        });
+    }
+
+    /// `address` is about to create an account.
+    pub fn new_account(&self, address: IpAddr) -> Result<()> {
+        let settings = self.settings;
+        self.with(address, |state, now| {
+            state
+                .accounts
+                .take(
+                    f64::from(settings.accounts_per_hour),
+                    f64::from(settings.accounts_per_hour) / 3600.0,
+                    now,
+                )
+                .map_err(|wait| Error::RateLimited {
+                    detail: format!(
+                        "{address} created {} accounts within the hour, the most one address may",
+                        settings.accounts_per_hour
+                    ),
+                    retry_after_seconds: wait.as_secs().max(1),
+                })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(settings: AddressLimitSettings) -> AddressLimits {
+        AddressLimits::new(settings)
+    }
+
+    #[test]
+    fn nonce_requests_are_rate_limited_per_address() {
+        let l = limits(AddressLimitSettings {
+            nonce_request_burst: 3,
+            nonce_requests_per_second: 0.001,
+            ..Default::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            l.nonce_request(a).unwrap();
+        }
+        let Err(Error::RateLimited {
+            retry_after_seconds,
+            ..
+        }) = l.nonce_request(a)
+        else {
+            panic!("the fourth request in a burst of three passed");
+        };
+        assert!(retry_after_seconds >= 1);
+        l.nonce_request(b)
+            .expect("another address has its own bucket");
+    }
+
+    #[test]
+    fn live_nonces_are_capped_net_of_those_used() {
+        let l = limits(AddressLimitSettings {
+            live_nonces: 2,
+            ..Default::default()
+        });
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        l.nonce_issued(a).unwrap();
+        l.nonce_issued(a).unwrap();
+        assert!(matches!(l.nonce_issued(a), Err(Error::RateLimited { .. })));
+        // A client that uses its nonces, as every ACME client does, is never stopped.
+        for _ in 0..10 {
+            l.nonce_used(a);
+            l.nonce_issued(a).unwrap();
+        }
+        let expired = limits(AddressLimitSettings {
+            live_nonces: 1,
+            nonce_lifetime: Duration::ZERO,
+            ..Default::default()
+        });
+        expired.nonce_issued(a).unwrap();
+        expired
+            .nonce_issued(a)
+            .expect("nonces older than their lifetime no longer count");
+    }
+
+    #[test]
+    fn accounts_are_limited_per_address() {
+        let l = limits(AddressLimitSettings {
+            accounts_per_hour: 2,
+            ..Default::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        l.new_account(a).unwrap();
+        l.new_account(a).unwrap();
+        let error = l.new_account(a).unwrap_err();
+        assert!(error.to_string().contains("2 accounts"), "{error}");
+    }
+}
