@@ -232,7 +232,7 @@ async fn sshpop_tokens_name_the_ssh_pop_provisioner_as_step_does() {
         let ott = sshpop_with(key, cert, &claims);
         h.call("POST", "/ssh/renew", json!({"ott": ott})).await
     };
-    let base = sshpop_claims(&cert, "ssh/renew");
+    let base = sshpop_claims(cert, "ssh/renew");
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "no fragment",
