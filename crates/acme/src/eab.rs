@@ -66,7 +66,7 @@ pub fn verify(
         .get(&protected.kid)
         .ok_or_else(|| refused(format!("unknown key id {:?}", protected.kid)))?;
     let key = B64
-        .decode(key_b64.trim_end_matches('='))
+        .decode(key_b64.expose().trim_end_matches('='))
         .map_err(|_| Error::Internal(format!("eabKeys[{:?}] is not base64url", protected.kid)))?;
     let signature = B64
         .decode(&flattened.signature)
@@ -180,7 +180,11 @@ mod tests {
         let other =
             Jwk::public_from_key(&PrivateKey::generate(KeyAlgorithm::EcP256).unwrap()).unwrap();
         let settings = AcmeSettings {
-            eab_keys: [("kid-1".to_string(), B64.encode(b"secret-mac-key"))].into(),
+            eab_keys: [(
+                "kid-1".to_string(),
+                mayfly_authority::config::Secret::new(B64.encode(b"secret-mac-key")),
+            )]
+            .into(),
             ..AcmeSettings::default()
         };
         let url = "https://ca/acme/a/new-account";

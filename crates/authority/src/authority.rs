@@ -930,7 +930,7 @@ impl LoadedMaterial {
             .next()
             .ok_or_else(|| Error::Config("crt: no certificate".into()))?;
         let key_pem = read("key", &config.key)?;
-        let password = password.or(config.password.as_deref().map(str::as_bytes));
+        let password = password.or(config.password.as_ref().map(|p| p.expose().as_bytes()));
         let key = mayfly_pki::keyfile::decode_private_key_pem(&key_pem, password)
             .map_err(|e| Error::Config(format!("key: {}: {e}", config.key)))?;
         let intermediate_spki = mayfly_pki::cert::subject_public_key_info(&intermediate_der)

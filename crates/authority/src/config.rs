@@ -11,16 +11,25 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::claims::ClaimsConfig;
+pub use crate::datasource::DataSource;
 use crate::duration::GoDuration;
 use crate::error::{Error, Result};
 
 /// The whole ca.json.
+///
+/// step writes `null` for a list it has no entries for (`"federatedRoots": null`); every list
+/// here reads `null` as empty, so such a file loads unchanged.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CaConfig {
     /// One root path or several.
+    #[serde(deserialize_with = "null_as_default")]
     pub root: OneOrMany,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub federated_roots: Vec<String>,
     /// The intermediate certificate.
     pub crt: String,
@@ -28,11 +37,12 @@ pub struct CaConfig {
     pub key: String,
     /// The intermediate key's password, in clear. step allows it; prefer `--password-file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// `host:port` to listen on; `:9000` means every interface.
     pub address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_address: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub dns_names: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logger: Option<serde_json::Value>,
@@ -61,6 +71,38 @@ pub struct CaConfig {
     pub comments: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
+/// `null` read as the type's default (an empty list), as step means it.
+fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
+/// A secret written in clear in ca.json (the `password` field). Its `Debug` hides it, so that a
+/// configuration printed for debugging does not leak it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
 /// A string or a list of strings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -84,13 +126,25 @@ impl OneOrMany {
     }
 }
 
-/// `db`: where the authority keeps its records.
+/// `db`: where the authority keeps its records. step's fields, with mayfly's `retention`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DbConfig {
+    /// `sqlite`, `postgresql`, `mysql`; step's `badger`/`badgerv2` are read as SQLite beside
+    /// the badger directory.
     #[serde(rename = "type")]
     pub kind: String,
-    pub data_source: String,
+    /// A path, a URL, step's MySQL DSN or PostgreSQL's key=value string; may hold a password.
+    pub data_source: DataSource,
+    /// The database on the server, overriding the one `dataSource` names (step's field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// badger's value directory (step's field; mayfly does not open badger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_dir: Option<String>,
+    /// badger's file loading mode (step's field; mayfly does not open badger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badger_file_loading_mode: Option<String>,
     /// What the retention job deletes, and how often it runs (a mayfly extension).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionConfig>,
@@ -177,7 +231,7 @@ pub struct RateLimitConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub cipher_suites: Vec<String>,
     #[serde(default)]
     pub min_version: Option<f32>,
@@ -263,7 +317,7 @@ pub struct OcspConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthorityConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub provisioners: Vec<ProvisionerConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<ClaimsConfig>,
@@ -275,7 +329,7 @@ pub struct AuthorityConfig {
 }
 
 /// One entry of `authority.provisioners`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionerConfig {
     /// `JWK`, `ACME`, ... (case-insensitive).
@@ -297,6 +351,30 @@ pub struct ProvisionerConfig {
     /// Type-specific fields of provisioners mayfly does not implement yet (`challenge`, ...).
     #[serde(flatten, skip_serializing)]
     pub other: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// The key under which an ACME provisioner keeps its external account binding keys, in clear.
+const EAB_KEYS: &str = "eabKeys";
+
+impl std::fmt::Debug for ProvisionerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut other = self.other.clone();
+        if let Some(serde_json::Value::Object(keys)) = other.get_mut(EAB_KEYS) {
+            for value in keys.values_mut() {
+                *value = serde_json::Value::String("[redacted]".into());
+            }
+        }
+        f.debug_struct("ProvisionerConfig")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("key", &self.key)
+            .field("encrypted_key", &self.encrypted_key)
+            .field("claims", &self.claims)
+            .field("options", &self.options)
+            .field("admin", &self.admin)
+            .field("other", &other)
+            .finish()
+    }
 }
 
 /// A path as ca.json gives it, resolved as step resolves it: relative paths against `base_dir`
@@ -358,6 +436,37 @@ impl CaConfig {
         Ok((config, unknown))
     }
 
+    /// The fields that hold a secret in clear (a password or a MAC key, as opposed to a key
+    /// encrypted under one), by their ca.json names: such a file must not be readable by
+    /// every user.
+    pub fn secrets_in_clear(&self) -> Vec<String> {
+        let mut fields = Vec::new();
+        if self
+            .password
+            .as_ref()
+            .is_some_and(|p| !p.expose().is_empty())
+        {
+            fields.push("password".to_owned());
+        }
+        if self
+            .db
+            .as_ref()
+            .is_some_and(|db| db.data_source.has_password())
+        {
+            fields.push("db.dataSource".to_owned());
+        }
+        for (index, provisioner) in self.authority.provisioners.iter().enumerate() {
+            let has_keys = match provisioner.other.get(EAB_KEYS) {
+                Some(serde_json::Value::Object(keys)) => !keys.is_empty(),
+                _ => false,
+            };
+            if has_keys {
+                fields.push(format!("authority.provisioners[{index}].{EAB_KEYS}"));
+            }
+        }
+        fields
+    }
+
     /// Writes the config as pretty JSON.
     pub fn to_json_pretty(&self) -> Result<String> {
         serde_json::to_string_pretty(self)
@@ -398,5 +507,92 @@ mod tests {
             !unknown.iter().any(|k| k.contains("_logger")),
             "{unknown:?}"
         );
+    }
+
+    /// What `step ca init` writes (0.19 and today's): every `null` and every key of its `db`.
+    const STEP_CA_INIT: &str = r#"{
+        "root": "/s/certs/root_ca.crt",
+        "federatedRoots": null,
+        "crt": "/s/certs/intermediate_ca.crt",
+        "key": "/s/secrets/intermediate_ca_key",
+        "address": ":443",
+        "insecureAddress": "",
+        "dnsNames": null,
+        "logger": {"format": "text"},
+        "db": {"type": "badgerv2", "dataSource": "/s/db", "badgerFileLoadingMode": ""},
+        "authority": {"provisioners": null},
+        "tls": {"cipherSuites": null, "minVersion": 1.2, "maxVersion": 1.3, "renegotiation": false}
+    }"#;
+
+    #[test]
+    fn the_nulls_step_writes_read_as_empty() {
+        let (config, unknown) = CaConfig::parse(STEP_CA_INIT).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert!(config.federated_roots.is_empty());
+        assert!(config.dns_names.is_empty());
+        assert!(config.authority.provisioners.is_empty());
+        assert!(config.tls.unwrap().cipher_suites.is_empty());
+        let db = config.db.unwrap();
+        assert_eq!(
+            (db.kind.as_str(), db.data_source.as_str()),
+            ("badgerv2", "/s/db")
+        );
+        assert_eq!(db.badger_file_loading_mode.as_deref(), Some(""));
+        // A null where a value is required is still an error naming the field.
+        let err =
+            CaConfig::parse(&STEP_CA_INIT.replace(r#""/s/certs/intermediate_ca.crt""#, "null"))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("invalid type: null"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_every_password() {
+        let text = STEP_CA_INIT
+            .replace(
+                r#""type": "badgerv2", "dataSource": "/s/db""#,
+                r#""type": "mysql", "dataSource": "ca:db-s3cret@tcp(db:3306)/", "database": "ca""#,
+            )
+            .replace(r#""address""#, r#""password": "key-s3cret", "address""#);
+        let (config, _) = CaConfig::parse(&text).unwrap();
+        assert_eq!(
+            config.password.as_ref().map(Secret::expose),
+            Some("key-s3cret")
+        );
+        assert_eq!(
+            config.db.as_ref().map(|db| db.data_source.as_str()),
+            Some("ca:db-s3cret@tcp(db:3306)/")
+        );
+        assert_eq!(config.secrets_in_clear(), ["password", "db.dataSource"]);
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("ca:***@tcp(db:3306)/"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        // Written back unchanged: redaction is for display only.
+        let json = config.to_json_pretty().unwrap();
+        assert!(
+            json.contains("key-s3cret") && json.contains("db-s3cret"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn acme_mac_keys_are_secrets_too() {
+        let text = STEP_CA_INIT.replace(
+            r#""provisioners": null"#,
+            r#""provisioners": [{"type": "ACME", "name": "acme", "requireEAB": true,
+                "eabKeys": {"kid-1": "bWFjLXMzY3JldA"}}]"#,
+        );
+        let (config, unknown) = CaConfig::parse(&text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            config.secrets_in_clear(),
+            ["authority.provisioners[0].eabKeys"]
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("bWFjLXMzY3JldA"), "{shown}");
+        assert!(shown.contains("kid-1"), "{shown}");
+        let (plain, _) = CaConfig::parse(STEP_CA_INIT).unwrap();
+        assert!(plain.secrets_in_clear().is_empty());
     }
 }

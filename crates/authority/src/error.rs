@@ -25,8 +25,10 @@ pub enum ErrorKind {
 pub enum Error {
     #[error("{0}")]
     Config(String),
-    #[error("{path}: {source}")]
-    ConfigFile { path: String, source: Box<Error> },
+    /// Not a `#[source]`: the message already holds the inner one, and a chain printer
+    /// (`{:#}`) would repeat it.
+    #[error("{path}: {error}")]
+    ConfigFile { path: String, error: Box<Error> },
     #[error("malformed token: {0}")]
     TokenMalformed(String),
     #[error("token signature is invalid")]
@@ -241,7 +243,7 @@ impl Error {
     pub fn in_file(self, path: &std::path::Path) -> Error {
         Error::ConfigFile {
             path: path.display().to_string(),
-            source: Box::new(self),
+            error: Box::new(self),
         }
     }
 }

@@ -279,7 +279,14 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
             logger: Some(json!({"format": "text"})),
             db: Some(DbConfig {
                 kind: "sqlite".into(),
-                data_source: path_text(layout.database()),
+                // Absolute: a relative db path is read against ca.json's directory, and a
+                // relative MAYFLY_PATH is relative to where `ca init` ran.
+                data_source: crate::config::DataSource::new(path_text(
+                    std::path::absolute(layout.database()).unwrap_or(layout.database()),
+                )),
+                database: None,
+                value_dir: None,
+                badger_file_loading_mode: None,
                 retention: None,
             }),
             tls: Some(TlsConfig {

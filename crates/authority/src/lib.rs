@@ -11,6 +11,7 @@ pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod crl;
+pub mod datasource;
 pub mod duration;
 pub mod error;
 pub mod files;

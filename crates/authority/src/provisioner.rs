@@ -51,9 +51,9 @@ pub struct AcmeSettings {
     /// External account binding required for new accounts (RFC 8555 7.3.4).
     #[serde(default, rename = "requireEAB")]
     pub require_eab: bool,
-    /// External account keys: key id to base64url HMAC key.
+    /// External account keys: key id to base64url HMAC key (hidden from `Debug`).
     #[serde(default)]
-    pub eab_keys: std::collections::BTreeMap<String, String>,
+    pub eab_keys: std::collections::BTreeMap<String, crate::config::Secret>,
     /// Challenge types offered (`http-01`, `dns-01`, `tls-alpn-01`); all when empty.
     #[serde(default)]
     pub challenges: Vec<String>,

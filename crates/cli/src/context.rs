@@ -104,7 +104,8 @@ pub async fn offline_database(given: Option<&Path>) -> anyhow::Result<mayfly_sto
     };
     let loaded = mayfly_authority::config::CaConfig::load(&config_path)?;
     let in_file = || format!("{}: db", config_path.display());
-    let location = mayfly_store::Location::of(&loaded.config).with_context(in_file)?;
+    let location =
+        mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;
     mayfly_store::AnyStore::open(&location)
         .await
         .with_context(in_file)

@@ -75,6 +75,41 @@ enum Command {
     /// one database, so an upgrade happens once, before the new version serves.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Copy step-ca's records into this CA's database: issued and revoked certificates (X.509
+    /// and SSH) and used token ids, so that what step-ca revoked stays refused here.
+    ///
+    /// Reads step-ca's MySQL or PostgreSQL database, named by step-ca's ca.json (--from) or
+    /// by its `db` fields (--db-type, --data-source, --database), and changes nothing in it. A
+    /// badger database (step-ca's default) must first be copied to MySQL or PostgreSQL with
+    /// step-ca's badger-migration tool. Writes into the database that this CA's ca.json names,
+    /// which must not be step-ca's own. Safe to run again: records already copied are counted,
+    /// not duplicated; run it once more after stopping step-ca to catch the last ones.
+    ///
+    /// Example: mayfly-ca import-step --from /etc/step-ca/config/ca.json /etc/mayfly/config/ca.json
+    ImportStep {
+        /// step-ca's ca.json, whose `db` names the database to read.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["db_type", "database"])]
+        from: Option<PathBuf>,
+        /// step-ca's `db.type`: mysql or postgresql (instead of --from).
+        #[arg(long, value_name = "TYPE")]
+        db_type: Option<String>,
+        /// step-ca's `db.dataSource`, with --db-type: a URL, the MySQL form
+        /// user@tcp(host:port)/, or PostgreSQL's key=value form. Without a password: one on the
+        /// command line can be read by every user of the host; use --data-source-file for it.
+        #[arg(long, value_name = "DATA_SOURCE", conflicts_with = "data_source_file")]
+        data_source: Option<String>,
+        /// File holding step-ca's `db.dataSource` (trailing whitespace is ignored), for one with
+        /// a password. It must not be readable by other users.
+        #[arg(long, value_name = "FILE")]
+        data_source_file: Option<PathBuf>,
+        /// step-ca's `db.database`, with --db-type, when the data source does not name the
+        /// database.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Path to this CA's ca.json, whose `db` receives the records
+        /// [default: $MAYFLY_PATH/config/ca.json].
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +179,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Db(command)) => database_command(command).await,
+        Some(Command::ImportStep {
+            from,
+            db_type,
+            data_source,
+            data_source_file,
+            database,
+            config,
+        }) => {
+            let in_file = data_source_file.is_some();
+            let data_source = match data_source_file {
+                Some(path) => Some(read_data_source_file(&path)?),
+                None => data_source,
+            };
+            let source = step_database(from, db_type, data_source, in_file, database)?;
+            import_step(&source, config).await
+        }
         None => {
             let permissions = if cli.insecure_allow_world_readable {
                 tracing::warn!(
@@ -156,7 +207,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = config_path(cli.config)?;
             let password = match &cli.password_file {
                 Some(path) => {
-                    mayfly_server::permissions::check_file(path, "--password-file", permissions)?;
+                    mayfly_server::permissions::check_file(
+                        path,
+                        "--password-file",
+                        mayfly_server::permissions::Secrecy::Clear,
+                        permissions,
+                    )?;
                     let raw = std::fs::read(path).with_context(|| {
                         format!("--password-file: cannot read {}", path.display())
                     })?;
@@ -211,7 +267,8 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
     let config = config_path(config)?;
     let loaded = mayfly_authority::config::CaConfig::load(&config)?;
     let in_file = || format!("{}: db", loaded.path.display());
-    let location = mayfly_store::Location::of(&loaded.config).with_context(in_file)?;
+    let location =
+        mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;
     let database = location.display_name();
     if migrate {
         let before = mayfly_store::schema_status(&location).await.ok();
@@ -253,6 +310,104 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
         "database {database}: schema version {} is up to date",
         status.found
     );
+    Ok(())
+}
+
+/// `import-step --data-source-file`: a secret, refused when other users can read it.
+fn read_data_source_file(path: &std::path::Path) -> anyhow::Result<String> {
+    mayfly_server::permissions::check_file(
+        path,
+        "--data-source-file",
+        mayfly_server::permissions::Secrecy::Clear,
+        FilePermissions::Enforce,
+    )?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--data-source-file: cannot read {}", path.display()))?;
+    Ok(text.trim_end().to_owned())
+}
+
+/// step-ca's database, as `import-step`'s options name it; `in_file` says whether the data
+/// source came from --data-source-file rather than the command line.
+fn step_database(
+    from: Option<PathBuf>,
+    db_type: Option<String>,
+    data_source: Option<String>,
+    in_file: bool,
+    database: Option<String>,
+) -> anyhow::Result<mayfly_store::step::StepDatabase> {
+    use mayfly_authority::config::DataSource;
+    use mayfly_store::step::StepDatabase;
+    match (from, db_type) {
+        (Some(from), _) => {
+            let loaded = mayfly_authority::config::CaConfig::load(&from).context("--from")?;
+            let db = loaded.config.db.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--from {}: step-ca's ca.json has no db: it kept no records",
+                    from.display()
+                )
+            })?;
+            StepDatabase::new(&db.kind, &db.data_source, db.database.as_deref())
+                .with_context(|| format!("--from {}: db", from.display()))
+        }
+        (None, Some(db_type)) => {
+            let data_source = DataSource::new(data_source.ok_or_else(|| {
+                anyhow::anyhow!("--db-type needs --data-source or --data-source-file")
+            })?);
+            if data_source.has_password() && !in_file {
+                anyhow::bail!(
+                    "--data-source holds a password, which every user can read in the process \
+                     list: put the data source in a file for --data-source-file, or use --from \
+                     with step-ca's ca.json"
+                );
+            }
+            StepDatabase::new(&db_type, &data_source, database.as_deref()).context("--data-source")
+        }
+        (None, None) => anyhow::bail!(
+            "name step-ca's database: --from with step-ca's ca.json, or --db-type with \
+             --data-source or --data-source-file"
+        ),
+    }
+}
+
+async fn import_step(
+    source: &mayfly_store::step::StepDatabase,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    // Everything is read and checked before mayfly's store is opened: a bad row changes nothing.
+    let records = source.read().await?;
+    let config = config_path(config)?;
+    let loaded = mayfly_authority::config::CaConfig::load(&config)?;
+    let in_file = || format!("{}: db", loaded.path.display());
+    let location =
+        mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;
+    let store = mayfly_store::AnyStore::open(&location)
+        .await
+        .with_context(in_file)?;
+    let report = records.import_into(&store, source.name()).await?;
+    println!(
+        "imported step-ca database {} into {}:",
+        source.name(),
+        location.display_name()
+    );
+    for (what, counted) in [
+        ("certificates", report.certificates),
+        ("revocations", report.revocations),
+        ("SSH certificates", report.ssh_certificates),
+        ("SSH revocations", report.ssh_revocations),
+        ("used tokens", report.used_tokens),
+    ] {
+        println!(
+            "  {what}: {} copied, {} already there",
+            counted.imported, counted.present
+        );
+    }
+    if !report.orphan_revocations.is_empty() {
+        println!(
+            "  not copied: revocations of certificates step-ca has no record of (serials {}); \
+             mayfly-ca does not renew a certificate it has no record of",
+            report.orphan_revocations.join(", ")
+        );
+    }
     Ok(())
 }
 

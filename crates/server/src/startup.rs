@@ -60,7 +60,9 @@ pub async fn prepare(
         tracing::warn!(file = %path.display(), key = %key, "ca.json: unknown key ignored");
     }
     let base_dir = std::env::current_dir().context("reading the working directory")?;
-    check_config_files(&config, &path, &base_dir, permissions)?;
+    if let Some(warning) = check_config_files(&config, &path, &base_dir, permissions)? {
+        tracing::warn!("{warning}");
+    }
     let limits =
         Limits::from_config(config.limits.as_ref()).with_context(|| path.display().to_string())?;
     // Installed before anything is counted, so the first requests are not missed.
@@ -86,8 +88,11 @@ pub async fn prepare(
         .context("reading the bound metrics address")?;
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
-    let location =
-        mayfly_store::Location::of(&config).with_context(|| format!("{}: db", path.display()))?;
+    let location = mayfly_store::Location::of(&config, &path)
+        .with_context(|| format!("{}: db", path.display()))?;
+    if let Some(notice) = mayfly_store::Location::step_store_notice(&config, &path) {
+        tracing::warn!(file = %path.display(), "{notice}");
+    }
     let database = mayfly_store::AnyStore::open(&location)
         .await
         .with_context(|| format!("{}: db", path.display()))?;
@@ -226,7 +231,9 @@ pub fn reload(
         tracing::warn!(file = %path.display(), key = %key, "ca.json: unknown key ignored");
     }
     let base_dir = std::env::current_dir().context("reading the working directory")?;
-    check_config_files(&config, &path, &base_dir, permissions)?;
+    if let Some(warning) = check_config_files(&config, &path, &base_dir, permissions)? {
+        tracing::warn!("{warning}");
+    }
     let material =
         LoadedMaterial::load(&config, &base_dir, password).map_err(|e| e.in_file(&path))?;
     let current = state.authority();

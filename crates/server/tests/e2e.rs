@@ -1411,7 +1411,13 @@ fn cli_reference_in_docs_matches_help() {
          (`MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference` rewrites it).\n\
          Passwords are only read from files or a terminal, never from flag values.\n",
     );
-    let server: &[&[&str]] = &[&[], &["dev"], &["db", "migrate"], &["db", "check"]];
+    let server: &[&[&str]] = &[
+        &[],
+        &["dev"],
+        &["db", "migrate"],
+        &["db", "check"],
+        &["import-step"],
+    ];
     for args in server {
         doc.push_str(&format!(
             "\n## mayfly-ca {}\n\n```text\n{}```\n",

@@ -741,7 +741,7 @@ fn bad_db_blocks_are_refused_clearly() {
         ),
         (
             serde_json::json!({"type": "mysql", "dataSource": "/var/lib/mayfly.db"}),
-            "is not a mysql URL",
+            "db.dataSource is neither a mysql:// URL nor a MySQL DSN",
         ),
         (
             serde_json::json!({"type": "postgresql", "dataSource": "postgres://nobody:hunter2@127.0.0.1:1/db"}),

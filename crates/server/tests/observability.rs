@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::path::Path;
+
 use serde_json::Value;
 use support::observed::{CA_PASSWORD, ObservedCa, PROVISIONER_PASSWORD, https, metric, tls_config};
 use support::{Server, ServerOptions};
@@ -369,6 +371,8 @@ fn python_parser_available() -> bool {
     ok
 }
 
+/// World-readable files stop the server when a secret is in them in clear; with their secrets
+/// encrypted they are named in one warning line and the server starts.
 #[test]
 fn world_readable_secret_files_are_refused_unless_allowed() {
     use std::os::unix::fs::PermissionsExt;
@@ -379,26 +383,18 @@ fn world_readable_secret_files_are_refused_unless_allowed() {
     let config = ca.home.join("config/ca.json");
     let key = ca.home.join("secrets/intermediate_ca_key");
     let password = ca.work.join("pw.txt");
-    let start = |extra: &[&str]| {
-        let mut args = vec![config.to_str().unwrap(), "--password-file", "pw.txt"];
-        args.extend_from_slice(extra);
-        std::process::Command::new(support::server_bin())
-            .args(&args)
+    let set_mode = |file: &Path, mode: u32| {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let refused = |file: &Path, what: &str| {
+        let out = std::process::Command::new(support::server_bin())
+            .args([config.to_str().unwrap(), "--password-file", "pw.txt"])
             .env("MAYFLY_PATH", &ca.home)
             .env("MAYFLY_LOG", "warn")
             .current_dir(&ca.work)
             .stdin(std::process::Stdio::null())
             .output()
-            .unwrap()
-    };
-    for (file, what) in [
-        (&config, "the CA configuration"),
-        (&key, "the intermediate CA key"),
-        (&password, "--password-file"),
-    ] {
-        let before = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
-        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let out = start(&[]);
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{what}: started anyway");
         let line = stderr
@@ -410,29 +406,68 @@ fn world_readable_secret_files_are_refused_unless_allowed() {
         assert!(line.contains(what), "{line}");
         assert!(line.contains("mode 0644"), "{line}");
         assert!(line.contains("--insecure-allow-world-readable"), "{line}");
-        std::fs::set_permissions(file, std::fs::Permissions::from_mode(before)).unwrap();
-    }
-    // Group access is the operator's business (a service group), and allowed.
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
-    // With the override, a world-readable file is accepted, with a warning.
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    // The password file is a secret in clear.
+    let mode_of = |file: &Path| std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+    let before = mode_of(&password);
+    set_mode(&password, 0o644);
+    refused(&password, "--password-file");
+    set_mode(&password, before);
+    // ca.json with the key's password in it.
+    let original_config = std::fs::read(&config).unwrap();
+    let config_mode = mode_of(&config);
+    let mut value: Value = serde_json::from_slice(&original_config).unwrap();
+    value["password"] = "in clear".into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    set_mode(&config, 0o644);
+    refused(&config, "the CA configuration, with password in clear");
+    std::fs::write(&config, &original_config).unwrap();
+    set_mode(&config, config_mode);
+    // The intermediate key without its encryption.
+    let original_key = std::fs::read(&key).unwrap();
+    let key_mode = mode_of(&key);
+    let secret = mayfly_pki::keyfile::read_password_file_bytes(&std::fs::read(&password).unwrap());
+    let decrypted =
+        mayfly_pki::keyfile::decode_private_key_pem(&original_key, Some(&secret)).unwrap();
+    let clear = mayfly_pki::keyfile::encode_private_key_pem(&decrypted, None).unwrap();
+    std::fs::write(&key, clear).unwrap();
+    set_mode(&key, 0o644);
+    refused(&key, "the intermediate CA key, not encrypted");
+    std::fs::write(&key, &original_key).unwrap();
+
     let options = ServerOptions {
         cwd: Some(&ca.work),
         env: Vec::new(),
         log_file: Some(&ca.log),
     };
-    let server = Server::start_with(
-        &[
-            config.to_str().unwrap(),
-            "--password-file",
-            "pw.txt",
-            "--insecure-allow-world-readable",
-        ],
-        &ca.home,
-        &options,
-        "serving on",
+    let start = |extra: &[&str]| {
+        let mut args = vec![config.to_str().unwrap(), "--password-file", "pw.txt"];
+        args.extend_from_slice(extra);
+        Server::start_with(&args, &ca.home, &options, "serving on").stop();
+        std::fs::read_to_string(&ca.log).unwrap()
+    };
+    // Encrypted secrets readable by all (ca.json's provisioner key, the intermediate key) start
+    // the server, with one warning naming both.
+    set_mode(&config, 0o644);
+    set_mode(&key, 0o644);
+    let log = start(&[]);
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("readable by every user"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{log}");
+    assert!(warned[0].contains("ca.json (mode 0644)"), "{log}");
+    assert!(
+        warned[0].contains("intermediate_ca_key (mode 0644)"),
+        "{log}"
     );
-    server.stop();
-    let log = std::fs::read_to_string(&ca.log).unwrap();
+    set_mode(&key, key_mode);
+    // Group access is the operator's business (a service group), and allowed without a word.
+    set_mode(&config, 0o640);
+    let log = start(&[]);
+    assert!(!log.contains("readable by every user"), "{log}");
+    // With the override, a secret in clear is accepted, with a warning.
+    set_mode(&password, 0o644);
+    let log = start(&["--insecure-allow-world-readable"]);
     assert!(log.contains("--insecure-allow-world-readable"), "{log}");
 }

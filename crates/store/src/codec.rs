@@ -27,14 +27,19 @@ pub(crate) fn check_lengths(
         MAX_PROVISIONER_LEN,
     )?;
     if let Some(token) = token {
-        check_length("token jti", &token.jti, MAX_JTI_LEN)?;
-        check_length(
-            "token provisioner name",
-            &token.provisioner,
-            MAX_PROVISIONER_LEN,
-        )?;
+        check_token_lengths(token)?;
     }
     Ok(())
+}
+
+/// [`check_lengths`] for a token alone.
+pub(crate) fn check_token_lengths(token: &UsedToken) -> Result<(), StoreError> {
+    check_length("token jti", &token.jti, MAX_JTI_LEN)?;
+    check_length(
+        "token provisioner name",
+        &token.provisioner,
+        MAX_PROVISIONER_LEN,
+    )
 }
 
 fn check_length(what: &str, value: &str, max: usize) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@
 //!
 //! [`CertStore`]: mayfly_authority::store::CertStore
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mayfly_authority::store::CertStore;
@@ -18,11 +18,13 @@ mod codec;
 pub mod conformance;
 pub mod conformance_ssh;
 mod dialect;
+mod dsn;
 pub mod metered;
 mod networked;
 mod shared;
 mod sqlite;
 mod ssh;
+pub mod step;
 pub mod testing;
 
 pub use dialect::Dialect;
@@ -64,11 +66,17 @@ pub enum Error {
         known: i64,
     },
     /// ca.json names a database type this build cannot use.
-    #[error("db.type {0:?} is not supported: expected \"sqlite\", \"postgresql\" or \"mysql\"")]
+    #[error(
+        "db.type {0:?} is not supported: expected \"sqlite\", \"postgresql\", \"mysql\" or \
+         step-ca's \"badgerv2\" (read as SQLite beside it)"
+    )]
     UnsupportedBackend(String),
     /// The database's location could not be worked out or prepared.
     #[error("{0}")]
     Location(String),
+    /// step-ca's records could not be read, or not written into mayfly's store.
+    #[error("{0}")]
+    Import(String),
 }
 
 /// Where ca.json's `db` says the records are.
@@ -81,36 +89,54 @@ pub enum Location {
 }
 
 impl Location {
-    /// What ca.json's `db` names. Without `db` (step-ca then keeps nothing), mayfly still records
-    /// what it issues, in `$MAYFLY_PATH/db/mayfly.db`, never beside the config, whose directory
-    /// may be read-only.
-    pub fn of(config: &mayfly_authority::config::CaConfig) -> Result<Location, Error> {
+    /// What ca.json's `db` names; `config_path` is the ca.json it came from, against whose
+    /// directory a relative path resolves (wherever the server is started from).
+    ///
+    /// Without `db` (step-ca then keeps nothing), mayfly still records what it issues, in
+    /// `$MAYFLY_PATH/db/mayfly.db`, never beside the config, whose directory may be read-only.
+    pub fn of(
+        config: &mayfly_authority::config::CaConfig,
+        config_path: &Path,
+    ) -> Result<Location, Error> {
         let Some(db) = &config.db else {
             let base = mayfly_authority::init::mayfly_path()
                 .map_err(|e| Error::Location(e.to_string()))?;
             return Ok(Location::Sqlite(base.join("db/mayfly.db")));
         };
-        let dialect = match db.kind.to_ascii_lowercase().as_str() {
-            "sqlite" | "sqlite3" => return Ok(Location::Sqlite(PathBuf::from(&db.data_source))),
-            // step-ca's names, and the obvious aliases.
-            "postgresql" | "postgres" => Dialect::Postgres,
-            "mysql" | "mariadb" => Dialect::MySql,
-            other => return Err(Error::UnsupportedBackend(other.to_string())),
+        let dialect = match StoreKind::of(db)? {
+            StoreKind::Sqlite => {
+                return Ok(Location::Sqlite(beside_config(
+                    config_path,
+                    db.data_source.as_str(),
+                )?));
+            }
+            StoreKind::StepBadger => {
+                return Ok(Location::Sqlite(beside_badger(config_path, db)?));
+            }
+            StoreKind::Server(dialect) => dialect,
         };
-        let url = db.data_source.trim().to_owned();
-        if networked::dialect_of(&url) != Some(dialect) {
-            let scheme = if dialect == Dialect::Postgres {
-                "postgresql://"
-            } else {
-                "mysql://"
-            };
-            return Err(Error::Location(format!(
-                "db.dataSource {:?} is not a {} URL: expected {scheme}user[:password]@host[:port]/database",
-                redact(&url),
-                dialect.name()
-            )));
-        }
+        let url = dsn::server_url(dialect, &db.data_source, db.database.as_deref())?;
         Ok(Location::Server { dialect, url })
+    }
+
+    /// The one line the server logs when ca.json names step-ca's badger database, which mayfly
+    /// does not read: where the records go instead, and how to bring step-ca's over.
+    pub fn step_store_notice(
+        config: &mayfly_authority::config::CaConfig,
+        config_path: &Path,
+    ) -> Option<String> {
+        let db = config.db.as_ref()?;
+        if StoreKind::of(db).ok()? != StoreKind::StepBadger {
+            return None;
+        }
+        let sqlite = beside_badger(config_path, db).ok()?;
+        Some(format!(
+            "db.type {:?}: step-ca's badger database {} is left untouched; mayfly-ca keeps its \
+             records in SQLite at {} (step-ca's history: see `mayfly-ca import-step --help`)",
+            db.kind,
+            resolve_beside(config_path, db.data_source.as_str()).display(),
+            sqlite.display()
+        ))
     }
 
     /// The database for messages: a file's path, or a URL without its password.
@@ -129,6 +155,71 @@ pub struct SchemaStatus {
     pub found: i64,
     /// The highest migration this mayfly has.
     pub known: i64,
+}
+
+/// How ca.json's `db.type` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    Sqlite,
+    /// step-ca's badger (v1 or v2): a SQLite file beside its directory.
+    StepBadger,
+    Server(Dialect),
+}
+
+impl StoreKind {
+    fn of(db: &mayfly_authority::config::DbConfig) -> Result<StoreKind, Error> {
+        Ok(match db.kind.to_ascii_lowercase().as_str() {
+            "sqlite" | "sqlite3" => StoreKind::Sqlite,
+            "badger" | "badgerv1" | "badgerv2" => StoreKind::StepBadger,
+            // step-ca's names, and the obvious aliases.
+            "postgresql" | "postgres" => StoreKind::Server(Dialect::Postgres),
+            "mysql" | "mariadb" => StoreKind::Server(Dialect::MySql),
+            other => return Err(Error::UnsupportedBackend(other.to_string())),
+        })
+    }
+}
+
+/// `path` from ca.json, relative to ca.json's directory.
+fn resolve_beside(config_path: &Path, path: &str) -> PathBuf {
+    let dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    mayfly_authority::config::resolve_path(dir, path)
+}
+
+fn beside_config(config_path: &Path, path: &str) -> Result<PathBuf, Error> {
+    if path.trim().is_empty() {
+        return Err(Error::Location(
+            "db.dataSource is empty: name the SQLite database file".into(),
+        ));
+    }
+    Ok(resolve_beside(config_path, path))
+}
+
+/// The SQLite file that stands in for step-ca's badger directory: beside it, named after it
+/// (`$STEPPATH/db` gives `$STEPPATH/db-mayfly.db`). Not inside: that directory is badger's,
+/// and step-ca must still open it if the operator goes back.
+fn beside_badger(
+    config_path: &Path,
+    db: &mayfly_authority::config::DbConfig,
+) -> Result<PathBuf, Error> {
+    let badger = beside_config(config_path, db.data_source.as_str()).map_err(|_| {
+        Error::Location(
+            "db.dataSource is empty: mayfly's SQLite store goes beside step-ca's badger \
+             directory, which it names"
+                .into(),
+        )
+    })?;
+    let name = badger.file_name().ok_or_else(|| {
+        Error::Location(format!(
+            "db.dataSource {:?} does not end in a directory name",
+            db.data_source.as_str()
+        ))
+    })?;
+    let mut file = name.to_os_string();
+    file.push("-mayfly.db");
+    Ok(badger.with_file_name(file))
 }
 
 /// An open store of any backend, with what only the server needs beside the [`CertStore`] calls.
@@ -185,6 +276,25 @@ impl AnyStore {
         match self {
             AnyStore::Sqlite(store) => Arc::new(store.clone()),
             AnyStore::Networked(store) => Arc::new(store.clone()),
+        }
+    }
+
+    /// Records tokens used at another CA as used here (see [`step`]); returns how many were
+    /// not recorded yet.
+    pub async fn import_used_tokens(
+        &self,
+        tokens: &[mayfly_authority::store::UsedToken],
+    ) -> Result<u64, mayfly_authority::store::StoreError> {
+        for token in tokens {
+            codec::check_token_lengths(token)?;
+        }
+        match self {
+            AnyStore::Sqlite(store) => {
+                shared::sqlite::burn_imported(&store.writer, Dialect::Sqlite, tokens).await
+            }
+            AnyStore::Networked(store) => {
+                shared::any::burn_imported(&store.pool, store.dialect, tokens).await
+            }
         }
     }
 
@@ -261,3 +371,93 @@ pub const MAX_PROVISIONER_LEN: usize = mayfly_authority::provisioner::MAX_NAME_L
 /// What `/health` asks: answers only when the server is up, the database exists and its schema
 /// is in place (a database dropped under a running instance fails it on every engine).
 pub(crate) const PING: &str = "SELECT COUNT(*) FROM schema_migrations";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mayfly_authority::config::CaConfig;
+
+    fn config_with_db(db: &str) -> CaConfig {
+        let text = format!(
+            r#"{{"root":"r","crt":"c","key":"k","address":":1","dnsNames":[],"db":{db},
+            "authority":{{"provisioners":[]}}}}"#
+        );
+        CaConfig::parse(&text).unwrap().0
+    }
+
+    /// Relative paths follow ca.json, wherever the server was started and whatever
+    /// MAYFLY_PATH says.
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let config_path = Path::new("/etc/step-ca/config/ca.json");
+        for (db, expected) in [
+            (
+                r#"{"type":"sqlite","dataSource":"db/mayfly.db"}"#,
+                "/etc/step-ca/config/db/mayfly.db",
+            ),
+            (
+                r#"{"type":"sqlite","dataSource":"/var/lib/mayfly.db"}"#,
+                "/var/lib/mayfly.db",
+            ),
+            (
+                r#"{"type":"badgerv2","dataSource":"../db","badgerFileLoadingMode":""}"#,
+                "/etc/step-ca/config/../db-mayfly.db",
+            ),
+            (
+                r#"{"type":"badger","dataSource":"/var/lib/step-ca/db/"}"#,
+                "/var/lib/step-ca/db-mayfly.db",
+            ),
+        ] {
+            let location = Location::of(&config_with_db(db), config_path).unwrap();
+            assert_eq!(location, Location::Sqlite(PathBuf::from(expected)), "{db}");
+        }
+        let location = Location::of(
+            &config_with_db(r#"{"type":"sqlite","dataSource":"mayfly.db"}"#),
+            Path::new("ca.json"),
+        )
+        .unwrap();
+        assert_eq!(location, Location::Sqlite(PathBuf::from("./mayfly.db")));
+    }
+
+    #[test]
+    fn badger_is_announced_in_one_line_and_nothing_else_is() {
+        let config_path = Path::new("/s/config/ca.json");
+        let badger = config_with_db(r#"{"type":"badgerv2","dataSource":"/s/db"}"#);
+        let notice = Location::step_store_notice(&badger, config_path).unwrap();
+        assert_eq!(notice.lines().count(), 1, "{notice}");
+        assert!(notice.contains("/s/db is left untouched"), "{notice}");
+        assert!(notice.contains("SQLite at /s/db-mayfly.db"), "{notice}");
+        assert!(notice.contains("mayfly-ca import-step"), "{notice}");
+        let sqlite = config_with_db(r#"{"type":"sqlite","dataSource":"/s/db"}"#);
+        assert_eq!(Location::step_store_notice(&sqlite, config_path), None);
+        for db in [
+            r#"{"type":"badgerv2","dataSource":""}"#,
+            r#"{"type":"badgerv2","dataSource":"/"}"#,
+        ] {
+            let err = Location::of(&config_with_db(db), config_path)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("db.dataSource"), "{db}: {err}");
+        }
+    }
+
+    #[test]
+    fn step_spellings_of_a_server_become_urls() {
+        let config = config_with_db(
+            r#"{"type":"mysql","dataSource":"ca:pw@tcp(db:3306)/","database":"stepca"}"#,
+        );
+        let location = Location::of(&config, Path::new("/x/ca.json")).unwrap();
+        assert_eq!(
+            location,
+            Location::Server {
+                dialect: Dialect::MySql,
+                url: "mysql://ca:pw@db:3306/stepca".into()
+            }
+        );
+        assert_eq!(location.display_name(), "mysql://ca:***@db:3306/stepca");
+        let config =
+            config_with_db(r#"{"type":"postgresql","dataSource":"host=db user=ca dbname=ca"}"#);
+        let location = Location::of(&config, Path::new("/x/ca.json")).unwrap();
+        assert_eq!(location.display_name(), "postgresql://ca@db/ca");
+    }
+}

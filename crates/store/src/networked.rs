@@ -185,6 +185,20 @@ impl NetworkedStore {
             database: self.name.clone(),
             source,
         };
+        // step-ca's tables share names with mayfly's (acme_accounts, acme_orders) and hold
+        // step-ca's history; mayfly writes into a database of its own and copies that history
+        // over (`mayfly-ca import-step`), so step-ca's stays as it was.
+        if crate::step::has_step_tables(&mut *connection)
+            .await
+            .map_err(open_error)?
+        {
+            return Err(Error::Location(format!(
+                "database {} holds step-ca's tables (x509_certs, used_ott, ...): mayfly-ca keeps \
+                 its records in a database of its own; name a new one in db (\"database\", or \
+                 the URL's path) and copy step-ca's history into it with `mayfly-ca import-step`",
+                self.name
+            )));
+        }
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (\
                  version BIGINT NOT NULL PRIMARY KEY, \
@@ -632,18 +646,7 @@ pub(crate) fn dialect_of(url: &str) -> Option<Dialect> {
 
 /// `url` with any password replaced by `***`, so it can be logged and shown.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => match user_info.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    mayfly_authority::datasource::redact_url(url)
 }
 
 /// Deadlock or serialisation failure: SQLSTATE 40001 (both engines) or 40P01 (PostgreSQL).
@@ -657,7 +660,7 @@ fn is_retryable(error: &sqlx::Error) -> bool {
 }
 
 /// "No such table": SQLSTATE 42P01 on PostgreSQL, 42S02 on MySQL.
-fn is_missing_table(error: &sqlx::Error) -> bool {
+pub(crate) fn is_missing_table(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(database) => {
             matches!(database.code().as_deref(), Some("42P01" | "42S02"))

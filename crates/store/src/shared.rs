@@ -62,6 +62,25 @@ macro_rules! shared_calls {
             Ok(burnt.rows_affected() == 1)
         }
 
+        /// Records `tokens`, used at another CA (an import), as used here: in one transaction,
+        /// each unless it is recorded already. Returns how many were new.
+        pub(crate) async fn burn_imported(
+            pool: &Pool<Db>,
+            dialect: Dialect,
+            tokens: &[UsedToken],
+        ) -> Result<u64, StoreError> {
+            let context = |e| backend("recording imported used tokens", e);
+            let mut tx = pool.begin().await.map_err(context)?;
+            let mut new = 0;
+            for token in tokens {
+                if burn(&mut tx, dialect, token).await.map_err(context)? {
+                    new += 1;
+                }
+            }
+            tx.commit().await.map_err(context)?;
+            Ok(new)
+        }
+
         /// The statements of a revocation inside its transaction. `Ok(Err(_))` is a refusal
         /// (nothing must be committed); `Err(_)` a backend failure.
         pub(crate) async fn revoke_in(
