@@ -27,11 +27,11 @@ struct Setup {
 
 fn setup(test: &str) -> Option<Setup> {
     let dir = tempfile::tempdir().unwrap();
-    let step = Step::new(test, dir.path())?;
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
+    let step = Step::new(test, &work)?;
     let (server, dev) = Server::dev(dir.path(), &dir.path().join("mayfly"));
-    step.bootstrap(&work, &dev.url, &dev.fingerprint);
+    step.bootstrap(&dev.url, &dev.fingerprint);
     Some(Setup {
         _dir: dir,
         work,
@@ -43,11 +43,11 @@ fn setup(test: &str) -> Option<Setup> {
 
 impl Setup {
     fn step_ok(&self, args: &[&str]) -> String {
-        self.step.ok(&self.work, args)
+        self.step.ok(args)
     }
 
     fn step_err(&self, args: &[&str], expected: &str) -> String {
-        self.step.err(&self.work, args, expected)
+        self.step.err(args, expected)
     }
 
     fn password(&self) -> &str {
@@ -79,7 +79,7 @@ impl Setup {
             self.password(),
         ];
         args.extend_from_slice(extra);
-        let out = self.step.run(&self.work, &args);
+        let out = self.step.run(&args);
         assert!(
             out.status.success(),
             "step ca token {extra:?}: {}",
@@ -152,7 +152,7 @@ fn step_x509_flows_against_mayfly_ca() {
     let token = s.token(&["--san", "a.internal", "--san", "10.0.0.7", "a.internal"]);
     let inspected = s
         .step
-        .command(&s.work, &["crypto", "jwt", "inspect", "--insecure"])
+        .command(&["crypto", "jwt", "inspect", "--insecure"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -293,18 +293,15 @@ fn step_renew_daemon_against_mayfly_ca() {
     let first = s.leaf("d.crt").serial.to_decimal();
     let mut daemon = s
         .step
-        .command(
-            &s.work,
-            &[
-                "ca",
-                "renew",
-                "--daemon",
-                "--renew-period",
-                "1s",
-                "d.crt",
-                "d.key",
-            ],
-        )
+        .command(&[
+            "ca",
+            "renew",
+            "--daemon",
+            "--renew-period",
+            "1s",
+            "d.crt",
+            "d.key",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -541,7 +538,7 @@ fn mayfly_client_against_step_ca() {
     let home = dir.path().join("mayfly");
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let password = ca.provisioner_password.to_str().unwrap();
+    let password = ca.password_file.to_str().unwrap();
     mayfly_ok(
         &home,
         &work,

@@ -9,73 +9,13 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use mayfly_store::Dialect;
 use mayfly_store::testing::TestDatabase;
+use support::step::{Step, StepCa};
 use support::{Server, ServerOptions, free_port, write_secret};
-
-/// The step CLI with its own STEPPATH.
-struct Step {
-    program: PathBuf,
-    steppath: PathBuf,
-    cwd: PathBuf,
-}
-
-impl Step {
-    fn new(program: &Path, steppath: PathBuf, cwd: &Path) -> Step {
-        Step {
-            program: program.to_path_buf(),
-            steppath,
-            cwd: cwd.to_path_buf(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.program)
-            .args(args)
-            .env("STEPPATH", &self.steppath)
-            .env("HOME", &self.cwd)
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running step {args:?}: {e}"))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "step {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-/// `step ca init` with every answer on the command line, into `steppath`; returns ca.json.
-fn step_ca_init(step: &Step, address: &str, password_file: &Path) -> PathBuf {
-    let password_file = password_file.to_str().unwrap();
-    step.ok(&[
-        "ca",
-        "init",
-        "--name",
-        "Drop-in",
-        "--dns",
-        "127.0.0.1",
-        "--address",
-        address,
-        "--provisioner",
-        "admin",
-        "--password-file",
-        password_file,
-        "--provisioner-password-file",
-        password_file,
-    ]);
-    step.steppath.join("config/ca.json")
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -92,16 +32,9 @@ fn listing(dir: &Path) -> Vec<String> {
 
 /// Bootstraps a client STEPPATH to the CA at `url` whose root is `root`.
 fn bootstrap(step_program: &Path, work: &Path, url: &str, root: &Path) -> Step {
-    let client = Step::new(step_program, work.join("client"), work);
-    let fingerprint = client.ok(&["certificate", "fingerprint", root.to_str().unwrap()]);
-    client.ok(&[
-        "ca",
-        "bootstrap",
-        "--ca-url",
-        url,
-        "--fingerprint",
-        fingerprint.trim(),
-    ]);
+    let client = Step::at(step_program, work.join("client"), work);
+    let fingerprint = client.stdout(&["certificate", "fingerprint", root.to_str().unwrap()]);
+    client.bootstrap(url, fingerprint.trim());
     client
 }
 
@@ -115,9 +48,9 @@ fn a_ca_json_written_by_step_ca_init_runs_unchanged() {
     let work = tmp.path();
     let password_file = work.join("password");
     write_secret(&password_file, "drop-in password\n");
-    let step = Step::new(&step_program, work.join("step"), work);
+    let step = Step::at(&step_program, work.join("step"), work);
     let port = free_port();
-    let config = step_ca_init(&step, &format!("127.0.0.1:{port}"), &password_file);
+    let config = step.init_ca(&format!("127.0.0.1:{port}"), &password_file, false);
     // What step wrote, kept as it is: ca.json readable by everyone, keys encrypted, the badger
     // database as the store.
     assert_eq!(
@@ -259,8 +192,8 @@ fn a_world_readable_secret_in_clear_stops_the_server() {
     let work = tmp.path();
     let password_file = work.join("password");
     write_secret(&password_file, "drop-in password\n");
-    let step = Step::new(&step_program, work.join("step"), work);
-    let config = step_ca_init(&step, "127.0.0.1:0", &password_file);
+    let step = Step::at(&step_program, work.join("step"), work);
+    let config = step.init_ca("127.0.0.1:0", &password_file, false);
     let original: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
     let home = work.join("home");
@@ -419,52 +352,6 @@ fn import_step_refuses_bad_sources_in_one_line() {
     );
 }
 
-/// A running step-ca, stopped on drop.
-struct StepCa(Child);
-
-impl Drop for StepCa {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl StepCa {
-    /// Starts step-ca and waits until it serves.
-    fn start(program: &Path, config: &Path, password_file: &Path, steppath: &Path) -> StepCa {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(program)
-            .arg("--password-file")
-            .arg(password_file)
-            .arg(config)
-            .env("STEPPATH", steppath)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting step-ca");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(std::time::Duration::from_secs(30)) {
-                Ok(line) if line.contains("Serving HTTPS") => break,
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("step-ca did not start: {seen:?}");
-                }
-            }
-        }
-        StepCa(child)
-    }
-}
-
 /// `url` (`mysql://user[:password]@host:port/db`) in step's MySQL spelling, without the
 /// database: `user[:password]@tcp(host:port)/`, and the database's name.
 fn go_dsn(url: &str) -> (String, String) {
@@ -504,9 +391,9 @@ fn import_step_carries_revocations_across() {
     let password_file = work.join("password");
     write_secret(&password_file, "drop-in password\n");
     let password = password_file.to_str().unwrap();
-    let step = Step::new(&step_program, work.join("step"), work);
+    let step = Step::at(&step_program, work.join("step"), work);
     let port = free_port();
-    let config = step_ca_init(&step, &format!("127.0.0.1:{port}"), &password_file);
+    let config = step.init_ca(&format!("127.0.0.1:{port}"), &password_file, false);
     let (step_dsn, step_name) = go_dsn(step_db.url());
     let mut value: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
@@ -519,7 +406,7 @@ fn import_step_carries_revocations_across() {
     let root = step.steppath.join("certs/root_ca.crt");
     let replayed_token;
     {
-        let _step_ca = StepCa::start(&step_ca_program, &config, &password_file, &step.steppath);
+        let _step_ca = StepCa::run(&step_ca_program, &config, &password_file, &step.steppath);
         let client = bootstrap(&step_program, work, &url, &root);
         for name in ["revoked", "kept"] {
             client.ok(&[
@@ -534,10 +421,11 @@ fn import_step_carries_revocations_across() {
                 &format!("{name}.key"),
             ]);
         }
-        let inspected = client.ok(&["certificate", "inspect", "--format", "json", "revoked.crt"]);
+        let inspected =
+            client.stdout(&["certificate", "inspect", "--format", "json", "revoked.crt"]);
         let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
         let serial = inspected["serial_number"].as_str().unwrap().to_owned();
-        let token = client.ok(&[
+        let token = client.stdout(&[
             "ca",
             "token",
             "--revoke",
@@ -558,7 +446,7 @@ fn import_step_carries_revocations_across() {
             "1",
             &serial,
         ]);
-        let token = client.ok(&[
+        let token = client.stdout(&[
             "ca",
             "token",
             "--provisioner",
@@ -647,7 +535,7 @@ fn import_step_carries_revocations_across() {
         },
         "serving on",
     );
-    let client = Step::new(&step_program, work.join("client"), work);
+    let client = Step::at(&step_program, work.join("client"), work);
     let renewed = client.run(&["ca", "renew", "--force", "revoked.crt", "revoked.key"]);
     assert!(
         !renewed.status.success(),

@@ -1,63 +1,74 @@
 //! The real step CLI and step-ca (`../shared/tools`), as test peers: a `step` with its own
-//! STEPPATH and HOME, and a step-ca made by `step ca init` and killed on drop.
+//! STEPPATH and HOME, `step ca init`, and a step-ca killed on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The step CLI, run with a STEPPATH and HOME of its own so nothing of the machine's leaks in.
+/// The step CLI, run in one directory with a STEPPATH of its own and HOME there too, so that
+/// nothing of the machine's leaks in.
 pub struct Step {
-    bin: PathBuf,
+    program: PathBuf,
     pub steppath: PathBuf,
-    home: PathBuf,
+    cwd: PathBuf,
 }
 
 impl Step {
-    /// The real step CLI in `dir`; `None` (after saying the test skipped) when shared/ is absent.
+    /// The real step CLI working in `dir` with STEPPATH `dir/steppath`; `None` (after saying
+    /// the test skipped) when shared/ is absent.
     pub fn new(test: &str, dir: &Path) -> Option<Step> {
-        let bin = mayfly_testkit::step_cli(test)?;
-        let steppath = dir.join("steppath");
-        let home = dir.join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        Some(Step {
-            bin,
-            steppath,
-            home,
-        })
+        let program = mayfly_testkit::step_cli(test)?;
+        Some(Step::at(&program, dir.join("steppath"), dir))
     }
 
-    /// The command, ready to run in `cwd`.
-    pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
+    /// `program` working in `cwd` (also its HOME) with STEPPATH `steppath`.
+    pub fn at(program: &Path, steppath: PathBuf, cwd: &Path) -> Step {
+        Step {
+            program: program.to_path_buf(),
+            steppath,
+            cwd: cwd.to_path_buf(),
+        }
+    }
+
+    /// The command, ready to run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.program);
         command
             .args(args)
             .env("STEPPATH", &self.steppath)
-            .env("HOME", &self.home)
+            .env("HOME", &self.cwd)
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("STEPDEBUG")
-            .current_dir(cwd)
+            .current_dir(&self.cwd)
             .stdin(Stdio::null());
         command
     }
 
-    pub fn run(&self, cwd: &Path, args: &[&str]) -> Output {
-        self.command(cwd, args)
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
             .output()
             .unwrap_or_else(|e| panic!("running step {args:?}: {e}"))
     }
 
     /// Runs `step ARGS`, asserts success, returns stdout and stderr together (step prints its
     /// results on both).
-    pub fn ok(&self, cwd: &Path, args: &[&str]) -> String {
-        let out = self.run(cwd, args);
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
         let text = text(&out);
         assert!(out.status.success(), "step {args:?} failed: {text}");
         text
     }
 
+    /// Runs `step ARGS`, asserts success, returns stdout alone (a token, JSON).
+    pub fn stdout(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "step {args:?} failed: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs `step ARGS`, asserts failure with `expected` in its output.
-    pub fn err(&self, cwd: &Path, args: &[&str], expected: &str) -> String {
-        let out = self.run(cwd, args);
+    pub fn err(&self, args: &[&str], expected: &str) -> String {
+        let out = self.run(args);
         let text = text(&out);
         assert!(!out.status.success(), "step {args:?} should fail: {text}");
         assert!(
@@ -68,18 +79,42 @@ impl Step {
     }
 
     /// `step ca bootstrap` against `url`.
-    pub fn bootstrap(&self, cwd: &Path, url: &str, fingerprint: &str) {
-        self.ok(
-            cwd,
-            &[
-                "ca",
-                "bootstrap",
-                "--ca-url",
-                url,
-                "--fingerprint",
-                fingerprint,
-            ],
-        );
+    pub fn bootstrap(&self, url: &str, fingerprint: &str) {
+        self.ok(&[
+            "ca",
+            "bootstrap",
+            "--ca-url",
+            url,
+            "--fingerprint",
+            fingerprint,
+        ]);
+    }
+
+    /// `step ca init` with every answer on the command line (provisioner `admin`), both
+    /// passwords from `password_file`; returns the ca.json it wrote.
+    pub fn init_ca(&self, address: &str, password_file: &Path, ssh: bool) -> PathBuf {
+        let password_file = password_file.to_str().unwrap();
+        let mut args = vec![
+            "ca",
+            "init",
+            "--name",
+            "Step Test",
+            "--dns",
+            "127.0.0.1",
+            "--address",
+            address,
+            "--provisioner",
+            "admin",
+            "--password-file",
+            password_file,
+            "--provisioner-password-file",
+            password_file,
+        ];
+        if ssh {
+            args.push("--ssh");
+        }
+        self.ok(&args);
+        self.steppath.join("config/ca.json")
     }
 }
 
@@ -91,13 +126,13 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A running step-ca 0.19 made by `step ca init --ssh`, killed on drop.
+/// A running step-ca 0.19, killed on drop.
 pub struct StepCa {
     child: Child,
     pub url: String,
     pub fingerprint: String,
-    /// The provisioner password file (provisioner `admin`).
-    pub provisioner_password: PathBuf,
+    /// The file with the CA key's and provisioner `admin`'s password.
+    pub password_file: PathBuf,
     pub steppath: PathBuf,
 }
 
@@ -111,48 +146,39 @@ impl Drop for StepCa {
 impl StepCa {
     /// `step ca init --ssh` in `dir` and step-ca on a free port; `None` when shared/ is absent.
     pub fn start(test: &str, dir: &Path) -> Option<StepCa> {
-        let step_ca = mayfly_testkit::step_ca(test)?;
+        let program = mayfly_testkit::step_ca(test)?;
         let step = Step::new(test, dir)?;
-        let port = super::free_port();
-        let address = format!("127.0.0.1:{port}");
-        super::write_secret(dir.join("ca-password"), "step ca password\n");
-        super::write_secret(
-            dir.join("provisioner-password"),
-            "step provisioner password\n",
-        );
-        step.ok(
-            dir,
-            &[
-                "ca",
-                "init",
-                "--name",
-                "Step Test",
-                "--dns",
-                "127.0.0.1",
-                "--address",
-                &address,
-                "--provisioner",
-                "admin",
-                "--password-file",
-                "ca-password",
-                "--provisioner-password-file",
-                "provisioner-password",
-                "--ssh",
-            ],
-        );
-        let config = step.steppath.join("config/ca.json");
-        let log = std::fs::File::create(dir.join("step-ca.log")).unwrap();
-        let child = Command::new(step_ca)
-            .arg(&config)
+        let address = format!("127.0.0.1:{}", super::free_port());
+        let password_file = dir.join("step-password");
+        super::write_secret(&password_file, "step test password\n");
+        let config = step.init_ca(&address, &password_file, true);
+        Some(StepCa::run(
+            &program,
+            &config,
+            &password_file,
+            &step.steppath,
+        ))
+    }
+
+    /// Runs `program` (step-ca) on `config`, as made by [`Step::init_ca`] and perhaps edited,
+    /// and waits until it serves.
+    pub fn run(program: &Path, config: &Path, password_file: &Path, steppath: &Path) -> StepCa {
+        let value: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+        let address = value["address"].as_str().unwrap().to_owned();
+        let log_path = config.with_file_name("step-ca.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(program)
+            .arg(config)
             .arg("--password-file")
-            .arg(dir.join("ca-password"))
-            .env("STEPPATH", &step.steppath)
+            .arg(password_file)
+            .env("STEPPATH", steppath)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("starting step-ca");
-        let root = step.steppath.join("certs/root_ca.crt");
+        let root = steppath.join("certs/root_ca.crt");
         let fingerprint = mayfly_pki::cert::fingerprint_sha256(
             &mayfly_pki::cert::certificates_from_pem(&std::fs::read(root).unwrap()).unwrap()[0],
         );
@@ -160,18 +186,21 @@ impl StepCa {
             child,
             url: format!("https://{address}"),
             fingerprint,
-            provisioner_password: dir.join("provisioner-password"),
-            steppath: step.steppath.clone(),
+            password_file: password_file.to_path_buf(),
+            steppath: steppath.to_path_buf(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&address).is_err() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("Serving HTTPS")
+        {
             assert!(
                 Instant::now() < deadline,
-                "step-ca did not listen on {address}: {}",
-                std::fs::read_to_string(dir.join("step-ca.log")).unwrap_or_default()
+                "step-ca did not serve on {address}: {}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(ca)
+        ca
     }
 }
