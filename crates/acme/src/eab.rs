@@ -182,7 +182,7 @@ mod tests {
         let settings = AcmeSettings {
             eab_keys: [(
                 "kid-1".to_string(),
-                mayfly_authority::config::Secret::new(B64.encode(b"secret-mac-key")),
+                mayfly_config::config::Secret::new(B64.encode(b"secret-mac-key")),
             )]
             .into(),
             ..AcmeSettings::default()

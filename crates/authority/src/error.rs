@@ -167,6 +167,16 @@ pub enum Error {
     Io(String),
 }
 
+impl From<mayfly_config::Error> for Error {
+    fn from(error: mayfly_config::Error) -> Self {
+        match error {
+            mayfly_config::Error::Pki(e) => Error::Pki(e),
+            mayfly_config::Error::Io(message) => Error::Io(message),
+            other => Error::Config(other.to_string()),
+        }
+    }
+}
+
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {

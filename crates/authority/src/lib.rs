@@ -7,15 +7,9 @@
 
 pub mod audit;
 pub mod authority;
-pub mod claims;
 pub mod clock;
-pub mod config;
 pub mod crl;
-pub mod datasource;
-pub mod duration;
 pub mod error;
-pub mod files;
-pub mod init;
 pub mod ocsp;
 pub mod policy;
 pub mod provisioner;
@@ -26,6 +20,10 @@ pub mod ssh;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+
+/// Configuration lives in `mayfly-config`; these paths stay for callers that reach it through
+/// the authority.
+pub use mayfly_config::{claims, config, datasource, duration, files, init};
 
 pub use authority::{AdminCredentials, Authority, AuthorityParts, Issued, LoadedMaterial};
 pub use error::{Error, ErrorKind, Result};

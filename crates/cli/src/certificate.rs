@@ -147,7 +147,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let is_ca = matches!(profile, Profile::RootCa | Profile::IntermediateCa);
     let not_after = match &args.not_after {
         Some(text) => resolve_time("--not-after", text, now)?,
-        None if is_ca => now + mayfly_authority::init::CA_VALIDITY,
+        None if is_ca => now + mayfly_config::init::CA_VALIDITY,
         None => now + time::Duration::hours(24),
     };
 

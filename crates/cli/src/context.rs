@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// `$MAYFLY_PATH`, or `~/.mayfly`.
 pub fn mayfly_path() -> anyhow::Result<PathBuf> {
-    Ok(mayfly_authority::init::mayfly_path()?)
+    Ok(mayfly_config::init::mayfly_path()?)
 }
 
 /// `config/defaults.json`.
@@ -102,7 +102,7 @@ pub async fn offline_database(given: Option<&Path>) -> anyhow::Result<mayfly_sto
             None => mayfly_path()?.join("config/ca.json"),
         },
     };
-    let loaded = mayfly_authority::config::CaConfig::load(&config_path)?;
+    let loaded = mayfly_config::config::CaConfig::load(&config_path)?;
     let in_file = || format!("{}: db", config_path.display());
     let location =
         mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;

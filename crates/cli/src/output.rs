@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::bail;
-use mayfly_authority::files::{self, PUBLIC_MODE, SECRET_MODE};
+use mayfly_config::files::{self, PUBLIC_MODE, SECRET_MODE};
 
 /// A file a command is about to write.
 pub struct Output<'a> {

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use mayfly_authority::config::CaConfig;
+use mayfly_config::config::CaConfig;
 use mayfly_pki::jose::{jwe, jwk::Jwk};
 use serde_json::{Value, json};
 

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use mayfly_authority::files::{self, SECRET_MODE};
-use mayfly_authority::init::{self, InitOptions, Layout};
+use mayfly_config::files::{self, SECRET_MODE};
+use mayfly_config::init::{self, InitOptions, Layout};
 use mayfly_pki::random::random_hex;
 use tokio::net::TcpListener;
 

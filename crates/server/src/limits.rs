@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mayfly_acme::limits::AddressLimitSettings;
-use mayfly_authority::config::LimitsConfig;
+use mayfly_config::config::LimitsConfig;
 use tokio::sync::Semaphore;
 
 use crate::body::MAX_BODY_BYTES;
@@ -379,7 +379,7 @@ pub async fn rate_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mayfly_authority::config::RateLimitConfig;
+    use mayfly_config::config::RateLimitConfig;
 
     #[test]
     fn a_bucket_allows_its_burst_then_the_rate() {
@@ -440,7 +440,7 @@ mod tests {
             ),
             (
                 LimitsConfig {
-                    handshake_timeout: Some(mayfly_authority::duration::GoDuration(
+                    handshake_timeout: Some(mayfly_config::duration::GoDuration(
                         time::Duration::ZERO,
                     )),
                     ..Default::default()
@@ -456,7 +456,7 @@ mod tests {
             ),
             (
                 LimitsConfig {
-                    acme: Some(mayfly_authority::config::AcmeLimitsConfig {
+                    acme: Some(mayfly_config::config::AcmeLimitsConfig {
                         accounts_per_hour: Some(0),
                         ..Default::default()
                     }),
@@ -466,7 +466,7 @@ mod tests {
             ),
             (
                 LimitsConfig {
-                    acme: Some(mayfly_authority::config::AcmeLimitsConfig {
+                    acme: Some(mayfly_config::config::AcmeLimitsConfig {
                         nonces_per_second: Some(-2.0),
                         ..Default::default()
                     }),
@@ -476,9 +476,7 @@ mod tests {
             ),
             (
                 LimitsConfig {
-                    read_timeout: Some(mayfly_authority::duration::GoDuration(
-                        time::Duration::ZERO,
-                    )),
+                    read_timeout: Some(mayfly_config::duration::GoDuration(time::Duration::ZERO)),
                     ..Default::default()
                 },
                 "limits.readTimeout",

@@ -255,7 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn config_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match given {
         Some(path) => Ok(path),
-        None => Ok(mayfly_authority::init::mayfly_path()?.join("config/ca.json")),
+        None => Ok(mayfly_config::init::mayfly_path()?.join("config/ca.json")),
     }
 }
 
@@ -265,7 +265,7 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
         DbCommand::Check { config } => (config, false),
     };
     let config = config_path(config)?;
-    let loaded = mayfly_authority::config::CaConfig::load(&config)?;
+    let loaded = mayfly_config::config::CaConfig::load(&config)?;
     let in_file = || format!("{}: db", loaded.path.display());
     let location =
         mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;
@@ -335,11 +335,11 @@ fn step_database(
     in_file: bool,
     database: Option<String>,
 ) -> anyhow::Result<mayfly_store::step::StepDatabase> {
-    use mayfly_authority::config::DataSource;
+    use mayfly_config::config::DataSource;
     use mayfly_store::step::StepDatabase;
     match (from, db_type) {
         (Some(from), _) => {
-            let loaded = mayfly_authority::config::CaConfig::load(&from).context("--from")?;
+            let loaded = mayfly_config::config::CaConfig::load(&from).context("--from")?;
             let db = loaded.config.db.as_ref().ok_or_else(|| {
                 anyhow::anyhow!(
                     "--from {}: step-ca's ca.json has no db: it kept no records",
@@ -376,7 +376,7 @@ async fn import_step(
     // Everything is read and checked before mayfly's store is opened: a bad row changes nothing.
     let records = source.read().await?;
     let config = config_path(config)?;
-    let loaded = mayfly_authority::config::CaConfig::load(&config)?;
+    let loaded = mayfly_config::config::CaConfig::load(&config)?;
     let in_file = || format!("{}: db", loaded.path.display());
     let location =
         mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mayfly_authority::config::{CaConfig, resolve_path};
+use mayfly_config::config::{CaConfig, resolve_path};
 
 /// Whether world-readable secret files stop the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

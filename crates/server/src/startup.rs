@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mayfly_authority::clock::SystemClock;
-use mayfly_authority::config::{CaConfig, LoadedConfig};
 use mayfly_authority::publication::{PublicPorts, Publication};
 use mayfly_authority::retention::{self, RetentionPolicy};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
+use mayfly_config::config::{CaConfig, LoadedConfig};
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, plain_router, router};

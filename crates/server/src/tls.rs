@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, bail};
 use mayfly_authority::Authority;
-use mayfly_authority::config::TlsConfig;
+use mayfly_config::config::TlsConfig;
 use mayfly_pki::{KeyAlgorithm, PrivateKey};
 use mayfly_proto::TlsOptions;
 use rustls::crypto::CryptoProvider;
@@ -35,7 +35,7 @@ pub struct TlsSettings {
 impl TlsSettings {
     /// Reads ca.json's `tls`; absent means step's defaults.
     pub fn from_config(config: Option<&TlsConfig>) -> anyhow::Result<Self> {
-        let default_names: Vec<String> = mayfly_authority::init::DEFAULT_CIPHER_SUITES
+        let default_names: Vec<String> = mayfly_config::init::DEFAULT_CIPHER_SUITES
             .iter()
             .map(|s| s.to_string())
             .collect();

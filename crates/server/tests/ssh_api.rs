@@ -10,9 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http_body_util::BodyExt;
 use mayfly_authority::clock::SystemClock;
-use mayfly_authority::init::{self, InitOptions, Layout};
 use mayfly_authority::provisioner::Provisioner;
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
+use mayfly_config::init::{self, InitOptions, Layout};
 use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
 use mayfly_pki::ssh::{CertType, SshCertificate, SshPublicKey};
 use mayfly_pki::{KeyAlgorithm, PrivateKey};
@@ -55,7 +55,7 @@ async fn harness_with(ssh: Option<KeyAlgorithm>, sshpop: bool) -> Harness {
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();
-    let mut loaded = mayfly_authority::config::CaConfig::load(&layout.ca_config()).unwrap();
+    let mut loaded = mayfly_config::config::CaConfig::load(&layout.ca_config()).unwrap();
     if !sshpop {
         loaded
             .config

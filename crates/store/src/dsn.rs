@@ -2,11 +2,11 @@
 //!
 //! step-ca's users write the Go MySQL driver's DSN (`user:pass@tcp(host:3306)/` with the
 //! database in `"database"`) and PostgreSQL's `key=value` string; mayfly connects by URL. The
-//! spellings are parsed by [`mayfly_authority::datasource`]; this module only translates, and
+//! spellings are parsed by [`mayfly_config::datasource`]; this module only translates, and
 //! refuses settings it cannot carry over rather than dropping them unseen. Errors never repeat
 //! the password.
 
-use mayfly_authority::datasource::{DataSource, MysqlDsn, PgKeyValues};
+use mayfly_config::datasource::{DataSource, MysqlDsn, PgKeyValues};
 
 use crate::Error;
 use crate::dialect::Dialect;
@@ -51,7 +51,7 @@ pub(crate) fn server_url(
             None => text.to_owned(),
         }
     } else {
-        let field = |e: mayfly_authority::Error| Error::Location(format!("db.dataSource: {e}"));
+        let field = |e: mayfly_config::Error| Error::Location(format!("db.dataSource: {e}"));
         match dialect {
             Dialect::MySql => mysql_url(&MysqlDsn::parse(text).map_err(field)?, database)?,
             Dialect::Postgres => postgres_url(&PgKeyValues::parse(text).map_err(field)?, database)?,

@@ -95,12 +95,12 @@ impl Location {
     /// Without `db` (step-ca then keeps nothing), mayfly still records what it issues, in
     /// `$MAYFLY_PATH/db/mayfly.db`, never beside the config, whose directory may be read-only.
     pub fn of(
-        config: &mayfly_authority::config::CaConfig,
+        config: &mayfly_config::config::CaConfig,
         config_path: &Path,
     ) -> Result<Location, Error> {
         let Some(db) = &config.db else {
-            let base = mayfly_authority::init::mayfly_path()
-                .map_err(|e| Error::Location(e.to_string()))?;
+            let base =
+                mayfly_config::init::mayfly_path().map_err(|e| Error::Location(e.to_string()))?;
             return Ok(Location::Sqlite(base.join("db/mayfly.db")));
         };
         let dialect = match StoreKind::of(db)? {
@@ -122,7 +122,7 @@ impl Location {
     /// The one line the server logs when ca.json names step-ca's badger database, which mayfly
     /// does not read: where the records go instead, and how to bring step-ca's over.
     pub fn step_store_notice(
-        config: &mayfly_authority::config::CaConfig,
+        config: &mayfly_config::config::CaConfig,
         config_path: &Path,
     ) -> Option<String> {
         let db = config.db.as_ref()?;
@@ -167,7 +167,7 @@ enum StoreKind {
 }
 
 impl StoreKind {
-    fn of(db: &mayfly_authority::config::DbConfig) -> Result<StoreKind, Error> {
+    fn of(db: &mayfly_config::config::DbConfig) -> Result<StoreKind, Error> {
         Ok(match db.kind.to_ascii_lowercase().as_str() {
             "sqlite" | "sqlite3" => StoreKind::Sqlite,
             "badger" | "badgerv1" | "badgerv2" => StoreKind::StepBadger,
@@ -185,7 +185,7 @@ fn resolve_beside(config_path: &Path, path: &str) -> PathBuf {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    mayfly_authority::config::resolve_path(dir, path)
+    mayfly_config::config::resolve_path(dir, path)
 }
 
 fn beside_config(config_path: &Path, path: &str) -> Result<PathBuf, Error> {
@@ -202,7 +202,7 @@ fn beside_config(config_path: &Path, path: &str) -> Result<PathBuf, Error> {
 /// and step-ca must still open it if the operator goes back.
 fn beside_badger(
     config_path: &Path,
-    db: &mayfly_authority::config::DbConfig,
+    db: &mayfly_config::config::DbConfig,
 ) -> Result<PathBuf, Error> {
     let badger = beside_config(config_path, db.data_source.as_str()).map_err(|_| {
         Error::Location(
@@ -235,7 +235,7 @@ impl AnyStore {
         match location {
             Location::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    mayfly_authority::files::create_dir_private(parent)
+                    mayfly_config::files::create_dir_private(parent)
                         .map_err(|e| Error::Location(e.to_string()))?;
                 }
                 Ok(AnyStore::Sqlite(SqliteStore::open(path).await?))
@@ -375,7 +375,7 @@ pub(crate) const PING: &str = "SELECT COUNT(*) FROM schema_migrations";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mayfly_authority::config::CaConfig;
+    use mayfly_config::config::CaConfig;
 
     fn config_with_db(db: &str) -> CaConfig {
         let text = format!(

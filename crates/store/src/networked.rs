@@ -646,7 +646,7 @@ pub(crate) fn dialect_of(url: &str) -> Option<Dialect> {
 
 /// `url` with any password replaced by `***`, so it can be logged and shown.
 pub fn redact(url: &str) -> String {
-    mayfly_authority::datasource::redact_url(url)
+    mayfly_config::datasource::redact_url(url)
 }
 
 /// Deadlock or serialisation failure: SQLSTATE 40001 (both engines) or 40P01 (PostgreSQL).

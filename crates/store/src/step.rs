@@ -17,10 +17,10 @@
 //! once more after step-ca is stopped.
 
 use mayfly_authority::audit::{AuditAction, AuditContext, revocation_detail};
-use mayfly_authority::datasource::DataSource;
 use mayfly_authority::revocation::ReasonCode;
 use mayfly_authority::ssh::store::IssuedSshCertificate;
 use mayfly_authority::store::{IssuedCertificate, Revocation, StoreError, UsedToken};
+use mayfly_config::datasource::DataSource;
 use serde::Deserialize;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Row};
 use time::OffsetDateTime;

@@ -7,8 +7,8 @@
 //! spelling (the Go MySQL DSN with `database`, PostgreSQL's key=value string).
 
 use base64::Engine;
-use mayfly_authority::config::DataSource;
 use mayfly_authority::store::{CertificateStatus, StoreError, UsedToken};
+use mayfly_config::config::DataSource;
 use mayfly_pki::key::{KeyAlgorithm, PrivateKey};
 use mayfly_pki::ssh::cert::{CertType, SshCertTemplate};
 use mayfly_store::step::{Counted, StepDatabase};

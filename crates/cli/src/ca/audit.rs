@@ -68,7 +68,7 @@ fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
     if let Ok(time) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(time);
     }
-    let ago: mayfly_authority::duration::GoDuration = text.parse().map_err(|_| {
+    let ago: mayfly_config::duration::GoDuration = text.parse().map_err(|_| {
         anyhow::anyhow!(
             "--since {text:?} is neither an RFC 3339 time (2026-12-01T00:00:00Z) nor a \
              duration (24h)"

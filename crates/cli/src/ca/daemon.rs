@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use mayfly_authority::duration::GoDuration;
+use mayfly_config::duration::GoDuration;
 use mayfly_pki::cert::CertificateInfo;
 use time::OffsetDateTime;
 use tokio::signal::unix::{SignalKind, signal};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use mayfly_authority::init::{self, InitOptions, Layout};
+use mayfly_config::init::{self, InitOptions, Layout};
 use mayfly_pki::jose::jwe::STEP_PBKDF2_ITERATIONS;
 
 use crate::context::mayfly_path;

@@ -19,11 +19,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use mayfly_authority::claims::Claims;
-use mayfly_authority::config::CaConfig;
-use mayfly_authority::duration::GoDuration;
-use mayfly_authority::files::{SECRET_MODE, write_atomic};
 use mayfly_authority::provisioner::Provisioner;
+use mayfly_config::claims::Claims;
+use mayfly_config::config::CaConfig;
+use mayfly_config::duration::GoDuration;
+use mayfly_config::files::{SECRET_MODE, write_atomic};
 use mayfly_pki::jose::jwe::{self, STEP_PBKDF2_ITERATIONS};
 use mayfly_pki::jose::jwk::Jwk;
 use mayfly_pki::{KeyAlgorithm, PrivateKey, keyfile};

@@ -95,8 +95,8 @@ impl Renewer {
         let renewed = response.cert_chain.concat();
         let mode = std::fs::metadata(&self.out)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-            .unwrap_or(mayfly_authority::files::PUBLIC_MODE);
-        mayfly_authority::files::write_atomic(&self.out, renewed.as_bytes(), mode)?;
+            .unwrap_or(mayfly_config::files::PUBLIC_MODE);
+        mayfly_config::files::write_atomic(&self.out, renewed.as_bytes(), mode)?;
         let leaf = mayfly_pki::cert::certificates_from_pem(renewed.as_bytes())?;
         let first = leaf.first().context("the CA returned no certificate")?;
         Ok(CertificateInfo::from_der(first)?)
@@ -112,7 +112,7 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
         CertificateInfo::from_der(leaf).with_context(|| args.crt_file.display().to_string())?;
     let now = OffsetDateTime::now_utc();
     if let Some(window) = &args.expires_in {
-        let window: mayfly_authority::duration::GoDuration = window
+        let window: mayfly_config::duration::GoDuration = window
             .parse()
             .with_context(|| format!("--expires-in {window:?}"))?;
         if info.not_after - now > window.0 {

@@ -3,14 +3,14 @@
 //! Passwords of CA keys should change when people who knew them leave, without reissuing
 //! anything. step's `crypto change-pass` does this but writes `--out` with mode 0644 and
 //! in place without an atomic rename; here the key is written through
-//! [`mayfly_authority::files::write_atomic`] with mode 0600 in every case, so a crash leaves the
+//! [`mayfly_config::files::write_atomic`] with mode 0600 in every case, so a crash leaves the
 //! old key or the new one, never half of either, and a wrong old password leaves the file
 //! untouched.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mayfly_authority::files::{SECRET_MODE, write_atomic};
+use mayfly_config::files::{SECRET_MODE, write_atomic};
 use mayfly_pki::keyfile;
 
 #[derive(Debug, clap::Args)]

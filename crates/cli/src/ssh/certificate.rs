@@ -349,7 +349,7 @@ pub(crate) async fn sshpop_token(
     let now = OffsetDateTime::now_utc();
     let claims = serde_json::json!({
         "aud": audience,
-        "iss": provisioner.as_deref().unwrap_or(mayfly_authority::init::SSHPOP_PROVISIONER),
+        "iss": provisioner.as_deref().unwrap_or(mayfly_config::init::SSHPOP_PROVISIONER),
         "sub": certificate.template.serial.to_string(),
         "jti": mayfly_pki::random::random_hex(32)?,
         "iat": now.unix_timestamp(),

@@ -1,7 +1,7 @@
 //! `ca.json`: step-ca's configuration file, read with step's field names so that a step-ca
 //! configuration runs unchanged where the features overlap.
 //!
-//! Two layers: [`CaConfig`] mirrors the file; [`crate::Authority::from_config`] turns it into
+//! Two layers: [`CaConfig`] mirrors the file; the authority turns it into
 //! runtime types. Unknown keys are collected with their JSON path and returned to the caller,
 //! which reports them: step's files carry keys mayfly does not act on (`logger`, `_logger`), and
 //! refusing them would break "runs unchanged", while silently ignoring them hides typos.
@@ -427,7 +427,7 @@ impl CaConfig {
         for (index, provisioner) in config.authority.provisioners.iter().enumerate() {
             let is_acme = provisioner.kind.eq_ignore_ascii_case("ACME");
             for key in provisioner.other.keys() {
-                if is_acme && crate::provisioner::AcmeSettings::KEYS.contains(&key.as_str()) {
+                if is_acme && crate::acme::AcmeSettings::KEYS.contains(&key.as_str()) {
                     continue;
                 }
                 unknown.push(format!("authority.provisioners[{index}].{key}"));
