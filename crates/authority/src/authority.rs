@@ -69,7 +69,7 @@ impl Presented<'_> {
 /// The intermediate CA's certificate and key, as loaded for signing.
 pub struct IntermediateCa {
     pub certificate_der: Vec<u8>,
-    pub key: PrivateKey,
+    pub key: Arc<dyn mayfly_pki::Signer>,
 }
 
 /// How long a revocation seen by the poll is remembered, so that it is acted on once.
@@ -142,10 +142,13 @@ impl Authority {
             return Err(Error::Config("no root certificate configured".into()));
         }
         let signer = Arc::new(
-            LeafSigner::new(&parts.intermediate.certificate_der, &parts.intermediate.key)?
-                .with_revocation_urls(parts.publication.leaf_urls()),
+            LeafSigner::new(
+                &parts.intermediate.certificate_der,
+                Arc::clone(&parts.intermediate.key),
+            )?
+            .with_revocation_urls(parts.publication.leaf_urls()),
         );
-        let key = Arc::new(parts.intermediate.key);
+        let key = parts.intermediate.key;
         let crl = match parts.publication.crl {
             Some(settings) => Some(CrlPublisher::new(
                 settings,
@@ -648,22 +651,7 @@ impl Authority {
             revoked_by,
             revocation_detail(reason_code, reason),
         );
-        self.store
-            .revoke(&revocation, used, &audit)
-            .await
-            .map_err(|e| match e {
-                StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
-                StoreError::AlreadyRevoked { serial } => Error::AlreadyRevoked { serial },
-                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
-                other => Error::Store(other),
-            })?;
-        tracing::info!(
-            target: "mayfly::audit",
-            %serial,
-            reason = reason_code.name(),
-            by = %revoked_by,
-            "certificate revoked"
-        );
+        crate::revocation::record(self.store.as_ref(), revocation, used, &audit).await?;
         self.revocation_seen(serial, now);
         Ok(())
     }
@@ -956,10 +944,11 @@ impl LoadedMaterial {
         let ssh = match &config.ssh {
             None => None,
             Some(ssh) => {
-                let load_key = |field: &str, p: &str| -> Result<PrivateKey> {
+                let load_key = |field: &str, p: &str| -> Result<Arc<dyn mayfly_pki::Signer>> {
                     let pem = read(field, p)?;
-                    mayfly_pki::keyfile::decode_private_key_pem(&pem, password)
-                        .map_err(|e| Error::Config(format!("{field}: {p}: {e}")))
+                    let key = mayfly_pki::keyfile::decode_private_key_pem(&pem, password)
+                        .map_err(|e| Error::Config(format!("{field}: {p}: {e}")))?;
+                    Ok(Arc::new(key))
                 };
                 let global_ssh = crate::ssh::claims::SshClaims::resolve(
                     crate::ssh::claims::SshClaims::DEFAULT,
@@ -985,7 +974,7 @@ impl LoadedMaterial {
             federated_roots,
             intermediate: IntermediateCa {
                 certificate_der: intermediate_der,
-                key,
+                key: Arc::new(key),
             },
             provisioners,
             backdate,

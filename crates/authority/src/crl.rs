@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use mayfly_pki::PrivateKey;
+use mayfly_pki::Signer;
 use mayfly_pki::crl::{CrlEntry, CrlParams, CrlScope, build_crl};
 use mayfly_pki::issuer::IssuerIdentity;
 use time::{Duration, OffsetDateTime};
@@ -73,7 +73,7 @@ struct Published {
 pub struct CrlPublisher {
     settings: CrlSettings,
     issuer: IssuerIdentity,
-    key: Arc<PrivateKey>,
+    key: Arc<dyn Signer>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
     published: Mutex<Published>,
@@ -85,7 +85,7 @@ impl CrlPublisher {
     pub fn new(
         settings: CrlSettings,
         issuer: IssuerIdentity,
-        key: Arc<PrivateKey>,
+        key: Arc<dyn Signer>,
         store: Arc<dyn CertStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -276,7 +276,7 @@ impl CrlPublisher {
             distribution_point: &self.settings.url,
             scope,
         };
-        let der = build_crl(&self.issuer, &self.key, &params, &entries)?;
+        let der = build_crl(&self.issuer, self.key.as_ref(), &params, &entries)?;
         tracing::info!(
             number,
             entries = entries.len(),

@@ -75,6 +75,36 @@ impl ReasonCode {
     }
 }
 
+/// Records the revocation of `serial` (decimal), its requester authorised, with its audit entry
+/// in the same transaction and the token it burns: the one path every revocation takes, by
+/// token, mutual TLS, ACME, or `mayfly ca revoke --offline` (which has no authority running,
+/// only the store, and needs no CA key for it).
+pub async fn record(
+    store: &dyn crate::store::CertStore,
+    revocation: crate::store::Revocation,
+    used: Option<&crate::store::UsedToken>,
+    audit: &crate::audit::AuditContext,
+) -> Result<()> {
+    use crate::store::StoreError;
+    store
+        .revoke(&revocation, used, audit)
+        .await
+        .map_err(|e| match e {
+            StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
+            StoreError::AlreadyRevoked { serial } => Error::AlreadyRevoked { serial },
+            StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+            other => Error::Store(other),
+        })?;
+    tracing::info!(
+        target: "mayfly::audit",
+        serial = %revocation.serial,
+        reason = revocation.reason_code,
+        by = %revocation.revoked_by,
+        "certificate revoked"
+    );
+    Ok(())
+}
+
 /// A revocation as asked for, before authorisation.
 #[derive(Debug, Clone)]
 pub struct RevokeRequest {

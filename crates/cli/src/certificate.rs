@@ -168,7 +168,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
                     args.ca_password_file.as_deref(),
                     "--ca-password-file",
                 )?;
-                Some((ca_der, ca_key))
+                Some((ca_der, std::sync::Arc::new(ca_key)))
             }
             _ => None,
         };
@@ -181,10 +181,11 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             (Profile::IntermediateCa, Some((ca_der, ca_key))) => {
                 create_intermediate(&args.subject, &key, ca_der, ca_key, not_after)?
             }
-            (Profile::Leaf, Some((ca_der, ca_key))) => LeafSigner::new(ca_der, ca_key)?.sign(
-                &leaf_template(&args.subject, sans, now, not_after, &key)?,
-                &key.public_key_spki_der()?,
-            )?,
+            (Profile::Leaf, Some((ca_der, ca_key))) => LeafSigner::new(ca_der, ca_key.clone())?
+                .sign(
+                    &leaf_template(&args.subject, sans, now, not_after, &key)?,
+                    &key.public_key_spki_der()?,
+                )?,
             (Profile::IntermediateCa | Profile::Leaf, None) => {
                 bail!(
                     "this profile needs the issuing CA: pass --ca FILE --ca-key FILE (or use --profile self-signed)"

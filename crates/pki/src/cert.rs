@@ -4,6 +4,8 @@
 //! Policy (which names, how long) is decided by `mayfly-authority`; a [`LeafTemplate`] arrives
 //! here already validated, and this module only encodes it.
 
+use std::sync::Arc;
+
 use aws_lc_rs::digest;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
@@ -16,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::key::PrivateKey;
 use crate::san::San;
 use crate::serial::SerialNumber;
+use crate::signer::{RcgenKey, Signer};
 
 /// step's provisioner extension, 1.3.6.1.4.1.37476.9000.64.1: which provisioner authorised a
 /// certificate. step reads it on renew and revoke, and `certificate inspect` shows it.
@@ -163,7 +166,9 @@ pub fn create_intermediate(
 ) -> Result<Vec<u8>> {
     let mut params = ca_params(common_name, 0, not_after)?;
     params.use_authority_key_identifier_extension = true;
-    let issuer = issuer_from(root_der, root_key)?;
+    // A copy of the root key behind the signer seam; making an intermediate is rare.
+    let root: Arc<dyn Signer> = Arc::new(PrivateKey::from_pkcs8_der(root_key.pkcs8_der())?);
+    let issuer = issuer_from(root_der, root)?;
     let subject_key = key.to_rcgen()?;
     let cert = params
         .signed_by(&subject_key, &issuer)
@@ -206,9 +211,8 @@ fn ca_params(
     Ok(params)
 }
 
-fn issuer_from<'a>(ca_der: &[u8], key: &PrivateKey) -> Result<Issuer<'a, rcgen::KeyPair>> {
-    let key_pair = key.to_rcgen()?;
-    Issuer::from_ca_cert_der(&ca_der.to_vec().into(), key_pair)
+fn issuer_from(ca_der: &[u8], signer: Arc<dyn Signer>) -> Result<Issuer<'static, RcgenKey>> {
+    Issuer::from_ca_cert_der(&ca_der.to_vec().into(), RcgenKey::new(signer))
         .map_err(|e| Error::CertificateMalformed(format!("issuer certificate: {e}")))
 }
 
@@ -352,7 +356,7 @@ impl LeafTemplate {
 
 /// Signs leaf certificates with an intermediate CA's key.
 pub struct LeafSigner {
-    issuer: Issuer<'static, rcgen::KeyPair>,
+    issuer: Issuer<'static, RcgenKey>,
     /// Written into every leaf, so relying parties find the CRL and the OCSP responder.
     revocation: RevocationUrls,
 }
@@ -364,10 +368,11 @@ impl std::fmt::Debug for LeafSigner {
 }
 
 impl LeafSigner {
-    /// `ca_der` is the intermediate's certificate; its SKI becomes every leaf's AKI.
-    pub fn new(ca_der: &[u8], key: &PrivateKey) -> Result<Self> {
+    /// `ca_der` is the intermediate's certificate, whose key `signer` holds; its SKI becomes
+    /// every leaf's AKI.
+    pub fn new(ca_der: &[u8], signer: Arc<dyn Signer>) -> Result<Self> {
         Ok(Self {
-            issuer: issuer_from(ca_der, key)?,
+            issuer: issuer_from(ca_der, signer)?,
             revocation: RevocationUrls::default(),
         })
     }
@@ -459,7 +464,7 @@ mod tests {
             ten_years,
         )
         .unwrap();
-        let signer = LeafSigner::new(&int, &int_key).unwrap();
+        let signer = LeafSigner::new(&int, Arc::new(int_key)).unwrap();
         let leaf_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
         let now = OffsetDateTime::now_utc();
         let template = LeafTemplate {

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::der;
 use crate::error::{Error, Result};
 use crate::issuer::IssuerIdentity;
-use crate::key::PrivateKey;
+use crate::signer::Signer;
 
 /// One revoked certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct CrlParams<'a> {
 /// Builds and signs a CRL with the issuer's key. Returns DER.
 pub fn build_crl(
     issuer: &IssuerIdentity,
-    key: &PrivateKey,
+    key: &dyn Signer,
     params: &CrlParams<'_>,
     entries: &[CrlEntry],
 ) -> Result<Vec<u8>> {
@@ -203,6 +203,7 @@ impl RevocationUrls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PrivateKey;
     use crate::key::KeyAlgorithm;
     use x509_parser::prelude::*;
     use x509_parser::revocation_list::CertificateRevocationList;

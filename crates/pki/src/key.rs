@@ -64,7 +64,8 @@ impl KeyAlgorithm {
     }
 }
 
-enum Signer {
+/// The key in aws-lc's form, ready to sign.
+enum Pair {
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
     Ed25519(Ed25519KeyPair),
@@ -74,7 +75,7 @@ enum Signer {
 pub struct PrivateKey {
     algorithm: KeyAlgorithm,
     pkcs8: Zeroizing<Vec<u8>>,
-    signer: Signer,
+    pair: Pair,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -132,18 +133,18 @@ impl PrivateKey {
         let reject = |e: aws_lc_rs::error::KeyRejected| Error::KeyRejected(e.to_string());
         if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
         {
-            return Ok(Self::with_signer(
+            return Ok(Self::with_pair(
                 KeyAlgorithm::EcP256,
                 der,
-                Signer::Ecdsa(pair),
+                Pair::Ecdsa(pair),
             ));
         }
         if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P384_SHA384_FIXED_SIGNING, der)
         {
-            return Ok(Self::with_signer(
+            return Ok(Self::with_pair(
                 KeyAlgorithm::EcP384,
                 der,
-                Signer::Ecdsa(pair),
+                Pair::Ecdsa(pair),
             ));
         }
         if let Ok(pair) = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der) {
@@ -151,10 +152,10 @@ impl PrivateKey {
             let v1 = pair
                 .to_pkcs8v1()
                 .map_err(|_| Error::Crypto("Ed25519 key export"))?;
-            return Ok(Self::with_signer(
+            return Ok(Self::with_pair(
                 KeyAlgorithm::Ed25519,
                 v1.as_ref(),
-                Signer::Ed25519(pair),
+                Pair::Ed25519(pair),
             ));
         }
         let pair = RsaKeyPair::from_pkcs8(der).map_err(reject)?;
@@ -193,18 +194,18 @@ impl PrivateKey {
         let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair)
             .map_err(|_| Error::Crypto("RSA key export"))?;
         let pkcs8 = der.as_ref().to_vec();
-        Ok(Self::with_signer(
+        Ok(Self::with_pair(
             KeyAlgorithm::Rsa(bits),
             &pkcs8,
-            Signer::Rsa(pair),
+            Pair::Rsa(pair),
         ))
     }
 
-    fn with_signer(algorithm: KeyAlgorithm, pkcs8: &[u8], signer: Signer) -> Self {
+    fn with_pair(algorithm: KeyAlgorithm, pkcs8: &[u8], pair: Pair) -> Self {
         Self {
             algorithm,
             pkcs8: Zeroizing::new(pkcs8.to_vec()),
-            signer,
+            pair,
         }
     }
 
@@ -219,10 +220,10 @@ impl PrivateKey {
 
     /// The public key as a DER SubjectPublicKeyInfo.
     pub fn public_key_spki_der(&self) -> Result<Vec<u8>> {
-        let der = match &self.signer {
-            Signer::Ecdsa(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
-            Signer::Ed25519(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
-            Signer::Rsa(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
+        let der = match &self.pair {
+            Pair::Ecdsa(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
+            Pair::Ed25519(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
+            Pair::Rsa(pair) => pair.public_key().as_der().map(|d| d.as_ref().to_vec()),
         };
         der.map_err(|_| Error::Crypto("public key export"))
     }
@@ -230,10 +231,10 @@ impl PrivateKey {
     /// The raw public key bytes: the uncompressed point for EC, 32 bytes for Ed25519, and the
     /// PKCS#1 `RSAPublicKey` DER for RSA.
     pub fn public_key_raw(&self) -> Vec<u8> {
-        match &self.signer {
-            Signer::Ecdsa(pair) => pair.public_key().as_ref().to_vec(),
-            Signer::Ed25519(pair) => pair.public_key().as_ref().to_vec(),
-            Signer::Rsa(pair) => pair.public_key().as_ref().to_vec(),
+        match &self.pair {
+            Pair::Ecdsa(pair) => pair.public_key().as_ref().to_vec(),
+            Pair::Ed25519(pair) => pair.public_key().as_ref().to_vec(),
+            Pair::Rsa(pair) => pair.public_key().as_ref().to_vec(),
         }
     }
 
@@ -241,46 +242,17 @@ impl PrivateKey {
     /// SHA-256, Ed25519 plain.
     pub fn sign_jws(&self, message: &[u8]) -> Result<Vec<u8>> {
         let rng = SystemRandom::new();
-        match &self.signer {
-            Signer::Ecdsa(pair) => pair
+        match &self.pair {
+            Pair::Ecdsa(pair) => pair
                 .sign(&rng, message)
                 .map(|s| s.as_ref().to_vec())
                 .map_err(|_| Error::Crypto("ECDSA signing")),
-            Signer::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
-            Signer::Rsa(pair) => {
+            Pair::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Pair::Rsa(pair) => {
                 let mut out = vec![0u8; pair.public_modulus_len()];
                 pair.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut out)
                     .map_err(|_| Error::Crypto("RSA signing"))?;
                 Ok(out)
-            }
-        }
-    }
-
-    /// Signs `message` the way X.509 structures (CRLs, OCSP responses) carry it, with the
-    /// algorithm [`PrivateKey::x509_signature_algorithm`] names: ECDSA signatures become the DER
-    /// `Ecdsa-Sig-Value` that X.509 wants, instead of JWS's fixed-width `r || s`.
-    pub fn sign_x509(&self, message: &[u8]) -> Result<Vec<u8>> {
-        use crate::der;
-        let raw = self.sign_jws(message)?;
-        Ok(match self.algorithm {
-            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
-                let (r, s) = raw.split_at(raw.len() / 2);
-                der::sequence(&[&der::integer_unsigned(r), &der::integer_unsigned(s)])
-            }
-            KeyAlgorithm::Ed25519 | KeyAlgorithm::Rsa(_) => raw,
-        })
-    }
-
-    /// The DER `AlgorithmIdentifier` of [`PrivateKey::sign_x509`]'s signatures; a signed
-    /// structure carries it twice, inside and outside what is signed.
-    pub fn x509_signature_algorithm(&self) -> Vec<u8> {
-        use crate::der;
-        match self.algorithm {
-            KeyAlgorithm::EcP256 => der::sequence(&[&der::oid(der::oid::ECDSA_SHA256)]),
-            KeyAlgorithm::EcP384 => der::sequence(&[&der::oid(der::oid::ECDSA_SHA384)]),
-            KeyAlgorithm::Ed25519 => der::sequence(&[&der::oid(der::oid::ED25519)]),
-            KeyAlgorithm::Rsa(_) => {
-                der::sequence(&[&der::oid(der::oid::SHA256_WITH_RSA), &der::null()])
             }
         }
     }
@@ -330,15 +302,15 @@ impl PrivateKey {
     /// The private scalar (EC) or seed (Ed25519): the JWK `d`. Secret.
     pub(crate) fn private_scalar(&self) -> Result<Zeroizing<Vec<u8>>> {
         use aws_lc_rs::encoding::AsBigEndian;
-        match &self.signer {
-            Signer::Ecdsa(pair) => {
+        match &self.pair {
+            Pair::Ecdsa(pair) => {
                 let bin = AsBigEndian::<aws_lc_rs::encoding::EcPrivateKeyBin>::as_be_bytes(
                     &pair.private_key(),
                 )
                 .map_err(|_| Error::Crypto("EC private key export"))?;
                 Ok(Zeroizing::new(bin.as_ref().to_vec()))
             }
-            Signer::Ed25519(pair) => {
+            Pair::Ed25519(pair) => {
                 let seed = pair
                     .seed()
                     .map_err(|_| Error::Crypto("Ed25519 seed export"))?;
@@ -346,7 +318,7 @@ impl PrivateKey {
                     .map_err(|_| Error::Crypto("Ed25519 seed export"))?;
                 Ok(Zeroizing::new(bin.as_ref().to_vec()))
             }
-            Signer::Rsa(_) => Err(Error::KeyUnsupported(
+            Pair::Rsa(_) => Err(Error::KeyUnsupported(
                 "RSA keys cannot be written as private JWKs here: use EC or Ed25519".into(),
             )),
         }

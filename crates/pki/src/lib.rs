@@ -19,6 +19,7 @@ pub mod ocsp;
 pub mod random;
 pub mod san;
 pub mod serial;
+pub mod signer;
 pub mod ssh;
 pub mod verify;
 
@@ -28,3 +29,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use key::{KeyAlgorithm, PrivateKey};
 pub use san::San;
 pub use serial::SerialNumber;
+pub use signer::Signer;

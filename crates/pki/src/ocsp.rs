@@ -12,6 +12,7 @@ use crate::der::{self, Reader};
 use crate::error::{Error, Result};
 use crate::issuer::{CertIdHash, IssuerIdentity};
 use crate::key::PrivateKey;
+use crate::signer::Signer as _;
 
 /// Most certificates asked about in one request. RFC 5019 clients ask about one; a few more are
 /// allowed, and anything beyond is refused rather than signed for.

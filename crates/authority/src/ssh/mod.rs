@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use mayfly_pki::PrivateKey;
+use mayfly_pki::Signer;
 use mayfly_pki::jose::jws::Jws;
 use mayfly_pki::ssh::{CertType, SshCertTemplate, SshCertificate, SshPublicKey};
 use serde::Deserialize;
@@ -34,8 +34,8 @@ use store::{IssuedSshCertificate, SshStore};
 
 /// The SSH CA keys with the store their certificates are recorded in.
 pub struct SshCa {
-    user_key: PrivateKey,
-    host_key: PrivateKey,
+    user_key: Arc<dyn Signer>,
+    host_key: Arc<dyn Signer>,
     user_public: SshPublicKey,
     host_public: SshPublicKey,
     /// SSH claims by provisioner name.
@@ -54,17 +54,17 @@ impl std::fmt::Debug for SshCa {
 
 /// The SSH CA keys as loaded from ca.json's `ssh` block.
 pub struct SshKeys {
-    pub user_key: PrivateKey,
-    pub host_key: PrivateKey,
+    pub user_key: Arc<dyn Signer>,
+    pub host_key: Arc<dyn Signer>,
     /// SSH claims by provisioner name.
     pub claims: HashMap<String, SshClaims>,
 }
 
 impl SshCa {
     pub fn new(keys: SshKeys, store: Arc<dyn SshStore>) -> Result<Self> {
-        let user_public = SshPublicKey::from_private_key(&keys.user_key)
+        let user_public = SshPublicKey::from_signer(keys.user_key.as_ref())
             .map_err(|e| Error::Config(format!("ssh.userKey: {e}")))?;
-        let host_public = SshPublicKey::from_private_key(&keys.host_key)
+        let host_public = SshPublicKey::from_signer(keys.host_key.as_ref())
             .map_err(|e| Error::Config(format!("ssh.hostKey: {e}")))?;
         Ok(Self {
             user_key: keys.user_key,
@@ -88,10 +88,10 @@ impl SshCa {
         &self.store
     }
 
-    fn key_for(&self, cert_type: CertType) -> &PrivateKey {
+    fn key_for(&self, cert_type: CertType) -> &dyn Signer {
         match cert_type {
-            CertType::User => &self.user_key,
-            CertType::Host => &self.host_key,
+            CertType::User => self.user_key.as_ref(),
+            CertType::Host => self.host_key.as_ref(),
         }
     }
 

@@ -171,10 +171,7 @@ async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<(
         "offline",
         offline_detail(reason_code, &args.reason),
     );
-    store
-        .revoke(&revocation, None, &audit)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    mayfly_authority::revocation::record(store.as_ref(), revocation, None, &audit).await?;
     println!("Certificate with Serial Number {serial} has been revoked.");
     Ok(())
 }

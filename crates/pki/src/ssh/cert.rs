@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::key::{self, SshPublicKey};
 use super::wire::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::key::PrivateKey;
+use crate::signer::Signer;
 
 /// `valid before` of a certificate that never expires.
 pub const FOREVER: u64 = u64::MAX;
@@ -104,14 +104,14 @@ pub fn random_serial() -> Result<u64> {
 pub fn sign_certificate(
     template: &SshCertTemplate,
     subject: &SshPublicKey,
-    ca: &PrivateKey,
+    ca: &dyn Signer,
 ) -> Result<SshCertificate> {
     if template.serial == 0 {
         return Err(Error::SshMalformed(
             "certificate serial 0 cannot be revoked by serial: use a random serial".into(),
         ));
     }
-    let ca_public = SshPublicKey::from_private_key(ca)?;
+    let ca_public = SshPublicKey::from_signer(ca)?;
     let nonce = crate::random::random_bytes(32)?;
     let mut w = Writer::new();
     w.string(subject.algorithm().certificate_type().as_bytes())
@@ -283,6 +283,7 @@ impl SshCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PrivateKey;
     use crate::key::KeyAlgorithm;
 
     fn template() -> SshCertTemplate {

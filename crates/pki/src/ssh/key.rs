@@ -8,6 +8,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use super::wire::{Reader, Writer};
 use crate::error::{Error, Result};
 use crate::key::{KeyAlgorithm, PrivateKey};
+use crate::signer::Signer;
 
 /// Smallest RSA modulus accepted in a certificate.
 const MIN_RSA_BITS: usize = 2048;
@@ -149,6 +150,11 @@ impl SshPublicKey {
 
     /// The public half of `key`.
     pub fn from_private_key(key: &PrivateKey) -> Result<Self> {
+        Self::from_signer(key)
+    }
+
+    /// The public half of the key `signer` holds.
+    pub fn from_signer(key: &dyn Signer) -> Result<Self> {
         let raw = key.public_key_raw();
         let mut w = Writer::new();
         let algorithm = match key.algorithm() {
@@ -368,8 +374,8 @@ fn read_key_fields(key_type: &str, reader: &mut Reader<'_>) -> Result<SshKeyAlgo
 }
 
 /// Signs `data` with `key` as an SSH signature blob.
-pub(crate) fn sign(key: &PrivateKey, data: &[u8]) -> Result<Vec<u8>> {
-    let raw = key.sign_jws(data)?;
+pub(crate) fn sign(key: &dyn Signer, data: &[u8]) -> Result<Vec<u8>> {
+    let raw = key.sign_raw(data)?;
     let mut w = Writer::new();
     match key.algorithm() {
         KeyAlgorithm::Ed25519 => {
