@@ -813,14 +813,11 @@ fn copy_private(from: &Path, to: &Path) {
 #[test]
 fn a_step_ca_configuration_runs_unchanged() {
     require_tool("openssl", "openssl");
-    let vectors = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/interop-vectors/certificates/ca"
-    ));
-    assert!(
-        vectors.exists(),
-        "interop vectors are expected in ../shared/interop-vectors"
-    );
+    let Some(vectors) = mayfly_testkit::interop_vectors("a_step_ca_configuration_runs_unchanged")
+    else {
+        return;
+    };
+    let vectors = vectors.join("certificates/ca");
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("mayfly");
     // step's tests run in the ca/ package directory, where the config's relative paths resolve.
@@ -1288,10 +1285,12 @@ fn certificate_create_profiles_build_a_chain_openssl_verifies() {
 #[test]
 fn init_builds_on_a_root_and_key_written_by_step() {
     require_tool("openssl", "openssl");
-    let vectors = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/interop-vectors/certificates/ca/testdata/secrets"
-    ));
+    let Some(vectors) =
+        mayfly_testkit::interop_vectors("init_builds_on_a_root_and_key_written_by_step")
+    else {
+        return;
+    };
+    let vectors = vectors.join("certificates/ca/testdata/secrets");
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let home = work.join("home");

@@ -30,7 +30,10 @@ pub fn shared_path(test: &str, relative: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    missing(test, &format!("{} (../shared beside the checkout)", path.display()))
+    missing(
+        test,
+        &format!("{} (../shared beside the checkout)", path.display()),
+    )
 }
 
 /// The interop vectors (`shared/interop-vectors`), or `None` after reporting the skip.
@@ -84,7 +87,10 @@ mod tests {
         let absent = "tools/no-such-peer";
         if peers_required() {
             let outcome = std::panic::catch_unwind(|| shared_path("t", absent));
-            assert!(outcome.is_err(), "a missing peer must fail under {REQUIRE_PEERS}");
+            assert!(
+                outcome.is_err(),
+                "a missing peer must fail under {REQUIRE_PEERS}"
+            );
         } else {
             assert!(shared_path("t", absent).is_none());
         }
