@@ -5,6 +5,35 @@
 
 // Argument enums are built once per run; boxing their variants would only add noise.
 #![allow(clippy::large_enum_variant)]
+// `println!` and friends panic when the reader of a pipe has gone (`mayfly ca roots | head`):
+// all output goes through the macros below instead.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+/// Like `println!`, as an `anyhow::Result`: a closed standard output ends the command quietly
+/// (see [`output::ClosedPipe`]).
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Like `print!`, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// Like `eprintln!`, for progress and notes: never fails, since a message nobody reads is no
+/// reason to fail a command that did its work.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 use std::process::ExitCode;
 
@@ -14,10 +43,12 @@ mod ca;
 mod certificate;
 mod context;
 mod crypto;
+mod identity;
 mod inspect;
 mod jwt;
 mod output;
 mod password;
+mod prompt;
 mod ssh;
 mod verify;
 
@@ -77,14 +108,19 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("mayfly: error: cannot start the runtime: {e}");
+            note!("mayfly: error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output has gone (`| head`): it has all it wanted.
+        Err(e) if e.is::<output::ClosedPipe>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mayfly: error: {e:#}");
+            note!(
+                "mayfly: error: {}",
+                mayfly_authority::error::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
@@ -99,7 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crypto(CryptoCommand::Shamir(command)) => crypto::shamir::run(command),
         Command::Ssh(command) => ssh::run(command).await,
         Command::Path => {
-            println!("{}", context::mayfly_path()?.display());
+            outln!("{}", context::mayfly_path()?.display())?;
             Ok(())
         }
     }

@@ -1,8 +1,19 @@
 //! `mayfly-ca`: the mayfly certificate authority server.
 
-use std::path::PathBuf;
+// `println!` panics when the reader of a pipe has gone (`mayfly-ca dev | head`); a CA must keep
+// serving, so everything printed goes through `say`, which ignores that.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+
+/// Like `println!`, but a closed standard output is ignored (see `write_ignoring_errors`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_ignoring_errors(&mut std::io::stdout(), &format!("{}\n", format_args!($($arg)*)))
+    };
+}
 use clap::{Parser, Subcommand};
 use mayfly_server::permissions::FilePermissions;
 use zeroize::Zeroizing;
@@ -108,7 +119,11 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mayfly-ca: {e:#}");
+            let line = mayfly_authority::error::one_line(e.as_ref());
+            write_ignoring_errors(
+                &mut std::io::stderr(),
+                &format!("mayfly-ca: error: {line}\n"),
+            );
             std::process::ExitCode::FAILURE
         }
     }
@@ -139,7 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ports,
                 FilePermissions::Enforce,
             );
-            println!("{banner}");
+            say!("{banner}");
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
         }
@@ -164,7 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         mayfly_pki::keyfile::read_password_file_bytes(&raw),
                     ))
                 }
-                None => None,
+                None => ask_key_password(&config)?,
             };
             let prepared = mayfly_server::startup::prepare(
                 &config,
@@ -183,17 +198,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 permissions,
             );
             tracing::info!(address = %prepared.local_addr, "mayfly-ca is serving");
-            println!("mayfly-ca: serving on https://{}", prepared.local_addr);
+            say!("mayfly-ca: serving on https://{}", prepared.local_addr);
             if let Some(plain) = prepared.insecure_addr {
-                println!("mayfly-ca: serving CRLs and OCSP on http://{plain}");
+                say!("mayfly-ca: serving CRLs and OCSP on http://{plain}");
             }
             if let Some(metrics) = prepared.metrics_addr {
-                println!("mayfly-ca: serving metrics on http://{metrics}/metrics");
+                say!("mayfly-ca: serving metrics on http://{metrics}/metrics");
             }
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
         }
     }
+}
+
+/// Without --password-file, the intermediate key's password typed at the terminal, as step-ca
+/// asks for it, when the key is encrypted and ca.json holds no `password`. Anything else
+/// (ca.json or the key unreadable) is left for start-up to report in full.
+fn ask_key_password(config_path: &Path) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
+    use std::io::IsTerminal;
+    let Ok(loaded) = mayfly_authority::config::CaConfig::load(config_path) else {
+        return Ok(None);
+    };
+    if loaded.config.password.is_some() {
+        return Ok(None);
+    }
+    let base_dir = std::env::current_dir().context("reading the working directory")?;
+    let key = mayfly_authority::config::resolve_path(&base_dir, &loaded.config.key);
+    let encrypted = std::fs::read(&key)
+        .map(|pem| mayfly_pki::keyfile::is_encrypted_pem(&Zeroizing::new(pem)))
+        .unwrap_or(false);
+    if !encrypted {
+        return Ok(None);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the intermediate CA key {} is encrypted and there is no terminal to ask for its \
+             password: pass --password-file FILE",
+            key.display()
+        );
+    }
+    let name = key.file_name().map_or_else(
+        || key.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let typed =
+        rpassword::prompt_password(format!("Please enter the password to decrypt {name}: "))
+            .context("reading the password")?;
+    Ok(Some(Zeroizing::new(typed.into_bytes())))
+}
+
+/// Writes `text`, ignoring failures: output nobody reads is no reason to stop the CA.
+fn write_ignoring_errors(writer: &mut impl std::io::Write, text: &str) {
+    let _ = writer
+        .write_all(text.as_bytes())
+        .and_then(|()| writer.flush());
 }
 
 fn config_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -219,11 +277,11 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
             .await
             .with_context(in_file)?;
         match before {
-            Some(before) if before.found == after.found => println!(
+            Some(before) if before.found == after.found => say!(
                 "database {database}: schema version {} is up to date; nothing to do",
                 after.found
             ),
-            _ => println!(
+            _ => say!(
                 "database {database}: migrated to schema version {}",
                 after.found
             ),
@@ -249,7 +307,7 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
             status.known
         );
     }
-    println!(
+    say!(
         "database {database}: schema version {} is up to date",
         status.found
     );

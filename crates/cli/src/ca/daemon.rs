@@ -148,7 +148,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 fn log(message: &str) {
-    eprintln!(
+    note!(
         "{} mayfly ca renew: {message}",
         rfc3339(OffsetDateTime::now_utc())
     );

@@ -271,21 +271,20 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
     let backup = file.commit(&tree)?;
 
     match &kid {
-        Some(kid) => println!(
+        Some(kid) => outln!(
             "✔ Added provisioner {} ({}) [kid: {kid}]",
             args.name,
             args.kind.as_str()
-        ),
-        None => println!("✔ Added provisioner {} ({})", args.name, args.kind.as_str()),
+        )?,
+        None => outln!("✔ Added provisioner {} ({})", args.name, args.kind.as_str())?,
     }
     if !changes.is_empty() {
-        println!("✔ Claims: {}", describe(&changes));
+        outln!("✔ Claims: {}", describe(&changes))?;
     }
     if args.kind == Kind::Jwk && !encrypted {
-        println!("  No encrypted private key is stored: make its tokens where the private key is.");
+        outln!("  No encrypted private key is stored: make its tokens where the private key is.")?;
     }
-    file.report(&backup);
-    Ok(())
+    file.report(&backup)
 }
 
 /// The public JWK of a new JWK provisioner and, unless only a public key was given, its
@@ -325,7 +324,7 @@ fn jwk_key(args: &AddArgs) -> anyhow::Result<(Jwk, Option<String>)> {
     let password = password::obtain_new(
         args.password_file.as_deref(),
         "Choose a password to encrypt the provisioner key",
-        "--password-file",
+        "--password-file FILE",
     )?;
     let public = Jwk::public_from_key(&key)?;
     let private_json = Jwk::private_from_key(&key)?;
@@ -379,19 +378,18 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     }
     let left = list.len();
     let backup = file.commit(&tree)?;
-    println!(
+    outln!(
         "✔ Removed provisioner {} ({})",
         args.name,
         removed_kinds.join(", ")
-    );
+    )?;
     if left == 0 {
-        eprintln!(
+        note!(
             "mayfly: warning: {} has no provisioners left: the CA will authorise no certificates until one is added",
             file.shown.display()
         );
     }
-    file.report(&backup);
-    Ok(())
+    file.report(&backup)
 }
 
 pub async fn update(args: UpdateArgs) -> anyhow::Result<()> {
@@ -439,13 +437,12 @@ pub async fn update(args: UpdateArgs) -> anyhow::Result<()> {
         claims.set(key, value.clone())?;
     }
     let backup = file.commit(&tree)?;
-    println!(
+    outln!(
         "✔ Updated provisioner {}: {}",
         args.name,
         describe(&changes)
-    );
-    file.report(&backup);
-    Ok(())
+    )?;
+    file.report(&backup)
 }
 
 /// `the provisioners are: "a" (JWK), "b" (ACME)`, for errors.
@@ -583,7 +580,7 @@ impl CaFile {
             && (written.uid() != self.uid || written.gid() != self.gid)
             && let Err(e) = std::os::unix::fs::chown(&self.real, Some(self.uid), Some(self.gid))
         {
-            eprintln!(
+            note!(
                 "mayfly: warning: cannot give {} back to its owner (uid {}, gid {}): {e}",
                 self.shown.display(),
                 self.uid,
@@ -594,13 +591,13 @@ impl CaFile {
     }
 
     /// Where the change went, and what to do next.
-    fn report(&self, backup: &Path) {
-        println!(
+    fn report(&self, backup: &Path) -> anyhow::Result<()> {
+        outln!(
             "✔ Certificate Authority configuration: {} (previous version in {})",
             self.shown.display(),
             backup.display()
-        );
-        println!("{RESTART_REMINDER}");
+        )?;
+        outln!("{RESTART_REMINDER}")
     }
 }
 

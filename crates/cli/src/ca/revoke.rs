@@ -80,8 +80,9 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
             let key = password::read_private_key(
                 key_file,
                 args.password_file.as_deref(),
-                "--password-file",
+                "--password-file FILE",
             )?;
+            crate::identity::check(cert, &chain, key_file, &key, &target.roots)?;
             let client = mayfly_client::Client::with_identity(
                 &target.url,
                 &target.roots,
@@ -126,8 +127,8 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
             passive: true,
         })
         .await?;
-    eprintln!("✔ CA: {}", target.url);
-    println!("Certificate with Serial Number {serial} has been revoked.");
+    note!("✔ CA: {}", target.url);
+    outln!("Certificate with Serial Number {serial} has been revoked.")?;
     Ok(())
 }
 
@@ -172,6 +173,6 @@ async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<(
         .revoke(&revocation, None, &audit)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("Certificate with Serial Number {serial} has been revoked.");
+    outln!("Certificate with Serial Number {serial} has been revoked.")?;
     Ok(())
 }

@@ -122,7 +122,7 @@ fn run_split(args: SplitArgs) -> anyhow::Result<()> {
         text.push('\n');
     }
     write_stdout(&text)?;
-    eprintln!("Any {k} of these {n} shares recover the secret; fewer reveal nothing about it.");
+    note!("Any {k} of these {n} shares recover the secret; fewer reveal nothing about it.");
     Ok(())
 }
 
@@ -132,7 +132,7 @@ fn run_combine(args: CombineArgs) -> anyhow::Result<()> {
     if args.shares.is_empty() {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
-            eprintln!("Enter the shares, one per line, then press Ctrl-D:");
+            note!("Enter the shares, one per line, then press Ctrl-D:");
         }
         let mut raw = Zeroizing::new(Vec::new());
         stdin
