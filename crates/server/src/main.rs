@@ -14,7 +14,7 @@ macro_rules! say {
         write_ignoring_errors(&mut std::io::stdout(), &format!("{}\n", format_args!($($arg)*)))
     };
 }
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mayfly_server::permissions::FilePermissions;
 use zeroize::Zeroizing;
 
@@ -24,12 +24,24 @@ use zeroize::Zeroizing;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--version`: the package's version and the commit built.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MAYFLY_GIT_COMMIT"),
+    ")"
+);
+
 /// The mayfly certificate authority server.
 ///
 /// Serves the step-ca compatible HTTP API over TLS. Start it with a ca.json made by
 /// `mayfly ca init`, or run `mayfly-ca dev` for a throwaway CA with no set-up.
 #[derive(Debug, Parser)]
-#[command(name = "mayfly-ca", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "mayfly-ca",
+    version = VERSION,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// Path to ca.json [default: $MAYFLY_PATH/config/ca.json].
     config: Option<PathBuf>,
@@ -86,6 +98,15 @@ enum Command {
     /// one database, so an upgrade happens once, before the new version serves.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Write a man page for mayfly-ca and each of its commands into DIR (mayfly-ca.8,
+    /// mayfly-ca-dev.8, ...), in section 8 with the other servers, as the release archives carry
+    /// them. (`mayfly man` writes the client's, in section 1.)
+    ///
+    /// Example: mayfly-ca man /usr/local/share/man/man8
+    Man {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Db(command)) => database_command(command).await,
+        Some(Command::Man { dir }) => write_man_pages(&dir),
         None => {
             let permissions = if cli.insecure_allow_world_readable {
                 tracing::warn!(
@@ -209,6 +231,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes the man pages of mayfly-ca and its subcommands, generated from the clap definitions.
+fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
+    fn write_tree(command: &clap::Command, dir: &Path) -> anyhow::Result<usize> {
+        let mut written = 0;
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            written += write_tree(sub, dir)?;
+        }
+        let man = clap_mangen::Man::new(command.clone()).section("8");
+        let mut page = Vec::new();
+        man.render(&mut page)
+            .with_context(|| format!("rendering the man page of {}", command.get_name()))?;
+        let path = dir.join(man.get_filename());
+        mayfly_authority::files::write_atomic(&path, &page, mayfly_authority::files::PUBLIC_MODE)?;
+        Ok(written + 1)
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut command = Cli::command().disable_help_subcommand(true);
+    // Gives every subcommand its full name (mayfly-ca-dev) for its page's title and file.
+    command.build();
+    let written = write_tree(&command, dir)?;
+    say!("{written} man pages written to {}", dir.display());
+    Ok(())
 }
 
 /// Without --password-file, the intermediate key's password typed at the terminal, as step-ca
