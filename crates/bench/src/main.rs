@@ -191,7 +191,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            note!("mayfly-bench: {}", one_line(&format!("{error:#}")));
+            note!(
+                "mayfly-bench: {}",
+                one_line(&mayfly_authority::error::one_line(error.as_ref()))
+            );
             ExitCode::FAILURE
         }
     }
@@ -304,7 +307,7 @@ fn measured(
     if json {
         say!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        write_ignoring_errors(&mut std::io::stdout(), &report.to_text());
     }
     if report.failures > 0 {
         let first = report.errors.first().map_or("", String::as_str);
@@ -421,7 +424,7 @@ fn acme_flows(args: AcmeArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         say!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        write_ignoring_errors(&mut std::io::stdout(), &report.to_text());
     }
     if report.failures > 0 {
         let first = report.errors.first().map_or("", String::as_str);

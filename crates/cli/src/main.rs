@@ -178,6 +178,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "mayfly", &mut script);
             out!("{}", String::from_utf8_lossy(&script))
         }
-        Command::Man { dir } => docs::write_man_pages(Cli::command(), &dir, "1"),
+        Command::Man { dir } => {
+            docs::write_man_pages(Cli::command(), &dir, "1", &format!("mayfly {VERSION}"))
+        }
     }
 }

@@ -240,7 +240,9 @@ fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
         for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
             written += write_tree(sub, dir)?;
         }
-        let man = clap_mangen::Man::new(command.clone()).section("8");
+        let man = clap_mangen::Man::new(command.clone())
+            .section("8")
+            .source(format!("mayfly-ca {VERSION}"));
         let mut page = Vec::new();
         man.render(&mut page)
             .with_context(|| format!("rendering the man page of {}", command.get_name()))?;
@@ -401,7 +403,7 @@ fn reload_on_hangup(
                     tracing::info!(file = %config.display(), "SIGHUP: configuration reloaded")
                 }
                 Err(e) => tracing::error!(
-                    error = %format!("{e:#}"),
+                    error = %mayfly_authority::error::one_line(e.as_ref()),
                     "SIGHUP: the new configuration does not load; the running one stays in force"
                 ),
             }

@@ -284,7 +284,7 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
     );
     assert_eq!(mayfly_ok(&home, work, &["ca", "health"]).trim(), "ok");
 
-    // Token, CSR, sign: the seed 003 flow.
+    // Token, CSR, sign: step's flow.
     let token = mayfly_ok(
         &home,
         work,
@@ -1390,78 +1390,31 @@ fn init_builds_on_a_root_and_key_written_by_step() {
     assert!(!pki.join("config/ca.json").exists() && !pki.join("config/defaults.json").exists());
 }
 
-/// docs/cli.md is generated from the binaries' own `--help`, so it cannot drift from them.
+/// docs/cli.md is generated from the binaries' own `--help`, so it cannot drift from them, and
+/// it covers every command: they are found through `--help` itself, recursively.
 /// `MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference` rewrites it.
 #[test]
 fn cli_reference_in_docs_matches_help() {
-    let help = |bin: &Path, args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .arg("--help")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
     let mut doc = String::from(
         "# Command reference\n\nGenerated from `--help` by the test `cli_reference_in_docs_matches_help`\n\
          (`MAYFLY_BLESS=1 cargo test -p mayfly-server --test e2e cli_reference` rewrites it).\n\
          Passwords are only read from files or a terminal, never from flag values.\n",
     );
-    let server: &[&[&str]] = &[&[], &["dev"], &["db", "migrate"], &["db", "check"]];
-    for args in server {
-        doc.push_str(&format!(
-            "\n## mayfly-ca {}\n\n```text\n{}```\n",
-            args.join(" "),
-            help(&support::server_bin(), args)
-        ));
-    }
-    let client: &[&[&str]] = &[
-        &[],
-        &["ca", "init"],
-        &["ca", "bootstrap"],
-        &["ca", "root"],
-        &["ca", "roots"],
-        &["ca", "health"],
-        &["ca", "provisioner", "list"],
-        &["ca", "token"],
-        &["ca", "certificate"],
-        &["ca", "sign"],
-        &["ca", "renew"],
-        &["ca", "revoke"],
-        &["ca", "rekey"],
-        &["ca", "crl"],
-        &["ca", "certificates", "list"],
-        &["ca", "certificates", "export"],
-        &["ca", "audit"],
-        &["certificate", "create"],
-        &["certificate", "inspect"],
-        &["certificate", "fingerprint"],
-        &["certificate", "verify"],
-        &["crypto", "jwt", "inspect"],
-        &["crypto", "jwt", "verify"],
-        &["crypto", "change-pass"],
-        &["crypto", "shamir", "split"],
-        &["crypto", "shamir", "combine"],
-        &["ssh", "certificate"],
-        &["ssh", "inspect"],
-        &["ssh", "config"],
-        &["ssh", "renew"],
-        &["ssh", "rekey"],
-        &["ssh", "revoke"],
-        &["ssh", "krl"],
-        &["ssh", "check-host"],
-        &["ssh", "hosts"],
-        &["path"],
-    ];
-    for args in client {
-        doc.push_str(&format!(
-            "\n## mayfly {}\n\n```text\n{}```\n",
-            args.join(" "),
-            help(&support::client_bin(), args)
-        ));
+    for (name, program) in [
+        ("mayfly-ca", support::server_bin()),
+        ("mayfly", support::client_bin()),
+    ] {
+        for path in support::command_paths(&program) {
+            let args: Vec<&str> = path.iter().map(String::as_str).collect();
+            let title = std::iter::once(name)
+                .chain(args.iter().copied())
+                .collect::<Vec<_>>()
+                .join(" ");
+            doc.push_str(&format!(
+                "\n## {title}\n\n```text\n{}```\n",
+                support::help(&program, &args)
+            ));
+        }
     }
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md"));
     if std::env::var_os("MAYFLY_BLESS").is_some() {

@@ -38,6 +38,10 @@ pub struct InitArgs {
     /// File with the password of --key [default: --password-file].
     #[arg(long, value_name = "FILE", requires = "key")]
     key_password_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address, like "127.0.0.1:9090" (plain HTTP, at
+    /// /metrics): written to ca.json as "metricsAddress" [default: no metrics].
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "pki")]
+    metrics_address: Option<String>,
     /// Create only keys and certificates: no ca.json and no defaults.json.
     #[arg(long)]
     pki: bool,
@@ -147,9 +151,13 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     };
     let layout = Layout::new(mayfly_path()?);
     let force = args.force;
+    let metrics_address = args.metrics_address.clone();
     note!("Generating root certificate... ");
     let (plan, layout) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let plan = init::plan(&options, &layout)?;
+        let mut plan = init::plan(&options, &layout)?;
+        if let Some(address) = metrics_address {
+            set_metrics_address(&mut plan, &layout, address)?;
+        }
         init::write(&plan, &layout, force)?;
         Ok((plan, layout))
     })
@@ -201,5 +209,23 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         outln!("  mayfly-ca {}", layout.ca_config().display())?;
         outln!("It asks for the password; --password-file FILE reads it from a file instead.")?;
     }
+    Ok(())
+}
+
+/// Adds `metricsAddress` to the planned ca.json, through the same type that wrote it.
+fn set_metrics_address(
+    plan: &mut init::Plan,
+    layout: &Layout,
+    address: String,
+) -> anyhow::Result<()> {
+    let file = plan
+        .files
+        .iter_mut()
+        .find(|f| f.path == layout.ca_config())
+        .context("the plan has no ca.json")?;
+    let text = String::from_utf8(file.contents.clone()).context("the planned ca.json")?;
+    let (mut config, _) = mayfly_authority::config::CaConfig::parse(&text)?;
+    config.metrics_address = Some(address);
+    file.contents = config.to_json_pretty()?.into_bytes();
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `mayfly ca provisioner add|remove|update`: edit the provisioners in ca.json.
 //!
-//! Seed 002 says to replace the default provisioner before deploying, so these commands edit the
+//! A deployment replaces the default provisioner before it serves, so these commands edit the
 //! one file a running CA depends on. Three rules make that safe:
 //!
 //! - Nothing but `authority.provisioners` changes. [`CaConfig`] drops keys it does not know
@@ -67,6 +67,11 @@ pub struct AddArgs {
     /// P-256/P-384 or Ed25519); it is stored encrypted with the password.
     #[arg(long, value_name = "FILE")]
     private_key: Option<PathBuf>,
+    /// Let this provisioner use the CA's admin API (`mayfly ca certificates`, `mayfly ca
+    /// audit`): its tokens, and certificates issued through it, authenticate there. Written as
+    /// "admin": true in ca.json.
+    #[arg(long)]
+    admin: bool,
     #[command(flatten)]
     claims: ClaimsFlags,
     #[command(flatten)]
@@ -85,6 +90,16 @@ pub struct RemoveArgs {
 pub struct UpdateArgs {
     /// Name of the provisioner to change.
     name: String,
+    /// Let this provisioner use the CA's admin API ("admin": true in ca.json); --admin=false
+    /// takes that away.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    admin: Option<bool>,
     #[command(flatten)]
     claims: ClaimsFlags,
     #[command(flatten)]
@@ -259,6 +274,9 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
             entry.push(("encryptedKey".into(), Json::String(encrypted_key)));
         }
     }
+    if args.admin {
+        entry.push(("admin".into(), Json::Bool(true)));
+    }
     let changes = args.claims.changes();
     if !changes.is_empty() {
         let claims = changes
@@ -277,6 +295,9 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
             args.kind.as_str()
         )?,
         None => outln!("✔ Added provisioner {} ({})", args.name, args.kind.as_str())?,
+    }
+    if args.admin {
+        outln!("✔ Admin: it may use the admin API")?;
     }
     if !changes.is_empty() {
         outln!("✔ Claims: {}", describe(&changes))?;
@@ -394,9 +415,9 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
 
 pub async fn update(args: UpdateArgs) -> anyhow::Result<()> {
     let changes = args.claims.changes();
-    if changes.is_empty() {
+    if changes.is_empty() && args.admin.is_none() {
         bail!(
-            "nothing to update: pass a claims flag such as --x509-default-dur, --x509-max-dur or --disable-renewal"
+            "nothing to update: pass --admin or a claims flag such as --x509-default-dur, --x509-max-dur or --disable-renewal"
         );
     }
     let file = CaFile::load(args.config.ca_config.as_deref())?;
@@ -419,28 +440,40 @@ pub async fn update(args: UpdateArgs) -> anyhow::Result<()> {
             name_list(&file.tree)
         ),
     };
-    let Json::Object(fields) = entry else {
-        bail!("a provisioner entry is not a JSON object");
-    };
-    let claims = match fields.iter().position(|(key, _)| key == "claims") {
-        Some(index) => &mut fields[index].1,
-        None => {
-            fields.push(("claims".into(), Json::Object(Vec::new())));
-            let last = fields.len() - 1;
-            &mut fields[last].1
-        }
-    };
-    if matches!(claims, Json::Null) {
-        *claims = Json::Object(Vec::new());
+    if let Some(admin) = args.admin {
+        entry.set("admin", Json::Bool(admin))?;
     }
-    for (key, value) in &changes {
-        claims.set(key, value.clone())?;
+    if !changes.is_empty() {
+        let Json::Object(fields) = entry else {
+            bail!("a provisioner entry is not a JSON object");
+        };
+        let claims = match fields.iter().position(|(key, _)| key == "claims") {
+            Some(index) => &mut fields[index].1,
+            None => {
+                fields.push(("claims".into(), Json::Object(Vec::new())));
+                let last = fields.len() - 1;
+                &mut fields[last].1
+            }
+        };
+        if matches!(claims, Json::Null) {
+            *claims = Json::Object(Vec::new());
+        }
+        for (key, value) in &changes {
+            claims.set(key, value.clone())?;
+        }
     }
     let backup = file.commit(&tree)?;
+    let mut described = Vec::new();
+    if let Some(admin) = args.admin {
+        described.push(format!("admin={admin}"));
+    }
+    if !changes.is_empty() {
+        described.push(describe(&changes));
+    }
     outln!(
         "✔ Updated provisioner {}: {}",
         args.name,
-        describe(&changes)
+        described.join(", ")
     )?;
     file.report(&backup)
 }

@@ -1,6 +1,6 @@
 //! `mayfly crypto shamir split|combine`: Shamir secret sharing over GF(256), so that a secret
 //! such as the root key's password can be given to N people of whom any K together recover it
-//! and any K-1 learn nothing about it (seed 002 recommends this for the root key).
+//! and any K-1 learn nothing about it.
 //!
 //! Why it is written here rather than taken from a crate: the scheme is a page of arithmetic,
 //! and the interesting parts are the ones a library would not decide for us — a share format
