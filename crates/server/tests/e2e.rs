@@ -264,11 +264,13 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
     let out = std::process::Command::new(support::server_bin())
         .arg(&config)
         .env("MAYFLY_PATH", &home)
+        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("a password is required"),
+        stderr.contains("intermediate_ca_key is encrypted") && stderr.contains("--password-file"),
         "{out:?}"
     );
 
@@ -1633,8 +1635,9 @@ fn token_flags_shape_the_token() {
         "{text}"
     );
 
-    // A token valid for two hours is made, and refused by the CA.
-    let long = mayfly_ok(
+    // A token valid for two hours, which the CA would refuse ("token valid too long" in
+    // api.rs), is not made.
+    mayfly_err(
         &client,
         work,
         &[
@@ -1646,12 +1649,7 @@ fn token_flags_shape_the_token() {
             "--password-file",
             pw,
         ],
-    );
-    mayfly_err(
-        &client,
-        work,
-        &["ca", "sign", "svc.csr", "long.crt", "--token", long.trim()],
-        "more than the allowed 1 hour",
+        "a token may be valid for at most 60 minutes",
     );
     mayfly_err(
         &client,
@@ -2589,9 +2587,13 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
             "--out",
             "x.crt",
         ],
-        "signature is invalid",
+        "a.crt and other.key do not match",
     );
     assert!(!work.join("x.crt").exists());
+    // The client refuses that before asking; the CA refuses it too.
+    let refused = renew_with_raw_token(&home, &work.join("a.crt"), &other).unwrap_err();
+    assert_eq!(refused.status(), Some(401), "{refused}");
+    assert!(refused.to_string().contains("signature is invalid"), "{refused}");
 
     // A certificate this CA never issued is refused, even with a valid signature.
     mayfly_ok(
@@ -2622,6 +2624,16 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
             "y.crt",
         ],
         "was not issued by this CA",
+    );
+    let self_signed = mayfly_pki::keyfile::decode_private_key_pem(
+        &std::fs::read(work.join("c.key")).unwrap(),
+        None,
+    )
+    .unwrap();
+    let refused = renew_with_raw_token(&home, &work.join("c.crt"), &self_signed).unwrap_err();
+    assert!(
+        refused.to_string().contains("was not issued by this CA"),
+        "{refused}"
     );
 
     // disableRenewal, put in force by a reload, refuses renewals of that provisioner.
@@ -2654,6 +2666,47 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
         &["ca", "renew", "d.crt", "d.key", "--force"],
         "does not allow renewal (disableRenewal)",
     );
+}
+
+/// Sends step's renewal token (the chain in `x5c`, signed by `key`) straight to the CA that
+/// `home`'s defaults.json names, past the client's own checks, to see what the CA decides.
+fn renew_with_raw_token(
+    home: &Path,
+    chain_file: &Path,
+    key: &mayfly_pki::PrivateKey,
+) -> Result<mayfly_proto::SignResponse, mayfly_client::Error> {
+    let defaults: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("config/defaults.json")).unwrap())
+            .unwrap();
+    let url = defaults["ca-url"].as_str().unwrap().to_string();
+    let root = std::fs::read(defaults["root"].as_str().unwrap()).unwrap();
+    let roots = mayfly_pki::cert::certificates_from_pem(&root).unwrap();
+    let chain = mayfly_pki::cert::certificates_from_pem(&std::fs::read(chain_file).unwrap()).unwrap();
+    let subject = mayfly_pki::cert::CertificateInfo::from_der(&chain[0])
+        .unwrap()
+        .common_name;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = serde_json::json!({
+        "aud": format!("{url}/1.0/renew"),
+        "sub": subject,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": mayfly_pki::random::random_hex(16).unwrap(),
+    });
+    let token =
+        mayfly_pki::jose::jws::sign_compact_x5c(key, &chain, claims.to_string().as_bytes())
+            .unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            mayfly_client::Client::new(&url, &roots)
+                .unwrap()
+                .renew_with_token(&token)
+                .await
+        })
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub enum CaCommand {
     Provisioner(ProvisionerCommand),
     /// Create a one-time token that authorises one certificate.
     ///
-    /// Example: TOKEN=$(mayfly ca token svc.internal --password-file prov-pw.txt)
+    /// Example: TOKEN=$(mayfly ca token svc.internal --provisioner-password-file prov-pw.txt)
     Token(token::TokenArgs),
     /// Generate a key and get a certificate for it in one step.
     ///
