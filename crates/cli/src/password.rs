@@ -85,6 +85,9 @@ fn nonempty_file(file: &Path) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 }
 
 fn choose(prompt: &str, flag: &str, generate: bool) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+    if !interactive() {
+        bail!("no terminal to ask for {}: pass {flag}", topic(prompt));
+    }
     let asked = if generate {
         format!("{prompt} [leave empty and we'll generate one]")
     } else {

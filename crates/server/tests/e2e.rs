@@ -2593,7 +2593,10 @@ fn renewal_by_x5c_token_and_after_expiry_only_where_allowed() {
     // The client refuses that before asking; the CA refuses it too.
     let refused = renew_with_raw_token(&home, &work.join("a.crt"), &other).unwrap_err();
     assert_eq!(refused.status(), Some(401), "{refused}");
-    assert!(refused.to_string().contains("signature is invalid"), "{refused}");
+    assert!(
+        refused.to_string().contains("signature is invalid"),
+        "{refused}"
+    );
 
     // A certificate this CA never issued is refused, even with a valid signature.
     mayfly_ok(
@@ -2676,12 +2679,12 @@ fn renew_with_raw_token(
     key: &mayfly_pki::PrivateKey,
 ) -> Result<mayfly_proto::SignResponse, mayfly_client::Error> {
     let defaults: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.join("config/defaults.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(home.join("config/defaults.json")).unwrap()).unwrap();
     let url = defaults["ca-url"].as_str().unwrap().to_string();
     let root = std::fs::read(defaults["root"].as_str().unwrap()).unwrap();
     let roots = mayfly_pki::cert::certificates_from_pem(&root).unwrap();
-    let chain = mayfly_pki::cert::certificates_from_pem(&std::fs::read(chain_file).unwrap()).unwrap();
+    let chain =
+        mayfly_pki::cert::certificates_from_pem(&std::fs::read(chain_file).unwrap()).unwrap();
     let subject = mayfly_pki::cert::CertificateInfo::from_der(&chain[0])
         .unwrap()
         .common_name;
@@ -2694,9 +2697,8 @@ fn renew_with_raw_token(
         "exp": now + 300,
         "jti": mayfly_pki::random::random_hex(16).unwrap(),
     });
-    let token =
-        mayfly_pki::jose::jws::sign_compact_x5c(key, &chain, claims.to_string().as_bytes())
-            .unwrap();
+    let token = mayfly_pki::jose::jws::sign_compact_x5c(key, &chain, claims.to_string().as_bytes())
+        .unwrap();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -199,7 +199,7 @@ async fn missing_directory_is_reported_with_the_path() {
     let error = SqliteStore::open(&path)
         .await
         .expect_err("opening in a missing directory should fail");
-    assert!(matches!(error, Error::Open { .. }), "got {error:?}");
+    assert!(matches!(error, Error::Create { .. }), "got {error:?}");
     let message = error.to_string();
     assert!(
         message.contains(&path.display().to_string()),
