@@ -47,7 +47,8 @@ struct Cli {
     config: Option<PathBuf>,
 
     /// File holding the password of the intermediate CA key (trailing whitespace is ignored).
-    /// It must not be readable by other users.
+    /// It must not be readable by other users. Without it, an encrypted key's password is asked
+    /// at the terminal.
     #[arg(long, value_name = "FILE", env = "MAYFLY_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
 
