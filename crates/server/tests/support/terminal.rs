@@ -127,6 +127,15 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
+        // The pane's processes form their own process group. tmux ends them with SIGHUP, which
+        // mayfly-ca takes as "reload": kill the group outright first.
+        let pane = self.tmux(&["display-message", "-p", "#{pane_pid}"]);
+        let pid = String::from_utf8_lossy(&pane.stdout).trim().to_string();
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
         let _ = self.tmux(&["kill-server"]);
         let _ = std::fs::remove_file(&self.socket);
     }
