@@ -265,3 +265,53 @@ impl From<mayfly_pki::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, `error: cause: cause`, each said once.
+///
+/// Messages here (and in the crates below) include their cause's text so that `to_string()`
+/// alone is complete (API bodies, logs), yet they also expose the cause as `source()`, so
+/// anyhow's `{:#}` would print it twice. A cause whose text the line already holds is skipped.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = current.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let inner = Error::Config("no provisioners".into());
+        let outer = inner.in_file(std::path::Path::new("ca.json"));
+        assert_eq!(outer.to_string(), "ca.json: no provisioners");
+        assert_eq!(one_line(&outer), "ca.json: no provisioners");
+    }
+
+    #[test]
+    fn a_cause_not_in_the_message_is_appended() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("cannot read ca.json")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::other("permission denied"));
+        assert_eq!(one_line(&error), "cannot read ca.json: permission denied");
+    }
+}

@@ -82,15 +82,15 @@ async fn measure(db: &Path, entries: usize, json: bool) -> anyhow::Result<()> {
         "peak_rss_kib": peak,
     });
     if json {
-        println!("{report}");
+        say!("{report}");
     } else {
-        println!("entries:          {entries}");
-        println!("seeding:          {seed_seconds:.2} s");
-        println!("generation:       {seconds:.3} s");
-        println!("CRL size:         {} bytes", crl.der.len());
+        say!("entries:          {entries}");
+        say!("seeding:          {seed_seconds:.2} s");
+        say!("generation:       {seconds:.3} s");
+        say!("CRL size:         {} bytes", crl.der.len());
         if let (Some(before), Some(peak)) = (rss_before, peak) {
-            println!("RSS before:       {before} KiB");
-            println!("peak RSS:         {peak} KiB");
+            say!("RSS before:       {before} KiB");
+            say!("peak RSS:         {peak} KiB");
         }
     }
     Ok(())

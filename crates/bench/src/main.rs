@@ -4,6 +4,29 @@
 //! sends them to `POST /1.0/sign` from C concurrent tasks sharing one keep-alive HTTPS client,
 //! and reports throughput, latency and, given the server's PID, its CPU time per certificate.
 #![forbid(unsafe_code)]
+// `println!` panics when the reader of a pipe has gone (`mayfly-bench ... | head`).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+/// Like `println!`, ignoring a closed standard output.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::write_ignoring_errors(&mut std::io::stdout(), &format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Like `eprintln!`, ignoring a closed standard error.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::write_ignoring_errors(&mut std::io::stderr(), &format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes `text`, ignoring failures: a reader that has gone is no reason to fail a benchmark.
+fn write_ignoring_errors(writer: &mut impl std::io::Write, text: &str) {
+    let _ = writer
+        .write_all(text.as_bytes())
+        .and_then(|()| writer.flush());
+}
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -168,7 +191,10 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("mayfly-bench: {}", one_line(&format!("{error:#}")));
+            note!(
+                "mayfly-bench: {}",
+                one_line(&mayfly_authority::error::one_line(error.as_ref()))
+            );
             ExitCode::FAILURE
         }
     }
@@ -205,9 +231,10 @@ fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
         root_fingerprint: &fingerprint,
     };
     if !args.json {
-        eprintln!(
+        note!(
             "Provisioner {} [kid: {}]; preparing {n} requests...",
-            provisioner.name, provisioner.kid
+            provisioner.name,
+            provisioner.kid
         );
     }
     let requests = Arc::new(prepare(n, &signer)?);
@@ -278,13 +305,13 @@ fn measured(
         errors,
     };
     if json {
-        println!("{}", report.to_json());
+        say!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        write_ignoring_errors(&mut std::io::stdout(), &report.to_text());
     }
     if report.failures > 0 {
         let first = report.errors.first().map_or("", String::as_str);
-        eprintln!(
+        note!(
             "mayfly-bench: {} of {n} requests failed; first error: {}",
             report.failures,
             one_line(first)
@@ -312,7 +339,7 @@ fn acme_flows(args: AcmeArgs) -> anyhow::Result<ExitCode> {
     let answers: acme::Answers = Arc::default();
     runtime.block_on(acme::serve_http01(args.http_port, Arc::clone(&answers)))?;
     if !args.json {
-        eprintln!("Creating {concurrency} accounts and {n} CSRs...");
+        note!("Creating {concurrency} accounts and {n} CSRs...");
     }
     let accounts = runtime.block_on(async {
         let mut accounts = Vec::with_capacity(concurrency);
@@ -395,13 +422,13 @@ fn acme_flows(args: AcmeArgs) -> anyhow::Result<ExitCode> {
         errors: errors.into_iter().take(MAX_ERRORS).collect(),
     };
     if args.json {
-        println!("{}", report.to_json());
+        say!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        write_ignoring_errors(&mut std::io::stdout(), &report.to_text());
     }
     if report.failures > 0 {
         let first = report.errors.first().map_or("", String::as_str);
-        eprintln!(
+        note!(
             "mayfly-bench: {} of {n} flows failed; first error: {}",
             report.failures,
             one_line(first)

@@ -126,7 +126,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         Some(password::obtain_new(
             args.password_file.as_deref(),
             "Please enter the password to encrypt the private key",
-            "--password-file (or --no-password --insecure)",
+            "--password-file FILE (or --no-password --insecure)",
         )?)
     };
     let algorithm = KeyAlgorithm::from_flags(&args.kty, args.curve.as_deref(), args.size)?;
@@ -166,7 +166,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
                 let ca_key = password::read_private_key(
                     ca_key,
                     args.ca_password_file.as_deref(),
-                    "--ca-password-file",
+                    "--ca-password-file FILE",
                 )?;
                 Some((ca_der, std::sync::Arc::new(ca_key)))
             }
@@ -211,8 +211,8 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         ],
         args.force,
     )?;
-    eprintln!("Your {what} has been saved in {}.", args.crt_file.display());
-    eprintln!(
+    note!("Your {what} has been saved in {}.", args.crt_file.display());
+    note!(
         "Your private key has been saved in {}.",
         args.key_file.display()
     );

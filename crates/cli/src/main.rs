@@ -5,25 +5,65 @@
 
 // Argument enums are built once per run; boxing their variants would only add noise.
 #![allow(clippy::large_enum_variant)]
+// `println!` and friends panic when the reader of a pipe has gone (`mayfly ca roots | head`):
+// all output goes through the macros below instead.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+/// Like `println!`, as an `anyhow::Result`: a closed standard output ends the command quietly
+/// (see [`output::ClosedPipe`]).
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Like `print!`, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// Like `eprintln!`, for progress and notes: never fails, since a message nobody reads is no
+/// reason to fail a command that did its work.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod ca;
 mod certificate;
 mod context;
 mod crypto;
+mod docs;
+mod identity;
 mod inspect;
 mod jwt;
 mod output;
 mod password;
+mod prompt;
 mod ssh;
 mod verify;
 
+/// The version `--version` and `mayfly version` print: the package's, and the commit built.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MAYFLY_GIT_COMMIT"),
+    ")"
+);
+
 /// The mayfly client: bootstrap trust in a CA, get and inspect certificates.
 #[derive(Debug, Parser)]
-#[command(name = "mayfly", version)]
+#[command(name = "mayfly", version = VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,6 +86,29 @@ enum Command {
     Ssh(ssh::SshCommand),
     /// Print the configuration directory ($MAYFLY_PATH, default ~/.mayfly).
     Path,
+    /// Print the version of mayfly, the commit it was built from, and the platform.
+    Version,
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///
+    ///   mayfly completion bash > /etc/bash_completion.d/mayfly
+    ///   mayfly completion zsh > "${fpath[1]}/_mayfly"
+    ///   mayfly completion fish > ~/.config/fish/completions/mayfly.fish
+    ///   mayfly completion powershell >> $PROFILE
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write a man page for mayfly and each of its commands into DIR (mayfly.1,
+    /// mayfly-ca-certificate.1, ...), as the release archives carry them.
+    ///
+    /// Example: mayfly man /usr/local/share/man/man1
+    Man {
+        /// The directory to write into (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,14 +140,19 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("mayfly: error: cannot start the runtime: {e}");
+            note!("mayfly: error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output has gone (`| head`): it has all it wanted.
+        Err(e) if e.is::<output::ClosedPipe>() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mayfly: error: {e:#}");
+            note!(
+                "mayfly: error: {}",
+                mayfly_authority::error::one_line(e.as_ref())
+            );
             ExitCode::FAILURE
         }
     }
@@ -98,9 +166,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crypto(CryptoCommand::ChangePass(args)) => crypto::change_pass::run(args),
         Command::Crypto(CryptoCommand::Shamir(command)) => crypto::shamir::run(command),
         Command::Ssh(command) => ssh::run(command).await,
-        Command::Path => {
-            println!("{}", context::mayfly_path()?.display());
-            Ok(())
+        Command::Path => outln!("{}", context::mayfly_path()?.display()),
+        Command::Version => outln!(
+            "mayfly {VERSION} {}/{}",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ),
+        Command::Completion { shell } => {
+            // Into a buffer first: clap_complete panics when a write fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mayfly", &mut script);
+            out!("{}", String::from_utf8_lossy(&script))
+        }
+        Command::Man { dir } => {
+            docs::write_man_pages(Cli::command(), &dir, "1", &format!("mayfly {VERSION}"))
         }
     }
 }

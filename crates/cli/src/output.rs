@@ -43,7 +43,20 @@ pub fn ensure_parent(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints `text`; a closed pipe (`... | head`) is not an error worth a panic or a message.
+/// Standard output was closed by its reader (`mayfly ca roots | head`). Not a failure: the
+/// command stops writing and exits 0 without a message, as `head` wanted.
+#[derive(Debug)]
+pub struct ClosedPipe;
+
+impl std::fmt::Display for ClosedPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed")
+    }
+}
+
+impl std::error::Error for ClosedPipe {}
+
+/// Prints `text`; a closed pipe is [`ClosedPipe`], never a panic.
 pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
@@ -52,32 +65,38 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
     {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to standard output")
-        }
-        _ => Ok(()),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedPipe.into()),
+        Err(e) => Err(e).context("cannot write to standard output"),
     }
+}
+
+/// Prints `text` on standard error, ignoring failures (see `note!`).
+pub fn write_stderr(text: &str) {
+    use std::io::Write as _;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(text.as_bytes())
+        .and_then(|()| stderr.flush());
 }
 
 /// step asks before overwriting a file that exists; without a terminal, `--force` is required.
 pub fn confirm_overwrite(path: &Path) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
     if !path.exists() {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
+    if !crate::prompt::interactive() {
         bail!(
             "{} already exists: use --force to overwrite it",
             path.display()
         );
     }
-    let answer = crate::password::prompt_line(
-        &format!("Would you like to overwrite {} [y/n]", path.display()),
+    if crate::prompt::confirm(
+        &format!("Would you like to overwrite {}", path.display()),
         "--force",
-    )?;
-    if answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes") {
+    )? {
         Ok(())
     } else {
-        bail!("not overwriting {}", path.display())
+        bail!("{} already exists and was not overwritten", path.display())
     }
 }

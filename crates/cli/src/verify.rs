@@ -94,7 +94,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         judge(&status, "the OCSP responder")?;
         checks.push("OCSP".into());
     }
-    println!("{}: OK ({})", args.crt_file.display(), checks.join(", "));
+    outln!("{}: OK ({})", args.crt_file.display(), checks.join(", "))?;
     Ok(())
 }
 

@@ -10,23 +10,19 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/interop-vectors"
-);
 const STEP_KID: &str = "jO37dtDbku-Qnabs5VR0Yw6YFFv9weA18dp3htvdEjs";
 const STEP_ISS: &str = "mariano@smallstep.com";
 const STEP_AUD: &str = "https://ca.smallstep.com:9000/1.0/sign";
 
-fn step_token() -> String {
-    std::fs::read_to_string(Path::new(VECTORS).join("cli/token/jwk_ott.jwt"))
+/// step's one-time token and the JWKS that verifies it, from the interop vectors beside the
+/// checkout; `None` after `test` said it skipped (a failure under `MAYFLY_REQUIRE_PEERS`).
+fn step_vectors(test: &str) -> Option<(String, PathBuf)> {
+    let vectors = mayfly_testkit::interop_vectors(test)?;
+    let token = std::fs::read_to_string(vectors.join("cli/token/jwk_ott.jwt"))
         .expect("read jwk_ott.jwt")
         .trim()
-        .to_string()
-}
-
-fn step_jwks() -> PathBuf {
-    Path::new(VECTORS).join("cli/token/jwk_ott.jwks.json")
+        .to_string();
+    Some((token, vectors.join("cli/token/jwk_ott.jwks.json")))
 }
 
 struct Run {
@@ -97,8 +93,10 @@ fn verify_args<'a>(jwks: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 
 #[test]
 fn inspect_prints_a_step_token_in_steps_shape() {
+    let Some((token, _)) = step_vectors("inspect_prints_a_step_token_in_steps_shape") else {
+        return;
+    };
     let dir = temp();
-    let token = step_token();
     let out = mayfly(
         dir.path(),
         &["crypto", "jwt", "inspect", "--insecure"],
@@ -127,8 +125,11 @@ fn inspect_prints_a_step_token_in_steps_shape() {
 
 #[test]
 fn inspect_requires_insecure() {
+    let Some((token, _)) = step_vectors("inspect_requires_insecure") else {
+        return;
+    };
     let dir = temp();
-    let err = mayfly(dir.path(), &["crypto", "jwt", "inspect"], &step_token()).failure();
+    let err = mayfly(dir.path(), &["crypto", "jwt", "inspect"], &token).failure();
     assert!(
         err.contains("inspecting a token without verifying it requires --insecure"),
         "{err}"
@@ -137,13 +138,17 @@ fn inspect_requires_insecure() {
 
 #[test]
 fn the_expired_step_token_fails_verification_unless_subtle() {
+    let Some((token, jwks)) =
+        step_vectors("the_expired_step_token_fails_verification_unless_subtle")
+    else {
+        return;
+    };
     let dir = temp();
-    let jwks = step_jwks();
     let jwks = jwks.to_str().expect("utf-8 path");
     let err = mayfly(
         dir.path(),
         &verify_args(jwks, &["--iss", STEP_ISS, "--aud", STEP_AUD]),
-        &step_token(),
+        &token,
     )
     .failure();
     assert!(
@@ -152,11 +157,11 @@ fn the_expired_step_token_fails_verification_unless_subtle() {
     );
 
     // --subtle skips the clock but not the signature: the output is inspect's.
-    let verified = mayfly(dir.path(), &verify_args(jwks, &["--subtle"]), &step_token()).ok();
+    let verified = mayfly(dir.path(), &verify_args(jwks, &["--subtle"]), &token).ok();
     let inspected = mayfly(
         dir.path(),
         &["crypto", "jwt", "inspect", "--insecure"],
-        &step_token(),
+        &token,
     )
     .ok();
     assert_eq!(verified, inspected);
@@ -168,7 +173,7 @@ fn the_expired_step_token_fails_verification_unless_subtle() {
                 "--subtle", "--iss", STEP_ISS, "--aud", STEP_AUD, "--alg", "ES256",
             ],
         ),
-        &step_token(),
+        &token,
     )
     .ok();
 
@@ -176,7 +181,7 @@ fn the_expired_step_token_fails_verification_unless_subtle() {
     let err = mayfly(
         dir.path(),
         &verify_args(jwks, &["--subtle", "--iss", "someone-else"]),
-        &step_token(),
+        &token,
     )
     .failure();
     assert!(
@@ -186,14 +191,14 @@ fn the_expired_step_token_fails_verification_unless_subtle() {
     let err = mayfly(
         dir.path(),
         &verify_args(jwks, &["--subtle", "--aud", "https://other/1.0/sign"]),
-        &step_token(),
+        &token,
     )
     .failure();
     assert!(err.contains("audience"), "{err}");
     let err = mayfly(
         dir.path(),
         &verify_args(jwks, &["--subtle", "--alg", "RS256"]),
-        &step_token(),
+        &token,
     )
     .failure();
     assert!(err.contains("signed with ES256"), "{err}");
@@ -201,8 +206,10 @@ fn the_expired_step_token_fails_verification_unless_subtle() {
 
 #[test]
 fn a_tampered_step_token_fails_on_its_signature() {
+    let Some((token, jwks)) = step_vectors("a_tampered_step_token_fails_on_its_signature") else {
+        return;
+    };
     let dir = temp();
-    let token = step_token();
     let parts: Vec<&str> = token.split('.').collect();
     let mut payload: Value =
         serde_json::from_slice(&B64.decode(parts[1]).expect("payload")).expect("claims");
@@ -214,7 +221,6 @@ fn a_tampered_step_token_fails_on_its_signature() {
         parts[2]
     );
 
-    let jwks = step_jwks();
     let err = mayfly(
         dir.path(),
         &verify_args(jwks.to_str().expect("utf-8"), &["--subtle"]),
@@ -441,9 +447,15 @@ fn fresh_openssl_tokens_are_verified_with_claims() {
 fn bad_inputs_fail_with_one_line() {
     let dir = temp();
     std::fs::write(dir.path().join("garbage.json"), "not json").expect("write");
-    let jwks = step_jwks();
-    let jwks = jwks.to_str().expect("utf-8 path");
-    let token = step_token();
+    // A well-formed token signed by openssl, and a key set that does not hold its key.
+    let token = OpensslKey::generate(dir.path()).sign(&json!({"sub": "svc.internal"}));
+    std::fs::write(
+        dir.path().join("keys.json"),
+        json!({"keys": [{"kty": "EC", "kid": "other", "crv": "P-256", "x": "AA", "y": "AA"}]})
+            .to_string(),
+    )
+    .expect("write jwks");
+    let jwks = "keys.json";
     let cases: [(Vec<&str>, &str, &str); 6] = [
         (
             vec!["crypto", "jwt", "inspect", "--insecure"],

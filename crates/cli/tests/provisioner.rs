@@ -477,6 +477,56 @@ fn update_and_remove_change_only_their_provisioner() {
 }
 
 #[test]
+fn the_admin_flag_is_set_and_cleared_from_the_command_line() {
+    let ca = Ca::new();
+    let out = ca
+        .mayfly(&[
+            "ca",
+            "provisioner",
+            "add",
+            "auditor",
+            "--create",
+            "--password-file",
+            "pw2",
+            "--admin",
+        ])
+        .ok();
+    assert!(out.contains("✔ Admin: it may use the admin API"), "{out}");
+    assert_eq!(ca.entry("auditor").unwrap()["admin"], true);
+    let (config, _) = CaConfig::parse(&ca.read()).unwrap();
+    assert!(config.authority.provisioners[1].admin);
+
+    // Only the flag changes: no claims appear.
+    let admin = ca.entry("admin").unwrap();
+    assert_eq!(admin.get("admin"), None);
+    let out = ca
+        .mayfly(&["ca", "provisioner", "update", "admin", "--admin"])
+        .ok();
+    assert!(
+        out.contains("✔ Updated provisioner admin: admin=true"),
+        "{out}"
+    );
+    let mut expected = admin.clone();
+    expected["admin"] = json!(true);
+    assert_eq!(ca.entry("admin").unwrap(), expected);
+    ca.mayfly(&["ca", "provisioner", "update", "auditor", "--admin=false"])
+        .ok();
+    assert_eq!(ca.entry("auditor").unwrap()["admin"], false);
+    let (config, _) = CaConfig::parse(&ca.read()).unwrap();
+    assert!(config.authority.provisioners[0].admin);
+    assert!(!config.authority.provisioners[1].admin);
+
+    let before = ca.read();
+    let run = ca.mayfly(&["ca", "provisioner", "update", "auditor", "--admin=maybe"]);
+    assert!(
+        !run.success && run.stderr.contains("--admin"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ca.read(), before);
+}
+
+#[test]
 fn keys_from_files_and_the_configuration_location() {
     let ca = Ca::new();
     // ca.json elsewhere, found through "ca-config" in defaults.json, behind a symbolic link.

@@ -46,6 +46,8 @@ pub enum Error {
     Refused { status: u16, message: String },
     #[error("unexpected response from the CA: {0}")]
     BadResponse(String),
+    #[error("fingerprint {0:?} is not a SHA-256 fingerprint (64 hex digits)")]
+    BadFingerprint(String),
     #[error("root fingerprint mismatch: expected {expected}, the CA sent a root with {actual}")]
     FingerprintMismatch { expected: String, actual: String },
     #[error("timed out after {0:?} waiting for the CA")]
@@ -185,9 +187,7 @@ impl Client {
     pub async fn bootstrap_root(ca_url: &str, fingerprint: &str) -> Result<Vec<u8>> {
         let fingerprint = fingerprint.trim().to_ascii_lowercase().replace(':', "");
         if fingerprint.len() != 64 || !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::BadResponse(format!(
-                "fingerprint {fingerprint:?} is not a SHA-256 fingerprint (64 hex digits)"
-            )));
+            return Err(Error::BadFingerprint(fingerprint));
         }
         let unverified = Self::unverified(ca_url)?;
         let body: RootResponse = unverified.get_json(&format!("/root/{fingerprint}")).await?;

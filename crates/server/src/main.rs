@@ -1,9 +1,20 @@
 //! `mayfly-ca`: the mayfly certificate authority server.
 
-use std::path::PathBuf;
+// `println!` panics when the reader of a pipe has gone (`mayfly-ca dev | head`); a CA must keep
+// serving, so everything printed goes through `say`, which ignores that.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+
+/// Like `println!`, but a closed standard output is ignored (see `write_ignoring_errors`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_ignoring_errors(&mut std::io::stdout(), &format!("{}\n", format_args!($($arg)*)))
+    };
+}
+use clap::{CommandFactory, Parser, Subcommand};
 use mayfly_server::permissions::FilePermissions;
 use zeroize::Zeroizing;
 
@@ -13,18 +24,31 @@ use zeroize::Zeroizing;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `--version`: the package's version and the commit built.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MAYFLY_GIT_COMMIT"),
+    ")"
+);
+
 /// The mayfly certificate authority server.
 ///
 /// Serves the step-ca compatible HTTP API over TLS. Start it with a ca.json made by
 /// `mayfly ca init`, or run `mayfly-ca dev` for a throwaway CA with no set-up.
 #[derive(Debug, Parser)]
-#[command(name = "mayfly-ca", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "mayfly-ca",
+    version = VERSION,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// Path to ca.json [default: $MAYFLY_PATH/config/ca.json].
     config: Option<PathBuf>,
 
     /// File holding the password of the intermediate CA key (trailing whitespace is ignored).
-    /// It must not be readable by other users.
+    /// It must not be readable by other users. Without it, an encrypted key's password is asked
+    /// at the terminal.
     #[arg(long, value_name = "FILE", env = "MAYFLY_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
 
@@ -110,6 +134,15 @@ enum Command {
         /// [default: $MAYFLY_PATH/config/ca.json].
         config: Option<PathBuf>,
     },
+    /// Write a man page for mayfly-ca and each of its commands into DIR (mayfly-ca.8,
+    /// mayfly-ca-dev.8, ...), in section 8 with the other servers, as the release archives carry
+    /// them. (`mayfly man` writes the client's, in section 1.)
+    ///
+    /// Example: mayfly-ca man /usr/local/share/man/man8
+    Man {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,7 +176,11 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mayfly-ca: {e:#}");
+            let line = mayfly_authority::error::one_line(e.as_ref());
+            write_ignoring_errors(
+                &mut std::io::stderr(),
+                &format!("mayfly-ca: error: {line}\n"),
+            );
             std::process::ExitCode::FAILURE
         }
     }
@@ -174,7 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ports,
                 FilePermissions::Enforce,
             );
-            println!("{banner}");
+            say!("{banner}");
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
         }
@@ -195,6 +232,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let source = step_database(from, db_type, data_source, in_file, database)?;
             import_step(&source, config).await
         }
+        Some(Command::Man { dir }) => write_man_pages(&dir),
         None => {
             let permissions = if cli.insecure_allow_world_readable {
                 tracing::warn!(
@@ -220,7 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         mayfly_pki::keyfile::read_password_file_bytes(&raw),
                     ))
                 }
-                None => None,
+                None => ask_key_password(&config)?,
             };
             let prepared = mayfly_server::startup::prepare(
                 &config,
@@ -239,17 +277,86 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 permissions,
             );
             tracing::info!(address = %prepared.local_addr, "mayfly-ca is serving");
-            println!("mayfly-ca: serving on https://{}", prepared.local_addr);
+            say!("mayfly-ca: serving on https://{}", prepared.local_addr);
             if let Some(plain) = prepared.insecure_addr {
-                println!("mayfly-ca: serving CRLs and OCSP on http://{plain}");
+                say!("mayfly-ca: serving CRLs and OCSP on http://{plain}");
             }
             if let Some(metrics) = prepared.metrics_addr {
-                println!("mayfly-ca: serving metrics on http://{metrics}/metrics");
+                say!("mayfly-ca: serving metrics on http://{metrics}/metrics");
             }
             mayfly_server::startup::run(prepared, shutdown_signal()).await;
             Ok(())
         }
     }
+}
+
+/// Writes the man pages of mayfly-ca and its subcommands, generated from the clap definitions.
+fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
+    fn write_tree(command: &clap::Command, dir: &Path) -> anyhow::Result<usize> {
+        let mut written = 0;
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            written += write_tree(sub, dir)?;
+        }
+        let man = clap_mangen::Man::new(command.clone())
+            .section("8")
+            .source(format!("mayfly-ca {VERSION}"));
+        let mut page = Vec::new();
+        man.render(&mut page)
+            .with_context(|| format!("rendering the man page of {}", command.get_name()))?;
+        let path = dir.join(man.get_filename());
+        mayfly_authority::files::write_atomic(&path, &page, mayfly_authority::files::PUBLIC_MODE)?;
+        Ok(written + 1)
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut command = Cli::command().disable_help_subcommand(true);
+    // Gives every subcommand its full name (mayfly-ca-dev) for its page's title and file.
+    command.build();
+    let written = write_tree(&command, dir)?;
+    say!("{written} man pages written to {}", dir.display());
+    Ok(())
+}
+
+/// Without --password-file, the intermediate key's password typed at the terminal, as step-ca
+/// asks for it, when the key is encrypted and ca.json holds no `password`. Anything else
+/// (ca.json or the key unreadable) is left for start-up to report in full.
+fn ask_key_password(config_path: &Path) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
+    use std::io::IsTerminal;
+    let Ok(loaded) = mayfly_authority::config::CaConfig::load(config_path) else {
+        return Ok(None);
+    };
+    if loaded.config.password.is_some() {
+        return Ok(None);
+    }
+    let base_dir = std::env::current_dir().context("reading the working directory")?;
+    let key = mayfly_authority::config::resolve_path(&base_dir, &loaded.config.key);
+    let encrypted = std::fs::read(&key)
+        .map(|pem| mayfly_pki::keyfile::is_encrypted_pem(&Zeroizing::new(pem)))
+        .unwrap_or(false);
+    if !encrypted {
+        return Ok(None);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the intermediate CA key {} is encrypted and there is no terminal to ask for its \
+             password: pass --password-file FILE",
+            key.display()
+        );
+    }
+    let name = key.file_name().map_or_else(
+        || key.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let typed =
+        rpassword::prompt_password(format!("Please enter the password to decrypt {name}: "))
+            .context("reading the password")?;
+    Ok(Some(Zeroizing::new(typed.into_bytes())))
+}
+
+/// Writes `text`, ignoring failures: output nobody reads is no reason to stop the CA.
+fn write_ignoring_errors(writer: &mut impl std::io::Write, text: &str) {
+    let _ = writer
+        .write_all(text.as_bytes())
+        .and_then(|()| writer.flush());
 }
 
 fn config_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -276,11 +383,11 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
             .await
             .with_context(in_file)?;
         match before {
-            Some(before) if before.found == after.found => println!(
+            Some(before) if before.found == after.found => say!(
                 "database {database}: schema version {} is up to date; nothing to do",
                 after.found
             ),
-            _ => println!(
+            _ => say!(
                 "database {database}: migrated to schema version {}",
                 after.found
             ),
@@ -306,7 +413,7 @@ async fn database_command(command: DbCommand) -> anyhow::Result<()> {
             status.known
         );
     }
-    println!(
+    say!(
         "database {database}: schema version {} is up to date",
         status.found
     );
@@ -384,7 +491,7 @@ async fn import_step(
         .await
         .with_context(in_file)?;
     let report = records.import_into(&store, source.name()).await?;
-    println!(
+    say!(
         "imported step-ca database {} into {}:",
         source.name(),
         location.display_name()
@@ -396,13 +503,13 @@ async fn import_step(
         ("SSH revocations", report.ssh_revocations),
         ("used tokens", report.used_tokens),
     ] {
-        println!(
+        say!(
             "  {what}: {} copied, {} already there",
             counted.imported, counted.present
         );
     }
     if !report.orphan_revocations.is_empty() {
-        println!(
+        say!(
             "  not copied: revocations of certificates step-ca has no record of (serials {}); \
              mayfly-ca does not renew a certificate it has no record of",
             report.orphan_revocations.join(", ")
@@ -452,7 +559,7 @@ fn reload_on_hangup(
                     tracing::info!(file = %config.display(), "SIGHUP: configuration reloaded")
                 }
                 Err(e) => tracing::error!(
-                    error = %format!("{e:#}"),
+                    error = %mayfly_authority::error::one_line(e.as_ref()),
                     "SIGHUP: the new configuration does not load; the running one stays in force"
                 ),
             }

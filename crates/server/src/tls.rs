@@ -258,7 +258,7 @@ impl ServerTls {
                     tracing::info!("renewed the server's TLS certificate");
                 }
                 Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "renewing the server's TLS certificate failed; retrying in 1 minute");
+                    tracing::error!(error = %mayfly_authority::error::one_line(e.as_ref()), "renewing the server's TLS certificate failed; retrying in 1 minute");
                     renew_at = authority.authority().clock().now() + time::Duration::minutes(1);
                 }
             }

@@ -46,6 +46,13 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    /// The database file could not be created.
+    #[error("cannot create database {database}: {source}")]
+    Create {
+        database: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A schema migration failed. On SQLite and PostgreSQL it was rolled back; on MySQL, which
     /// commits each schema change on its own, part of it may be applied. Earlier ones stay.
     #[error("cannot migrate database {database} to schema version {version}: {source}")]

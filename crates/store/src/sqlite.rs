@@ -74,6 +74,7 @@ impl SqliteStore {
             database: path.display().to_string(),
             source,
         };
+        create_private(path)?;
         let base = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -682,6 +683,27 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
         tracing::info!(path = %path.display(), version, "applied schema migration");
     }
     Ok(())
+}
+
+/// Creates the database file with mode 0600 when it does not exist yet. SQLite would create it
+/// 0644 (less the umask), and it gives the `-wal` and `-shm` files the mode of the database
+/// file, so creating this one private keeps all three private: they hold every certificate and
+/// the used token ids. An existing file keeps the mode its administrator gave it.
+fn create_private(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Create {
+            database: path.display().to_string(),
+            source: e,
+        }),
+    }
 }
 
 /// The highest migration applied to the database at `path`, read without changing the file

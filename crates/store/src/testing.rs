@@ -3,7 +3,8 @@
 //! `MAYFLY_TEST_POSTGRES_URL` and `MAYFLY_TEST_MYSQL_URL` point at a server and a database the
 //! tests may connect to (`.ci/run` sets both). Each [`TestDatabase`] creates a new database
 //! beside it and drops it when it goes out of scope, pass or fail, so runs never see each other's
-//! rows. Without the variable a test prints that it skipped; with it, an unreachable server fails
+//! rows. Without the variable a test prints that it skipped (or fails, under
+//! `MAYFLY_REQUIRE_PEERS=1` as `.ci/run` sets it); with it, an unreachable server fails
 //! the test rather than skipping it quietly.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,12 @@ impl TestDatabase {
     pub async fn create(dialect: Dialect, test: &str) -> Option<TestDatabase> {
         let variable = TestDatabase::variable(dialect);
         let Some(admin_url) = std::env::var(variable).ok().filter(|url| !url.is_empty()) else {
+            // The same rule as mayfly-testkit's (a normal dependency on that unpublished crate
+            // would keep this one from being published): CI requires every peer.
+            assert!(
+                !std::env::var("MAYFLY_REQUIRE_PEERS").is_ok_and(|v| !v.is_empty() && v != "0"),
+                "{test}: {variable} is not set and MAYFLY_REQUIRE_PEERS is set"
+            );
             eprintln!("{test}: skipped, {variable} is not set");
             return None;
         };

@@ -199,7 +199,7 @@ async fn missing_directory_is_reported_with_the_path() {
     let error = SqliteStore::open(&path)
         .await
         .expect_err("opening in a missing directory should fail");
-    assert!(matches!(error, Error::Open { .. }), "got {error:?}");
+    assert!(matches!(error, Error::Create { .. }), "got {error:?}");
     let message = error.to_string();
     assert!(
         message.contains(&path.display().to_string()),
@@ -235,4 +235,31 @@ async fn a_newer_schema_is_refused() {
         "got {error:?}"
     );
     assert!(error.to_string().contains(&path.display().to_string()));
+}
+
+/// The database and its `-wal` and `-shm` files hold every certificate and used token id: they
+/// are created readable by their owner only, whatever the umask.
+#[tokio::test]
+async fn database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let path = dir.database();
+    let store = open(&path).await;
+    store
+        .record_issuance(
+            &conformance::sample_certificate("private"),
+            Some(&conformance::fresh_token("private")),
+            &mayfly_store::conformance::ISSUED_AUDIT,
+        )
+        .await
+        .expect("record an issuance");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let mode = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    }
+    store.close().await;
 }

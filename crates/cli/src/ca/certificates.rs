@@ -134,7 +134,7 @@ pub async fn run(command: CertificatesCommand) -> anyhow::Result<()> {
                         }],
                         args.force,
                     )?;
-                    eprintln!(
+                    note!(
                         "Exported {} certificates to {}",
                         certificates.len(),
                         path.display()
@@ -179,8 +179,9 @@ pub(super) async fn admin_client(
             let key = password::read_private_key(
                 key_file,
                 flags.password_file.as_deref(),
-                "--password-file",
+                "--password-file FILE",
             )?;
+            crate::identity::check(cert, &chain, key_file, &key, &target.roots)?;
             let client = mayfly_client::Client::with_identity(
                 &target.url,
                 &target.roots,

@@ -65,7 +65,7 @@ pub async fn run(args: CrlArgs) -> anyhow::Result<()> {
                 }],
                 args.force,
             )?;
-            eprintln!("The CRL has been saved in {}.", path.display());
+            note!("The CRL has been saved in {}.", path.display());
             Ok(())
         }
         (None, true) => write_stdout(&pem_text()),

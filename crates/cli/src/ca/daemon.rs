@@ -66,13 +66,15 @@ pub(super) async fn run(args: &RenewArgs, renewer: &Renewer) -> anyhow::Result<(
                 Err(error) => {
                     if OffsetDateTime::now_utc() >= info.not_after {
                         bail!(
-                            "{} expired before it could be renewed: {error:#}",
-                            renewer.out.display()
+                            "{} expired before it could be renewed: {}",
+                            renewer.out.display(),
+                            mayfly_authority::error::one_line(error.as_ref())
                         );
                     }
                     log(&format!(
-                        "renewal failed, retrying in {}s: {error:#}",
-                        backoff.as_secs()
+                        "renewal failed, retrying in {}s: {}",
+                        backoff.as_secs(),
+                        mayfly_authority::error::one_line(error.as_ref())
                     ));
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
@@ -148,7 +150,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 fn log(message: &str) {
-    eprintln!(
+    note!(
         "{} mayfly ca renew: {message}",
         rfc3339(OffsetDateTime::now_utc())
     );

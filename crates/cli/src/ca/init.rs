@@ -38,6 +38,10 @@ pub struct InitArgs {
     /// File with the password of --key [default: --password-file].
     #[arg(long, value_name = "FILE", requires = "key")]
     key_password_file: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address, like "127.0.0.1:9090" (plain HTTP, at
+    /// /metrics): written to ca.json as "metricsAddress" [default: no metrics].
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "pki")]
+    metrics_address: Option<String>,
     /// Create only keys and certificates: no ca.json and no defaults.json.
     #[arg(long)]
     pki: bool,
@@ -56,7 +60,7 @@ pub struct InitArgs {
 pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let name = match args.name {
         Some(name) => name,
-        None => password::prompt_line("What would you like to name your new PKI?", "--name")?,
+        None => crate::prompt::line("What would you like to name your new PKI?", "--name")?,
     };
     let (dns_names, address, provisioner) = if args.pki {
         (
@@ -66,37 +70,44 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         )
     } else {
         let dns = if args.dns.is_empty() {
-            password::prompt_line("What DNS names or IP addresses will clients use to reach your CA? (comma-separated)", "--dns")?
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
+            let names: Vec<String> = crate::prompt::line(
+                "What DNS names or IP addresses will clients use to reach your CA? (comma-separated)",
+                "--dns",
+            )?
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+            if names.is_empty() {
+                anyhow::bail!("missing --dns: no DNS name or IP address given");
+            }
+            names
         } else {
             args.dns
         };
         let address = match args.address {
             Some(address) => address,
-            None => password::prompt_line(
+            None => crate::prompt::line(
                 "What IP and port will your new CA bind to? (e.g. :9000)",
                 "--address",
             )?,
         };
         let provisioner = match args.provisioner {
             Some(p) => p,
-            None => password::prompt_line(
+            None => crate::prompt::line(
                 "What would you like to name the CA's first provisioner?",
                 "--provisioner",
             )?,
         };
         (dns, address, provisioner)
     };
-    let key_password = password::obtain_new(
+    let key_password = password::obtain_new_or_generate(
         args.password_file.as_deref(),
         "Choose a password for your CA keys and first provisioner",
-        "--password-file",
+        "--password-file FILE",
     )?;
     let provisioner_password = match &args.provisioner_password_file {
-        Some(file) => password::obtain_new(Some(file), "", "--provisioner-password-file")?,
+        Some(file) => password::obtain_new(Some(file), "", "--provisioner-password-file FILE")?,
         None => key_password.clone(),
     };
     let existing_root = match (&args.root, &args.key) {
@@ -140,61 +151,81 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     };
     let layout = Layout::new(mayfly_path()?);
     let force = args.force;
-    eprintln!("Generating root certificate... ");
+    let metrics_address = args.metrics_address.clone();
+    note!("Generating root certificate... ");
     let (plan, layout) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let plan = init::plan(&options, &layout)?;
+        let mut plan = init::plan(&options, &layout)?;
+        if let Some(address) = metrics_address {
+            set_metrics_address(&mut plan, &layout, address)?;
+        }
         init::write(&plan, &layout, force)?;
         Ok((plan, layout))
     })
     .await
     .context("creating the PKI")??;
-    println!("✔ Root certificate: {}", layout.root_cert().display());
+    outln!("✔ Root certificate: {}", layout.root_cert().display())?;
     if plan.files.iter().any(|f| f.path == layout.root_key()) {
-        println!("✔ Root private key: {}", layout.root_key().display());
+        outln!("✔ Root private key: {}", layout.root_key().display())?;
     }
-    println!("✔ Root fingerprint: {}", plan.root_fingerprint);
-    println!(
+    outln!("✔ Root fingerprint: {}", plan.root_fingerprint)?;
+    outln!(
         "✔ Intermediate certificate: {}",
         layout.intermediate_cert().display()
-    );
-    println!(
+    )?;
+    outln!(
         "✔ Intermediate private key: {}",
         layout.intermediate_key().display()
-    );
+    )?;
     if !args.pki {
-        println!("✔ Database folder: {}", layout.base.join("db").display());
-        println!("✔ Default configuration: {}", layout.defaults().display());
-        println!(
+        outln!("✔ Database folder: {}", layout.base.join("db").display())?;
+        outln!("✔ Default configuration: {}", layout.defaults().display())?;
+        outln!(
             "✔ Certificate Authority configuration: {}",
             layout.ca_config().display()
-        );
-        println!(
+        )?;
+        outln!(
             "✔ Provisioner: {provisioner_name} (JWK) [kid: {}]",
             plan.provisioner_kid
-        );
+        )?;
         if let (Some(user), Some(host)) = (&plan.ssh_user_ca, &plan.ssh_host_ca) {
-            println!(
+            outln!(
                 "✔ SSH user CA key: {} (public: {})",
                 layout.ssh_user_key().display(),
                 layout.ssh_user_public().display()
-            );
-            println!(
+            )?;
+            outln!(
                 "✔ SSH host CA key: {} (public: {})",
                 layout.ssh_host_key().display(),
                 layout.ssh_host_public().display()
-            );
-            println!();
-            println!("Hosts trust users with this line in their TrustedUserCAKeys file:");
-            println!("  {user}");
-            println!("Clients trust hosts with this line in known_hosts:");
-            println!("  @cert-authority * {host}");
+            )?;
+            outln!()?;
+            outln!("Hosts trust users with this line in their TrustedUserCAKeys file:")?;
+            outln!("  {user}")?;
+            outln!("Clients trust hosts with this line in known_hosts:")?;
+            outln!("  @cert-authority * {host}")?;
         }
-        println!();
-        println!("Your PKI is ready to go. Start the CA with:");
-        println!(
-            "  mayfly-ca {} --password-file <your password file>",
-            layout.ca_config().display()
-        );
+        outln!()?;
+        outln!("Your PKI is ready to go. Start the CA with:")?;
+        outln!("  mayfly-ca {}", layout.ca_config().display())?;
+        outln!("It asks for the password; --password-file FILE reads it from a file instead.")?;
     }
+    Ok(())
+}
+
+/// Adds `metricsAddress` to the planned ca.json, through the same type that wrote it.
+fn set_metrics_address(
+    plan: &mut init::Plan,
+    layout: &Layout,
+    address: String,
+) -> anyhow::Result<()> {
+    let file = plan
+        .files
+        .iter_mut()
+        .find(|f| f.path == layout.ca_config())
+        .context("the plan has no ca.json")?;
+    let text = String::from_utf8(file.contents.clone()).context("the planned ca.json")?;
+    let (mut config, _) = mayfly_authority::config::CaConfig::parse(&text)?;
+    config.metrics_address = Some(address);
+    file.contents = config.to_json_pretty()?.into_bytes();
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `mayfly ca certificate` and `mayfly ca sign`: get a certificate from the CA.
 //!
-//! Outputs are checked before any work (so `--force` mistakes fail fast) and written only once
-//! the CA has answered, certificate chain and key together.
+//! Outputs are checked before any work (an existing file is asked about, or refused without a
+//! terminal, before the CA is contacted) and written only once the CA has answered, certificate
+//! chain and key together.
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,7 @@ pub struct IssueFlags {
     /// File holding the provisioner password (when no --token is given).
     #[arg(long, value_name = "FILE", env = "MAYFLY_PROVISIONER_PASSWORD_FILE")]
     provisioner_password_file: Option<PathBuf>,
-    /// Overwrite existing output files.
+    /// Overwrite existing output files without asking.
     #[arg(long, short)]
     force: bool,
     #[command(flatten)]
@@ -73,7 +74,7 @@ pub struct SignArgs {
 }
 
 pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
-    refuse_existing(&[&args.crt_file, &args.key_file], args.issue.force)?;
+    confirm_outputs(&[&args.crt_file, &args.key_file], args.issue.force)?;
     let target = args.issue.ca.target()?;
     let algorithm = KeyAlgorithm::from_flags(&args.kty, args.curve.as_deref(), args.size)?;
     let key = tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm)).await??;
@@ -101,16 +102,17 @@ pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
                 secret: true,
             },
         ],
-        args.issue.force,
+        // Confirmed above.
+        true,
     )?;
-    eprintln!("✔ CA: {}", target.url);
-    eprintln!("✔ Certificate: {}", args.crt_file.display());
-    eprintln!("✔ Private Key: {}", args.key_file.display());
+    note!("✔ CA: {}", target.url);
+    note!("✔ Certificate: {}", args.crt_file.display());
+    note!("✔ Private Key: {}", args.key_file.display());
     Ok(())
 }
 
 pub async fn run_sign(args: SignArgs) -> anyhow::Result<()> {
-    refuse_existing(&[&args.crt_file], args.issue.force)?;
+    confirm_outputs(&[&args.crt_file], args.issue.force)?;
     let target = args.issue.ca.target()?;
     let csr_pem = std::fs::read_to_string(&args.csr_file)
         .with_context(|| format!("cannot read {}", args.csr_file.display()))?;
@@ -133,19 +135,21 @@ pub async fn run_sign(args: SignArgs) -> anyhow::Result<()> {
             contents: chain.as_bytes(),
             secret: false,
         }],
-        args.issue.force,
+        // Confirmed above.
+        true,
     )?;
-    eprintln!("✔ CA: {}", target.url);
-    eprintln!("✔ Certificate: {}", args.crt_file.display());
+    note!("✔ CA: {}", target.url);
+    note!("✔ Certificate: {}", args.crt_file.display());
     Ok(())
 }
 
-fn refuse_existing(paths: &[&Path], force: bool) -> anyhow::Result<()> {
-    if !force && let Some(existing) = paths.iter().find(|p| p.exists()) {
-        anyhow::bail!(
-            "{} already exists: use --force to overwrite it",
-            existing.display()
-        );
+/// Without --force, asks before overwriting each output that exists (step's prompt); without a
+/// terminal an existing output is refused.
+fn confirm_outputs(paths: &[&Path], force: bool) -> anyhow::Result<()> {
+    if !force {
+        for path in paths {
+            crate::output::confirm_overwrite(path)?;
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::output::{Output, ensure_parent, write_all};
 
 mod audit;
 mod certificates;
+mod choose;
 mod crl;
 mod daemon;
 mod init;
@@ -41,7 +42,7 @@ pub enum CaCommand {
     Provisioner(ProvisionerCommand),
     /// Create a one-time token that authorises one certificate.
     ///
-    /// Example: TOKEN=$(mayfly ca token svc.internal --password-file prov-pw.txt)
+    /// Example: TOKEN=$(mayfly ca token svc.internal --provisioner-password-file prov-pw.txt)
     Token(token::TokenArgs),
     /// Generate a key and get a certificate for it in one step.
     ///
@@ -157,12 +158,12 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Roots(args) => roots(args).await,
         CaCommand::Health(args) => {
             let health = args.ca.target()?.client()?.health().await?;
-            println!("{}", health.status);
+            outln!("{}", health.status)?;
             Ok(())
         }
         CaCommand::Provisioner(ProvisionerCommand::List(args)) => {
             let list = args.ca.target()?.client()?.provisioners().await?;
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            outln!("{}", serde_json::to_string_pretty(&list)?)?;
             Ok(())
         }
         CaCommand::Provisioner(ProvisionerCommand::Add(args)) => provisioner::add(args).await,
@@ -210,11 +211,11 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
         ],
         args.force,
     )?;
-    eprintln!(
+    note!(
         "The root certificate has been saved in {}.",
         root_path.display()
     );
-    eprintln!(
+    note!(
         "The authority configuration has been saved in {}.",
         defaults_path.display()
     );
@@ -263,9 +264,9 @@ fn emit(file: Option<&std::path::Path>, text: &str, force: bool, what: &str) -> 
                 }],
                 force,
             )?;
-            eprintln!("The {what} has been saved in {}.", path.display());
+            note!("The {what} has been saved in {}.", path.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}")?,
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `mayfly ca provisioner add|remove|update`: edit the provisioners in ca.json.
 //!
-//! Seed 002 says to replace the default provisioner before deploying, so these commands edit the
+//! A deployment replaces the default provisioner before it serves, so these commands edit the
 //! one file a running CA depends on. Three rules make that safe:
 //!
 //! - Nothing but `authority.provisioners` changes. [`CaConfig`] drops keys it does not know
@@ -67,6 +67,11 @@ pub struct AddArgs {
     /// P-256/P-384 or Ed25519); it is stored encrypted with the password.
     #[arg(long, value_name = "FILE")]
     private_key: Option<PathBuf>,
+    /// Let this provisioner use the CA's admin API (`mayfly ca certificates`, `mayfly ca
+    /// audit`): its tokens, and certificates issued through it, authenticate there. Written as
+    /// "admin": true in ca.json.
+    #[arg(long)]
+    admin: bool,
     #[command(flatten)]
     claims: ClaimsFlags,
     #[command(flatten)]
@@ -85,6 +90,16 @@ pub struct RemoveArgs {
 pub struct UpdateArgs {
     /// Name of the provisioner to change.
     name: String,
+    /// Let this provisioner use the CA's admin API ("admin": true in ca.json); --admin=false
+    /// takes that away.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    admin: Option<bool>,
     #[command(flatten)]
     claims: ClaimsFlags,
     #[command(flatten)]
@@ -259,6 +274,9 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
             entry.push(("encryptedKey".into(), Json::String(encrypted_key)));
         }
     }
+    if args.admin {
+        entry.push(("admin".into(), Json::Bool(true)));
+    }
     let changes = args.claims.changes();
     if !changes.is_empty() {
         let claims = changes
@@ -271,21 +289,23 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
     let backup = file.commit(&tree)?;
 
     match &kid {
-        Some(kid) => println!(
+        Some(kid) => outln!(
             "✔ Added provisioner {} ({}) [kid: {kid}]",
             args.name,
             args.kind.as_str()
-        ),
-        None => println!("✔ Added provisioner {} ({})", args.name, args.kind.as_str()),
+        )?,
+        None => outln!("✔ Added provisioner {} ({})", args.name, args.kind.as_str())?,
+    }
+    if args.admin {
+        outln!("✔ Admin: it may use the admin API")?;
     }
     if !changes.is_empty() {
-        println!("✔ Claims: {}", describe(&changes));
+        outln!("✔ Claims: {}", describe(&changes))?;
     }
     if args.kind == Kind::Jwk && !encrypted {
-        println!("  No encrypted private key is stored: make its tokens where the private key is.");
+        outln!("  No encrypted private key is stored: make its tokens where the private key is.")?;
     }
-    file.report(&backup);
-    Ok(())
+    file.report(&backup)
 }
 
 /// The public JWK of a new JWK provisioner and, unless only a public key was given, its
@@ -325,7 +345,7 @@ fn jwk_key(args: &AddArgs) -> anyhow::Result<(Jwk, Option<String>)> {
     let password = password::obtain_new(
         args.password_file.as_deref(),
         "Choose a password to encrypt the provisioner key",
-        "--password-file",
+        "--password-file FILE",
     )?;
     let public = Jwk::public_from_key(&key)?;
     let private_json = Jwk::private_from_key(&key)?;
@@ -379,26 +399,25 @@ pub async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     }
     let left = list.len();
     let backup = file.commit(&tree)?;
-    println!(
+    outln!(
         "✔ Removed provisioner {} ({})",
         args.name,
         removed_kinds.join(", ")
-    );
+    )?;
     if left == 0 {
-        eprintln!(
+        note!(
             "mayfly: warning: {} has no provisioners left: the CA will authorise no certificates until one is added",
             file.shown.display()
         );
     }
-    file.report(&backup);
-    Ok(())
+    file.report(&backup)
 }
 
 pub async fn update(args: UpdateArgs) -> anyhow::Result<()> {
     let changes = args.claims.changes();
-    if changes.is_empty() {
+    if changes.is_empty() && args.admin.is_none() {
         bail!(
-            "nothing to update: pass a claims flag such as --x509-default-dur, --x509-max-dur or --disable-renewal"
+            "nothing to update: pass --admin or a claims flag such as --x509-default-dur, --x509-max-dur or --disable-renewal"
         );
     }
     let file = CaFile::load(args.config.ca_config.as_deref())?;
@@ -421,31 +440,42 @@ pub async fn update(args: UpdateArgs) -> anyhow::Result<()> {
             name_list(&file.tree)
         ),
     };
-    let Json::Object(fields) = entry else {
-        bail!("a provisioner entry is not a JSON object");
-    };
-    let claims = match fields.iter().position(|(key, _)| key == "claims") {
-        Some(index) => &mut fields[index].1,
-        None => {
-            fields.push(("claims".into(), Json::Object(Vec::new())));
-            let last = fields.len() - 1;
-            &mut fields[last].1
-        }
-    };
-    if matches!(claims, Json::Null) {
-        *claims = Json::Object(Vec::new());
+    if let Some(admin) = args.admin {
+        entry.set("admin", Json::Bool(admin))?;
     }
-    for (key, value) in &changes {
-        claims.set(key, value.clone())?;
+    if !changes.is_empty() {
+        let Json::Object(fields) = entry else {
+            bail!("a provisioner entry is not a JSON object");
+        };
+        let claims = match fields.iter().position(|(key, _)| key == "claims") {
+            Some(index) => &mut fields[index].1,
+            None => {
+                fields.push(("claims".into(), Json::Object(Vec::new())));
+                let last = fields.len() - 1;
+                &mut fields[last].1
+            }
+        };
+        if matches!(claims, Json::Null) {
+            *claims = Json::Object(Vec::new());
+        }
+        for (key, value) in &changes {
+            claims.set(key, value.clone())?;
+        }
     }
     let backup = file.commit(&tree)?;
-    println!(
+    let mut described = Vec::new();
+    if let Some(admin) = args.admin {
+        described.push(format!("admin={admin}"));
+    }
+    if !changes.is_empty() {
+        described.push(describe(&changes));
+    }
+    outln!(
         "✔ Updated provisioner {}: {}",
         args.name,
-        describe(&changes)
-    );
-    file.report(&backup);
-    Ok(())
+        described.join(", ")
+    )?;
+    file.report(&backup)
 }
 
 /// `the provisioners are: "a" (JWK), "b" (ACME)`, for errors.
@@ -583,7 +613,7 @@ impl CaFile {
             && (written.uid() != self.uid || written.gid() != self.gid)
             && let Err(e) = std::os::unix::fs::chown(&self.real, Some(self.uid), Some(self.gid))
         {
-            eprintln!(
+            note!(
                 "mayfly: warning: cannot give {} back to its owner (uid {}, gid {}): {e}",
                 self.shown.display(),
                 self.uid,
@@ -594,13 +624,13 @@ impl CaFile {
     }
 
     /// Where the change went, and what to do next.
-    fn report(&self, backup: &Path) {
-        println!(
+    fn report(&self, backup: &Path) -> anyhow::Result<()> {
+        outln!(
             "✔ Certificate Authority configuration: {} (previous version in {})",
             self.shown.display(),
             backup.display()
-        );
-        println!("{RESTART_REMINDER}");
+        )?;
+        outln!("{RESTART_REMINDER}")
     }
 }
 

@@ -68,13 +68,20 @@ pub async fn run(args: RekeyArgs) -> anyhow::Result<()> {
     let current_key = password::read_private_key(
         &args.key_file,
         args.password_file.as_deref(),
-        "--password-file",
+        "--password-file FILE",
     )?;
     let algorithm = KeyAlgorithm::from_flags(&args.kty, args.curve.as_deref(), args.size)?;
     let new_key = tokio::task::spawn_blocking(move || PrivateKey::generate(algorithm)).await??;
     // The CA takes names from the current certificate; the CSR's own only need to be valid.
     let csr = mayfly_pki::csr::create_pem(&new_key, &info.common_name, &info.sans)?;
     let target = args.ca.target()?;
+    crate::identity::check(
+        &args.crt_file,
+        &chain,
+        &args.key_file,
+        &current_key,
+        &target.roots,
+    )?;
     let client = mayfly_client::Client::with_identity(
         &target.url,
         &target.roots,
@@ -99,7 +106,7 @@ pub async fn run(args: RekeyArgs) -> anyhow::Result<()> {
         ],
         true,
     )?;
-    eprintln!("Your certificate has been saved in {}.", out_cert.display());
-    eprintln!("Your private key has been saved in {}.", out_key.display());
+    note!("Your certificate has been saved in {}.", out_cert.display());
+    note!("Your private key has been saved in {}.", out_key.display());
     Ok(())
 }

@@ -116,7 +116,7 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
             .parse()
             .with_context(|| format!("--expires-in {window:?}"))?;
         if info.not_after - now > window.0 {
-            eprintln!(
+            note!(
                 "{} expires at {}, not within {window}: not renewed",
                 args.crt_file.display(),
                 info.not_after
@@ -141,7 +141,7 @@ pub async fn run(args: RenewArgs) -> anyhow::Result<()> {
     }
     let renewer = load(&args, out)?;
     renewer.renew().await?;
-    eprintln!(
+    note!(
         "Your certificate has been saved in {}.",
         renewer.out.display()
     );
@@ -154,14 +154,22 @@ fn load(args: &RenewArgs, out: PathBuf) -> anyhow::Result<Renewer> {
     let key = password::read_private_key(
         &args.key_file,
         args.password_file.as_deref(),
-        "--password-file",
+        "--password-file FILE",
+    )?;
+    let target = args.ca.target()?;
+    crate::identity::check(
+        &args.crt_file,
+        &read_certificates(&args.crt_file)?,
+        &args.key_file,
+        &key,
+        &target.roots,
     )?;
     Ok(Renewer {
         mtls: args.mtls,
         source: args.crt_file.clone(),
         out,
         key,
-        target: args.ca.target()?,
+        target,
     })
 }
 

@@ -83,8 +83,9 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
             let key = password::read_private_key(
                 key_file,
                 args.password_file.as_deref(),
-                "--password-file",
+                "--password-file FILE",
             )?;
+            crate::identity::check(cert, &chain, key_file, &key, &target.roots)?;
             let client = mayfly_client::Client::with_identity(
                 &target.url,
                 &target.roots,
@@ -129,8 +130,8 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<()> {
             passive: true,
         })
         .await?;
-    eprintln!("✔ CA: {}", target.url);
-    println!("Certificate with Serial Number {serial} has been revoked.");
+    note!("✔ CA: {}", target.url);
+    outln!("Certificate with Serial Number {serial} has been revoked.")?;
     Ok(())
 }
 
@@ -172,6 +173,6 @@ async fn offline(args: &RevokeArgs, reason_code: ReasonCode) -> anyhow::Result<(
         offline_detail(reason_code, &args.reason),
     );
     mayfly_authority::revocation::record(store.as_ref(), revocation, None, &audit).await?;
-    println!("Certificate with Serial Number {serial} has been revoked.");
+    outln!("Certificate with Serial Number {serial} has been revoked.")?;
     Ok(())
 }

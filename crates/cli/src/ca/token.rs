@@ -45,9 +45,14 @@ pub struct TokenArgs {
     not_after: Option<String>,
     #[command(flatten)]
     provisioner: ProvisionerFlags,
-    /// File holding the provisioner password.
-    #[arg(long, value_name = "FILE", env = "MAYFLY_PROVISIONER_PASSWORD_FILE")]
-    password_file: Option<PathBuf>,
+    /// File holding the provisioner password (--password-file is step's other name for it).
+    #[arg(
+        long,
+        visible_alias = "password-file",
+        value_name = "FILE",
+        env = "MAYFLY_PROVISIONER_PASSWORD_FILE"
+    )]
+    provisioner_password_file: Option<PathBuf>,
     /// Write the token to FILE instead of standard output.
     #[arg(long, value_name = "FILE")]
     output_file: Option<PathBuf>,
@@ -106,7 +111,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             not_before: args.not_before.as_deref(),
             not_after: args.not_after.as_deref(),
             provisioner: args.provisioner.provisioner.as_deref(),
-            password_file: args.password_file.as_deref(),
+            password_file: args.provisioner_password_file.as_deref(),
         },
     )
     .await?;
@@ -120,9 +125,9 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
                 }],
                 true,
             )?;
-            eprintln!("The token has been saved in {}.", path.display());
+            note!("The token has been saved in {}.", path.display());
         }
-        None => println!("{token}"),
+        None => outln!("{token}")?,
     }
     Ok(())
 }
@@ -140,20 +145,12 @@ pub fn ssh_claims(key_id: &str, host: bool, principals: &[String]) -> serde_json
 
 /// Fetches the provisioner, decrypts its key and signs a token.
 pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Result<String> {
+    // Checked before anything is asked or fetched; signing checks again against its own clock.
+    validity(request, OffsetDateTime::now_utc())?;
     let client = target.client()?;
     let provisioners = client.provisioners().await?;
-    let chosen = mayfly_client::choose_jwk_provisioner(&provisioners, request.provisioner)?;
-    let kid = chosen
-        .key
-        .as_ref()
-        .and_then(|k| k.get("kid"))
-        .and_then(|k| k.as_str())
-        .map(str::to_string);
-    eprintln!(
-        "✔ Provisioner: {} (JWK) [kid: {}]",
-        chosen.name,
-        kid.as_deref().unwrap_or("?")
-    );
+    let chosen = super::choose::provisioner(&provisioners, request.provisioner)?;
+    note!("✔ Provisioner: {}", super::choose::describe(chosen));
     let encrypted = match &chosen.encrypted_key {
         Some(key) => key.clone(),
         None => bail!(
@@ -164,7 +161,7 @@ pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Resu
     let password = password::obtain(
         request.password_file,
         "Please enter the password to decrypt the provisioner key",
-        "--password-file",
+        "--provisioner-password-file FILE",
     )?;
     // 600,000 PBKDF2 iterations take a noticeable moment; keep it off the async thread.
     let key = tokio::task::spawn_blocking(move || -> anyhow::Result<PrivateKey> {
@@ -196,18 +193,7 @@ pub fn sign_token(
     root_fingerprint: &str,
     request: &TokenRequest<'_>,
 ) -> anyhow::Result<String> {
-    let now = OffsetDateTime::now_utc();
-    let nbf = match request.not_before {
-        Some(text) => resolve_time("--not-before", text, now)?,
-        None => now,
-    };
-    let exp = match request.not_after {
-        Some(text) => resolve_time("--not-after", text, now)?,
-        None => nbf + DEFAULT_TOKEN_LIFETIME,
-    };
-    if exp <= nbf {
-        bail!("--not-after must be later than --not-before");
-    }
+    let (nbf, exp) = validity(request, OffsetDateTime::now_utc())?;
     let token = mayfly_authority::token::NewToken {
         issuer,
         ca_url,
@@ -219,6 +205,35 @@ pub fn sign_token(
         expires_at: exp,
     };
     Ok(token.sign_with_ssh(key, kid, request.ssh.as_ref())?)
+}
+
+/// When the token is valid: --not-before and --not-after resolved against `now`, within what
+/// the CA accepts (at most an hour), so a token the CA would refuse is not made.
+fn validity(
+    request: &TokenRequest<'_>,
+    now: OffsetDateTime,
+) -> anyhow::Result<(OffsetDateTime, OffsetDateTime)> {
+    let nbf = match request.not_before {
+        Some(text) => resolve_time("--not-before", text, now)?,
+        None => now,
+    };
+    let exp = match request.not_after {
+        Some(text) => resolve_time("--not-after", text, now)?,
+        None => nbf + DEFAULT_TOKEN_LIFETIME,
+    };
+    if exp <= nbf {
+        bail!("--not-after must be later than --not-before");
+    }
+    let max = mayfly_authority::token::MAX_LIFETIME;
+    if exp - nbf > max {
+        bail!(
+            "--not-after {}: a token may be valid for at most {} minutes (from --not-before, \
+             or now); the CA refuses longer ones",
+            request.not_after.unwrap_or_default(),
+            max.whole_minutes()
+        );
+    }
+    Ok((nbf, exp))
 }
 
 /// An RFC 3339 time or a duration from `now`.

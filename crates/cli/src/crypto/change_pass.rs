@@ -56,7 +56,7 @@ pub fn run(args: ChangePassArgs) -> anyhow::Result<()> {
                 "Please enter the password to decrypt {}",
                 args.key_file.display()
             ),
-            "--password-file",
+            "--password-file FILE",
         )?)
     } else {
         None
@@ -72,7 +72,7 @@ pub fn run(args: ChangePassArgs) -> anyhow::Result<()> {
                 "Please enter the new password to encrypt {}",
                 target.display()
             ),
-            "--new-password-file (or --no-password --insecure)",
+            "--new-password-file FILE (or --no-password --insecure)",
         )?)
     };
     let new_pem = zeroize::Zeroizing::new(keyfile::encode_private_key_pem(
@@ -81,7 +81,7 @@ pub fn run(args: ChangePassArgs) -> anyhow::Result<()> {
     )?);
     let path = write_path(target);
     write_atomic(&path, new_pem.as_bytes(), SECRET_MODE)?;
-    eprintln!("Your private key has been saved in {}.", target.display());
+    note!("Your private key has been saved in {}.", target.display());
     Ok(())
 }
 

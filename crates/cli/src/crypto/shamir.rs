@@ -1,6 +1,6 @@
 //! `mayfly crypto shamir split|combine`: Shamir secret sharing over GF(256), so that a secret
 //! such as the root key's password can be given to N people of whom any K together recover it
-//! and any K-1 learn nothing about it (seed 002 recommends this for the root key).
+//! and any K-1 learn nothing about it.
 //!
 //! Why it is written here rather than taken from a crate: the scheme is a page of arithmetic,
 //! and the interesting parts are the ones a library would not decide for us — a share format
@@ -122,7 +122,7 @@ fn run_split(args: SplitArgs) -> anyhow::Result<()> {
         text.push('\n');
     }
     write_stdout(&text)?;
-    eprintln!("Any {k} of these {n} shares recover the secret; fewer reveal nothing about it.");
+    note!("Any {k} of these {n} shares recover the secret; fewer reveal nothing about it.");
     Ok(())
 }
 
@@ -132,7 +132,7 @@ fn run_combine(args: CombineArgs) -> anyhow::Result<()> {
     if args.shares.is_empty() {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
-            eprintln!("Enter the shares, one per line, then press Ctrl-D:");
+            note!("Enter the shares, one per line, then press Ctrl-D:");
         }
         let mut raw = Zeroizing::new(Vec::new());
         stdin

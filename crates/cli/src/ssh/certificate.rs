@@ -116,7 +116,7 @@ fn read_key(path: &Path, password_file: Option<&Path>) -> anyhow::Result<Private
         return mayfly_pki::ssh::keyfile::decode_openssh_private_key(&bytes)
             .with_context(|| path.display().to_string());
     }
-    password::read_private_key(path, password_file, "--password-file")
+    password::read_private_key(path, password_file, "--password-file FILE")
 }
 
 /// The new key's PEM: encrypted with a password from --password-file or the terminal, unless
@@ -140,7 +140,7 @@ fn encode_new_key(
     let password = password::obtain_new(
         password_file,
         "Please enter the password to encrypt the private key",
-        "--password-file",
+        "--password-file FILE",
     )?;
     Ok(keyfile::encode_private_key_pem(key, Some(&password))?)
 }
@@ -250,15 +250,15 @@ pub async fn run_certificate(args: CertificateArgs) -> anyhow::Result<()> {
         });
     }
     write_all(&files, args.force)?;
-    eprintln!("✔ CA: {}", target.url);
+    note!("✔ CA: {}", target.url);
     if key.is_some() {
-        eprintln!("✔ Private Key: {}", args.key_file.display());
-        eprintln!("✔ Public Key: {}", pub_path.display());
+        note!("✔ Private Key: {}", args.key_file.display());
+        note!("✔ Public Key: {}", pub_path.display());
     }
-    eprintln!("✔ Certificate: {}", cert_path.display());
+    note!("✔ Certificate: {}", cert_path.display());
     if let (true, Some(key)) = (args.add_to_agent, &key) {
         let lifetime = super::agent::add(key, &certificate, &args.key_id)?;
-        eprintln!("✔ SSH Agent: yes (for {lifetime} s)");
+        note!("✔ SSH Agent: yes (for {lifetime} s)");
     }
     Ok(())
 }
@@ -397,7 +397,7 @@ pub async fn run_renew(args: RenewArgs) -> anyhow::Result<()> {
         }],
         true,
     )?;
-    eprintln!("Your certificate has been saved in {}.", out.display());
+    note!("Your certificate has been saved in {}.", out.display());
     Ok(())
 }
 
@@ -463,8 +463,8 @@ pub async fn run_rekey(args: RekeyArgs) -> anyhow::Result<()> {
         ],
         args.force,
     )?;
-    eprintln!("✔ Private Key: {}", args.out.display());
-    eprintln!("✔ Public Key: {}", pub_path.display());
-    eprintln!("✔ Certificate: {}", cert_path.display());
+    note!("✔ Private Key: {}", args.out.display());
+    note!("✔ Public Key: {}", pub_path.display());
+    note!("✔ Certificate: {}", cert_path.display());
     Ok(())
 }

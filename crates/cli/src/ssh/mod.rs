@@ -246,7 +246,7 @@ async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
             passive: true,
         })
         .await?;
-    eprintln!("SSH certificate with serial number {serial} has been revoked.");
+    note!("SSH certificate with serial number {serial} has been revoked.");
     Ok(())
 }
 
@@ -270,7 +270,7 @@ async fn krl(args: KrlArgs) -> anyhow::Result<()> {
         }],
         true,
     )?;
-    eprintln!("The KRL has been saved in {}.", args.out.display());
+    note!("The KRL has been saved in {}.", args.out.display());
     Ok(())
 }
 
@@ -316,8 +316,9 @@ async fn hosts(args: HostsArgs) -> anyhow::Result<()> {
     let key = crate::password::read_private_key(
         &args.key,
         args.password_file.as_deref(),
-        "--password-file",
+        "--password-file FILE",
     )?;
+    crate::identity::check(&args.cert, &chain, &args.key, &key, &target.roots)?;
     let client =
         mayfly_client::Client::with_identity(&target.url, &target.roots, &chain, key.pkcs8_der())?;
     let response = client.ssh_hosts().await?;

@@ -3,6 +3,7 @@
 
 pub mod observed;
 pub mod step;
+pub mod terminal;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -270,6 +271,7 @@ pub fn mayfly_err(mayfly_path: &Path, cwd: &Path, args: &[&str], expected: &str)
         .find(|l| l.starts_with("mayfly: error: ") || l.starts_with("error: "))
         .unwrap_or_else(|| panic!("{args:?}: no error line in {stderr:?}"))
         .to_string();
+    assert_said_once(&line);
     if line.starts_with("mayfly: error: ") {
         assert_eq!(
             stderr.lines().count(),
@@ -288,6 +290,79 @@ pub fn mayfly_err(mayfly_path: &Path, cwd: &Path, args: &[&str], expected: &str)
     line
 }
 
+/// Fails when an error line says a part twice (`... file is not a database: file is not a
+/// database`): each cause is printed once.
+#[track_caller]
+pub fn assert_said_once(line: &str) {
+    let parts: Vec<&str> = line.split(": ").map(str::trim).collect();
+    for (index, part) in parts.iter().enumerate() {
+        assert!(
+            part.len() < 8 || !parts[index + 1..].contains(part),
+            "{part:?} is said twice in {line:?}"
+        );
+    }
+}
+
+/// `program ARGS --help`, as a new user sees it (no environment but PATH, so defaults from the
+/// environment do not leak into the text).
+pub fn help(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .arg("--help")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .expect("running --help");
+    assert!(
+        out.status.success(),
+        "{} {args:?} --help",
+        program.display()
+    );
+    String::from_utf8(out.stdout).expect("help is UTF-8")
+}
+
+/// Every command of `program`, as the argument paths that name it (`[]` for the program itself,
+/// `["ca", "init"]`, ...), found through the "Commands:" sections of `--help`, recursively, so
+/// a new command is found without being listed anywhere.
+pub fn command_paths(program: &Path) -> Vec<Vec<String>> {
+    fn walk(program: &Path, path: Vec<String>, all: &mut Vec<Vec<String>>) {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        let text = help(program, &args);
+        all.push(path.clone());
+        let names: Vec<String> = text
+            .lines()
+            .skip_while(|l| *l != "Commands:")
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            // A command starts two spaces in; its description's continuation lines are deeper.
+            .filter(|l| l.starts_with("  ") && !l[2..].starts_with(' '))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| *name != "help")
+            .map(str::to_string)
+            .collect();
+        for name in names {
+            let mut sub = path.clone();
+            sub.push(name);
+            walk(program, sub, all);
+        }
+    }
+    let mut all = Vec::new();
+    walk(program, Vec::new(), &mut all);
+    all
+}
+
+/// A pipe whose reading end is already closed, for a child's standard output: its first write
+/// fails with EPIPE, as under `| head` once head has exited.
+pub fn closed_pipe() -> Stdio {
+    let mut reader = Command::new("true")
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("running true");
+    let writer = reader.stdin.take().expect("a pipe to true");
+    reader.wait().expect("waiting for true");
+    Stdio::from(writer)
+}
+
 /// Runs a command and returns (success, stdout + stderr).
 pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
     let out = Command::new(program)
@@ -301,6 +376,29 @@ pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// A port free on every address and below the kernel's ephemeral range, for a server that gives
+/// its port up and takes it again: an ephemeral port may be taken meanwhile by any process's
+/// outgoing connection.
+pub fn free_port_outside_ephemeral() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    // Spread over the range by process, then walk it, so parallel tests do not collide.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = low.saturating_sub(20000).max(1);
+    let start = 20000 + (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = 20000 + (start - 20000 + offset) % span;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and {low}");
 }
 
 /// A free TCP port on 127.0.0.1.
