@@ -1,5 +1,6 @@
 //! [`AcmeStore`] on every backend (schema version 5): written once, generated for the SQLite
-//! store and for the PostgreSQL/MySQL store by one macro, as [`crate::shared`].
+//! store and for the PostgreSQL/MySQL store by one macro, as [`crate::shared`], on each store's
+//! [`Engine`] (a transaction begins as its other writes do: `BEGIN IMMEDIATE` on SQLite).
 //!
 //! Every state transition is `UPDATE ... WHERE id = ? AND version = ?`: one statement, atomic in
 //! any engine, and the affected-row count says whether this writer won. Nonces are deleted on
@@ -8,9 +9,9 @@
 use mayfly_acme::store::{
     AccountRow, AcmeStore, AcmeStoreError, AuthorizationRow, BoxFuture, OrderRow, Versioned,
 };
-use sqlx::AssertSqlSafe;
 
-use crate::{Dialect, NetworkedStore, SqliteStore};
+use crate::engine::Engine;
+use crate::{NetworkedStore, SqliteStore};
 
 fn backend(context: &str, error: impl std::fmt::Display) -> AcmeStoreError {
     AcmeStoreError::Backend(format!("{context}: {error}"))
@@ -34,37 +35,6 @@ where
     })
 }
 
-impl SqliteStore {
-    fn acme_reader(&self) -> &sqlx::SqlitePool {
-        &self.reader
-    }
-    fn acme_writer(&self) -> &sqlx::SqlitePool {
-        &self.writer
-    }
-    fn acme_sql(&self, query: &str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(Dialect::Sqlite.placeholders(query))
-    }
-    /// `BEGIN IMMEDIATE`: writers queue on the busy timeout instead of failing halfway.
-    async fn acme_begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
-    }
-}
-
-impl NetworkedStore {
-    fn acme_reader(&self) -> &sqlx::AnyPool {
-        &self.pool
-    }
-    fn acme_writer(&self) -> &sqlx::AnyPool {
-        &self.pool
-    }
-    fn acme_sql(&self, query: &str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(self.dialect.placeholders(query))
-    }
-    async fn acme_begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        self.pool.begin().await
-    }
-}
-
 macro_rules! acme_store {
     ($store:ty) => {
 impl $store {
@@ -74,18 +44,18 @@ impl $store {
         key: &str,
         context: &str,
     ) -> Result<Option<Versioned>, AcmeStoreError> {
-        let row = sqlx::query(self.acme_sql(sql))
+        let row = sqlx::query(self.dialect().sql(sql))
             .bind(key)
-            .fetch_optional(self.acme_reader())
+            .fetch_optional(self.reads())
             .await
             .map_err(|e| backend(context, e))?;
         row.map(|r| versioned(&r, context)).transpose()
     }
 
     async fn key_owner(&self, thumbprint: &str) -> Result<Option<String>, AcmeStoreError> {
-        sqlx::query_scalar(self.acme_sql("SELECT id FROM acme_accounts WHERE key_thumbprint = ?"))
+        sqlx::query_scalar(self.dialect().sql("SELECT id FROM acme_accounts WHERE key_thumbprint = ?"))
             .bind(thumbprint)
-            .fetch_optional(self.acme_writer())
+            .fetch_optional(self.writes())
             .await
             .map_err(|e| backend("looking up an account key", e))
     }
@@ -107,12 +77,12 @@ impl $store {
         authorizations: &[AuthorizationRow<'_>],
     ) -> Result<(), AcmeStoreError> {
         let context = format!("recording order {}", order.id);
-        let mut tx = self.acme_begin()
+        let mut tx = self.begin_write()
             .await
             .map_err(|e| backend(&context, e))?;
         let result: Result<(), sqlx::Error> = async {
             sqlx::query(
-                self.acme_sql("INSERT INTO acme_orders (id, account_id, version, body, created_at) \
+                self.dialect().sql("INSERT INTO acme_orders (id, account_id, version, body, created_at) \
                  VALUES (?, ?, 1, ?, ?)"),
             )
             .bind(order.id)
@@ -123,7 +93,7 @@ impl $store {
             .await?;
             for identifier in order.identifiers {
                 sqlx::query(
-                    self.acme_sql("INSERT INTO acme_order_identifiers (order_id, identifier, created_at) \
+                    self.dialect().sql("INSERT INTO acme_order_identifiers (order_id, identifier, created_at) \
                      VALUES (?, ?, ?)"),
                 )
                 .bind(order.id)
@@ -134,7 +104,7 @@ impl $store {
             }
             for authorization in authorizations {
                 sqlx::query(
-                    self.acme_sql("INSERT INTO acme_authorizations \
+                    self.dialect().sql("INSERT INTO acme_authorizations \
                      (id, account_id, identifier, status, expires_at, version, body) \
                      VALUES (?, ?, ?, ?, ?, 1, ?)"),
                 )
@@ -167,10 +137,10 @@ impl $store {
     }
 
     async fn acme_count(&self, sql: &'static str, key: &str, since: i64) -> Result<u64, AcmeStoreError> {
-        let n: i64 = sqlx::query_scalar(self.acme_sql(sql))
+        let n: i64 = sqlx::query_scalar(self.dialect().sql(sql))
             .bind(key)
             .bind(since)
-            .fetch_one(self.acme_reader())
+            .fetch_one(self.reads())
             .await
             .map_err(|e| backend("counting orders", e))?;
         Ok(u64::try_from(n).unwrap_or(0))
@@ -184,10 +154,10 @@ impl AcmeStore for $store {
         expires_at: i64,
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
-            sqlx::query(self.acme_sql("INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?)"))
+            sqlx::query(self.dialect().sql("INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?)"))
                 .bind(nonce)
                 .bind(expires_at)
-                .execute(self.acme_writer())
+                .execute(self.writes())
                 .await
                 .map_err(|e| backend("recording a nonce", e))?;
             Ok(())
@@ -200,10 +170,10 @@ impl AcmeStore for $store {
         now: i64,
     ) -> BoxFuture<'a, Result<bool, AcmeStoreError>> {
         Box::pin(async move {
-            let result = sqlx::query(self.acme_sql("DELETE FROM acme_nonces WHERE nonce = ? AND expires_at >= ?"))
+            let result = sqlx::query(self.dialect().sql("DELETE FROM acme_nonces WHERE nonce = ? AND expires_at >= ?"))
                 .bind(nonce)
                 .bind(now)
-                .execute(self.acme_writer())
+                .execute(self.writes())
                 .await
                 .map_err(|e| backend("using a nonce", e))?;
             Ok(result.rows_affected() == 1)
@@ -212,9 +182,9 @@ impl AcmeStore for $store {
 
     fn prune_nonces(&self, now: i64) -> BoxFuture<'_, Result<u64, AcmeStoreError>> {
         Box::pin(async move {
-            let done = sqlx::query(self.acme_sql("DELETE FROM acme_nonces WHERE expires_at < ?"))
+            let done = sqlx::query(self.dialect().sql("DELETE FROM acme_nonces WHERE expires_at < ?"))
                 .bind(now)
-                .execute(self.acme_writer())
+                .execute(self.writes())
                 .await
                 .map_err(|e| backend("pruning nonces", e))?;
             Ok(done.rows_affected())
@@ -227,14 +197,14 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let result = sqlx::query(
-                self.acme_sql("INSERT INTO acme_accounts (id, key_thumbprint, version, body, created_at) \
+                self.dialect().sql("INSERT INTO acme_accounts (id, key_thumbprint, version, body, created_at) \
                  VALUES (?, ?, 1, ?, ?)"),
             )
             .bind(account.id)
             .bind(account.key_thumbprint)
             .bind(account.body)
             .bind(account.created_at)
-            .execute(self.acme_writer())
+            .execute(self.writes())
             .await;
             match result {
                 Ok(_) => Ok(()),
@@ -275,14 +245,14 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let result = sqlx::query(
-                self.acme_sql("UPDATE acme_accounts SET key_thumbprint = ?, body = ?, version = version + 1 \
+                self.dialect().sql("UPDATE acme_accounts SET key_thumbprint = ?, body = ?, version = version + 1 \
                  WHERE id = ? AND version = ?"),
             )
             .bind(account.key_thumbprint)
             .bind(account.body)
             .bind(account.id)
             .bind(expected_version)
-            .execute(self.acme_writer())
+            .execute(self.writes())
             .await;
             match result {
                 Ok(done) if done.rows_affected() == 1 => Ok(()),
@@ -324,12 +294,12 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<Vec<String>, AcmeStoreError>> {
         Box::pin(async move {
             sqlx::query_scalar(
-                self.acme_sql("SELECT id FROM acme_orders WHERE account_id = ? \
+                self.dialect().sql("SELECT id FROM acme_orders WHERE account_id = ? \
                  ORDER BY created_at DESC, id LIMIT ?"),
             )
             .bind(account)
             .bind(i64::from(limit))
-            .fetch_all(self.acme_reader())
+            .fetch_all(self.reads())
             .await
             .map_err(|e| backend("listing an account's orders", e))
         })
@@ -343,13 +313,13 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let done = sqlx::query(
-                self.acme_sql("UPDATE acme_orders SET body = ?, version = version + 1 \
+                self.dialect().sql("UPDATE acme_orders SET body = ?, version = version + 1 \
                  WHERE id = ? AND version = ?"),
             )
             .bind(body)
             .bind(id)
             .bind(expected_version)
-            .execute(self.acme_writer())
+            .execute(self.writes())
             .await
             .map_err(|e| backend("updating an order", e))?;
             if done.rows_affected() == 1 {
@@ -381,7 +351,7 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let done = sqlx::query(
-                self.acme_sql("UPDATE acme_authorizations SET status = ?, expires_at = ?, body = ?, \
+                self.dialect().sql("UPDATE acme_authorizations SET status = ?, expires_at = ?, body = ?, \
                  version = version + 1 WHERE id = ? AND version = ?"),
             )
             .bind(row.status)
@@ -389,7 +359,7 @@ impl AcmeStore for $store {
             .bind(row.body)
             .bind(row.id)
             .bind(expected_version)
-            .execute(self.acme_writer())
+            .execute(self.writes())
             .await
             .map_err(|e| backend("updating an authorization", e))?;
             if done.rows_affected() == 1 {
@@ -412,14 +382,14 @@ impl AcmeStore for $store {
         Box::pin(async move {
             let context = "looking up valid authorizations";
             let rows = sqlx::query(
-                self.acme_sql("SELECT id, version, body FROM acme_authorizations \
+                self.dialect().sql("SELECT id, version, body FROM acme_authorizations \
                  WHERE account_id = ? AND identifier = ? AND status = 'valid' AND expires_at > ? \
                  ORDER BY expires_at DESC"),
             )
             .bind(account)
             .bind(identifier)
             .bind(now)
-            .fetch_all(self.acme_reader())
+            .fetch_all(self.reads())
             .await
             .map_err(|e| backend(context, e))?;
             rows.iter().map(|r| versioned(r, context)).collect()
@@ -458,12 +428,12 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             sqlx::query(
-                self.acme_sql("INSERT INTO acme_certificates (serial, account_id, order_id) VALUES (?, ?, ?)"),
+                self.dialect().sql("INSERT INTO acme_certificates (serial, account_id, order_id) VALUES (?, ?, ?)"),
             )
             .bind(serial)
             .bind(account)
             .bind(order)
-            .execute(self.acme_writer())
+            .execute(self.writes())
             .await
             .map_err(|e| backend("recording an ACME certificate", e))?;
             Ok(())
@@ -475,9 +445,9 @@ impl AcmeStore for $store {
         serial: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, AcmeStoreError>> {
         Box::pin(async move {
-            sqlx::query_scalar(self.acme_sql("SELECT account_id FROM acme_certificates WHERE serial = ?"))
+            sqlx::query_scalar(self.dialect().sql("SELECT account_id FROM acme_certificates WHERE serial = ?"))
                 .bind(serial)
-                .fetch_optional(self.acme_reader())
+                .fetch_optional(self.reads())
                 .await
                 .map_err(|e| backend("looking up an ACME certificate", e))
         })
@@ -490,11 +460,11 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
             let result = sqlx::query(
-                self.acme_sql("INSERT INTO acme_blocked_keys (spki_sha256, blocked_at) VALUES (?, ?)"),
+                self.dialect().sql("INSERT INTO acme_blocked_keys (spki_sha256, blocked_at) VALUES (?, ?)"),
             )
             .bind(spki_sha256)
             .bind(at)
-            .execute(self.acme_writer())
+            .execute(self.writes())
             .await;
             match result {
                 Ok(_) => Ok(()),
@@ -511,10 +481,10 @@ impl AcmeStore for $store {
     ) -> BoxFuture<'a, Result<bool, AcmeStoreError>> {
         Box::pin(async move {
             let found: Option<String> = sqlx::query_scalar(
-                self.acme_sql("SELECT spki_sha256 FROM acme_blocked_keys WHERE spki_sha256 = ?"),
+                self.dialect().sql("SELECT spki_sha256 FROM acme_blocked_keys WHERE spki_sha256 = ?"),
             )
             .bind(spki_sha256)
-            .fetch_optional(self.acme_reader())
+            .fetch_optional(self.reads())
             .await
             .map_err(|e| backend("looking up a blocked key", e))?;
             Ok(found.is_some())

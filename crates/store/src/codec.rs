@@ -181,6 +181,26 @@ pub(crate) fn page_limit(page: &CertificatePage) -> i64 {
 pub(crate) const REVOKE: &str = "UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
      revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?";
 
+/// The statements of a revocation in one table of certificates; see [`X509_REVOCATION`].
+pub(crate) struct RevocationStatements {
+    /// What is revoked, for messages.
+    pub(crate) what: &'static str,
+    /// Marks a valid certificate revoked, binding as [`REVOKE`] does.
+    pub(crate) update: &'static str,
+    /// Whether the serial is there at all (one `?`), to say why nothing was updated.
+    pub(crate) status: &'static str,
+    /// The audit entry, binding as [`AUDIT_REVOCATION`] does.
+    pub(crate) audit: &'static str,
+}
+
+/// An X.509 certificate's revocation.
+pub(crate) const X509_REVOCATION: RevocationStatements = RevocationStatements {
+    what: "certificate",
+    update: REVOKE,
+    status: "SELECT status FROM certificates WHERE serial = ?",
+    audit: AUDIT_REVOCATION,
+};
+
 /// Why a revocation that updated no row was refused.
 pub(crate) fn revocation_refused(serial: &str, exists: bool) -> StoreError {
     if exists {

@@ -62,6 +62,18 @@ impl Dialect {
         }
     }
 
+    /// [`Dialect::placeholders`], marked safe for sqlx. Only text written in this crate goes
+    /// through here; values are always bound.
+    pub(crate) fn sql(self, query: &str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(self.placeholders(query))
+    }
+
+    /// [`Dialect::insert_unless_present`], marked safe for sqlx; `rest` is a constant of this
+    /// crate.
+    pub(crate) fn insert_sql(self, rest: &str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(self.insert_unless_present(rest))
+    }
+
     /// Splits a migration into statements and rewrites its column types for this engine.
     ///
     /// Comments are dropped. The portable types that need a translation:

@@ -19,6 +19,7 @@ pub mod conformance;
 pub mod conformance_ssh;
 mod dialect;
 mod dsn;
+mod engine;
 pub mod metered;
 mod networked;
 mod shared;
@@ -296,12 +297,8 @@ impl AnyStore {
             codec::check_token_lengths(token)?;
         }
         match self {
-            AnyStore::Sqlite(store) => {
-                shared::sqlite::burn_imported(&store.writer, Dialect::Sqlite, tokens).await
-            }
-            AnyStore::Networked(store) => {
-                shared::any::burn_imported(&store.pool, store.dialect, tokens).await
-            }
+            AnyStore::Sqlite(store) => store.burn_imported(tokens).await,
+            AnyStore::Networked(store) => store.burn_imported(tokens).await,
         }
     }
 

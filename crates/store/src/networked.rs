@@ -8,37 +8,38 @@
 //! instance to slip through. Every lookup reads the database, so a revocation committed by one
 //! instance is seen by the next request on any other.
 
+use std::future::Future;
 use std::time::Duration;
 
-use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
-use mayfly_authority::store::{
-    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
-    IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
-    StoredCertificate, StoredCrl, UsedToken,
-};
+use mayfly_authority::audit::AuditContext;
+use mayfly_authority::store::{CertificateStatus, IssuedCertificate, StoreError, UsedToken};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
 use time::OffsetDateTime;
 
-use crate::codec::{self, backend};
+use crate::codec;
 use crate::dialect::Dialect;
+use crate::engine::{Engine, Outcome, in_transaction};
 use crate::{Error, MIGRATIONS};
 
 /// Connections per instance. Each request holds one for a transaction of two or three statements.
 const MAX_CONNECTIONS: u32 = 16;
 /// How long a request waits for a free connection, or a new one, before failing cleanly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A deadlock or serialisation failure is retried this many times; the engine chose a victim,
-/// and the statements are safe to run again.
-const RETRIES: usize = 3;
 /// Key of the advisory lock that serialises migrations between instances starting at once.
 const MIGRATION_LOCK: i64 = 0x6d61_7966_6c79;
 
-/// A [`CertStore`] on a PostgreSQL or MySQL/MariaDB server.
+/// The store traits ([`CertStore`], [`AdminStore`], [`SshStore`], [`AcmeStore`]) on a
+/// PostgreSQL or MySQL/MariaDB server.
+///
+/// [`CertStore`]: mayfly_authority::store::CertStore
+/// [`AdminStore`]: mayfly_authority::store::AdminStore
+/// [`SshStore`]: mayfly_authority::ssh::store::SshStore
+/// [`AcmeStore`]: mayfly_acme::store::AcmeStore
 #[derive(Debug, Clone)]
 pub struct NetworkedStore {
-    pub(crate) pool: AnyPool,
-    pub(crate) dialect: Dialect,
+    pool: AnyPool,
+    dialect: Dialect,
     /// The URL without its password, for messages.
     name: String,
 }
@@ -92,17 +93,6 @@ impl NetworkedStore {
             dialect,
             name,
         })
-    }
-
-    /// `query` (a constant of this crate, with `?` placeholders) for this engine. Only text
-    /// written in this crate goes through here; values are always bound.
-    fn sql(&self, query: &str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(self.dialect.placeholders(query))
-    }
-
-    /// See [`Dialect::insert_unless_present`]; `rest` is a constant of this crate.
-    fn sql_insert(&self, rest: &str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(self.dialect.insert_unless_present(rest))
     }
 
     /// Which engine this is.
@@ -243,7 +233,8 @@ impl NetworkedStore {
                     .map_err(migrate_error)?;
             }
             sqlx::query(
-                self.sql("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
+                self.dialect
+                    .sql("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
             )
             .bind(version)
             .bind(codec::to_unix(OffsetDateTime::now_utc()))
@@ -255,16 +246,43 @@ impl NetworkedStore {
         }
         Ok(())
     }
+}
 
-    /// Whether the database answers, for `/health`.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>(crate::PING)
-            .fetch_one(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| backend("checking the database", e))
+/// A server's own ways: one pool for everything, and a transaction the engine aborted to break a
+/// deadlock is run again.
+impl Engine for NetworkedStore {
+    type Db = Any;
+
+    fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
+    fn reads(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    fn writes(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<Transaction<'static, Any>, sqlx::Error>> + Send {
+        self.pool.begin()
+    }
+
+    /// Deadlock or serialisation failure: SQLSTATE 40001 (both engines) or 40P01 (PostgreSQL).
+    fn retryable(error: &sqlx::Error) -> bool {
+        match error {
+            sqlx::Error::Database(database) => {
+                matches!(database.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+
+    /// One transaction per issuance: the token's burn and the certificate's insert meet other
+    /// instances' in the database.
     async fn record(
         &self,
         certificate: &IssuedCertificate,
@@ -273,365 +291,60 @@ impl NetworkedStore {
     ) -> Result<(), StoreError> {
         codec::check_lengths(certificate, token)?;
         let sans = codec::encode_sans(&certificate.sans)?;
+        let sans = sans.as_str();
         let context = format!("recording certificate {}", certificate.serial);
-        self.in_transaction(
-            &context,
-            Write::Issue {
-                certificate,
-                token,
-                sans: &sans,
-                audit,
-            },
-        )
+        let dialect = self.dialect;
+        in_transaction(self, &context, |mut tx| async move {
+            let outcome = record_in(&mut tx, dialect, certificate, token, sans, audit).await;
+            (tx, outcome)
+        })
         .await
     }
-
-    async fn record_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        certificate: &IssuedCertificate,
-        token: Option<&UsedToken>,
-        sans: &str,
-        audit: &AuditContext,
-    ) -> Result<Result<(), StoreError>, sqlx::Error> {
-        if let Some(token) = token
-            && !crate::shared::any::burn(tx, self.dialect, token).await?
-        {
-            return Ok(Err(StoreError::TokenAlreadyUsed {
-                jti: token.jti.clone(),
-            }));
-        }
-        let stored = sqlx::query(self.sql_insert(
-            "certificates (serial, der, subject, sans, not_before, not_after, provisioner, \
-             status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(certificate.serial.as_str())
-        .bind(certificate.der.as_slice())
-        .bind(certificate.subject.as_str())
-        .bind(sans)
-        .bind(codec::to_unix(certificate.not_before))
-        .bind(codec::to_unix(certificate.not_after))
-        .bind(certificate.provisioner.as_str())
-        .bind(CertificateStatus::Valid.as_str())
-        .bind(codec::to_unix(OffsetDateTime::now_utc()))
-        .execute(&mut **tx)
-        .await?;
-        if stored.rows_affected() == 0 {
-            return Ok(Err(StoreError::SerialTaken {
-                serial: certificate.serial.clone(),
-            }));
-        }
-        crate::shared::any::audit_issued_in(
-            tx,
-            self.dialect,
-            audit,
-            &certificate.serial,
-            &certificate.subject,
-            sans,
-            &certificate.provisioner,
-        )
-        .await?;
-        Ok(Ok(()))
-    }
-
-    async fn record_revocation(
-        &self,
-        revocation: &Revocation,
-        token: Option<&UsedToken>,
-        audit: &AuditContext,
-    ) -> Result<(), StoreError> {
-        let context = format!("revoking certificate {}", revocation.serial);
-        self.in_transaction(
-            &context,
-            Write::Revoke {
-                revocation,
-                token,
-                audit,
-            },
-        )
-        .await
-    }
-
-    /// Runs `write` in a transaction: commits when it succeeds, rolls back on a refusal, and
-    /// runs it again from the start when the engine broke a deadlock by aborting this one.
-    pub(crate) async fn in_transaction(
-        &self,
-        context: &str,
-        write: Write<'_>,
-    ) -> Result<(), StoreError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let outcome = async {
-                let mut tx = self.pool.begin().await?;
-                let result = match write {
-                    Write::Issue {
-                        certificate,
-                        token,
-                        sans,
-                        audit,
-                    } => {
-                        self.record_in(&mut tx, certificate, token, sans, audit)
-                            .await
-                    }
-                    Write::Revoke {
-                        revocation,
-                        token,
-                        audit,
-                    } => {
-                        crate::shared::any::revoke_in(
-                            &mut tx,
-                            self.dialect,
-                            revocation,
-                            token,
-                            audit,
-                        )
-                        .await
-                    }
-                    Write::SshIssue {
-                        certificate,
-                        token,
-                        audit,
-                    } => {
-                        crate::ssh::on_any::record_in(
-                            &mut tx,
-                            self.dialect,
-                            certificate,
-                            token,
-                            audit,
-                        )
-                        .await
-                    }
-                    Write::SshRevoke {
-                        revocation,
-                        token,
-                        audit,
-                    } => {
-                        crate::ssh::on_any::revoke_in(
-                            &mut tx,
-                            self.dialect,
-                            revocation,
-                            token,
-                            audit,
-                        )
-                        .await
-                    }
-                };
-                match result {
-                    Ok(Ok(())) => tx.commit().await.map(Ok),
-                    Ok(Err(refusal)) => {
-                        tx.rollback().await?;
-                        Ok(Err(refusal))
-                    }
-                    Err(error) => {
-                        let _ = tx.rollback().await;
-                        Err(error)
-                    }
-                }
-            }
-            .await;
-            match outcome {
-                Ok(result) => return result,
-                Err(error) if attempt <= RETRIES && is_retryable(&error) => {
-                    tracing::debug!(%error, attempt, "{context}: retrying after a deadlock");
-                }
-                Err(error) => return Err(backend(context, error)),
-            }
-        }
-    }
-
-    async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
-        crate::shared::any::load(&self.pool, self.dialect, serial).await
-    }
-
-    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        crate::shared::any::prune_used_tokens(&self.pool, self.dialect, now).await
-    }
 }
 
-impl NetworkedStore {
-    async fn list(&self, page: &CertificatePage) -> Result<Vec<StoredCertificate>, StoreError> {
-        crate::shared::any::list(&self.pool, self.dialect, page).await
+/// The statements of an issuance inside its transaction.
+async fn record_in(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    certificate: &IssuedCertificate,
+    token: Option<&UsedToken>,
+    sans: &str,
+    audit: &AuditContext,
+) -> Outcome<()> {
+    if let Err(refusal) = crate::shared::any::spend(tx, dialect, token).await? {
+        return Ok(Err(refusal));
     }
-
-    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        crate::shared::any::prune_certificates(&self.pool, self.dialect, before).await
+    let stored = sqlx::query(dialect.insert_sql(
+        "certificates (serial, der, subject, sans, not_before, not_after, provisioner, \
+         status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ))
+    .bind(certificate.serial.as_str())
+    .bind(certificate.der.as_slice())
+    .bind(certificate.subject.as_str())
+    .bind(sans)
+    .bind(codec::to_unix(certificate.not_before))
+    .bind(codec::to_unix(certificate.not_after))
+    .bind(certificate.provisioner.as_str())
+    .bind(CertificateStatus::Valid.as_str())
+    .bind(codec::to_unix(OffsetDateTime::now_utc()))
+    .execute(&mut **tx)
+    .await?;
+    if stored.rows_affected() == 0 {
+        return Ok(Err(StoreError::SerialTaken {
+            serial: certificate.serial.clone(),
+        }));
     }
-
-    async fn count(&self) -> Result<StoreCounts, StoreError> {
-        crate::shared::any::counts(&self.pool).await
-    }
-
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        crate::shared::any::acquire_lease(&self.pool, self.dialect, name, holder, now, until).await
-    }
-}
-
-impl NetworkedStore {
-    async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
-        crate::shared::any::revoked(&self.pool, self.dialect, query).await
-    }
-
-    /// The bump and the read in one transaction: the UPDATE's row lock makes instances taking a
-    /// number at once queue, and each reads the number its own UPDATE wrote.
-    async fn crl_number(&self) -> Result<u64, StoreError> {
-        let context = "taking the next CRL number";
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let outcome: Result<i64, sqlx::Error> = async {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(codec::CRL_NUMBER_BUMP)
-                    .execute(&mut *tx)
-                    .await?;
-                let number: i64 = sqlx::query_scalar(codec::CRL_NUMBER)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(number)
-            }
-            .await;
-            match outcome {
-                Ok(number) => return codec::crl_number(number),
-                Err(error) if attempt <= RETRIES && is_retryable(&error) => {}
-                Err(error) => return Err(backend(context, error)),
-            }
-        }
-    }
-}
-
-impl AdminStore for NetworkedStore {
-    fn list_certificates<'a>(
-        &'a self,
-        page: &'a CertificatePage,
-    ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>> {
-        Box::pin(self.list(page))
-    }
-
-    fn prune_certificates(
-        &self,
-        expired_before: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.prune_expired(expired_before))
-    }
-
-    fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>> {
-        Box::pin(self.count())
-    }
-
-    fn acquire_lease<'a>(
-        &'a self,
-        name: &'a str,
-        holder: &'a str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.lease(name, holder, now, until))
-    }
-
-    fn audit_entries<'a>(
-        &'a self,
-        query: &'a AuditQuery,
-    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
-        Box::pin(crate::shared::any::audit_entries(
-            &self.pool,
-            self.dialect,
-            query,
-        ))
-    }
-}
-
-impl CertStore for NetworkedStore {
-    fn record_issuance<'a>(
-        &'a self,
-        certificate: &'a IssuedCertificate,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record(certificate, token, audit))
-    }
-
-    fn certificate<'a>(
-        &'a self,
-        serial: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>> {
-        Box::pin(self.load(serial))
-    }
-
-    fn revoke<'a>(
-        &'a self,
-        revocation: &'a Revocation,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record_revocation(revocation, token, audit))
-    }
-
-    fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.prune(now))
-    }
-
-    fn revoked_certificates(
-        &self,
-        query: RevokedQuery,
-    ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
-        Box::pin(self.revoked(query))
-    }
-
-    fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.crl_number())
-    }
-
-    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(crate::shared::any::publish_crl(
-            &self.pool,
-            self.dialect,
-            crl,
-        ))
-    }
-
-    fn latest_crl(
-        &self,
-        scope: CrlScopeName,
-    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
-        Box::pin(crate::shared::any::latest_crl(
-            &self.pool,
-            self.dialect,
-            scope,
-        ))
-    }
-}
-
-/// A write that runs in one transaction.
-#[derive(Clone, Copy)]
-pub(crate) enum Write<'a> {
-    Issue {
-        certificate: &'a IssuedCertificate,
-        token: Option<&'a UsedToken>,
-        sans: &'a str,
-        audit: &'a AuditContext,
-    },
-    Revoke {
-        revocation: &'a Revocation,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    },
-    SshIssue {
-        certificate: &'a mayfly_authority::ssh::store::IssuedSshCertificate,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    },
-    SshRevoke {
-        revocation: &'a Revocation,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    },
+    crate::shared::any::audit_issued_in(
+        tx,
+        dialect,
+        audit,
+        &certificate.serial,
+        &certificate.subject,
+        sans,
+        &certificate.provisioner,
+    )
+    .await?;
+    Ok(Ok(()))
 }
 
 /// The engine a URL names, by its scheme.
@@ -647,16 +360,6 @@ pub(crate) fn dialect_of(url: &str) -> Option<Dialect> {
 /// `url` with any password replaced by `***`, so it can be logged and shown.
 pub fn redact(url: &str) -> String {
     mayfly_config::datasource::redact_url(url)
-}
-
-/// Deadlock or serialisation failure: SQLSTATE 40001 (both engines) or 40P01 (PostgreSQL).
-fn is_retryable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(database) => {
-            matches!(database.code().as_deref(), Some("40001" | "40P01"))
-        }
-        _ => false,
-    }
 }
 
 /// "No such table": SQLSTATE 42P01 on PostgreSQL, 42S02 on MySQL.

@@ -1,96 +1,62 @@
-//! The calls that are the same on every engine, written once.
+//! [`CertStore`] and [`AdminStore`] on both stores, written once.
 //!
-//! sqlx types each pool by its driver, so the functions are generated per pool type by one macro
-//! (one source, checked by the compiler for each driver) rather than written as one generic
-//! function whose trait bounds would hide what it does. SQLite uses them with its own pool;
-//! PostgreSQL and MySQL with the `Any` pool. Statements come from [`crate::codec`] with `?`
-//! placeholders and go through [`Dialect::placeholders`] for PostgreSQL.
+//! sqlx types each pool by its driver, so the implementations are generated per store by one
+//! macro (one source, checked by the compiler for each driver) rather than written as one generic
+//! implementation whose trait bounds would hide what it does. What the two stores do differently
+//! is asked of their [`Engine`]: which pool a call uses, how a write transaction begins and
+//! retries, and how an issuance is recorded. Statements come from [`crate::codec`] with `?`
+//! placeholders and go through [`Dialect::sql`] for PostgreSQL.
 //!
-//! A new store trait's calls that are alike on every engine go here, once, and each backend's
-//! trait implementation calls them.
+//! A new store trait's calls that are alike on every engine go here (or in a module of their own
+//! built the same way, as [`crate::ssh`] and [`crate::acme`]), once.
+//!
+//! [`CertStore`]: mayfly_authority::store::CertStore
+//! [`AdminStore`]: mayfly_authority::store::AdminStore
+//! [`Engine`]: crate::engine::Engine
+//! [`Dialect::sql`]: crate::Dialect::sql
 
 macro_rules! shared_calls {
-    ($database:ty) => {
+    ($store:ty) => {
         use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
         use mayfly_authority::store::{
-            CertificatePage, CertificateStatus, CrlScopeName, Revocation, RevokedEntry,
-            RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
+            AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
+            IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
+            StoredCertificate, StoredCrl, UsedToken,
         };
-        use sqlx::{AssertSqlSafe, Pool, Transaction};
+        use sqlx::Transaction;
         use time::OffsetDateTime;
 
         use crate::Dialect;
-        use crate::codec::{self, backend};
+        use crate::codec::{self, RevocationStatements, backend};
+        use crate::engine::{Engine, Outcome, in_transaction};
 
-        type Db = $database;
-
-        fn sql(dialect: Dialect, query: &str) -> AssertSqlSafe<String> {
-            AssertSqlSafe(dialect.placeholders(query))
-        }
-
-        /// A stored certificate by serial.
-        pub(crate) async fn load(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            serial: &str,
-        ) -> Result<Option<StoredCertificate>, StoreError> {
-            let row = sqlx::query(sql(dialect, codec::SELECT_CERTIFICATE))
-                .bind(serial)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
-            row.map(|row| codec::stored_from_row(&row, serial))
-                .transpose()
-        }
+        type Db = <$store as Engine>::Db;
 
         /// Records `token` as used, in `tx`; false when it already was (by this or any other
         /// instance). One statement: the check and the record cannot be separated.
-        pub(crate) async fn burn(
+        async fn burn(
             tx: &mut Transaction<'static, Db>,
             dialect: Dialect,
             token: &UsedToken,
         ) -> Result<bool, sqlx::Error> {
-            let insert = dialect.insert_unless_present(
-                "used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?)",
-            );
-            let burnt = sqlx::query(AssertSqlSafe(insert))
-                .bind(token.provisioner.as_str())
-                .bind(token.jti.as_str())
-                .bind(codec::to_unix(token.expires_at))
-                .execute(&mut **tx)
-                .await?;
+            let burnt = sqlx::query(
+                dialect.insert_sql("used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?)"),
+            )
+            .bind(token.provisioner.as_str())
+            .bind(token.jti.as_str())
+            .bind(codec::to_unix(token.expires_at))
+            .execute(&mut **tx)
+            .await?;
             Ok(burnt.rows_affected() == 1)
         }
 
-        /// Records `tokens`, used at another CA (an import), as used here: in one transaction,
-        /// each unless it is recorded already. Returns how many were new.
-        pub(crate) async fn burn_imported(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            tokens: &[UsedToken],
-        ) -> Result<u64, StoreError> {
-            let context = |e| backend("recording imported used tokens", e);
-            let mut tx = pool.begin().await.map_err(context)?;
-            let mut new = 0;
-            for token in tokens {
-                if burn(&mut tx, dialect, token).await.map_err(context)? {
-                    new += 1;
-                }
-            }
-            tx.commit().await.map_err(context)?;
-            Ok(new)
-        }
-
-        /// The statements of a revocation inside its transaction. `Ok(Err(_))` is a refusal
-        /// (nothing must be committed); `Err(_)` a backend failure.
-        pub(crate) async fn revoke_in(
+        /// Burns the token a write was authorised by, if any, in the write's transaction: a
+        /// refusal when it was used already.
+        pub(crate) async fn spend(
             tx: &mut Transaction<'static, Db>,
             dialect: Dialect,
-            revocation: &Revocation,
             token: Option<&UsedToken>,
-            audit: &AuditContext,
-        ) -> Result<Result<(), StoreError>, sqlx::Error> {
-            let serial = revocation.serial.as_str();
+        ) -> Outcome<()> {
             if let Some(token) = token
                 && !burn(tx, dialect, token).await?
             {
@@ -98,7 +64,23 @@ macro_rules! shared_calls {
                     jti: token.jti.clone(),
                 }));
             }
-            let updated = sqlx::query(sql(dialect, codec::REVOKE))
+            Ok(Ok(()))
+        }
+
+        /// The statements of a revocation inside its transaction, X.509 or SSH by `statements`.
+        async fn revoke_in(
+            tx: &mut Transaction<'static, Db>,
+            dialect: Dialect,
+            statements: &RevocationStatements,
+            revocation: &Revocation,
+            token: Option<&UsedToken>,
+            audit: &AuditContext,
+        ) -> Outcome<()> {
+            let serial = revocation.serial.as_str();
+            if let Err(refusal) = spend(tx, dialect, token).await? {
+                return Ok(Err(refusal));
+            }
+            let updated = sqlx::query(dialect.sql(statements.update))
                 .bind(CertificateStatus::Revoked.as_str())
                 .bind(codec::to_unix(revocation.revoked_at))
                 .bind(i64::from(revocation.reason_code))
@@ -109,16 +91,22 @@ macro_rules! shared_calls {
                 .execute(&mut **tx)
                 .await?;
             if updated.rows_affected() == 1 {
-                audit_revocation_in(tx, dialect, codec::AUDIT_REVOCATION, audit, serial).await?;
+                // The certificate's own columns are copied from its row.
+                sqlx::query(dialect.sql(statements.audit))
+                    .bind(codec::to_unix(audit.at))
+                    .bind(audit.action.as_str())
+                    .bind(audit.credential.as_str())
+                    .bind(codec::audit_address(audit))
+                    .bind(audit.detail.as_str())
+                    .bind(serial)
+                    .execute(&mut **tx)
+                    .await?;
                 return Ok(Ok(()));
             }
-            let exists: Option<String> = sqlx::query_scalar(sql(
-                dialect,
-                "SELECT status FROM certificates WHERE serial = ?",
-            ))
-            .bind(serial)
-            .fetch_optional(&mut **tx)
-            .await?;
+            let exists: Option<String> = sqlx::query_scalar(dialect.sql(statements.status))
+                .bind(serial)
+                .fetch_optional(&mut **tx)
+                .await?;
             Ok(Err(codec::revocation_refused(serial, exists.is_some())))
         }
 
@@ -133,7 +121,7 @@ macro_rules! shared_calls {
             sans_json: &str,
             provisioner: &str,
         ) -> Result<(), sqlx::Error> {
-            sqlx::query(sql(dialect, codec::AUDIT_INSERT))
+            sqlx::query(dialect.sql(codec::AUDIT_INSERT))
                 .bind(codec::to_unix(audit.at))
                 .bind(audit.action.as_str())
                 .bind(serial)
@@ -148,213 +136,316 @@ macro_rules! shared_calls {
             Ok(())
         }
 
-        /// Appends the audit entry of a revocation made in `tx`, copying the certificate's
-        /// columns from its row (`statement` is [`codec::AUDIT_REVOCATION`] or its SSH twin).
-        pub(crate) async fn audit_revocation_in(
-            tx: &mut Transaction<'static, Db>,
-            dialect: Dialect,
-            statement: &str,
-            audit: &AuditContext,
-            serial: &str,
-        ) -> Result<(), sqlx::Error> {
-            sqlx::query(sql(dialect, statement))
-                .bind(codec::to_unix(audit.at))
-                .bind(audit.action.as_str())
-                .bind(audit.credential.as_str())
-                .bind(codec::audit_address(audit))
-                .bind(audit.detail.as_str())
-                .bind(serial)
+        /// The bump and the read of [`codec::CRL_NUMBER_BUMP`] in one transaction: the
+        /// UPDATE's row lock makes callers (on any instance) taking a number at once queue, and
+        /// each reads the number its own UPDATE wrote.
+        async fn take_crl_number(tx: &mut Transaction<'static, Db>) -> Result<i64, sqlx::Error> {
+            sqlx::query(codec::CRL_NUMBER_BUMP)
                 .execute(&mut **tx)
                 .await?;
-            Ok(())
+            sqlx::query_scalar(codec::CRL_NUMBER)
+                .fetch_one(&mut **tx)
+                .await
         }
 
-        /// A page of the audit log ([`codec::audit_query`]).
-        pub(crate) async fn audit_entries(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            query: &AuditQuery,
-        ) -> Result<Vec<AuditEntry>, StoreError> {
-            let (after, since, limit) = codec::audit_bounds(query)?;
-            let mut select = sqlx::query(sql(dialect, codec::audit_query(query.serial.is_some())))
-                .bind(after)
-                .bind(since);
-            if let Some(serial) = &query.serial {
-                select = select.bind(serial.clone());
-            }
-            let rows = select
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-                .map_err(|e| backend("reading the audit log", e))?;
-            rows.iter().map(codec::audit_entry).collect()
-        }
-
-        /// A page of certificates ([`codec::list_query`]).
-        pub(crate) async fn list(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            page: &CertificatePage,
-        ) -> Result<Vec<StoredCertificate>, StoreError> {
-            let mut query = sqlx::query(sql(dialect, codec::list_query(page.status)))
-                .bind(page.after.clone().unwrap_or_default());
-            if codec::list_binds_now(page.status) {
-                query = query.bind(codec::to_unix(page.now));
-            }
-            let rows = query
-                .bind(codec::page_limit(page))
-                .fetch_all(pool)
-                .await
-                .map_err(|e| backend("listing certificates", e))?;
-            rows.iter()
-                .map(|row| codec::stored_from_row(row, "(listed)"))
-                .collect()
-        }
-
-        /// Deletes certificates expired before `before`.
-        pub(crate) async fn prune_certificates(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            before: OffsetDateTime,
-        ) -> Result<u64, StoreError> {
-            let result = sqlx::query(sql(dialect, codec::PRUNE_CERTIFICATES))
-                .bind(codec::to_unix(before))
-                .execute(pool)
-                .await
-                .map_err(|e| backend("pruning expired certificates", e))?;
-            Ok(result.rows_affected())
-        }
-
-        /// Deletes used-token records that expired before `now`.
-        pub(crate) async fn prune_used_tokens(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            now: OffsetDateTime,
-        ) -> Result<u64, StoreError> {
-            let result = sqlx::query(sql(dialect, codec::PRUNE_USED_TOKENS))
-                .bind(codec::to_unix(now))
-                .execute(pool)
-                .await
-                .map_err(|e| backend("pruning used tokens", e))?;
-            Ok(result.rows_affected())
-        }
-
-        pub(crate) async fn counts(pool: &Pool<Db>) -> Result<StoreCounts, StoreError> {
-            let (certificates, used_tokens): (i64, i64) = sqlx::query_as(codec::COUNTS)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| backend("counting rows", e))?;
-            Ok(codec::counts(certificates, used_tokens))
-        }
-
-        /// Takes a free lease, else an expired one or one's own: two statements, each atomic,
-        /// so of several instances asking at once exactly one gets it.
-        pub(crate) async fn acquire_lease(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            name: &str,
-            holder: &str,
-            now: OffsetDateTime,
-            until: OffsetDateTime,
-        ) -> Result<bool, StoreError> {
-            let context = |e| backend(&format!("taking lease {name}"), e);
-            let insert = dialect.insert_unless_present(codec::LEASE_INSERT);
-            let taken = sqlx::query(AssertSqlSafe(insert))
-                .bind(name)
-                .bind(holder)
-                .bind(codec::to_unix(until))
-                .execute(pool)
-                .await
-                .map_err(context)?;
-            if taken.rows_affected() == 1 {
-                return Ok(true);
-            }
-            let updated = sqlx::query(sql(dialect, codec::LEASE_UPDATE))
-                .bind(holder)
-                .bind(codec::to_unix(until))
-                .bind(name)
-                .bind(holder)
-                .bind(codec::to_unix(now))
-                .execute(pool)
-                .await
-                .map_err(context)?;
-            Ok(updated.rows_affected() == 1)
-        }
-
-        /// Keeps `crl` unless a higher-numbered one of its scope is kept: two statements, each
-        /// atomic, so concurrent publishers leave the highest.
-        pub(crate) async fn publish_crl(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            crl: &StoredCrl,
-        ) -> Result<(), StoreError> {
-            let context = |e| backend("keeping the latest CRL", e);
-            let number = codec::crl_number_column(crl.number)?;
-            let inserted = sqlx::query(AssertSqlSafe(
-                dialect.insert_unless_present(codec::CRL_INSERT),
-            ))
-            .bind(crl.scope.as_str())
-            .bind(number)
-            .bind(codec::to_unix(crl.this_update))
-            .bind(codec::to_unix(crl.next_update))
-            .bind(crl.der.as_slice())
-            .execute(pool)
-            .await
-            .map_err(context)?;
-            if inserted.rows_affected() == 0 {
-                sqlx::query(sql(dialect, codec::CRL_REPLACE))
-                    .bind(number)
-                    .bind(codec::to_unix(crl.this_update))
-                    .bind(codec::to_unix(crl.next_update))
-                    .bind(crl.der.as_slice())
-                    .bind(crl.scope.as_str())
-                    .bind(number)
-                    .execute(pool)
+        impl $store {
+            /// Whether the database answers, for `/health`. Goes through the read connections,
+            /// so on SQLite a long group commit does not make the CA look down.
+            pub async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query_scalar::<_, i64>(crate::PING)
+                    .fetch_one(self.reads())
                     .await
-                    .map_err(context)?;
+                    .map(|_| ())
+                    .map_err(|e| backend("checking the database", e))
             }
-            Ok(())
+
+            /// Records `tokens`, used at another CA (an import), as used here: in one
+            /// transaction, each unless it is recorded already. Returns how many were new.
+            pub(crate) async fn burn_imported(
+                &self,
+                tokens: &[UsedToken],
+            ) -> Result<u64, StoreError> {
+                let context = |e| backend("recording imported used tokens", e);
+                let mut tx = self.writes().begin().await.map_err(context)?;
+                let mut new = 0;
+                for token in tokens {
+                    if burn(&mut tx, self.dialect(), token)
+                        .await
+                        .map_err(context)?
+                    {
+                        new += 1;
+                    }
+                }
+                tx.commit().await.map_err(context)?;
+                Ok(new)
+            }
+
+            /// A revocation in a transaction of its own, X.509 or SSH by `statements`.
+            pub(crate) async fn revoke_with(
+                &self,
+                statements: &RevocationStatements,
+                revocation: &Revocation,
+                token: Option<&UsedToken>,
+                audit: &AuditContext,
+            ) -> Result<(), StoreError> {
+                let context = format!("revoking {} {}", statements.what, revocation.serial);
+                let dialect = self.dialect();
+                in_transaction(self, &context, |mut tx| async move {
+                    let outcome =
+                        revoke_in(&mut tx, dialect, statements, revocation, token, audit).await;
+                    (tx, outcome)
+                })
+                .await
+            }
+
+            /// Runs `statement`, a `DELETE` of the rows older than its one `?`, with `before`;
+            /// how many rows went.
+            async fn delete_before(
+                &self,
+                statement: &str,
+                before: OffsetDateTime,
+                context: &str,
+            ) -> Result<u64, StoreError> {
+                let result = sqlx::query(self.dialect().sql(statement))
+                    .bind(codec::to_unix(before))
+                    .execute(self.writes())
+                    .await
+                    .map_err(|e| backend(context, e))?;
+                Ok(result.rows_affected())
+            }
         }
 
-        pub(crate) async fn latest_crl(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            scope: CrlScopeName,
-        ) -> Result<Option<StoredCrl>, StoreError> {
-            let row: Option<(i64, i64, i64, Vec<u8>)> =
-                sqlx::query_as(sql(dialect, codec::CRL_LATEST))
-                    .bind(scope.as_str())
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(|e| backend("reading the latest CRL", e))?;
-            row.map(|row| codec::stored_crl(scope, row)).transpose()
+        impl CertStore for $store {
+            fn record_issuance<'a>(
+                &'a self,
+                certificate: &'a IssuedCertificate,
+                token: Option<&'a UsedToken>,
+                audit: &'a AuditContext,
+            ) -> BoxFuture<'a, Result<(), StoreError>> {
+                Box::pin(self.record(certificate, token, audit))
+            }
+
+            fn certificate<'a>(
+                &'a self,
+                serial: &'a str,
+            ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>> {
+                Box::pin(async move {
+                    let row = sqlx::query(self.dialect().sql(codec::SELECT_CERTIFICATE))
+                        .bind(serial)
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(|e| backend(&format!("looking up certificate {serial}"), e))?;
+                    row.map(|row| codec::stored_from_row(&row, serial))
+                        .transpose()
+                })
+            }
+
+            fn revoke<'a>(
+                &'a self,
+                revocation: &'a Revocation,
+                token: Option<&'a UsedToken>,
+                audit: &'a AuditContext,
+            ) -> BoxFuture<'a, Result<(), StoreError>> {
+                Box::pin(self.revoke_with(&codec::X509_REVOCATION, revocation, token, audit))
+            }
+
+            fn prune_used_tokens(
+                &self,
+                now: OffsetDateTime,
+            ) -> BoxFuture<'_, Result<u64, StoreError>> {
+                Box::pin(self.delete_before(codec::PRUNE_USED_TOKENS, now, "pruning used tokens"))
+            }
+
+            // The statement and its binds: codec::REVOKED.
+            fn revoked_certificates(
+                &self,
+                query: RevokedQuery,
+            ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
+                Box::pin(async move {
+                    let (since, unexpired) = codec::revoked_bounds(&query);
+                    let rows: Vec<(String, i64, Option<i64>, i64)> =
+                        sqlx::query_as(self.dialect().sql(codec::REVOKED))
+                            .bind(since)
+                            .bind(unexpired)
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(|e| backend("listing revoked certificates", e))?;
+                    rows.into_iter().map(codec::revoked_entry).collect()
+                })
+            }
+
+            fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+                Box::pin(async move {
+                    let context = "taking the next CRL number";
+                    let number = in_transaction(self, context, |mut tx| async move {
+                        let outcome = take_crl_number(&mut tx).await.map(Ok);
+                        (tx, outcome)
+                    })
+                    .await?;
+                    codec::crl_number(number)
+                })
+            }
+
+            // Keeps `crl` unless a higher-numbered one of its scope is kept: two statements,
+            // each atomic, so concurrent publishers leave the highest.
+            fn publish_crl<'a>(
+                &'a self,
+                crl: &'a StoredCrl,
+            ) -> BoxFuture<'a, Result<(), StoreError>> {
+                Box::pin(async move {
+                    let context = |e| backend("keeping the latest CRL", e);
+                    let number = codec::crl_number_column(crl.number)?;
+                    let inserted = sqlx::query(self.dialect().insert_sql(codec::CRL_INSERT))
+                        .bind(crl.scope.as_str())
+                        .bind(number)
+                        .bind(codec::to_unix(crl.this_update))
+                        .bind(codec::to_unix(crl.next_update))
+                        .bind(crl.der.as_slice())
+                        .execute(self.writes())
+                        .await
+                        .map_err(context)?;
+                    if inserted.rows_affected() == 0 {
+                        sqlx::query(self.dialect().sql(codec::CRL_REPLACE))
+                            .bind(number)
+                            .bind(codec::to_unix(crl.this_update))
+                            .bind(codec::to_unix(crl.next_update))
+                            .bind(crl.der.as_slice())
+                            .bind(crl.scope.as_str())
+                            .bind(number)
+                            .execute(self.writes())
+                            .await
+                            .map_err(context)?;
+                    }
+                    Ok(())
+                })
+            }
+
+            fn latest_crl(
+                &self,
+                scope: CrlScopeName,
+            ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
+                Box::pin(async move {
+                    let row: Option<(i64, i64, i64, Vec<u8>)> =
+                        sqlx::query_as(self.dialect().sql(codec::CRL_LATEST))
+                            .bind(scope.as_str())
+                            .fetch_optional(self.reads())
+                            .await
+                            .map_err(|e| backend("reading the latest CRL", e))?;
+                    row.map(|row| codec::stored_crl(scope, row)).transpose()
+                })
+            }
         }
 
-        /// Revoked certificates for a CRL ([`codec::REVOKED`]).
-        pub(crate) async fn revoked(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            query: RevokedQuery,
-        ) -> Result<Vec<RevokedEntry>, StoreError> {
-            let (since, unexpired) = codec::revoked_bounds(&query);
-            let rows: Vec<(String, i64, Option<i64>, i64)> =
-                sqlx::query_as(sql(dialect, codec::REVOKED))
-                    .bind(since)
-                    .bind(unexpired)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| backend("listing revoked certificates", e))?;
-            rows.into_iter().map(codec::revoked_entry).collect()
+        impl AdminStore for $store {
+            // The statement and its binds: codec::list_query.
+            fn list_certificates<'a>(
+                &'a self,
+                page: &'a CertificatePage,
+            ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>> {
+                Box::pin(async move {
+                    let mut query = sqlx::query(self.dialect().sql(codec::list_query(page.status)))
+                        .bind(page.after.clone().unwrap_or_default());
+                    if codec::list_binds_now(page.status) {
+                        query = query.bind(codec::to_unix(page.now));
+                    }
+                    let rows = query
+                        .bind(codec::page_limit(page))
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(|e| backend("listing certificates", e))?;
+                    rows.iter()
+                        .map(|row| codec::stored_from_row(row, "(listed)"))
+                        .collect()
+                })
+            }
+
+            fn prune_certificates(
+                &self,
+                expired_before: OffsetDateTime,
+            ) -> BoxFuture<'_, Result<u64, StoreError>> {
+                Box::pin(self.delete_before(
+                    codec::PRUNE_CERTIFICATES,
+                    expired_before,
+                    "pruning expired certificates",
+                ))
+            }
+
+            fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>> {
+                Box::pin(async move {
+                    let (certificates, used_tokens): (i64, i64) = sqlx::query_as(codec::COUNTS)
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(|e| backend("counting rows", e))?;
+                    Ok(codec::counts(certificates, used_tokens))
+                })
+            }
+
+            // Takes a free lease, else an expired one or one's own: two statements, each
+            // atomic, so of several instances asking at once exactly one gets it.
+            fn acquire_lease<'a>(
+                &'a self,
+                name: &'a str,
+                holder: &'a str,
+                now: OffsetDateTime,
+                until: OffsetDateTime,
+            ) -> BoxFuture<'a, Result<bool, StoreError>> {
+                Box::pin(async move {
+                    let context = |e| backend(&format!("taking lease {name}"), e);
+                    let taken = sqlx::query(self.dialect().insert_sql(codec::LEASE_INSERT))
+                        .bind(name)
+                        .bind(holder)
+                        .bind(codec::to_unix(until))
+                        .execute(self.writes())
+                        .await
+                        .map_err(context)?;
+                    if taken.rows_affected() == 1 {
+                        return Ok(true);
+                    }
+                    let updated = sqlx::query(self.dialect().sql(codec::LEASE_UPDATE))
+                        .bind(holder)
+                        .bind(codec::to_unix(until))
+                        .bind(name)
+                        .bind(holder)
+                        .bind(codec::to_unix(now))
+                        .execute(self.writes())
+                        .await
+                        .map_err(context)?;
+                    Ok(updated.rows_affected() == 1)
+                })
+            }
+
+            // The statement and its binds: codec::audit_query.
+            fn audit_entries<'a>(
+                &'a self,
+                query: &'a AuditQuery,
+            ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
+                Box::pin(async move {
+                    let (after, since, limit) = codec::audit_bounds(query)?;
+                    let statement = codec::audit_query(query.serial.is_some());
+                    let mut select = sqlx::query(self.dialect().sql(statement))
+                        .bind(after)
+                        .bind(since);
+                    if let Some(serial) = &query.serial {
+                        select = select.bind(serial.clone());
+                    }
+                    let rows = select
+                        .bind(limit)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(|e| backend("reading the audit log", e))?;
+                    rows.iter().map(codec::audit_entry).collect()
+                })
+            }
         }
     };
 }
 
-/// For the SQLite backend's pools.
+/// For the SQLite store.
 pub(crate) mod sqlite {
-    shared_calls!(sqlx::Sqlite);
+    shared_calls!(crate::SqliteStore);
 }
 
-/// For PostgreSQL and MySQL, through the `Any` pool.
+/// For the PostgreSQL and MySQL store, through the `Any` pool.
 pub(crate) mod any {
-    shared_calls!(sqlx::Any);
+    shared_calls!(crate::NetworkedStore);
 }

@@ -9,16 +9,13 @@
 //! Issuances go through one writer task that commits whatever is queued in a single transaction
 //! (group commit): concurrent requests share one fsync, and each is answered after the commit.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
-use mayfly_authority::store::{
-    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
-    IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
-    StoredCertificate, StoredCrl, UsedToken,
-};
+use mayfly_authority::audit::AuditContext;
+use mayfly_authority::store::{CertificateStatus, IssuedCertificate, StoreError, UsedToken};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -26,7 +23,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, backend};
-use crate::{Error, MIGRATIONS};
+use crate::engine::Engine;
+use crate::{Dialect, Error, MIGRATIONS};
 
 /// How long a statement waits for another connection's lock before failing with "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,16 +35,22 @@ const READERS: u32 = 4;
 /// Name used in error messages for an in-memory database.
 const IN_MEMORY: &str = ":memory:";
 
-/// A [`CertStore`] in a SQLite database.
+/// The store traits ([`CertStore`], [`AdminStore`], [`SshStore`], [`AcmeStore`]) in a SQLite
+/// database.
 ///
 /// Cloning is cheap and clones share the connections.
+///
+/// [`CertStore`]: mayfly_authority::store::CertStore
+/// [`AdminStore`]: mayfly_authority::store::AdminStore
+/// [`SshStore`]: mayfly_authority::ssh::store::SshStore
+/// [`AcmeStore`]: mayfly_acme::store::AcmeStore
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Every write goes through this pool of one connection.
-    pub(crate) writer: SqlitePool,
+    writer: SqlitePool,
     /// Lookups; the same pool as `writer` for an in-memory database, whose data lives in that one
     /// connection.
-    pub(crate) reader: SqlitePool,
+    reader: SqlitePool,
     /// Issuances waiting for the writer task, which commits them in groups.
     queue: mpsc::Sender<Pending>,
     path: PathBuf,
@@ -148,16 +152,6 @@ impl SqliteStore {
         self.reader.close().await;
     }
 
-    /// Whether the database answers, for `/health`. Goes through the readers, so a long group
-    /// commit does not make the CA look down.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>(crate::PING)
-            .fetch_one(&self.reader)
-            .await
-            .map(|_| ())
-            .map_err(|e| backend("checking the database", e))
-    }
-
     /// Reads the settings in force on the writer connection.
     pub async fn connection_settings(&self) -> Result<ConnectionSettings, StoreError> {
         let context = "reading connection settings";
@@ -196,7 +190,41 @@ impl SqliteStore {
             busy_timeout_ms,
         })
     }
+}
 
+/// SQLite's own ways: writes on the one writer connection, lookups on the readers, and
+/// `BEGIN IMMEDIATE`, so writers queue on the busy timeout instead of one failing halfway.
+impl Engine for SqliteStore {
+    type Db = sqlx::Sqlite;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    /// The reader connections, so a long group commit holds up no lookup.
+    fn reads(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// The one writer connection: SQLite serialises writers anyway.
+    fn writes(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
+    {
+        self.writer.begin_with("BEGIN IMMEDIATE")
+    }
+
+    /// Never: the write lock is taken up front, so there is no deadlock for SQLite to break,
+    /// and a busy database has already been waited for (the busy timeout).
+    fn retryable(_: &sqlx::Error) -> bool {
+        false
+    }
+
+    /// Through the writer task, which commits what is queued as one group.
     async fn record(
         &self,
         certificate: &IssuedCertificate,
@@ -216,208 +244,6 @@ impl SqliteStore {
         let stopped = || StoreError::Backend("the SQLite writer has stopped".into());
         self.queue.send(pending).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
-    }
-
-    async fn record_revocation(
-        &self,
-        revocation: &Revocation,
-        token: Option<&UsedToken>,
-        audit: &AuditContext,
-    ) -> Result<(), StoreError> {
-        let serial = revocation.serial.as_str();
-        let context = format!("revoking certificate {serial}");
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| backend(&context, e))?;
-        let outcome = crate::shared::sqlite::revoke_in(
-            &mut tx,
-            crate::Dialect::Sqlite,
-            revocation,
-            token,
-            audit,
-        )
-        .await;
-        match outcome {
-            Ok(Ok(())) => tx.commit().await.map_err(|e| backend(&context, e)),
-            Ok(Err(refusal)) => {
-                let _ = tx.rollback().await;
-                Err(refusal)
-            }
-            Err(error) => {
-                let _ = tx.rollback().await;
-                Err(backend(&context, error))
-            }
-        }
-    }
-
-    async fn load(&self, serial: &str) -> Result<Option<StoredCertificate>, StoreError> {
-        crate::shared::sqlite::load(&self.reader, crate::Dialect::Sqlite, serial).await
-    }
-
-    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        crate::shared::sqlite::prune_used_tokens(&self.writer, crate::Dialect::Sqlite, now).await
-    }
-}
-
-impl SqliteStore {
-    async fn list(&self, page: &CertificatePage) -> Result<Vec<StoredCertificate>, StoreError> {
-        crate::shared::sqlite::list(&self.reader, crate::Dialect::Sqlite, page).await
-    }
-
-    async fn prune_expired(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        crate::shared::sqlite::prune_certificates(&self.writer, crate::Dialect::Sqlite, before)
-            .await
-    }
-
-    async fn row_counts(&self) -> Result<StoreCounts, StoreError> {
-        crate::shared::sqlite::counts(&self.reader).await
-    }
-
-    async fn lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        crate::shared::sqlite::acquire_lease(
-            &self.writer,
-            crate::Dialect::Sqlite,
-            name,
-            holder,
-            now,
-            until,
-        )
-        .await
-    }
-}
-
-impl AdminStore for SqliteStore {
-    fn list_certificates<'a>(
-        &'a self,
-        page: &'a CertificatePage,
-    ) -> BoxFuture<'a, Result<Vec<StoredCertificate>, StoreError>> {
-        Box::pin(self.list(page))
-    }
-
-    fn prune_certificates(
-        &self,
-        expired_before: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.prune_expired(expired_before))
-    }
-
-    fn counts(&self) -> BoxFuture<'_, Result<StoreCounts, StoreError>> {
-        Box::pin(self.row_counts())
-    }
-
-    fn acquire_lease<'a>(
-        &'a self,
-        name: &'a str,
-        holder: &'a str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.lease(name, holder, now, until))
-    }
-
-    fn audit_entries<'a>(
-        &'a self,
-        query: &'a AuditQuery,
-    ) -> BoxFuture<'a, Result<Vec<AuditEntry>, StoreError>> {
-        Box::pin(crate::shared::sqlite::audit_entries(
-            &self.reader,
-            crate::Dialect::Sqlite,
-            query,
-        ))
-    }
-}
-
-impl SqliteStore {
-    async fn revoked(&self, query: RevokedQuery) -> Result<Vec<RevokedEntry>, StoreError> {
-        crate::shared::sqlite::revoked(&self.reader, crate::Dialect::Sqlite, query).await
-    }
-
-    async fn crl_number(&self) -> Result<u64, StoreError> {
-        let context = "taking the next CRL number";
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| backend(context, e))?;
-        sqlx::query(codec::CRL_NUMBER_BUMP)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| backend(context, e))?;
-        let number: i64 = sqlx::query_scalar(codec::CRL_NUMBER)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| backend(context, e))?;
-        tx.commit().await.map_err(|e| backend(context, e))?;
-        codec::crl_number(number)
-    }
-}
-
-impl CertStore for SqliteStore {
-    fn record_issuance<'a>(
-        &'a self,
-        certificate: &'a IssuedCertificate,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record(certificate, token, audit))
-    }
-
-    fn certificate<'a>(
-        &'a self,
-        serial: &'a str,
-    ) -> BoxFuture<'a, Result<Option<StoredCertificate>, StoreError>> {
-        Box::pin(self.load(serial))
-    }
-
-    fn revoke<'a>(
-        &'a self,
-        revocation: &'a Revocation,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.record_revocation(revocation, token, audit))
-    }
-
-    fn prune_used_tokens(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.prune(now))
-    }
-
-    fn revoked_certificates(
-        &self,
-        query: RevokedQuery,
-    ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
-        Box::pin(self.revoked(query))
-    }
-
-    fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.crl_number())
-    }
-
-    fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(crate::shared::sqlite::publish_crl(
-            &self.writer,
-            crate::Dialect::Sqlite,
-            crl,
-        ))
-    }
-
-    fn latest_crl(
-        &self,
-        scope: CrlScopeName,
-    ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
-        Box::pin(crate::shared::sqlite::latest_crl(
-            &self.reader,
-            crate::Dialect::Sqlite,
-            scope,
-        ))
     }
 }
 
@@ -667,7 +493,7 @@ async fn migrate(pool: &SqlitePool, path: &Path) -> Result<(), Error> {
             tx.rollback().await.map_err(migrate_error)?;
             continue;
         }
-        for statement in crate::Dialect::Sqlite.translate_migration(sql) {
+        for statement in Dialect::Sqlite.translate_migration(sql) {
             sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
                 .execute(&mut *tx)
                 .await

@@ -1,19 +1,14 @@
-//! [`SshStore`] on every backend: SSH certificates in `ssh_certificates` (migration 4), their
+//! [`SshStore`] on both stores: SSH certificates in `ssh_certificates` (migration 4), their
 //! tokens burnt in the same `used_tokens` table as X.509 issuances, with the same one-statement
-//! check-and-record. The statements and row decoding are written once; each backend only opens
-//! its transaction (`BEGIN IMMEDIATE` on SQLite) and commits it.
+//! check-and-record. Written once and generated for each store, as [`crate::shared`]; each store's
+//! [`Engine`](crate::engine::Engine) opens the transactions (`BEGIN IMMEDIATE` on SQLite) and
+//! retries them where that engine can pick a deadlock victim.
 
-use mayfly_authority::audit::AuditContext;
-use mayfly_authority::ssh::store::{
-    IssuedSshCertificate, RevokedSsh, SshStore, StoredSshCertificate,
-};
-use mayfly_authority::store::{BoxFuture, Revocation, StoreError, UsedToken};
+use mayfly_authority::ssh::store::{IssuedSshCertificate, StoredSshCertificate};
+use mayfly_authority::store::{Revocation, StoreError};
 use mayfly_pki::ssh::CertType;
-use time::OffsetDateTime;
 
-use crate::codec::{self, backend};
-use crate::networked::Write;
-use crate::{NetworkedStore, SqliteStore};
+use crate::codec::{self, RevocationStatements, backend};
 
 /// The columns [`decode`] reads, as a literal so queries stay static strings.
 macro_rules! ssh_columns {
@@ -31,9 +26,15 @@ const SELECT: &str = concat!(
     ssh_columns!(),
     " FROM ssh_certificates WHERE serial = ?"
 );
-const REVOKE: &str = "UPDATE ssh_certificates SET status = ?, revoked_at = ?, \
-     revocation_reason = ?, revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?";
-const STATUS: &str = "SELECT status FROM ssh_certificates WHERE serial = ?";
+/// An SSH certificate's revocation: its key id and principals stand for subject and SANs in
+/// the audit entry.
+const REVOCATION: RevocationStatements = RevocationStatements {
+    what: "SSH certificate",
+    update: "UPDATE ssh_certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
+             revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?",
+    status: "SELECT status FROM ssh_certificates WHERE serial = ?",
+    audit: codec::AUDIT_SSH_REVOCATION,
+};
 const REVOKED: &str =
     "SELECT serial, cert_type FROM ssh_certificates WHERE status = ? AND valid_before > ?";
 const HOSTS: &str = concat!(
@@ -106,46 +107,44 @@ where
     })
 }
 
-/// The calls, generated per pool type like [`crate::shared`].
+/// The calls, generated per store like [`crate::shared`]; `$shared` is that store's module there.
 macro_rules! ssh_calls {
-    ($database:ty, $shared:ident) => {
+    ($store:ty, $shared:ident) => {
         use mayfly_authority::audit::AuditContext;
-        use mayfly_authority::ssh::store::{IssuedSshCertificate, RevokedSsh};
-        use mayfly_authority::store::{CertificateStatus, Revocation, StoreError, UsedToken};
+        use mayfly_authority::ssh::store::{
+            IssuedSshCertificate, RevokedSsh, SshStore, StoredSshCertificate,
+        };
+        use mayfly_authority::store::{
+            BoxFuture, CertificateStatus, Revocation, StoreError, UsedToken,
+        };
         use mayfly_pki::ssh::CertType;
-        use sqlx::{AssertSqlSafe, Pool, Transaction};
+        use sqlx::Transaction;
         use time::OffsetDateTime;
 
         use crate::Dialect;
         use crate::codec::{self, backend};
+        use crate::engine::{Engine, Outcome, in_transaction};
+        use crate::shared::$shared::{audit_issued_in, spend};
 
-        type Db = $database;
+        type Db = <$store as Engine>::Db;
 
-        fn sql(dialect: Dialect, query: &str) -> AssertSqlSafe<String> {
-            AssertSqlSafe(dialect.placeholders(query))
-        }
-
-        /// The statements of an SSH issuance in `tx`; `Ok(Err(_))` is a refusal.
-        pub(crate) async fn record_in(
+        /// The statements of an SSH issuance in `tx`.
+        async fn record_in(
             tx: &mut Transaction<'static, Db>,
             dialect: Dialect,
             certificate: &IssuedSshCertificate,
             token: Option<&UsedToken>,
             audit: &AuditContext,
-        ) -> Result<Result<(), StoreError>, sqlx::Error> {
+        ) -> Outcome<()> {
             let serial = certificate.serial.to_string();
-            if let Some(token) = token
-                && !crate::shared::$shared::burn(tx, dialect, token).await?
-            {
-                return Ok(Err(StoreError::TokenAlreadyUsed {
-                    jti: token.jti.clone(),
-                }));
+            if let Err(refusal) = spend(tx, dialect, token).await? {
+                return Ok(Err(refusal));
             }
             let principals = match codec::encode_sans(&certificate.principals) {
                 Ok(principals) => principals,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            let inserted = sqlx::query(AssertSqlSafe(dialect.insert_unless_present(super::INSERT)))
+            let inserted = sqlx::query(dialect.insert_sql(super::INSERT))
                 .bind(&serial)
                 .bind(certificate.cert_type.as_str())
                 .bind(&certificate.key_id)
@@ -161,7 +160,7 @@ macro_rules! ssh_calls {
             if inserted.rows_affected() == 0 {
                 return Ok(Err(StoreError::SerialTaken { serial }));
             }
-            crate::shared::$shared::audit_issued_in(
+            audit_issued_in(
                 tx,
                 dialect,
                 audit,
@@ -174,262 +173,97 @@ macro_rules! ssh_calls {
             Ok(Ok(()))
         }
 
-        /// The statements of an SSH revocation in `tx`; `Ok(Err(_))` is a refusal.
-        pub(crate) async fn revoke_in(
-            tx: &mut Transaction<'static, Db>,
-            dialect: Dialect,
-            revocation: &Revocation,
-            token: Option<&UsedToken>,
-            audit: &AuditContext,
-        ) -> Result<Result<(), StoreError>, sqlx::Error> {
-            let serial = revocation.serial.as_str();
-            if let Some(token) = token
-                && !crate::shared::$shared::burn(tx, dialect, token).await?
-            {
-                return Ok(Err(StoreError::TokenAlreadyUsed {
-                    jti: token.jti.clone(),
-                }));
-            }
-            let updated = sqlx::query(sql(dialect, super::REVOKE))
-                .bind(CertificateStatus::Revoked.as_str())
-                .bind(codec::to_unix(revocation.revoked_at))
-                .bind(i64::from(revocation.reason_code))
-                .bind(revocation.reason.as_str())
-                .bind(revocation.revoked_by.as_str())
-                .bind(serial)
-                .bind(CertificateStatus::Valid.as_str())
-                .execute(&mut **tx)
-                .await?;
-            if updated.rows_affected() == 1 {
-                crate::shared::$shared::audit_revocation_in(
-                    tx,
-                    dialect,
-                    codec::AUDIT_SSH_REVOCATION,
-                    audit,
-                    serial,
-                )
-                .await?;
-                return Ok(Ok(()));
-            }
-            let exists: Option<String> = sqlx::query_scalar(sql(dialect, super::STATUS))
-                .bind(serial)
-                .fetch_optional(&mut **tx)
-                .await?;
-            Ok(Err(codec::revocation_refused(serial, exists.is_some())))
-        }
-
-        pub(crate) async fn load(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            serial: u64,
-        ) -> Result<Option<mayfly_authority::ssh::store::StoredSshCertificate>, StoreError> {
-            let row = sqlx::query(sql(dialect, super::SELECT))
-                .bind(serial.to_string())
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| backend(&format!("looking up SSH certificate {serial}"), e))?;
-            row.as_ref().map(super::decode).transpose()
-        }
-
-        pub(crate) async fn revoked(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            now: OffsetDateTime,
-        ) -> Result<Vec<RevokedSsh>, StoreError> {
-            let context = "listing revoked SSH certificates";
-            let rows: Vec<(String, String)> = sqlx::query_as(sql(dialect, super::REVOKED))
-                .bind(CertificateStatus::Revoked.as_str())
-                .bind(codec::to_unix(now))
-                .fetch_all(pool)
-                .await
-                .map_err(|e| backend(context, e))?;
-            rows.iter()
-                .map(|(serial, kind)| {
-                    Ok(RevokedSsh {
-                        cert_type: super::cert_type(serial, kind)?,
-                        serial: super::serial_number(serial)?,
+        impl SshStore for $store {
+            fn record_ssh_issuance<'a>(
+                &'a self,
+                certificate: &'a IssuedSshCertificate,
+                token: Option<&'a UsedToken>,
+                audit: &'a AuditContext,
+            ) -> BoxFuture<'a, Result<(), StoreError>> {
+                Box::pin(async move {
+                    let context = format!("recording SSH certificate {}", certificate.serial);
+                    let dialect = self.dialect();
+                    in_transaction(self, &context, |mut tx| async move {
+                        let outcome = record_in(&mut tx, dialect, certificate, token, audit).await;
+                        (tx, outcome)
                     })
+                    .await
                 })
-                .collect()
-        }
+            }
 
-        pub(crate) async fn hosts(
-            pool: &Pool<Db>,
-            dialect: Dialect,
-            now: OffsetDateTime,
-        ) -> Result<Vec<IssuedSshCertificate>, StoreError> {
-            let rows = sqlx::query(sql(dialect, super::HOSTS))
-                .bind(CertificateStatus::Valid.as_str())
-                .bind(CertType::Host.as_str())
-                .bind(codec::to_unix(now))
-                .bind(codec::to_unix(now))
-                .fetch_all(pool)
-                .await
-                .map_err(|e| backend("listing SSH hosts", e))?;
-            rows.iter()
-                .map(|row| super::decode(row).map(|stored| stored.certificate))
-                .collect()
+            fn ssh_certificate(
+                &self,
+                serial: u64,
+            ) -> BoxFuture<'_, Result<Option<StoredSshCertificate>, StoreError>> {
+                Box::pin(async move {
+                    let row = sqlx::query(self.dialect().sql(super::SELECT))
+                        .bind(serial.to_string())
+                        .fetch_optional(self.reads())
+                        .await
+                        .map_err(|e| backend(&format!("looking up SSH certificate {serial}"), e))?;
+                    row.as_ref().map(super::decode).transpose()
+                })
+            }
+
+            fn revoke_ssh<'a>(
+                &'a self,
+                revocation: &'a Revocation,
+                token: Option<&'a UsedToken>,
+                audit: &'a AuditContext,
+            ) -> BoxFuture<'a, Result<(), StoreError>> {
+                Box::pin(self.revoke_with(&super::REVOCATION, revocation, token, audit))
+            }
+
+            fn revoked_ssh(
+                &self,
+                now: OffsetDateTime,
+            ) -> BoxFuture<'_, Result<Vec<RevokedSsh>, StoreError>> {
+                Box::pin(async move {
+                    let context = "listing revoked SSH certificates";
+                    let rows: Vec<(String, String)> =
+                        sqlx::query_as(self.dialect().sql(super::REVOKED))
+                            .bind(CertificateStatus::Revoked.as_str())
+                            .bind(codec::to_unix(now))
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(|e| backend(context, e))?;
+                    rows.iter()
+                        .map(|(serial, kind)| {
+                            Ok(RevokedSsh {
+                                cert_type: super::cert_type(serial, kind)?,
+                                serial: super::serial_number(serial)?,
+                            })
+                        })
+                        .collect()
+                })
+            }
+
+            fn ssh_hosts(
+                &self,
+                now: OffsetDateTime,
+            ) -> BoxFuture<'_, Result<Vec<IssuedSshCertificate>, StoreError>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(self.dialect().sql(super::HOSTS))
+                        .bind(CertificateStatus::Valid.as_str())
+                        .bind(CertType::Host.as_str())
+                        .bind(codec::to_unix(now))
+                        .bind(codec::to_unix(now))
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(|e| backend("listing SSH hosts", e))?;
+                    rows.iter()
+                        .map(|row| super::decode(row).map(|stored| stored.certificate))
+                        .collect()
+                })
+            }
         }
     };
 }
 
 mod on_sqlite {
-    ssh_calls!(sqlx::Sqlite, sqlite);
+    ssh_calls!(crate::SqliteStore, sqlite);
 }
 
-pub(crate) mod on_any {
-    ssh_calls!(sqlx::Any, any);
-}
-
-impl SshStore for SqliteStore {
-    fn record_ssh_issuance<'a>(
-        &'a self,
-        certificate: &'a IssuedSshCertificate,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let context = format!("recording SSH certificate {}", certificate.serial);
-            let mut tx = self
-                .writer
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| backend(&context, e))?;
-            let outcome =
-                on_sqlite::record_in(&mut tx, crate::Dialect::Sqlite, certificate, token, audit)
-                    .await;
-            finish(tx, outcome, &context).await
-        })
-    }
-
-    fn ssh_certificate(
-        &self,
-        serial: u64,
-    ) -> BoxFuture<'_, Result<Option<StoredSshCertificate>, StoreError>> {
-        Box::pin(on_sqlite::load(
-            &self.reader,
-            crate::Dialect::Sqlite,
-            serial,
-        ))
-    }
-
-    fn revoke_ssh<'a>(
-        &'a self,
-        revocation: &'a Revocation,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let context = format!("revoking SSH certificate {}", revocation.serial);
-            let mut tx = self
-                .writer
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(|e| backend(&context, e))?;
-            let outcome =
-                on_sqlite::revoke_in(&mut tx, crate::Dialect::Sqlite, revocation, token, audit)
-                    .await;
-            finish(tx, outcome, &context).await
-        })
-    }
-
-    fn revoked_ssh(
-        &self,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Vec<RevokedSsh>, StoreError>> {
-        Box::pin(on_sqlite::revoked(
-            &self.reader,
-            crate::Dialect::Sqlite,
-            now,
-        ))
-    }
-
-    fn ssh_hosts(
-        &self,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Vec<IssuedSshCertificate>, StoreError>> {
-        Box::pin(on_sqlite::hosts(&self.reader, crate::Dialect::Sqlite, now))
-    }
-}
-
-/// Commits on success; rolls back a refusal or a failure, so neither changes anything.
-async fn finish(
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    outcome: Result<Result<(), StoreError>, sqlx::Error>,
-    context: &str,
-) -> Result<(), StoreError> {
-    match outcome {
-        Ok(Ok(())) => tx.commit().await.map_err(|e| backend(context, e)),
-        Ok(Err(refusal)) => {
-            let _ = tx.rollback().await;
-            Err(refusal)
-        }
-        Err(error) => {
-            let _ = tx.rollback().await;
-            Err(backend(context, error))
-        }
-    }
-}
-
-impl SshStore for NetworkedStore {
-    fn record_ssh_issuance<'a>(
-        &'a self,
-        certificate: &'a IssuedSshCertificate,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let context = format!("recording SSH certificate {}", certificate.serial);
-            self.in_transaction(
-                &context,
-                Write::SshIssue {
-                    certificate,
-                    token,
-                    audit,
-                },
-            )
-            .await
-        })
-    }
-
-    fn ssh_certificate(
-        &self,
-        serial: u64,
-    ) -> BoxFuture<'_, Result<Option<StoredSshCertificate>, StoreError>> {
-        Box::pin(on_any::load(&self.pool, self.dialect, serial))
-    }
-
-    fn revoke_ssh<'a>(
-        &'a self,
-        revocation: &'a Revocation,
-        token: Option<&'a UsedToken>,
-        audit: &'a AuditContext,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let context = format!("revoking SSH certificate {}", revocation.serial);
-            self.in_transaction(
-                &context,
-                Write::SshRevoke {
-                    revocation,
-                    token,
-                    audit,
-                },
-            )
-            .await
-        })
-    }
-
-    fn revoked_ssh(
-        &self,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Vec<RevokedSsh>, StoreError>> {
-        Box::pin(on_any::revoked(&self.pool, self.dialect, now))
-    }
-
-    fn ssh_hosts(
-        &self,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'_, Result<Vec<IssuedSshCertificate>, StoreError>> {
-        Box::pin(on_any::hosts(&self.pool, self.dialect, now))
-    }
+mod on_any {
+    ssh_calls!(crate::NetworkedStore, any);
 }
