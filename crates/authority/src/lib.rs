@@ -8,8 +8,11 @@
 pub mod audit;
 pub mod authority;
 pub mod clock;
+pub mod credential;
 pub mod crl;
 pub mod error;
+pub mod issue;
+pub mod material;
 pub mod ocsp;
 pub mod policy;
 pub mod provisioner;
@@ -20,10 +23,14 @@ pub mod ssh;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod x509;
 
 /// Configuration lives in `mayfly-config`; these paths stay for callers that reach it through
 /// the authority.
 pub use mayfly_config::{claims, config, datasource, duration, files, init};
 
-pub use authority::{AdminCredentials, Authority, AuthorityParts, Issued, LoadedMaterial};
+pub use authority::{Authority, AuthorityParts};
+pub use credential::admin::AdminCredentials;
 pub use error::{Error, ErrorKind, Result};
+pub use issue::Issued;
+pub use material::LoadedMaterial;

@@ -1,6 +1,13 @@
 //! Revocation requests: RFC 5280 reason codes and who may revoke what.
 
+use mayfly_pki::cert::CertificateInfo;
+
+use crate::audit::{AuditAction, AuditContext, revocation_detail};
+use crate::authority::Authority;
+use crate::credential::Endpoint;
 use crate::error::{Error, Result};
+use crate::store::{Revocation, UsedToken};
+use crate::telemetry::{Attempt, Operation};
 
 /// RFC 5280 5.3.1 CRLReason names by code; 7 is unused in the RFC.
 const REASONS: &[(u8, &str)] = &[
@@ -123,6 +130,95 @@ pub enum RevokeAuthorization<'a> {
     Token(&'a str),
     /// The certificate itself, presented and verified over mutual TLS (leaf DER).
     Certificate(&'a [u8]),
+}
+
+impl Authority {
+    /// Revokes a certificate (passively: renewals are refused from now on; and in the CRL and
+    /// OCSP answers where those are on).
+    pub async fn revoke(
+        &self,
+        request: &RevokeRequest,
+        credential: RevokeAuthorization<'_>,
+    ) -> Result<()> {
+        let mut attempt = Attempt::new(Operation::Revoke);
+        let outcome = async {
+            if !request.passive && self.crl_publisher().is_none() && self.ocsp_responder().is_none()
+            {
+                return Err(Error::ActiveRevocationUnavailable);
+            }
+            let serial = mayfly_pki::SerialNumber::from_decimal(&request.serial)
+                .map_err(|_| Error::SerialMalformed(request.serial.clone()))?
+                .to_decimal();
+            let now = self.clock().now();
+            let (credential, burn) = match credential {
+                RevokeAuthorization::Token(ott) => {
+                    let authorization = self.verify_token(ott, Endpoint::Revoke, now)?;
+                    attempt.provisioner(&authorization.provisioner.name);
+                    if authorization.subject != serial {
+                        return Err(Error::RevokeSerialMismatch {
+                            authorized: format!("certificate {:?}", authorization.subject),
+                            requested: serial,
+                        });
+                    }
+                    (authorization.credential, authorization.burn)
+                }
+                RevokeAuthorization::Certificate(leaf_der) => {
+                    let presented = CertificateInfo::from_der(leaf_der)?;
+                    if presented.serial.to_decimal() != serial {
+                        return Err(Error::RevokeSerialMismatch {
+                            authorized: format!(
+                                "only the certificate presented ({})",
+                                presented.serial.to_decimal()
+                            ),
+                            requested: serial,
+                        });
+                    }
+                    (format!("mtls:{}", presented.common_name), None)
+                }
+            };
+            self.record_revocation(
+                &serial,
+                request.reason_code,
+                &request.reason,
+                &credential,
+                burn.as_ref(),
+            )
+            .await
+        }
+        .await;
+        attempt.finish(&outcome);
+        outcome
+    }
+
+    /// Records the revocation of `serial` (decimal) once its requester is authorised, and acts
+    /// on it (OCSP answers dropped, CRLs remade): the one path every kind of revocation (token,
+    /// mutual TLS, ACME) takes, so each reaches the same record.
+    pub async fn record_revocation(
+        &self,
+        serial: &str,
+        reason_code: ReasonCode,
+        reason: &str,
+        revoked_by: &str,
+        used: Option<&UsedToken>,
+    ) -> Result<()> {
+        let now = self.clock().now();
+        let revocation = Revocation {
+            serial: serial.to_string(),
+            reason_code: reason_code.code(),
+            reason: reason.to_string(),
+            revoked_at: now,
+            revoked_by: revoked_by.to_string(),
+        };
+        let audit = AuditContext::of_request(
+            AuditAction::Revoked,
+            now,
+            revoked_by,
+            revocation_detail(reason_code, reason),
+        );
+        record(self.store().as_ref(), revocation, used, &audit).await?;
+        self.revocation_seen(serial, now);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

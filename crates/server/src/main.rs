@@ -505,7 +505,8 @@ async fn import_step(
     ] {
         say!(
             "  {what}: {} copied, {} already there",
-            counted.imported, counted.present
+            counted.imported,
+            counted.present
         );
     }
     if !report.orphan_revocations.is_empty() {

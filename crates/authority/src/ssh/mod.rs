@@ -17,19 +17,18 @@ use base64::Engine as _;
 use mayfly_pki::Signer;
 use mayfly_pki::jose::jws::Jws;
 use mayfly_pki::ssh::{CertType, SshCertTemplate, SshCertificate, SshPublicKey};
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
+use crate::credential::Endpoint;
+use crate::credential::sshpop::SshPop;
 use crate::error::{Error, Result};
-use crate::provisioner::Provisioner;
 use crate::revocation::RevokeRequest;
 use crate::store::{CertificateStatus, Revocation, StoreError, UsedToken};
 use crate::telemetry::{Attempt, Operation};
-use crate::token::{self, TokenExpectations};
 use claims::SshClaims;
-use policy::{SshSignOptions, SshTokenClaims};
+use policy::SshSignOptions;
 use store::{IssuedSshCertificate, SshStore};
 
 /// The SSH CA keys with the store their certificates are recorded in.
@@ -95,7 +94,7 @@ impl SshCa {
         }
     }
 
-    fn public_for(&self, cert_type: CertType) -> &SshPublicKey {
+    pub(crate) fn public_key_of(&self, cert_type: CertType) -> &SshPublicKey {
         match cert_type {
             CertType::User => &self.user_public,
             CertType::Host => &self.host_public,
@@ -107,26 +106,6 @@ impl SshCa {
 #[derive(Debug, Clone)]
 pub struct SshIssued {
     pub certificate: SshCertificate,
-}
-
-/// The `step` claim of a token, for its `ssh` part.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct StepClaim {
-    #[serde(default)]
-    ssh: Option<SshTokenClaims>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct TokenWithStep {
-    #[serde(default)]
-    step: Option<StepClaim>,
-}
-
-/// A verified SSH-POP token: the certificate whose key signed it, and the token's identity.
-struct SshPop {
-    certificate: SshCertificate,
-    jti: String,
-    expires_at: OffsetDateTime,
 }
 
 impl Authority {
@@ -159,14 +138,8 @@ impl Authority {
     ) -> Result<SshIssued> {
         let ssh = self.ssh()?;
         let now = self.clock().now();
-        let audiences = self.endpoint_audiences("ssh/sign");
-        let expect = TokenExpectations {
-            audiences: &audiences,
-            root_fingerprints: self.root_fingerprints(),
-            now,
-        };
-        let verified = token::verify(ott, self.provisioners(), &expect)?;
-        let provisioner = verified.provisioner.name.clone();
+        let authorization = self.verify_token(ott, Endpoint::SshSign, now)?;
+        let provisioner = authorization.provisioner.name.clone();
         attempt.provisioner(&provisioner);
         let claims = ssh
             .claims
@@ -174,29 +147,27 @@ impl Authority {
             .copied()
             .filter(|c| c.enabled)
             .ok_or_else(|| Error::SshDisabledForProvisioner(provisioner.clone()))?;
-        let token_claims = step_ssh_claims(ott)?;
+        let token_claims = authorization
+            .ssh
+            .as_ref()
+            .ok_or(Error::SshTokenWithoutClaims)?;
         let public_key = decode_public_key(public_key_b64)?;
         let template = policy::ssh_template(
-            &token_claims,
-            &verified.claims.sub,
+            token_claims,
+            &authorization.subject,
             options,
             &claims,
             self.backdate(),
             now,
         )?;
-        let used = UsedToken {
-            jti: verified.claims.jti.clone(),
-            provisioner: provisioner.clone(),
-            expires_at: verified.expires_at,
-        };
         let audit = AuditContext::of_request(
             AuditAction::SshIssued,
             now,
-            format!("token:{provisioner}"),
+            authorization.credential.clone(),
             format!(
-                "{} certificate, jti {}",
+                "{} certificate, {}",
                 template.cert_type.as_str(),
-                verified.claims.jti
+                authorization.detail
             ),
         );
         let issued = self
@@ -205,7 +176,7 @@ impl Authority {
                 &template,
                 &public_key,
                 &provisioner,
-                Some(&used),
+                authorization.burn.as_ref(),
                 &audit,
             )
             .await?;
@@ -226,7 +197,7 @@ impl Authority {
     pub async fn ssh_renew(&self, ott: &str) -> Result<SshIssued> {
         let mut attempt = Attempt::new(Operation::SshRenew);
         let outcome = async {
-            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/renew").await?;
+            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, Endpoint::SshRenew).await?;
             attempt.provisioner(&stored_provisioner);
             let public_key = pop.certificate.public_key.clone();
             self.ssh_reissue(
@@ -248,7 +219,7 @@ impl Authority {
         let mut attempt = Attempt::new(Operation::SshRekey);
         let outcome = async {
             let public_key = decode_public_key(public_key_b64)?;
-            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, "ssh/rekey").await?;
+            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, Endpoint::SshRekey).await?;
             attempt.provisioner(&stored_provisioner);
             self.ssh_reissue(
                 ssh,
@@ -282,11 +253,7 @@ impl Authority {
             valid_before: valid_after.saturating_add(lifetime),
             ..old.clone()
         };
-        let used = UsedToken {
-            jti: pop.jti.clone(),
-            provisioner: format!("sshpop:{}", pop.certificate.template.serial),
-            expires_at: pop.expires_at,
-        };
+        let used = pop.burn();
         let audit = AuditContext::of_request(
             action,
             now,
@@ -308,7 +275,7 @@ impl Authority {
 
     /// The checks of every SSH renewal: a valid SSH-POP token for `endpoint`, a host
     /// certificate this CA stored byte for byte, not revoked, not expired.
-    async fn ssh_renewal(&self, ott: &str, endpoint: &str) -> Result<(&SshCa, SshPop, String)> {
+    async fn ssh_renewal(&self, ott: &str, endpoint: Endpoint) -> Result<(&SshCa, SshPop, String)> {
         let ssh = self.ssh()?;
         let pop = self.verify_sshpop(ssh, ott, endpoint)?;
         let cert = &pop.certificate;
@@ -329,93 +296,6 @@ impl Authority {
             return Err(Error::RenewRevoked { serial });
         }
         Ok((ssh, pop, stored.certificate.provisioner))
-    }
-
-    /// Verifies an SSH-POP token: signed by the key of the certificate in its `sshpop` header,
-    /// that certificate signed by one of our SSH CA keys and valid now.
-    fn verify_sshpop(&self, ssh: &SshCa, ott: &str, endpoint: &str) -> Result<SshPop> {
-        let now = self.clock().now();
-        let jws = Jws::parse(ott).map_err(|e| Error::TokenMalformed(e.to_string()))?;
-        let header = jws
-            .header_json()
-            .get("sshpop")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| Error::TokenMalformed("header has no \"sshpop\" certificate".into()))?;
-        let certificate = SshCertificate::from_base64(header)
-            .map_err(|e| Error::TokenMalformed(format!("header \"sshpop\": {e}")))?;
-        let kind = certificate.template.cert_type;
-        if &certificate.signature_key != ssh.public_for(kind) {
-            return Err(Error::RenewNotIssuedHere {
-                serial: certificate.template.serial.to_string(),
-            });
-        }
-        certificate
-            .public_key
-            .verify_jws(&jws.header().alg, jws.signing_input(), jws.signature())
-            .map_err(|e| match e {
-                mayfly_pki::Error::JwsSignatureInvalid => Error::TokenSignatureInvalid,
-                other => Error::TokenMalformed(other.to_string()),
-            })?;
-        // Verified now: the signature above covers the payload.
-        let claims: token::TokenClaims = serde_json::from_slice(jws.unverified_payload())
-            .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
-        self.check_sshpop_audience(&claims, endpoint)?;
-        let exp = token::check_time_window(&claims, now)?;
-        token::check_token_id(&claims.jti)?;
-        let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-        if seconds < certificate.template.valid_after
-            || seconds >= certificate.template.valid_before
-        {
-            return Err(Error::RenewExpired {
-                serial: certificate.template.serial.to_string(),
-                not_after: certificate.template.valid_before.to_string(),
-            });
-        }
-        Ok(SshPop {
-            certificate,
-            jti: claims.jti,
-            expires_at: exp + token::LEEWAY,
-        })
-    }
-
-    /// An SSH-POP token names its provisioner as step-ca wants it: the audience carries the
-    /// fragment `#sshpop/NAME` of a configured SSHPOP provisioner, and `iss` is that NAME. A CA
-    /// with no SSHPOP provisioner (made before they were written by `ca init --ssh`) accepts the
-    /// plain endpoint audience: the certificate and its key are the credential either way.
-    fn check_sshpop_audience(&self, claims: &token::TokenClaims, endpoint: &str) -> Result<()> {
-        let plain = self.endpoint_audiences(endpoint);
-        let provisioners: Vec<&crate::provisioner::SshPopProvisioner> = self
-            .provisioners()
-            .iter()
-            .filter_map(|p| match p {
-                Provisioner::SshPop(pop) => Some(pop.as_ref()),
-                _ => None,
-            })
-            .collect();
-        if provisioners.is_empty() {
-            return token::check_audience(claims, &plain);
-        }
-        let mut expected = Vec::new();
-        for provisioner in &provisioners {
-            let audiences: Vec<String> = plain
-                .iter()
-                .map(|a| format!("{a}#{}", provisioner.audience_fragment()))
-                .collect();
-            if token::check_audience(claims, &audiences).is_ok() {
-                if claims.iss != provisioner.name {
-                    return Err(Error::TokenIssuerMismatch {
-                        iss: claims.iss.clone(),
-                        provisioner: provisioner.name.clone(),
-                    });
-                }
-                return Ok(());
-            }
-            expected.extend(audiences);
-        }
-        Err(Error::TokenAudienceMismatch {
-            found: claims.aud.values(),
-            expected,
-        })
     }
 
     /// Revokes an SSH certificate, authorised by a provisioner token whose `sub` is the serial
@@ -444,7 +324,7 @@ impl Authority {
             .ok()
             .is_some_and(|j| j.header_json().get("sshpop").is_some());
         let (revoked_by, used) = if sshpop {
-            let pop = self.verify_sshpop(ssh, ott, "ssh/revoke")?;
+            let pop = self.verify_sshpop(ssh, ott, Endpoint::SshRevoke)?;
             if pop.certificate.template.serial != serial {
                 return Err(Error::RevokeSerialMismatch {
                     authorized: format!(
@@ -454,37 +334,20 @@ impl Authority {
                     requested: serial.to_string(),
                 });
             }
-            (
-                format!("sshpop:{serial}"),
-                UsedToken {
-                    jti: pop.jti,
-                    provisioner: format!("sshpop:{serial}"),
-                    expires_at: pop.expires_at,
-                },
-            )
+            (format!("sshpop:{serial}"), pop.burn())
         } else {
-            let audiences = self.endpoint_audiences("ssh/revoke");
-            let expect = TokenExpectations {
-                audiences: &audiences,
-                root_fingerprints: self.root_fingerprints(),
-                now,
-            };
-            let verified = token::verify(ott, self.provisioners(), &expect)?;
-            attempt.provisioner(&verified.provisioner.name);
-            if verified.claims.sub != serial.to_string() {
+            let authorization = self.verify_token(ott, Endpoint::SshRevoke, now)?;
+            attempt.provisioner(&authorization.provisioner.name);
+            if authorization.subject != serial.to_string() {
                 return Err(Error::RevokeSerialMismatch {
-                    authorized: format!("certificate {:?}", verified.claims.sub),
+                    authorized: format!("certificate {:?}", authorization.subject),
                     requested: serial.to_string(),
                 });
             }
-            (
-                format!("token:{}", verified.provisioner.name),
-                UsedToken {
-                    jti: verified.claims.jti.clone(),
-                    provisioner: verified.provisioner.name.clone(),
-                    expires_at: verified.expires_at,
-                },
-            )
+            let burn = authorization.burn.ok_or_else(|| {
+                Error::TokenMalformed("a revocation token must be single use".into())
+            })?;
+            (authorization.credential, burn)
         };
         let revocation = Revocation {
             serial: serial.to_string(),
@@ -600,16 +463,6 @@ impl Authority {
 
 /// The `step.ssh` claims of a token whose signature was verified; a token without them was
 /// made for X.509 and authorises no SSH certificate.
-fn step_ssh_claims(ott: &str) -> Result<SshTokenClaims> {
-    let jws = Jws::parse(ott).map_err(|e| Error::TokenMalformed(e.to_string()))?;
-    let claims: TokenWithStep = serde_json::from_slice(jws.unverified_payload())
-        .map_err(|e| Error::TokenMalformed(format!("claim \"step\": {e}")))?;
-    claims
-        .step
-        .and_then(|s| s.ssh)
-        .ok_or(Error::SshTokenWithoutClaims)
-}
-
 /// A public key as step-ca's JSON carries it: standard base64 of the wire blob. A
 /// `type base64` line is accepted too.
 fn decode_public_key(text: &str) -> Result<SshPublicKey> {

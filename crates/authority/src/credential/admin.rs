@@ -1,0 +1,73 @@
+//! The admin API's credentials: a token of a provisioner marked `"admin": true`, or a client
+//! certificate issued through one.
+
+use mayfly_pki::cert::CertificateInfo;
+
+use super::Endpoint;
+use crate::authority::Authority;
+use crate::error::{Error, Result};
+use crate::provisioner::Provisioner;
+use crate::store::CertificateStatus;
+
+/// How an admin API request proves who it is.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminCredentials<'a> {
+    /// A token (`Authorization: Bearer`).
+    Token(&'a str),
+    /// The client certificate of the TLS connection (DER).
+    Certificate(&'a [u8]),
+}
+
+impl Authority {
+    /// Checks the credentials of an admin API request; returns who it is, for the audit log.
+    ///
+    /// A token must be signed by a provisioner marked admin, for the audience `…/1.0/admin`;
+    /// it is not burnt (the API only reads, and one listing takes several pages), so it is
+    /// accepted until it expires. A client certificate must have been issued here through an
+    /// admin provisioner, and be neither revoked nor expired.
+    pub async fn authorize_admin(&self, credentials: AdminCredentials<'_>) -> Result<String> {
+        let now = self.clock().now();
+        let who = match credentials {
+            AdminCredentials::Token(ott) => {
+                let authorization = self
+                    .verify_token(ott, Endpoint::Admin, now)
+                    .inspect_err(crate::telemetry::token_rejected)?;
+                if !authorization.provisioner.admin {
+                    return Err(Error::NotAdmin(format!(
+                        "provisioner {:?}",
+                        authorization.provisioner.name
+                    )));
+                }
+                authorization.credential
+            }
+            AdminCredentials::Certificate(leaf_der) => {
+                let presented = CertificateInfo::from_der(leaf_der)?;
+                let serial = presented.serial.to_decimal();
+                let refused = || Error::NotAdmin(format!("client certificate {serial}"));
+                let stored = self
+                    .store()
+                    .certificate(&serial)
+                    .await
+                    .map_err(Error::Store)?
+                    .filter(|stored| stored.certificate.der == leaf_der)
+                    .ok_or_else(refused)?;
+                // Only JWK provisioners can be marked admin.
+                let admin = self.provisioners().iter().any(|p| match p {
+                    Provisioner::Jwk(jwk) => {
+                        jwk.admin && jwk.name == stored.certificate.provisioner
+                    }
+                    _ => false,
+                });
+                if !admin
+                    || stored.status == CertificateStatus::Revoked
+                    || now > stored.certificate.not_after
+                {
+                    return Err(refused());
+                }
+                format!("mtls:{}", presented.common_name)
+            }
+        };
+        tracing::info!(target: "mayfly::audit", by = %who, "admin API request");
+        Ok(who)
+    }
+}

@@ -1,0 +1,123 @@
+//! A certificate presented by its holder, as the credential of its own renewal, rekey or
+//! revocation: over mutual TLS (the TLS layer verified the chain and the key), or in step's
+//! renewal token signed by its key ([`super::renewal`]). It counts only as a certificate this CA
+//! stored, byte for byte.
+
+use mayfly_pki::cert::CertificateInfo;
+
+use super::renewal::{RENEWAL_TOKEN_ISSUER, RenewalToken};
+use super::{Authorization, Grant, Vouched};
+use crate::authority::Authority;
+use crate::error::{Error, Result};
+use crate::provisioner::Provisioner;
+use crate::store::{CertificateStatus, UsedToken};
+
+/// How the holder presented its certificate.
+#[derive(Debug, Clone, Copy)]
+pub enum Presentation<'a> {
+    /// As the client certificate of the TLS connection.
+    MutualTls,
+    /// In a renewal token signed by its key.
+    Token(&'a RenewalToken),
+}
+
+impl Presentation<'_> {
+    /// How the audit log names the credential.
+    fn label(&self) -> &'static str {
+        match self {
+            Presentation::MutualTls => "mtls",
+            Presentation::Token(_) => "x5c",
+        }
+    }
+}
+
+/// A renewal's authorization and the certificate it replaces.
+pub struct Renewal {
+    pub authorization: Authorization,
+    pub old: CertificateInfo,
+}
+
+impl Authority {
+    /// The checks every renewal and rekey passes: issued here (stored byte for byte), not
+    /// revoked, renewal allowed by its provisioner, not expired unless the provisioner allows
+    /// renewal after expiry; a renewal token must also be for this certificate's provisioner.
+    pub(crate) async fn presented_for_renewal(
+        &self,
+        leaf_der: &[u8],
+        presentation: Presentation<'_>,
+    ) -> Result<Renewal> {
+        let now = self.clock().now();
+        let old = CertificateInfo::from_der(leaf_der)?;
+        let serial = old.serial.to_decimal();
+        let stored = self
+            .store()
+            .certificate(&serial)
+            .await
+            .map_err(Error::Store)?
+            .filter(|stored| stored.certificate.der == leaf_der)
+            .ok_or_else(|| Error::RenewNotIssuedHere {
+                serial: serial.clone(),
+            })?;
+        if stored.status == CertificateStatus::Revoked {
+            return Err(Error::RenewRevoked { serial });
+        }
+        let provisioner = self
+            .provisioners()
+            .iter()
+            .find(|p| p.name() == stored.certificate.provisioner)
+            .and_then(|p| match p {
+                Provisioner::Jwk(jwk) => Some(jwk),
+                // ACME clients renew by ordering again.
+                _ => None,
+            })
+            // The CA's own TLS certificates, and those of removed provisioners, are not renewed.
+            .ok_or_else(|| Error::RenewNotIssuedHere {
+                serial: serial.clone(),
+            })?;
+        if provisioner.claims.disable_renewal {
+            return Err(Error::RenewalDisabled {
+                provisioner: provisioner.name.clone(),
+            });
+        }
+        if now > old.not_after && !provisioner.claims.allow_renewal_after_expiry {
+            return Err(Error::RenewExpired {
+                serial,
+                not_after: old.not_after.to_string(),
+            });
+        }
+        let burn = match presentation {
+            Presentation::MutualTls => None,
+            Presentation::Token(token) => {
+                if token.issuer != RENEWAL_TOKEN_ISSUER && token.issuer != provisioner.name {
+                    return Err(Error::TokenIssuerMismatch {
+                        iss: token.issuer.clone(),
+                        provisioner: format!("{RENEWAL_TOKEN_ISSUER} or {}", provisioner.name),
+                    });
+                }
+                // Namespaced by the certificate: a token can only ever renew the certificate
+                // whose key signed it.
+                Some(UsedToken {
+                    jti: token.reuse_key.clone(),
+                    provisioner: format!("renew:{serial}"),
+                    expires_at: token.expires_at,
+                })
+            }
+        };
+        let authorization = Authorization {
+            provisioner: Vouched {
+                name: provisioner.name.clone(),
+                type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
+                credential_id: provisioner.kid.clone(),
+                claims: provisioner.claims,
+                admin: provisioner.admin,
+            },
+            subject: old.common_name.clone(),
+            grant: Grant::Fixed(old.sans.clone()),
+            ssh: None,
+            burn,
+            credential: format!("{}:{}", presentation.label(), old.common_name),
+            detail: format!("replaces {serial}"),
+        };
+        Ok(Renewal { authorization, old })
+    }
+}

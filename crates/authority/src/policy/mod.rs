@@ -1,0 +1,283 @@
+//! Stage two of the pipeline: an [`Authorization`] and a request become a [`Template`], the
+//! only form a certificate takes before it is signed, built in this module alone.
+//!
+//! The certificate carries exactly the names the credential grants; a request may ask for
+//! fewer, never for others. Validity comes from the request, bounded by the provisioner's
+//! claims; a renewal keeps the old certificate's names and lifetime. SSH certificates have
+//! their policy in [`crate::ssh::policy`].
+
+use mayfly_pki::{Csr, LeafTemplate, ProvisionerExtension, San, SerialNumber};
+use time::OffsetDateTime;
+
+use crate::credential::{Authorization, Grant};
+use crate::duration::GoDuration;
+use crate::error::{Error, Result};
+
+/// A validity bound in a request: an RFC 3339 instant or a duration from now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSpec {
+    At(OffsetDateTime),
+    FromNow(time::Duration),
+}
+
+impl TimeSpec {
+    /// Parses `"2026-01-02T03:04:05Z"` or `"24h"`; `field` names the field in errors.
+    pub fn parse(field: &'static str, text: &str) -> Result<Self> {
+        if let Ok(at) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        {
+            return Ok(TimeSpec::At(at));
+        }
+        text.parse::<GoDuration>()
+            .map(|d| TimeSpec::FromNow(d.0))
+            .map_err(|_| Error::TimeMalformed {
+                field,
+                value: text.to_string(),
+            })
+    }
+
+    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            TimeSpec::At(at) => at,
+            TimeSpec::FromNow(d) => now + d,
+        }
+    }
+}
+
+/// What the requester asked for besides the CSR.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidityRequest {
+    pub not_before: Option<TimeSpec>,
+    pub not_after: Option<TimeSpec>,
+}
+
+/// A certificate as the policy decided it, ready for the issuer: its fields can be read, and
+/// set only by this module.
+#[derive(Debug, Clone)]
+pub struct Template {
+    leaf: LeafTemplate,
+}
+
+impl Template {
+    pub fn serial(&self) -> &SerialNumber {
+        &self.leaf.serial
+    }
+
+    pub fn common_name(&self) -> &str {
+        &self.leaf.common_name
+    }
+
+    pub fn sans(&self) -> &[San] {
+        &self.leaf.sans
+    }
+
+    pub fn not_before(&self) -> OffsetDateTime {
+        self.leaf.not_before
+    }
+
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.leaf.not_after
+    }
+
+    /// What the signer reads.
+    pub(crate) fn leaf(&self) -> &LeafTemplate {
+        &self.leaf
+    }
+}
+
+/// The extension leaves carry to say which provisioner vouched for them (step's), when one did.
+fn extension(authorization: &Authorization) -> ProvisionerExtension {
+    ProvisionerExtension {
+        type_code: authorization.provisioner.type_code,
+        name: authorization.provisioner.name.clone(),
+        credential_id: authorization.provisioner.credential_id.clone(),
+    }
+}
+
+/// The names `grant` allows a request for `csr` with `subject`: the certificate's SANs.
+fn names(grant: &Grant, csr: &Csr, subject: &str) -> Result<Vec<San>> {
+    match grant {
+        Grant::Token(text) => {
+            // Every SAN a token authorises goes into the certificate, so the token is held to
+            // the CSR's limit.
+            if text.len() > mayfly_pki::csr::MAX_SANS {
+                return Err(Error::TooManySans {
+                    count: text.len(),
+                    max: mayfly_pki::csr::MAX_SANS,
+                });
+            }
+            let authorized: Vec<San> = text
+                .iter()
+                .map(|s| {
+                    San::parse(s).map_err(|e| Error::TokenMalformed(format!("claim \"sans\": {e}")))
+                })
+                .collect::<Result<_>>()?;
+            let refused = |san: String| Error::SanNotAuthorized {
+                san,
+                authorized: text.clone(),
+            };
+            if let Some(requested) = csr.sans().iter().find(|s| !authorized.contains(s)) {
+                return Err(refused(requested.to_string()));
+            }
+            if let Some(cn) = csr.common_name()
+                && !cn.is_empty()
+                && cn != subject
+                && !San::parse(cn).is_ok_and(|san| authorized.contains(&san))
+            {
+                return Err(refused(cn.to_owned()));
+            }
+            Ok(authorized)
+        }
+        Grant::Requested => {
+            let mut sans = csr.sans().to_vec();
+            if sans.is_empty()
+                && let Some(cn) = csr.common_name().and_then(|cn| San::parse(cn).ok())
+            {
+                sans.push(cn);
+            }
+            Ok(sans)
+        }
+        Grant::Fixed(sans) => Ok(sans.clone()),
+    }
+}
+
+/// The template for a certificate request (`/sign`) under `authorization`.
+pub fn for_request(
+    authorization: &Authorization,
+    csr: &Csr,
+    validity: ValidityRequest,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+) -> Result<Template> {
+    let sans = names(&authorization.grant, csr, &authorization.subject)?;
+    let claims = &authorization.provisioner.claims;
+    let not_before = validity.not_before.map_or(now, |t| t.resolve(now));
+    let not_after = match validity.not_after {
+        Some(t) => t.resolve(now),
+        None => not_before + claims.default_tls_duration,
+    };
+    let rfc3339 = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    if not_after <= not_before {
+        return Err(Error::ValidityInverted {
+            not_before: rfc3339(not_before),
+            not_after: rfc3339(not_after),
+        });
+    }
+    let requested = not_after - not_before;
+    if requested < claims.min_tls_duration || requested > claims.max_tls_duration {
+        return Err(Error::DurationOutOfRange {
+            requested: GoDuration(requested).to_string(),
+            min: GoDuration(claims.min_tls_duration).to_string(),
+            max: GoDuration(claims.max_tls_duration).to_string(),
+        });
+    }
+    // A notBefore in the past (beyond the backdate) would let a token mint history.
+    if not_before < now - backdate - crate::credential::jwt::LEEWAY {
+        return Err(Error::NotBeforeInPast {
+            not_before: rfc3339(not_before),
+            now: rfc3339(now),
+        });
+    }
+    // Backdate only when the requester did not pin notBefore, like step.
+    let not_before = if validity.not_before.is_none() {
+        not_before - backdate
+    } else {
+        not_before
+    };
+    let common_name = match (&authorization.grant, csr.common_name()) {
+        // A fixed grant decides the subject too: the request's is ignored.
+        (Grant::Fixed(_), _) | (_, None) => authorization.subject.clone(),
+        (_, Some(cn)) => cn.to_owned(),
+    };
+    Ok(Template {
+        leaf: LeafTemplate {
+            common_name,
+            sans,
+            not_before,
+            not_after,
+            serial: SerialNumber::random()?,
+            rsa_key: csr.is_rsa(),
+            provisioner: Some(extension(authorization)),
+        },
+    })
+}
+
+/// The template that replaces `old` (a renewal, or a rekey for a key whose CSR says
+/// `rsa_key`): same subject, names, provisioner and lifetime, from now.
+pub fn for_renewal(
+    old: &mayfly_pki::cert::CertificateInfo,
+    rsa_key: bool,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+) -> Result<Template> {
+    let lifetime = old.not_after - old.not_before;
+    let not_before = now - backdate;
+    Ok(Template {
+        leaf: LeafTemplate {
+            common_name: old.common_name.clone(),
+            sans: old.sans.clone(),
+            not_before,
+            not_after: not_before + lifetime,
+            serial: SerialNumber::random()?,
+            rsa_key,
+            provisioner: old.provisioner.clone(),
+        },
+    })
+}
+
+/// The template for an ACME order's CSR: the order's identifiers, which the account proved
+/// control of (the caller checked that the CSR names exactly these); the common name is the
+/// CSR's when it is one of them, else the first identifier.
+pub fn for_acme_order(
+    authorization: &Authorization,
+    csr: &Csr,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+) -> Result<Template> {
+    let Grant::Fixed(identifiers) = &authorization.grant else {
+        return Err(Error::Config("an ACME order grants fixed names".into()));
+    };
+    let common_name = csr
+        .common_name()
+        .filter(|cn| San::parse(cn).is_ok_and(|san| identifiers.contains(&san)))
+        .map(str::to_string)
+        .or_else(|| identifiers.first().map(ToString::to_string))
+        .unwrap_or_default();
+    Ok(Template {
+        leaf: LeafTemplate {
+            common_name,
+            sans: identifiers.clone(),
+            not_before: now - backdate,
+            not_after: now + authorization.provisioner.claims.default_tls_duration,
+            serial: SerialNumber::random()?,
+            rsa_key: csr.is_rsa(),
+            provisioner: Some(extension(authorization)),
+        },
+    })
+}
+
+/// The template of the CA's own TLS certificate: its DNS names, no provisioner.
+pub fn for_server(
+    dns_names: &[String],
+    lifetime: time::Duration,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+) -> Result<Template> {
+    let sans = dns_names
+        .iter()
+        .map(|n| San::parse(n))
+        .collect::<mayfly_pki::Result<Vec<_>>>()?;
+    Ok(Template {
+        leaf: LeafTemplate {
+            common_name: dns_names.first().cloned().unwrap_or_default(),
+            sans,
+            not_before: now - backdate,
+            not_after: now + lifetime,
+            serial: SerialNumber::random()?,
+            rsa_key: false,
+            provisioner: None,
+        },
+    })
+}
