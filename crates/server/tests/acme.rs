@@ -592,6 +592,71 @@ async fn directory_lists_every_resource() {
     assert_eq!(r.headers["content-type"], "application/problem+json");
 }
 
+/// Each resource answers its methods only, and the answers to signed requests (even
+/// refusals) carry a fresh nonce and the directory link, the others not.
+#[tokio::test]
+async fn every_resource_answers_its_methods_with_its_headers() {
+    let h = harness(json!({})).await;
+    let fetched = ["directory", "renewal-info/AQID.AIE"];
+    let signed = [
+        "new-account",
+        "new-order",
+        "revoke-cert",
+        "key-change",
+        "account/x",
+        "account/x/orders",
+        "order/x",
+        "order/x/finalize",
+        "authz/x",
+        "challenge/x/0",
+        "challenge/x/first",
+        "certificate/1",
+    ];
+    for path in fetched {
+        let url = format!("{BASE}/{path}");
+        let r = h
+            .send("POST", &url, "application/jose+json", Vec::new())
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "POST {path}");
+        let r = h.send("GET", &url, "", Vec::new()).await;
+        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "GET {path}");
+        assert!(!r.headers.contains_key("replay-nonce"), "GET {path}");
+    }
+    for path in signed {
+        let url = format!("{BASE}/{path}");
+        let r = h.send("GET", &url, "", Vec::new()).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "GET {path}");
+        // Refused before anything else: the body is not a JWS.
+        let r = h.send("POST", &url, "text/plain", b"{}".to_vec()).await;
+        let expected = if path == "challenge/x/first" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        };
+        assert_eq!(r.status, expected, "POST {path}: {}", r.text);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+        assert_eq!(r.body["status"], expected.as_u16(), "{}", r.text);
+        assert!(r.headers.contains_key("replay-nonce"), "POST {path}");
+        assert_eq!(
+            r.headers["link"],
+            format!("<{BASE}/directory>;rel=\"index\""),
+            "POST {path}"
+        );
+        assert_eq!(r.headers["cache-control"], "no-store");
+    }
+    let url = format!("{BASE}/new-nonce");
+    for (method, status) in [("GET", StatusCode::NO_CONTENT), ("HEAD", StatusCode::OK)] {
+        let r = h.send(method, &url, "", Vec::new()).await;
+        assert_eq!(r.status, status, "{method} new-nonce");
+        assert!(r.headers.contains_key("replay-nonce"), "{method} new-nonce");
+        assert_eq!(r.headers["cache-control"], "no-store");
+    }
+    let r = h
+        .send("POST", &url, "application/jose+json", Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
 #[tokio::test]
 async fn http01_issuance_with_renewal_info_and_replaces() {
     let h = harness(json!({})).await;

@@ -528,8 +528,8 @@ fn sigterm_during_a_validation_waits_for_its_outcome() {
         ..ServerOptions::default()
     };
     let mut ca = start_acme_ca_with(work, serde_json::json!({}), &options);
-    // The CA fetches http-01 answers from `http_port`. The test stands there: it holds the
-    // CA's fetch until the server is shutting down, then passes it on to lego's own server.
+    // The CA fetches http-01 answers from `http_port`. The test stands there: it gets the
+    // answer from lego's own server and holds it back until the server is shutting down.
     let listener = TcpListener::bind(("127.0.0.1", ca.http_port)).unwrap();
     let lego_port = support::free_port();
     let (arrived, fetch_arrived) = mpsc::channel();
@@ -546,15 +546,15 @@ fn sigterm_during_a_validation_waits_for_its_outcome() {
                 Ok(n) => request.extend_from_slice(&chunk[..n]),
             }
         }
-        let _ = arrived.send(());
-        if released.recv().is_err() {
-            return;
-        }
+        // lego's answer is fetched at once: lego stops serving it when the CA goes away.
         let mut to_lego = TcpStream::connect(("127.0.0.1", lego_port)).unwrap();
         to_lego.write_all(&request).unwrap();
         let mut response = Vec::new();
         let _ = to_lego.read_to_end(&mut response);
-        let _ = from_ca.write_all(&response);
+        let _ = arrived.send(());
+        if released.recv().is_ok() {
+            let _ = from_ca.write_all(&response);
+        }
     });
     let lego_dir = work.join("lego");
     std::fs::create_dir_all(&lego_dir).unwrap();
