@@ -38,16 +38,17 @@ struct Inner {
 
 /// What a validation consults to learn that it must stop.
 #[derive(Clone)]
-pub struct StopSignal(watch::Receiver<bool>);
+pub(crate) struct StopSignal(watch::Receiver<bool>);
 
 impl StopSignal {
     /// Completes once the validation must stop (at once if it already must).
-    pub async fn stopped(&mut self) {
+    pub(crate) async fn stopped(&mut self) {
         // An error means the service is gone, which is as good as a stop.
         let _ = self.0.wait_for(|stop| *stop).await;
     }
 
-    pub fn is_stopped(&self) -> bool {
+    #[cfg(test)]
+    fn is_stopped(&self) -> bool {
         *self.0.borrow()
     }
 }
@@ -64,7 +65,7 @@ impl Drop for Running {
 impl ValidationTasks {
     /// Runs `validation` in the background, tracked. A validation started after the stop (a
     /// request still in flight during shutdown) is told to stop at once.
-    pub fn spawn<F, Fut>(&self, validation: F)
+    pub(crate) fn spawn<F, Fut>(&self, validation: F)
     where
         F: FnOnce(StopSignal) -> Fut,
         Fut: std::future::Future<Output = ()> + Send + 'static,
