@@ -17,6 +17,7 @@ pub mod model;
 pub mod renewal;
 pub mod service;
 pub mod store;
+pub mod tasks;
 pub mod tls_alpn;
 pub mod validate;
 

@@ -98,8 +98,14 @@ impl AddressLimits {
         }
     }
 
-    fn with<T>(&self, address: IpAddr, act: impl FnOnce(&mut AddressState, Instant) -> T) -> T {
-        let now = Instant::now();
+    /// Runs `act` on the state of `address` as of `now` (the monotonic clock, injected so that
+    /// tests can pin each window).
+    fn with<T>(
+        &self,
+        address: IpAddr,
+        now: Instant,
+        act: impl FnOnce(&mut AddressState, Instant) -> T,
+    ) -> T {
         let mut addresses = match self.addresses.lock() {
             Ok(addresses) => addresses,
             Err(poisoned) => poisoned.into_inner(),
@@ -129,8 +135,12 @@ impl AddressLimits {
 
     /// A `newNonce` request from `address`.
     pub fn nonce_request(&self, address: IpAddr) -> Result<()> {
+        self.nonce_request_at(address, Instant::now())
+    }
+
+    fn nonce_request_at(&self, address: IpAddr, now: Instant) -> Result<()> {
         let settings = self.settings;
-        self.with(address, |state, now| {
+        self.with(address, now, |state, now| {
             state
                 .nonce_requests
                 .take(
@@ -150,8 +160,12 @@ impl AddressLimits {
 
     /// A nonce is about to be handed to `address`.
     pub fn nonce_issued(&self, address: IpAddr) -> Result<()> {
+        self.nonce_issued_at(address, Instant::now())
+    }
+
+    fn nonce_issued_at(&self, address: IpAddr, now: Instant) -> Result<()> {
         let settings = self.settings;
-        self.with(address, |state, now| {
+        self.with(address, now, |state, now| {
             if state.live >= settings.live_nonces {
                 let left = settings
                     .nonce_lifetime
@@ -171,15 +185,23 @@ impl AddressLimits {
 
     /// `address` used one of its nonces.
     pub fn nonce_used(&self, address: IpAddr) {
-        self.with(address, |state, _| {
+        self.nonce_used_at(address, Instant::now());
+    }
+
+    fn nonce_used_at(&self, address: IpAddr, now: Instant) {
+        self.with(address, now, |state, _| {
             state.live = state.live.saturating_sub(1)
         });
     }
 
     /// `address` is about to create an account.
     pub fn new_account(&self, address: IpAddr) -> Result<()> {
+        self.new_account_at(address, Instant::now())
+    }
+
+    fn new_account_at(&self, address: IpAddr, now: Instant) -> Result<()> {
         let settings = self.settings;
-        self.with(address, |state, now| {
+        self.with(address, now, |state, now| {
             state
                 .accounts
                 .take(
@@ -267,5 +289,80 @@ mod tests {
         l.new_account(a).unwrap();
         let error = l.new_account(a).unwrap_err();
         assert!(error.to_string().contains("2 accounts"), "{error}");
+    }
+
+    fn retry_after(result: Result<()>) -> u64 {
+        match result {
+            Err(Error::RateLimited {
+                retry_after_seconds,
+                ..
+            }) => retry_after_seconds,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The nonce bucket refills at its rate: a token per 1/rate seconds, never above the burst.
+    #[test]
+    fn the_nonce_bucket_refills_at_its_rate_up_to_its_burst() {
+        let l = limits(AddressLimitSettings {
+            nonce_request_burst: 2,
+            nonce_requests_per_second: 2.0,
+            ..Default::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        l.nonce_request_at(a, t0).unwrap();
+        l.nonce_request_at(a, t0).unwrap();
+        assert_eq!(retry_after(l.nonce_request_at(a, t0)), 1);
+        // Half a second brings one token back (2 a second), not two.
+        let t1 = t0 + Duration::from_millis(500);
+        l.nonce_request_at(a, t1).unwrap();
+        assert!(l.nonce_request_at(a, t1).is_err());
+        // A long pause refills to the burst and no further.
+        let t2 = t1 + Duration::from_secs(3600);
+        l.nonce_request_at(a, t2).unwrap();
+        l.nonce_request_at(a, t2).unwrap();
+        assert!(l.nonce_request_at(a, t2).is_err());
+    }
+
+    /// Unused nonces stop counting once a whole nonce lifetime has passed since the window
+    /// opened; a moment before, they still count, and the refusal says how long is left.
+    #[test]
+    fn unused_nonces_count_for_one_nonce_lifetime() {
+        let lifetime = Duration::from_secs(3600);
+        let l = limits(AddressLimitSettings {
+            live_nonces: 1,
+            nonce_lifetime: lifetime,
+            ..Default::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        l.nonce_issued_at(a, t0).unwrap();
+        let before = t0 + lifetime - Duration::from_secs(10);
+        assert_eq!(retry_after(l.nonce_issued_at(a, before)), 10);
+        l.nonce_issued_at(a, t0 + lifetime)
+            .expect("a lifetime after the window opened, the old nonces have expired");
+        assert!(l.nonce_issued_at(a, t0 + lifetime).is_err());
+    }
+
+    /// Accounts: the burst at once, then one per 3600/limit seconds.
+    #[test]
+    fn accounts_come_back_one_per_hour_over_the_limit() {
+        let l = limits(AddressLimitSettings {
+            accounts_per_hour: 4,
+            ..Default::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..4 {
+            l.new_account_at(a, t0).unwrap();
+        }
+        // A token comes back every 900 s (the bucket counts in floating point).
+        let wait = retry_after(l.new_account_at(a, t0));
+        assert!((899..=900).contains(&wait), "{wait}");
+        assert!(l.new_account_at(a, t0 + Duration::from_secs(899)).is_err());
+        let t1 = t0 + Duration::from_secs(901);
+        l.new_account_at(a, t1).unwrap();
+        assert!(l.new_account_at(a, t1).is_err());
     }
 }

@@ -39,10 +39,10 @@ fn parts(cert_id: &str) -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((aki, serial))
 }
 
-/// The decimal serial a certID names.
-pub fn serial_of_cert_id(cert_id: &str) -> Result<String> {
+/// The serial a certID names.
+pub fn serial_of_cert_id(cert_id: &str) -> Result<SerialNumber> {
     let (_, serial) = parts(cert_id)?;
-    Ok(SerialNumber::from_be_bytes(&serial).to_decimal())
+    Ok(SerialNumber::from_be_bytes(&serial))
 }
 
 /// The certID of a DER certificate.
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn cert_ids_are_checked_for_form() {
-        assert_eq!(serial_of_cert_id("AQID.AIE").unwrap(), "129");
+        assert_eq!(serial_of_cert_id("AQID.AIE").unwrap().to_decimal(), "129");
         for bad in ["", "AQID", ".AIE", "AQID.", "!!.AIE", "AQID.!!"] {
             assert!(serial_of_cert_id(bad).is_err(), "{bad:?}");
         }

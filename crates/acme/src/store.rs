@@ -7,6 +7,9 @@
 //! Times are unix seconds.
 
 pub use mayfly_authority::store::BoxFuture;
+use mayfly_pki::SerialNumber;
+
+use crate::model::AuthorizationStatus;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +63,8 @@ pub struct AuthorizationRow<'a> {
     pub id: &'a str,
     pub account: &'a str,
     pub identifier: &'a str,
-    pub status: &'a str,
+    /// Stored as its RFC 8555 name; only `valid` ones are found again.
+    pub status: AuthorizationStatus,
     pub expires_at: i64,
     pub body: &'a str,
 }
@@ -166,10 +170,11 @@ pub trait AcmeStore: Send + Sync {
         since: i64,
     ) -> BoxFuture<'a, Result<u64, AcmeStoreError>>;
 
-    /// Remembers which account and order a certificate (decimal serial) was issued for.
+    /// Remembers which account and order a certificate was issued for (keyed by the decimal
+    /// serial, as the certificate store keys it).
     fn record_certificate<'a>(
         &'a self,
-        serial: &'a str,
+        serial: &'a SerialNumber,
         account: &'a str,
         order: &'a str,
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>>;
@@ -177,7 +182,7 @@ pub trait AcmeStore: Send + Sync {
     /// The account a certificate was issued for, when it was issued over ACME.
     fn certificate_account<'a>(
         &'a self,
-        serial: &'a str,
+        serial: &'a SerialNumber,
     ) -> BoxFuture<'a, Result<Option<String>, AcmeStoreError>>;
 
     /// Blocks a public key (hex SHA-256 of its SubjectPublicKeyInfo) for future certificates.

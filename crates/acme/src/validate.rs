@@ -13,7 +13,7 @@ use mayfly_authority::provisioner::AcmeSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::ProblemType;
-use crate::model::{Identifier, Problem};
+use crate::model::{ChallengeKind, Identifier, IdentifierKind, Problem};
 
 /// How long one attempt may take, connection and answer together.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +22,7 @@ const MAX_HTTP_RESPONSE: usize = 16 * 1024;
 
 /// Checks one challenge once; `Err` carries the problem the challenge records.
 pub async fn validate(
-    kind: &str,
+    kind: ChallengeKind,
     identifier: &Identifier,
     token: &str,
     key_authorization: &str,
@@ -30,13 +30,9 @@ pub async fn validate(
 ) -> Result<(), Problem> {
     let attempt = async {
         match kind {
-            "http-01" => http01(identifier, token, key_authorization, settings).await,
-            "dns-01" => dns01(identifier, key_authorization, settings).await,
-            "tls-alpn-01" => tls_alpn01(identifier, key_authorization, settings).await,
-            other => Err(Problem::new(
-                ProblemType::Malformed,
-                format!("challenge type {other:?} is not supported"),
-            )),
+            ChallengeKind::Http01 => http01(identifier, token, key_authorization, settings).await,
+            ChallengeKind::Dns01 => dns01(identifier, key_authorization, settings).await,
+            ChallengeKind::TlsAlpn01 => tls_alpn01(identifier, key_authorization, settings).await,
         }
     };
     match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
@@ -68,8 +64,8 @@ async fn http01(
     let mut stream = tokio::net::TcpStream::connect(address)
         .await
         .map_err(connection_problem)?;
-    let host = match identifier.kind.as_str() {
-        "ip" if identifier.value.contains(':') => format!("[{}]", identifier.value),
+    let host = match identifier.kind {
+        IdentifierKind::Ip if identifier.value.contains(':') => format!("[{}]", identifier.value),
         _ => identifier.value.clone(),
     };
     let request = format!(

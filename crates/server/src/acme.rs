@@ -1,10 +1,12 @@
 //! The ACME routes (RFC 8555) at `/acme/{provisioner}/…` and `/2.0/acme/{provisioner}/…`.
 //!
-//! Handlers only translate: the request's URL, content type and body go to `mayfly-acme`, whose
-//! [`Reply`] or [`Error`] becomes the response here. Errors are problem documents
-//! (`application/problem+json`) carrying the RFC 8555 type the acme crate named; every response
-//! carries a fresh `Replay-Nonce` and a `Link` to the directory.
+//! One generic handler serves every resource of the table [`ROUTES`]: it only translates. The
+//! request's URL, content type and body go to `mayfly-acme`, whose [`Reply`] becomes the
+//! response here, or whose [`Error`] becomes a problem document in [`crate::error`]. Every
+//! answer to a signed request (a POST) carries a fresh `Replay-Nonce` and a `Link` to the
+//! directory.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -12,80 +14,151 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use mayfly_acme::{Acme, Error, ErrorKind, Reply, ReplyBody, Request};
+use axum::routing::{MethodFilter, on};
+use mayfly_acme::{Acme, Error, Reply, ReplyBody, Request};
 use mayfly_authority::Authority;
 
 use crate::api::AppState;
+use crate::error::AcmeProblem;
 use crate::serve::PeerCertificates;
 
 const PREFIXES: &[&str] = &["/acme", "/2.0/acme"];
+
+/// The ACME resources (RFC 8555 7.1, RFC 9773 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resource {
+    Directory,
+    NewNonce,
+    NewAccount,
+    NewOrder,
+    RevokeCert,
+    KeyChange,
+    Account,
+    AccountOrders,
+    Order,
+    Finalize,
+    Authorization,
+    Challenge,
+    Certificate,
+    RenewalInfo,
+}
+
+/// Where each resource is under `{prefix}/{provisioner}/`. Path parameters are named `id`
+/// (whatever the resource identifies by) and `index`.
+const ROUTES: &[(&str, Resource)] = &[
+    ("directory", Resource::Directory),
+    ("new-nonce", Resource::NewNonce),
+    ("new-account", Resource::NewAccount),
+    ("new-order", Resource::NewOrder),
+    ("revoke-cert", Resource::RevokeCert),
+    ("key-change", Resource::KeyChange),
+    ("account/{id}", Resource::Account),
+    ("account/{id}/orders", Resource::AccountOrders),
+    ("order/{id}", Resource::Order),
+    ("order/{id}/finalize", Resource::Finalize),
+    ("authz/{id}", Resource::Authorization),
+    ("challenge/{id}/{index}", Resource::Challenge),
+    ("certificate/{id}", Resource::Certificate),
+    ("renewal-info/{id}", Resource::RenewalInfo),
+];
+
+impl Resource {
+    /// The methods it answers: the directory, nonces and renewal information are fetched
+    /// (RFC 8555 7.1.1, 7.2; RFC 9773 4), everything else is a signed POST (6.3).
+    fn methods(self) -> MethodFilter {
+        match self {
+            Resource::Directory | Resource::RenewalInfo => MethodFilter::GET,
+            Resource::NewNonce => MethodFilter::GET.or(MethodFilter::HEAD),
+            _ => MethodFilter::POST,
+        }
+    }
+
+    fn signed(self) -> bool {
+        !matches!(
+            self,
+            Resource::Directory | Resource::NewNonce | Resource::RenewalInfo
+        )
+    }
+}
 
 /// The ACME routes, under both prefixes.
 pub fn router() -> Router<Arc<AppState>> {
     let mut router = Router::new();
     for prefix in PREFIXES {
-        router = router
-            .route(
-                &format!("{prefix}/{{provisioner}}/directory"),
-                get(directory),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/new-nonce"),
-                get(new_nonce_get).head(new_nonce_head),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/new-account"),
-                post(new_account),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/new-order"),
-                post(new_order),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/revoke-cert"),
-                post(revoke),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/key-change"),
-                post(key_change),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/account/{{id}}"),
-                post(account),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/account/{{id}}/orders"),
-                post(account_orders),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/order/{{id}}"),
-                post(order),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/order/{{id}}/finalize"),
-                post(finalize),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/authz/{{id}}"),
-                post(authorization),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/challenge/{{id}}/{{index}}"),
-                post(challenge),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/certificate/{{serial}}"),
-                post(certificate),
-            )
-            .route(
-                &format!("{prefix}/{{provisioner}}/renewal-info/{{cert_id}}"),
-                get(renewal_info),
+        for &(path, resource) in ROUTES {
+            router = router.route(
+                &format!("{prefix}/{{provisioner}}/{path}"),
+                on(
+                    resource.methods(),
+                    move |method: Method,
+                          Path(params): Path<HashMap<String, String>>,
+                          context: Context,
+                          body: Bytes| {
+                        handle(resource, method, params, context, body)
+                    },
+                ),
             );
+        }
     }
     router
+}
+
+/// The one ACME handler.
+async fn handle(
+    resource: Resource,
+    method: Method,
+    params: HashMap<String, String>,
+    context: Context,
+    body: Bytes,
+) -> Response {
+    let param = |name: &str| params.get(name).map_or("", String::as_str);
+    let provisioner = param("provisioner");
+    let id = param("id");
+    let (acme, authority) = (&context.acme, context.authority.as_ref());
+    let req = context.request(&body);
+    let result = match resource {
+        Resource::NewNonce => {
+            // RFC 8555 7.2: 204 to GET, 200 to HEAD.
+            let status = if method == Method::HEAD {
+                StatusCode::OK
+            } else {
+                StatusCode::NO_CONTENT
+            };
+            return new_nonce(provisioner, &context, status).await;
+        }
+        Resource::Directory => acme.directory(authority, provisioner, &context.base_url),
+        Resource::RenewalInfo => acme.renewal_info(authority, provisioner, id).await,
+        Resource::NewAccount => acme.new_account(authority, provisioner, &req).await,
+        Resource::NewOrder => acme.new_order(authority, provisioner, &req).await,
+        Resource::RevokeCert => acme.revoke(authority, provisioner, &req).await,
+        Resource::KeyChange => acme.key_change(authority, &req).await,
+        Resource::Account => acme.account(authority, &req, id).await,
+        Resource::AccountOrders => acme.account_orders(authority, &req, id).await,
+        Resource::Order => acme.order(authority, &req, id).await,
+        Resource::Finalize => acme.finalize(authority, provisioner, &req, id).await,
+        Resource::Authorization => acme.authorization(authority, &req, id).await,
+        Resource::Challenge => {
+            let index = param("index");
+            match index.parse::<usize>() {
+                Ok(index) => {
+                    acme.challenge(authority, provisioner, &req, id, index)
+                        .await
+                }
+                Err(_) => Err(Error::NotFound(format!("challenge {index:?}"))),
+            }
+        }
+        Resource::Certificate => acme.certificate(authority, &req, id).await,
+    };
+    if resource.signed() {
+        context.respond(result).await
+    } else {
+        match result {
+            Ok(reply) => render(reply),
+            Err(error) => AcmeProblem(error).into_response(),
+        }
+    }
 }
 
 /// What every ACME handler works from, extracted from the request.
@@ -120,12 +193,12 @@ impl Context {
         headers: &HeaderMap,
         uri: &Uri,
         client: Option<IpAddr>,
-    ) -> Result<Self, AcmeResponseError> {
+    ) -> Result<Self, AcmeProblem> {
         let authority = state.authority();
         let acme = state
             .acme()
             .cloned()
-            .ok_or_else(|| AcmeResponseError::bare(Error::NotFound("ACME".into())))?;
+            .ok_or_else(|| AcmeProblem(Error::NotFound("ACME".into())))?;
         let requested = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
@@ -183,7 +256,7 @@ impl Context {
             HeaderValue::from_str(&format!("<{}/directory>;rel=\"index\"", self.base_url)).ok();
         let mut response = match result {
             Ok(reply) => render(reply),
-            Err(error) => AcmeResponseError::bare(error).into_response(),
+            Err(error) => AcmeProblem(error).into_response(),
         };
         let headers = response.headers_mut();
         if let Some(nonce) = nonce {
@@ -266,85 +339,11 @@ fn render(reply: Reply) -> Response {
     response
 }
 
-/// An ACME error on its way to becoming a problem document.
-struct AcmeResponseError(Error);
-
-impl AcmeResponseError {
-    fn bare(error: Error) -> Self {
-        Self(error)
-    }
-}
-
-impl IntoResponse for AcmeResponseError {
-    fn into_response(self) -> Response {
-        let error = self.0;
-        let status = match error.kind() {
-            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let detail = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %error, "ACME request failed");
-            "internal server error".to_string()
-        } else {
-            tracing::info!(target: "mayfly::audit", status = status.as_u16(), problem = error.problem_type().name(), reason = %error, "ACME request refused");
-            error.to_string()
-        };
-        let body = serde_json::json!({
-            "type": error.problem_type().urn(),
-            "detail": detail,
-            "status": status.as_u16(),
-        });
-        let mut response = (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            )],
-            body.to_string(),
-        )
-            .into_response();
-        match &error {
-            Error::RateLimited {
-                retry_after_seconds,
-                ..
-            } => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
-            }
-            Error::KeyInUse { location } => {
-                if let Ok(value) = HeaderValue::from_str(location) {
-                    response.headers_mut().insert(header::LOCATION, value);
-                }
-            }
-            _ => {}
-        }
-        response
-    }
-}
-
-async fn directory(Path(provisioner): Path<String>, context: Context) -> Response {
-    match context
-        .acme
-        .directory(&context.authority, &provisioner, &context.base_url)
-    {
-        Ok(reply) => render(reply),
-        Err(e) => AcmeResponseError::bare(e).into_response(),
-    }
-}
-
 /// `newNonce`: rate-limited per client address, and refused (429) while the address holds as
 /// many unused nonces as it may.
 async fn new_nonce(provisioner: &str, context: &Context, status: StatusCode) -> Response {
     if let Err(e) = mayfly_acme::service::acme_provisioner(&context.authority, provisioner) {
-        return AcmeResponseError::bare(e).into_response();
+        return AcmeProblem(e).into_response();
     }
     let nonce = match context.acme.nonce_request(context.client) {
         Ok(()) => {
@@ -357,7 +356,7 @@ async fn new_nonce(provisioner: &str, context: &Context, status: StatusCode) -> 
     };
     let nonce = match nonce {
         Ok(nonce) => nonce,
-        Err(e) => return AcmeResponseError::bare(e).into_response(),
+        Err(e) => return AcmeProblem(e).into_response(),
     };
     let mut response = status.into_response();
     if let Ok(nonce) = HeaderValue::from_str(&nonce) {
@@ -367,160 +366,6 @@ async fn new_nonce(provisioner: &str, context: &Context, status: StatusCode) -> 
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-async fn new_nonce_get(Path(provisioner): Path<String>, context: Context) -> Response {
-    new_nonce(&provisioner, &context, StatusCode::NO_CONTENT).await
-}
-
-async fn new_nonce_head(Path(provisioner): Path<String>, context: Context) -> Response {
-    new_nonce(&provisioner, &context, StatusCode::OK).await
-}
-
-async fn new_account(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
-    let result = context
-        .acme
-        .new_account(&context.authority, &provisioner, &context.request(&body))
-        .await;
-    context.respond(result).await
-}
-
-async fn new_order(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
-    let result = context
-        .acme
-        .new_order(&context.authority, &provisioner, &context.request(&body))
-        .await;
-    context.respond(result).await
-}
-
-async fn revoke(Path(provisioner): Path<String>, context: Context, body: Bytes) -> Response {
-    let result = context
-        .acme
-        .revoke(&context.authority, &provisioner, &context.request(&body))
-        .await;
-    context.respond(result).await
-}
-
-async fn key_change(Path(_provisioner): Path<String>, context: Context, body: Bytes) -> Response {
-    let result = context
-        .acme
-        .key_change(&context.authority, &context.request(&body))
-        .await;
-    context.respond(result).await
-}
-
-async fn account(
-    Path((_provisioner, id)): Path<(String, String)>,
-    context: Context,
-    body: Bytes,
-) -> Response {
-    let result = context
-        .acme
-        .account(&context.authority, &context.request(&body), &id)
-        .await;
-    context.respond(result).await
-}
-
-async fn account_orders(
-    Path((_provisioner, id)): Path<(String, String)>,
-    context: Context,
-    body: Bytes,
-) -> Response {
-    let result = context
-        .acme
-        .account_orders(&context.authority, &context.request(&body), &id)
-        .await;
-    context.respond(result).await
-}
-
-async fn order(
-    Path((_provisioner, id)): Path<(String, String)>,
-    context: Context,
-    body: Bytes,
-) -> Response {
-    let result = context
-        .acme
-        .order(&context.authority, &context.request(&body), &id)
-        .await;
-    context.respond(result).await
-}
-
-async fn finalize(
-    Path((provisioner, id)): Path<(String, String)>,
-    context: Context,
-    body: Bytes,
-) -> Response {
-    let result = context
-        .acme
-        .finalize(
-            &context.authority,
-            &provisioner,
-            &context.request(&body),
-            &id,
-        )
-        .await;
-    context.respond(result).await
-}
-
-async fn authorization(
-    Path((_provisioner, id)): Path<(String, String)>,
-    context: Context,
-    body: Bytes,
-) -> Response {
-    let result = context
-        .acme
-        .authorization(&context.authority, &context.request(&body), &id)
-        .await;
-    context.respond(result).await
-}
-
-async fn challenge(
-    Path((provisioner, id, index)): Path<(String, String, String)>,
-    context: Context,
-    body: Bytes,
-) -> Response {
-    let Ok(index) = index.parse::<usize>() else {
-        return context
-            .respond(Err(Error::NotFound(format!("challenge {index:?}"))))
-            .await;
-    };
-    let result = context
-        .acme
-        .challenge(
-            &context.authority,
-            &provisioner,
-            &context.request(&body),
-            &id,
-            index,
-        )
-        .await;
-    context.respond(result).await
-}
-
-async fn certificate(
-    Path((_provisioner, serial)): Path<(String, String)>,
-    context: Context,
-    body: Bytes,
-) -> Response {
-    let result = context
-        .acme
-        .certificate(&context.authority, &context.request(&body), &serial)
-        .await;
-    context.respond(result).await
-}
-
-async fn renewal_info(
-    Path((provisioner, cert_id)): Path<(String, String)>,
-    context: Context,
-) -> Response {
-    let result = context
-        .acme
-        .renewal_info(&context.authority, &provisioner, &cert_id)
-        .await;
-    match result {
-        Ok(reply) => render(reply),
-        Err(e) => AcmeResponseError::bare(e).into_response(),
-    }
 }
 
 #[cfg(test)]

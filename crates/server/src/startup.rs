@@ -251,7 +251,8 @@ pub fn reload(
 }
 
 /// Serves until `shutdown` completes; renews the TLS certificate and runs the retention job
-/// meanwhile.
+/// meanwhile. After `shutdown`, requests in flight and ACME challenge validations are waited
+/// for, both within [`crate::serve::SHUTDOWN_GRACE`] of it.
 pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output = ()>) {
     let Prepared {
         listener,
@@ -291,6 +292,12 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
     let scraping = metrics.map(|(listener, handle)| {
         tokio::spawn(crate::metrics::serve(listener, handle, limits.clone()))
     });
+    // The grace period runs from the signal: requests in flight and ACME validations share it.
+    let mut deadline = None;
+    let shutdown = async {
+        shutdown.await;
+        deadline = Some(tokio::time::Instant::now() + crate::serve::SHUTDOWN_GRACE);
+    };
     crate::serve::serve(
         listener,
         config,
@@ -299,6 +306,13 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         shutdown,
     )
     .await;
+    if let Some(acme) = state.acme() {
+        // Validations record their outcome on their challenge; dropped unfinished, they would
+        // leave it `processing` for good.
+        let deadline =
+            deadline.unwrap_or_else(|| tokio::time::Instant::now() + crate::serve::SHUTDOWN_GRACE);
+        acme.validations().finish(deadline).await;
+    }
     renewal.abort();
     pruning.abort();
     publishing.abort();

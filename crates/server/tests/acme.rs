@@ -37,6 +37,27 @@ struct Responder {
     wrong_first: Mutex<HashMap<String, usize>>,
     /// Whole responses, head and body, served as they are for a token.
     raw: Mutex<HashMap<String, Vec<u8>>>,
+    /// Tokens whose fetch is held until the test releases it.
+    held: Mutex<HashMap<String, Arc<Hold>>>,
+}
+
+/// A held http-01 fetch: `arrived` once the CA is waiting for its answer, answered once
+/// `release` is notified.
+#[derive(Default)]
+struct Hold {
+    arrived: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl Responder {
+    fn hold(&self, token: &str) -> Arc<Hold> {
+        let hold = Arc::new(Hold::default());
+        self.held
+            .lock()
+            .unwrap()
+            .insert(token.to_string(), Arc::clone(&hold));
+        hold
+    }
 }
 
 async fn start_http01(responder: Arc<Responder>) -> u16 {
@@ -63,6 +84,11 @@ async fn start_http01(responder: Arc<Responder>) -> u16 {
                     .strip_prefix("/.well-known/acme-challenge/")
                     .unwrap_or("")
                     .to_string();
+                let held = responder.held.lock().unwrap().get(&token).cloned();
+                if let Some(hold) = held {
+                    hold.arrived.notify_one();
+                    hold.release.notified().await;
+                }
                 let hit = {
                     let mut hits = responder.hits.lock().unwrap();
                     let hit = hits.entry(token.clone()).or_default();
@@ -143,6 +169,7 @@ async fn start_dns(records: Arc<Mutex<HashMap<String, String>>>) -> std::net::So
 
 struct Harness {
     _dir: tempfile::TempDir,
+    state: Arc<AppState>,
     app: axum::Router,
     responder: Arc<Responder>,
     dns: Arc<Mutex<HashMap<String, String>>>,
@@ -222,7 +249,8 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
     let state = Arc::new(AppState::new(authority, tls_options).with_acme(store));
     Harness {
         _dir: dir,
-        app: router(state),
+        app: router(Arc::clone(&state)),
+        state,
         responder,
         dns,
         db_path,
@@ -357,7 +385,19 @@ impl Client {
     }
 
     async fn post(&self, h: &Harness, url: &str, payload: Option<&Value>) -> Response {
-        let header = json!({"alg": self.key.jws_algorithm(), "nonce": h.nonce().await, "url": url, "kid": self.kid});
+        let nonce = h.nonce().await;
+        self.post_with_nonce(h, url, payload, &nonce).await
+    }
+
+    async fn post_with_nonce(
+        &self,
+        h: &Harness,
+        url: &str,
+        payload: Option<&Value>,
+        nonce: &str,
+    ) -> Response {
+        let header =
+            json!({"alg": self.key.jws_algorithm(), "nonce": nonce, "url": url, "kid": self.kid});
         h.send(
             "POST",
             url,
@@ -550,6 +590,71 @@ async fn directory_lists_every_resource() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.headers["content-type"], "application/problem+json");
+}
+
+/// Each resource answers its methods only, and the answers to signed requests (even
+/// refusals) carry a fresh nonce and the directory link, the others not.
+#[tokio::test]
+async fn every_resource_answers_its_methods_with_its_headers() {
+    let h = harness(json!({})).await;
+    let fetched = ["directory", "renewal-info/AQID.AIE"];
+    let signed = [
+        "new-account",
+        "new-order",
+        "revoke-cert",
+        "key-change",
+        "account/x",
+        "account/x/orders",
+        "order/x",
+        "order/x/finalize",
+        "authz/x",
+        "challenge/x/0",
+        "challenge/x/first",
+        "certificate/1",
+    ];
+    for path in fetched {
+        let url = format!("{BASE}/{path}");
+        let r = h
+            .send("POST", &url, "application/jose+json", Vec::new())
+            .await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "POST {path}");
+        let r = h.send("GET", &url, "", Vec::new()).await;
+        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "GET {path}");
+        assert!(!r.headers.contains_key("replay-nonce"), "GET {path}");
+    }
+    for path in signed {
+        let url = format!("{BASE}/{path}");
+        let r = h.send("GET", &url, "", Vec::new()).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "GET {path}");
+        // Refused before anything else: the body is not a JWS.
+        let r = h.send("POST", &url, "text/plain", b"{}".to_vec()).await;
+        let expected = if path == "challenge/x/first" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        };
+        assert_eq!(r.status, expected, "POST {path}: {}", r.text);
+        assert_eq!(r.headers["content-type"], "application/problem+json");
+        assert_eq!(r.body["status"], expected.as_u16(), "{}", r.text);
+        assert!(r.headers.contains_key("replay-nonce"), "POST {path}");
+        assert_eq!(
+            r.headers["link"],
+            format!("<{BASE}/directory>;rel=\"index\""),
+            "POST {path}"
+        );
+        assert_eq!(r.headers["cache-control"], "no-store");
+    }
+    let url = format!("{BASE}/new-nonce");
+    for (method, status) in [("GET", StatusCode::NO_CONTENT), ("HEAD", StatusCode::OK)] {
+        let r = h.send(method, &url, "", Vec::new()).await;
+        assert_eq!(r.status, status, "{method} new-nonce");
+        assert!(r.headers.contains_key("replay-nonce"), "{method} new-nonce");
+        assert_eq!(r.headers["cache-control"], "no-store");
+    }
+    let r = h
+        .send("POST", &url, "application/jose+json", Vec::new())
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]
@@ -1449,4 +1554,209 @@ async fn orders_and_authorizations_expire_with_the_authority_clock() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
     assert_eq!(refused.problem(), "orderNotReady", "{}", refused.text);
     assert_eq!(h.sql("SELECT COUNT(*) FROM acme_certificates"), "0");
+}
+
+/// A nonce is good for an hour of the authority's clock, its last second included, and is
+/// refused a second later.
+#[tokio::test]
+async fn nonces_expire_an_hour_after_they_are_issued() {
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let h = harness_with_clock(json!({}), clock.clone()).await;
+    let client = Client::new(&h).await;
+    let (on_time, late) = (h.nonce().await, h.nonce().await);
+    clock.set(start + time::Duration::seconds(3600));
+    let r = client
+        .post_with_nonce(&h, &client.kid, None, &on_time)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    clock.set(start + time::Duration::seconds(3601));
+    let r = client.post_with_nonce(&h, &client.kid, None, &late).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.problem(), "badNonce", "{}", r.text);
+    // The nonce of that refusal is fresh, hence good.
+    let fresh = r.headers["replay-nonce"].to_str().unwrap().to_string();
+    let r = client.post_with_nonce(&h, &client.kid, None, &fresh).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// The per-hour order limit counts the orders of the last hour of the authority's clock, the
+/// order made exactly an hour ago included: a refused account may order again once its
+/// oldest counted order is more than an hour old.
+#[tokio::test]
+async fn order_limits_count_the_last_hour_of_the_authority_clock() {
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let h = harness_with_clock(json!({"ordersPerAccountPerHour": 2}), clock.clone()).await;
+    let client = Client::new(&h).await;
+    let at = |seconds: i64| start + time::Duration::seconds(seconds);
+    let r = client.order(&h, &["first.example.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    clock.set(at(1800));
+    let r = client.order(&h, &["second.example.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for now in [1800, 3600] {
+        clock.set(at(now));
+        let r = client.order(&h, &["third.example.test"]).await;
+        assert_eq!(
+            r.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "at {now}: {}",
+            r.text
+        );
+        assert_eq!(r.problem(), "rateLimited");
+        assert_eq!(r.headers["retry-after"], "3600");
+    }
+    clock.set(at(3601));
+    let r = client.order(&h, &["third.example.test"]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = client.order(&h, &["fourth.example.test"]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the second and third orders are in the window: {}",
+        r.text
+    );
+}
+
+/// A new order for `name` whose http-01 challenge has been asked for, with the responder
+/// holding the CA's fetch: returns the order, the challenge URL, the authorization id and the
+/// hold once the CA is waiting for the answer.
+async fn validation_in_progress(
+    h: &Harness,
+    client: &Client,
+    name: &str,
+) -> (Response, String, String, Arc<Hold>) {
+    let order = client.order(h, &[name]).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    let (_, challenge) = http01_challenge(client, h, &order).await;
+    let token = challenge["token"].as_str().unwrap().to_string();
+    h.responder
+        .answers
+        .lock()
+        .unwrap()
+        .insert(token.clone(), format!("{token}.{}", client.thumbprint()));
+    let hold = h.responder.hold(&token);
+    let url = challenge["url"].as_str().unwrap().to_string();
+    let r = client.post(h, &url, Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["status"], "processing", "{}", r.text);
+    hold.arrived.notified().await;
+    let authz_id = authorization_id(&order);
+    (order, url, authz_id, hold)
+}
+
+/// The authorization as stored: its status column and its document.
+fn stored_authorization(h: &Harness, id: &str) -> (String, Value) {
+    let status = h.sql(&format!(
+        "SELECT status FROM acme_authorizations WHERE id = '{id}'"
+    ));
+    let body = h.sql(&format!(
+        "SELECT body FROM acme_authorizations WHERE id = '{id}'"
+    ));
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+/// The stored challenge a challenge URL names.
+fn stored_challenge(h: &Harness, authz_id: &str, url: &str) -> Value {
+    let index: usize = url.rsplit('/').next().unwrap().parse().unwrap();
+    stored_authorization(h, authz_id).1["challenges"][index].clone()
+}
+
+/// A shutdown waits for a validation in progress: once `finish` returns, its outcome is in
+/// the store (read directly, without polling).
+#[tokio::test]
+async fn a_shutdown_waits_for_a_validation_in_progress() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let (_, url, authz_id, hold) = validation_in_progress(&h, &client, "drain.example.test").await;
+    let validations = h.state.acme().unwrap().validations().clone();
+    assert_eq!(validations.running(), 1);
+    let finishing = tokio::spawn(async move {
+        validations
+            .finish(tokio::time::Instant::now() + std::time::Duration::from_secs(3600))
+            .await
+    });
+    hold.release.notify_one();
+    assert_eq!(finishing.await.unwrap(), 0, "nothing was aborted");
+    assert_eq!(stored_challenge(&h, &authz_id, &url)["status"], "valid");
+    assert_eq!(stored_authorization(&h, &authz_id).0, "valid");
+}
+
+/// A validation that a shutdown stops before it has an answer fails its challenge with a
+/// problem saying so; it is never left `processing`, which nothing would ever finish. A
+/// validation asked for after the stop (by a request still in flight) fails the same way.
+#[tokio::test]
+async fn a_validation_stopped_by_a_shutdown_fails_instead_of_staying_processing() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let (order, url, authz_id, _never_released) =
+        validation_in_progress(&h, &client, "stopped.example.test").await;
+    let validations = h.state.acme().unwrap().validations().clone();
+    let now = tokio::time::Instant::now();
+    let aborted = validations
+        .finish_by(now, now + std::time::Duration::from_secs(3600))
+        .await;
+    assert_eq!(aborted, 0, "the stopped validation recorded its outcome");
+    let interrupted = |challenge: &Value| {
+        assert_eq!(challenge["status"], "invalid", "{challenge}");
+        assert_eq!(
+            challenge["error"]["type"], "urn:ietf:params:acme:error:serverInternal",
+            "{challenge}"
+        );
+        assert!(
+            challenge["error"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("shut down")),
+            "{challenge}"
+        );
+    };
+    interrupted(&stored_challenge(&h, &authz_id, &url));
+    assert_eq!(stored_authorization(&h, &authz_id).0, "invalid");
+    // What the client reads.
+    interrupted(&client.post(&h, &url, None).await.body);
+    let r = client.post(&h, &order.location(), None).await;
+    assert_eq!(r.body["status"], "invalid", "{}", r.text);
+
+    let (late_url, late_authz) =
+        validation_asked_after_stop(&h, &client, "late.example.test").await;
+    assert_eq!(
+        validations
+            .finish_by(now, now + std::time::Duration::from_secs(3600))
+            .await,
+        0
+    );
+    interrupted(&stored_challenge(&h, &late_authz, &late_url));
+    assert!(
+        !h.sql("SELECT body FROM acme_authorizations")
+            .contains("processing"),
+        "no challenge is left processing"
+    );
+}
+
+/// A new order for `name` whose http-01 challenge has been asked for, on a service whose
+/// validations were stopped (so the CA never fetches): the challenge URL and authorization id.
+async fn validation_asked_after_stop(h: &Harness, client: &Client, name: &str) -> (String, String) {
+    let order = client.order(h, &[name]).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    let (_, challenge) = http01_challenge(client, h, &order).await;
+    let url = challenge["url"].as_str().unwrap().to_string();
+    let r = client.post(h, &url, Some(&json!({}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    (url, authorization_id(&order))
+}
+
+/// The id of the first authorization of an order.
+fn authorization_id(order: &Response) -> String {
+    order.body["authorizations"][0]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
 }

@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Server, mayfly_ok, require_tool, run};
+use support::{Server, ServerOptions, mayfly_ok, require_tool, run};
 
 /// A CA with an ACME provisioner named `acme` whose challenges are validated on loopback.
 pub struct AcmeCa {
@@ -25,6 +25,15 @@ pub struct AcmeCa {
 }
 
 pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
+    start_acme_ca_with(work, extra, &ServerOptions::default())
+}
+
+/// [`start_acme_ca`], the server started with `options` (its working directory is `home`).
+pub fn start_acme_ca_with(
+    work: &Path,
+    extra: serde_json::Value,
+    options: &ServerOptions<'_>,
+) -> AcmeCa {
     let home = work.join("mayfly");
     support::write_secret(work.join("pw.txt"), "ca password\n");
     let port = support::free_port();
@@ -77,14 +86,14 @@ pub fn start_acme_ca(work: &Path, extra: serde_json::Value) -> AcmeCa {
     let metrics_port = support::free_port();
     config["metricsAddress"] = format!("127.0.0.1:{metrics_port}").into();
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    let server = Server::start(
+    let server = Server::start_with(
         &[
             config_path.to_str().unwrap(),
             "--password-file",
             work.join("pw.txt").to_str().unwrap(),
         ],
         &home,
-        None,
+        options,
         "serving on",
     );
     AcmeCa {
@@ -185,6 +194,11 @@ fn command_output(command: &mut Command) -> (bool, String) {
 }
 
 fn lego(ca: &AcmeCa, dir: &Path, args: &[&str]) -> (bool, String) {
+    command_output(&mut lego_command(ca, dir, args))
+}
+
+/// lego against the CA, with its state in `dir`.
+fn lego_command(ca: &AcmeCa, dir: &Path, args: &[&str]) -> Command {
     // lego's exec DNS provider runs this script to set and remove the TXT record.
     let script = dir.join("set-txt.sh");
     std::fs::write(
@@ -196,25 +210,25 @@ fn lego(ca: &AcmeCa, dir: &Path, args: &[&str]) -> (bool, String) {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    command_output(
-        Command::new("lego")
-            .env("LEGO_CA_CERTIFICATES", &ca.root)
-            .env("EXEC_PATH", &script)
-            // Both names of a wildcard order share one TXT name; lego solves them one after
-            // the other, 60 s apart by default.
-            .env("EXEC_SEQUENCE_INTERVAL", "1")
-            .args([
-                "--server",
-                &ca.directory,
-                "--email",
-                "ops@example.test",
-                "--accept-tos",
-                "--path",
-                dir.to_str().unwrap(),
-            ])
-            .args(args)
-            .current_dir(dir),
-    )
+    let mut command = Command::new("lego");
+    command
+        .env("LEGO_CA_CERTIFICATES", &ca.root)
+        .env("EXEC_PATH", &script)
+        // Both names of a wildcard order share one TXT name; lego solves them one after
+        // the other, 60 s apart by default.
+        .env("EXEC_SEQUENCE_INTERVAL", "1")
+        .args([
+            "--server",
+            &ca.directory,
+            "--email",
+            "ops@example.test",
+            "--accept-tos",
+            "--path",
+            dir.to_str().unwrap(),
+        ])
+        .args(args)
+        .current_dir(dir);
+    command
 }
 
 #[test]
@@ -491,5 +505,118 @@ fn certbot_obtains_renews_and_revokes_by_account_and_by_key() {
     assert_eq!(
         acme_certificate_states(&ca, work),
         vec!["revoked:1", "revoked:1", "valid:"],
+    );
+}
+
+/// SIGTERM while the CA validates a challenge: the server waits for the validation, whose
+/// outcome is recorded, before it exits; the challenge is not left `processing` for good.
+#[test]
+fn sigterm_during_a_validation_waits_for_its_outcome() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    require_tool("lego", "lego");
+    require_tool("sqlite3", "sqlite3");
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let log = work.join("server.log");
+    let options = ServerOptions {
+        env: vec![("MAYFLY_LOG", "info".to_string())],
+        log_file: Some(&log),
+        ..ServerOptions::default()
+    };
+    let mut ca = start_acme_ca_with(work, serde_json::json!({}), &options);
+    // The CA fetches http-01 answers from `http_port`. The test stands there: it gets the
+    // answer from lego's own server and holds it back until the server is shutting down.
+    let listener = TcpListener::bind(("127.0.0.1", ca.http_port)).unwrap();
+    let lego_port = support::free_port();
+    let (arrived, fetch_arrived) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((mut from_ca, _)) = listener.accept() else {
+            return;
+        };
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match from_ca.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&chunk[..n]),
+            }
+        }
+        // lego's answer is fetched at once: lego stops serving it when the CA goes away.
+        let mut to_lego = TcpStream::connect(("127.0.0.1", lego_port)).unwrap();
+        to_lego.write_all(&request).unwrap();
+        let mut response = Vec::new();
+        let _ = to_lego.read_to_end(&mut response);
+        let _ = arrived.send(());
+        if released.recv().is_ok() {
+            let _ = from_ca.write_all(&response);
+        }
+    });
+    let lego_dir = work.join("lego");
+    std::fs::create_dir_all(&lego_dir).unwrap();
+    let http = format!(":{lego_port}");
+    let mut lego = lego_command(
+        &ca,
+        &lego_dir,
+        &[
+            "--domains",
+            "drain.example.test",
+            "--http",
+            "--http.port",
+            &http,
+            "run",
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("starting lego");
+
+    fetch_arrived
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the CA never fetched the http-01 answer");
+    ca.server.signal("TERM");
+    // Released once the server says it waits for the validation, not after some delay.
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("waiting for ACME challenge validations")
+    {
+        if let Some(status) = ca.server.wait_exit(Duration::from_millis(20)) {
+            panic!(
+                "the server exited ({status:?}) during a validation: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < give_up, "the server never waited");
+    }
+    release.send(()).unwrap();
+    let status = ca
+        .server
+        .wait_exit(Duration::from_secs(60))
+        .expect("the server did not exit after the validation");
+    assert!(status.success(), "{status:?}");
+    let _ = lego.kill();
+    let _ = lego.wait();
+
+    let db = ca.home.join("db/mayfly.db");
+    let query = |sql: &str| {
+        let (ok, text) = run("sqlite3", &[db.to_str().unwrap(), sql], work);
+        assert!(ok, "{text}");
+        text.trim().to_string()
+    };
+    assert_eq!(query("SELECT status FROM acme_authorizations"), "valid");
+    let body: serde_json::Value =
+        serde_json::from_str(&query("SELECT body FROM acme_authorizations")).unwrap();
+    let challenges = body["challenges"].as_array().unwrap();
+    let http01 = challenges.iter().find(|c| c["type"] == "http-01").unwrap();
+    assert_eq!(http01["status"], "valid", "{body}");
+    assert!(
+        challenges.iter().all(|c| c["status"] != "processing"),
+        "{body}"
     );
 }

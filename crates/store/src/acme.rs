@@ -9,6 +9,7 @@
 use mayfly_acme::store::{
     AccountRow, AcmeStore, AcmeStoreError, AuthorizationRow, BoxFuture, OrderRow, Versioned,
 };
+use mayfly_pki::SerialNumber;
 
 use crate::engine::Engine;
 use crate::{NetworkedStore, SqliteStore};
@@ -111,7 +112,7 @@ impl $store {
                 .bind(authorization.id)
                 .bind(authorization.account)
                 .bind(authorization.identifier)
-                .bind(authorization.status)
+                .bind(authorization.status.as_str())
                 .bind(authorization.expires_at)
                 .bind(authorization.body)
                 .execute(&mut *tx)
@@ -354,7 +355,7 @@ impl AcmeStore for $store {
                 self.dialect().sql("UPDATE acme_authorizations SET status = ?, expires_at = ?, body = ?, \
                  version = version + 1 WHERE id = ? AND version = ?"),
             )
-            .bind(row.status)
+            .bind(row.status.as_str())
             .bind(row.expires_at)
             .bind(row.body)
             .bind(row.id)
@@ -422,15 +423,16 @@ impl AcmeStore for $store {
 
     fn record_certificate<'a>(
         &'a self,
-        serial: &'a str,
+        serial: &'a SerialNumber,
         account: &'a str,
         order: &'a str,
     ) -> BoxFuture<'a, Result<(), AcmeStoreError>> {
         Box::pin(async move {
+            let serial = serial.to_decimal();
             sqlx::query(
                 self.dialect().sql("INSERT INTO acme_certificates (serial, account_id, order_id) VALUES (?, ?, ?)"),
             )
-            .bind(serial)
+            .bind(&serial)
             .bind(account)
             .bind(order)
             .execute(self.writes())
@@ -442,11 +444,11 @@ impl AcmeStore for $store {
 
     fn certificate_account<'a>(
         &'a self,
-        serial: &'a str,
+        serial: &'a SerialNumber,
     ) -> BoxFuture<'a, Result<Option<String>, AcmeStoreError>> {
         Box::pin(async move {
             sqlx::query_scalar(self.dialect().sql("SELECT account_id FROM acme_certificates WHERE serial = ?"))
-                .bind(serial)
+                .bind(serial.to_decimal())
                 .fetch_optional(self.reads())
                 .await
                 .map_err(|e| backend("looking up an ACME certificate", e))

@@ -6,7 +6,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use mayfly_acme::model::AuthorizationStatus;
 use mayfly_acme::store::{AccountRow, AcmeStore, AcmeStoreError, AuthorizationRow, OrderRow};
+use mayfly_pki::SerialNumber;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -121,7 +123,7 @@ pub async fn orders_and_authorizations(store: &dyn AcmeStore) {
         id: &authz_id,
         account: &account_id,
         identifier: &identifier,
-        status: "pending",
+        status: AuthorizationStatus::Pending,
         expires_at: NOW + 3600,
         body: "{}",
     };
@@ -175,7 +177,7 @@ pub async fn orders_and_authorizations(store: &dyn AcmeStore) {
         .unwrap()
         .version;
     let valid = AuthorizationRow {
-        status: "valid",
+        status: AuthorizationStatus::Valid,
         body: r#"{"status":"valid"}"#,
         ..authz.clone()
     };
@@ -213,7 +215,7 @@ pub async fn orders_and_authorizations(store: &dyn AcmeStore) {
 }
 
 pub async fn certificates_and_blocked_keys(store: &dyn AcmeStore, other: &dyn AcmeStore) {
-    let serial = unique("serial");
+    let serial = SerialNumber::random().unwrap();
     store
         .record_certificate(&serial, "acct-1", "order-1")
         .await
@@ -224,7 +226,7 @@ pub async fn certificates_and_blocked_keys(store: &dyn AcmeStore, other: &dyn Ac
     );
     assert!(
         store
-            .certificate_account("unknown")
+            .certificate_account(&SerialNumber::random().unwrap())
             .await
             .unwrap()
             .is_none()
@@ -249,7 +251,7 @@ pub async fn concurrent_transitions_have_one_winner(store: &dyn AcmeStore, other
         id: &authz_id,
         account: &account_id,
         identifier: &identifier,
-        status: "pending",
+        status: AuthorizationStatus::Pending,
         expires_at: NOW + 3600,
         body: "{}",
     };
