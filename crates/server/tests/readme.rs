@@ -206,3 +206,41 @@ fn internal_word(line: &str) -> Option<String> {
     }
     None
 }
+
+/// docs/architecture.md names every crate of the workspace, and only crates that exist: the
+/// map a newcomer reads first cannot drift from the tree.
+#[test]
+fn the_architecture_map_names_exactly_the_crates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let map = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let named: std::collections::BTreeSet<String> = map
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `crates/"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    let present: std::collections::BTreeSet<String> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            entry
+                .path()
+                .join("Cargo.toml")
+                .exists()
+                .then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    assert_eq!(named, present, "docs/architecture.md's crate table");
+    for module in [
+        "credential/",
+        "policy/",
+        "issue.rs",
+        "x509.rs",
+        "revocation.rs",
+    ] {
+        assert!(
+            root.join("crates/authority/src").join(module).exists(),
+            "docs/architecture.md names crates/authority/src/{module}"
+        );
+    }
+}
