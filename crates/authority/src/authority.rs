@@ -48,6 +48,8 @@ pub struct Authority {
     clock: Arc<dyn Clock>,
     dns_names: Vec<String>,
     ssh: Option<crate::ssh::SshCa>,
+    /// How OIDC provisioners reach their providers; without it their tokens are refused.
+    oidc_fetch: Option<Arc<dyn credential::oidc::keys::Fetch>>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -129,7 +131,15 @@ impl Authority {
             clock: parts.clock,
             dns_names: parts.dns_names,
             ssh: parts.ssh,
+            oidc_fetch: None,
         })
+    }
+
+    /// Lets OIDC provisioners fetch their providers' discovery documents and keys through
+    /// `fetch` (the server's HTTPS client: this crate makes no connections).
+    pub fn with_oidc_fetch(mut self, fetch: Arc<dyn credential::oidc::keys::Fetch>) -> Self {
+        self.oidc_fetch = Some(fetch);
+        self
     }
 
     /// The SSH CA, if this authority has one.
@@ -144,7 +154,7 @@ impl Authority {
 
     /// Verifies a token of any provisioner kind for `endpoint`: the first stage of every
     /// token-authorised operation.
-    pub(crate) fn verify_token(
+    pub(crate) async fn verify_token(
         &self,
         token: &str,
         endpoint: Endpoint,
@@ -157,8 +167,11 @@ impl Authority {
                 audiences: self.audiences.of(endpoint),
                 root_fingerprints: &self.root_fingerprints,
                 now,
+                endpoint,
+                oidc: self.oidc_fetch.as_deref(),
             },
         )
+        .await
     }
 
     /// Signs leaves with the intermediate's key.

@@ -17,6 +17,8 @@ pub enum ErrorKind {
     NotImplemented,
     /// Our fault: configuration, storage, crypto (500). Not for clients' eyes.
     Internal,
+    /// A service the decision needs cannot be reached now, such as an OpenID provider (503).
+    Unavailable,
 }
 
 /// Everything that can go wrong in the authority.
@@ -157,6 +159,27 @@ pub enum Error {
          certificate issued through one"
     )]
     AdminCredentialsMissing,
+    #[error("the token's e-mail address {email:?} is not verified by its OpenID provider")]
+    OidcEmailUnverified { email: String },
+    #[error("the token's e-mail address {email:?} is not in the provisioner's domains {domains:?}")]
+    OidcEmailDomain { email: String, domains: Vec<String> },
+    #[error("the token's groups {found:?} include none of the provisioner's {allowed:?}")]
+    OidcGroups {
+        found: Vec<String>,
+        allowed: Vec<String>,
+    },
+    #[error("the token was issued to {azp:?}, not to this provisioner's client {client_id:?}")]
+    OidcAuthorizedParty { azp: String, client_id: String },
+    #[error(
+        "an OIDC token authorizes /sign and /ssh/sign only, not /{endpoint} (OIDC provisioner {provisioner:?})"
+    )]
+    OidcEndpoint {
+        endpoint: &'static str,
+        provisioner: String,
+    },
+    /// The cause is logged where it happens; clients learn only which provisioner.
+    #[error("the OpenID provider of provisioner {provisioner:?} cannot be reached now")]
+    OidcProviderUnavailable { provisioner: String },
     #[error("{0} may not use the admin API: only provisioners marked \"admin\": true in ca.json")]
     NotAdmin(String),
     #[error("{0}")]
@@ -194,7 +217,13 @@ impl Error {
             | Error::RenewRevoked { .. }
             | Error::RenewExpired { .. }
             | Error::RenewalDisabled { .. }
-            | Error::AdminCredentialsMissing => ErrorKind::Unauthorized,
+            | Error::AdminCredentialsMissing
+            | Error::OidcEmailUnverified { .. }
+            | Error::OidcEmailDomain { .. }
+            | Error::OidcGroups { .. }
+            | Error::OidcAuthorizedParty { .. } => ErrorKind::Unauthorized,
+            Error::OidcEndpoint { .. } => ErrorKind::Forbidden,
+            Error::OidcProviderUnavailable { .. } => ErrorKind::Unavailable,
             Error::NotAdmin(_) => ErrorKind::Forbidden,
             Error::SanNotAuthorized { .. }
             | Error::RevokeSerialMismatch { .. }
@@ -245,6 +274,10 @@ impl Error {
             Error::TokenLifetimeTooLong { .. } => "lifetime_too_long",
             Error::TokenAlreadyUsed => "already_used",
             Error::TokenRootMismatch { .. } => "wrong_root",
+            Error::OidcEmailUnverified { .. } => "email_unverified",
+            Error::OidcEmailDomain { .. } => "email_domain",
+            Error::OidcGroups { .. } => "groups",
+            Error::OidcAuthorizedParty { .. } => "wrong_authorized_party",
             _ => return None,
         })
     }

@@ -49,6 +49,42 @@ impl SshPopProvisioner {
     }
 }
 
+/// An OIDC provisioner: an OpenID provider's ID tokens, issued to this provisioner's client,
+/// authorise certificates for the identity they carry (step's `OIDC`).
+#[derive(Clone)]
+pub struct OidcProvisioner {
+    pub name: String,
+    /// The client the ID tokens are issued to: their audience.
+    pub client_id: String,
+    /// What the client presents at the provider's token endpoint. Published to clients, as
+    /// step-ca does: the flow is a native app's, whose secret cannot be kept.
+    pub client_secret: String,
+    /// The provider's discovery document (`…/.well-known/openid-configuration`).
+    pub configuration_endpoint: String,
+    /// E-mail addresses and groups whose tokens are the request's word on names.
+    pub admins: Vec<String>,
+    /// When set, only e-mail addresses in these domains (admins aside).
+    pub domains: Vec<String>,
+    /// When set, only tokens naming one of these groups.
+    pub groups: Vec<String>,
+    /// Where the client listens for the provider's redirect (`host:port`).
+    pub listen_address: Option<String>,
+    pub claims: Claims,
+    /// The provider's issuer and keys, fetched when first needed.
+    pub keys: std::sync::Arc<crate::credential::oidc::keys::ProviderKeys>,
+}
+
+impl std::fmt::Debug for OidcProvisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvisioner")
+            .field("name", &self.name)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("configuration_endpoint", &self.configuration_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The longest provisioner name: the store records it with every certificate.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -64,6 +100,7 @@ pub enum Provisioner {
     Jwk(Box<JwkProvisioner>),
     Acme(Box<AcmeProvisioner>),
     SshPop(Box<SshPopProvisioner>),
+    Oidc(Box<OidcProvisioner>),
     Unsupported(UnsupportedProvisioner),
 }
 
@@ -168,6 +205,9 @@ impl Provisioner {
                 name: config.name.clone(),
                 claims,
             }))),
+            "OIDC" => Ok(Provisioner::Oidc(Box::new(oidc_from_config(
+                config, claims,
+            )?))),
             _ => Ok(Provisioner::Unsupported(UnsupportedProvisioner {
                 kind: config.kind.to_ascii_uppercase(),
                 name: config.name.clone(),
@@ -180,6 +220,7 @@ impl Provisioner {
             Provisioner::Jwk(p) => &p.name,
             Provisioner::Acme(p) => &p.name,
             Provisioner::SshPop(p) => &p.name,
+            Provisioner::Oidc(p) => &p.name,
             Provisioner::Unsupported(p) => &p.name,
         }
     }
@@ -190,9 +231,85 @@ impl Provisioner {
             Provisioner::Jwk(_) => "JWK",
             Provisioner::Acme(_) => "ACME",
             Provisioner::SshPop(_) => "SSHPOP",
+            Provisioner::Oidc(_) => "OIDC",
             Provisioner::Unsupported(p) => &p.kind,
         }
     }
+}
+
+/// step-ca's OIDC fields, read from the entry's type-specific ones.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OidcFields {
+    #[serde(rename = "clientID", default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: String,
+    #[serde(default)]
+    configuration_endpoint: String,
+    #[serde(default)]
+    admins: Vec<String>,
+    #[serde(default)]
+    domains: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    listen_address: Option<String>,
+}
+
+fn oidc_from_config(config: &ProvisionerConfig, claims: Claims) -> Result<OidcProvisioner> {
+    let refused =
+        |what: String| Error::Config(format!("OIDC provisioner {:?}: {what}", config.name));
+    let fields: serde_json::Map<String, serde_json::Value> = config
+        .other
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let fields: OidcFields = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| refused(e.to_string()))?;
+    if fields.client_id.trim().is_empty() {
+        return Err(refused("\"clientID\" is missing or empty".into()));
+    }
+    if fields.configuration_endpoint.trim().is_empty() {
+        return Err(refused(
+            "\"configurationEndpoint\" is missing or empty".into(),
+        ));
+    }
+    let discovery = crate::credential::oidc::keys::discovery_url(&fields.configuration_endpoint)
+        .map_err(|e| refused(format!("configurationEndpoint: {e}")))?;
+    if let Some(address) = &fields.listen_address {
+        check_listen_address(address)
+            .map_err(|e| refused(format!("listenAddress {address:?}: {e}")))?;
+    }
+    Ok(OidcProvisioner {
+        name: config.name.clone(),
+        client_id: fields.client_id,
+        client_secret: fields.client_secret,
+        configuration_endpoint: fields.configuration_endpoint,
+        admins: fields.admins,
+        domains: fields.domains,
+        groups: fields.groups,
+        listen_address: fields.listen_address.filter(|a| !a.is_empty()),
+        claims,
+        keys: std::sync::Arc::new(crate::credential::oidc::keys::ProviderKeys::new(
+            &config.name,
+            discovery,
+        )),
+    })
+}
+
+/// `host:port` (the host may be empty, `:10000`, or a bracketed IPv6 address), as Go's
+/// `net.SplitHostPort` reads a listen address.
+fn check_listen_address(address: &str) -> std::result::Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| "expected host:port".to_string())?;
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("an IPv6 address must be in brackets".into());
+    }
+    port.parse::<u16>()
+        .map(|_| ())
+        .map_err(|_| format!("port {port:?} is not a number from 0 to 65535"))
 }
 
 #[cfg(test)]

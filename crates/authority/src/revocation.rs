@@ -152,7 +152,7 @@ impl Authority {
             let now = self.clock().now();
             let (credential, burn) = match credential {
                 RevokeAuthorization::Token(ott) => {
-                    let authorization = self.verify_token(ott, Endpoint::Revoke, now)?;
+                    let authorization = self.verify_token(ott, Endpoint::Revoke, now).await?;
                     attempt.provisioner(&authorization.provisioner.name);
                     if authorization.subject != serial {
                         return Err(Error::RevokeSerialMismatch {

@@ -26,7 +26,7 @@ impl Authority {
         let mut attempt = Attempt::new(Operation::Sign);
         let outcome = async {
             let now = self.clock().now();
-            let authorization = self.verify_token(ott, Endpoint::Sign, now)?;
+            let authorization = self.verify_token(ott, Endpoint::Sign, now).await?;
             attempt.provisioner(&authorization.provisioner.name);
             let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
             let template =

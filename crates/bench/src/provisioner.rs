@@ -126,6 +126,7 @@ mod tests {
             key: Some(serde_json::json!({ "kid": kid })),
             encrypted_key: None,
             claims: None,
+            oidc: None,
         }
     }
 

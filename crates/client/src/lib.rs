@@ -651,6 +651,7 @@ mod tests {
             key: None,
             encrypted_key: None,
             claims: None,
+            oidc: None,
         }
     }
 

@@ -25,6 +25,8 @@ use crate::signer::{RcgenKey, Signer};
 pub const STEP_PROVISIONER_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 37476, 9000, 64, 1];
 /// The provisioner type code step writes for JWK provisioners.
 pub const STEP_PROVISIONER_TYPE_JWK: u8 = 1;
+/// step's provisioner type code for OIDC provisioners.
+pub const STEP_PROVISIONER_TYPE_OIDC: u8 = 2;
 /// step's provisioner type code for ACME provisioners.
 pub const STEP_PROVISIONER_TYPE_ACME: u8 = 6;
 

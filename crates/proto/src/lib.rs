@@ -61,6 +61,30 @@ pub struct ProvisionerBody {
     pub encrypted_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<serde_json::Value>,
+    /// What a client needs to log in through an OIDC provisioner's provider (OIDC
+    /// provisioners), step-ca's field names.
+    #[serde(flatten, default)]
+    pub oidc: Option<OidcClientBody>,
+}
+
+/// An OIDC provisioner's client, as `GET /provisioners` lists it: what `mayfly` needs to run
+/// the provider's authorization-code flow. Who is an administrator, and which domains and
+/// groups are let in, stay with the CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcClientBody {
+    #[serde(rename = "clientID")]
+    pub client_id: String,
+    /// A native app's secret, which cannot be kept: step-ca publishes it too.
+    #[serde(rename = "clientSecret", default)]
+    pub client_secret: String,
+    #[serde(rename = "configurationEndpoint")]
+    pub configuration_endpoint: String,
+    #[serde(
+        rename = "listenAddress",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub listen_address: Option<String>,
 }
 
 /// `GET /provisioners`.
@@ -236,4 +260,34 @@ pub struct AuditResponse {
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oidc_provisioner_reads_with_step_cas_field_names_and_others_without_them() {
+        let oidc: ProvisionerBody = serde_json::from_value(serde_json::json!({
+            "type": "OIDC", "name": "idp", "clientID": "mayfly", "clientSecret": "s",
+            "configurationEndpoint": "https://idp.example/.well-known/openid-configuration",
+            "admins": ["a@example.com"],
+        }))
+        .unwrap();
+        let client = oidc.oidc.clone().unwrap();
+        assert_eq!(client.client_id, "mayfly");
+        assert_eq!(client.listen_address, None);
+        let written = serde_json::to_value(&oidc).unwrap();
+        assert_eq!(written["clientID"], "mayfly");
+        assert!(written.get("listenAddress").is_none());
+        let jwk: ProvisionerBody =
+            serde_json::from_value(serde_json::json!({"type": "JWK", "name": "ops"})).unwrap();
+        assert_eq!(jwk.oidc, None);
+        assert!(
+            serde_json::to_value(&jwk)
+                .unwrap()
+                .get("clientID")
+                .is_none()
+        );
+    }
 }

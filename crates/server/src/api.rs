@@ -333,6 +333,7 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
             key: serde_json::to_value(&p.key).ok(),
             encrypted_key: p.encrypted_key.clone(),
             claims: None,
+            oidc: None,
         },
         Provisioner::Acme(p) => ProvisionerBody {
             kind: "ACME".into(),
@@ -340,6 +341,7 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
             key: None,
             encrypted_key: None,
             claims: None,
+            oidc: None,
         },
         Provisioner::SshPop(p) => ProvisionerBody {
             kind: "SSHPOP".into(),
@@ -347,6 +349,20 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
             key: None,
             encrypted_key: None,
             claims: None,
+            oidc: None,
+        },
+        Provisioner::Oidc(p) => ProvisionerBody {
+            kind: "OIDC".into(),
+            name: p.name.clone(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+            oidc: Some(mayfly_proto::OidcClientBody {
+                client_id: p.client_id.clone(),
+                client_secret: p.client_secret.clone(),
+                configuration_endpoint: p.configuration_endpoint.clone(),
+                listen_address: p.listen_address.clone(),
+            }),
         },
         Provisioner::Unsupported(p) => ProvisionerBody {
             kind: p.kind.clone(),
@@ -354,6 +370,7 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
             key: None,
             encrypted_key: None,
             claims: None,
+            oidc: None,
         },
     }
 }

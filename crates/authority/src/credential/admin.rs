@@ -31,6 +31,7 @@ impl Authority {
             AdminCredentials::Token(ott) => {
                 let authorization = self
                     .verify_token(ott, Endpoint::Admin, now)
+                    .await
                     .inspect_err(crate::telemetry::token_rejected)?;
                 if !authorization.provisioner.admin {
                     return Err(Error::NotAdmin(format!(

@@ -8,6 +8,7 @@ use super::jwt::{self, TokenClaims};
 use super::{Authorization, Grant, TokenContext, Vouched};
 use crate::error::{Error, Result};
 use crate::provisioner::{JwkProvisioner, Provisioner};
+use crate::ssh::policy::SshGrant;
 use crate::store::UsedToken;
 
 /// Verifies a token whose header names the key `kid`; `claims` were decoded from it unverified.
@@ -59,7 +60,7 @@ fn authorization(
         expires_at: exp + jwt::LEEWAY,
     };
     let detail = format!("jti {}", claims.jti);
-    let ssh = claims.ssh().cloned();
+    let ssh = claims.ssh().cloned().map(SshGrant::Claims);
     Ok(Authorization {
         provisioner: Vouched {
             name: provisioner.name.clone(),

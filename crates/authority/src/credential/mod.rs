@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod jwk;
 pub mod jwt;
+pub mod oidc;
 pub mod presented;
 pub mod renewal;
 pub mod sshpop;
@@ -26,7 +27,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
-use crate::ssh::policy::SshTokenClaims;
+use crate::ssh::policy::SshGrant;
 use crate::store::UsedToken;
 
 /// What a verified credential allows.
@@ -38,8 +39,9 @@ pub struct Authorization {
     pub subject: String,
     /// The names it grants for an X.509 certificate.
     pub grant: Grant,
-    /// What it allows for an SSH certificate: a token's `step.ssh` claims.
-    pub ssh: Option<SshTokenClaims>,
+    /// What it allows for an SSH certificate: a token's `step.ssh` claims, or the request's
+    /// word.
+    pub ssh: Option<SshGrant>,
     /// The token that pays for the request, burnt in the transaction that records what it
     /// buys; none for a credential that may be presented again (a certificate).
     pub burn: Option<UsedToken>,
@@ -167,12 +169,21 @@ pub struct TokenContext<'a> {
     /// SHA-256 fingerprints of this CA's roots; a token's `sha`, when present, must be one.
     pub root_fingerprints: &'a [String],
     pub now: OffsetDateTime,
+    /// The endpoint the token is presented to (`audiences` are its).
+    pub endpoint: Endpoint,
+    /// How OpenID providers' keys are fetched, when this CA can reach them.
+    pub oidc: Option<&'a dyn oidc::keys::Fetch>,
 }
 
 /// Verifies a token of any provisioner kind for the endpoint `context` describes: finds the
-/// provisioner the token names and hands it to that kind's verifier.
-pub fn verify_token(token: &str, context: &TokenContext<'_>) -> Result<Authorization> {
+/// provisioner the token names and hands it to that kind's verifier. Asynchronous because an
+/// OIDC provisioner may first have to fetch its provider's keys.
+pub async fn verify_token(token: &str, context: &TokenContext<'_>) -> Result<Authorization> {
     let jws = Jws::parse(token).map_err(|e| Error::TokenMalformed(e.to_string()))?;
+    // An ID token names its provisioner by audience (the client id), not by key.
+    if let Some(provisioner) = oidc::provisioner_for(&jws, context)? {
+        return oidc::verify(token, &jws, provisioner, context).await;
+    }
     // Decoded before the signature check only to find the provisioner; the verifier checks
     // the signature over exactly these bytes before acting on any claim.
     let unverified: jwt::TokenClaims = serde_json::from_slice(jws.unverified_payload())

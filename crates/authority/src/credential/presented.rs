@@ -65,11 +65,7 @@ impl Authority {
             .provisioners()
             .iter()
             .find(|p| p.name() == stored.certificate.provisioner)
-            .and_then(|p| match p {
-                Provisioner::Jwk(jwk) => Some(jwk),
-                // ACME clients renew by ordering again.
-                _ => None,
-            })
+            .and_then(renewing)
             // The CA's own TLS certificates, and those of removed provisioners, are not renewed.
             .ok_or_else(|| Error::RenewNotIssuedHere {
                 serial: serial.clone(),
@@ -104,13 +100,7 @@ impl Authority {
             }
         };
         let authorization = Authorization {
-            provisioner: Vouched {
-                name: provisioner.name.clone(),
-                type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
-                credential_id: provisioner.kid.clone(),
-                claims: provisioner.claims,
-                admin: provisioner.admin,
-            },
+            provisioner,
             subject: old.common_name.clone(),
             grant: Grant::Fixed(old.sans.clone()),
             ssh: None,
@@ -119,5 +109,22 @@ impl Authority {
             detail: format!("replaces {serial}"),
         };
         Ok(Renewal { authorization, old })
+    }
+}
+
+/// Who vouches for a renewal of a certificate `provisioner` issued; none for provisioners
+/// whose certificates are not renewed this way.
+fn renewing(provisioner: &Provisioner) -> Option<Vouched> {
+    match provisioner {
+        Provisioner::Jwk(jwk) => Some(Vouched {
+            name: jwk.name.clone(),
+            type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
+            credential_id: jwk.kid.clone(),
+            claims: jwk.claims,
+            admin: jwk.admin,
+        }),
+        Provisioner::Oidc(oidc) => Some(super::oidc::vouched(oidc)),
+        // ACME clients renew by ordering again.
+        _ => None,
     }
 }

@@ -138,7 +138,7 @@ impl Authority {
     ) -> Result<SshIssued> {
         let ssh = self.ssh()?;
         let now = self.clock().now();
-        let authorization = self.verify_token(ott, Endpoint::SshSign, now)?;
+        let authorization = self.verify_token(ott, Endpoint::SshSign, now).await?;
         let provisioner = authorization.provisioner.name.clone();
         attempt.provisioner(&provisioner);
         let claims = ssh
@@ -150,10 +150,11 @@ impl Authority {
         let token_claims = authorization
             .ssh
             .as_ref()
-            .ok_or(Error::SshTokenWithoutClaims)?;
+            .ok_or(Error::SshTokenWithoutClaims)?
+            .claims_for(options)?;
         let public_key = decode_public_key(public_key_b64)?;
         let template = policy::ssh_template(
-            token_claims,
+            &token_claims,
             &authorization.subject,
             options,
             &claims,
@@ -336,7 +337,7 @@ impl Authority {
             }
             (format!("sshpop:{serial}"), pop.burn())
         } else {
-            let authorization = self.verify_token(ott, Endpoint::SshRevoke, now)?;
+            let authorization = self.verify_token(ott, Endpoint::SshRevoke, now).await?;
             attempt.provisioner(&authorization.provisioner.name);
             if authorization.subject != serial.to_string() {
                 return Err(Error::RevokeSerialMismatch {

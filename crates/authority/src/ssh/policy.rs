@@ -51,6 +51,51 @@ pub struct SshTokenClaims {
     pub critical_options: BTreeMap<String, String>,
 }
 
+/// What a credential allows for an SSH certificate.
+#[derive(Debug, Clone)]
+pub enum SshGrant {
+    /// These claims (a token's `step.ssh`, or what a provisioner derives from its credential):
+    /// the request may narrow them, never widen them.
+    Claims(SshTokenClaims),
+    /// Whatever the request asks for, which must then name the certificate type, key id and
+    /// principals (step-ca's rule for an OIDC administrator): no critical options, no bounds
+    /// but the provisioner's.
+    Requested,
+}
+
+impl SshGrant {
+    /// The claims the template is made under for `request`.
+    pub fn claims_for(&self, request: &SshSignOptions) -> Result<SshTokenClaims> {
+        match self {
+            SshGrant::Claims(claims) => Ok(claims.clone()),
+            SshGrant::Requested => {
+                let required =
+                    |field: &str, value: Option<&str>| -> Result<String> {
+                        value.and_then(non_empty).map(str::to_string).ok_or_else(|| {
+                        Error::SshRequestInvalid(format!(
+                            "{field} is required: this credential lets the request decide it"
+                        ))
+                    })
+                    };
+                let cert_type = required("certType", request.cert_type.as_deref())?;
+                let key_id = required("keyID", request.key_id.as_deref())?;
+                if request.principals.is_empty() {
+                    return Err(Error::SshRequestInvalid(
+                        "principals are required: this credential lets the request decide them"
+                            .into(),
+                    ));
+                }
+                Ok(SshTokenClaims {
+                    cert_type,
+                    key_id,
+                    principals: request.principals.clone(),
+                    ..SshTokenClaims::default()
+                })
+            }
+        }
+    }
+}
+
 /// The request's side of an SSH signature, before policy.
 #[derive(Debug, Clone, Default)]
 pub struct SshSignOptions {

@@ -63,6 +63,7 @@ mod tests {
             key: Some(serde_json::json!({"kid": format!("kid-{name}")})),
             encrypted_key: encrypted.then(|| "jwe".to_string()),
             claims: None,
+            oidc: None,
         }
     }
 
