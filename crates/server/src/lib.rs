@@ -13,6 +13,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod observe;
+pub mod oidc;
 pub mod permissions;
 pub mod revocation;
 pub mod serve;

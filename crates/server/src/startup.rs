@@ -198,7 +198,11 @@ fn authority_from(
         (None, _) => None,
     };
     let publication = Publication::from_config(config, ports)?;
-    Authority::new(AuthorityParts {
+    let oidc = material
+        .provisioners
+        .iter()
+        .any(|p| matches!(p, mayfly_authority::provisioner::Provisioner::Oidc(_)));
+    let authority = Authority::new(AuthorityParts {
         ssh,
         roots: material.roots,
         federated_roots: material.federated_roots,
@@ -209,7 +213,13 @@ fn authority_from(
         store,
         clock,
         publication,
-    })
+    })?;
+    if !oidc {
+        return Ok(authority);
+    }
+    let fetch = crate::oidc::HttpsFetch::new()
+        .map_err(|e| mayfly_authority::Error::Config(format!("OIDC providers' client: {e}")))?;
+    Ok(authority.with_oidc_fetch(std::sync::Arc::new(fetch)))
 }
 
 /// Re-reads `config_path` and puts the new keys, provisioners and claims in force for new

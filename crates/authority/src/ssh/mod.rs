@@ -147,16 +147,16 @@ impl Authority {
             .copied()
             .filter(|c| c.enabled)
             .ok_or_else(|| Error::SshDisabledForProvisioner(provisioner.clone()))?;
-        let token_claims = authorization
+        let (token_claims, options) = authorization
             .ssh
             .as_ref()
             .ok_or(Error::SshTokenWithoutClaims)?
-            .claims_for(options)?;
+            .apply(options)?;
         let public_key = decode_public_key(public_key_b64)?;
         let template = policy::ssh_template(
             &token_claims,
             &authorization.subject,
-            options,
+            &options,
             &claims,
             self.backdate(),
             now,

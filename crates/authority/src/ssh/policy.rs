@@ -54,9 +54,12 @@ pub struct SshTokenClaims {
 /// What a credential allows for an SSH certificate.
 #[derive(Debug, Clone)]
 pub enum SshGrant {
-    /// These claims (a token's `step.ssh`, or what a provisioner derives from its credential):
-    /// the request may narrow them, never widen them.
+    /// These claims (a token's `step.ssh`): the request may narrow them, never widen them.
     Claims(SshTokenClaims),
+    /// These principals and key id, whatever the request asks (step-ca's rule for an OIDC
+    /// user: what their e-mail address gives); the request chooses only the validity, and a
+    /// certificate type other than the claims' is refused.
+    Fixed(SshTokenClaims),
     /// Whatever the request asks for, which must then name the certificate type, key id and
     /// principals (step-ca's rule for an OIDC administrator): no critical options, no bounds
     /// but the provisioner's.
@@ -64,10 +67,18 @@ pub enum SshGrant {
 }
 
 impl SshGrant {
-    /// The claims the template is made under for `request`.
-    pub fn claims_for(&self, request: &SshSignOptions) -> Result<SshTokenClaims> {
+    /// The claims the template is made under for `request`, and the request as it counts.
+    pub fn apply(&self, request: &SshSignOptions) -> Result<(SshTokenClaims, SshSignOptions)> {
         match self {
-            SshGrant::Claims(claims) => Ok(claims.clone()),
+            SshGrant::Claims(claims) => Ok((claims.clone(), request.clone())),
+            SshGrant::Fixed(claims) => Ok((
+                claims.clone(),
+                SshSignOptions {
+                    key_id: None,
+                    principals: Vec::new(),
+                    ..request.clone()
+                },
+            )),
             SshGrant::Requested => {
                 let required =
                     |field: &str, value: Option<&str>| -> Result<String> {
@@ -85,12 +96,13 @@ impl SshGrant {
                             .into(),
                     ));
                 }
-                Ok(SshTokenClaims {
+                let claims = SshTokenClaims {
                     cert_type,
                     key_id,
                     principals: request.principals.clone(),
                     ..SshTokenClaims::default()
-                })
+                };
+                Ok((claims, request.clone()))
             }
         }
     }
@@ -290,4 +302,65 @@ pub fn ssh_template(
 /// Unix seconds; times before 1970 cannot reach here (they would be in the past).
 pub(crate) fn unix(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(principals: &[&str]) -> SshTokenClaims {
+        SshTokenClaims {
+            cert_type: "user".into(),
+            key_id: "jane@example.com".into(),
+            principals: principals.iter().map(ToString::to_string).collect(),
+            ..SshTokenClaims::default()
+        }
+    }
+
+    fn asking(
+        cert_type: Option<&str>,
+        key_id: Option<&str>,
+        principals: &[&str],
+    ) -> SshSignOptions {
+        SshSignOptions {
+            cert_type: cert_type.map(str::to_string),
+            key_id: key_id.map(str::to_string),
+            principals: principals.iter().map(ToString::to_string).collect(),
+            valid_before: Some("1h".into()),
+            ..SshSignOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_fixed_grant_keeps_its_principals_and_key_id_whatever_is_asked() {
+        let grant = SshGrant::Fixed(user(&["jane", "jane@example.com"]));
+        let (claims, request) = grant
+            .apply(&asking(Some("user"), Some("root"), &["root"]))
+            .unwrap();
+        assert_eq!(claims.principals, ["jane", "jane@example.com"]);
+        assert!(request.principals.is_empty());
+        assert_eq!(request.key_id, None);
+        // The request still chooses the validity, and its type is held to the claims'.
+        assert_eq!(request.valid_before.as_deref(), Some("1h"));
+        assert_eq!(request.cert_type.as_deref(), Some("user"));
+    }
+
+    #[test]
+    fn a_requested_grant_needs_type_key_id_and_principals() {
+        let (claims, _) = SshGrant::Requested
+            .apply(&asking(Some("host"), Some("web"), &["web.internal"]))
+            .unwrap();
+        assert_eq!(claims.cert_type, "host");
+        assert_eq!(claims.principals, ["web.internal"]);
+        for incomplete in [
+            asking(None, Some("web"), &["web"]),
+            asking(Some("host"), None, &["web"]),
+            asking(Some("host"), Some("web"), &[]),
+        ] {
+            assert!(matches!(
+                SshGrant::Requested.apply(&incomplete),
+                Err(Error::SshRequestInvalid(_))
+            ));
+        }
+    }
 }

@@ -323,7 +323,7 @@ fn authorization(
     } else {
         (
             Grant::Fixed(identity_sans(claims)?),
-            SshGrant::Claims(user_ssh_claims(claims)),
+            SshGrant::Fixed(user_ssh_claims(claims)),
         )
     };
     let detail = match claims.email() {
@@ -394,7 +394,8 @@ fn escape_fragment(text: &str) -> String {
 
 /// A user's SSH claims: a user certificate for the principals step-ca derives from the e-mail
 /// address (its local part made a user name, the local part as it is, the address), the
-/// address as key id. Without an address there are no principals, and no certificate.
+/// address as key id, whatever the request names. Without an address there are no
+/// principals, and no certificate.
 fn user_ssh_claims(claims: &IdToken) -> SshTokenClaims {
     let (key_id, principals) = match claims.email() {
         Some(email) => (email.to_string(), principals_of(email)),

@@ -128,7 +128,7 @@ async fn a_user_gets_exactly_their_identity() {
     let burn = authorization.burn.unwrap();
     assert_eq!(burn.jti, "n-0S6_WzA2Mj");
     assert_eq!(burn.provisioner, "idp");
-    let Some(SshGrant::Claims(ssh)) = authorization.ssh else {
+    let Some(SshGrant::Fixed(ssh)) = authorization.ssh else {
         panic!("a user's SSH claims are derived")
     };
     assert_eq!(ssh.cert_type, "user");
