@@ -47,6 +47,7 @@ mod docs;
 mod identity;
 mod inspect;
 mod jwt;
+mod oauth;
 mod output;
 mod password;
 mod prompt;
@@ -84,6 +85,15 @@ enum Command {
     /// and the KRL for ssh and sshd.
     #[command(subcommand)]
     Ssh(ssh::SshCommand),
+    /// Log in at an OpenID provider (authorization code with PKCE, loopback redirect) and
+    /// print the tokens it issues.
+    ///
+    /// The provider's login page opens in $BROWSER or the system's browser; when none can be
+    /// opened the URL is printed. The ID token (--oidc --bare) is what an OIDC provisioner
+    /// takes as --token. Example:
+    ///
+    ///   mayfly oauth --provider https://accounts.example.com --client-id mayfly --oidc --bare
+    Oauth(oauth::OauthArgs),
     /// Print the configuration directory ($MAYFLY_PATH, default ~/.mayfly).
     Path,
     /// Print the version of mayfly, the commit it was built from, and the platform.
@@ -166,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Crypto(CryptoCommand::ChangePass(args)) => crypto::change_pass::run(args),
         Command::Crypto(CryptoCommand::Shamir(command)) => crypto::shamir::run(command),
         Command::Ssh(command) => ssh::run(command).await,
+        Command::Oauth(args) => oauth::run(args).await,
         Command::Path => outln!("{}", context::mayfly_path()?.display()),
         Command::Version => outln!(
             "mayfly {VERSION} {}/{}",

@@ -785,3 +785,115 @@ fn the_server_accepts_an_added_provisioner_and_refuses_a_removed_one() {
         "{line}"
     );
 }
+
+#[test]
+fn oidc_provisioners_are_added_with_steps_flags() {
+    let ca = Ca::new();
+    let out = ca
+        .mayfly(&[
+            "ca",
+            "provisioner",
+            "add",
+            "Google",
+            "--type",
+            "OIDC",
+            "--ssh",
+            "--client-id",
+            "1087160488420.apps.example.com",
+            "--client-secret",
+            "udTrOT3gzrO7W9fDPgZQLfYJ",
+            "--configuration-endpoint",
+            "https://accounts.example.com/.well-known/openid-configuration",
+            "--admin=root@example.com",
+            "--admin=ops",
+            "--domain",
+            "example.com",
+            "--group",
+            "staff",
+            "--listen-address",
+            ":10000",
+        ])
+        .ok();
+    assert!(out.contains("✔ Added provisioner Google (OIDC)"), "{out}");
+    assert!(
+        out.contains("✔ Administrators: root@example.com, ops"),
+        "{out}"
+    );
+    let entry = ca.entry("Google").unwrap();
+    assert_eq!(
+        entry,
+        json!({
+            "type": "OIDC",
+            "name": "Google",
+            "clientID": "1087160488420.apps.example.com",
+            "clientSecret": "udTrOT3gzrO7W9fDPgZQLfYJ",
+            "configurationEndpoint": "https://accounts.example.com/.well-known/openid-configuration",
+            "admins": ["root@example.com", "ops"],
+            "domains": ["example.com"],
+            "groups": ["staff"],
+            "listenAddress": ":10000",
+            "claims": {"enableSSHCA": true},
+        })
+    );
+
+    // Each bad combination is refused with its reason, and the file is left as it was.
+    for (args, expected) in [
+        (
+            vec![
+                "--type",
+                "OIDC",
+                "--configuration-endpoint",
+                "https://idp.example",
+            ],
+            "requires --client-id",
+        ),
+        (
+            vec!["--type", "OIDC", "--client-id", "c"],
+            "requires --configuration-endpoint",
+        ),
+        (
+            vec![
+                "--type",
+                "OIDC",
+                "--client-id",
+                "c",
+                "--configuration-endpoint",
+                "http://idp.example",
+            ],
+            "not an https URL",
+        ),
+        (
+            vec![
+                "--type",
+                "OIDC",
+                "--client-id",
+                "c",
+                "--configuration-endpoint",
+                "https://idp.example",
+                "--admin",
+            ],
+            "--admin (the admin API) is for JWK provisioners",
+        ),
+        (
+            vec!["--create", "--password-file", "pw2", "--client-id", "c"],
+            "are for OIDC provisioners",
+        ),
+        (
+            vec![
+                "--create",
+                "--password-file",
+                "pw2",
+                "--admin=a@example.com",
+            ],
+            "only with --type OIDC",
+        ),
+    ] {
+        let before = ca.read();
+        let mut command = vec!["ca", "provisioner", "add", "other"];
+        command.extend(args.iter());
+        let run = ca.mayfly(&command);
+        assert!(!run.success, "{command:?} succeeded");
+        assert!(run.stderr.contains(expected), "{command:?}: {}", run.stderr);
+        assert_eq!(ca.read(), before, "{command:?} changed the file");
+    }
+}

@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 mod danger;
 pub mod peer;
 mod ssh;
+pub mod web;
 
 /// Responses larger than this are refused: no honest reply of this API comes near it.
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -54,6 +55,9 @@ pub enum Error {
     Timeout(Duration),
     #[error("{0}")]
     Provisioner(String),
+    /// A request to a service other than the CA ([`web`]) failed.
+    #[error("{url}: {detail}")]
+    Web { url: String, detail: String },
 }
 
 impl Error {

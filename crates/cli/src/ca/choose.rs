@@ -1,15 +1,26 @@
-//! Which JWK provisioner mints a token: the one `--provisioner` names, the only one that can,
-//! or, at a terminal, the one picked from a list of those that can (step's picker).
+//! Which provisioner makes a token: the one `--provisioner` names, the only one that can, or,
+//! at a terminal, the one picked from a list of those that can (step's picker). JWK
+//! provisioners mint tokens with their published key; OIDC provisioners get them from their
+//! provider, through a login.
 
 use mayfly_proto::ProvisionerBody;
 
-/// A provisioner this client can mint with: JWK, with its encrypted private key published.
+/// A provisioner this client can make tokens with: JWK, with its encrypted private key
+/// published; OIDC, with its client published.
 fn usable(provisioner: &ProvisionerBody) -> bool {
-    provisioner.kind.eq_ignore_ascii_case("JWK") && provisioner.encrypted_key.is_some()
+    (provisioner.kind.eq_ignore_ascii_case("JWK") && provisioner.encrypted_key.is_some())
+        || provisioner.oidc.is_some()
 }
 
-/// `name (JWK) [kid: ...]`, as the picker lists it and step prints it.
+/// `name (JWK) [kid: ...]` or `name (OIDC) [client: ...]`, as the picker lists it and step
+/// prints it.
 pub fn describe(provisioner: &ProvisionerBody) -> String {
+    if let Some(oidc) = &provisioner.oidc {
+        return format!(
+            "{} ({}) [client: {}]",
+            provisioner.name, provisioner.kind, oidc.client_id
+        );
+    }
     let kid = provisioner
         .key
         .as_ref()
@@ -24,8 +35,17 @@ pub fn provisioner<'a>(
     provisioners: &'a [ProvisionerBody],
     name: Option<&str>,
 ) -> anyhow::Result<&'a ProvisionerBody> {
-    if name.is_some() {
-        return Ok(mayfly_client::choose_jwk_provisioner(provisioners, name)?);
+    if let Some(name) = name {
+        if let Some(oidc) = provisioners
+            .iter()
+            .find(|p| p.name == name && p.oidc.is_some())
+        {
+            return Ok(oidc);
+        }
+        return Ok(mayfly_client::choose_jwk_provisioner(
+            provisioners,
+            Some(name),
+        )?);
     }
     let candidates: Vec<&ProvisionerBody> = provisioners.iter().filter(|p| usable(p)).collect();
     match candidates.as_slice() {
@@ -83,6 +103,22 @@ mod tests {
         assert_eq!(provisioner(&all, Some("b")).unwrap().name, "b");
         let error = provisioner(&all, Some("c")).unwrap_err().to_string();
         assert!(error.contains("no JWK provisioner named \"c\""), "{error}");
+    }
+
+    #[test]
+    fn oidc_provisioners_are_usable_by_name_or_alone() {
+        let mut idp = body("idp", "OIDC", false);
+        idp.oidc = Some(mayfly_proto::OidcClientBody {
+            client_id: "mayfly".into(),
+            client_secret: String::new(),
+            configuration_endpoint: "https://idp.example".into(),
+            listen_address: None,
+        });
+        let all = [body("acme", "ACME", false), idp.clone()];
+        assert_eq!(provisioner(&all, None).unwrap().name, "idp");
+        let both = [body("ops", "JWK", true), idp];
+        assert_eq!(provisioner(&both, Some("idp")).unwrap().name, "idp");
+        assert_eq!(describe(&both[1]), "idp (OIDC) [client: mayfly]");
     }
 
     #[test]

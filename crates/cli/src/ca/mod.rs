@@ -16,6 +16,7 @@ mod daemon;
 mod init;
 mod issue;
 mod provisioner;
+mod provisioner_oidc;
 mod rekey;
 mod renew;
 mod revoke;

@@ -41,8 +41,9 @@ const RESTART_REMINDER: &str =
 pub struct AddArgs {
     /// Name of the new provisioner, e.g. an e-mail address; tokens carry it as their issuer.
     name: String,
-    /// Provisioner type: JWK (one-time tokens signed with its key) or ACME (RFC 8555 clients
-    /// such as certbot and lego, at /acme/NAME/directory).
+    /// Provisioner type: JWK (one-time tokens signed with its key), ACME (RFC 8555 clients
+    /// such as certbot and lego, at /acme/NAME/directory) or OIDC (ID tokens of an OpenID
+    /// provider: users log in there).
     #[arg(
         long = "type",
         value_name = "TYPE",
@@ -69,9 +70,18 @@ pub struct AddArgs {
     private_key: Option<PathBuf>,
     /// Let this provisioner use the CA's admin API (`mayfly ca certificates`, `mayfly ca
     /// audit`): its tokens, and certificates issued through it, authenticate there. Written as
-    /// "admin": true in ca.json.
-    #[arg(long)]
-    admin: bool,
+    /// "admin": true in ca.json. With --type OIDC, --admin=EMAIL (or a group) names an
+    /// administrator, whose ID tokens get the names they ask for; repeatable.
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = ""
+    )]
+    admin: Vec<String>,
+    #[command(flatten)]
+    oidc: super::provisioner_oidc::OidcFlags,
     #[command(flatten)]
     claims: ClaimsFlags,
     #[command(flatten)]
@@ -113,6 +123,8 @@ enum Kind {
     Jwk,
     #[value(name = "ACME")]
     Acme,
+    #[value(name = "OIDC")]
+    Oidc,
 }
 
 impl Kind {
@@ -120,6 +132,7 @@ impl Kind {
         match self {
             Kind::Jwk => "JWK",
             Kind::Acme => "ACME",
+            Kind::Oidc => "OIDC",
         }
     }
 }
@@ -176,6 +189,16 @@ pub struct ClaimsFlags {
     /// Refuse renewing expired certificates (allowRenewalAfterExpiry: false).
     #[arg(long, overrides_with = "allow_renewal_after_expiry")]
     no_allow_renewal_after_expiry: bool,
+    /// Let the provisioner authorize SSH certificates (enableSSHCA); --ssh=false takes that
+    /// away.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    ssh: Option<bool>,
 }
 
 /// Checks a duration flag the way ca.json will be read, keeping the text as written.
@@ -212,6 +235,7 @@ impl ClaimsFlags {
                     self.no_allow_renewal_after_expiry,
                 ),
             ),
+            ("enableSSHCA", self.ssh),
         ];
         for (key, value) in booleans {
             if let Some(value) = value {
@@ -237,15 +261,33 @@ fn describe(changes: &[(&str, Json)]) -> String {
 pub async fn add(args: AddArgs) -> anyhow::Result<()> {
     let file = CaFile::load(args.config.ca_config.as_deref())?;
     let mut tree = file.tree.clone();
-    if args.kind == Kind::Acme
+    if args.kind != Kind::Jwk
         && (args.create
             || args.public_key.is_some()
             || args.private_key.is_some()
             || args.password_file.is_some())
     {
         bail!(
-            "--create, --public-key, --private-key and --password-file are for JWK provisioners, not ACME"
+            "--create, --public-key, --private-key and --password-file are for JWK provisioners, not {}",
+            args.kind.as_str()
         );
+    }
+    args.oidc.refuse_unless_oidc(args.kind == Kind::Oidc)?;
+    // A bare --admin is the admin API's; --admin=EMAIL names an OIDC administrator.
+    let admin_api = args.admin.iter().any(String::is_empty);
+    let oidc_admins: Vec<String> = args
+        .admin
+        .iter()
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .collect();
+    if args.kind == Kind::Oidc && admin_api {
+        bail!(
+            "--admin (the admin API) is for JWK provisioners: with --type OIDC, --admin=EMAIL names an administrator"
+        );
+    }
+    if args.kind != Kind::Oidc && !oidc_admins.is_empty() {
+        bail!("--admin=EMAIL names OIDC administrators: only with --type OIDC");
     }
     if let Some(existing) = provisioners(&tree)?
         .iter()
@@ -274,7 +316,10 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
             entry.push(("encryptedKey".into(), Json::String(encrypted_key)));
         }
     }
-    if args.admin {
+    if args.kind == Kind::Oidc {
+        entry.extend(args.oidc.fields(&oidc_admins)?);
+    }
+    if admin_api {
         entry.push(("admin".into(), Json::Bool(true)));
     }
     let changes = args.claims.changes();
@@ -296,8 +341,11 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
         )?,
         None => outln!("✔ Added provisioner {} ({})", args.name, args.kind.as_str())?,
     }
-    if args.admin {
+    if admin_api {
         outln!("✔ Admin: it may use the admin API")?;
+    }
+    if !oidc_admins.is_empty() {
+        outln!("✔ Administrators: {}", oidc_admins.join(", "))?;
     }
     if !changes.is_empty() {
         outln!("✔ Claims: {}", describe(&changes))?;
@@ -664,7 +712,7 @@ fn validate(text: &str) -> anyhow::Result<()> {
 /// A JSON value whose objects keep their keys in file order (serde_json's `Value` sorts them
 /// unless its `preserve_order` feature is on).
 #[derive(Debug, Clone, PartialEq)]
-enum Json {
+pub(super) enum Json {
     Null,
     Bool(bool),
     Number(serde_json::Number),

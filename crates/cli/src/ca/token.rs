@@ -1,7 +1,9 @@
-//! `mayfly ca token`: one-time tokens signed with a JWK provisioner's key.
+//! `mayfly ca token`: one-time tokens signed with a JWK provisioner's key, or ID tokens from an
+//! OIDC provisioner's provider.
 //!
-//! The provisioner's private key comes from the CA itself (`/provisioners`, as a PBES2 JWE) and
-//! is decrypted here with the provisioner password; the CA never sees the password.
+//! A JWK provisioner's private key comes from the CA itself (`/provisioners`, as a PBES2 JWE)
+//! and is decrypted here with the provisioner password; the CA never sees the password. An OIDC
+//! provisioner's token comes from a login at its provider ([`crate::oauth`]).
 
 use std::path::PathBuf;
 
@@ -63,7 +65,8 @@ pub struct TokenArgs {
 /// Choosing a provisioner.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProvisionerFlags {
-    /// Name of the JWK provisioner to use [default: the only one].
+    /// Name of the provisioner to use: JWK (its key signs the token) or OIDC (log in at its
+    /// provider) [default: the only one].
     #[arg(long, value_name = "NAME", env = "MAYFLY_PROVISIONER")]
     pub provisioner: Option<String>,
 }
@@ -143,7 +146,8 @@ pub fn ssh_claims(key_id: &str, host: bool, principals: &[String]) -> serde_json
     })
 }
 
-/// Fetches the provisioner, decrypts its key and signs a token.
+/// Fetches the provisioner and makes a token with it: a JWK provisioner's key (decrypted here)
+/// signs one; an OIDC provisioner's provider issues an ID token after the user logs in there.
 pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Result<String> {
     // Checked before anything is asked or fetched; signing checks again against its own clock.
     validity(request, OffsetDateTime::now_utc())?;
@@ -151,6 +155,20 @@ pub async fn mint(target: &CaTarget, request: &TokenRequest<'_>) -> anyhow::Resu
     let provisioners = client.provisioners().await?;
     let chosen = super::choose::provisioner(&provisioners, request.provisioner)?;
     note!("✔ Provisioner: {}", super::choose::describe(chosen));
+    if let Some(oidc) = &chosen.oidc {
+        // The provider decides the token's names and lifetime: the request's are not asked.
+        return crate::oauth::id_token(&crate::oauth::Login {
+            provider: &oidc.configuration_endpoint,
+            client_id: &oidc.client_id,
+            client_secret: &oidc.client_secret,
+            scopes: crate::oauth::DEFAULT_SCOPES
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            listen: oidc.listen_address.as_deref(),
+        })
+        .await;
+    }
     let encrypted = match &chosen.encrypted_key {
         Some(key) => key.clone(),
         None => bail!(

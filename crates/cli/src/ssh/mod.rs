@@ -17,6 +17,7 @@ use crate::output::{Output, write_all, write_stdout};
 mod agent;
 mod certificate;
 mod inspect;
+mod login;
 
 #[derive(Debug, Subcommand)]
 pub enum SshCommand {
@@ -25,6 +26,26 @@ pub enum SshCommand {
     ///
     /// Example: mayfly ssh certificate alice@example.com id_ecdsa --principal alice --add-to-agent
     Certificate(certificate::CertificateArgs),
+    /// Get an SSH user certificate for a new key and put both in the ssh-agent: with an OIDC
+    /// provisioner, after logging in at its provider; with a JWK provisioner, for IDENTITY.
+    ///
+    /// The key is never written to disk; the agent forgets it when the certificate expires.
+    /// Without --force nothing is done while the agent holds a valid certificate from this CA
+    /// for IDENTITY. Examples:
+    ///
+    ///   mayfly ssh login --provisioner Google
+    ///
+    ///   mayfly ssh login alice --provisioner ops --not-after 1h
+    Login(login::LoginArgs),
+    /// Remove this CA's certificates (with --all: every key) from the ssh-agent; with IDENTITY
+    /// only those whose comment it is.
+    ///
+    /// Example: mayfly ssh logout alice@example.com
+    Logout(login::LogoutArgs),
+    /// List the keys and certificates in the ssh-agent, like `ssh-add -l` (-L with --raw).
+    ///
+    /// Example: mayfly ssh list alice@example.com --raw
+    List(login::ListArgs),
     /// Print an SSH certificate, like `ssh-keygen -L` (or as JSON).
     ///
     /// Example: mayfly ssh inspect id_ecdsa-cert.pub --format json
@@ -70,6 +91,9 @@ pub enum SshCommand {
 pub async fn run(command: SshCommand) -> anyhow::Result<()> {
     match command {
         SshCommand::Certificate(args) => certificate::run_certificate(args).await,
+        SshCommand::Login(args) => login::run_login(args).await,
+        SshCommand::Logout(args) => login::run_logout(args).await,
+        SshCommand::List(args) => login::run_list(args).await,
         SshCommand::Inspect(args) => inspect::run(args),
         SshCommand::Config(args) => config(args).await,
         SshCommand::Renew(args) => certificate::run_renew(args).await,
