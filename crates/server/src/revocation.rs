@@ -17,7 +17,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::api::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 
 /// OCSP requests are a few hundred bytes; anything this large is not one.
 pub const MAX_OCSP_REQUEST_BYTES: usize = 16 * 1024;
@@ -53,9 +53,10 @@ async fn serve_crl(
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "pem={other:?}: expected true or false"
-            )));
+            return Err(RequestError::CrlFormatInvalid {
+                value: other.to_owned(),
+            }
+            .into());
         }
     };
     let authority = state.authority();
@@ -145,8 +146,7 @@ fn decode_get_request(encoded: &str) -> Option<Vec<u8>> {
 }
 
 fn ocsp_disabled() -> Response {
-    ApiError::not_found("the OCSP responder is not enabled on this CA (ocsp.enabled)")
-        .into_response()
+    RequestError::OcspDisabled.into_response()
 }
 
 fn ocsp_response(answer: OcspAnswer, request_headers: Option<&HeaderMap>) -> Response {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use hyper::rt::{Read, Write};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -18,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::connections::{ConnectionState, Connections, Refusal, Slot};
-use crate::error::ApiError;
+use crate::error::RequestError;
 use crate::limits::{self, BodyBudget, Limits};
 /// Connections the kernel queues for a listener before `accept`: bursts of new connections
 /// (an attacker's, or a fleet renewing at once) wait here rather than retrying their SYN a
@@ -132,18 +131,7 @@ where
 {
     let max = limits.max_connections;
     let service = hyper::service::service_fn(move |_request| async move {
-        let mut response = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the server is serving its limit of {max} connections; retry shortly"),
-        )
-        .into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-        headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        Ok::<_, std::convert::Infallible>(response)
+        Ok::<_, std::convert::Infallible>(RequestError::ConnectionLimit { max }.into_response())
     });
     let mut builder = http1(limits);
     builder.keep_alive(false);
