@@ -151,14 +151,39 @@ pub fn for_request(
     let sans = names(&authorization.grant, csr, &authorization.subject)?;
     let claims = &authorization.provisioner.claims;
     let not_before = validity.not_before.map_or(now, |t| t.resolve(now));
-    let not_after = match validity.not_after {
-        Some(t) => t.resolve(now),
-        None => not_before + claims.default_tls_duration,
+    let not_after = match (validity.not_after, &authorization.within) {
+        (Some(t), _) => t.resolve(now),
+        // By default a credential that is a certificate buys no more than it has left.
+        (None, Some(within)) => (not_before + claims.default_tls_duration).min(within.not_after),
+        (None, None) => not_before + claims.default_tls_duration,
     };
     let rfc3339 = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| t.to_string())
     };
+    if let Some(within) = &authorization.within {
+        let limit = || {
+            format!(
+                "valid {} to {}",
+                rfc3339(within.not_before),
+                rfc3339(within.not_after)
+            )
+        };
+        if not_before < within.not_before {
+            return Err(Error::OutsideCredentialValidity {
+                field: "notBefore",
+                requested: rfc3339(not_before),
+                limit: limit(),
+            });
+        }
+        if not_after > within.not_after {
+            return Err(Error::OutsideCredentialValidity {
+                field: "notAfter",
+                requested: rfc3339(not_after),
+                limit: limit(),
+            });
+        }
+    }
     if not_after <= not_before {
         return Err(Error::ValidityInverted {
             not_before: rfc3339(not_before),
