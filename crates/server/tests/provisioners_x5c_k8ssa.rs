@@ -755,3 +755,420 @@ async fn certificates_of_both_kinds_renew_and_x5c_tokens_revoke() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(h.count("certificates WHERE status = 'revoked'"), 1);
 }
+
+/// The type code and name of the provisioner that vouched for the certificate in `path`.
+fn provisioner_of(path: &std::path::Path) -> (u8, String) {
+    let pem = std::fs::read(path).unwrap();
+    let info = CertificateInfo::from_der(&certificates_from_pem(&pem).unwrap()[0]).unwrap();
+    let extension = info.provisioner.unwrap();
+    (extension.type_code, extension.name)
+}
+
+/// `ca provisioner add --type X5C|K8SSA|SSHPOP` with step's flags writes what step writes, a
+/// mayfly-ca started on that file issues through them to `mayfly ca certificate --x5c-cert`,
+/// `ca token --x5c-cert` and a service-account token, and the real step CLI gets X.509 and SSH
+/// certificates with X5C and K8sSA tokens from it.
+#[test]
+fn x5c_and_k8ssa_from_the_command_line() {
+    use support::{Server, mayfly, mayfly_err, mayfly_ok};
+    let test = "x5c_and_k8ssa_from_the_command_line";
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    support::write_secret(work.join("pw"), "ca password\n");
+    let run = |args: &[&str]| mayfly_ok(&home, &work, args);
+    run(&[
+        "ca",
+        "init",
+        "--name",
+        "T",
+        "--dns",
+        "127.0.0.1",
+        "--address",
+        "127.0.0.1:0",
+        "--provisioner",
+        "admin",
+        "--password-file",
+        "pw",
+        "--ssh",
+    ]);
+    // The devices' own small CA, made with mayfly's profiles.
+    let plain = ["--no-password", "--insecure"];
+    let create = |args: &[&str]| {
+        let mut all = vec!["certificate", "create"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&plain);
+        run(&all);
+    };
+    create(&[
+        "Devices Root",
+        "x5c_root.crt",
+        "x5c_root.key",
+        "--profile",
+        "root-ca",
+    ]);
+    create(&[
+        "Devices Intermediate",
+        "x5c_int.crt",
+        "x5c_int.key",
+        "--profile",
+        "intermediate-ca",
+        "--ca",
+        "x5c_root.crt",
+        "--ca-key",
+        "x5c_root.key",
+    ]);
+    create(&[
+        "device-1.devices.test",
+        "device.crt",
+        "device.key",
+        "--profile",
+        "leaf",
+        "--ca",
+        "x5c_int.crt",
+        "--ca-key",
+        "x5c_int.key",
+    ]);
+    create(&[
+        "stranger",
+        "stranger.crt",
+        "stranger.key",
+        "--profile",
+        "self-signed",
+    ]);
+    let chain = [
+        std::fs::read(work.join("device.crt")).unwrap(),
+        std::fs::read(work.join("x5c_int.crt")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(work.join("device-chain.crt"), &chain).unwrap();
+    // The cluster's service-account key.
+    let sa = PrivateKey::generate(KeyAlgorithm::Rsa(2048)).unwrap();
+    let sa_spki = sa.public_key_spki_der().unwrap();
+    std::fs::write(
+        work.join("sa.pub"),
+        mayfly_pki::pubkey::public_key_pem(&sa_spki),
+    )
+    .unwrap();
+
+    // Flags that do not fit the type, and material that cannot work, are refused.
+    fn add<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        with(&["ca", "provisioner", "add"], &[args])
+    }
+    for (args, expected) in [
+        (add(&["devices", "--type", "X5C"]), "needs --x5c-roots"),
+        (
+            add(&["devices", "--type", "X5C", "--x5c-roots", "device.crt"]),
+            "cannot be an X5C root",
+        ),
+        (
+            add(&[
+                "devices",
+                "--type",
+                "X5C",
+                "--x5c-roots",
+                "x5c_root.crt",
+                "--admin",
+            ]),
+            "--admin is for JWK provisioners, not X5C",
+        ),
+        (
+            add(&["pop", "--type", "SSHPOP", "--x5c-roots", "x5c_root.crt"]),
+            "--x5c-roots is for X5C provisioners, not SSHPOP",
+        ),
+        (add(&["kube", "--type", "K8SSA"]), "needs --public-key"),
+        (
+            add(&["kube", "--type", "K8SSA", "--public-key", "device.key"]),
+            "\"PRIVATE KEY\"",
+        ),
+        (
+            add(&["kube", "--type", "X5C", "--public-key", "sa.pub"]),
+            "--public-key is for JWK and K8SSA provisioners, not X5C",
+        ),
+    ] {
+        mayfly_err(&home, &work, &args, expected);
+    }
+    run(&add(&[
+        "devices",
+        "--type",
+        "X5C",
+        "--x5c-roots",
+        "x5c_root.crt",
+        "--ssh",
+    ]));
+    // step 0.19's names: --type k8sSA, --pem-keys.
+    run(&add(&[
+        "kube",
+        "--type",
+        "k8sSA",
+        "--pem-keys",
+        "sa.pub",
+        "--ssh",
+    ]));
+    run(&add(&["pop", "--type", "SSHPOP"]));
+    mayfly_err(
+        &home,
+        &work,
+        &add(&["kube2", "--type", "K8SSA", "--public-key", "sa.pub"]),
+        "at most one",
+    );
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(home.join("config/ca.json")).unwrap()).unwrap();
+    let entry = |name: &str| {
+        config["authority"]["provisioners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let decoded = |value: &Value| STANDARD.decode(value.as_str().unwrap()).unwrap();
+    let devices = entry("devices");
+    assert_eq!(devices["type"], "X5C");
+    assert_eq!(
+        decoded(&devices["roots"]),
+        std::fs::read(work.join("x5c_root.crt")).unwrap()
+    );
+    assert_eq!(devices["claims"], json!({"enableSSHCA": true}));
+    let kube = entry("kube");
+    assert_eq!(kube["type"], "K8SSA");
+    assert_eq!(
+        String::from_utf8(decoded(&kube["publicKeys"])).unwrap(),
+        mayfly_pki::pubkey::public_key_pem(&sa_spki)
+    );
+    assert_eq!(entry("pop"), json!({"type": "SSHPOP", "name": "pop"}));
+
+    let config_path = home.join("config/ca.json");
+    let server = Server::start(
+        &[config_path.to_str().unwrap(), "--password-file", "pw"],
+        &home,
+        Some(&work),
+        "serving on",
+    );
+    let url = server
+        .lines
+        .iter()
+        .find_map(|l| l.split("serving on ").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let root = home.join("certs/root_ca.crt");
+    let root = root.to_str().unwrap();
+    let ca = ["--ca-url", url.as_str(), "--root", root];
+    let x5c = ["--x5c-cert", "device-chain.crt", "--x5c-key", "device.key"];
+    fn with<'a>(args: &[&'a str], extra: &[&[&'a str]]) -> Vec<&'a str> {
+        let mut all = args.to_vec();
+        for more in extra {
+            all.extend_from_slice(more);
+        }
+        all
+    }
+
+    run(&with(
+        &["ca", "certificate", "app.example", "app.crt", "app.key"],
+        &[&x5c, &ca],
+    ));
+    assert_eq!(provisioner_of(&work.join("app.crt")), (7, "devices".into()));
+    let token = run(&with(&["ca", "token", "csr.example"], &[&x5c, &ca]));
+    run(&with(
+        &[
+            "certificate",
+            "create",
+            "--csr",
+            "csr.example",
+            "csr.csr",
+            "csr.key",
+        ],
+        &[&plain],
+    ));
+    let sign = with(
+        &["ca", "sign", "csr.csr", "csr.crt", "--token", token.trim()],
+        &[&ca],
+    );
+    run(&sign);
+    assert_eq!(provisioner_of(&work.join("csr.crt")), (7, "devices".into()));
+    mayfly_err(
+        &home,
+        &work,
+        &with(&sign, &[&["--force"]]),
+        "token was already used",
+    );
+    // The credential is checked before anything is sent; the CA checks the chain.
+    mayfly_err(
+        &home,
+        &work,
+        &with(
+            &[
+                "ca",
+                "token",
+                "x.example",
+                "--x5c-cert",
+                "device-chain.crt",
+                "--x5c-key",
+                "stranger.key",
+            ],
+            &[&ca],
+        ),
+        "is not the key of the certificate",
+    );
+    mayfly_err(
+        &home,
+        &work,
+        &with(
+            &[
+                "ca",
+                "certificate",
+                "x.example",
+                "x.crt",
+                "x.key",
+                "--x5c-cert",
+                "stranger.crt",
+                "--x5c-key",
+                "stranger.key",
+            ],
+            &[&ca],
+        ),
+        "not trusted by provisioner \"devices\"",
+    );
+    mayfly_err(
+        &home,
+        &work,
+        &with(
+            &["ca", "token", "x.example", "--provisioner", "admin"],
+            &[&x5c, &ca],
+        ),
+        "no X5C provisioner named \"admin\" (its X5C provisioners: devices)",
+    );
+    let out = mayfly(
+        &home,
+        &work,
+        &["ca", "token", "x.example", "--x5c-cert", "device-chain.crt"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--x5c-key"));
+
+    // Service-account tokens, as a pod reads them from its secret. Each buys one certificate,
+    // so each call makes another (RS256 signatures are deterministic: the same claims would
+    // make the same token).
+    let issued_at = std::cell::Cell::new(now());
+    let k8s = || {
+        issued_at.set(issued_at.get() - 1);
+        let claims = json!({
+            "iss": "kubernetes/serviceaccount", "sub": "system:serviceaccount:prod:web",
+            "kubernetes.io/serviceaccount/namespace": "prod",
+            "kubernetes.io/serviceaccount/service-account.name": "web",
+            "iat": issued_at.get(),
+        });
+        k8s_token(&sa, &claims)
+    };
+    run(&with(
+        &[
+            "ca",
+            "certificate",
+            "web.prod.svc",
+            "web.crt",
+            "web.key",
+            "--token",
+            &k8s(),
+        ],
+        &[&ca],
+    ));
+    assert_eq!(provisioner_of(&work.join("web.crt")), (8, "kube".into()));
+
+    // The real step CLI, with both kinds.
+    let Some(step) = support::step::Step::new(test, &work) else {
+        return;
+    };
+    let fingerprint = mayfly_pki::cert::fingerprint_sha256(
+        &certificates_from_pem(&std::fs::read(root).unwrap()).unwrap()[0],
+    );
+    step.bootstrap(&url, &fingerprint);
+    step.ok(&with(
+        &["ca", "certificate"],
+        &[&x5c, &["step.example", "step.crt", "step.key"]],
+    ));
+    assert_eq!(
+        provisioner_of(&work.join("step.crt")),
+        (7, "devices".into())
+    );
+    let token = step.stdout(&with(&["ca", "token"], &[&x5c, &["token.example"]]));
+    run(&with(
+        &[
+            "ca",
+            "certificate",
+            "token.example",
+            "token.crt",
+            "token.key",
+            "--token",
+            token.trim(),
+        ],
+        &[&ca],
+    ));
+    assert_eq!(
+        provisioner_of(&work.join("token.crt")),
+        (7, "devices".into())
+    );
+    step.ok(&with(
+        &["ssh", "certificate"],
+        &[
+            &x5c,
+            &[
+                "--no-password",
+                "--insecure",
+                "--no-agent",
+                "alice",
+                "id_alice",
+            ],
+        ],
+    ));
+    let (ok, text) = support::run("ssh-keygen", &["-L", "-f", "id_alice-cert.pub"], &work);
+    assert!(ok && text.contains("Key ID: \"alice\""), "{text}");
+    std::fs::write(work.join("k8s.token"), k8s()).unwrap();
+    step.ok(&[
+        "ca",
+        "certificate",
+        "--provisioner",
+        "kube",
+        "--k8ssa-token-path",
+        "k8s.token",
+        "api.prod.svc",
+        "k8s.crt",
+        "k8s.key",
+    ]);
+    assert_eq!(provisioner_of(&work.join("k8s.crt")), (8, "kube".into()));
+    // The same token again: step-ca would take it; mayfly-ca keeps it single use.
+    step.err(
+        &[
+            "ca",
+            "certificate",
+            "--provisioner",
+            "kube",
+            "--k8ssa-token-path",
+            "k8s.token",
+            "api.prod.svc",
+            "k8s2.crt",
+            "k8s2.key",
+        ],
+        "already used",
+    );
+    std::fs::write(work.join("k8s.token"), k8s()).unwrap();
+    step.ok(&[
+        "ssh",
+        "certificate",
+        "--host",
+        "--provisioner",
+        "kube",
+        "--k8ssa-token-path",
+        "k8s.token",
+        "--no-password",
+        "--insecure",
+        "--no-agent",
+        "web-1.prod.svc",
+        "id_host",
+    ]);
+    let (ok, text) = support::run("ssh-keygen", &["-L", "-f", "id_host-cert.pub"], &work);
+    assert!(ok && text.contains("host certificate"), "{text}");
+    drop(server);
+}
