@@ -349,6 +349,78 @@ mod tests {
         assert!(error.to_string().contains("longer than 255"), "{error}");
     }
 
+    fn entry(kind: &str, name: &str, fields: serde_json::Value) -> Result<Provisioner> {
+        let mut value = fields;
+        value["type"] = kind.into();
+        value["name"] = name.into();
+        let config: ProvisionerConfig = serde_json::from_value(value).unwrap();
+        Provisioner::from_config(&config, Claims::DEFAULT)
+    }
+
+    #[test]
+    fn x5c_and_k8ssa_entries_are_read_as_step_writes_them() {
+        use base64::Engine as _;
+        let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+        let later = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+        let root = mayfly_pki::cert::create_root("Devices", &key, later).unwrap();
+        let pem = mayfly_pki::cert::certificate_pem(&root);
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        // step writes base64 of the PEM; PEM in clear is read too.
+        for roots in [b64(&pem), pem.clone()] {
+            let Provisioner::X5c(x5c) =
+                entry("X5C", "devices", serde_json::json!({"roots": roots})).unwrap()
+            else {
+                panic!("expected an X5C provisioner")
+            };
+            assert_eq!(x5c.roots, vec![root.clone()]);
+            assert_eq!(x5c.audience_fragment(), "x5c/devices");
+        }
+        let spki = key.public_key_spki_der().unwrap();
+        let keys = b64(&mayfly_pki::pubkey::public_key_pem(&spki));
+        let Provisioner::K8sSa(k8s) =
+            entry("k8sSA", "kube", serde_json::json!({"publicKeys": keys})).unwrap()
+        else {
+            panic!("expected a K8sSA provisioner")
+        };
+        assert_eq!(k8s.public_keys, vec![spki]);
+        let cases = [
+            ("X5C", serde_json::json!({}), "has no \"roots\""),
+            ("X5C", serde_json::json!({"roots": 7}), "is not a string"),
+            (
+                "X5C",
+                serde_json::json!({"roots": "%%%"}),
+                "is not base64 of PEM",
+            ),
+            ("X5C", serde_json::json!({"roots": b64("nothing")}), "roots"),
+            (
+                "K8SSA",
+                serde_json::json!({"publicKeys": null}),
+                "has no \"publicKeys\"",
+            ),
+            (
+                "K8SSA",
+                serde_json::json!({"publicKeys": b64(&pem[..20])}),
+                "publicKeys",
+            ),
+            (
+                "X5C",
+                serde_json::json!({"roots": b64(&pem), "admin": true}),
+                "only JWK provisioners can be \"admin\"",
+            ),
+        ];
+        for (kind, fields, expected) in cases {
+            let error = entry(kind, "p", fields.clone()).unwrap_err().to_string();
+            assert!(error.contains(expected), "{kind} {fields}: {error}");
+        }
+        let two = [
+            entry("K8SSA", "a", serde_json::json!({"publicKeys": keys})).unwrap(),
+            entry("K8SSA", "b", serde_json::json!({"publicKeys": keys})).unwrap(),
+        ];
+        assert!(check_together(&two[..1]).is_ok());
+        let error = check_together(&two).unwrap_err().to_string();
+        assert!(error.contains("at most one"), "{error}");
+    }
+
     fn acme(fields: serde_json::Value) -> Result<Provisioner> {
         let other = match fields {
             serde_json::Value::Object(map) => map.into_iter().collect(),

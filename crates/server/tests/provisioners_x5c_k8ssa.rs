@@ -772,6 +772,7 @@ fn provisioner_of(path: &std::path::Path) -> (u8, String) {
 fn x5c_and_k8ssa_from_the_command_line() {
     use support::{Server, mayfly, mayfly_err, mayfly_ok};
     let test = "x5c_and_k8ssa_from_the_command_line";
+    support::require_tool("ssh-keygen", "openssh-client");
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     let work = tmp.path().join("work");
@@ -939,6 +940,21 @@ fn x5c_and_k8ssa_from_the_command_line() {
         mayfly_pki::pubkey::public_key_pem(&sa_spki)
     );
     assert_eq!(entry("pop"), json!({"type": "SSHPOP", "name": "pop"}));
+    let claims_of = |name: &str| {
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(home.join("config/ca.json")).unwrap()).unwrap();
+        config["authority"]["provisioners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["claims"]
+            .clone()
+    };
+    run(&["ca", "provisioner", "update", "pop", "--ssh"]);
+    assert_eq!(claims_of("pop"), json!({"enableSSHCA": true}));
+    run(&["ca", "provisioner", "update", "pop", "--ssh=false"]);
+    assert_eq!(claims_of("pop"), json!({"enableSSHCA": false}));
 
     let config_path = home.join("config/ca.json");
     let server = Server::start(
@@ -1077,6 +1093,44 @@ fn x5c_and_k8ssa_from_the_command_line() {
     ));
     assert_eq!(provisioner_of(&work.join("web.crt")), (8, "kube".into()));
 
+    // SSH: an X5C token for a user certificate, a service-account token for a host one.
+    let token = run(&with(
+        &["ca", "token", "alice", "--ssh", "--principal", "alice"],
+        &[&x5c, &ca],
+    ));
+    let ssh = |args: &[&str]| {
+        run(&with(
+            &["ssh", "certificate", "--no-password", "--insecure"],
+            &[args, &ca],
+        ))
+    };
+    ssh(&["--token", token.trim(), "alice", "id_mayfly_alice"]);
+    let (ok, text) = support::run(
+        "ssh-keygen",
+        &["-L", "-f", "id_mayfly_alice-cert.pub"],
+        &work,
+    );
+    assert!(
+        ok && text.contains("user certificate") && text.contains("Key ID: \"alice\""),
+        "{text}"
+    );
+    ssh(&[
+        "--host",
+        "--token",
+        &k8s(),
+        "web-2.prod.svc",
+        "id_mayfly_host",
+    ]);
+    let (ok, text) = support::run(
+        "ssh-keygen",
+        &["-L", "-f", "id_mayfly_host-cert.pub"],
+        &work,
+    );
+    assert!(
+        ok && text.contains("host certificate") && text.contains("web-2.prod.svc"),
+        "{text}"
+    );
+
     // The real step CLI, with both kinds.
     let Some(step) = support::step::Step::new(test, &work) else {
         return;
@@ -1085,6 +1139,31 @@ fn x5c_and_k8ssa_from_the_command_line() {
         &certificates_from_pem(&std::fs::read(root).unwrap()).unwrap()[0],
     );
     step.bootstrap(&url, &fingerprint);
+    // step's own `ca provisioner add` writes the same entries, and mayfly reads them.
+    let mut copy = config.clone();
+    copy["authority"]["provisioners"] = json!([entry("admin")]);
+    std::fs::write(work.join("step-ca.json"), copy.to_string()).unwrap();
+    for args in [
+        ["devices", "--type", "X5C", "--x5c-root", "x5c_root.crt"],
+        ["kube", "--type", "K8sSA", "--pem-keys", "sa.pub"],
+    ] {
+        step.ok(&with(
+            &["ca", "provisioner", "add"],
+            &[&args, &["--ca-config", "step-ca.json"]],
+        ));
+    }
+    let stepped: Value =
+        serde_json::from_slice(&std::fs::read(work.join("step-ca.json")).unwrap()).unwrap();
+    let list = stepped["authority"]["provisioners"].as_array().unwrap();
+    assert_eq!(list[1]["roots"], devices["roots"]);
+    assert_eq!(list[2]["publicKeys"], kube["publicKeys"]);
+    run(&add(&[
+        "acme",
+        "--type",
+        "ACME",
+        "--ca-config",
+        "step-ca.json",
+    ]));
     step.ok(&with(
         &["ca", "certificate"],
         &[&x5c, &["step.example", "step.crt", "step.key"]],

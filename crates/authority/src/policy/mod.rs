@@ -306,3 +306,87 @@ pub fn for_server(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{CredentialValidity, Vouched};
+
+    fn authorization(within: Option<CredentialValidity>) -> Authorization {
+        Authorization {
+            provisioner: Vouched {
+                name: "devices".into(),
+                type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_X5C,
+                credential_id: String::new(),
+                claims: mayfly_config::claims::Claims::DEFAULT,
+                admin: false,
+            },
+            subject: "app.example".into(),
+            grant: Grant::Token(vec!["app.example".into()]),
+            ssh: None,
+            burn: None,
+            credential: "token:devices".into(),
+            detail: String::new(),
+            within,
+        }
+    }
+
+    #[test]
+    fn a_credential_certificate_bounds_what_it_buys() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+        let csr =
+            Csr::from_pem(&mayfly_pki::csr::create_pem(&key, "app.example", &[]).unwrap()).unwrap();
+        let within = CredentialValidity {
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::hours(2),
+        };
+        let backdate = time::Duration::minutes(1);
+        let request = |not_before: Option<TimeSpec>, not_after: Option<TimeSpec>| {
+            for_request(
+                &authorization(Some(within)),
+                &csr,
+                ValidityRequest {
+                    not_before,
+                    not_after,
+                },
+                backdate,
+                now,
+            )
+        };
+        // The default 24h is cut to the credential's end; without one it is not.
+        assert_eq!(request(None, None).unwrap().not_after(), within.not_after);
+        let free = for_request(
+            &authorization(None),
+            &csr,
+            ValidityRequest::default(),
+            backdate,
+            now,
+        )
+        .unwrap();
+        assert_eq!(free.not_after(), now + time::Duration::hours(24));
+        // Within the credential: as asked.
+        let hour = TimeSpec::FromNow(time::Duration::hours(1));
+        assert_eq!(
+            request(None, Some(hour)).unwrap().not_after(),
+            now + time::Duration::hours(1)
+        );
+        // Beyond it, either end: refused.
+        let late = TimeSpec::FromNow(time::Duration::hours(3));
+        assert!(matches!(
+            request(None, Some(late)),
+            Err(Error::OutsideCredentialValidity {
+                field: "notAfter",
+                ..
+            })
+        ));
+        let early = TimeSpec::At(within.not_before - time::Duration::seconds(1));
+        assert!(matches!(
+            request(Some(early), Some(hour)),
+            Err(Error::OutsideCredentialValidity {
+                field: "notBefore",
+                ..
+            })
+        ));
+    }
+}
