@@ -68,6 +68,7 @@ impl LoadedMaterial {
             .iter()
             .map(|p| Provisioner::from_config(p, global))
             .collect::<Result<Vec<_>>>()?;
+        crate::provisioner::check_together(&provisioners)?;
         let backdate = config
             .authority
             .backdate

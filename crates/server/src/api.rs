@@ -345,6 +345,14 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
             encrypted_key: None,
             claims: None,
         },
+        // Their roots and public keys stay in ca.json: no client needs them to make a token.
+        Provisioner::X5c(_) | Provisioner::K8sSa(_) => ProvisionerBody {
+            kind: provisioner.kind().into(),
+            name: provisioner.name().into(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+        },
         Provisioner::Unsupported(p) => ProvisionerBody {
             kind: p.kind.clone(),
             name: p.name.clone(),
