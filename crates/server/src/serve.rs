@@ -155,13 +155,7 @@ where
 {
     slot.state.handshake_done();
     let body_timeout = BodyTimeout(limits.read_timeout);
-    let service = connection_service(
-        app,
-        Arc::clone(&slot.state),
-        peer,
-        body_timeout,
-        budget,
-    );
+    let service = connection_service(app, Arc::clone(&slot.state), peer, body_timeout, budget);
     let connection = http1(limits).serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(connection);
     tokio::select! {
