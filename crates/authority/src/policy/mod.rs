@@ -389,4 +389,152 @@ mod tests {
             })
         ));
     }
+
+    fn csr(cn: &str, sans: &[&str]) -> Csr {
+        let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+        let sans: Vec<San> = sans.iter().map(|s| San::parse(s).unwrap()).collect();
+        Csr::from_pem(&mayfly_pki::csr::create_pem(&key, cn, &sans).unwrap()).unwrap()
+    }
+
+    fn granting(grant: Grant) -> Authorization {
+        Authorization {
+            grant,
+            ..authorization(None)
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000;
+    const BACKDATE: time::Duration = time::Duration::minutes(1);
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_token_s_names_go_in_whole_and_the_request_may_only_ask_for_fewer() {
+        let grant = Grant::Token(vec!["a.example".into(), "10.0.0.1".into()]);
+        let sign = |csr: &Csr| {
+            for_request(
+                &granting(grant.clone()),
+                csr,
+                ValidityRequest::default(),
+                BACKDATE,
+                at(NOW),
+            )
+        };
+        let fewer = sign(&csr("a.example", &["a.example"])).unwrap();
+        assert_eq!(fewer.sans().len(), 2, "the certificate carries every name");
+        assert_eq!(fewer.common_name(), "a.example");
+        for (cn, sans, refused) in [
+            ("a.example", vec!["b.example"], "b.example"),
+            ("b.example", vec!["a.example"], "b.example"),
+            ("a.example", vec!["a.example", "10.0.0.2"], "10.0.0.2"),
+        ] {
+            let error = sign(&csr(cn, &sans)).unwrap_err();
+            assert!(
+                matches!(&error, Error::SanNotAuthorized { san, .. } if san == refused),
+                "{cn} {sans:?}: {error}"
+            );
+        }
+        let too_many = Grant::Token((0..=100).map(|i| format!("n{i}.example")).collect());
+        assert!(matches!(
+            for_request(
+                &granting(too_many),
+                &csr("n0.example", &[]),
+                ValidityRequest::default(),
+                BACKDATE,
+                at(NOW)
+            ),
+            Err(Error::TooManySans { count: 101, .. })
+        ));
+    }
+
+    #[test]
+    fn fixed_names_ignore_the_request_and_requested_names_follow_it() {
+        let fixed = Grant::Fixed(vec![San::parse("me@example.com").unwrap()]);
+        let template = for_request(
+            &granting(fixed),
+            &csr("other.example", &["other.example"]),
+            ValidityRequest::default(),
+            BACKDATE,
+            at(NOW),
+        )
+        .unwrap();
+        assert_eq!(
+            template.common_name(),
+            "app.example",
+            "the subject, not the CSR's"
+        );
+        assert_eq!(template.sans(), &[San::parse("me@example.com").unwrap()]);
+        let requested = for_request(
+            &granting(Grant::Requested),
+            &csr("svc.example", &["svc.example", "10.1.1.1"]),
+            ValidityRequest::default(),
+            BACKDATE,
+            at(NOW),
+        )
+        .unwrap();
+        assert_eq!(requested.common_name(), "svc.example");
+        assert_eq!(requested.sans().len(), 2);
+    }
+
+    #[test]
+    fn validity_is_bounded_by_the_claims_and_backdated_unless_pinned() {
+        let sign = |validity: ValidityRequest| {
+            for_request(
+                &granting(Grant::Token(vec!["app.example".into()])),
+                &csr("app.example", &[]),
+                validity,
+                BACKDATE,
+                at(NOW),
+            )
+        };
+        let default = sign(ValidityRequest::default()).unwrap();
+        assert_eq!(default.not_before(), at(NOW) - BACKDATE);
+        assert_eq!(default.not_after(), at(NOW) + time::Duration::hours(24));
+        let from_now = |d: time::Duration| Some(TimeSpec::FromNow(d));
+        for (not_after, ok) in [
+            (time::Duration::minutes(5), true),
+            (
+                time::Duration::minutes(5) - time::Duration::seconds(1),
+                false,
+            ),
+            (time::Duration::hours(24), true),
+            (
+                time::Duration::hours(24) + time::Duration::seconds(1),
+                false,
+            ),
+        ] {
+            let outcome = sign(ValidityRequest {
+                not_before: None,
+                not_after: from_now(not_after),
+            });
+            assert_eq!(outcome.is_ok(), ok, "{not_after}: {outcome:?}");
+        }
+        let pinned = sign(ValidityRequest {
+            not_before: from_now(time::Duration::hours(1)),
+            not_after: from_now(time::Duration::hours(2)),
+        })
+        .unwrap();
+        assert_eq!(
+            pinned.not_before(),
+            at(NOW + 3600),
+            "a pinned start is not backdated"
+        );
+        // A start in the past beyond the backdate and the leeway would mint history.
+        for (seconds, ok) in [(-120, true), (-121, false)] {
+            let outcome = sign(ValidityRequest {
+                not_before: Some(TimeSpec::At(at(NOW + seconds))),
+                not_after: from_now(time::Duration::hours(1)),
+            });
+            assert_eq!(outcome.is_ok(), ok, "{seconds}: {outcome:?}");
+        }
+        assert!(matches!(
+            sign(ValidityRequest {
+                not_before: from_now(time::Duration::hours(2)),
+                not_after: from_now(time::Duration::hours(1)),
+            }),
+            Err(Error::ValidityInverted { .. })
+        ));
+    }
 }
