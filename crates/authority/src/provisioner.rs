@@ -209,6 +209,7 @@ mod tests {
             claims: None,
             options: None,
             admin: false,
+            policy: None,
             other: Default::default(),
         };
         let longest = "é".repeat(MAX_NAME_LEN);
@@ -231,6 +232,7 @@ mod tests {
             claims: None,
             options: None,
             admin: false,
+            policy: None,
             other,
         };
         Provisioner::from_config(&config, Claims::DEFAULT)

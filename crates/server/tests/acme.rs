@@ -218,6 +218,7 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         claims: None,
         options: None,
         admin: false,
+        policy: None,
         other: other.into_iter().collect(),
     };
     material
@@ -230,6 +231,7 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
         provisioners: material.provisioners,
+        name_policies: material.name_policies,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
         store: store.clone(),

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::claims::SshClaims;
 use crate::duration::GoDuration;
 use crate::error::{Error, Result};
-use crate::policy::TimeSpec;
+use crate::policy::{NamePolicy, TimeSpec};
 
 /// Extensions of user certificates, as `ssh-keygen` and step set them by default.
 pub const DEFAULT_USER_EXTENSIONS: &[&str] = &[
@@ -79,8 +79,9 @@ fn check_principal(principal: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the template: token claims merged with the request, bounded by `claims`.
-/// `subject` is the token's `sub`, the key id when nothing else names one.
+/// Builds the template: token claims merged with the request, bounded by `claims`, its
+/// principals within the name policy `names`. `subject` is the token's `sub`, the key id when
+/// nothing else names one.
 pub fn ssh_template(
     token: &SshTokenClaims,
     subject: &str,
@@ -88,6 +89,7 @@ pub fn ssh_template(
     claims: &SshClaims,
     backdate: time::Duration,
     now: OffsetDateTime,
+    names: NamePolicy<'_>,
 ) -> Result<SshCertTemplate> {
     let token_type = non_empty(&token.cert_type)
         .map(CertType::parse)
@@ -152,6 +154,7 @@ pub fn ssh_template(
             principals.len()
         )));
     }
+    names.check_ssh(cert_type, &principals)?;
 
     if let Some(name) = token
         .critical_options
@@ -239,6 +242,26 @@ pub fn ssh_template(
         valid_before: unix(end),
         critical_options: token.critical_options.clone(),
         extensions,
+    })
+}
+
+/// The template that replaces `old` (a host certificate's renewal or rekey): the same type,
+/// key id, principals and options, for the same lifetime from now, with a new serial. The
+/// principals meet the name policy in force now (step-ca does not check them again).
+pub fn renewal_template(
+    old: &SshCertTemplate,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+    names: NamePolicy<'_>,
+) -> Result<SshCertTemplate> {
+    names.check_ssh(old.cert_type, &old.principals)?;
+    let lifetime = old.valid_before.saturating_sub(old.valid_after);
+    let valid_after = unix(now - backdate);
+    Ok(SshCertTemplate {
+        serial: mayfly_pki::ssh::random_serial()?,
+        valid_after,
+        valid_before: valid_after.saturating_add(lifetime),
+        ..old.clone()
     })
 }
 
