@@ -545,13 +545,14 @@ fn joined(kinds: &[Kind]) -> String {
 type Pick = fn(&LevelRules) -> Option<&Rules>;
 
 impl<'a> NamePolicy<'a> {
-    /// Checks a certificate's subject common name and SANs (an empty common name is not a
-    /// name).
+    /// Checks a certificate's SANs and subject common name (an empty common name is not a
+    /// name). The common name comes last: it is usually one of the SANs, which a refusal
+    /// had better name as what it is.
     pub fn check_x509(&self, common_name: &str, sans: &[San]) -> Result<()> {
-        let names: Vec<Checked> = (!common_name.is_empty())
-            .then_some(Checked::CommonName(common_name))
-            .into_iter()
-            .chain(sans.iter().map(Checked::San))
+        let names: Vec<Checked> = sans
+            .iter()
+            .map(Checked::San)
+            .chain((!common_name.is_empty()).then_some(Checked::CommonName(common_name)))
             .collect();
         self.check(&names, |level| level.x509.as_ref())
     }
@@ -560,11 +561,17 @@ impl<'a> NamePolicy<'a> {
     pub fn check_ssh(&self, cert_type: CertType, principals: &[String]) -> Result<()> {
         match cert_type {
             CertType::User => {
-                let names: Vec<Checked> = principals.iter().map(|p| Checked::UserPrincipal(p)).collect();
+                let names: Vec<Checked> = principals
+                    .iter()
+                    .map(|p| Checked::UserPrincipal(p))
+                    .collect();
                 self.check(&names, |level| level.ssh_user.as_ref())
             }
             CertType::Host => {
-                let names: Vec<Checked> = principals.iter().map(|p| Checked::HostPrincipal(p)).collect();
+                let names: Vec<Checked> = principals
+                    .iter()
+                    .map(|p| Checked::HostPrincipal(p))
+                    .collect();
                 self.check(&names, |level| level.ssh_host.as_ref())
             }
         }
@@ -1277,7 +1284,7 @@ mod tests {
             (
                 x509(json!({"allow": {"dns": ["a.example.com", ".example.com"]}})),
                 Value::Null,
-                r#"authority.policy.x509.allow.dns[1] ".example.com": write a rule for the names under a domain as *.example.com"#,
+                r#"authority.policy.x509.allow.dns[1] ".example.com": write a rule for the names under example.com as *.example.com"#,
             ),
             (
                 Value::Null,

@@ -101,12 +101,9 @@ impl DomainRule {
         if text == "*" {
             return Err("a rule for every name is no rule: leave the list out".into());
         }
-        let name = DomainName::parse(text).map_err(|why| {
-            if text.starts_with('.') {
-                "write a rule for the names under a domain as *.example.com".to_string()
-            } else {
-                why
-            }
+        let name = DomainName::parse(text).map_err(|why| match text.strip_prefix('.') {
+            Some(domain) => format!("write a rule for the names under {domain} as *.{domain}"),
+            None => why,
         })?;
         Ok(Self {
             base: name.base,
