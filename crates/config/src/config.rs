@@ -586,6 +586,33 @@ mod tests {
     }
 
     #[test]
+    fn policies_are_read_at_the_authority_and_on_provisioners() {
+        let text = STEP_CA_INIT.replace(
+            r#""provisioners": null"#,
+            r#""policy": {"x509": {"deny": {"dns": ["*.evil.test"]}}},
+               "provisioners": [{"type": "JWK", "name": "ops",
+                   "policy": {"ssh": {"user": {"allow": {"principal": ["alice"]}}}}}]"#,
+        );
+        let (config, unknown) = CaConfig::parse(&text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let authority = config.authority.policy.as_ref().unwrap();
+        assert_eq!(
+            authority.x509.as_ref().unwrap().deny.as_ref().unwrap().dns,
+            ["*.evil.test"]
+        );
+        let ops = config.authority.provisioners[0].policy.as_ref().unwrap();
+        assert!(ops.ssh.as_ref().unwrap().user.is_some());
+        // A misspelt key in a policy stops the load, with its place in the file.
+        let error = CaConfig::parse(&text.replace(r#""deny""#, r#""dny""#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line ") && error.contains("unknown field `dny`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn acme_mac_keys_are_secrets_too() {
         let text = STEP_CA_INIT.replace(
             r#""provisioners": null"#,
