@@ -25,7 +25,8 @@ use mayfly_pki::San;
 use mayfly_pki::ssh::CertType;
 
 use super::rules::{
-    DomainName, DomainRule, EmailRule, ExactRule, IpRule, Mailbox, Unjudgeable, uri_host, uri_rule,
+    DomainName, DomainRule, EmailRule, ExactRule, IpRule, Mailbox, Meets, Unjudgeable, uri_host,
+    uri_rule,
 };
 use crate::error::{Error, Result};
 
@@ -410,96 +411,65 @@ enum Verdict<'a> {
     NoRules,
 }
 
-fn first<T>(rules: &[Rule<T>], mut meets: impl FnMut(&T) -> bool) -> Option<&str> {
-    rules
-        .iter()
-        .find(|r| meets(&r.rule))
-        .map(|r| r.text.as_str())
-}
-
-fn verdict<'a, T, N>(
+fn verdict<'a, T: Meets<N>, N: ?Sized>(
     kind: Kind,
     rules: &'a [Rule<T>],
-    parsed: impl FnOnce() -> std::result::Result<N, Unjudgeable>,
-    meets: impl Fn(&T, &N) -> bool,
+    name: std::result::Result<&N, Unjudgeable>,
+    mode: Mode,
 ) -> Verdict<'a> {
     if rules.is_empty() {
         return Verdict::NoRules;
     }
-    match parsed() {
-        Ok(name) => match first(rules, |rule| meets(rule, &name)) {
-            Some(text) => Verdict::Met(text),
-            None => Verdict::NotMet(kind),
-        },
-        Err(why) => Verdict::Unjudgeable(kind, why),
+    let name = match name {
+        Ok(name) => name,
+        Err(why) => return Verdict::Unjudgeable(kind, why),
+    };
+    let met = rules.iter().find(|r| match mode {
+        Mode::Deny => r.rule.touches(name),
+        Mode::Allow => r.rule.covers(name),
+    });
+    match met {
+        Some(rule) => Verdict::Met(&rule.text),
+        None => Verdict::NotMet(kind),
     }
 }
 
 impl List {
     fn judge<'a>(&'a self, view: &View, mode: Mode) -> Verdict<'a> {
-        let deny = mode == Mode::Deny;
+        // Parsed only when there are rules to judge it: a name of a kind no rule names is
+        // never refused for its form.
         match view {
-            View::Exact(kind, text) => {
-                let rules = if *kind == Kind::Cn {
-                    &self.cn
-                } else {
-                    &self.principal
-                };
+            View::Exact(Kind::Cn, text) => verdict(Kind::Cn, &self.cn, Ok(text.as_str()), mode),
+            View::Exact(kind, text) => verdict(*kind, &self.principal, Ok(text.as_str()), mode),
+            View::Dns(text) if !self.dns.is_empty() => {
+                let name = DomainName::parse(text);
                 verdict(
-                    *kind,
-                    rules,
-                    || Ok(text.as_str()),
-                    |rule: &ExactRule, name: &&str| {
-                        if deny {
-                            rule.touches(name)
-                        } else {
-                            rule.covers(name)
-                        }
-                    },
+                    Kind::Dns,
+                    &self.dns,
+                    name.as_ref().map_err(Clone::clone),
+                    mode,
                 )
             }
-            View::Dns(text) => verdict(
-                Kind::Dns,
-                &self.dns,
-                || DomainName::parse(text),
-                |rule: &DomainRule, name: &DomainName| {
-                    if deny {
-                        rule.touches(name)
-                    } else {
-                        rule.covers(name)
-                    }
-                },
-            ),
-            View::Ip(ip) => verdict(
-                Kind::Ip,
-                &self.ip,
-                || Ok(*ip),
-                |rule: &IpRule, ip: &IpAddr| rule.contains(*ip),
-            ),
-            View::Email(text) => verdict(
-                Kind::Email,
-                &self.email,
-                || Mailbox::parse(text),
-                |rule: &EmailRule, mailbox: &Mailbox| {
-                    if deny {
-                        rule.touches(mailbox)
-                    } else {
-                        rule.covers(mailbox)
-                    }
-                },
-            ),
-            View::Uri(text) => verdict(
-                Kind::Uri,
-                &self.uri,
-                || uri_host(text),
-                |rule: &DomainRule, host: &DomainName| {
-                    if deny {
-                        rule.touches(host)
-                    } else {
-                        rule.covers(host)
-                    }
-                },
-            ),
+            View::Ip(ip) => verdict(Kind::Ip, &self.ip, Ok(ip), mode),
+            View::Email(text) if !self.email.is_empty() => {
+                let mailbox = Mailbox::parse(text);
+                verdict(
+                    Kind::Email,
+                    &self.email,
+                    mailbox.as_ref().map_err(Clone::clone),
+                    mode,
+                )
+            }
+            View::Uri(text) if !self.uri.is_empty() => {
+                let host = uri_host(text);
+                verdict(
+                    Kind::Uri,
+                    &self.uri,
+                    host.as_ref().map_err(Clone::clone),
+                    mode,
+                )
+            }
+            View::Dns(_) | View::Email(_) | View::Uri(_) => Verdict::NoRules,
             View::Pattern => match [Kind::Dns, Kind::Ip, Kind::Principal]
                 .into_iter()
                 .find(|kind| self.count(*kind) > 0)

@@ -19,6 +19,15 @@ use std::net::IpAddr;
 /// Why a name cannot be judged by rules of some kind; the name is then refused.
 pub type Unjudgeable = String;
 
+/// What a rule says of a name `N`: whether a deny rule refuses it, whether an allow rule admits
+/// it.
+pub trait Meets<N: ?Sized> {
+    /// Some name `name` stands for is one this rule names (deny).
+    fn touches(&self, name: &N) -> bool;
+    /// Every name `name` stands for is one this rule names (allow).
+    fn covers(&self, name: &N) -> bool;
+}
+
 /// Characters of a DNS label as certificates carry them: letters, digits, `-` and `_` (which
 /// service names use). Anything else (a space, a dot at the end, `%`) cannot be compared
 /// reliably with a rule, so such a name is refused rather than let past a deny rule.
@@ -110,22 +119,22 @@ impl DomainRule {
             wildcard: name.wildcard,
         })
     }
+}
 
-    /// Any name `name` stands for is one this rule names.
-    pub fn touches(&self, name: &DomainName) -> bool {
+impl Meets<DomainName> for DomainRule {
+    fn touches(&self, name: &DomainName) -> bool {
         match (self.wildcard, name.wildcard) {
             (false, false) => self.base == name.base,
             // Every name under the rule's domain, at any depth.
             (true, false) => under(&name.base, &self.base).is_some_and(|extra| extra >= 1),
             // `www.example.com` is one of the names `*.example.com` stands for.
             (false, true) => under(&self.base, &name.base) == Some(1),
-            // `*.example.com` stands for names under `*.com`'s domain, and under its own.
+            // The names `*.example.com` stands for are under both `*.example.com` and `*.com`.
             (true, true) => under(&name.base, &self.base).is_some(),
         }
     }
 
-    /// Every name `name` stands for is one this rule names.
-    pub fn covers(&self, name: &DomainName) -> bool {
+    fn covers(&self, name: &DomainName) -> bool {
         match (self.wildcard, name.wildcard) {
             (false, false) => self.base == name.base,
             // One label under the rule's domain, as in step-ca.
@@ -208,6 +217,16 @@ impl IpRule {
     }
 }
 
+impl Meets<IpAddr> for IpRule {
+    fn touches(&self, ip: &IpAddr) -> bool {
+        self.contains(*ip)
+    }
+
+    fn covers(&self, ip: &IpAddr) -> bool {
+        self.contains(*ip)
+    }
+}
+
 /// An e-mail address as policy sees it.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
@@ -258,8 +277,10 @@ impl EmailRule {
             None => Ok(Self::Domain(labels(text)?)),
         }
     }
+}
 
-    pub fn touches(&self, mailbox: &Mailbox) -> bool {
+impl Meets<Mailbox> for EmailRule {
+    fn touches(&self, mailbox: &Mailbox) -> bool {
         match self {
             Self::Mailbox(rule) => {
                 rule.domain == mailbox.domain && rule.local.eq_ignore_ascii_case(&mailbox.local)
@@ -268,7 +289,7 @@ impl EmailRule {
         }
     }
 
-    pub fn covers(&self, mailbox: &Mailbox) -> bool {
+    fn covers(&self, mailbox: &Mailbox) -> bool {
         match self {
             Self::Mailbox(rule) => rule.domain == mailbox.domain && rule.local == mailbox.local,
             Self::Domain(domain) => *domain == mailbox.domain,
@@ -329,12 +350,14 @@ impl ExactRule {
         }
         Ok(Self(text.to_string()))
     }
+}
 
-    pub fn touches(&self, name: &str) -> bool {
+impl Meets<str> for ExactRule {
+    fn touches(&self, name: &str) -> bool {
         self.0 == "*" || self.0.eq_ignore_ascii_case(name)
     }
 
-    pub fn covers(&self, name: &str) -> bool {
+    fn covers(&self, name: &str) -> bool {
         self.0 == "*" || self.0 == name
     }
 }
