@@ -101,6 +101,7 @@ impl Authority {
                 Arc::clone(&key),
                 Arc::clone(&parts.store),
                 Arc::clone(&parts.clock),
+                parts.backdate,
             )),
             None => None,
         };

@@ -53,6 +53,20 @@ pub enum Error {
     TokenAlreadyUsed,
     #[error("token root fingerprint {found} does not match this CA's root {expected}")]
     TokenRootMismatch { found: String, expected: String },
+    #[error("token is for provisioner {id:?}, which this CA does not have")]
+    TokenUnknownProvisioner { id: String },
+    #[error("token certificate is not trusted by provisioner {provisioner:?}: {detail}")]
+    TokenCertificateUntrusted { provisioner: String, detail: String },
+    #[error("token is signed by none of the public keys of provisioner {provisioner:?}")]
+    TokenKeyNotTrusted { provisioner: String },
+    #[error(
+        "requested {field} {requested} is outside the validity of the credential that asks for it ({limit})"
+    )]
+    OutsideCredentialValidity {
+        field: &'static str,
+        requested: String,
+        limit: String,
+    },
     #[error("certificate request: {0}")]
     Csr(#[source] mayfly_pki::Error),
     #[error(
@@ -215,6 +229,9 @@ impl Error {
             | Error::TokenLifetimeTooLong { .. }
             | Error::TokenAlreadyUsed
             | Error::TokenRootMismatch { .. }
+            | Error::TokenUnknownProvisioner { .. }
+            | Error::TokenCertificateUntrusted { .. }
+            | Error::TokenKeyNotTrusted { .. }
             | Error::RenewNotIssuedHere { .. }
             | Error::RenewRevoked { .. }
             | Error::RenewExpired { .. }
@@ -227,7 +244,8 @@ impl Error {
             | Error::SshPrincipalNotAuthorized { .. }
             | Error::SshTokenMismatch { .. }
             | Error::SshCriticalOptionNotAllowed { .. }
-            | Error::SshRenewHostOnly => ErrorKind::Forbidden,
+            | Error::SshRenewHostOnly
+            | Error::OutsideCredentialValidity { .. } => ErrorKind::Forbidden,
             Error::NameDenied { .. }
             | Error::NameNotAllowed { .. }
             | Error::WildcardNameNotAllowed { .. }
@@ -274,6 +292,11 @@ impl Error {
             Error::TokenLifetimeTooLong { .. } => "lifetime_too_long",
             Error::TokenAlreadyUsed => "already_used",
             Error::TokenRootMismatch { .. } => "wrong_root",
+            // The chain reaches none of the provisioner's roots (or breaks on the way).
+            Error::TokenCertificateUntrusted { .. } => "wrong_root",
+            Error::TokenUnknownProvisioner { .. } | Error::TokenKeyNotTrusted { .. } => {
+                "unknown_key"
+            }
             _ => return None,
         })
     }

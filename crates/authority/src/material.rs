@@ -71,6 +71,7 @@ impl LoadedMaterial {
             .iter()
             .map(|p| Provisioner::from_config(p, global))
             .collect::<Result<Vec<_>>>()?;
+        crate::provisioner::check_together(&provisioners)?;
         let name_policies = NamePolicies::from_config(&config.authority)?;
         let backdate = config
             .authority

@@ -228,6 +228,7 @@ impl Authority {
             burn: None,
             credential: format!("acme:account:{account}"),
             detail: String::new(),
+            within: None,
         })
     }
 

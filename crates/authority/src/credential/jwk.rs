@@ -61,18 +61,24 @@ fn authorization(
     let detail = format!("jti {}", claims.jti);
     let ssh = claims.ssh().cloned();
     Ok(Authorization {
-        provisioner: Vouched {
-            name: provisioner.name.clone(),
-            type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
-            credential_id: provisioner.kid.clone(),
-            claims: provisioner.claims,
-            admin: provisioner.admin,
-        },
+        provisioner: vouched(provisioner),
         subject: claims.sub,
         grant,
         ssh,
         burn: Some(burn),
         credential: format!("token:{}", provisioner.name),
         detail,
+        within: None,
     })
+}
+
+/// How leaves issued through `provisioner` name it: step's JWK type and the key id.
+pub fn vouched(provisioner: &JwkProvisioner) -> Vouched {
+    Vouched {
+        name: provisioner.name.clone(),
+        type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
+        credential_id: provisioner.kid.clone(),
+        claims: provisioner.claims,
+        admin: provisioner.admin,
+    }
 }

@@ -6,7 +6,7 @@
 use mayfly_pki::cert::CertificateInfo;
 
 use super::renewal::{RENEWAL_TOKEN_ISSUER, RenewalToken};
-use super::{Authorization, Grant, Vouched};
+use super::{Authorization, Grant};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
@@ -66,7 +66,9 @@ impl Authority {
             .iter()
             .find(|p| p.name() == stored.certificate.provisioner)
             .and_then(|p| match p {
-                Provisioner::Jwk(jwk) => Some(jwk),
+                Provisioner::Jwk(jwk) => Some(super::jwk::vouched(jwk)),
+                Provisioner::X5c(x5c) => Some(super::x5c::vouched(x5c)),
+                Provisioner::K8sSa(k8s) => Some(super::k8ssa::vouched(k8s)),
                 // ACME clients renew by ordering again.
                 _ => None,
             })
@@ -104,19 +106,14 @@ impl Authority {
             }
         };
         let authorization = Authorization {
-            provisioner: Vouched {
-                name: provisioner.name.clone(),
-                type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
-                credential_id: provisioner.kid.clone(),
-                claims: provisioner.claims,
-                admin: provisioner.admin,
-            },
+            provisioner,
             subject: old.common_name.clone(),
             grant: Grant::Fixed(old.sans.clone()),
             ssh: None,
             burn,
             credential: format!("{}:{}", presentation.label(), old.common_name),
             detail: format!("replaces {serial}"),
+            within: None,
         };
         Ok(Renewal { authorization, old })
     }

@@ -158,14 +158,39 @@ pub fn for_request(
     let sans = names(&authorization.grant, csr, &authorization.subject)?;
     let claims = &authorization.provisioner.claims;
     let not_before = validity.not_before.map_or(now, |t| t.resolve(now));
-    let not_after = match validity.not_after {
-        Some(t) => t.resolve(now),
-        None => not_before + claims.default_tls_duration,
+    let not_after = match (validity.not_after, &authorization.within) {
+        (Some(t), _) => t.resolve(now),
+        // By default a credential that is a certificate buys no more than it has left.
+        (None, Some(within)) => (not_before + claims.default_tls_duration).min(within.not_after),
+        (None, None) => not_before + claims.default_tls_duration,
     };
     let rfc3339 = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| t.to_string())
     };
+    if let Some(within) = &authorization.within {
+        let limit = || {
+            format!(
+                "valid {} to {}",
+                rfc3339(within.not_before),
+                rfc3339(within.not_after)
+            )
+        };
+        if not_before < within.not_before {
+            return Err(Error::OutsideCredentialValidity {
+                field: "notBefore",
+                requested: rfc3339(not_before),
+                limit: limit(),
+            });
+        }
+        if not_after > within.not_after {
+            return Err(Error::OutsideCredentialValidity {
+                field: "notAfter",
+                requested: rfc3339(not_after),
+                limit: limit(),
+            });
+        }
+    }
     if not_after <= not_before {
         return Err(Error::ValidityInverted {
             not_before: rfc3339(not_before),
@@ -303,4 +328,90 @@ pub fn for_server(
             provisioner: None,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{CredentialValidity, Vouched};
+
+    fn authorization(within: Option<CredentialValidity>) -> Authorization {
+        Authorization {
+            provisioner: Vouched {
+                name: "devices".into(),
+                type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_X5C,
+                credential_id: String::new(),
+                claims: mayfly_config::claims::Claims::DEFAULT,
+                admin: false,
+            },
+            subject: "app.example".into(),
+            grant: Grant::Token(vec!["app.example".into()]),
+            ssh: None,
+            burn: None,
+            credential: "token:devices".into(),
+            detail: String::new(),
+            within,
+        }
+    }
+
+    #[test]
+    fn a_credential_certificate_bounds_what_it_buys() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+        let csr =
+            Csr::from_pem(&mayfly_pki::csr::create_pem(&key, "app.example", &[]).unwrap()).unwrap();
+        let within = CredentialValidity {
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::hours(2),
+        };
+        let backdate = time::Duration::minutes(1);
+        let request = |not_before: Option<TimeSpec>, not_after: Option<TimeSpec>| {
+            for_request(
+                &authorization(Some(within)),
+                &csr,
+                ValidityRequest {
+                    not_before,
+                    not_after,
+                },
+                backdate,
+                now,
+                &NamePolicies::default(),
+            )
+        };
+        // The default 24h is cut to the credential's end; without one it is not.
+        assert_eq!(request(None, None).unwrap().not_after(), within.not_after);
+        let free = for_request(
+            &authorization(None),
+            &csr,
+            ValidityRequest::default(),
+            backdate,
+            now,
+            &NamePolicies::default(),
+        )
+        .unwrap();
+        assert_eq!(free.not_after(), now + time::Duration::hours(24));
+        // Within the credential: as asked.
+        let hour = TimeSpec::FromNow(time::Duration::hours(1));
+        assert_eq!(
+            request(None, Some(hour)).unwrap().not_after(),
+            now + time::Duration::hours(1)
+        );
+        // Beyond it, either end: refused.
+        let late = TimeSpec::FromNow(time::Duration::hours(3));
+        assert!(matches!(
+            request(None, Some(late)),
+            Err(Error::OutsideCredentialValidity {
+                field: "notAfter",
+                ..
+            })
+        ));
+        let early = TimeSpec::At(within.not_before - time::Duration::seconds(1));
+        assert!(matches!(
+            request(Some(early), Some(hour)),
+            Err(Error::OutsideCredentialValidity {
+                field: "notBefore",
+                ..
+            })
+        ));
+    }
 }

@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
-use crate::credential::Endpoint;
 use crate::credential::sshpop::SshPop;
+use crate::credential::{Endpoint, Grant};
 use crate::error::{Error, Result};
 use crate::revocation::RevokeRequest;
 use crate::store::{CertificateStatus, Revocation, StoreError, UsedToken};
@@ -147,19 +147,24 @@ impl Authority {
             .copied()
             .filter(|c| c.enabled)
             .ok_or_else(|| Error::SshDisabledForProvisioner(provisioner.clone()))?;
-        let token_claims = authorization
-            .ssh
-            .as_ref()
-            .ok_or(Error::SshTokenWithoutClaims)?;
+        let token_claims = match (&authorization.ssh, &authorization.grant) {
+            (Some(token_claims), _) => token_claims.clone(),
+            // A credential that grants the request's names grants its SSH options too.
+            (None, Grant::Requested) => policy::requested_claims(options)?,
+            (None, _) => return Err(Error::SshTokenWithoutClaims),
+        };
         let public_key = decode_public_key(public_key_b64)?;
         let template = policy::ssh_template(
-            token_claims,
+            &token_claims,
             &authorization.subject,
             options,
-            &claims,
+            policy::SshBounds {
+                claims: &claims,
+                within: authorization.within.as_ref(),
+                names: self.name_policies().for_provisioner(&provisioner),
+            },
             self.backdate(),
             now,
-            self.name_policies().for_provisioner(&provisioner),
         )?;
         let audit = AuditContext::of_request(
             AuditAction::SshIssued,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::claims::SshClaims;
+use crate::credential::CredentialValidity;
 use crate::duration::GoDuration;
 use crate::error::{Error, Result};
 use crate::policy::{NamePolicy, TimeSpec};
@@ -79,18 +80,55 @@ fn check_principal(principal: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the template: token claims merged with the request, bounded by `claims`, its
-/// principals within the name policy `names`. `subject` is the token's `sub`, the key id when
-/// nothing else names one.
+/// The SSH claims of a credential that grants what the request asks (a Kubernetes
+/// service-account token, which carries none): the request's type, key id and principals,
+/// each of which it must name, as step-ca requires for such tokens. Critical options are
+/// not granted: nothing vouches for them.
+pub fn requested_claims(request: &SshSignOptions) -> Result<SshTokenClaims> {
+    let cert_type = request.cert_type.as_deref().and_then(non_empty);
+    let key_id = request.key_id.as_deref().and_then(non_empty);
+    match (cert_type, key_id, request.principals.is_empty()) {
+        (Some(cert_type), Some(key_id), false) => Ok(SshTokenClaims {
+            cert_type: cert_type.to_owned(),
+            key_id: key_id.to_owned(),
+            principals: request.principals.clone(),
+            ..SshTokenClaims::default()
+        }),
+        _ => Err(Error::SshRequestInvalid(
+            "this credential carries no SSH claims: the request must name certType, keyID and \
+             principals"
+                .into(),
+        )),
+    }
+}
+
+/// What bounds an SSH certificate besides its token and the request.
+#[derive(Debug, Clone, Copy)]
+pub struct SshBounds<'a> {
+    /// The provisioner's SSH claims (lifetimes).
+    pub claims: &'a SshClaims,
+    /// The validity of a credential that is a certificate (an X5C token's leaf): by default
+    /// the SSH certificate ends no later, and a request for more is refused.
+    pub within: Option<&'a CredentialValidity>,
+    /// The name policy its principals meet.
+    pub names: NamePolicy<'a>,
+}
+
+/// Builds the template: token claims merged with the request, within `bounds`. `subject` is
+/// the token's `sub`, the key id when nothing else names one.
 pub fn ssh_template(
     token: &SshTokenClaims,
     subject: &str,
     request: &SshSignOptions,
-    claims: &SshClaims,
+    bounds: SshBounds<'_>,
     backdate: time::Duration,
     now: OffsetDateTime,
-    names: NamePolicy<'_>,
 ) -> Result<SshCertTemplate> {
+    let SshBounds {
+        claims,
+        within,
+        names,
+    } = bounds;
     let token_type = non_empty(&token.cert_type)
         .map(CertType::parse)
         .transpose()
@@ -195,11 +233,27 @@ pub fn ssh_template(
         None => time("validBefore", request.valid_before.as_deref())?,
     };
     let start = after.unwrap_or(now);
-    let end = before.unwrap_or(start + default);
+    let end = match (before, within) {
+        (Some(before), _) => before,
+        (None, Some(within)) => (start + default).min(within.not_after),
+        (None, None) => start + default,
+    };
     let rfc3339 = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| t.to_string())
     };
+    if let Some(within) = within {
+        let limit = || format!("valid until {}", rfc3339(within.not_after));
+        for (field, at) in [("validAfter", start), ("validBefore", end)] {
+            if at > within.not_after {
+                return Err(Error::OutsideCredentialValidity {
+                    field,
+                    requested: rfc3339(at),
+                    limit: limit(),
+                });
+            }
+        }
+    }
     if end <= start {
         return Err(Error::ValidityInverted {
             not_before: rfc3339(start),

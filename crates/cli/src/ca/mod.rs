@@ -20,6 +20,7 @@ mod rekey;
 mod renew;
 mod revoke;
 pub mod token;
+mod x5c;
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
