@@ -1,5 +1,6 @@
 //! The one error type of `mayfly-authority`.
 
+use crate::policy::names::{PolicyLevel, PolicyName};
 use crate::store::StoreError;
 
 /// Coarse category of an [`Error`]; the server turns it into an HTTP status in one place.
@@ -164,6 +165,30 @@ pub enum Error {
     SshCriticalOptionNotAllowed { name: String },
     #[error("only host certificates can be renewed or rekeyed; get a new user certificate instead")]
     SshRenewHostOnly,
+    #[error("{name} is denied by {level}'s deny rule {rule:?}")]
+    NameDenied {
+        name: PolicyName,
+        level: PolicyLevel,
+        rule: String,
+    },
+    #[error("{name} is not allowed by {level}'s allow list: {reason}")]
+    NameNotAllowed {
+        name: PolicyName,
+        level: PolicyLevel,
+        reason: String,
+    },
+    #[error("{name} is a wildcard, which {level} does not allow (\"allowWildcardNames\")")]
+    WildcardNameNotAllowed {
+        name: PolicyName,
+        level: PolicyLevel,
+    },
+    #[error("{name} cannot be checked against {level}'s {kind} rules: {why}")]
+    NameUncheckable {
+        name: PolicyName,
+        level: PolicyLevel,
+        kind: &'static str,
+        why: String,
+    },
     #[error("provisioner {0:?} not found")]
     ProvisionerNotFound(String),
     #[error(
@@ -221,6 +246,10 @@ impl Error {
             | Error::SshCriticalOptionNotAllowed { .. }
             | Error::SshRenewHostOnly
             | Error::OutsideCredentialValidity { .. } => ErrorKind::Forbidden,
+            Error::NameDenied { .. }
+            | Error::NameNotAllowed { .. }
+            | Error::WildcardNameNotAllowed { .. }
+            | Error::NameUncheckable { .. } => ErrorKind::Forbidden,
             Error::SshTokenWithoutClaims => ErrorKind::Unauthorized,
             Error::SshNotEnabled => ErrorKind::NotImplemented,
             Error::SshPublicKey(_)
@@ -270,6 +299,17 @@ impl Error {
             }
             _ => return None,
         })
+    }
+
+    /// Whether the name policy refused the request (ACME calls this `rejectedIdentifier`).
+    pub fn refused_by_name_policy(&self) -> bool {
+        matches!(
+            self,
+            Error::NameDenied { .. }
+                | Error::NameNotAllowed { .. }
+                | Error::WildcardNameNotAllowed { .. }
+                | Error::NameUncheckable { .. }
+        )
     }
 
     /// Wraps a configuration error with the file it came from.

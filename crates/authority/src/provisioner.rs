@@ -340,6 +340,7 @@ mod tests {
             claims: None,
             options: None,
             admin: false,
+            policy: None,
             other: Default::default(),
         };
         let longest = "é".repeat(MAX_NAME_LEN);
@@ -434,6 +435,7 @@ mod tests {
             claims: None,
             options: None,
             admin: false,
+            policy: None,
             other,
         };
         Provisioner::from_config(&config, Claims::DEFAULT)

@@ -79,6 +79,7 @@ async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bo
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
         provisioners: material.provisioners,
+        name_policies: material.name_policies,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
         store: Arc::new(store),

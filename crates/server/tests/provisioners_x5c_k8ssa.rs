@@ -167,6 +167,7 @@ async fn harness() -> Harness {
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
         provisioners: material.provisioners,
+        name_policies: material.name_policies,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
         store,

@@ -3,11 +3,17 @@
 //!
 //! The certificate carries exactly the names the credential grants; a request may ask for
 //! fewer, never for others. Validity comes from the request, bounded by the provisioner's
-//! claims; a renewal keeps the old certificate's names and lifetime. SSH certificates have
-//! their policy in [`crate::ssh::policy`].
+//! claims; a renewal keeps the old certificate's names and lifetime. Every template then meets
+//! the name policy ([`names`]) of the authority and of the provisioner that vouched for it.
+//! SSH certificates have their policy in [`crate::ssh::policy`].
+
+pub mod names;
+mod rules;
 
 use mayfly_pki::{Csr, LeafTemplate, ProvisionerExtension, San, SerialNumber};
 use time::OffsetDateTime;
+
+pub use names::{NamePolicies, NamePolicy};
 
 use crate::credential::{Authorization, Grant};
 use crate::duration::GoDuration;
@@ -140,13 +146,14 @@ fn names(grant: &Grant, csr: &Csr, subject: &str) -> Result<Vec<San>> {
     }
 }
 
-/// The template for a certificate request (`/sign`) under `authorization`.
+/// The template for a certificate request (`/sign`) under `authorization`, within `policies`.
 pub fn for_request(
     authorization: &Authorization,
     csr: &Csr,
     validity: ValidityRequest,
     backdate: time::Duration,
     now: OffsetDateTime,
+    policies: &NamePolicies,
 ) -> Result<Template> {
     let sans = names(&authorization.grant, csr, &authorization.subject)?;
     let claims = &authorization.provisioner.claims;
@@ -216,6 +223,9 @@ pub fn for_request(
         (Grant::Fixed(_), _) | (_, None) => authorization.subject.clone(),
         (_, Some(cn)) => cn.to_owned(),
     };
+    policies
+        .for_provisioner(&authorization.provisioner.name)
+        .check_x509(&common_name, &sans)?;
     Ok(Template {
         leaf: LeafTemplate {
             common_name,
@@ -230,13 +240,20 @@ pub fn for_request(
 }
 
 /// The template that replaces `old` (a renewal, or a rekey for a key whose CSR says
-/// `rsa_key`): same subject, names, provisioner and lifetime, from now.
+/// `rsa_key`): same subject, names, provisioner and lifetime, from now. The names meet the
+/// policy in force now, of the provisioner `authorization` names: a name denied since the old
+/// certificate was issued is not renewed (step-ca renews it).
 pub fn for_renewal(
+    authorization: &Authorization,
     old: &mayfly_pki::cert::CertificateInfo,
     rsa_key: bool,
     backdate: time::Duration,
     now: OffsetDateTime,
+    policies: &NamePolicies,
 ) -> Result<Template> {
+    policies
+        .for_provisioner(&authorization.provisioner.name)
+        .check_x509(&old.common_name, &old.sans)?;
     let lifetime = old.not_after - old.not_before;
     let not_before = now - backdate;
     Ok(Template {
@@ -254,12 +271,14 @@ pub fn for_renewal(
 
 /// The template for an ACME order's CSR: the order's identifiers, which the account proved
 /// control of (the caller checked that the CSR names exactly these); the common name is the
-/// CSR's when it is one of them, else the first identifier.
+/// CSR's when it is one of them, else the first identifier. The order was checked against the
+/// name policy when it was made; it is checked again, as the policy may have been reloaded since.
 pub fn for_acme_order(
     authorization: &Authorization,
     csr: &Csr,
     backdate: time::Duration,
     now: OffsetDateTime,
+    policies: &NamePolicies,
 ) -> Result<Template> {
     let Grant::Fixed(identifiers) = &authorization.grant else {
         return Err(Error::Config("an ACME order grants fixed names".into()));
@@ -270,6 +289,9 @@ pub fn for_acme_order(
         .map(str::to_string)
         .or_else(|| identifiers.first().map(ToString::to_string))
         .unwrap_or_default();
+    policies
+        .for_provisioner(&authorization.provisioner.name)
+        .check_x509(&common_name, identifiers)?;
     Ok(Template {
         leaf: LeafTemplate {
             common_name,
@@ -283,7 +305,8 @@ pub fn for_acme_order(
     })
 }
 
-/// The template of the CA's own TLS certificate: its DNS names, no provisioner.
+/// The template of the CA's own TLS certificate: its DNS names, no provisioner. The name
+/// policy governs what provisioners vouch for, not the names ca.json gives the CA itself.
 pub fn for_server(
     dns_names: &[String],
     lifetime: time::Duration,
@@ -352,6 +375,7 @@ mod tests {
                 },
                 backdate,
                 now,
+                &NamePolicies::default(),
             )
         };
         // The default 24h is cut to the credential's end; without one it is not.
@@ -362,6 +386,7 @@ mod tests {
             ValidityRequest::default(),
             backdate,
             now,
+            &NamePolicies::default(),
         )
         .unwrap();
         assert_eq!(free.not_after(), now + time::Duration::hours(24));

@@ -158,8 +158,11 @@ impl Authority {
             &token_claims,
             &authorization.subject,
             options,
-            &claims,
-            authorization.within.as_ref(),
+            policy::SshBounds {
+                claims: &claims,
+                within: authorization.within.as_ref(),
+                names: self.name_policies().for_provisioner(&provisioner),
+            },
             self.backdate(),
             now,
         )?;
@@ -248,14 +251,12 @@ impl Authority {
     ) -> Result<SshIssued> {
         let now = self.clock().now();
         let old = &pop.certificate.template;
-        let lifetime = old.valid_before.saturating_sub(old.valid_after);
-        let valid_after = policy::unix(now - self.backdate());
-        let template = SshCertTemplate {
-            serial: mayfly_pki::ssh::random_serial()?,
-            valid_after,
-            valid_before: valid_after.saturating_add(lifetime),
-            ..old.clone()
-        };
+        let template = policy::renewal_template(
+            old,
+            self.backdate(),
+            now,
+            self.name_policies().for_provisioner(provisioner),
+        )?;
         let used = pop.burn();
         let audit = AuditContext::of_request(
             action,

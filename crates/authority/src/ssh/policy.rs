@@ -14,7 +14,7 @@ use super::claims::SshClaims;
 use crate::credential::CredentialValidity;
 use crate::duration::GoDuration;
 use crate::error::{Error, Result};
-use crate::policy::TimeSpec;
+use crate::policy::{NamePolicy, TimeSpec};
 
 /// Extensions of user certificates, as `ssh-keygen` and step set them by default.
 pub const DEFAULT_USER_EXTENSIONS: &[&str] = &[
@@ -102,19 +102,33 @@ pub fn requested_claims(request: &SshSignOptions) -> Result<SshTokenClaims> {
     }
 }
 
-/// Builds the template: token claims merged with the request, bounded by `claims` and, for a
-/// credential that is a certificate (an X5C token's leaf), by its end: by default the
-/// certificate ends no later, and a request for more is refused.
-/// `subject` is the token's `sub`, the key id when nothing else names one.
+/// What bounds an SSH certificate besides its token and the request.
+#[derive(Debug, Clone, Copy)]
+pub struct SshBounds<'a> {
+    /// The provisioner's SSH claims (lifetimes).
+    pub claims: &'a SshClaims,
+    /// The validity of a credential that is a certificate (an X5C token's leaf): by default
+    /// the SSH certificate ends no later, and a request for more is refused.
+    pub within: Option<&'a CredentialValidity>,
+    /// The name policy its principals meet.
+    pub names: NamePolicy<'a>,
+}
+
+/// Builds the template: token claims merged with the request, within `bounds`. `subject` is
+/// the token's `sub`, the key id when nothing else names one.
 pub fn ssh_template(
     token: &SshTokenClaims,
     subject: &str,
     request: &SshSignOptions,
-    claims: &SshClaims,
-    within: Option<&CredentialValidity>,
+    bounds: SshBounds<'_>,
     backdate: time::Duration,
     now: OffsetDateTime,
 ) -> Result<SshCertTemplate> {
+    let SshBounds {
+        claims,
+        within,
+        names,
+    } = bounds;
     let token_type = non_empty(&token.cert_type)
         .map(CertType::parse)
         .transpose()
@@ -178,6 +192,7 @@ pub fn ssh_template(
             principals.len()
         )));
     }
+    names.check_ssh(cert_type, &principals)?;
 
     if let Some(name) = token
         .critical_options
@@ -281,6 +296,26 @@ pub fn ssh_template(
         valid_before: unix(end),
         critical_options: token.critical_options.clone(),
         extensions,
+    })
+}
+
+/// The template that replaces `old` (a host certificate's renewal or rekey): the same type,
+/// key id, principals and options, for the same lifetime from now, with a new serial. The
+/// principals meet the name policy in force now (step-ca does not check them again).
+pub fn renewal_template(
+    old: &SshCertTemplate,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+    names: NamePolicy<'_>,
+) -> Result<SshCertTemplate> {
+    names.check_ssh(old.cert_type, &old.principals)?;
+    let lifetime = old.valid_before.saturating_sub(old.valid_after);
+    let valid_after = unix(now - backdate);
+    Ok(SshCertTemplate {
+        serial: mayfly_pki::ssh::random_serial()?,
+        valid_after,
+        valid_before: valid_after.saturating_add(lifetime),
+        ..old.clone()
     })
 }
 
