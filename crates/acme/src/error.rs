@@ -149,6 +149,7 @@ impl Error {
             }
             Error::KeyInUse { .. } => ProblemType::Malformed,
             Error::RateLimited { .. } => ProblemType::RateLimited,
+            Error::Authority(e) if e.refused_by_name_policy() => ProblemType::RejectedIdentifier,
             Error::Authority(e) => match e.kind() {
                 mayfly_authority::ErrorKind::BadRequest => ProblemType::BadCsr,
                 mayfly_authority::ErrorKind::Internal => ProblemType::ServerInternal,
@@ -173,6 +174,8 @@ impl Error {
             Error::ContentType { .. } => ErrorKind::UnsupportedMediaType,
             Error::KeyInUse { .. } => ErrorKind::Conflict,
             Error::RateLimited { .. } => ErrorKind::RateLimited,
+            // As a `rejectedIdentifier` problem at new-order: 400, like step-ca.
+            Error::Authority(e) if e.refused_by_name_policy() => ErrorKind::BadRequest,
             Error::Authority(e) => match e.kind() {
                 mayfly_authority::ErrorKind::BadRequest => ErrorKind::BadRequest,
                 mayfly_authority::ErrorKind::NotFound => ErrorKind::NotFound,

@@ -15,6 +15,7 @@ use crate::credential::{self, Audiences, Authorization, Endpoint, TokenContext};
 use crate::crl::CrlPublisher;
 use crate::error::{Error, Result};
 use crate::ocsp::{OcspParts, OcspResponder};
+use crate::policy::NamePolicies;
 use crate::provisioner::Provisioner;
 use crate::publication::Publication;
 use crate::store::{CertStore, RevokedQuery};
@@ -42,6 +43,7 @@ pub struct Authority {
     /// Revocations already acted on (OCSP cache dropped, CRL remade), by serial.
     seen_revocations: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
     provisioners: Vec<Provisioner>,
+    name_policies: NamePolicies,
     backdate: time::Duration,
     audiences: Audiences,
     store: Arc<dyn CertStore>,
@@ -67,6 +69,8 @@ pub struct AuthorityParts {
     pub federated_roots: Vec<Vec<u8>>,
     pub intermediate: IntermediateCa,
     pub provisioners: Vec<Provisioner>,
+    /// The names certificates may carry: `authority.policy` and each provisioner's `policy`.
+    pub name_policies: NamePolicies,
     pub backdate: time::Duration,
     /// The host names (and IPs) clients use to reach this CA; token audiences name them, with
     /// any port (a load balancer's or an instance's) accepted.
@@ -99,6 +103,7 @@ impl Authority {
                 Arc::clone(&key),
                 Arc::clone(&parts.store),
                 Arc::clone(&parts.clock),
+                parts.backdate,
             )),
             None => None,
         };
@@ -125,6 +130,7 @@ impl Authority {
             ocsp,
             seen_revocations: std::sync::Mutex::new(std::collections::HashMap::new()),
             provisioners: parts.provisioners,
+            name_policies: parts.name_policies,
             backdate: parts.backdate,
             audiences,
             store: parts.store,
@@ -177,6 +183,11 @@ impl Authority {
     /// Signs leaves with the intermediate's key.
     pub(crate) fn leaf_signer(&self) -> &LeafSigner {
         &self.signer
+    }
+
+    /// The name policies every template meets.
+    pub(crate) fn name_policies(&self) -> &NamePolicies {
+        &self.name_policies
     }
 
     pub(crate) fn backdate(&self) -> time::Duration {

@@ -76,6 +76,9 @@ pub struct CrlPublisher {
     key: Arc<dyn Signer>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
+    /// How far thisUpdate is set back, as leaves' notBefore: a relying party whose clock is a
+    /// little behind must not find the CRL "not yet valid".
+    backdate: time::Duration,
     published: Mutex<Published>,
     /// One generation at a time: two requests finding no CRL make it once.
     generating: tokio::sync::Mutex<()>,
@@ -88,6 +91,7 @@ impl CrlPublisher {
         key: Arc<dyn Signer>,
         store: Arc<dyn CertStore>,
         clock: Arc<dyn Clock>,
+        backdate: time::Duration,
     ) -> Self {
         Self {
             settings,
@@ -95,6 +99,7 @@ impl CrlPublisher {
             key,
             store,
             clock,
+            backdate,
             published: Mutex::new(Published::default()),
             generating: tokio::sync::Mutex::new(()),
         }
@@ -266,8 +271,9 @@ impl CrlPublisher {
             .collect::<Result<Vec<_>>>()?;
         let number = self.store.next_crl_number().await.map_err(Error::Store)?;
         // X.509 times have whole seconds; keep the served times equal to the encoded ones.
-        let this_update = now.replace_nanosecond(0).unwrap_or(now);
-        let next_update = this_update + lifetime;
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let this_update = now - self.backdate;
+        let next_update = now + lifetime;
         let delta = matches!(scope, CrlScope::Delta { .. });
         let params = CrlParams {
             number,

@@ -1,5 +1,6 @@
 //! The one error type of `mayfly-authority`.
 
+use crate::policy::names::{PolicyLevel, PolicyName};
 use crate::store::StoreError;
 
 /// Coarse category of an [`Error`]; the server turns it into an HTTP status in one place.
@@ -54,6 +55,20 @@ pub enum Error {
     TokenAlreadyUsed,
     #[error("token root fingerprint {found} does not match this CA's root {expected}")]
     TokenRootMismatch { found: String, expected: String },
+    #[error("token is for provisioner {id:?}, which this CA does not have")]
+    TokenUnknownProvisioner { id: String },
+    #[error("token certificate is not trusted by provisioner {provisioner:?}: {detail}")]
+    TokenCertificateUntrusted { provisioner: String, detail: String },
+    #[error("token is signed by none of the public keys of provisioner {provisioner:?}")]
+    TokenKeyNotTrusted { provisioner: String },
+    #[error(
+        "requested {field} {requested} is outside the validity of the credential that asks for it ({limit})"
+    )]
+    OutsideCredentialValidity {
+        field: &'static str,
+        requested: String,
+        limit: String,
+    },
     #[error("certificate request: {0}")]
     Csr(#[source] mayfly_pki::Error),
     #[error(
@@ -152,6 +167,30 @@ pub enum Error {
     SshCriticalOptionNotAllowed { name: String },
     #[error("only host certificates can be renewed or rekeyed; get a new user certificate instead")]
     SshRenewHostOnly,
+    #[error("{name} is denied by {level}'s deny rule {rule:?}")]
+    NameDenied {
+        name: PolicyName,
+        level: PolicyLevel,
+        rule: String,
+    },
+    #[error("{name} is not allowed by {level}'s allow list: {reason}")]
+    NameNotAllowed {
+        name: PolicyName,
+        level: PolicyLevel,
+        reason: String,
+    },
+    #[error("{name} is a wildcard, which {level} does not allow (\"allowWildcardNames\")")]
+    WildcardNameNotAllowed {
+        name: PolicyName,
+        level: PolicyLevel,
+    },
+    #[error("{name} cannot be checked against {level}'s {kind} rules: {why}")]
+    NameUncheckable {
+        name: PolicyName,
+        level: PolicyLevel,
+        kind: &'static str,
+        why: String,
+    },
     #[error("provisioner {0:?} not found")]
     ProvisionerNotFound(String),
     #[error(
@@ -213,6 +252,9 @@ impl Error {
             | Error::TokenLifetimeTooLong { .. }
             | Error::TokenAlreadyUsed
             | Error::TokenRootMismatch { .. }
+            | Error::TokenUnknownProvisioner { .. }
+            | Error::TokenCertificateUntrusted { .. }
+            | Error::TokenKeyNotTrusted { .. }
             | Error::RenewNotIssuedHere { .. }
             | Error::RenewRevoked { .. }
             | Error::RenewExpired { .. }
@@ -231,7 +273,12 @@ impl Error {
             | Error::SshPrincipalNotAuthorized { .. }
             | Error::SshTokenMismatch { .. }
             | Error::SshCriticalOptionNotAllowed { .. }
-            | Error::SshRenewHostOnly => ErrorKind::Forbidden,
+            | Error::SshRenewHostOnly
+            | Error::OutsideCredentialValidity { .. } => ErrorKind::Forbidden,
+            Error::NameDenied { .. }
+            | Error::NameNotAllowed { .. }
+            | Error::WildcardNameNotAllowed { .. }
+            | Error::NameUncheckable { .. } => ErrorKind::Forbidden,
             Error::SshTokenWithoutClaims => ErrorKind::Unauthorized,
             Error::SshNotEnabled => ErrorKind::NotImplemented,
             Error::SshPublicKey(_)
@@ -274,12 +321,28 @@ impl Error {
             Error::TokenLifetimeTooLong { .. } => "lifetime_too_long",
             Error::TokenAlreadyUsed => "already_used",
             Error::TokenRootMismatch { .. } => "wrong_root",
+            // The chain reaches none of the provisioner's roots (or breaks on the way).
+            Error::TokenCertificateUntrusted { .. } => "wrong_root",
+            Error::TokenUnknownProvisioner { .. } | Error::TokenKeyNotTrusted { .. } => {
+                "unknown_key"
+            }
             Error::OidcEmailUnverified { .. } => "email_unverified",
             Error::OidcEmailDomain { .. } => "email_domain",
             Error::OidcGroups { .. } => "groups",
             Error::OidcAuthorizedParty { .. } => "wrong_authorized_party",
             _ => return None,
         })
+    }
+
+    /// Whether the name policy refused the request (ACME calls this `rejectedIdentifier`).
+    pub fn refused_by_name_policy(&self) -> bool {
+        matches!(
+            self,
+            Error::NameDenied { .. }
+                | Error::NameNotAllowed { .. }
+                | Error::WildcardNameNotAllowed { .. }
+                | Error::NameUncheckable { .. }
+        )
     }
 
     /// Wraps a configuration error with the file it came from.

@@ -10,6 +10,7 @@ use mayfly_pki::cert::certificates_from_pem;
 
 use crate::authority::IntermediateCa;
 use crate::error::{Error, Result};
+use crate::policy::NamePolicies;
 use crate::provisioner::Provisioner;
 
 /// Loads the key material and provisioners a [`CaConfig`] names. Relative paths resolve against
@@ -19,6 +20,8 @@ pub struct LoadedMaterial {
     pub federated_roots: Vec<Vec<u8>>,
     pub intermediate: IntermediateCa,
     pub provisioners: Vec<Provisioner>,
+    /// `authority.policy` and the provisioners' `policy` blocks, each rule checked.
+    pub name_policies: NamePolicies,
     pub backdate: time::Duration,
     /// The SSH CA keys, when ca.json has an `ssh` block.
     pub ssh: Option<crate::ssh::SshKeys>,
@@ -68,6 +71,8 @@ impl LoadedMaterial {
             .iter()
             .map(|p| Provisioner::from_config(p, global))
             .collect::<Result<Vec<_>>>()?;
+        crate::provisioner::check_together(&provisioners)?;
+        let name_policies = NamePolicies::from_config(&config.authority)?;
         let backdate = config
             .authority
             .backdate
@@ -108,6 +113,7 @@ impl LoadedMaterial {
                 key: Arc::new(key),
             },
             provisioners,
+            name_policies,
             backdate,
             ssh,
         })

@@ -190,8 +190,10 @@ impl OcspResponder {
         cacheable: bool,
     ) -> Result<OcspAnswer> {
         let responder = self.responder().await?;
-        let this_update = now.replace_nanosecond(0).unwrap_or(now);
-        let next_update = (this_update + self.settings.response_lifetime).min(responder.not_after);
+        // Backdated as leaves are, so a relying party whose clock is behind accepts it.
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let this_update = now - self.backdate;
+        let next_update = (now + self.settings.response_lifetime).min(responder.not_after);
         let mut singles = Vec::with_capacity(request.cert_ids.len());
         let mut known = true;
         for id in &request.cert_ids {
@@ -209,7 +211,8 @@ impl OcspResponder {
                 Some(stored) => match (stored.status, stored.revocation) {
                     (CertificateStatus::Revoked, Some(revocation)) => CertStatus::Revoked {
                         at: revocation.revoked_at,
-                        reason: Some(revocation.reason_code),
+                        // As the CRL, which leaves `unspecified` out (RFC 5280 5.3.1).
+                        reason: (revocation.reason_code != 0).then_some(revocation.reason_code),
                     },
                     _ => CertStatus::Good,
                 },

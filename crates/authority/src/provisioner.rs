@@ -1,9 +1,11 @@
 //! Provisioners: who may ask for certificates, and how they prove it.
 //!
-//! A closed set, so every place that acts on a provisioner handles every kind. JWK provisioners
-//! authorise `/sign` with tokens; ACME provisioners authorise issuance through the ACME protocol
-//! (`mayfly-acme`); other kinds from a step config are kept (listed, named in errors) but
-//! authorise nothing until mayfly implements them.
+//! A closed set, so every place that acts on a provisioner handles every kind. JWK, X5C and
+//! K8sSA provisioners authorise requests with tokens (signed with the provisioner's key, by a
+//! certificate chaining to its roots, by a Kubernetes cluster's service-account key); ACME
+//! provisioners authorise issuance through the ACME protocol (`mayfly-acme`); SSHPOP ones let
+//! SSH certificates renew themselves; other kinds from a step config are kept (listed, named in
+//! errors) but authorise nothing until mayfly implements them.
 
 use mayfly_pki::jose::jwk::Jwk;
 
@@ -47,6 +49,35 @@ impl SshPopProvisioner {
     pub fn audience_fragment(&self) -> String {
         format!("sshpop/{}", self.name)
     }
+}
+
+/// An X5C provisioner (step's `X5C`): tokens are signed by the key of a certificate whose chain,
+/// in the token's `x5c` header, reaches one of the provisioner's roots. Tokens name it in their
+/// audience fragment (`…/1.0/sign#x5c/NAME`) and as their issuer.
+#[derive(Debug, Clone)]
+pub struct X5cProvisioner {
+    pub name: String,
+    /// The roots (DER) token chains must reach: the provisioner's own, not the CA's.
+    pub roots: Vec<Vec<u8>>,
+    pub claims: Claims,
+}
+
+impl X5cProvisioner {
+    /// The provisioner's id in token audiences, as step-ca writes it (`x5c/NAME`).
+    pub fn audience_fragment(&self) -> String {
+        format!("x5c/{}", self.name)
+    }
+}
+
+/// A Kubernetes service-account provisioner (step's `K8sSA`): tokens are the service-account
+/// JWTs a cluster signs (issuer `kubernetes/serviceaccount`), checked against the cluster's
+/// public keys. Such tokens do not say which provisioner they are for, so a CA has at most one.
+#[derive(Debug, Clone)]
+pub struct K8sSaProvisioner {
+    pub name: String,
+    /// The keys (DER SubjectPublicKeyInfo) that may sign service-account tokens.
+    pub public_keys: Vec<Vec<u8>>,
+    pub claims: Claims,
 }
 
 /// An OIDC provisioner: an OpenID provider's ID tokens, issued to this provisioner's client,
@@ -100,6 +131,8 @@ pub enum Provisioner {
     Jwk(Box<JwkProvisioner>),
     Acme(Box<AcmeProvisioner>),
     SshPop(Box<SshPopProvisioner>),
+    X5c(Box<X5cProvisioner>),
+    K8sSa(Box<K8sSaProvisioner>),
     Oidc(Box<OidcProvisioner>),
     Unsupported(UnsupportedProvisioner),
 }
@@ -205,9 +238,44 @@ impl Provisioner {
                 name: config.name.clone(),
                 claims,
             }))),
-            "OIDC" => Ok(Provisioner::Oidc(Box::new(oidc_from_config(
-                config, claims,
-            )?))),
+            "X5C" => {
+                only_jwk_is_admin(config)?;
+                let pem = pem_field(config, "roots")?;
+                let roots = mayfly_pki::cert::certificates_from_pem(&pem).map_err(|e| {
+                    Error::Config(format!("X5C provisioner {:?}: roots: {e}", config.name))
+                })?;
+                for root in &roots {
+                    mayfly_pki::cert::CertificateInfo::from_der(root).map_err(|e| {
+                        Error::Config(format!("X5C provisioner {:?}: roots: {e}", config.name))
+                    })?;
+                }
+                Ok(Provisioner::X5c(Box::new(X5cProvisioner {
+                    name: config.name.clone(),
+                    roots,
+                    claims,
+                })))
+            }
+            "K8SSA" => {
+                only_jwk_is_admin(config)?;
+                let pem = pem_field(config, "publicKeys")?;
+                let public_keys = mayfly_pki::pubkey::public_keys_from_pem(&pem).map_err(|e| {
+                    Error::Config(format!(
+                        "K8sSA provisioner {:?}: publicKeys: {e}",
+                        config.name
+                    ))
+                })?;
+                Ok(Provisioner::K8sSa(Box::new(K8sSaProvisioner {
+                    name: config.name.clone(),
+                    public_keys,
+                    claims,
+                })))
+            }
+            "OIDC" => {
+                only_jwk_is_admin(config)?;
+                Ok(Provisioner::Oidc(Box::new(oidc_from_config(
+                    config, claims,
+                )?)))
+            }
             _ => Ok(Provisioner::Unsupported(UnsupportedProvisioner {
                 kind: config.kind.to_ascii_uppercase(),
                 name: config.name.clone(),
@@ -220,6 +288,8 @@ impl Provisioner {
             Provisioner::Jwk(p) => &p.name,
             Provisioner::Acme(p) => &p.name,
             Provisioner::SshPop(p) => &p.name,
+            Provisioner::X5c(p) => &p.name,
+            Provisioner::K8sSa(p) => &p.name,
             Provisioner::Oidc(p) => &p.name,
             Provisioner::Unsupported(p) => &p.name,
         }
@@ -231,6 +301,8 @@ impl Provisioner {
             Provisioner::Jwk(_) => "JWK",
             Provisioner::Acme(_) => "ACME",
             Provisioner::SshPop(_) => "SSHPOP",
+            Provisioner::X5c(_) => "X5C",
+            Provisioner::K8sSa(_) => "K8SSA",
             Provisioner::Oidc(_) => "OIDC",
             Provisioner::Unsupported(p) => &p.kind,
         }
@@ -312,6 +384,68 @@ fn check_listen_address(address: &str) -> std::result::Result<(), String> {
         .map_err(|_| format!("port {port:?} is not a number from 0 to 65535"))
 }
 
+/// The rules a set of provisioners obeys together, beyond each entry's own: at most one K8sSA
+/// provisioner, as in step-ca, since a service-account token cannot say which one it is for.
+pub fn check_together(provisioners: &[Provisioner]) -> Result<()> {
+    let k8s: Vec<&str> = provisioners
+        .iter()
+        .filter(|p| matches!(p, Provisioner::K8sSa(_)))
+        .map(Provisioner::name)
+        .collect();
+    if k8s.len() > 1 {
+        return Err(Error::Config(format!(
+            "K8sSA provisioners {k8s:?}: a CA has at most one, since service-account tokens do \
+             not say which provisioner they are for"
+        )));
+    }
+    Ok(())
+}
+
+/// `"admin": true` is for JWK provisioners, whose tokens and certificates the admin API knows.
+fn only_jwk_is_admin(config: &ProvisionerConfig) -> Result<()> {
+    if config.admin {
+        return Err(Error::Config(format!(
+            "{} provisioner {:?}: only JWK provisioners can be \"admin\"",
+            config.kind.to_ascii_uppercase(),
+            config.name
+        )));
+    }
+    Ok(())
+}
+
+/// A PEM field of a provisioner entry as step writes it: base64 of the PEM text (Go's JSON form
+/// of bytes). A PEM text written in clear is taken too, for hand-written files.
+fn pem_field(config: &ProvisionerConfig, field: &str) -> Result<Vec<u8>> {
+    use base64::Engine as _;
+    let kind = config.kind.to_ascii_uppercase();
+    let text = match config.other.get(field) {
+        Some(serde_json::Value::String(text)) if !text.trim().is_empty() => text.trim(),
+        Some(serde_json::Value::String(_) | serde_json::Value::Null) | None => {
+            return Err(Error::Config(format!(
+                "{kind} provisioner {:?} has no {field:?}",
+                config.name
+            )));
+        }
+        Some(_) => {
+            return Err(Error::Config(format!(
+                "{kind} provisioner {:?}: {field:?} is not a string (base64 of PEM)",
+                config.name
+            )));
+        }
+    };
+    if text.starts_with("-----BEGIN") {
+        return Ok(text.as_bytes().to_vec());
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| {
+            Error::Config(format!(
+                "{kind} provisioner {:?}: {field:?} is not base64 of PEM: {e}",
+                config.name
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +460,7 @@ mod tests {
             claims: None,
             options: None,
             admin: false,
+            policy: None,
             other: Default::default(),
         };
         let longest = "é".repeat(MAX_NAME_LEN);
@@ -333,6 +468,78 @@ mod tests {
         let error = Provisioner::from_config(&named("n".repeat(MAX_NAME_LEN + 1)), Claims::DEFAULT)
             .unwrap_err();
         assert!(error.to_string().contains("longer than 255"), "{error}");
+    }
+
+    fn entry(kind: &str, name: &str, fields: serde_json::Value) -> Result<Provisioner> {
+        let mut value = fields;
+        value["type"] = kind.into();
+        value["name"] = name.into();
+        let config: ProvisionerConfig = serde_json::from_value(value).unwrap();
+        Provisioner::from_config(&config, Claims::DEFAULT)
+    }
+
+    #[test]
+    fn x5c_and_k8ssa_entries_are_read_as_step_writes_them() {
+        use base64::Engine as _;
+        let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+        let later = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+        let root = mayfly_pki::cert::create_root("Devices", &key, later).unwrap();
+        let pem = mayfly_pki::cert::certificate_pem(&root);
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        // step writes base64 of the PEM; PEM in clear is read too.
+        for roots in [b64(&pem), pem.clone()] {
+            let Provisioner::X5c(x5c) =
+                entry("X5C", "devices", serde_json::json!({"roots": roots})).unwrap()
+            else {
+                panic!("expected an X5C provisioner")
+            };
+            assert_eq!(x5c.roots, vec![root.clone()]);
+            assert_eq!(x5c.audience_fragment(), "x5c/devices");
+        }
+        let spki = key.public_key_spki_der().unwrap();
+        let keys = b64(&mayfly_pki::pubkey::public_key_pem(&spki));
+        let Provisioner::K8sSa(k8s) =
+            entry("k8sSA", "kube", serde_json::json!({"publicKeys": keys})).unwrap()
+        else {
+            panic!("expected a K8sSA provisioner")
+        };
+        assert_eq!(k8s.public_keys, vec![spki]);
+        let cases = [
+            ("X5C", serde_json::json!({}), "has no \"roots\""),
+            ("X5C", serde_json::json!({"roots": 7}), "is not a string"),
+            (
+                "X5C",
+                serde_json::json!({"roots": "%%%"}),
+                "is not base64 of PEM",
+            ),
+            ("X5C", serde_json::json!({"roots": b64("nothing")}), "roots"),
+            (
+                "K8SSA",
+                serde_json::json!({"publicKeys": null}),
+                "has no \"publicKeys\"",
+            ),
+            (
+                "K8SSA",
+                serde_json::json!({"publicKeys": b64(&pem[..20])}),
+                "publicKeys",
+            ),
+            (
+                "X5C",
+                serde_json::json!({"roots": b64(&pem), "admin": true}),
+                "only JWK provisioners can be \"admin\"",
+            ),
+        ];
+        for (kind, fields, expected) in cases {
+            let error = entry(kind, "p", fields.clone()).unwrap_err().to_string();
+            assert!(error.contains(expected), "{kind} {fields}: {error}");
+        }
+        let two = [
+            entry("K8SSA", "a", serde_json::json!({"publicKeys": keys})).unwrap(),
+            entry("K8SSA", "b", serde_json::json!({"publicKeys": keys})).unwrap(),
+        ];
+        assert!(check_together(&two[..1]).is_ok());
+        let error = check_together(&two).unwrap_err().to_string();
+        assert!(error.contains("at most one"), "{error}");
     }
 
     fn acme(fields: serde_json::Value) -> Result<Provisioner> {
@@ -348,6 +555,7 @@ mod tests {
             claims: None,
             options: None,
             admin: false,
+            policy: None,
             other,
         };
         Provisioner::from_config(&config, Claims::DEFAULT)

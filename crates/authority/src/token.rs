@@ -78,4 +78,35 @@ impl NewToken<'_> {
             claims.to_string().as_bytes(),
         )?)
     }
+
+    /// The token of an X5C provisioner (the issuer), as `step ca token --x5c-cert` writes it:
+    /// the audience names the provisioner in its fragment (`…#x5c/NAME`), and the token is
+    /// signed by `key`, the key of `chain[0]`, with `chain` (DER, leaf first) in its `x5c`
+    /// header. `ssh` as for [`NewToken::sign_with_ssh`].
+    pub fn sign_x5c(
+        &self,
+        key: &mayfly_pki::PrivateKey,
+        chain: &[Vec<u8>],
+        ssh: Option<&serde_json::Value>,
+    ) -> Result<String> {
+        let jti = mayfly_pki::random::random_hex(32)?;
+        let mut claims = self.claims(&jti, OffsetDateTime::now_utc());
+        if let Some(map) = claims.as_object_mut() {
+            let audience = format!(
+                "{}/1.0/{}#x5c/{}",
+                self.ca_url.trim_end_matches('/'),
+                self.endpoint,
+                self.issuer
+            );
+            map.insert("aud".into(), audience.into());
+            if let Some(ssh) = ssh {
+                map.insert("step".into(), serde_json::json!({ "ssh": ssh }));
+            }
+        }
+        Ok(mayfly_pki::jose::jws::sign_compact_x5c(
+            key,
+            chain,
+            claims.to_string().as_bytes(),
+        )?)
+    }
 }

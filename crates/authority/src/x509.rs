@@ -29,8 +29,14 @@ impl Authority {
             let authorization = self.verify_token(ott, Endpoint::Sign, now).await?;
             attempt.provisioner(&authorization.provisioner.name);
             let csr = Csr::from_pem(csr_pem).map_err(Error::Csr)?;
-            let template =
-                policy::for_request(&authorization, &csr, validity, self.backdate(), now)?;
+            let template = policy::for_request(
+                &authorization,
+                &csr,
+                validity,
+                self.backdate(),
+                now,
+                self.name_policies(),
+            )?;
             let record = Record::of(&authorization, AuditAction::Issued, now, None);
             let issued = self
                 .issue(&template, csr.public_key_spki_der(), record)
@@ -114,7 +120,14 @@ impl Authority {
                 Some(csr) => (csr.is_rsa(), csr.public_key_spki_der()),
                 None => (renewal.old.is_rsa, renewal.old.spki_der.as_slice()),
             };
-            let template = policy::for_renewal(&renewal.old, rsa_key, self.backdate(), now)?;
+            let template = policy::for_renewal(
+                authorization,
+                &renewal.old,
+                rsa_key,
+                self.backdate(),
+                now,
+                self.name_policies(),
+            )?;
             let record = Record::of(authorization, action, now, None);
             let issued = self.issue(&template, spki_der, record).await?;
             tracing::info!(
@@ -147,7 +160,13 @@ impl Authority {
         let outcome = async {
             let authorization = self.acme_order(provisioner, identifiers, account)?;
             let now = self.clock().now();
-            let template = policy::for_acme_order(&authorization, csr, self.backdate(), now)?;
+            let template = policy::for_acme_order(
+                &authorization,
+                csr,
+                self.backdate(),
+                now,
+                self.name_policies(),
+            )?;
             let record = Record::of(&authorization, AuditAction::Issued, now, None);
             let issued = self
                 .issue(&template, csr.public_key_spki_der(), record)
@@ -164,6 +183,15 @@ impl Authority {
         .await;
         attempt.finish(&outcome);
         outcome
+    }
+
+    /// Checks an ACME order's identifiers against the name policy of the authority and of the
+    /// ACME provisioner `provisioner`, when the order is made (the certificate meets it again
+    /// when the order is finalized).
+    pub fn check_acme_identifiers(&self, provisioner: &str, identifiers: &[San]) -> Result<()> {
+        self.name_policies()
+            .for_provisioner(provisioner)
+            .check_x509("", identifiers)
     }
 
     /// An ACME order's authorization: the ACME provisioner vouches for the identifiers the
@@ -200,6 +228,7 @@ impl Authority {
             burn: None,
             credential: format!("acme:account:{account}"),
             detail: String::new(),
+            within: None,
         })
     }
 

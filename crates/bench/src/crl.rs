@@ -67,6 +67,7 @@ async fn measure(db: &Path, entries: usize, json: bool) -> anyhow::Result<()> {
         Arc::new(key),
         Arc::new(store),
         Arc::new(SystemClock),
+        time::Duration::minutes(1),
     );
     let rss_before = memory_kib("VmRSS:");
     let start = Instant::now();

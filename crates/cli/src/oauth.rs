@@ -432,7 +432,7 @@ mod tests {
         };
         assert_eq!(
             secrets.challenge(),
-            "E9Melhoa2OwvFrEMTJguCHaoeKt8zR5IJ0ZNjnnvKnE"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 

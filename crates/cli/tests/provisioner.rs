@@ -872,7 +872,7 @@ fn oidc_provisioners_are_added_with_steps_flags() {
                 "https://idp.example",
                 "--admin",
             ],
-            "--admin (the admin API) is for JWK provisioners",
+            "--admin is for JWK provisioners, not OIDC",
         ),
         (
             vec!["--create", "--password-file", "pw2", "--client-id", "c"],

@@ -14,6 +14,7 @@ use crate::claims::ClaimsConfig;
 pub use crate::datasource::DataSource;
 use crate::duration::GoDuration;
 use crate::error::{Error, Result};
+use crate::policy::PolicyConfig;
 
 /// The whole ca.json.
 ///
@@ -326,6 +327,9 @@ pub struct AuthorityConfig {
     pub backdate: Option<GoDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<serde_json::Value>,
+    /// The names every provisioner's certificates may carry (step-ca's `authority.policy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyConfig>,
 }
 
 /// One entry of `authority.provisioners`.
@@ -348,6 +352,10 @@ pub struct ProvisionerConfig {
     /// API (`/admin/certificates`): a mayfly extension, off by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub admin: bool,
+    /// The names this provisioner's certificates may carry, within `authority.policy` (step-ca
+    /// keeps these in its admin database; mayfly reads them here, in the same format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyConfig>,
     /// Type-specific fields of provisioners mayfly does not implement yet (`challenge`, ...).
     #[serde(flatten, skip_serializing)]
     pub other: std::collections::BTreeMap<String, serde_json::Value>,
@@ -372,6 +380,7 @@ impl std::fmt::Debug for ProvisionerConfig {
             .field("claims", &self.claims)
             .field("options", &self.options)
             .field("admin", &self.admin)
+            .field("policy", &self.policy)
             .field("other", &other)
             .finish()
     }
@@ -573,6 +582,33 @@ mod tests {
         assert!(
             json.contains("key-s3cret") && json.contains("db-s3cret"),
             "{json}"
+        );
+    }
+
+    #[test]
+    fn policies_are_read_at_the_authority_and_on_provisioners() {
+        let text = STEP_CA_INIT.replace(
+            r#""provisioners": null"#,
+            r#""policy": {"x509": {"deny": {"dns": ["*.evil.test"]}}},
+               "provisioners": [{"type": "JWK", "name": "ops",
+                   "policy": {"ssh": {"user": {"allow": {"principal": ["alice"]}}}}}]"#,
+        );
+        let (config, unknown) = CaConfig::parse(&text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let authority = config.authority.policy.as_ref().unwrap();
+        assert_eq!(
+            authority.x509.as_ref().unwrap().deny.as_ref().unwrap().dns,
+            ["*.evil.test"]
+        );
+        let ops = config.authority.provisioners[0].policy.as_ref().unwrap();
+        assert!(ops.ssh.as_ref().unwrap().user.is_some());
+        // A misspelt key in a policy stops the load, with its place in the file.
+        let error = CaConfig::parse(&text.replace(r#""deny""#, r#""dny""#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line ") && error.contains("unknown field `dny`"),
+            "{error}"
         );
     }
 

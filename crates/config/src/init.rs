@@ -327,6 +327,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                     }),
                     options: None,
                     admin: false,
+                    policy: None,
                     other: Default::default(),
                 }]
                 .into_iter()
@@ -343,12 +344,14 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                     }),
                     options: None,
                     admin: false,
+                    policy: None,
                     other: Default::default(),
                 }))
                 .collect(),
                 claims: None,
                 backdate: None,
                 template: None,
+                policy: None,
             },
             metrics_address: None,
             limits: None,

@@ -14,5 +14,6 @@ pub mod duration;
 pub mod error;
 pub mod files;
 pub mod init;
+pub mod policy;
 
 pub use error::{Error, Result};

@@ -29,6 +29,10 @@ pub const STEP_PROVISIONER_TYPE_JWK: u8 = 1;
 pub const STEP_PROVISIONER_TYPE_OIDC: u8 = 2;
 /// step's provisioner type code for ACME provisioners.
 pub const STEP_PROVISIONER_TYPE_ACME: u8 = 6;
+/// step's provisioner type code for X5C provisioners.
+pub const STEP_PROVISIONER_TYPE_X5C: u8 = 7;
+/// step's provisioner type code for K8sSA (Kubernetes service account) provisioners.
+pub const STEP_PROVISIONER_TYPE_K8SSA: u8 = 8;
 
 /// The SHA-256 fingerprint of a DER certificate, lower-case hex, as step prints it.
 pub fn fingerprint_sha256(der: &[u8]) -> String {
@@ -137,6 +141,32 @@ impl CertificateInfo {
             provisioner: ProvisionerExtension::from_certificate(&cert),
         })
     }
+}
+
+/// Whether a DER certificate's key may sign (key usage digitalSignature). A certificate without
+/// the key usage extension may not, as step-ca reads it: the extension says what a key is for.
+pub fn allows_digital_signature(cert_der: &[u8]) -> Result<bool> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| Error::CertificateMalformed(e.to_string()))?;
+    let usage = cert
+        .key_usage()
+        .map_err(|e| Error::CertificateMalformed(format!("key usage: {e}")))?;
+    Ok(usage.is_some_and(|u| u.value.digital_signature()))
+}
+
+/// Whether a DER certificate may issue certificates: a CA (basic constraints) whose key usage
+/// includes keyCertSign.
+pub fn is_certificate_signer(cert_der: &[u8]) -> Result<bool> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| Error::CertificateMalformed(e.to_string()))?;
+    let ca = cert
+        .basic_constraints()
+        .map_err(|e| Error::CertificateMalformed(format!("basic constraints: {e}")))?
+        .is_some_and(|bc| bc.value.ca);
+    let usage = cert
+        .key_usage()
+        .map_err(|e| Error::CertificateMalformed(format!("key usage: {e}")))?;
+    Ok(ca && usage.is_some_and(|u| u.value.key_cert_sign()))
 }
 
 /// The notAfter of a DER certificate.

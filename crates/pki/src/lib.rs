@@ -16,6 +16,7 @@ pub mod jose;
 pub mod key;
 pub mod keyfile;
 pub mod ocsp;
+pub mod pubkey;
 pub mod random;
 pub mod san;
 pub mod serial;

@@ -122,6 +122,47 @@ pub fn verify_chain(
     Err(invalid("the chain is longer than 8 certificates"))
 }
 
+/// [`verify_chain`] for a certificate that authenticates a client, as Go's verifier checks it
+/// with `ExtKeyUsageClientAuth` (so step-ca for X5C tokens): besides the links, signatures,
+/// validity and CA flags, every certificate of the chain that limits its extended key usage
+/// allows client authentication (or any usage), and no CA has more CAs below it than its path
+/// length constraint allows.
+pub fn verify_chain_for_client_auth(
+    presented: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    now: OffsetDateTime,
+) -> Result<VerifiedChain> {
+    let chain = verify_chain(presented, roots, now)?;
+    for (position, der) in chain.certificates.iter().enumerate() {
+        let cert = parse(der)?;
+        let eku = cert
+            .extended_key_usage()
+            .map_err(|e| invalid(format!("{}: extended key usage: {e}", cert.subject())))?;
+        if let Some(eku) = eku
+            && !eku.value.client_auth
+            && !eku.value.any
+        {
+            return Err(invalid(format!(
+                "{} is not valid for client authentication (its extended key usage excludes it)",
+                cert.subject()
+            )));
+        }
+        // The CAs between this issuer and the leaf.
+        let below = position.saturating_sub(1);
+        if position > 0
+            && let Ok(Some(constraints)) = cert.basic_constraints()
+            && let Some(limit) = constraints.value.path_len_constraint
+            && below > limit as usize
+        {
+            return Err(invalid(format!(
+                "{} allows {limit} CA certificates below it, the chain has {below}",
+                cert.subject()
+            )));
+        }
+    }
+    Ok(chain)
+}
+
 /// The CRL and OCSP URLs a certificate carries.
 pub fn revocation_urls(der: &[u8]) -> Result<RevocationUrls> {
     let cert = parse(der)?;
@@ -294,4 +335,85 @@ pub fn ocsp_status(
         CertStatus::Revoked { at, reason } => RevocationStatus::Revoked { at, reason },
         CertStatus::Unknown => RevocationStatus::Unknown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{KeyAlgorithm, PrivateKey};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyUsagePurpose,
+    };
+
+    /// A certificate for a new key, signed by `issuer` (self-signed when `None`).
+    fn certificate(
+        name: &str,
+        ca: Option<u8>,
+        eku: &[ExtendedKeyUsagePurpose],
+        issuer: Option<(&[u8], &PrivateKey)>,
+    ) -> (Vec<u8>, PrivateKey) {
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = match ca {
+            Some(len) => IsCa::Ca(BasicConstraints::Constrained(len)),
+            None => IsCa::NoCa,
+        };
+        params.key_usages = match ca {
+            Some(_) => vec![KeyUsagePurpose::KeyCertSign],
+            None => vec![KeyUsagePurpose::DigitalSignature],
+        };
+        params.extended_key_usages = eku.to_vec();
+        let pair = key.to_rcgen().unwrap();
+        let der = match issuer {
+            None => params.self_signed(&pair).unwrap().der().to_vec(),
+            Some((issuer_der, issuer_key)) => {
+                let issuer_pair = issuer_key.to_rcgen().unwrap();
+                let issuer =
+                    Issuer::from_ca_cert_der(&issuer_der.to_vec().into(), issuer_pair).unwrap();
+                params.signed_by(&pair, &issuer).unwrap().der().to_vec()
+            }
+        };
+        (der, key)
+    }
+
+    #[test]
+    fn client_chains_allow_client_authentication_at_every_level() {
+        use ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+        let now = OffsetDateTime::now_utc();
+        let (root, root_key) = certificate("root", Some(1), &[], None);
+        let roots = std::slice::from_ref(&root);
+        let (leaf, _) = certificate("client", None, &[ClientAuth], Some((&root, &root_key)));
+        assert!(verify_chain_for_client_auth(&[leaf], roots, now).is_ok());
+        // No extended key usage at all allows every usage.
+        let (plain, _) = certificate("plain", None, &[], Some((&root, &root_key)));
+        assert!(verify_chain_for_client_auth(&[plain], roots, now).is_ok());
+        let (server, _) = certificate("server", None, &[ServerAuth], Some((&root, &root_key)));
+        let error = verify_chain_for_client_auth(&[server], roots, now).unwrap_err();
+        assert!(
+            error.to_string().contains("client authentication"),
+            "{error}"
+        );
+        // An intermediate limited to server authentication limits its leaves too.
+        let (int, int_key) = certificate("int", Some(0), &[ServerAuth], Some((&root, &root_key)));
+        let (leaf, _) = certificate("client", None, &[ClientAuth], Some((&int, &int_key)));
+        let error = verify_chain_for_client_auth(&[leaf, int], roots, now).unwrap_err();
+        assert!(error.to_string().contains("CN=int"), "{error}");
+    }
+
+    #[test]
+    fn path_length_constraints_hold() {
+        let now = OffsetDateTime::now_utc();
+        let (root, root_key) = certificate("root", Some(0), &[], None);
+        let (int, int_key) = certificate("int", Some(0), &[], Some((&root, &root_key)));
+        let (leaf, _) = certificate("client", None, &[], Some((&int, &int_key)));
+        let error =
+            verify_chain_for_client_auth(&[leaf.clone(), int.clone()], &[root], now).unwrap_err();
+        assert!(error.to_string().contains("allows 0 CA"), "{error}");
+        let (root, root_key) = certificate("root", Some(1), &[], None);
+        let (int, int_key) = certificate("int", Some(0), &[], Some((&root, &root_key)));
+        let (leaf, _) = certificate("client", None, &[], Some((&int, &int_key)));
+        assert!(verify_chain_for_client_auth(&[leaf, int], &[root], now).is_ok());
+    }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use mayfly_authority::audit::{AuditEntry, AuditQuery};
@@ -14,7 +13,7 @@ use mayfly_pki::cert::certificate_pem;
 use serde::Deserialize;
 
 use crate::api::{AppState, client_leaf};
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 use crate::serve::PeerCertificates;
 
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -42,13 +41,8 @@ async fn authorize(
     Ok(())
 }
 
-fn database(state: &AppState) -> Result<&mayfly_store::AnyStore, ApiError> {
-    state.database().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "this server has no database to read",
-        )
-    })
+fn database(state: &AppState) -> Result<&mayfly_store::AnyStore, RequestError> {
+    state.database().ok_or(RequestError::NoDatabase)
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -61,23 +55,25 @@ const MAX_PAGE: u32 = 1000;
 const DEFAULT_PAGE: u32 = 100;
 
 /// The page size a listing asked for, within 1 to [`MAX_PAGE`].
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+fn page_limit(limit: Option<u32>) -> Result<u32, RequestError> {
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit} is out of range: 1 to {MAX_PAGE}"
-        )));
+        return Err(RequestError::PageLimitOutOfRange {
+            limit,
+            max: MAX_PAGE,
+        });
     }
     Ok(limit)
 }
 
 /// A decimal serial number from the query parameter `name`; none when absent or empty.
-fn decimal_serial(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+fn decimal_serial(
+    parameter: &'static str,
+    value: Option<String>,
+) -> Result<Option<String>, RequestError> {
     match value.filter(|v| !v.is_empty()) {
         Some(serial) if serial.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(serial)),
-        Some(serial) => Err(ApiError::bad_request(format!(
-            "{name} {serial:?} is not a decimal serial number"
-        ))),
+        Some(value) => Err(RequestError::SerialNotDecimal { parameter, value }),
         None => Ok(None),
     }
 }
@@ -100,14 +96,14 @@ async fn admin_certificates(
     let authority = state.authority();
     authorize(&authority, &peer, &headers).await?;
 
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(query) = query.map_err(RequestError::Query)?;
     let status = match query.status.as_deref() {
         None | Some("") | Some("all") => None,
-        Some(text) => Some(ListStatus::parse(text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "status {text:?} is not one of active, revoked, expired"
-            ))
-        })?),
+        Some(text) => Some(
+            ListStatus::parse(text).ok_or_else(|| RequestError::StatusUnknown {
+                status: text.to_owned(),
+            })?,
+        ),
     };
     let limit = page_limit(query.limit)?;
     let after = decimal_serial("after", query.after)?;
@@ -123,7 +119,7 @@ async fn admin_certificates(
         .full()
         .list_certificates(&page)
         .await
-        .map_err(|e| ApiError::from(mayfly_authority::Error::Store(e)))?;
+        .map_err(mayfly_authority::Error::Store)?;
     let next = (stored.len() == limit as usize)
         .then(|| stored.last().map(|c| c.certificate.serial.clone()))
         .flatten();
@@ -176,15 +172,13 @@ async fn admin_audit(
 ) -> Result<Json<mayfly_proto::AuditResponse>, ApiError> {
     let authority = state.authority();
     authorize(&authority, &peer, &headers).await?;
-    let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(params) = query.map_err(RequestError::Query)?;
     let limit = page_limit(params.limit)?;
     let serial = decimal_serial("serial", params.serial)?;
     let since = match params.since.filter(|s| !s.is_empty()) {
         Some(since) => Some(
             time::OffsetDateTime::parse(&since, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| {
-                    ApiError::bad_request(format!("since {since:?} is not an RFC 3339 time"))
-                })?,
+                .map_err(|_| RequestError::SinceInvalid { since })?,
         ),
         None => None,
     };
@@ -198,7 +192,7 @@ async fn admin_audit(
         .full()
         .audit_entries(&query)
         .await
-        .map_err(|e| ApiError::from(mayfly_authority::Error::Store(e)))?;
+        .map_err(mayfly_authority::Error::Store)?;
     let next = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.id))
         .flatten();

@@ -23,7 +23,7 @@ use mayfly_proto::{
 use serde::Deserialize;
 
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 use crate::limits::RateLimiter;
 use crate::revocation;
 use crate::serve::PeerCertificates;
@@ -201,8 +201,8 @@ pub fn plain_router(state: Arc<AppState>) -> Router {
     observed(app).with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
+async fn not_found() -> RequestError {
+    RequestError::NoRoute
 }
 
 /// 200 while the process serves and its database answers; 503 when the database does not,
@@ -217,10 +217,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Json<HealthRespons
         };
         if let Some(cause) = cause {
             tracing::warn!(%cause, "health check: the database is unreachable");
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database is unreachable",
-            ));
+            return Err(RequestError::DatabaseUnreachable.into());
         }
     }
     Ok(Json(HealthResponse {
@@ -249,9 +246,7 @@ async fn root(
                 ca: certificate_pem(der),
             })
         })
-        .ok_or_else(|| {
-            ApiError::not_found(format!("no root with SHA-256 fingerprint {fingerprint:?}"))
-        })
+        .ok_or_else(|| RequestError::RootNotFound { fingerprint }.into())
 }
 
 async fn roots(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -309,7 +304,9 @@ async fn provisioners(
             .parse::<usize>()
             .ok()
             .filter(|&i| i <= all.len())
-            .ok_or_else(|| ApiError::bad_request(format!("cursor {cursor:?} is not valid")))?,
+            .ok_or_else(|| RequestError::CursorInvalid {
+                cursor: cursor.to_owned(),
+            })?,
     };
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let end = (start + limit).min(all.len());
@@ -364,6 +361,15 @@ fn provisioner_body(provisioner: &Provisioner) -> ProvisionerBody {
                 listen_address: p.listen_address.clone(),
             }),
         },
+        // Their roots and public keys stay in ca.json: no client needs them to make a token.
+        Provisioner::X5c(_) | Provisioner::K8sSa(_) => ProvisionerBody {
+            kind: provisioner.kind().into(),
+            name: provisioner.name().into(),
+            key: None,
+            encrypted_key: None,
+            claims: None,
+            oidc: None,
+        },
         Provisioner::Unsupported(p) => ProvisionerBody {
             kind: p.kind.clone(),
             name: p.name.clone(),
@@ -388,11 +394,7 @@ async fn encrypted_key(
             _ => None,
         })
         .map(|key| Json(EncryptedKeyResponse { key }))
-        .ok_or_else(|| {
-            ApiError::not_found(format!(
-                "no provisioner with key id {kid:?} and an encrypted key"
-            ))
-        })
+        .ok_or_else(|| RequestError::EncryptedKeyNotFound { kid }.into())
 }
 
 async fn sign(
@@ -414,13 +416,10 @@ async fn sign(
             .transpose()?,
     };
     if request.csr.trim().is_empty() {
-        return Err(ApiError::bad_request("field \"csr\" is empty"));
+        return Err(RequestError::FieldEmpty { field: "csr" }.into());
     }
     if request.ott.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "field \"ott\" is empty: a one-time token is required",
-        ));
+        return Err(RequestError::TokenMissing.into());
     }
     let issued = state
         .authority()
@@ -458,11 +457,7 @@ async fn renew(
         (Some(token), _) => state.authority().renew_with_token(token.trim()).await?,
         (None, Some(leaf)) => state.authority().renew(leaf).await?,
         (None, None) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "renewal needs the certificate to renew: as the client certificate over mutual TLS, \
-                 or in an x5c token (Authorization: Bearer) signed by its key",
-            ));
+            return Err(RequestError::RenewalCredentialMissing.into());
         }
     };
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
@@ -473,12 +468,7 @@ async fn rekey(
     peer: Option<axum::Extension<PeerCertificates>>,
     JsonBody(request): JsonBody<RekeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let leaf = client_leaf(&peer).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "rekeying needs the current certificate, presented as the client certificate over mutual TLS",
-        )
-    })?;
+    let leaf = client_leaf(&peer).ok_or(RequestError::RekeyCertificateMissing)?;
     let issued = state.authority().rekey(leaf, &request.csr).await?;
     Ok((StatusCode::CREATED, Json(sign_response(&state, &issued))))
 }
@@ -495,10 +485,7 @@ async fn revoke(
         (Some(ott), _) => RevokeAuthorization::Token(ott),
         (None, Some(leaf)) => RevokeAuthorization::Certificate(leaf),
         (None, None) => {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "revocation needs a one-time token (\"ott\") or the certificate over mutual TLS",
-            ));
+            return Err(RequestError::RevocationCredentialMissing.into());
         }
     };
     let revoke = mayfly_authority::revocation::RevokeRequest {

@@ -2,10 +2,9 @@
 //! API's error shape, with a message that names the problem.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 
 /// Request bodies larger than this are refused before parsing.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -19,19 +18,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-                )
+            .map_err(|_| RequestError::BodyTooLarge {
+                limit: MAX_BODY_BYTES,
             })?;
         let value = serde_json::from_slice(&bytes).map_err(|e| {
-            let what = if e.is_data() {
-                "request body has the wrong shape"
+            if e.is_data() {
+                RequestError::BodyWrongShape(e)
             } else {
-                "request body is not valid JSON"
-            };
-            ApiError::bad_request(format!("{what}: {e}"))
+                RequestError::BodyNotJson(e)
+            }
         })?;
         Ok(JsonBody(value))
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mayfly_acme::limits::AddressLimitSettings;
@@ -18,7 +18,7 @@ use mayfly_config::config::LimitsConfig;
 use tokio::sync::Semaphore;
 
 use crate::body::MAX_BODY_BYTES;
-use crate::error::ApiError;
+use crate::error::RequestError;
 use crate::serve::{BodyTimeout, PeerCertificates};
 
 /// Requests and connections refused by a limit, by limit.
@@ -277,11 +277,7 @@ pub async fn read_body(request: Request, next: Next) -> Response {
     let limit = body_limit(request.uri().path());
     let too_large = || {
         refused("body_size");
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than {limit} bytes, the most this route takes"),
-        )
-        .into_response()
+        RequestError::BodyOverRouteLimit { limit }.into_response()
     };
     // An announced length over the limit is refused before a byte of it is read.
     let announced = request
@@ -306,15 +302,7 @@ pub async fn read_body(request: Request, next: Next) -> Response {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     refused("body_memory");
-                    let mut response = ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the server holds as many request bodies as it may; retry shortly",
-                    )
-                    .into_response();
-                    let headers = response.headers_mut();
-                    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    return response;
+                    return RequestError::BodyMemoryFull.into_response();
                 }
             }
         }
@@ -329,18 +317,7 @@ pub async fn read_body(request: Request, next: Next) -> Response {
         Ok(Err(_)) => too_large(),
         Err(_) => {
             refused("body_timeout");
-            let mut response = ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body did not arrive within {} s",
-                    timeout.as_secs_f64()
-                ),
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
+            RequestError::BodyTimeout { after: timeout }.into_response()
         }
     }
 }
@@ -359,19 +336,17 @@ pub async fn rate_limit(
         && let Err(wait) = limiter.check(address, Instant::now())
     {
         refused("rate");
-        let seconds = wait.as_secs_f64().ceil().max(1.0);
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many requests from {address}: at most {} a second; retry in {seconds} s",
-                limiter.per_second
-            ),
-        )
-        .into_response();
-        if let Ok(value) = HeaderValue::from_str(&format!("{seconds}")) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+        // Whole seconds, rounded up: Retry-After takes no fractions.
+        let retry_after_seconds = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0))
+            .max(1);
+        return RequestError::RateLimited {
+            address,
+            per_second: limiter.per_second,
+            retry_after_seconds,
         }
-        return response;
+        .into_response();
     }
     next.run(request).await
 }

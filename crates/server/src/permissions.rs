@@ -126,6 +126,20 @@ pub fn check_config_files(
         };
         readable.extend(check_file(&path, &what, secrecy, policy)?);
     }
+    // The embedded database: no key in it, but the inventory of every certificate, the audit
+    // log, and the used tokens whose loss would let a token be replayed; mayfly creates its
+    // files 0600, and one left open to every user (by an older version, or a copy) is refused.
+    if let Ok(mayfly_store::Location::Sqlite(database)) =
+        mayfly_store::Location::of(config, config_path)
+    {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = database.clone().into_os_string();
+            name.push(suffix);
+            let path = PathBuf::from(name);
+            let what = "the database of certificates, used tokens and the audit log";
+            readable.extend(check_file(&path, what, Secrecy::Clear, policy)?);
+        }
+    }
     Ok(warning(&readable))
 }
 
@@ -297,6 +311,39 @@ mod tests {
                     )
                 }
             }
+        }
+    }
+
+    /// The embedded database and its WAL files are refused when every user may read them: the
+    /// inventory, the audit log and the used tokens are the CA's business only.
+    #[test]
+    fn a_database_open_to_every_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("ca.json");
+        let database = dir.path().join("mayfly.db");
+        let text = format!(
+            r#"{{"root":"r","crt":"c","key":"k","address":":1","dnsNames":[],
+            "db":{{"type":"sqlite","dataSource":"{}"}},"authority":{{"provisioners":[]}}}}"#,
+            database.display()
+        );
+        std::fs::write(&config_path, &text).unwrap();
+        std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (config, _) = CaConfig::parse(&text).unwrap();
+        let check =
+            || check_config_files(&config, &config_path, dir.path(), FilePermissions::Enforce);
+        assert!(check().is_ok(), "no database yet: nothing to refuse");
+        for suffix in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{suffix}", database.display()));
+            std::fs::write(&path, b"").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert!(check().is_ok(), "{suffix}: 0600 is fine");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let error = check().unwrap_err().to_string();
+            assert!(
+                error.contains(&path.display().to_string()) && error.contains("audit log"),
+                "{error}"
+            );
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
     }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::api::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 
 /// OCSP requests are a few hundred bytes; anything this large is not one.
 pub const MAX_OCSP_REQUEST_BYTES: usize = 16 * 1024;
@@ -53,9 +53,10 @@ async fn serve_crl(
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") | Some("") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "pem={other:?}: expected true or false"
-            )));
+            return Err(RequestError::CrlFormatInvalid {
+                value: other.to_owned(),
+            }
+            .into());
         }
     };
     let authority = state.authority();
@@ -79,7 +80,12 @@ async fn serve_crl(
         )
             .into_response()
     };
-    cache_headers(response.headers_mut(), &crl_cache(&crl), now);
+    cache_headers(
+        response.headers_mut(),
+        &crl_cache(&crl),
+        now,
+        Some(CRL_MAX_AGE),
+    );
     Ok(response)
 }
 
@@ -140,8 +146,7 @@ fn decode_get_request(encoded: &str) -> Option<Vec<u8>> {
 }
 
 fn ocsp_disabled() -> Response {
-    ApiError::not_found("the OCSP responder is not enabled on this CA (ocsp.enabled)")
-        .into_response()
+    RequestError::OcspDisabled.into_response()
 }
 
 fn ocsp_response(answer: OcspAnswer, request_headers: Option<&HeaderMap>) -> Response {
@@ -161,7 +166,7 @@ fn ocsp_response(answer: OcspAnswer, request_headers: Option<&HeaderMap>) -> Res
             .into_response()
     };
     match &cache {
-        Some(cache) => cache_headers(response.headers_mut(), cache, now),
+        Some(cache) => cache_headers(response.headers_mut(), cache, now, None),
         // Nonce and error responses are for one request only.
         None => {
             response
@@ -188,13 +193,24 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag))
 }
 
-/// RFC 5019 section 6.2: max-age up to nextUpdate, Last-Modified, Expires and ETag.
+/// The longest a cache may keep a CRL. A CRL is remade at once after a revocation, long
+/// before its nextUpdate (a day by default): a cache keeping it until then would hide the
+/// revocation for that long. Caches still revalidate cheaply (ETag, 304).
+const CRL_MAX_AGE: time::Duration = time::Duration::minutes(5);
+
+/// RFC 5019 section 6.2: max-age up to nextUpdate (and at most `cap`), Last-Modified, Expires
+/// and ETag.
 fn cache_headers(
     headers: &mut HeaderMap,
     cache: &mayfly_authority::ocsp::CacheInfo,
     now: OffsetDateTime,
+    cap: Option<time::Duration>,
 ) {
-    let max_age = (cache.next_update - now).whole_seconds().max(0);
+    let remaining = cache.next_update - now;
+    let max_age = cap
+        .map_or(remaining, |cap| remaining.min(cap))
+        .whole_seconds()
+        .max(0);
     let mut set = |name: header::HeaderName, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use hyper::rt::{Read, Write};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -18,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::connections::{ConnectionState, Connections, Refusal, Slot};
-use crate::error::ApiError;
+use crate::error::RequestError;
 use crate::limits::{self, BodyBudget, Limits};
 /// Connections the kernel queues for a listener before `accept`: bursts of new connections
 /// (an attacker's, or a fleet renewing at once) wait here rather than retrying their SYN a
@@ -90,7 +89,7 @@ fn take_slot(connections: &Arc<Connections>, remote: SocketAddr) -> Result<Optio
 /// from a busy one) and given the connection's peer and body timeout.
 fn connection_service(
     app: Router,
-    state: Option<Arc<ConnectionState>>,
+    state: Arc<ConnectionState>,
     peer: PeerCertificates,
     body_timeout: BodyTimeout,
     budget: BodyBudget,
@@ -101,7 +100,7 @@ fn connection_service(
     Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
 > + Clone {
     tower::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-        let busy = state.as_ref().map(ConnectionState::request);
+        let busy = state.request();
         request.extensions_mut().insert(peer.clone());
         request.extensions_mut().insert(body_timeout);
         request.extensions_mut().insert(budget.clone());
@@ -132,22 +131,44 @@ where
 {
     let max = limits.max_connections;
     let service = hyper::service::service_fn(move |_request| async move {
-        let mut response = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the server is serving its limit of {max} connections; retry shortly"),
-        )
-        .into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-        headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        Ok::<_, std::convert::Infallible>(response)
+        Ok::<_, std::convert::Infallible>(RequestError::ConnectionLimit { max }.into_response())
     });
     let mut builder = http1(limits);
     builder.keep_alive(false);
     let _ = builder.serve_connection(io, service).await;
+}
+
+/// Serves HTTP/1.1 on a connection that got `slot` (its TLS handshake done, if any) until it
+/// ends, `stop` completes (shutdown: the request in progress is finished first), or its slot
+/// goes to a newcomer (it is idle then: it closes at once).
+async fn serve_admitted<I>(
+    io: I,
+    app: Router,
+    slot: &Slot,
+    peer: PeerCertificates,
+    limits: &Limits,
+    budget: BodyBudget,
+    stop: impl Future<Output = ()>,
+) -> Result<(), hyper::Error>
+where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    slot.state.handshake_done();
+    let body_timeout = BodyTimeout(limits.read_timeout);
+    let service = connection_service(app, Arc::clone(&slot.state), peer, body_timeout, budget);
+    let connection = http1(limits).serve_connection(io, TowerToHyperService::new(service));
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        () = stop => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = slot.state.closing() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    }
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` completes, then shuts down gracefully:
@@ -212,37 +233,22 @@ pub async fn serve(
                 refuse_connection(TokioIo::new(stream), &limits).await;
                 return;
             };
-            slot.state.handshake_done();
             let chain = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .map(|certs| Arc::new(certs.iter().map(|c| c.to_vec()).collect::<Vec<_>>()));
             let peer = PeerCertificates { chain, remote };
-            let body_timeout = BodyTimeout(limits.read_timeout);
-            let service = connection_service(
+            let result = serve_admitted(
+                TokioIo::new(stream),
                 app,
-                Some(Arc::clone(&slot.state)),
+                &slot,
                 peer,
-                body_timeout,
+                &limits,
                 budget,
-            );
-            let connection = http1(&limits)
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = stopped(&mut stop) => {
-                    // Finishes the request in progress (if any), then closes.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-                () = slot.state.closing() => {
-                    // Idle, and its slot went to a newcomer: closes at once.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
+                stopped(&mut stop),
+            )
+            .await;
             if let Err(e) = result {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }
@@ -297,7 +303,6 @@ pub async fn serve_plain(listener: TcpListener, app: Router, limits: Limits) {
             chain: None,
             remote,
         };
-        let body_timeout = BodyTimeout(limits.read_timeout);
         let app = app.clone();
         let budget = budget.clone();
         tokio::spawn(async move {
@@ -305,25 +310,17 @@ pub async fn serve_plain(listener: TcpListener, app: Router, limits: Limits) {
                 refuse_connection(TokioIo::new(tcp), &limits).await;
                 return;
             };
-            // No handshake here: a connection is keep-alive as soon as it is accepted.
-            slot.state.handshake_done();
-            let service = connection_service(
+            // The plain listener serves until the task is aborted: no shutdown to wait for.
+            let result = serve_admitted(
+                TokioIo::new(tcp),
                 app,
-                Some(Arc::clone(&slot.state)),
+                &slot,
                 peer,
-                body_timeout,
+                &limits,
                 budget,
-            );
-            let connection = http1(&limits)
-                .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = slot.state.closing() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
+                std::future::pending(),
+            )
+            .await;
             if let Err(e) = result {
                 tracing::debug!(%remote, error = %e, "connection ended with an error");
             }

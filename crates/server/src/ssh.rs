@@ -21,7 +21,7 @@ use mayfly_proto::ssh::{
 
 use crate::api::AppState;
 use crate::body::JsonBody;
-use crate::error::ApiError;
+use crate::error::{ApiError, RequestError};
 use crate::serve::PeerCertificates;
 
 /// The `/ssh/*` routes, merged into the API router (so they are served under `/1.0/` too).
@@ -40,12 +40,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ssh/krl", get(krl))
 }
 
-fn require_token(ott: &str) -> Result<(), ApiError> {
+fn require_token(ott: &str) -> Result<(), RequestError> {
     if ott.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "field \"ott\" is empty: a one-time token is required",
-        ));
+        return Err(RequestError::TokenMissing);
     }
     Ok(())
 }
@@ -64,7 +61,7 @@ async fn sign(
     JsonBody(request): JsonBody<SshSignRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     if request.public_key.trim().is_empty() {
-        return Err(ApiError::bad_request("field \"publicKey\" is empty"));
+        return Err(RequestError::FieldEmpty { field: "publicKey" }.into());
     }
     require_token(&request.ott)?;
     let options = SshSignOptions {
@@ -97,7 +94,7 @@ async fn rekey(
 ) -> Result<impl IntoResponse, ApiError> {
     require_token(&request.ott)?;
     if request.public_key.trim().is_empty() {
-        return Err(ApiError::bad_request("field \"publicKey\" is empty"));
+        return Err(RequestError::FieldEmpty { field: "publicKey" }.into());
     }
     let certificate = state
         .authority()
@@ -171,20 +168,21 @@ fn render_config(
     let response = match request.kind.to_ascii_lowercase().as_str() {
         "" | "user" => SshConfigResponse {
             user_templates: templates(
-                render::user(ssh, &request.data).map_err(ApiError::bad_request)?,
+                render::user(ssh, &request.data).map_err(RequestError::SshConfigData)?,
             ),
             host_templates: Vec::new(),
         },
         "host" => SshConfigResponse {
             user_templates: Vec::new(),
             host_templates: templates(
-                render::host(ssh, &request.data).map_err(ApiError::bad_request)?,
+                render::host(ssh, &request.data).map_err(RequestError::SshConfigData)?,
             ),
         },
         other => {
-            return Err(ApiError::bad_request(format!(
-                "type {other:?}: expected \"user\" or \"host\""
-            )));
+            return Err(RequestError::SshConfigTypeInvalid {
+                kind: other.to_owned(),
+            }
+            .into());
         }
     };
     Ok(Json(response))
@@ -195,13 +193,10 @@ async fn check_host(
     JsonBody(request): JsonBody<SshCheckHostRequest>,
 ) -> Result<Json<SshCheckHostResponse>, ApiError> {
     if !matches!(request.kind.as_str(), "" | "host") {
-        return Err(ApiError::bad_request(format!(
-            "field \"type\" is {:?}: only \"host\" principals can be checked",
-            request.kind
-        )));
+        return Err(RequestError::SshCheckHostTypeInvalid { kind: request.kind }.into());
     }
     if request.principal.trim().is_empty() {
-        return Err(ApiError::bad_request("field \"principal\" is empty"));
+        return Err(RequestError::FieldEmpty { field: "principal" }.into());
     }
     let hosts = state.authority().ssh_hosts().await?;
     Ok(Json(SshCheckHostResponse {
@@ -220,10 +215,7 @@ async fn hosts(
         .and_then(|p| p.chain.as_ref())
         .is_some_and(|chain| !chain.is_empty());
     if !has_client_certificate {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "listing SSH hosts needs a client certificate from this CA (mutual TLS)",
-        ));
+        return Err(RequestError::SshHostsCertificateMissing.into());
     }
     let hosts = state.authority().ssh_hosts().await?;
     Ok(Json(SshHostsResponse {

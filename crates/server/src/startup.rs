@@ -208,6 +208,7 @@ fn authority_from(
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
         provisioners: material.provisioners,
+        name_policies: material.name_policies,
         backdate: material.backdate,
         dns_names: config.dns_names.clone(),
         store,

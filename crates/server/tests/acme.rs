@@ -12,12 +12,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use http_body_util::BodyExt;
 use mayfly_authority::clock::{Clock, FixedClock, SystemClock};
-use mayfly_authority::provisioner::Provisioner;
 use mayfly_authority::publication::{PublicPorts, Publication};
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
-use mayfly_config::claims::Claims;
 use mayfly_config::config::ProvisionerConfig;
 use mayfly_config::init::{self, InitOptions, Layout};
+use mayfly_config::policy::PolicyConfig;
 use mayfly_pki::jose::jwk::Jwk;
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
 use mayfly_server::api::{AppState, router};
@@ -169,6 +168,8 @@ async fn start_dns(records: Arc<Mutex<HashMap<String, String>>>) -> std::net::So
 
 struct Harness {
     _dir: tempfile::TempDir,
+    /// The ACME provisioner's entry in ca.json.
+    acme: ProvisionerConfig,
     state: Arc<AppState>,
     app: axum::Router,
     responder: Arc<Responder>,
@@ -197,8 +198,6 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();
-    let loaded = mayfly_config::config::CaConfig::load(&layout.ca_config()).unwrap();
-    let mut material = LoadedMaterial::load(&loaded.config, dir.path(), None).unwrap();
     let responder = Arc::new(Responder::default());
     let http_port = start_http01(Arc::clone(&responder)).await;
     let dns = Arc::new(Mutex::new(HashMap::new()));
@@ -210,7 +209,7 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
     if let Value::Object(extra) = settings {
         other.extend(extra);
     }
-    let config = ProvisionerConfig {
+    let acme = ProvisionerConfig {
         kind: "ACME".into(),
         name: "acme".into(),
         key: None,
@@ -218,21 +217,48 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         claims: None,
         options: None,
         admin: false,
+        policy: None,
         other: other.into_iter().collect(),
     };
-    material
-        .provisioners
-        .push(Provisioner::from_config(&config, Claims::DEFAULT).unwrap());
     let db_path = layout.database();
     let store = Arc::new(mayfly_store::SqliteStore::open(&db_path).await.unwrap());
-    let authority = Authority::new(AuthorityParts {
+    let authority = acme_authority(dir.path(), &acme, None, store.clone(), clock);
+    let tls_options = TlsSettings::from_config(None).unwrap().advertised;
+    let state = Arc::new(AppState::new(authority, tls_options).with_acme(store));
+    Harness {
+        app: router(Arc::clone(&state)),
+        state,
+        responder,
+        dns,
+        db_path,
+        acme,
+        _dir: dir,
+    }
+}
+
+/// The authority `ca init` made in `dir`, with the ACME provisioner `acme` and the authority
+/// policy `policy`, on `store`.
+fn acme_authority(
+    dir: &std::path::Path,
+    acme: &ProvisionerConfig,
+    policy: Option<PolicyConfig>,
+    store: Arc<dyn mayfly_authority::store::CertStore>,
+    clock: Arc<dyn Clock>,
+) -> Authority {
+    let layout = Layout::new(dir);
+    let mut loaded = mayfly_config::config::CaConfig::load(&layout.ca_config()).unwrap();
+    loaded.config.authority.policy = policy;
+    loaded.config.authority.provisioners.push(acme.clone());
+    let material = LoadedMaterial::load(&loaded.config, dir, None).unwrap();
+    Authority::new(AuthorityParts {
         roots: material.roots,
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
         provisioners: material.provisioners,
+        name_policies: material.name_policies,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
-        store: store.clone(),
+        store,
         clock,
         ssh: None,
         publication: Publication::from_config(
@@ -244,17 +270,7 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         )
         .unwrap(),
     })
-    .unwrap();
-    let tls_options = TlsSettings::from_config(None).unwrap().advertised;
-    let state = Arc::new(AppState::new(authority, tls_options).with_acme(store));
-    Harness {
-        _dir: dir,
-        app: router(Arc::clone(&state)),
-        state,
-        responder,
-        dns,
-        db_path,
-    }
+    .unwrap()
 }
 
 struct Response {
@@ -278,6 +294,18 @@ impl Response {
 }
 
 impl Harness {
+    /// Puts `policy` in force as `authority.policy`, as a reload of ca.json would.
+    fn reload_with_policy(&self, policy: Value) {
+        let current = self.state.authority();
+        self.state.replace(acme_authority(
+            self._dir.path(),
+            &self.acme,
+            Some(serde_json::from_value(policy).unwrap()),
+            Arc::clone(current.store()),
+            Arc::clone(current.clock()),
+        ));
+    }
+
     async fn send(&self, method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Response {
         self.send_from(None, method, url, content_type, body).await
     }
@@ -1759,4 +1787,46 @@ fn authorization_id(order: &Response) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+#[tokio::test]
+async fn the_name_policy_refuses_orders_when_made_and_when_finalized_after_a_reload() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let key = leaf_key();
+    let order = client.order(&h, &["www.example.test"]).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    client.authorize(&h, &order, "http-01").await;
+
+    // The policy changes between the order and its finalization: the certificate is refused,
+    // and the order says why.
+    h.reload_with_policy(json!({"x509": {"deny": {"dns": ["*.example.test"]}}}));
+    let message = r#"dns name "www.example.test" is denied by the authority policy's deny rule "*.example.test""#;
+    let done = client
+        .finalize(&h, &order, &key, &["www.example.test"])
+        .await;
+    assert_eq!(done.status, StatusCode::BAD_REQUEST, "{}", done.text);
+    assert_eq!(done.problem(), "rejectedIdentifier", "{}", done.text);
+    assert_eq!(done.body["detail"], message, "{}", done.text);
+    let after = client.post(&h, &order.location(), None).await;
+    assert_eq!(after.body["status"], "invalid", "{}", after.text);
+    assert_eq!(
+        after.body["error"]["type"], "urn:ietf:params:acme:error:rejectedIdentifier",
+        "{}",
+        after.text
+    );
+    assert_eq!(after.body["error"]["detail"], message, "{}", after.text);
+
+    // A new order for a denied name is refused when it is made, and nothing is stored for it.
+    let orders = h.sql("SELECT COUNT(*) FROM acme_orders");
+    let refused = client.order(&h, &["api.example.test", "other.test"]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(refused.problem(), "rejectedIdentifier", "{}", refused.text);
+    assert_eq!(
+        refused.body["detail"],
+        r#"dns name "api.example.test" is denied by the authority policy's deny rule "*.example.test""#
+    );
+    assert_eq!(h.sql("SELECT COUNT(*) FROM acme_orders"), orders);
+    // Names the policy leaves alone are still issued.
+    client.issue(&h, &["other.test"], &key).await;
 }

@@ -79,6 +79,7 @@ async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bo
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
         provisioners: material.provisioners,
+        name_policies: material.name_policies,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
         store: Arc::new(store),
@@ -931,5 +932,78 @@ async fn ocsp_responder_rotates_and_sees_revocations_made_elsewhere() {
         ),
         "{:?}",
         seen.responses[0].status
+    );
+}
+
+/// thisUpdate of CRLs and OCSP answers is set back as leaves' notBefore (1 minute), so a
+/// relying party whose clock is behind does not find them "not yet valid"; nextUpdate keeps
+/// its full lifetime from now; an `unspecified` revocation carries no reason in OCSP, as in the
+/// CRL; and a CRL may be cached 5 minutes at most, not until its nextUpdate.
+#[tokio::test]
+async fn crls_and_ocsp_answers_are_backdated_and_unspecified_reasons_left_out() {
+    use mayfly_authority::clock::FixedClock;
+    use mayfly_pki::issuer::{CertIdHash, IssuerIdentity};
+    use mayfly_pki::ocsp::CertStatus;
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let clock = Arc::new(FixedClock::new(start));
+    let h = harness_with(clock, true).await;
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": h.token(&h.claims("svc.internal"))}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let leaf =
+        mayfly_pki::cert::certificates_from_pem(body["crt"].as_str().unwrap().as_bytes()).unwrap();
+    let serial = mayfly_pki::cert::CertificateInfo::from_der(&leaf[0])
+        .unwrap()
+        .serial;
+    let mut claims = h.claims(&serial.to_decimal());
+    claims["aud"] = json!("https://ca.test/1.0/revoke");
+    let revoke = json!({"serial": serial.to_decimal(), "reasonCode": 0, "ott": h.token(&claims)});
+    let (status, body) = h
+        .call("POST", "/1.0/revoke", Body::from(revoke.to_string()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let request = Request::builder()
+        .uri("/1.0/crl")
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let max_age: i64 = response.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&max_age), "max-age={max_age}");
+    let der = response.into_body().collect().await.unwrap().to_bytes();
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+    let this_update = crl.last_update().to_datetime();
+    let next_update = crl.next_update().unwrap().to_datetime();
+    assert_eq!(this_update, start - time::Duration::minutes(1));
+    assert_eq!(next_update, start + time::Duration::hours(24));
+    let entry = crl.iter_revoked_certificates().next().unwrap();
+    assert!(
+        entry.reason_code().is_none(),
+        "unspecified is left out of the CRL"
+    );
+
+    let intermediate = h.state.authority().intermediate_der().to_vec();
+    let issuer = IssuerIdentity::from_certificate(&intermediate).unwrap();
+    let answer = ocsp_post(
+        &h,
+        mayfly_pki::ocsp::build_request(&issuer, serial.as_be_bytes(), CertIdHash::Sha256, None),
+    )
+    .await;
+    let single = &answer.responses[0];
+    assert_eq!(single.this_update, start - time::Duration::minutes(1));
+    assert!(
+        matches!(single.status, CertStatus::Revoked { reason: None, .. }),
+        "{:?}",
+        single.status
     );
 }

@@ -85,6 +85,7 @@ async fn harness_with(ssh: Option<KeyAlgorithm>, sshpop: bool) -> Harness {
         federated_roots: material.federated_roots,
         intermediate: material.intermediate,
         provisioners: material.provisioners,
+        name_policies: material.name_policies,
         backdate: material.backdate,
         dns_names: loaded.config.dns_names.clone(),
         store,

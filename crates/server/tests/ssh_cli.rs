@@ -4,24 +4,7 @@
 
 mod support;
 
-use std::path::Path;
-
-use support::{DevInfo, Server, mayfly_err, mayfly_ok};
-
-fn bootstrap(client: &Path, work: &Path, dev: &DevInfo) {
-    mayfly_ok(
-        client,
-        work,
-        &[
-            "ca",
-            "bootstrap",
-            "--ca-url",
-            &dev.url,
-            "--fingerprint",
-            &dev.fingerprint,
-        ],
-    );
-}
+use support::{Server, mayfly_err, mayfly_ok};
 
 #[test]
 fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
@@ -30,7 +13,7 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let (server, dev) = Server::dev(tmp.path(), &client);
-    bootstrap(&client, &work, &dev);
+    dev.bootstrap(&client, &work);
     let pw = dev.password_file.to_str().unwrap();
 
     // The dev banner's SSH command works as printed.
@@ -566,7 +549,7 @@ fn ssh_claims_follow_a_reload() {
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let (server, dev) = Server::dev(tmp.path(), &client);
-    bootstrap(&client, &work, &dev);
+    dev.bootstrap(&client, &work);
     let pw = dev.password_file.to_str().unwrap();
     let args = |name: &'static str| {
         vec![

@@ -15,11 +15,7 @@ use std::process::{Command, Stdio};
 use mayfly_store::Dialect;
 use mayfly_store::testing::TestDatabase;
 use support::step::{Step, StepCa};
-use support::{Server, ServerOptions, free_port, write_secret};
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
+use support::{Server, ServerOptions, free_port, mode, write_secret};
 
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -87,7 +87,13 @@ impl Acme {
             Err(e) => {
                 order_reached(OrderStatus::Invalid);
                 order.status = OrderStatus::Invalid;
-                order.error = Some(Problem::new(ProblemType::ServerInternal, "issuance failed"));
+                // A name the policy refuses (reloaded since the order was made) is the
+                // client's to see; anything else stays inside.
+                order.error = Some(if e.refused_by_name_policy() {
+                    Problem::new(ProblemType::RejectedIdentifier, e.to_string())
+                } else {
+                    Problem::new(ProblemType::ServerInternal, "issuance failed")
+                });
                 if let Ok(text) = to_json(&order) {
                     let _ = self.store.update_order(&order.id, version, &text).await;
                 }

@@ -124,6 +124,15 @@ impl Acme {
             .map(RequestedIdentifier::validate)
             .collect::<Result<_>>()?;
         let identifiers: Vec<Identifier> = identifiers.into_iter().collect();
+        // The name policy of the authority and of this provisioner, before anything is made
+        // or counted: an order for a refused name is never created.
+        let sans = identifiers
+            .iter()
+            .map(Identifier::to_san)
+            .collect::<Result<Vec<_>>>()?;
+        authority
+            .check_acme_identifiers(provisioner, &sans)
+            .map_err(|e| Error::problem(ProblemType::RejectedIdentifier, e.to_string()))?;
         let now = now(authority);
         self.check_rate_limits(&acme.settings, &account.id, &identifiers, now)
             .await?;

@@ -8,7 +8,6 @@ use super::jwt::{self, TokenClaims};
 use super::{Authorization, Grant, TokenContext, Vouched};
 use crate::error::{Error, Result};
 use crate::provisioner::{JwkProvisioner, Provisioner};
-use crate::ssh::policy::SshGrant;
 use crate::store::UsedToken;
 
 /// Verifies a token whose header names the key `kid`; `claims` were decoded from it unverified.
@@ -60,20 +59,26 @@ fn authorization(
         expires_at: exp + jwt::LEEWAY,
     };
     let detail = format!("jti {}", claims.jti);
-    let ssh = claims.ssh().cloned().map(SshGrant::Claims);
+    let ssh = claims.ssh().cloned();
     Ok(Authorization {
-        provisioner: Vouched {
-            name: provisioner.name.clone(),
-            type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
-            credential_id: provisioner.kid.clone(),
-            claims: provisioner.claims,
-            admin: provisioner.admin,
-        },
+        provisioner: vouched(provisioner),
         subject: claims.sub,
         grant,
         ssh,
         burn: Some(burn),
         credential: format!("token:{}", provisioner.name),
         detail,
+        within: None,
     })
+}
+
+/// How leaves issued through `provisioner` name it: step's JWK type and the key id.
+pub fn vouched(provisioner: &JwkProvisioner) -> Vouched {
+    Vouched {
+        name: provisioner.name.clone(),
+        type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
+        credential_id: provisioner.kid.clone(),
+        claims: provisioner.claims,
+        admin: provisioner.admin,
+    }
 }

@@ -15,10 +15,12 @@
 pub mod admin;
 pub mod jwk;
 pub mod jwt;
+pub mod k8ssa;
 pub mod oidc;
 pub mod presented;
 pub mod renewal;
 pub mod sshpop;
+pub mod x5c;
 
 use mayfly_config::claims::Claims;
 use mayfly_pki::San;
@@ -27,7 +29,7 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
-use crate::ssh::policy::SshGrant;
+use crate::ssh::policy::SshTokenClaims;
 use crate::store::UsedToken;
 
 /// What a verified credential allows.
@@ -39,9 +41,9 @@ pub struct Authorization {
     pub subject: String,
     /// The names it grants for an X.509 certificate.
     pub grant: Grant,
-    /// What it allows for an SSH certificate: a token's `step.ssh` claims, or the request's
-    /// word.
-    pub ssh: Option<SshGrant>,
+    /// What it allows for an SSH certificate: a token's `step.ssh` claims (with a fixed grant,
+    /// exactly these: an OIDC user's).
+    pub ssh: Option<SshTokenClaims>,
     /// The token that pays for the request, burnt in the transaction that records what it
     /// buys; none for a credential that may be presented again (a certificate).
     pub burn: Option<UsedToken>,
@@ -49,6 +51,16 @@ pub struct Authorization {
     pub credential: String,
     /// What else the audit entry says about it (a token's `jti`).
     pub detail: String,
+    /// The validity of a credential that is itself a certificate (an X5C token's leaf): what
+    /// it buys may not outlive it.
+    pub within: Option<CredentialValidity>,
+}
+
+/// When a credential is valid, as its certificate says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialValidity {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
 }
 
 /// The provisioner a credential was verified against, as leaves and the store record it.
@@ -188,6 +200,14 @@ pub async fn verify_token(token: &str, context: &TokenContext<'_>) -> Result<Aut
     // the signature over exactly these bytes before acting on any claim.
     let unverified: jwt::TokenClaims = serde_json::from_slice(jws.unverified_payload())
         .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
+    // Which kind of provisioner, as step-ca finds it: an X5C one by the audience's fragment,
+    // the K8sSA one by the service-account issuer, a JWK one by the key id.
+    if let Some(name) = x5c::provisioner_named(&unverified) {
+        return x5c::verify(&jws, &name, token, context);
+    }
+    if unverified.iss == k8ssa::ISSUER {
+        return k8ssa::verify(&jws, token, context);
+    }
     let kid = jws
         .header()
         .kid

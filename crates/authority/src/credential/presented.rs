@@ -6,7 +6,7 @@
 use mayfly_pki::cert::CertificateInfo;
 
 use super::renewal::{RENEWAL_TOKEN_ISSUER, RenewalToken};
-use super::{Authorization, Grant, Vouched};
+use super::{Authorization, Grant};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
@@ -65,7 +65,14 @@ impl Authority {
             .provisioners()
             .iter()
             .find(|p| p.name() == stored.certificate.provisioner)
-            .and_then(renewing)
+            .and_then(|p| match p {
+                Provisioner::Jwk(jwk) => Some(super::jwk::vouched(jwk)),
+                Provisioner::X5c(x5c) => Some(super::x5c::vouched(x5c)),
+                Provisioner::K8sSa(k8s) => Some(super::k8ssa::vouched(k8s)),
+                Provisioner::Oidc(oidc) => Some(super::oidc::vouched(oidc)),
+                // ACME clients renew by ordering again.
+                _ => None,
+            })
             // The CA's own TLS certificates, and those of removed provisioners, are not renewed.
             .ok_or_else(|| Error::RenewNotIssuedHere {
                 serial: serial.clone(),
@@ -107,24 +114,8 @@ impl Authority {
             burn,
             credential: format!("{}:{}", presentation.label(), old.common_name),
             detail: format!("replaces {serial}"),
+            within: None,
         };
         Ok(Renewal { authorization, old })
-    }
-}
-
-/// Who vouches for a renewal of a certificate `provisioner` issued; none for provisioners
-/// whose certificates are not renewed this way.
-fn renewing(provisioner: &Provisioner) -> Option<Vouched> {
-    match provisioner {
-        Provisioner::Jwk(jwk) => Some(Vouched {
-            name: jwk.name.clone(),
-            type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_JWK,
-            credential_id: jwk.kid.clone(),
-            claims: jwk.claims,
-            admin: jwk.admin,
-        }),
-        Provisioner::Oidc(oidc) => Some(super::oidc::vouched(oidc)),
-        // ACME clients renew by ordering again.
-        _ => None,
     }
 }

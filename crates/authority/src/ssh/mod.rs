@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
-use crate::credential::Endpoint;
 use crate::credential::sshpop::SshPop;
+use crate::credential::{Endpoint, Grant};
 use crate::error::{Error, Result};
 use crate::revocation::RevokeRequest;
 use crate::store::{CertificateStatus, Revocation, StoreError, UsedToken};
@@ -147,17 +147,33 @@ impl Authority {
             .copied()
             .filter(|c| c.enabled)
             .ok_or_else(|| Error::SshDisabledForProvisioner(provisioner.clone()))?;
-        let (token_claims, options) = authorization
-            .ssh
-            .as_ref()
-            .ok_or(Error::SshTokenWithoutClaims)?
-            .apply(options)?;
+        let (token_claims, options) = match (&authorization.ssh, &authorization.grant) {
+            // Fixed names fix the SSH certificate too (an OIDC user's principals and key id,
+            // from their e-mail address): the request chooses only the validity, and a type
+            // other than the claims' is refused.
+            (Some(token_claims), Grant::Fixed(_)) => (
+                token_claims.clone(),
+                SshSignOptions {
+                    key_id: None,
+                    principals: Vec::new(),
+                    ..options.clone()
+                },
+            ),
+            (Some(token_claims), _) => (token_claims.clone(), options.clone()),
+            // A credential that grants the request's names grants its SSH options too.
+            (None, Grant::Requested) => (policy::requested_claims(options)?, options.clone()),
+            (None, _) => return Err(Error::SshTokenWithoutClaims),
+        };
         let public_key = decode_public_key(public_key_b64)?;
         let template = policy::ssh_template(
             &token_claims,
             &authorization.subject,
             &options,
-            &claims,
+            policy::SshBounds {
+                claims: &claims,
+                within: authorization.within.as_ref(),
+                names: self.name_policies().for_provisioner(&provisioner),
+            },
             self.backdate(),
             now,
         )?;
@@ -246,14 +262,12 @@ impl Authority {
     ) -> Result<SshIssued> {
         let now = self.clock().now();
         let old = &pop.certificate.template;
-        let lifetime = old.valid_before.saturating_sub(old.valid_after);
-        let valid_after = policy::unix(now - self.backdate());
-        let template = SshCertTemplate {
-            serial: mayfly_pki::ssh::random_serial()?,
-            valid_after,
-            valid_before: valid_after.saturating_add(lifetime),
-            ..old.clone()
-        };
+        let template = policy::renewal_template(
+            old,
+            self.backdate(),
+            now,
+            self.name_policies().for_provisioner(provisioner),
+        )?;
         let used = pop.burn();
         let audit = AuditContext::of_request(
             action,

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::claims::SshClaims;
+use crate::credential::CredentialValidity;
 use crate::duration::GoDuration;
 use crate::error::{Error, Result};
-use crate::policy::TimeSpec;
+use crate::policy::{NamePolicy, TimeSpec};
 
 /// Extensions of user certificates, as `ssh-keygen` and step set them by default.
 pub const DEFAULT_USER_EXTENSIONS: &[&str] = &[
@@ -51,63 +52,6 @@ pub struct SshTokenClaims {
     pub critical_options: BTreeMap<String, String>,
 }
 
-/// What a credential allows for an SSH certificate.
-#[derive(Debug, Clone)]
-pub enum SshGrant {
-    /// These claims (a token's `step.ssh`): the request may narrow them, never widen them.
-    Claims(SshTokenClaims),
-    /// These principals and key id, whatever the request asks (step-ca's rule for an OIDC
-    /// user: what their e-mail address gives); the request chooses only the validity, and a
-    /// certificate type other than the claims' is refused.
-    Fixed(SshTokenClaims),
-    /// Whatever the request asks for, which must then name the certificate type, key id and
-    /// principals (step-ca's rule for an OIDC administrator): no critical options, no bounds
-    /// but the provisioner's.
-    Requested,
-}
-
-impl SshGrant {
-    /// The claims the template is made under for `request`, and the request as it counts.
-    pub fn apply(&self, request: &SshSignOptions) -> Result<(SshTokenClaims, SshSignOptions)> {
-        match self {
-            SshGrant::Claims(claims) => Ok((claims.clone(), request.clone())),
-            SshGrant::Fixed(claims) => Ok((
-                claims.clone(),
-                SshSignOptions {
-                    key_id: None,
-                    principals: Vec::new(),
-                    ..request.clone()
-                },
-            )),
-            SshGrant::Requested => {
-                let required =
-                    |field: &str, value: Option<&str>| -> Result<String> {
-                        value.and_then(non_empty).map(str::to_string).ok_or_else(|| {
-                        Error::SshRequestInvalid(format!(
-                            "{field} is required: this credential lets the request decide it"
-                        ))
-                    })
-                    };
-                let cert_type = required("certType", request.cert_type.as_deref())?;
-                let key_id = required("keyID", request.key_id.as_deref())?;
-                if request.principals.is_empty() {
-                    return Err(Error::SshRequestInvalid(
-                        "principals are required: this credential lets the request decide them"
-                            .into(),
-                    ));
-                }
-                let claims = SshTokenClaims {
-                    cert_type,
-                    key_id,
-                    principals: request.principals.clone(),
-                    ..SshTokenClaims::default()
-                };
-                Ok((claims, request.clone()))
-            }
-        }
-    }
-}
-
 /// The request's side of an SSH signature, before policy.
 #[derive(Debug, Clone, Default)]
 pub struct SshSignOptions {
@@ -136,16 +80,55 @@ fn check_principal(principal: &str) -> Result<()> {
     Ok(())
 }
 
-/// Builds the template: token claims merged with the request, bounded by `claims`.
-/// `subject` is the token's `sub`, the key id when nothing else names one.
+/// The SSH claims of a credential that grants what the request asks (a Kubernetes
+/// service-account token, which carries none): the request's type, key id and principals,
+/// each of which it must name, as step-ca requires for such tokens. Critical options are
+/// not granted: nothing vouches for them.
+pub fn requested_claims(request: &SshSignOptions) -> Result<SshTokenClaims> {
+    let cert_type = request.cert_type.as_deref().and_then(non_empty);
+    let key_id = request.key_id.as_deref().and_then(non_empty);
+    match (cert_type, key_id, request.principals.is_empty()) {
+        (Some(cert_type), Some(key_id), false) => Ok(SshTokenClaims {
+            cert_type: cert_type.to_owned(),
+            key_id: key_id.to_owned(),
+            principals: request.principals.clone(),
+            ..SshTokenClaims::default()
+        }),
+        _ => Err(Error::SshRequestInvalid(
+            "this credential carries no SSH claims: the request must name certType, keyID and \
+             principals"
+                .into(),
+        )),
+    }
+}
+
+/// What bounds an SSH certificate besides its token and the request.
+#[derive(Debug, Clone, Copy)]
+pub struct SshBounds<'a> {
+    /// The provisioner's SSH claims (lifetimes).
+    pub claims: &'a SshClaims,
+    /// The validity of a credential that is a certificate (an X5C token's leaf): by default
+    /// the SSH certificate ends no later, and a request for more is refused.
+    pub within: Option<&'a CredentialValidity>,
+    /// The name policy its principals meet.
+    pub names: NamePolicy<'a>,
+}
+
+/// Builds the template: token claims merged with the request, within `bounds`. `subject` is
+/// the token's `sub`, the key id when nothing else names one.
 pub fn ssh_template(
     token: &SshTokenClaims,
     subject: &str,
     request: &SshSignOptions,
-    claims: &SshClaims,
+    bounds: SshBounds<'_>,
     backdate: time::Duration,
     now: OffsetDateTime,
 ) -> Result<SshCertTemplate> {
+    let SshBounds {
+        claims,
+        within,
+        names,
+    } = bounds;
     let token_type = non_empty(&token.cert_type)
         .map(CertType::parse)
         .transpose()
@@ -209,6 +192,7 @@ pub fn ssh_template(
             principals.len()
         )));
     }
+    names.check_ssh(cert_type, &principals)?;
 
     if let Some(name) = token
         .critical_options
@@ -249,11 +233,27 @@ pub fn ssh_template(
         None => time("validBefore", request.valid_before.as_deref())?,
     };
     let start = after.unwrap_or(now);
-    let end = before.unwrap_or(start + default);
+    let end = match (before, within) {
+        (Some(before), _) => before,
+        (None, Some(within)) => (start + default).min(within.not_after),
+        (None, None) => start + default,
+    };
     let rfc3339 = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| t.to_string())
     };
+    if let Some(within) = within {
+        let limit = || format!("valid until {}", rfc3339(within.not_after));
+        for (field, at) in [("validAfter", start), ("validBefore", end)] {
+            if at > within.not_after {
+                return Err(Error::OutsideCredentialValidity {
+                    field,
+                    requested: rfc3339(at),
+                    limit: limit(),
+                });
+            }
+        }
+    }
     if end <= start {
         return Err(Error::ValidityInverted {
             not_before: rfc3339(start),
@@ -299,68 +299,27 @@ pub fn ssh_template(
     })
 }
 
+/// The template that replaces `old` (a host certificate's renewal or rekey): the same type,
+/// key id, principals and options, for the same lifetime from now, with a new serial. The
+/// principals meet the name policy in force now (step-ca does not check them again).
+pub fn renewal_template(
+    old: &SshCertTemplate,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+    names: NamePolicy<'_>,
+) -> Result<SshCertTemplate> {
+    names.check_ssh(old.cert_type, &old.principals)?;
+    let lifetime = old.valid_before.saturating_sub(old.valid_after);
+    let valid_after = unix(now - backdate);
+    Ok(SshCertTemplate {
+        serial: mayfly_pki::ssh::random_serial()?,
+        valid_after,
+        valid_before: valid_after.saturating_add(lifetime),
+        ..old.clone()
+    })
+}
+
 /// Unix seconds; times before 1970 cannot reach here (they would be in the past).
 pub(crate) fn unix(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp()).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn user(principals: &[&str]) -> SshTokenClaims {
-        SshTokenClaims {
-            cert_type: "user".into(),
-            key_id: "jane@example.com".into(),
-            principals: principals.iter().map(ToString::to_string).collect(),
-            ..SshTokenClaims::default()
-        }
-    }
-
-    fn asking(
-        cert_type: Option<&str>,
-        key_id: Option<&str>,
-        principals: &[&str],
-    ) -> SshSignOptions {
-        SshSignOptions {
-            cert_type: cert_type.map(str::to_string),
-            key_id: key_id.map(str::to_string),
-            principals: principals.iter().map(ToString::to_string).collect(),
-            valid_before: Some("1h".into()),
-            ..SshSignOptions::default()
-        }
-    }
-
-    #[test]
-    fn a_fixed_grant_keeps_its_principals_and_key_id_whatever_is_asked() {
-        let grant = SshGrant::Fixed(user(&["jane", "jane@example.com"]));
-        let (claims, request) = grant
-            .apply(&asking(Some("user"), Some("root"), &["root"]))
-            .unwrap();
-        assert_eq!(claims.principals, ["jane", "jane@example.com"]);
-        assert!(request.principals.is_empty());
-        assert_eq!(request.key_id, None);
-        // The request still chooses the validity, and its type is held to the claims'.
-        assert_eq!(request.valid_before.as_deref(), Some("1h"));
-        assert_eq!(request.cert_type.as_deref(), Some("user"));
-    }
-
-    #[test]
-    fn a_requested_grant_needs_type_key_id_and_principals() {
-        let (claims, _) = SshGrant::Requested
-            .apply(&asking(Some("host"), Some("web"), &["web.internal"]))
-            .unwrap();
-        assert_eq!(claims.cert_type, "host");
-        assert_eq!(claims.principals, ["web.internal"]);
-        for incomplete in [
-            asking(None, Some("web"), &["web"]),
-            asking(Some("host"), None, &["web"]),
-            asking(Some("host"), Some("web"), &[]),
-        ] {
-            assert!(matches!(
-                SshGrant::Requested.apply(&incomplete),
-                Err(Error::SshRequestInvalid(_))
-            ));
-        }
-    }
 }

@@ -18,7 +18,12 @@ use crate::output::{Output, write_all};
 #[derive(Debug, clap::Args)]
 pub struct IssueFlags {
     /// A one-time token from `mayfly ca token` [default: create one with the provisioner key].
-    #[arg(long, value_name = "TOKEN", env = "MAYFLY_TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MAYFLY_TOKEN",
+        conflicts_with = "x5c_cert"
+    )]
     token: Option<String>,
     /// When the certificate becomes valid: RFC 3339 time or duration from now [default: now].
     #[arg(long, value_name = "TIME|DURATION")]
@@ -29,7 +34,10 @@ pub struct IssueFlags {
     not_after: Option<String>,
     #[command(flatten)]
     provisioner: ProvisionerFlags,
-    /// File holding the provisioner password (when no --token is given).
+    #[command(flatten)]
+    x5c: super::x5c::X5cFlags,
+    /// File holding the provisioner password (when no --token is given); with --x5c-key, the
+    /// password of that key when it is encrypted.
     #[arg(long, value_name = "FILE", env = "MAYFLY_PROVISIONER_PASSWORD_FILE")]
     provisioner_password_file: Option<PathBuf>,
     /// Overwrite existing output files without asking.
@@ -165,20 +173,20 @@ async fn request(
     let ott = match &flags.token {
         Some(token) => token.trim().to_string(),
         None => {
-            token::mint(
-                target,
-                &TokenRequest {
-                    ssh: None,
-                    subject,
-                    endpoint: "sign",
-                    sans,
-                    not_before: None,
-                    not_after: None,
-                    provisioner: flags.provisioner.provisioner.as_deref(),
-                    password_file: flags.provisioner_password_file.as_deref(),
-                },
-            )
-            .await?
+            let request = TokenRequest {
+                ssh: None,
+                subject,
+                endpoint: "sign",
+                sans,
+                not_before: None,
+                not_after: None,
+                provisioner: flags.provisioner.provisioner.as_deref(),
+                password_file: flags.provisioner_password_file.as_deref(),
+            };
+            match flags.x5c.load(request.password_file)? {
+                Some(credential) => super::x5c::mint(target, &request, &credential).await?,
+                None => token::mint(target, &request).await?,
+            }
         }
     };
     let response = target

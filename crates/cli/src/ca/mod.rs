@@ -21,6 +21,7 @@ mod rekey;
 mod renew;
 mod revoke;
 pub mod token;
+mod x5c;
 
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {

@@ -42,8 +42,10 @@ pub struct AddArgs {
     /// Name of the new provisioner, e.g. an e-mail address; tokens carry it as their issuer.
     name: String,
     /// Provisioner type: JWK (one-time tokens signed with its key), ACME (RFC 8555 clients
-    /// such as certbot and lego, at /acme/NAME/directory) or OIDC (ID tokens of an OpenID
-    /// provider: users log in there).
+    /// such as certbot and lego, at /acme/NAME/directory), X5C (tokens signed by a certificate
+    /// chaining to --x5c-roots), K8SSA (Kubernetes service-account tokens, checked with
+    /// --public-key), SSHPOP (SSH certificates renewing, rekeying and revoking themselves) or
+    /// OIDC (ID tokens of an OpenID provider: users log in there).
     #[arg(
         long = "type",
         value_name = "TYPE",
@@ -60,10 +62,21 @@ pub struct AddArgs {
     /// [default: asked twice at the terminal].
     #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
     password_file: Option<PathBuf>,
-    /// A public JWK (JSON file) to use as the provisioner key. No private key is stored, so
-    /// tokens must be made where the private key is.
-    #[arg(long, value_name = "FILE", conflicts_with = "private_key")]
+    /// JWK: a public JWK (JSON file) to use as the provisioner key; no private key is stored,
+    /// so tokens must be made where the private key is. K8SSA: a PEM file of the public keys
+    /// (or certificates) that sign the cluster's service-account tokens (--pem-keys is step's
+    /// older name).
+    #[arg(
+        long,
+        visible_alias = "pem-keys",
+        value_name = "FILE",
+        conflicts_with = "private_key"
+    )]
     public_key: Option<PathBuf>,
+    /// X5C: the PEM root certificate(s) that token certificates must chain to (written into
+    /// ca.json as "roots"). Each must be a CA allowed to sign certificates.
+    #[arg(long, visible_alias = "x5c-root", value_name = "FILE")]
+    x5c_roots: Option<PathBuf>,
     /// An existing private key to use (a private JWK as JSON, or an unencrypted PEM key; EC
     /// P-256/P-384 or Ed25519); it is stored encrypted with the password.
     #[arg(long, value_name = "FILE")]
@@ -123,6 +136,12 @@ enum Kind {
     Jwk,
     #[value(name = "ACME")]
     Acme,
+    #[value(name = "X5C")]
+    X5c,
+    #[value(name = "K8SSA")]
+    K8sSa,
+    #[value(name = "SSHPOP")]
+    SshPop,
     #[value(name = "OIDC")]
     Oidc,
 }
@@ -132,6 +151,9 @@ impl Kind {
         match self {
             Kind::Jwk => "JWK",
             Kind::Acme => "ACME",
+            Kind::X5c => "X5C",
+            Kind::K8sSa => "K8SSA",
+            Kind::SshPop => "SSHPOP",
             Kind::Oidc => "OIDC",
         }
     }
@@ -189,8 +211,7 @@ pub struct ClaimsFlags {
     /// Refuse renewing expired certificates (allowRenewalAfterExpiry: false).
     #[arg(long, overrides_with = "allow_renewal_after_expiry")]
     no_allow_renewal_after_expiry: bool,
-    /// Let the provisioner authorize SSH certificates (enableSSHCA); --ssh=false takes that
-    /// away.
+    /// Let this provisioner sign SSH certificates (enableSSHCA); --ssh=false stops it.
     #[arg(
         long,
         value_name = "BOOL",
@@ -261,17 +282,7 @@ fn describe(changes: &[(&str, Json)]) -> String {
 pub async fn add(args: AddArgs) -> anyhow::Result<()> {
     let file = CaFile::load(args.config.ca_config.as_deref())?;
     let mut tree = file.tree.clone();
-    if args.kind != Kind::Jwk
-        && (args.create
-            || args.public_key.is_some()
-            || args.private_key.is_some()
-            || args.password_file.is_some())
-    {
-        bail!(
-            "--create, --public-key, --private-key and --password-file are for JWK provisioners, not {}",
-            args.kind.as_str()
-        );
-    }
+    check_kind_flags(&args)?;
     args.oidc.refuse_unless_oidc(args.kind == Kind::Oidc)?;
     // A bare --admin is the admin API's; --admin=EMAIL names an OIDC administrator.
     let admin_api = args.admin.iter().any(String::is_empty);
@@ -281,11 +292,6 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
         .filter(|a| !a.is_empty())
         .cloned()
         .collect();
-    if args.kind == Kind::Oidc && admin_api {
-        bail!(
-            "--admin (the admin API) is for JWK provisioners: with --type OIDC, --admin=EMAIL names an administrator"
-        );
-    }
     if args.kind != Kind::Oidc && !oidc_admins.is_empty() {
         bail!("--admin=EMAIL names OIDC administrators: only with --type OIDC");
     }
@@ -316,6 +322,24 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
             entry.push(("encryptedKey".into(), Json::String(encrypted_key)));
         }
     }
+    let mut detail = None;
+    match (args.kind, &args.x5c_roots, &args.public_key) {
+        (Kind::X5c, Some(path), _) => {
+            let (pem, count) = x5c_roots(path)?;
+            entry.push(("roots".into(), Json::String(base64_of(pem.as_bytes()))));
+            detail = Some(format!("✔ Roots: {count} from {}", path.display()));
+        }
+        (Kind::X5c, None, _) => bail!("an X5C provisioner needs --x5c-roots FILE"),
+        (Kind::K8sSa, _, Some(path)) => {
+            let (pem, count) = k8s_public_keys(path)?;
+            entry.push(("publicKeys".into(), Json::String(base64_of(pem.as_bytes()))));
+            detail = Some(format!("✔ Public keys: {count} from {}", path.display()));
+        }
+        (Kind::K8sSa, _, None) => bail!(
+            "a K8SSA provisioner needs --public-key FILE: the PEM public keys of the cluster's service-account tokens"
+        ),
+        _ => {}
+    }
     if args.kind == Kind::Oidc {
         entry.extend(args.oidc.fields(&oidc_admins)?);
     }
@@ -341,6 +365,9 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
         )?,
         None => outln!("✔ Added provisioner {} ({})", args.name, args.kind.as_str())?,
     }
+    if let Some(detail) = &detail {
+        outln!("{detail}")?;
+    }
     if admin_api {
         outln!("✔ Admin: it may use the admin API")?;
     }
@@ -354,6 +381,86 @@ pub async fn add(args: AddArgs) -> anyhow::Result<()> {
         outln!("  No encrypted private key is stored: make its tokens where the private key is.")?;
     }
     file.report(&backup)
+}
+
+/// Refuses flags that do not belong to the type being added.
+fn check_kind_flags(args: &AddArgs) -> anyhow::Result<()> {
+    let kind = args.kind;
+    let set = [
+        ("--create", args.create, &[Kind::Jwk][..]),
+        ("--private-key", args.private_key.is_some(), &[Kind::Jwk]),
+        (
+            "--password-file",
+            args.password_file.is_some(),
+            &[Kind::Jwk],
+        ),
+        (
+            "--admin",
+            args.admin.iter().any(String::is_empty),
+            &[Kind::Jwk],
+        ),
+        (
+            "--public-key",
+            args.public_key.is_some(),
+            &[Kind::Jwk, Kind::K8sSa],
+        ),
+        ("--x5c-roots", args.x5c_roots.is_some(), &[Kind::X5c]),
+    ];
+    for (flag, given, kinds) in set {
+        if given && !kinds.contains(&kind) {
+            let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            bail!(
+                "{flag} is for {} provisioners, not {}",
+                names.join(" and "),
+                kind.as_str()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Go's JSON form of bytes, which is how step writes PEM into ca.json.
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The roots of a new X5C provisioner, as step writes them: each certificate of `path` as PEM,
+/// one after the other. Each must be a CA that may sign certificates (as step checks), or no
+/// token certificate could ever chain to it.
+fn x5c_roots(path: &Path) -> anyhow::Result<(String, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let roots = mayfly_pki::cert::certificates_from_pem(&bytes)
+        .with_context(|| format!("{}: no root certificate", path.display()))?;
+    let mut pem = Vec::new();
+    for root in &roots {
+        let info = mayfly_pki::cert::CertificateInfo::from_der(root)
+            .with_context(|| format!("{}: not a certificate", path.display()))?;
+        if !mayfly_pki::cert::is_certificate_signer(root)
+            .with_context(|| format!("{}: not a certificate", path.display()))?
+        {
+            bail!(
+                "{}: certificate {:?} cannot be an X5C root: it is not a CA with the certificate-sign key usage",
+                path.display(),
+                info.common_name
+            );
+        }
+        pem.push(mayfly_pki::cert::certificate_pem(root));
+    }
+    Ok((pem.join("\n"), roots.len()))
+}
+
+/// The public keys of a new K8sSA provisioner, as step writes them: each key of `path` (PKIX
+/// or PKCS #1 public keys, or certificates' keys) as a PKIX PEM block.
+fn k8s_public_keys(path: &Path) -> anyhow::Result<(String, usize)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let keys = mayfly_pki::pubkey::public_keys_from_pem(&bytes)
+        .with_context(|| format!("{}: no usable public key", path.display()))?;
+    let pem: Vec<String> = keys
+        .iter()
+        .map(|key| mayfly_pki::pubkey::public_key_pem(key))
+        .collect();
+    Ok((pem.join("\n"), keys.len()))
 }
 
 /// The public JWK of a new JWK provisioner and, unless only a public key was given, its
@@ -697,8 +804,9 @@ fn validate(text: &str) -> anyhow::Result<()> {
     let global = Claims::resolve(Claims::DEFAULT, config.authority.claims.as_ref())
         .map_err(|e| anyhow!("authority.claims: {e}"))?;
     let mut names = HashSet::new();
+    let mut all = Vec::new();
     for entry in &config.authority.provisioners {
-        Provisioner::from_config(entry, global)?;
+        all.push(Provisioner::from_config(entry, global)?);
         if !names.insert(entry.name.as_str()) {
             bail!(
                 "two provisioners are named {:?}: names must be unique",
@@ -706,6 +814,7 @@ fn validate(text: &str) -> anyhow::Result<()> {
             );
         }
     }
+    mayfly_authority::provisioner::check_together(&all)?;
     Ok(())
 }
 

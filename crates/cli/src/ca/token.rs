@@ -1,9 +1,9 @@
-//! `mayfly ca token`: one-time tokens signed with a JWK provisioner's key, or ID tokens from an
-//! OIDC provisioner's provider.
+//! `mayfly ca token`: one-time tokens signed with a JWK provisioner's key, or, with
+//! `--x5c-cert` and `--x5c-key`, with a certificate's key for an X5C provisioner; ID tokens from
+//! an OIDC provisioner's provider, after a login there ([`crate::oauth`]).
 //!
 //! A JWK provisioner's private key comes from the CA itself (`/provisioners`, as a PBES2 JWE)
-//! and is decrypted here with the provisioner password; the CA never sees the password. An OIDC
-//! provisioner's token comes from a login at its provider ([`crate::oauth`]).
+//! and is decrypted here with the provisioner password; the CA never sees the password.
 
 use std::path::PathBuf;
 
@@ -47,7 +47,10 @@ pub struct TokenArgs {
     not_after: Option<String>,
     #[command(flatten)]
     provisioner: ProvisionerFlags,
-    /// File holding the provisioner password (--password-file is step's other name for it).
+    #[command(flatten)]
+    x5c: super::x5c::X5cFlags,
+    /// File holding the provisioner password (--password-file is step's other name for it);
+    /// with --x5c-key, the password of that key when it is encrypted.
     #[arg(
         long,
         visible_alias = "password-file",
@@ -65,8 +68,8 @@ pub struct TokenArgs {
 /// Choosing a provisioner.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProvisionerFlags {
-    /// Name of the provisioner to use: JWK (its key signs the token) or OIDC (log in at its
-    /// provider) [default: the only one].
+    /// Name of the provisioner to use: JWK (its key signs the token), X5C, or OIDC (log in at
+    /// its provider) [default: the only one that can make the token].
     #[arg(long, value_name = "NAME", env = "MAYFLY_PROVISIONER")]
     pub provisioner: Option<String>,
 }
@@ -104,20 +107,20 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
             },
         )
     });
-    let token = mint(
-        &target,
-        &TokenRequest {
-            ssh,
-            subject: &args.subject,
-            endpoint,
-            sans: &args.san,
-            not_before: args.not_before.as_deref(),
-            not_after: args.not_after.as_deref(),
-            provisioner: args.provisioner.provisioner.as_deref(),
-            password_file: args.provisioner_password_file.as_deref(),
-        },
-    )
-    .await?;
+    let request = TokenRequest {
+        ssh,
+        subject: &args.subject,
+        endpoint,
+        sans: &args.san,
+        not_before: args.not_before.as_deref(),
+        not_after: args.not_after.as_deref(),
+        provisioner: args.provisioner.provisioner.as_deref(),
+        password_file: args.provisioner_password_file.as_deref(),
+    };
+    let token = match args.x5c.load(request.password_file)? {
+        Some(credential) => super::x5c::mint(&target, &request, &credential).await?,
+        None => mint(&target, &request).await?,
+    };
     match &args.output_file {
         Some(path) => {
             crate::output::write_all(
@@ -227,7 +230,7 @@ pub fn sign_token(
 
 /// When the token is valid: --not-before and --not-after resolved against `now`, within what
 /// the CA accepts (at most an hour), so a token the CA would refuse is not made.
-fn validity(
+pub(super) fn validity(
     request: &TokenRequest<'_>,
     now: OffsetDateTime,
 ) -> anyhow::Result<(OffsetDateTime, OffsetDateTime)> {

@@ -1,11 +1,13 @@
 //! End-to-end test support: start the real `mayfly-ca`, run the real `mayfly`, in temp dirs.
 #![allow(dead_code)]
 
+pub mod ca;
 pub mod observed;
 pub mod step;
 pub mod terminal;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -219,7 +221,6 @@ pub struct ServerOptions<'a> {
 
 /// Writes a secret file (a password) readable by its owner only, as mayfly-ca requires.
 pub fn write_secret(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
-    use std::os::unix::fs::PermissionsExt;
     let path = path.as_ref();
     std::fs::write(path, contents).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -231,6 +232,24 @@ pub struct DevInfo {
     pub fingerprint: String,
     pub password_file: PathBuf,
     pub ca_dir: PathBuf,
+}
+
+impl DevInfo {
+    /// `mayfly ca bootstrap` of a fresh client directory against this dev CA.
+    pub fn bootstrap(&self, client: &Path, work: &Path) {
+        mayfly_ok(
+            client,
+            work,
+            &[
+                "ca",
+                "bootstrap",
+                "--ca-url",
+                &self.url,
+                "--fingerprint",
+                &self.fingerprint,
+            ],
+        );
+    }
 }
 
 /// Runs `mayfly ARGS` with `MAYFLY_PATH` in `cwd`.
@@ -361,6 +380,80 @@ pub fn closed_pipe() -> Stdio {
     let writer = reader.stdin.take().expect("a pipe to true");
     reader.wait().expect("waiting for true");
     Stdio::from(writer)
+}
+
+/// The permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Runs `openssl ARGS` in `cwd`, which must succeed; stdout and stderr.
+pub fn openssl(args: &[&str], cwd: &Path) -> String {
+    let (ok, text) = run("openssl", args, cwd);
+    assert!(ok, "openssl {args:?}: {text}");
+    text
+}
+
+/// The serial number of the certificate file `crt` (relative to `work`), decimal, as
+/// `mayfly certificate inspect` tells it.
+pub fn serial_of(client: &Path, work: &Path, crt: &str) -> String {
+    let json = mayfly_ok(
+        client,
+        work,
+        &["certificate", "inspect", crt, "--format", "json"],
+    );
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["serial_number"].as_str().unwrap().to_string()
+}
+
+/// Asserts that openssl verifies the chain file `crt` (leaf first, relative to `work`) up to
+/// `root`.
+#[track_caller]
+pub fn verify_chain(root: &Path, crt: &str, work: &Path) {
+    let verified = openssl(
+        &[
+            "verify",
+            "-CAfile",
+            root.to_str().unwrap(),
+            "-untrusted",
+            crt,
+            crt,
+        ],
+        work,
+    );
+    assert!(verified.contains(&format!("{crt}: OK")), "{verified}");
+}
+
+/// `mayfly ca certificate SUBJECT CRT KEY FLAGS...` with the provisioner's password in
+/// `password_file`, which must succeed; its stdout.
+pub fn ca_certificate(
+    home: &Path,
+    work: &Path,
+    password_file: &str,
+    [subject, crt, key]: [&str; 3],
+    flags: &[&str],
+) -> String {
+    let mut args = vec!["ca", "certificate", subject, crt, key];
+    args.extend_from_slice(flags);
+    args.extend(["--provisioner-password-file", password_file]);
+    mayfly_ok(home, work, &args)
+}
+
+/// `mayfly certificate create --csr SUBJECT CSR KEY FLAGS...` with the key in clear, which must
+/// succeed.
+pub fn create_csr(home: &Path, work: &Path, [subject, csr, key]: [&str; 3], flags: &[&str]) {
+    let mut args = vec![
+        "certificate",
+        "create",
+        "--csr",
+        subject,
+        csr,
+        key,
+        "--no-password",
+        "--insecure",
+    ];
+    args.extend_from_slice(flags);
+    mayfly_ok(home, work, &args);
 }
 
 /// Runs a command and returns (success, stdout + stderr).

@@ -22,7 +22,7 @@ use super::jwt::{self, Audience};
 use super::{Authorization, Endpoint, Grant, TokenContext, Vouched};
 use crate::error::{Error, Result};
 use crate::provisioner::{OidcProvisioner, Provisioner};
-use crate::ssh::policy::{SshGrant, SshTokenClaims};
+use crate::ssh::policy::SshTokenClaims;
 use crate::store::UsedToken;
 
 /// The claims an ID token is routed by, read before its signature is checked.
@@ -318,12 +318,14 @@ fn authorization(
     reuse_key: String,
     exp: OffsetDateTime,
 ) -> Result<Authorization> {
+    // An administrator's request decides (no SSH claims with a requested grant); a user's
+    // names and SSH claims are fixed.
     let (grant, ssh) = if admin {
-        (Grant::Requested, SshGrant::Requested)
+        (Grant::Requested, None)
     } else {
         (
             Grant::Fixed(identity_sans(claims)?),
-            SshGrant::Fixed(user_ssh_claims(claims)),
+            Some(user_ssh_claims(claims)),
         )
     };
     let detail = match claims.email() {
@@ -334,7 +336,7 @@ fn authorization(
         provisioner: vouched(provisioner),
         subject: claims.sub.clone(),
         grant,
-        ssh: Some(ssh),
+        ssh,
         burn: Some(UsedToken {
             jti: reuse_key,
             provisioner: provisioner.name.clone(),
@@ -342,6 +344,7 @@ fn authorization(
         }),
         credential: format!("oidc:{}", provisioner.name),
         detail,
+        within: None,
     })
 }
 

@@ -41,6 +41,7 @@ fn provisioner(name: &str, client_id: &str, extra: serde_json::Value) -> Provisi
         claims: None,
         options: None,
         admin: false,
+        policy: None,
         other,
     };
     Provisioner::from_config(&config, Claims::DEFAULT).unwrap()
@@ -128,7 +129,7 @@ async fn a_user_gets_exactly_their_identity() {
     let burn = authorization.burn.unwrap();
     assert_eq!(burn.jti, "n-0S6_WzA2Mj");
     assert_eq!(burn.provisioner, "idp");
-    let Some(SshGrant::Fixed(ssh)) = authorization.ssh else {
+    let Some(ssh) = authorization.ssh else {
         panic!("a user's SSH claims are derived")
     };
     assert_eq!(ssh.cert_type, "user");
@@ -144,7 +145,7 @@ async fn administrators_by_address_or_group_get_what_they_ask_for() {
     let idp = Idp::new(json!({"admins": ["jane.doe@example.com", "Jane.Doe@example.COM", "ops"]}));
     let by_address = idp.verify(&idp.claims()).await.unwrap();
     assert_eq!(by_address.grant, Grant::Requested);
-    assert!(matches!(by_address.ssh, Some(SshGrant::Requested)));
+    assert!(by_address.ssh.is_none(), "the request decides");
     let by_group = idp
         .verify(&with(
             idp.claims(),
@@ -367,6 +368,7 @@ fn configurations_are_checked_when_loaded() {
         claims: None,
         options: None,
         admin: false,
+        policy: None,
         other: match fields {
             serde_json::Value::Object(map) => map.into_iter().collect(),
             _ => Default::default(),
