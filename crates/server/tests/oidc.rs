@@ -407,6 +407,19 @@ fn oidc_logins_get_certificates_and_every_bad_id_token_is_refused() {
         &world.work,
     );
     assert!(ok, "{text}");
+    // Its holder renews it with its key, as any certificate: same identity, same provisioner.
+    world.ok(&[
+        "ca",
+        "renew",
+        "alice.crt",
+        "alice.key",
+        "--out",
+        "alice-renewed.crt",
+    ]);
+    let renewed = world.inspect("alice-renewed.crt");
+    assert_eq!(renewed["sans"], alice["sans"]);
+    assert_eq!(renewed["provisioner"], alice["provisioner"]);
+    assert_ne!(renewed["serial_number"], alice["serial_number"]);
 
     // Replay: the nonce was burnt with the first certificate.
     let token = world.id_token();
