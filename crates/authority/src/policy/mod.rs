@@ -445,6 +445,7 @@ mod tests {
                 ValidityRequest::default(),
                 BACKDATE,
                 at(NOW),
+                &NamePolicies::default(),
             )
         };
         let fewer = sign(&csr("a.example", &["a.example"])).unwrap();
@@ -468,7 +469,8 @@ mod tests {
                 &csr("n0.example", &[]),
                 ValidityRequest::default(),
                 BACKDATE,
-                at(NOW)
+                at(NOW),
+                &NamePolicies::default(),
             ),
             Err(Error::TooManySans { count: 101, .. })
         ));
@@ -483,6 +485,7 @@ mod tests {
             ValidityRequest::default(),
             BACKDATE,
             at(NOW),
+            &NamePolicies::default(),
         )
         .unwrap();
         assert_eq!(
@@ -497,6 +500,7 @@ mod tests {
             ValidityRequest::default(),
             BACKDATE,
             at(NOW),
+            &NamePolicies::default(),
         )
         .unwrap();
         assert_eq!(requested.common_name(), "svc.example");
@@ -512,6 +516,7 @@ mod tests {
                 validity,
                 BACKDATE,
                 at(NOW),
+                &NamePolicies::default(),
             )
         };
         let default = sign(ValidityRequest::default()).unwrap();
