@@ -470,7 +470,7 @@ mod tests {
                 ValidityRequest::default(),
                 BACKDATE,
                 at(NOW),
-                &NamePolicies::default()
+                &NamePolicies::default(),
             ),
             Err(Error::TooManySans { count: 101, .. })
         ));
