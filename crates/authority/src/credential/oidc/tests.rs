@@ -405,3 +405,39 @@ fn configurations_are_checked_when_loaded() {
     assert_eq!(oidc.keys.discovery_url(), DISCOVERY);
     assert!(!format!("{oidc:?}").contains("s3cret"), "{oidc:?}");
 }
+
+/// The name policy is checked when the template is made, whoever verified the credential: an
+/// OIDC user whose provider vouches for an address outside it gets nothing.
+#[tokio::test]
+async fn an_oidc_user_meets_the_name_policy_like_any_other_credential() {
+    let idp = Idp::new(json!({}));
+    let authorization = idp.verify(&idp.claims()).await.unwrap();
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr =
+        mayfly_pki::Csr::from_pem(&mayfly_pki::csr::create_pem(&key, "248289761001", &[]).unwrap())
+            .unwrap();
+    let template = |policy: serde_json::Value| {
+        let config: mayfly_config::config::AuthorityConfig = serde_json::from_value(json!({
+            "provisioners": [{"type": "OIDC", "name": "idp", "policy": policy}],
+        }))
+        .unwrap();
+        let policies = crate::policy::NamePolicies::from_config(&config).unwrap();
+        crate::policy::for_request(
+            &authorization,
+            &csr,
+            crate::policy::ValidityRequest::default(),
+            time::Duration::minutes(1),
+            OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+            &policies,
+        )
+    };
+    let allowed = json!({"x509": {"allow": {
+        "cn": ["248289761001"],
+        "email": ["@Example.com"],
+        "uri": ["idp.example"],
+    }}});
+    assert!(template(allowed).is_ok());
+    let denied = json!({"x509": {"deny": {"email": ["@Example.com"]}}});
+    let error = template(denied).unwrap_err().to_string();
+    assert!(error.contains("Jane.Doe@Example.com"), "{error}");
+}
