@@ -265,6 +265,7 @@ impl Authority {
             .revoked_certificates(RevokedQuery {
                 revoked_since: Some(now - REVOCATION_LOOKBACK),
                 unexpired_at: None,
+                shard: None,
             })
             .await
             .map_err(Error::Store)?;

@@ -115,7 +115,7 @@ impl CrlPublisher {
             return Err(Error::DeltaCrlDisabled);
         }
         let fresh = self.fresh(kind);
-        crate::telemetry::crl_requested(kind.scope_name().as_str(), fresh.is_some());
+        crate::telemetry::crl_requested(kind.scope_name().metric_label(), fresh.is_some());
         let local = match fresh {
             Some(crl) => crl,
             None => {
@@ -219,6 +219,7 @@ impl CrlPublisher {
         let query = RevokedQuery {
             revoked_since: None,
             unexpired_at: (!self.settings.keep_expired).then_some(now),
+            shard: None,
         };
         let scope = CrlScope::Full {
             freshest: self.settings.delta.as_ref().map(|d| d.url.clone()),
@@ -239,6 +240,7 @@ impl CrlPublisher {
         let query = RevokedQuery {
             revoked_since: Some(base_time),
             unexpired_at: (!self.settings.keep_expired).then_some(now),
+            shard: None,
         };
         self.make(now, query, CrlScope::Delta { base_number }, lifetime)
             .await
@@ -305,7 +307,7 @@ impl CrlPublisher {
             })
             .await
             .map_err(Error::Store)?;
-        crate::telemetry::crl_generated(scope.as_str(), started.elapsed());
+        crate::telemetry::crl_generated(scope.metric_label(), started.elapsed());
         Ok(SignedCrl {
             der,
             number,

@@ -74,6 +74,7 @@ impl Authority {
             not_before: template.not_before(),
             not_after: template.not_after(),
             provisioner: record.provisioner.to_owned(),
+            crl_shard: None,
         };
         self.store()
             .record_issuance(&stored, record.burn, &record.audit)

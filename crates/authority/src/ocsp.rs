@@ -315,6 +315,7 @@ impl OcspResponder {
             not_before,
             not_after,
             provisioner: String::new(),
+            crl_shard: None,
         };
         let audit = crate::audit::AuditContext::without_client(
             crate::audit::AuditAction::Issued,

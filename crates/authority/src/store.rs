@@ -73,6 +73,32 @@ pub struct IssuedCertificate {
     pub not_after: OffsetDateTime,
     /// Name of the provisioner that authorised it.
     pub provisioner: String,
+    /// The CRL shard whose URL the certificate carries; `None` when it carries the complete
+    /// CRL's URL (or none). Chosen at issuance and kept for the certificate's life.
+    pub crl_shard: Option<CrlShard>,
+}
+
+/// One shard of a sharded CRL: an index below `crl.shards`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CrlShard(u16);
+
+impl CrlShard {
+    /// Most shards a CA may have.
+    pub const MAX_COUNT: u16 = 4096;
+
+    pub fn new(index: u16) -> Option<CrlShard> {
+        (index < Self::MAX_COUNT).then_some(CrlShard(index))
+    }
+
+    pub fn index(self) -> u16 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CrlShard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
 }
 
 /// A stored certificate with its status.
@@ -115,6 +141,8 @@ pub struct RevokedEntry {
     /// RFC 5280 5.3.1 CRLReason code.
     pub reason_code: u8,
     pub not_after: OffsetDateTime,
+    /// The shard the certificate belongs to, when it carries a shard's URL.
+    pub crl_shard: Option<CrlShard>,
 }
 
 /// Which revoked certificates to list.
@@ -124,6 +152,8 @@ pub struct RevokedQuery {
     pub revoked_since: Option<OffsetDateTime>,
     /// Only those still valid at this instant (expired ones leave the CRL).
     pub unexpired_at: Option<OffsetDateTime>,
+    /// Only those of this shard (a shard's CRL); all when `None`.
+    pub shard: Option<CrlShard>,
 }
 
 /// Durable record of issued certificates and used token ids.
@@ -179,6 +209,19 @@ pub trait CertStore: Send + Sync {
         &self,
         scope: CrlScopeName,
     ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>>;
+
+    /// Records that certificates carry `url` as the distribution point of `shard`; recording
+    /// it again changes nothing. A shard's CRL names every URL it was ever published under, so a
+    /// certificate issued before a URL change still finds its CRL authoritative.
+    fn remember_crl_url<'a>(
+        &'a self,
+        shard: CrlShard,
+        url: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every URL recorded by [`CertStore::remember_crl_url`], with its shard, oldest first.
+    fn crl_urls(&self) -> BoxFuture<'_, Result<Vec<(CrlShard, String)>, StoreError>>;
 }
 
 /// Which CRL a stored one is.
@@ -186,13 +229,26 @@ pub trait CertStore: Send + Sync {
 pub enum CrlScopeName {
     Full,
     Delta,
+    Shard(CrlShard),
 }
 
 impl CrlScopeName {
-    pub fn as_str(self) -> &'static str {
+    /// The scope's key in the store and in metrics: `full`, `delta` or `shard-N`.
+    pub fn key(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            CrlScopeName::Full => "full".into(),
+            CrlScopeName::Delta => "delta".into(),
+            CrlScopeName::Shard(shard) => format!("shard-{shard}").into(),
+        }
+    }
+
+    /// The scope's label in metrics: every shard is one `shard`, so that thousands of shards
+    /// do not become thousands of series.
+    pub fn metric_label(self) -> &'static str {
         match self {
             CrlScopeName::Full => "full",
             CrlScopeName::Delta => "delta",
+            CrlScopeName::Shard(_) => "shard",
         }
     }
 }

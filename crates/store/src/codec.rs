@@ -5,8 +5,9 @@
 
 use mayfly_authority::audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 use mayfly_authority::store::{
-    CertificatePage, CertificateStatus, CrlScopeName, IssuedCertificate, ListStatus, Revocation,
-    RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
+    CertificatePage, CertificateStatus, CrlScopeName, CrlShard, IssuedCertificate, ListStatus,
+    Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl,
+    UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -101,7 +102,7 @@ pub(crate) fn backend(context: &str, error: impl std::fmt::Display) -> StoreErro
 macro_rules! certificate_columns {
     () => {
         "serial, der, subject, sans, not_before, not_after, provisioner, status, revoked_at, \
-         revocation_reason, revocation_text, revoked_by"
+         revocation_reason, revocation_text, revoked_by, crl_shard"
     };
 }
 
@@ -237,6 +238,7 @@ where
     let reason_code: Option<i64> = row.try_get("revocation_reason").map_err(column)?;
     let reason: Option<String> = row.try_get("revocation_text").map_err(column)?;
     let revoked_by: Option<String> = row.try_get("revoked_by").map_err(column)?;
+    let crl_shard: Option<i64> = row.try_get("crl_shard").map_err(column)?;
     let revocation = match revoked_at {
         Some(at) => Some(Revocation {
             serial: stored_serial.clone(),
@@ -256,6 +258,7 @@ where
             der,
             subject,
             provisioner,
+            crl_shard: decode_shard(serial, crl_shard)?,
         },
         status: decode_status(serial, &status)?,
         revocation,
@@ -273,10 +276,51 @@ pub(crate) fn decode_reason(serial: &str, code: Option<i64>) -> Result<u8, Store
     })
 }
 
+/// A stored CRL shard: NULL for none, else an index [`CrlShard::new`] accepts.
+pub(crate) fn decode_shard(
+    serial: &str,
+    shard: Option<i64>,
+) -> Result<Option<CrlShard>, StoreError> {
+    shard
+        .map(|index| {
+            u16::try_from(index)
+                .ok()
+                .and_then(CrlShard::new)
+                .ok_or_else(|| {
+                    StoreError::Backend(format!(
+                        "certificate {serial}: stored CRL shard {index} is out of range"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// The column value of a shard.
+pub(crate) fn shard_column(shard: Option<CrlShard>) -> Option<i64> {
+    shard.map(|shard| i64::from(shard.index()))
+}
+
 /// Revoked certificates for a CRL: binds the earliest revocation time, then the instant they must
 /// still be valid at (`i64::MIN` for "any").
-pub(crate) const REVOKED: &str = "SELECT serial, revoked_at, revocation_reason, not_after FROM certificates \
-     WHERE revoked_at IS NOT NULL AND revoked_at >= ? AND not_after >= ?";
+pub(crate) const REVOKED: &str = "SELECT serial, revoked_at, revocation_reason, not_after, crl_shard \
+     FROM certificates WHERE revoked_at IS NOT NULL AND revoked_at >= ? AND not_after >= ?";
+
+/// [`REVOKED`] of one shard: binds the shard after its two bounds.
+pub(crate) const REVOKED_IN_SHARD: &str = "SELECT serial, revoked_at, revocation_reason, not_after, \
+     crl_shard FROM certificates WHERE crl_shard = ? AND revoked_at IS NOT NULL AND revoked_at >= ? \
+     AND not_after >= ?";
+
+/// Remembers a shard's URL unless it is remembered already (an insert that ignores conflicts).
+pub(crate) const CRL_URL_INSERT: &str = "crl_urls (url, shard, first_used) VALUES (?, ?, ?)";
+/// Every remembered shard URL, oldest first.
+pub(crate) const CRL_URLS: &str = "SELECT shard, url FROM crl_urls ORDER BY first_used, url";
+
+/// A row of [`CRL_URLS`].
+pub(crate) fn crl_url((shard, url): (i64, String)) -> Result<(CrlShard, String), StoreError> {
+    let shard = decode_shard(&url, Some(shard))?
+        .ok_or_else(|| StoreError::Backend(format!("CRL URL {url}: no shard stored")))?;
+    Ok((shard, url))
+}
 
 /// The bounds [`REVOKED`] binds for `query`.
 pub(crate) fn revoked_bounds(query: &RevokedQuery) -> (i64, i64) {
@@ -288,12 +332,13 @@ pub(crate) fn revoked_bounds(query: &RevokedQuery) -> (i64, i64) {
 
 /// A row of [`REVOKED`].
 pub(crate) fn revoked_entry(
-    (serial, revoked_at, reason, not_after): (String, i64, Option<i64>, i64),
+    (serial, revoked_at, reason, not_after, shard): (String, i64, Option<i64>, i64, Option<i64>),
 ) -> Result<RevokedEntry, StoreError> {
     Ok(RevokedEntry {
         revoked_at: from_unix("revoked_at", &serial, revoked_at)?,
         not_after: from_unix("not_after", &serial, not_after)?,
         reason_code: decode_reason(&serial, reason)?,
+        crl_shard: decode_shard(&serial, shard)?,
         serial,
     })
 }
@@ -330,7 +375,7 @@ pub(crate) fn stored_crl(
     scope: CrlScopeName,
     (number, this_update, next_update, der): (i64, i64, i64, Vec<u8>),
 ) -> Result<StoredCrl, StoreError> {
-    let what = format!("{} CRL", scope.as_str());
+    let what = format!("{} CRL", scope.key());
     Ok(StoredCrl {
         scope,
         number: crl_number(number)?,

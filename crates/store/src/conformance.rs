@@ -16,8 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mayfly_authority::audit::{AuditAction, AuditContext, AuditQuery};
 use mayfly_authority::store::{
-    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, IssuedCertificate,
-    ListStatus, Revocation, RevokedQuery, StoreError, StoredCertificate, UsedToken,
+    AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlShard,
+    IssuedCertificate, ListStatus, Revocation, RevokedQuery, StoreError, StoredCertificate,
+    UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -41,6 +42,8 @@ pub async fn run_all<S: CertStore + AdminStore>(full: &S) {
     mixed_outcomes_submitted_together(full).await;
     revocation(store).await;
     revoked_listing(store).await;
+    revoked_listing_by_shard(store).await;
+    crl_urls_are_remembered(store).await;
     crl_numbers_only_grow(&[store]).await;
     published_crls_keep_the_highest(store).await;
     large_objects(store).await;
@@ -540,6 +543,12 @@ pub async fn published_crls_keep_the_highest(store: &dyn CertStore) {
         Some(crl(CrlScopeName::Delta, 6, 10)),
         "the scopes are mixed up"
     );
+    let shard = |index| CrlScopeName::Shard(CrlShard::new(index).expect("a valid shard"));
+    publish(crl(shard(3), 8, 10)).await;
+    publish(crl(shard(30), 9, 10)).await;
+    assert_eq!(latest(shard(3)).await, Some(crl(shard(3), 8, 10)));
+    assert_eq!(latest(shard(30)).await, Some(crl(shard(30), 9, 10)));
+    assert_eq!(latest(shard(4)).await, None, "shards are mixed up");
 }
 
 /// Nothing the CA stores hits a size cap: a 1 MiB DER (a certificate with a huge extension, or
@@ -624,10 +633,116 @@ pub async fn revoked_listing(store: &dyn CertStore) {
         list(RevokedQuery {
             revoked_since: Some(at(1_740_000_000)),
             unexpired_at: Some(at(1_745_000_000)),
+            shard: None,
         })
         .await,
         vec![(late.serial.clone(), 5)],
         "only revocations at or after the instant"
+    );
+}
+
+/// A shard's CRL lists the revoked certificates of that shard only: not those of other shards,
+/// nor those carrying the complete CRL's URL; the complete CRL lists them all, with their shard.
+pub async fn revoked_listing_by_shard(store: &dyn CertStore) {
+    let shard = |index| CrlShard::new(index);
+    let in_shard = |index| IssuedCertificate {
+        crl_shard: shard(index),
+        ..sample_certificate("listing-shards")
+    };
+    let certificates = [
+        in_shard(7),
+        in_shard(7),
+        in_shard(8),
+        sample_certificate("listing-shards"),
+    ];
+    for certificate in &certificates {
+        record_ok(store, certificate, None, "revoked listing by shard").await;
+        let revocation = Revocation {
+            serial: certificate.serial.clone(),
+            reason_code: 1,
+            reason: String::new(),
+            revoked_at: at(1_750_000_100),
+            revoked_by: "offline".into(),
+        };
+        store
+            .revoke(&revocation, None, &REVOKED_AUDIT)
+            .await
+            .unwrap_or_else(|e| panic!("revoking {}: {e:?}", certificate.serial));
+    }
+    let mine: Vec<String> = certificates.iter().map(|c| c.serial.clone()).collect();
+    let mine = &mine;
+    let list = |shard: Option<CrlShard>| async move {
+        let mut found: Vec<(String, Option<CrlShard>)> = store
+            .revoked_certificates(RevokedQuery {
+                shard,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("listing revoked certificates of {shard:?}: {e:?}"))
+            .into_iter()
+            .filter(|entry| mine.contains(&entry.serial))
+            .map(|entry| (entry.serial, entry.crl_shard))
+            .collect();
+        found.sort();
+        found
+    };
+    let expected = |wanted: &[usize]| {
+        let mut v: Vec<(String, Option<CrlShard>)> = wanted
+            .iter()
+            .map(|&i| (certificates[i].serial.clone(), certificates[i].crl_shard))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(shard(7)).await, expected(&[0, 1]), "shard 7");
+    assert_eq!(list(shard(8)).await, expected(&[2]), "shard 8");
+    assert_eq!(list(shard(9)).await, expected(&[]), "an empty shard");
+    assert_eq!(
+        list(None).await,
+        expected(&[0, 1, 2, 3]),
+        "the complete list"
+    );
+}
+
+/// Shard URLs are remembered once each, with their shard, oldest first; remembering one again
+/// keeps its first use. A URL longer than the column is refused, not cut.
+pub async fn crl_urls_are_remembered(store: &dyn CertStore) {
+    let shard = |index| CrlShard::new(index).expect("a valid shard");
+    let unique = fresh_serial();
+    let url = |n: u16| format!("http://ca-{unique}.example.test/1.0/crls/{n}");
+    let remember = |index: u16, url: String, when: i64| async move {
+        store
+            .remember_crl_url(shard(index), &url, at(when))
+            .await
+            .unwrap_or_else(|e| panic!("remembering {url}: {e:?}"));
+    };
+    remember(1, url(1), 1_800_000_000).await;
+    remember(0, url(0), 1_800_000_001).await;
+    remember(1, url(1), 1_800_000_002).await;
+    let moved = format!("http://moved-{unique}.example.test/1.0/crls/1");
+    remember(1, moved.clone(), 1_800_000_003).await;
+    let mine: Vec<(CrlShard, String)> = store
+        .crl_urls()
+        .await
+        .unwrap_or_else(|e| panic!("reading the CRL URLs: {e:?}"))
+        .into_iter()
+        .filter(|(_, u)| u.contains(&unique))
+        .collect();
+    assert_eq!(
+        mine,
+        vec![(shard(1), url(1)), (shard(0), url(0)), (shard(1), moved)],
+        "each URL once, oldest first"
+    );
+    let long = format!(
+        "http://{}.example.test/",
+        "a".repeat(crate::MAX_CRL_URL_LEN)
+    );
+    assert!(
+        store
+            .remember_crl_url(shard(2), &long, at(1_800_000_004))
+            .await
+            .is_err(),
+        "a URL longer than the column was accepted"
     );
 }
 
@@ -874,6 +989,7 @@ pub async fn round_trip(store: &dyn CertStore) {
         not_before: at(1_750_000_000),
         not_after: at(1_750_086_400),
         provisioner: "conformance-admin".to_owned(),
+        crl_shard: CrlShard::new(CrlShard::MAX_COUNT - 1),
     };
     let token = fresh_token("conformance-admin");
     record_ok(
@@ -900,6 +1016,7 @@ pub async fn round_trip(store: &dyn CertStore) {
         not_before: at(-1_000_000),
         not_after: at(253_402_300_799),
         provisioner: "conformance-acme".to_owned(),
+        crl_shard: None,
     };
     record_ok(store, &bare, None, "storing a certificate without a token").await;
     assert_stored(
@@ -1272,6 +1389,7 @@ pub fn sample_certificate(provisioner: &str) -> IssuedCertificate {
         not_before: at(1_750_000_000),
         not_after: at(1_750_003_600),
         provisioner: provisioner.to_owned(),
+        crl_shard: None,
         serial,
     }
 }

@@ -350,6 +350,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_retention.sql")),
     (7, include_str!("../migrations/0007_published_crls.sql")),
     (8, include_str!("../migrations/0008_audit.sql")),
+    (9, include_str!("../migrations/0009_crl_shards.sql")),
 ];
 
 /// The versions of this build's migrations, in order. Numbers are reserved per feature, so
@@ -365,6 +366,9 @@ pub fn schema_version() -> i64 {
 
 /// Longest decimal serial number stored; the schema's `VARCHAR(64)`.
 pub const MAX_SERIAL_LEN: usize = 64;
+/// Longest CRL distribution point URL remembered; the schema's `VARCHAR(512)`, and the longest
+/// the authority accepts in its configuration.
+pub const MAX_CRL_URL_LEN: usize = 512;
 /// Longest token `jti` stored; the schema's `VARCHAR(255)`, and the longest the authority
 /// accepts in a token, so that a token it accepts can always be recorded.
 pub const MAX_JTI_LEN: usize = mayfly_authority::token::MAX_TOKEN_ID_LEN;

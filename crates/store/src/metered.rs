@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use mayfly_authority::audit::AuditContext;
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CrlScopeName, IssuedCertificate, Revocation, RevokedEntry, RevokedQuery,
-    StoreError, StoredCertificate, StoredCrl, UsedToken,
+    BoxFuture, CertStore, CrlScopeName, CrlShard, IssuedCertificate, Revocation, RevokedEntry,
+    RevokedQuery, StoreError, StoredCertificate, StoredCrl, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -95,5 +95,21 @@ impl CertStore for Metered {
         scope: CrlScopeName,
     ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
         timed("latest_crl", self.inner.latest_crl(scope))
+    }
+
+    fn remember_crl_url<'a>(
+        &'a self,
+        shard: CrlShard,
+        url: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        timed(
+            "remember_crl_url",
+            self.inner.remember_crl_url(shard, url, now),
+        )
+    }
+
+    fn crl_urls(&self) -> BoxFuture<'_, Result<Vec<(CrlShard, String)>, StoreError>> {
+        timed("crl_urls", self.inner.crl_urls())
     }
 }

@@ -316,7 +316,7 @@ async fn record_in(
     }
     let stored = sqlx::query(dialect.insert_sql(
         "certificates (serial, der, subject, sans, not_before, not_after, provisioner, \
-         status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         status, created_at, crl_shard) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     ))
     .bind(certificate.serial.as_str())
     .bind(certificate.der.as_slice())
@@ -327,6 +327,7 @@ async fn record_in(
     .bind(certificate.provisioner.as_str())
     .bind(CertificateStatus::Valid.as_str())
     .bind(codec::to_unix(OffsetDateTime::now_utc()))
+    .bind(codec::shard_column(certificate.crl_shard))
     .execute(&mut **tx)
     .await?;
     if stored.rows_affected() == 0 {

@@ -20,8 +20,8 @@ macro_rules! shared_calls {
         use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
         use mayfly_authority::store::{
             AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
-            IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
-            StoredCertificate, StoredCrl, UsedToken,
+            CrlShard, IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts,
+            StoreError, StoredCertificate, StoredCrl, UsedToken,
         };
         use sqlx::Transaction;
         use time::OffsetDateTime;
@@ -263,13 +263,17 @@ macro_rules! shared_calls {
             ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
                 Box::pin(async move {
                     let (since, unexpired) = codec::revoked_bounds(&query);
-                    let rows: Vec<(String, i64, Option<i64>, i64)> =
-                        sqlx::query_as(self.dialect().sql(codec::REVOKED))
-                            .bind(since)
-                            .bind(unexpired)
-                            .fetch_all(self.reads())
-                            .await
-                            .map_err(|e| backend("listing revoked certificates", e))?;
+                    let select = match query.shard {
+                        None => sqlx::query_as(self.dialect().sql(codec::REVOKED)),
+                        Some(shard) => sqlx::query_as(self.dialect().sql(codec::REVOKED_IN_SHARD))
+                            .bind(i64::from(shard.index())),
+                    };
+                    let rows: Vec<(String, i64, Option<i64>, i64, Option<i64>)> = select
+                        .bind(since)
+                        .bind(unexpired)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(|e| backend("listing revoked certificates", e))?;
                     rows.into_iter().map(codec::revoked_entry).collect()
                 })
             }
@@ -296,7 +300,7 @@ macro_rules! shared_calls {
                     let context = |e| backend("keeping the latest CRL", e);
                     let number = codec::crl_number_column(crl.number)?;
                     let inserted = sqlx::query(self.dialect().insert_sql(codec::CRL_INSERT))
-                        .bind(crl.scope.as_str())
+                        .bind(crl.scope.key().into_owned())
                         .bind(number)
                         .bind(codec::to_unix(crl.this_update))
                         .bind(codec::to_unix(crl.next_update))
@@ -310,7 +314,7 @@ macro_rules! shared_calls {
                             .bind(codec::to_unix(crl.this_update))
                             .bind(codec::to_unix(crl.next_update))
                             .bind(crl.der.as_slice())
-                            .bind(crl.scope.as_str())
+                            .bind(crl.scope.key().into_owned())
                             .bind(number)
                             .execute(self.writes())
                             .await
@@ -327,11 +331,45 @@ macro_rules! shared_calls {
                 Box::pin(async move {
                     let row: Option<(i64, i64, i64, Vec<u8>)> =
                         sqlx::query_as(self.dialect().sql(codec::CRL_LATEST))
-                            .bind(scope.as_str())
+                            .bind(scope.key().into_owned())
                             .fetch_optional(self.reads())
                             .await
                             .map_err(|e| backend("reading the latest CRL", e))?;
                     row.map(|row| codec::stored_crl(scope, row)).transpose()
+                })
+            }
+
+            fn remember_crl_url<'a>(
+                &'a self,
+                shard: CrlShard,
+                url: &'a str,
+                now: OffsetDateTime,
+            ) -> BoxFuture<'a, Result<(), StoreError>> {
+                Box::pin(async move {
+                    if url.len() > crate::MAX_CRL_URL_LEN {
+                        return Err(StoreError::Backend(format!(
+                            "CRL URL {url:?} is longer than {} bytes",
+                            crate::MAX_CRL_URL_LEN
+                        )));
+                    }
+                    sqlx::query(self.dialect().insert_sql(codec::CRL_URL_INSERT))
+                        .bind(url)
+                        .bind(i64::from(shard.index()))
+                        .bind(codec::to_unix(now))
+                        .execute(self.writes())
+                        .await
+                        .map_err(|e| backend(&format!("remembering CRL URL {url}"), e))?;
+                    Ok(())
+                })
+            }
+
+            fn crl_urls(&self) -> BoxFuture<'_, Result<Vec<(CrlShard, String)>, StoreError>> {
+                Box::pin(async move {
+                    let rows: Vec<(i64, String)> = sqlx::query_as(codec::CRL_URLS)
+                        .fetch_all(self.reads())
+                        .await
+                        .map_err(|e| backend("reading the CRL URLs", e))?;
+                    rows.into_iter().map(codec::crl_url).collect()
                 })
             }
         }

@@ -376,7 +376,8 @@ async fn record_group(
     let created_at = codec::to_unix(OffsetDateTime::now_utc());
     let mut insert = sqlx::QueryBuilder::new(
         "INSERT INTO certificates \
-         (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at) ",
+         (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at, \
+         crl_shard) ",
     );
     insert.push_values(&storing, |mut row, &index| {
         let pending = &group[index];
@@ -389,7 +390,8 @@ async fn record_group(
             .push_bind(codec::to_unix(certificate.not_after))
             .push_bind(certificate.provisioner.as_str())
             .push_bind(CertificateStatus::Valid.as_str())
-            .push_bind(created_at);
+            .push_bind(created_at)
+            .push_bind(codec::shard_column(certificate.crl_shard));
     });
     insert.push(" ON CONFLICT DO NOTHING RETURNING serial");
     let stored: std::collections::HashSet<String> = insert

@@ -405,6 +405,8 @@ fn certificate(
         not_before: info.not_before,
         not_after: info.not_after,
         provisioner,
+        // step-ca's certificates carry its one CRL URL, if any: the complete CRL lists them.
+        crl_shard: None,
     })
 }
 
