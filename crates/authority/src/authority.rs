@@ -18,6 +18,7 @@ use crate::ocsp::{OcspParts, OcspResponder};
 use crate::policy::NamePolicies;
 use crate::provisioner::Provisioner;
 use crate::publication::Publication;
+use crate::store::CrlShard;
 use crate::store::{CertStore, RevokedQuery};
 
 /// The intermediate CA's certificate and key, as loaded for signing.
@@ -30,6 +31,8 @@ pub struct IntermediateCa {
 const REVOCATION_MEMORY: time::Duration = time::Duration::minutes(2);
 /// How far back each poll looks: covers clock skew between instances and a late poll.
 const REVOCATION_LOOKBACK: time::Duration = time::Duration::seconds(30);
+/// How long before the root CRL expires mayfly-ca starts to warn.
+const ROOT_CRL_WARNING: time::Duration = time::Duration::days(30);
 
 /// The certificate authority.
 pub struct Authority {
@@ -40,8 +43,9 @@ pub struct Authority {
     signer: Arc<LeafSigner>,
     crl: Option<CrlPublisher>,
     ocsp: Option<OcspResponder>,
-    /// Revocations already acted on (OCSP cache dropped, CRL remade), by serial.
-    seen_revocations: std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
+    /// Revocations already acted on: when first seen, and whether their CRL shard (known only
+    /// once the store is read) has been marked stale too.
+    seen_revocations: std::sync::Mutex<std::collections::HashMap<String, SeenRevocation>>,
     provisioners: Vec<Provisioner>,
     name_policies: NamePolicies,
     backdate: time::Duration,
@@ -52,6 +56,8 @@ pub struct Authority {
     ssh: Option<crate::ssh::SshCa>,
     /// How OIDC provisioners reach their providers; without it their tokens are refused.
     oidc_fetch: Option<Arc<dyn credential::oidc::keys::Fetch>>,
+    /// The root's CRL, signed offline (`mayfly ca crl root`) and served as it is.
+    root_crl: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -138,11 +144,61 @@ impl Authority {
             dns_names: parts.dns_names,
             ssh: parts.ssh,
             oidc_fetch: None,
+            root_crl: None,
         })
     }
 
     /// Lets OIDC provisioners fetch their providers' discovery documents and keys through
     /// `fetch` (the server's HTTPS client: this crate makes no connections).
+    pub fn with_root_crl(mut self, path: std::path::PathBuf) -> Self {
+        self.root_crl = Some(path);
+        self
+    }
+
+    /// The root's CRL, read from its file on each call (it is re-signed offline while the CA
+    /// runs) and served only when one of the roots signed it.
+    pub fn root_crl(&self) -> Result<Vec<u8>> {
+        let path = self.root_crl.as_ref().ok_or(Error::RootCrlUnconfigured)?;
+        let invalid = |detail: String| Error::RootCrlInvalid {
+            path: path.display().to_string(),
+            detail,
+        };
+        // DER, as relying parties fetch it (`ca init` and `mayfly ca crl root` write DER).
+        let der = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+        let mut last = None;
+        for root in &self.roots {
+            match mayfly_pki::verify::check_crl_signature(&der, root) {
+                Ok(_) => return Ok(der),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(invalid(
+            last.map_or_else(|| "no root".into(), |e| e.to_string()),
+        ))
+    }
+
+    /// Says what a relying party would see of the root CRL at `now`: `None` when all is well.
+    pub fn root_crl_warning(&self, now: time::OffsetDateTime) -> Option<String> {
+        self.root_crl.as_ref()?;
+        let der = match self.root_crl() {
+            Ok(der) => der,
+            Err(e) => return Some(e.to_string()),
+        };
+        let next = self
+            .roots
+            .iter()
+            .find_map(|root| mayfly_pki::verify::check_crl_signature(&der, root).ok())
+            .and_then(|validity| validity.next_update)?;
+        if next < now + ROOT_CRL_WARNING {
+            Some(format!(
+                "the root CRL expires at {next}: re-sign it with `mayfly ca crl root` before \
+                 then, or relying parties that check it refuse every certificate"
+            ))
+        } else {
+            None
+        }
+    }
+
     pub fn with_oidc_fetch(mut self, fetch: Arc<dyn credential::oidc::keys::Fetch>) -> Self {
         self.oidc_fetch = Some(fetch);
         self
@@ -270,7 +326,7 @@ impl Authority {
             .await
             .map_err(Error::Store)?;
         for entry in recent {
-            self.revocation_seen(&entry.serial, now);
+            self.revocation_seen(&entry.serial, entry.crl_shard, now);
         }
         if let Some(ocsp) = &self.ocsp {
             ocsp.rotate_if_due().await?;
@@ -281,23 +337,48 @@ impl Authority {
         Ok(())
     }
 
-    /// Acts once on a revocation: drops cached OCSP answers and marks the CRLs stale.
-    pub(crate) fn revocation_seen(&self, serial: &str, now: time::OffsetDateTime) {
-        let first_time = {
+    /// Acts once on a revocation: drops cached OCSP answers and marks the CRLs stale, and
+    /// the certificate's shard once that is known.
+    pub(crate) fn revocation_seen(
+        &self,
+        serial: &str,
+        shard: Option<CrlShard>,
+        now: time::OffsetDateTime,
+    ) {
+        let (first_time, shard_news) = {
             let mut seen = match self.seen_revocations.lock() {
                 Ok(seen) => seen,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            seen.retain(|_, at| now - *at < REVOCATION_MEMORY);
-            seen.insert(serial.to_string(), now).is_none()
+            seen.retain(|_, seen| now - seen.at < REVOCATION_MEMORY);
+            match seen.get_mut(serial) {
+                Some(earlier) => {
+                    let news = shard.is_some() && !earlier.shard_marked;
+                    earlier.shard_marked |= shard.is_some();
+                    (false, news)
+                }
+                None => {
+                    let entry = SeenRevocation {
+                        at: now,
+                        shard_marked: shard.is_some(),
+                    };
+                    seen.insert(serial.to_string(), entry);
+                    (true, shard.is_some())
+                }
+            }
         };
-        if first_time {
-            if let Some(ocsp) = &self.ocsp {
-                ocsp.revoked(serial);
-            }
-            if let Some(crl) = &self.crl {
-                crl.revoked();
-            }
+        if let Some(ocsp) = self.ocsp.as_ref().filter(|_| first_time) {
+            ocsp.revoked(serial);
+        }
+        if let Some(crl) = self.crl.as_ref().filter(|_| first_time || shard_news) {
+            crl.revoked(shard.filter(|_| shard_news));
         }
     }
+}
+
+/// A revocation this instance has acted on.
+#[derive(Debug, Clone, Copy)]
+struct SeenRevocation {
+    at: time::OffsetDateTime,
+    shard_marked: bool,
 }

@@ -7,7 +7,15 @@
 //! revocation do not move the base, so that deltas stay usable with the complete CRLs relying
 //! parties already cached. Every CRL, complete or delta, takes its number from the store, so
 //! numbers only grow across restarts and across instances.
+//!
+//! With `crl.shards` above 1, each certificate carries the URL of one shard, chosen from its
+//! serial's random bits when it is issued and recorded with it, and each shard is a complete
+//! CRL of its certificates, scoped by an Issuing Distribution Point that names every URL the
+//! shard was ever published under (so a certificate issued before a URL change still finds the
+//! CRL authoritative). A revocation remakes only its shard. The complete CRL has no Issuing
+//! Distribution Point: it covers every certificate, whatever URL it carries.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use mayfly_pki::Signer;
@@ -17,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::{CertStore, CrlScopeName, RevokedQuery, StoredCrl};
+use crate::store::{CertStore, CrlScopeName, CrlShard, RevokedQuery, StoredCrl};
 
 /// How CRLs are published, resolved from ca.json's `crl` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +40,32 @@ pub struct CrlSettings {
     pub generate_on_revoke: bool,
     pub keep_expired: bool,
     pub delta: Option<DeltaSettings>,
+    /// How many shards certificates are spread over; 1 for none.
+    pub shards: u16,
+    /// The shards' URLs: shard N is at `{shard_base}/N`.
+    pub shard_base: String,
+}
+
+impl CrlSettings {
+    /// The URL certificates of `shard` carry.
+    pub fn shard_url(&self, shard: CrlShard) -> String {
+        format!("{}/{shard}", self.shard_base)
+    }
+
+    /// The shard of a new certificate with `serial`: its low 64 bits (random, see
+    /// `SerialNumber::random`) modulo the shard count, so shards fill evenly. `None` with one
+    /// shard: the certificate then carries the complete CRL's URL.
+    pub fn shard_for(&self, serial: &mayfly_pki::SerialNumber) -> Option<CrlShard> {
+        if self.shards <= 1 {
+            return None;
+        }
+        let bytes = serial.as_be_bytes();
+        let low = bytes[bytes.len().saturating_sub(8)..]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        let index = u16::try_from(low % u64::from(self.shards)).ok()?;
+        CrlShard::new(index)
+    }
 }
 
 /// Delta CRL publication.
@@ -52,21 +86,28 @@ pub struct SignedCrl {
     pub etag: String,
 }
 
-/// Complete or delta.
+/// Complete, delta, or one shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrlKind {
     Full,
     Delta,
+    Shard(CrlShard),
 }
 
 #[derive(Default)]
 struct Published {
     full: Option<Arc<SignedCrl>>,
     delta: Option<Arc<SignedCrl>>,
+    shards: HashMap<CrlShard, Arc<SignedCrl>>,
     /// The base of deltas: number and thisUpdate of the last complete CRL made on schedule.
     base: Option<(u64, OffsetDateTime)>,
     /// A revocation happened since the last CRLs were made.
     stale: bool,
+    /// Shards with a revocation since their CRL was made.
+    stale_shards: BTreeSet<CrlShard>,
+    /// Every URL each shard was published under, as the store remembers them; `None` until
+    /// this instance recorded its own.
+    shard_urls: Option<BTreeMap<CrlShard, Vec<String>>>,
 }
 
 /// The CRLs of one CA, made on demand and kept fresh by [`CrlPublisher::refresh`].
@@ -111,8 +152,14 @@ impl CrlPublisher {
 
     /// The current CRL of `kind`, made first if there is none yet or it is due.
     pub async fn current(&self, kind: CrlKind) -> Result<Arc<SignedCrl>> {
-        if kind == CrlKind::Delta && self.settings.delta.is_none() {
-            return Err(Error::DeltaCrlDisabled);
+        match kind {
+            CrlKind::Delta if self.settings.delta.is_none() => {
+                return Err(Error::DeltaCrlDisabled);
+            }
+            CrlKind::Shard(shard) if !self.is_published_shard(shard).await? => {
+                return Err(Error::CrlShardUnknown(shard.to_string()));
+            }
+            _ => {}
         }
         let fresh = self.fresh(kind);
         crate::telemetry::crl_requested(kind.scope_name().metric_label(), fresh.is_some());
@@ -142,32 +189,84 @@ impl CrlPublisher {
             return Ok(local);
         };
         let adopted = Arc::new(SignedCrl {
-            etag: etag(kind == CrlKind::Delta, stored.number),
+            etag: etag(kind.scope_name(), stored.number),
             der: stored.der,
             number: stored.number,
             this_update: stored.this_update,
             next_update: stored.next_update,
         });
         let mut published = self.lock();
-        let slot = match kind {
-            CrlKind::Full => &mut published.full,
-            CrlKind::Delta => &mut published.delta,
-        };
-        if slot
-            .as_ref()
-            .is_none_or(|mine| mine.number < adopted.number)
-        {
-            *slot = Some(Arc::clone(&adopted));
+        let older = |mine: Option<&Arc<SignedCrl>>| mine.is_none_or(|m| m.number < adopted.number);
+        match kind {
+            CrlKind::Full if older(published.full.as_ref()) => {
+                published.full = Some(Arc::clone(&adopted));
+            }
+            CrlKind::Delta if older(published.delta.as_ref()) => {
+                published.delta = Some(Arc::clone(&adopted));
+            }
+            CrlKind::Shard(shard) if older(published.shards.get(&shard)) => {
+                published.shards.insert(shard, Arc::clone(&adopted));
+            }
+            _ => {}
         }
         Ok(adopted)
     }
 
-    /// Notes that a certificate was revoked; the next [`CrlPublisher::refresh`] remakes the CRLs
-    /// (when `generateOnRevoke` is on).
-    pub fn revoked(&self) {
+    /// Notes that a certificate of `shard` (`None`: one carrying the complete CRL's URL) was
+    /// revoked; the next [`CrlPublisher::refresh`] remakes the complete CRL, the delta and that
+    /// shard (when `generateOnRevoke` is on).
+    pub fn revoked(&self, shard: Option<CrlShard>) {
         if self.settings.generate_on_revoke {
-            self.lock().stale = true;
+            let mut published = self.lock();
+            published.stale = true;
+            if let Some(shard) = shard {
+                published.stale_shards.insert(shard);
+            }
         }
+    }
+
+    /// Shards published: those below `crl.shards`, and any an earlier configuration had (its
+    /// certificates still carry their URLs).
+    pub async fn shards(&self) -> Result<Vec<CrlShard>> {
+        let urls = self.shard_urls().await?;
+        let mut shards: BTreeSet<CrlShard> = urls.keys().copied().collect();
+        if self.settings.shards > 1 {
+            shards.extend((0..self.settings.shards).filter_map(CrlShard::new));
+        }
+        Ok(shards.into_iter().collect())
+    }
+
+    async fn is_published_shard(&self, shard: CrlShard) -> Result<bool> {
+        Ok(
+            shard.index() < self.settings.shards && self.settings.shards > 1
+                || self.shard_urls().await?.contains_key(&shard),
+        )
+    }
+
+    /// Every URL of every shard: this instance's own recorded first, then the store's list.
+    async fn shard_urls(&self) -> Result<BTreeMap<CrlShard, Vec<String>>> {
+        if let Some(urls) = self.lock().shard_urls.clone() {
+            return Ok(urls);
+        }
+        self.reload_shard_urls().await
+    }
+
+    async fn reload_shard_urls(&self) -> Result<BTreeMap<CrlShard, Vec<String>>> {
+        let now = self.clock.now();
+        if self.settings.shards > 1 && self.lock().shard_urls.is_none() {
+            for shard in (0..self.settings.shards).filter_map(CrlShard::new) {
+                self.store
+                    .remember_crl_url(shard, &self.settings.shard_url(shard), now)
+                    .await
+                    .map_err(Error::Store)?;
+            }
+        }
+        let mut urls: BTreeMap<CrlShard, Vec<String>> = BTreeMap::new();
+        for (shard, url) in self.store.crl_urls().await.map_err(Error::Store)? {
+            urls.entry(shard).or_default().push(url);
+        }
+        self.lock().shard_urls = Some(urls.clone());
+        Ok(urls)
     }
 
     /// Makes whatever is due: complete and delta CRLs when a revocation happened or the
@@ -200,6 +299,25 @@ impl CrlPublisher {
             let delta = self.make_delta(now).await?;
             self.lock().delta = Some(Arc::new(delta));
         }
+        if scheduled {
+            // Another instance (or a new configuration) may have published under more URLs.
+            self.reload_shard_urls().await?;
+        }
+        for shard in self.shards().await? {
+            let due = {
+                let published = self.lock();
+                published.stale_shards.contains(&shard)
+                    || published
+                        .shards
+                        .get(&shard)
+                        .is_none_or(|crl| now - crl.this_update >= self.settings.renew_after)
+            };
+            if due {
+                self.lock().stale_shards.remove(&shard);
+                let crl = self.make_shard(now, shard).await?;
+                self.lock().shards.insert(shard, Arc::new(crl));
+            }
+        }
         Ok(())
     }
 
@@ -224,7 +342,38 @@ impl CrlPublisher {
         let scope = CrlScope::Full {
             freshest: self.settings.delta.as_ref().map(|d| d.url.clone()),
         };
-        self.make(now, query, scope, self.settings.lifetime).await
+        self.make(
+            now,
+            query,
+            scope,
+            CrlScopeName::Full,
+            &[],
+            self.settings.lifetime,
+        )
+        .await
+    }
+
+    async fn make_shard(&self, now: OffsetDateTime, shard: CrlShard) -> Result<SignedCrl> {
+        let query = RevokedQuery {
+            revoked_since: None,
+            unexpired_at: (!self.settings.keep_expired).then_some(now),
+            shard: Some(shard),
+        };
+        let urls = self
+            .shard_urls()
+            .await?
+            .remove(&shard)
+            .unwrap_or_else(|| vec![self.settings.shard_url(shard)]);
+        let scope = CrlScope::Full { freshest: None };
+        self.make(
+            now,
+            query,
+            scope,
+            CrlScopeName::Shard(shard),
+            &urls,
+            self.settings.lifetime,
+        )
+        .await
     }
 
     async fn make_delta(&self, now: OffsetDateTime) -> Result<SignedCrl> {
@@ -242,8 +391,15 @@ impl CrlPublisher {
             unexpired_at: (!self.settings.keep_expired).then_some(now),
             shard: None,
         };
-        self.make(now, query, CrlScope::Delta { base_number }, lifetime)
-            .await
+        self.make(
+            now,
+            query,
+            CrlScope::Delta { base_number },
+            CrlScopeName::Delta,
+            &[],
+            lifetime,
+        )
+        .await
     }
 
     async fn make(
@@ -251,6 +407,8 @@ impl CrlPublisher {
         now: OffsetDateTime,
         query: RevokedQuery,
         scope: CrlScope,
+        name: CrlScopeName,
+        distribution_points: &[String],
         lifetime: Duration,
     ) -> Result<SignedCrl> {
         let started = std::time::Instant::now();
@@ -276,51 +434,46 @@ impl CrlPublisher {
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let this_update = now - self.backdate;
         let next_update = now + lifetime;
-        let delta = matches!(scope, CrlScope::Delta { .. });
         let params = CrlParams {
             number,
             this_update,
             next_update,
-            distribution_point: &self.settings.url,
+            distribution_points,
             scope,
         };
         let der = build_crl(&self.issuer, self.key.as_ref(), &params, &entries)?;
         tracing::info!(
             number,
             entries = entries.len(),
-            delta,
+            scope = %name.key(),
             bytes = der.len(),
             "published a CRL"
         );
-        let scope = if delta {
-            CrlScopeName::Delta
-        } else {
-            CrlScopeName::Full
-        };
-        self.store
-            .publish_crl(&StoredCrl {
-                scope,
-                number,
-                this_update,
-                next_update,
-                der: der.clone(),
-            })
-            .await
-            .map_err(Error::Store)?;
-        crate::telemetry::crl_generated(scope.metric_label(), started.elapsed());
-        Ok(SignedCrl {
-            der,
+        let stored = StoredCrl {
+            scope: name,
             number,
             this_update,
             next_update,
-            etag: etag(delta, number),
+            der,
+        };
+        self.store
+            .publish_crl(&stored)
+            .await
+            .map_err(Error::Store)?;
+        crate::telemetry::crl_generated(name.metric_label(), started.elapsed());
+        Ok(SignedCrl {
+            der: stored.der,
+            number,
+            this_update,
+            next_update,
+            etag: etag(name, number),
         })
     }
 }
 
 /// A strong validator for HTTP caches: the scope and the CRL number.
-fn etag(delta: bool, number: u64) -> String {
-    format!("\"{}{number}\"", if delta { "delta-" } else { "crl-" })
+fn etag(scope: CrlScopeName, number: u64) -> String {
+    format!("\"{}-{number}\"", scope.key())
 }
 
 impl CrlKind {
@@ -328,6 +481,7 @@ impl CrlKind {
         match self {
             CrlKind::Full => CrlScopeName::Full,
             CrlKind::Delta => CrlScopeName::Delta,
+            CrlKind::Shard(shard) => CrlScopeName::Shard(shard),
         }
     }
 }
@@ -337,6 +491,7 @@ impl Published {
         match kind {
             CrlKind::Full => self.full.clone(),
             CrlKind::Delta => self.delta.clone(),
+            CrlKind::Shard(shard) => self.shards.get(&shard).cloned(),
         }
     }
 }

@@ -132,6 +132,12 @@ pub enum Error {
     DeltaCrlDisabled,
     #[error("CRLs are not enabled on this CA (crl.enabled)")]
     CrlDisabled,
+    #[error("this CA has no CRL shard {0:?}: its shards are numbered from 0 below crl.shards")]
+    CrlShardUnknown(String),
+    #[error("this CA publishes no root CRL (crl.rootCRL)")]
+    RootCrlUnconfigured,
+    #[error("the root CRL {path}: {detail}")]
+    RootCrlInvalid { path: String, detail: String },
     #[error("serial number {0:?} is not a decimal number")]
     SerialMalformed(String),
     #[error("this CA has no SSH keys: initialise it with `mayfly ca init --ssh` (ca.json \"ssh\")")]
@@ -291,7 +297,10 @@ impl Error {
             | Error::ReasonCodeNotAllowed { .. }
             | Error::SerialMalformed(_) => ErrorKind::BadRequest,
             Error::ActiveRevocationUnavailable => ErrorKind::NotImplemented,
-            Error::DeltaCrlDisabled | Error::CrlDisabled => ErrorKind::NotFound,
+            Error::DeltaCrlDisabled
+            | Error::CrlDisabled
+            | Error::CrlShardUnknown(_)
+            | Error::RootCrlUnconfigured => ErrorKind::NotFound,
             Error::Csr(_)
             | Error::TooManySans { .. }
             | Error::TimeMalformed { .. }
@@ -301,6 +310,7 @@ impl Error {
             Error::ProvisionerNotFound(_) => ErrorKind::NotFound,
             Error::Pki(e) if e.kind() == mayfly_pki::ErrorKind::BadInput => ErrorKind::BadRequest,
             Error::Config(_)
+            | Error::RootCrlInvalid { .. }
             | Error::ConfigFile { .. }
             | Error::Pki(_)
             | Error::Store(_)

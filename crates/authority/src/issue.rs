@@ -64,7 +64,19 @@ impl Authority {
         spki_der: &[u8],
         record: Record<'_>,
     ) -> Result<Issued> {
-        let der = self.leaf_signer().sign(template.leaf(), spki_der)?;
+        // A shard is chosen once, here, and the certificate carries its URL for life; the
+        // store keeps the choice so the shard's CRL lists it if it is revoked.
+        let shard = self
+            .crl_publisher()
+            .and_then(|crl| Some((crl, crl.settings().shard_for(template.serial())?)));
+        let der = match shard {
+            Some((crl, shard)) => self.leaf_signer().sign_in_shard(
+                template.leaf(),
+                spki_der,
+                &crl.settings().shard_url(shard),
+            )?,
+            None => self.leaf_signer().sign(template.leaf(), spki_der)?,
+        };
         let serial = template.serial().to_decimal();
         let stored = IssuedCertificate {
             serial: serial.clone(),
@@ -74,7 +86,7 @@ impl Authority {
             not_before: template.not_before(),
             not_after: template.not_after(),
             provisioner: record.provisioner.to_owned(),
-            crl_shard: None,
+            crl_shard: shard.map(|(_, shard)| shard),
         };
         self.store()
             .record_issuance(&stored, record.burn, &record.audit)

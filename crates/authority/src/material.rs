@@ -25,6 +25,8 @@ pub struct LoadedMaterial {
     pub backdate: time::Duration,
     /// The SSH CA keys, when ca.json has an `ssh` block.
     pub ssh: Option<crate::ssh::SshKeys>,
+    /// The root's CRL file (`crl.rootCRL`), served as it is; read when asked for.
+    pub root_crl: Option<std::path::PathBuf>,
 }
 
 impl LoadedMaterial {
@@ -116,6 +118,11 @@ impl LoadedMaterial {
             name_policies,
             backdate,
             ssh,
+            root_crl: config
+                .crl
+                .as_ref()
+                .and_then(|crl| crl.root_crl.as_deref())
+                .map(|p| crate::config::resolve_path(base_dir, p)),
         })
     }
 }

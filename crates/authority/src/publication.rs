@@ -9,10 +9,13 @@
 
 use time::Duration;
 
+use mayfly_config::urls;
+
 use crate::config::CaConfig;
 use crate::crl::{CrlSettings, DeltaSettings};
 use crate::error::{Error, Result};
 use crate::ocsp::OcspSettings;
+use crate::store::CrlShard;
 
 /// Default lifetime (nextUpdate) of complete CRLs.
 pub const DEFAULT_CRL_LIFETIME: Duration = Duration::hours(24);
@@ -48,7 +51,7 @@ impl Publication {
         if crl_config.is_none() && ocsp_config.is_none() {
             return Ok(Self::default());
         }
-        let base = base_url(&config.dns_names, ports)?;
+        let base = urls::base_url(config, ports.https, ports.http).map_err(config_error)?;
         let crl = match crl_config {
             None => None,
             Some(c) => {
@@ -65,7 +68,7 @@ impl Publication {
                 let url = c
                     .idp_url
                     .clone()
-                    .unwrap_or_else(|| format!("{base}/1.0/crl"));
+                    .unwrap_or_else(|| format!("{base}{}", urls::CRL));
                 check_url("crl.idpURL", &url)?;
                 let delta = match c.delta.as_ref().filter(|d| d.enabled) {
                     None => None,
@@ -73,7 +76,7 @@ impl Publication {
                         let url = d
                             .url
                             .clone()
-                            .unwrap_or_else(|| format!("{base}/1.0/crl/delta"));
+                            .unwrap_or_else(|| format!("{base}{}", urls::DELTA_CRL));
                         check_url("crl.delta.url", &url)?;
                         Some(DeltaSettings {
                             url,
@@ -85,8 +88,19 @@ impl Publication {
                         })
                     }
                 };
+                let shards = c.shards.unwrap_or(1);
+                if shards == 0 || shards > CrlShard::MAX_COUNT {
+                    return Err(Error::Config(format!(
+                        "crl.shards is {shards}; it must be between 1 and {}",
+                        CrlShard::MAX_COUNT
+                    )));
+                }
+                let shard_base = format!("{base}{}", urls::SHARD_CRLS);
+                check_url("crl.shards", &format!("{shard_base}/{}", shards - 1))?;
                 Some(CrlSettings {
                     url,
+                    shards,
+                    shard_base,
                     lifetime,
                     renew_after,
                     generate_on_revoke: c.generate_on_revoke.unwrap_or(true),
@@ -98,7 +112,10 @@ impl Publication {
         let ocsp = match ocsp_config {
             None => None,
             Some(c) => {
-                let url = c.url.clone().unwrap_or_else(|| format!("{base}/ocsp"));
+                let url = c
+                    .url
+                    .clone()
+                    .unwrap_or_else(|| format!("{base}{}", urls::OCSP));
                 check_url("ocsp.url", &url)?;
                 Some(OcspSettings {
                     url,
@@ -118,7 +135,7 @@ impl Publication {
         Ok(Self {
             crl,
             ocsp,
-            ca_issuers_url: Some(format!("{base}/1.0/intermediate.crt")),
+            ca_issuers_url: Some(format!("{base}{}", urls::INTERMEDIATE)),
         })
     }
 
@@ -127,36 +144,22 @@ impl Publication {
         self.crl.is_some() || self.ocsp.is_some()
     }
 
-    /// The URLs written into every leaf.
+    /// The URLs written into every leaf. With shards, each leaf's CRL URL is its shard's
+    /// (see `CrlSettings::shard_for`), and there is no delta: a delta's scope is the complete
+    /// CRL, not a shard.
     pub fn leaf_urls(&self) -> mayfly_pki::crl::RevocationUrls {
         mayfly_pki::crl::RevocationUrls {
             crl: self.crl.as_ref().map(|c| c.url.clone()),
             delta_crl: self
                 .crl
                 .as_ref()
+                .filter(|c| c.shards <= 1)
                 .and_then(|c| c.delta.as_ref())
                 .map(|d| d.url.clone()),
             ocsp: self.ocsp.as_ref().map(|o| o.url.clone()),
             ca_issuers: self.ocsp.as_ref().and(self.ca_issuers_url.clone()),
         }
     }
-}
-
-fn base_url(dns_names: &[String], ports: PublicPorts) -> Result<String> {
-    let host = dns_names.first().ok_or_else(|| {
-        Error::Config("dnsNames is empty: CRL and OCSP URLs need the CA's host name".into())
-    })?;
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.clone()
-    };
-    Ok(match ports.http {
-        Some(80) => format!("http://{host}"),
-        Some(port) => format!("http://{host}:{port}"),
-        None if ports.https == 443 => format!("https://{host}"),
-        None => format!("https://{host}:{}", ports.https),
-    })
 }
 
 fn positive(field: &str, value: Option<Duration>) -> Result<Option<Duration>> {
@@ -169,16 +172,11 @@ fn positive(field: &str, value: Option<Duration>) -> Result<Option<Duration>> {
 }
 
 fn check_url(field: &str, url: &str) -> Result<()> {
-    let valid = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.is_ascii()
-        && !url.contains(char::is_whitespace);
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "{field} {url:?} is not an http:// or https:// URL"
-        )))
-    }
+    urls::check_url(field, url).map_err(config_error)
+}
+
+fn config_error(error: mayfly_config::Error) -> Error {
+    Error::Config(error.to_string())
 }
 
 #[cfg(test)]
@@ -216,7 +214,7 @@ mod tests {
         assert_eq!(urls.crl.as_deref(), Some("http://ca.internal:8080/1.0/crl"));
         assert_eq!(
             urls.delta_crl.as_deref(),
-            Some("http://ca.internal:8080/1.0/crl/delta")
+            Some("http://ca.internal:8080/1.0/crl-delta")
         );
         assert_eq!(urls.ocsp.as_deref(), Some("http://ca.internal:8080/ocsp"));
         let https = Publication::from_config(

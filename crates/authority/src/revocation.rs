@@ -216,7 +216,13 @@ impl Authority {
             revocation_detail(reason_code, reason),
         );
         record(self.store().as_ref(), revocation, used, &audit).await?;
-        self.revocation_seen(serial, now);
+        // The shard is on the certificate's record; a failed lookup only delays the shard's
+        // remake to the next poll, which finds the revocation with its shard.
+        let shard = match self.store().certificate(serial).await {
+            Ok(found) => found.and_then(|stored| stored.certificate.crl_shard),
+            Err(_) => None,
+        };
+        self.revocation_seen(serial, shard, now);
         Ok(())
     }
 }

@@ -60,6 +60,8 @@ async fn measure(db: &Path, entries: usize, json: bool) -> anyhow::Result<()> {
         generate_on_revoke: true,
         keep_expired: false,
         delta: None,
+        shards: 1,
+        shard_base: "http://ca.internal:8080/1.0/crls".into(),
     };
     let publisher = CrlPublisher::new(
         settings,

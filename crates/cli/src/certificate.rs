@@ -179,7 +179,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
                 &key,
             )?,
             (Profile::IntermediateCa, Some((ca_der, ca_key))) => {
-                create_intermediate(&args.subject, &key, ca_der, ca_key, not_after)?
+                create_intermediate(&args.subject, &key, ca_der, ca_key, not_after, None)?
             }
             (Profile::Leaf, Some((ca_der, ca_key))) => LeafSigner::new(ca_der, ca_key.clone())?
                 .sign(

@@ -57,6 +57,10 @@ pub struct CaConfig {
     /// The OCSP responder (mayfly's own block; step-ca has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ocsp: Option<OcspConfig>,
+    /// Where relying parties fetch revocation information, and a static copy of it (mayfly's
+    /// addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<PublicationConfig>,
     pub authority: AuthorityConfig,
     /// `host:port` of the Prometheus `/metrics` listener (mayfly's addition; none when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,6 +281,37 @@ pub struct CrlConfig {
     /// Delta CRLs between complete ones (default: enabled, 1h lifetime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<DeltaCrlConfig>,
+    /// How many CRL shards certificates are spread over (default 1: every certificate carries
+    /// the complete CRL's URL). Each certificate carries its shard's URL for life; the complete
+    /// CRL stays published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u16>,
+    /// The root's CRL, DER, signed by `mayfly ca init` or `mayfly ca crl root` with the root key
+    /// (which the CA does not hold): served at `/1.0/root.crl`, where intermediates made by
+    /// `ca init` point.
+    #[serde(default, rename = "rootCRL", skip_serializing_if = "Option::is_none")]
+    pub root_crl: Option<String>,
+}
+
+/// `publication` (mayfly's addition).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublicationConfig {
+    /// The base URL written into certificates for CRLs, OCSP and the issuer's certificate
+    /// (default: the plain-HTTP listener when `insecureAddress` is set, else the HTTPS one,
+    /// at the first of `dnsNames`). Set it when relying parties fetch from a web server or a
+    /// CDN that serves `dir`.
+    #[serde(default, rename = "baseURL", skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// A directory mayfly-ca keeps a static copy of everything relying parties fetch in: CRLs,
+    /// OCSP responses (at their RFC 5019 GET paths), the CA certificates and the SSH KRL,
+    /// each file replaced atomically, laid out as the URLs are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// How often the static copy is rewritten whole (default 1m); a revocation is written
+    /// within a second of being seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<GoDuration>,
 }
 
 /// `crl.delta`.
@@ -289,8 +324,8 @@ pub struct DeltaCrlConfig {
     /// revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_duration: Option<GoDuration>,
-    /// Where the delta CRL is published (default: the CRL's URL with `/delta` appended, when the
-    /// CA serves the CRL itself).
+    /// Where the delta CRL is published (default: `/1.0/crl-delta` at the publication's base
+    /// URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
 }

@@ -56,6 +56,70 @@ pub struct InitOptions {
     /// Also create SSH user and host CA keys of this kind, and let the provisioner sign SSH
     /// certificates (`--ssh`).
     pub ssh: Option<KeyAlgorithm>,
+    /// The plain-HTTP listener for CRLs, OCSP and the CA certificates (`insecureAddress`), whose
+    /// URLs certificates then carry; `None` leaves only HTTPS URLs.
+    pub insecure_address: Option<String>,
+}
+
+/// How long the root CRL `ca init` signs is valid: it is remade offline with the root key
+/// (`mayfly ca crl root`), so it lasts, yet a revoked intermediate shows within a year at most.
+pub const ROOT_CRL_LIFETIME: time::Duration = time::Duration::days(365);
+
+/// The port of a `host:port` listen address; `None` when there is none or it does not parse.
+pub fn address_port(address: &str) -> Option<u16> {
+    address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+}
+
+/// Where relying parties fetch the root's CRL, as the intermediate names it: on the plain-HTTP
+/// listener when there is one, else the HTTPS one; `None` when the port is only known once
+/// bound (`:0`), since a URL written into a ten-year certificate must be right.
+pub fn root_crl_url(options: &InitOptions) -> Option<String> {
+    let host = options.dns_names.first()?;
+    let https = address_port(&options.address)?;
+    let http = match options
+        .insecure_address
+        .as_deref()
+        .filter(|a| !a.is_empty())
+    {
+        Some(address) => Some(address_port(address)?),
+        None => None,
+    };
+    if http.unwrap_or(https) == 0 {
+        return None;
+    }
+    Some(format!(
+        "{}{}",
+        crate::urls::derived_base(host, https, http),
+        crate::urls::ROOT_CRL
+    ))
+}
+
+/// The root's CRL, signed with its key: numbered by the time it is made (so a CRL made later
+/// always has a higher number, with no state kept), valid [`ROOT_CRL_LIFETIME`], listing
+/// `revoked` (intermediates, by serial magnitude, with their reason).
+pub fn sign_root_crl(
+    root_der: &[u8],
+    root_key: &PrivateKey,
+    revoked: &[mayfly_pki::crl::CrlEntry],
+    now: OffsetDateTime,
+    lifetime: time::Duration,
+) -> Result<Vec<u8>> {
+    let issuer = mayfly_pki::issuer::IssuerIdentity::from_certificate(root_der)?;
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let params = mayfly_pki::crl::CrlParams {
+        number: u64::try_from(now.unix_timestamp()).unwrap_or(1),
+        // Backdated as leaves are: a relying party whose clock is behind must not find it
+        // not yet valid.
+        this_update: now - time::Duration::minutes(1),
+        next_update: now + lifetime,
+        distribution_points: &[],
+        scope: mayfly_pki::crl::CrlScope::Full { freshest: None },
+    };
+    Ok(mayfly_pki::crl::build_crl(
+        &issuer, root_key, &params, revoked,
+    )?)
 }
 
 /// One file to write.
@@ -109,6 +173,9 @@ impl Layout {
     }
     pub fn intermediate_cert(&self) -> PathBuf {
         self.base.join("certs/intermediate_ca.crt")
+    }
+    pub fn root_crl(&self) -> PathBuf {
+        self.base.join("certs/root_ca.crl")
     }
     pub fn root_key(&self) -> PathBuf {
         self.base.join("secrets/root_ca_key")
@@ -194,11 +261,24 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
         &root_der,
         signing_root_key,
         intermediate_not_after,
+        root_crl_url(options).as_deref(),
+    )?;
+    let root_crl = sign_root_crl(
+        &root_der,
+        signing_root_key,
+        &[],
+        OffsetDateTime::now_utc(),
+        ROOT_CRL_LIFETIME,
     )?;
 
     files.push(PlannedFile {
         path: layout.root_cert(),
         contents: certificate_pem(&root_der).into_bytes(),
+        mode: PUBLIC_MODE,
+    });
+    files.push(PlannedFile {
+        path: layout.root_crl(),
+        contents: root_crl,
         mode: PUBLIC_MODE,
     });
     files.push(PlannedFile {
@@ -274,7 +354,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
             key: path_text(layout.intermediate_key()),
             password: None,
             address: options.address.clone(),
-            insecure_address: None,
+            insecure_address: options.insecure_address.clone().filter(|a| !a.is_empty()),
             dns_names: options.dns_names.clone(),
             logger: Some(json!({"format": "text"})),
             db: Some(DbConfig {
@@ -306,6 +386,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                     enabled: true,
                     ..Default::default()
                 }),
+                root_crl: Some(path_text(layout.root_crl())),
                 ..Default::default()
             }),
             ocsp: Some(OcspConfig {
@@ -353,6 +434,7 @@ pub fn plan(options: &InitOptions, layout: &Layout) -> Result<Plan> {
                 template: None,
                 policy: None,
             },
+            publication: None,
             metrics_address: None,
             limits: None,
             comments: Default::default(),

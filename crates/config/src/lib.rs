@@ -15,5 +15,6 @@ pub mod error;
 pub mod files;
 pub mod init;
 pub mod policy;
+pub mod urls;
 
 pub use error::{Error, Result};

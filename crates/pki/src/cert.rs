@@ -188,16 +188,28 @@ pub fn create_root(
     Ok(cert.der().to_vec())
 }
 
-/// Creates an intermediate CA certificate (path length 0) signed by the root.
+/// Creates an intermediate CA certificate (path length 0) signed by the root. With `root_crl`,
+/// it carries that URL as its CRL distribution point, so that relying parties checking the
+/// whole chain (`openssl verify -crl_check_all`) find the root's CRL.
 pub fn create_intermediate(
     common_name: &str,
     key: &PrivateKey,
     root_der: &[u8],
     root_key: &PrivateKey,
     not_after: OffsetDateTime,
+    root_crl: Option<&str>,
 ) -> Result<Vec<u8>> {
     let mut params = ca_params(common_name, 0, not_after)?;
     params.use_authority_key_identifier_extension = true;
+    let revocation = RevocationUrls {
+        crl: root_crl.map(str::to_owned),
+        ..Default::default()
+    };
+    for (oid, value) in revocation.extensions() {
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(oid, value));
+    }
     // A copy of the root key behind the signer seam; making an intermediate is rare.
     let root: Arc<dyn Signer> = Arc::new(PrivateKey::from_pkcs8_der(root_key.pkcs8_der())?);
     let issuer = issuer_from(root_der, root)?;
@@ -454,6 +466,32 @@ impl LeafSigner {
 
     /// Signs `template` for the public key `subject_spki_der` (DER SubjectPublicKeyInfo).
     pub fn sign(&self, template: &LeafTemplate, subject_spki_der: &[u8]) -> Result<Vec<u8>> {
+        self.sign_with(template, subject_spki_der, &self.revocation)
+    }
+
+    /// Signs like [`LeafSigner::sign`] a certificate whose CRL is the shard at `shard_crl`: it
+    /// carries that URL as its only distribution point, and no delta CRL (a delta's scope is
+    /// the complete CRL, not the shard).
+    pub fn sign_in_shard(
+        &self,
+        template: &LeafTemplate,
+        subject_spki_der: &[u8],
+        shard_crl: &str,
+    ) -> Result<Vec<u8>> {
+        let urls = RevocationUrls {
+            crl: Some(shard_crl.to_owned()),
+            delta_crl: None,
+            ..self.revocation.clone()
+        };
+        self.sign_with(template, subject_spki_der, &urls)
+    }
+
+    fn sign_with(
+        &self,
+        template: &LeafTemplate,
+        subject_spki_der: &[u8],
+        revocation: &RevocationUrls,
+    ) -> Result<Vec<u8>> {
         let mut params = template.params()?;
         // rcgen writes a subject key identifier only for CAs; RFC 5280 4.2.1.2 wants one in
         // every certificate, and path builders use it.
@@ -462,7 +500,7 @@ impl LeafSigner {
             0,
             CustomExtension::from_oid_content(SUBJECT_KEY_IDENTIFIER_OID, ski),
         );
-        for (oid, value) in self.revocation.extensions() {
+        for (oid, value) in revocation.extensions() {
             params
                 .custom_extensions
                 .push(CustomExtension::from_oid_content(oid, value));
@@ -494,8 +532,15 @@ mod tests {
             &root,
             &root_key,
             ten_years,
+            Some("http://ca.internal/1.0/root.crl"),
         )
         .unwrap();
+        let urls = crate::verify::revocation_urls(&int).unwrap();
+        assert_eq!(
+            urls.crl.as_deref(),
+            Some("http://ca.internal/1.0/root.crl"),
+            "the intermediate points at the root's CRL"
+        );
         let signer = LeafSigner::new(&int, Arc::new(int_key)).unwrap();
         let leaf_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
         let now = OffsetDateTime::now_utc();

@@ -40,8 +40,11 @@ pub struct CrlParams<'a> {
     pub number: u64,
     pub this_update: OffsetDateTime,
     pub next_update: OffsetDateTime,
-    /// The Issuing Distribution Point URL: the one certificates carry.
-    pub distribution_point: &'a str,
+    /// The Issuing Distribution Point's URLs: every URL certificates carry for this CRL (a
+    /// shard's, under each base URL it was ever published at). Empty for a CRL of every
+    /// certificate the issuer signed, which has no Issuing Distribution Point: it is then
+    /// authoritative for any certificate of the issuer, whatever URL that one carries.
+    pub distribution_points: &'a [String],
     pub scope: CrlScope,
 }
 
@@ -113,14 +116,16 @@ fn crl_extensions(issuer: &IssuerIdentity, params: &CrlParams<'_>) -> Vec<u8> {
             false,
             &der::integer_u64(params.number),
         ),
+    ];
+    if !params.distribution_points.is_empty() {
         // Critical, as RFC 5280 5.2.5 requires: a client that cannot read the scope must not
         // take this CRL for another one.
-        der::extension(
+        extensions.push(der::extension(
             der::oid::ISSUING_DISTRIBUTION_POINT,
             true,
-            &der::sequence(&[&distribution_point_name(params.distribution_point)]),
-        ),
-    ];
+            &der::sequence(&[&distribution_point_name(params.distribution_points)]),
+        ));
+    }
     match &params.scope {
         CrlScope::Full {
             freshest: Some(url),
@@ -139,18 +144,19 @@ fn crl_extensions(issuer: &IssuerIdentity, params: &CrlParams<'_>) -> Vec<u8> {
     der::tlv(0x30, &extensions.concat())
 }
 
-/// `distributionPoint [0] { fullName [0] { uniformResourceIdentifier [6] url } }`, shared by the
-/// IDP of CRLs and the CDP of certificates so the two are the same bytes.
-fn distribution_point_name(url: &str) -> Vec<u8> {
-    der::context_constructed(
-        0,
-        &der::context_constructed(0, &der::context_primitive(6, url.as_bytes())),
-    )
+/// `distributionPoint [0] { fullName [0] { uniformResourceIdentifier [6] url, ... } }`, shared
+/// by the IDP of CRLs and the CDP of certificates so that a URL is the same bytes in both.
+fn distribution_point_name<S: AsRef<str>>(urls: &[S]) -> Vec<u8> {
+    let names: Vec<u8> = urls
+        .iter()
+        .flat_map(|url| der::context_primitive(6, url.as_ref().as_bytes()))
+        .collect();
+    der::context_constructed(0, &der::context_constructed(0, &names))
 }
 
 /// The value of a CRL Distribution Points or Freshest CRL extension with one URL.
 fn distribution_points(url: &str) -> Vec<u8> {
-    der::sequence(&[&der::sequence(&[&distribution_point_name(url)])])
+    der::sequence(&[&der::sequence(&[&distribution_point_name(&[url])])])
 }
 
 /// Where relying parties find revocation information for a certificate, written into it as
@@ -238,7 +244,10 @@ mod tests {
             number: 7,
             this_update: now,
             next_update: now + ::time::Duration::hours(24),
-            distribution_point: "http://ca.internal:8080/1.0/crl",
+            distribution_points: &[
+                "http://ca.internal:8080/1.0/crls/3".to_owned(),
+                "http://old.internal/1.0/crls/3".to_owned(),
+            ],
             scope: CrlScope::Full {
                 freshest: Some("http://ca.internal:8080/1.0/crl/delta".into()),
             },
@@ -259,8 +268,31 @@ mod tests {
         );
         assert!(revoked[1].reason_code().is_none());
         assert_eq!(crl.issuer().as_raw(), issuer.subject_der.as_slice());
-        let url = b"http://ca.internal:8080/1.0/crl";
-        assert!(der.windows(url.len()).any(|w| w == url));
+        // The IDP names every URL, each as certificates carry it.
+        let idp = crl
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "2.5.29.28")
+            .expect("an issuing distribution point");
+        assert!(idp.critical);
+        let mut names = Vec::new();
+        for url in [
+            "http://ca.internal:8080/1.0/crls/3",
+            "http://old.internal/1.0/crls/3",
+        ] {
+            names.extend(der::context_primitive(6, url.as_bytes()));
+        }
+        assert_eq!(
+            idp.value,
+            der::sequence(&[&der::context_constructed(
+                0,
+                &der::context_constructed(0, &names)
+            )])
+            .as_slice()
+        );
+        let cdp = distribution_points("http://ca.internal:8080/1.0/crls/3");
+        let name = der::context_primitive(6, b"http://ca.internal:8080/1.0/crls/3");
+        assert!(cdp.windows(name.len()).any(|w| w == name.as_slice()));
     }
 
     #[test]
@@ -272,12 +304,18 @@ mod tests {
             number: 9,
             this_update: now,
             next_update: now + ::time::Duration::hours(1),
-            distribution_point: "https://ca.internal/1.0/crl",
+            distribution_points: &[],
             scope: CrlScope::Delta { base_number: 8 },
         };
         let der = build_crl(&issuer, &key, &params, &[]).unwrap();
         let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
         assert_eq!(crl.iter_revoked_certificates().count(), 0);
+        assert!(
+            crl.extensions()
+                .iter()
+                .all(|e| e.oid.to_id_string() != "2.5.29.28"),
+            "a CRL of every certificate has no issuing distribution point"
+        );
         let delta = crl
             .extensions()
             .iter()

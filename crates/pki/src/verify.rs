@@ -198,6 +198,43 @@ pub fn revocation_urls(der: &[u8]) -> Result<RevocationUrls> {
     Ok(urls)
 }
 
+/// When a CRL was made and when it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlValidity {
+    pub this_update: OffsetDateTime,
+    pub next_update: Option<OffsetDateTime>,
+}
+
+/// Checks that `crl_der` is a CRL issued by `issuer_der` whose signature verifies with its key,
+/// and tells its validity period (not compared with any clock).
+pub fn check_crl_signature(crl_der: &[u8], issuer_der: &[u8]) -> Result<CrlValidity> {
+    use x509_parser::revocation_list::CertificateRevocationList;
+    let (_, crl) = CertificateRevocationList::from_der(crl_der)
+        .map_err(|e| Error::CrlInvalid(format!("not a CRL: {e}")))?;
+    check_parsed_crl(&crl, issuer_der)
+}
+
+fn check_parsed_crl(
+    crl: &x509_parser::revocation_list::CertificateRevocationList<'_>,
+    issuer_der: &[u8],
+) -> Result<CrlValidity> {
+    let bad = |detail: String| Error::CrlInvalid(detail);
+    let issuer = parse(issuer_der)?;
+    if crl.issuer().as_raw() != issuer.subject().as_raw() {
+        return Err(bad(format!(
+            "the CRL is issued by {}, not by {}",
+            crl.issuer(),
+            issuer.subject()
+        )));
+    }
+    crl.verify_signature(issuer.public_key())
+        .map_err(|_| bad("the CRL's signature does not verify with its issuer's key".into()))?;
+    Ok(CrlValidity {
+        this_update: crl.last_update().to_datetime(),
+        next_update: crl.next_update().map(|t| t.to_datetime()),
+    })
+}
+
 /// Looks `leaf` up in a complete CRL signed by `issuer`, after checking the CRL's signature and
 /// that it is current.
 pub fn crl_status(
@@ -210,22 +247,15 @@ pub fn crl_status(
     let bad = |detail: String| Error::CrlInvalid(detail);
     let (_, crl) =
         CertificateRevocationList::from_der(crl_der).map_err(|e| bad(format!("not a CRL: {e}")))?;
-    let issuer = parse(issuer_der)?;
+    let validity = check_parsed_crl(&crl, issuer_der)?;
     let leaf = parse(leaf_der)?;
-    if crl.issuer().as_raw() != issuer.subject().as_raw() {
+    if validity.this_update > now {
         return Err(bad(format!(
-            "the CRL is issued by {}, not by {}",
-            crl.issuer(),
-            issuer.subject()
+            "the CRL is not valid before {}",
+            validity.this_update
         )));
     }
-    crl.verify_signature(issuer.public_key())
-        .map_err(|_| bad("the CRL's signature does not verify with its issuer's key".into()))?;
-    let this_update = crl.last_update().to_datetime();
-    if this_update > now {
-        return Err(bad(format!("the CRL is not valid before {this_update}")));
-    }
-    if let Some(next) = crl.next_update().map(|t| t.to_datetime())
+    if let Some(next) = validity.next_update
         && next < now
     {
         return Err(bad(format!("the CRL expired at {next}")));

@@ -183,15 +183,23 @@ fn observed(app: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
 fn revocation_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/crl", get(revocation::crl))
+        // `/crl/delta` is where deltas were served first; certificates carry it.
         .route("/crl/delta", get(revocation::delta_crl))
+        .route("/crl-delta", get(revocation::delta_crl))
+        .route("/crls/{shard}", get(revocation::shard_crl))
+        .route("/root.crl", get(revocation::root_crl))
         .route("/intermediate.crt", get(revocation::intermediate))
 }
 
-/// The plain-HTTP listener (`insecureAddress`): revocation information and health only, since
-/// nothing that issues or changes a certificate may travel without TLS.
+/// The plain-HTTP listener (`insecureAddress`): revocation information, the CA certificates
+/// and health only, since nothing that issues or changes a certificate may travel without TLS.
+/// (The roots are public; whoever fetches them over plain HTTP must still check them against
+/// a fingerprint, as `mayfly ca bootstrap` does.)
 pub fn plain_router(state: Arc<AppState>) -> Router {
-    let health = Router::new().route("/health", get(health));
-    let api = revocation_routes().merge(rate_limited(health, &state));
+    let public = Router::new()
+        .route("/health", get(health))
+        .route("/roots.pem", get(roots_pem));
+    let api = revocation_routes().merge(rate_limited(public, &state));
     let app = Router::new()
         .merge(api.clone())
         .nest("/1.0", api)

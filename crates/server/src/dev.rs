@@ -57,6 +57,7 @@ pub async fn create(dir: Option<&Path>, address: &str) -> anyhow::Result<DevCa> 
         pki_only: false,
         kdf_iterations: mayfly_pki::jose::jwe::STEP_PBKDF2_ITERATIONS,
         ssh: Some(mayfly_pki::KeyAlgorithm::EcP256),
+        insecure_address: None,
     };
     let plan = tokio::task::spawn_blocking(move || {
         let plan = init::plan(&options, &layout)?;

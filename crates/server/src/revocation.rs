@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use mayfly_authority::crl::{CrlKind, SignedCrl};
 use mayfly_authority::ocsp::OcspAnswer;
+use mayfly_authority::store::CrlShard;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -41,6 +42,38 @@ pub async fn delta_crl(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     serve_crl(&state, CrlKind::Delta, query, &headers).await
+}
+
+/// `GET /1.0/crls/{shard}`: one shard's CRL, the URL its certificates carry.
+pub async fn shard_crl(
+    State(state): State<Arc<AppState>>,
+    Path(shard): Path<String>,
+    Query(query): Query<CrlQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // Only the canonical decimal form names a shard, so each shard has exactly one URL.
+    let index = shard
+        .parse::<u16>()
+        .ok()
+        .filter(|i| i.to_string() == shard)
+        .and_then(CrlShard::new)
+        .ok_or_else(|| mayfly_authority::Error::CrlShardUnknown(shard.clone()))?;
+    serve_crl(&state, CrlKind::Shard(index), query, &headers).await
+}
+
+/// `GET /1.0/root.crl`: the root's CRL, signed offline, DER.
+pub async fn root_crl(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let der = state.authority().root_crl().inspect_err(|e| {
+        if matches!(e, mayfly_authority::Error::RootCrlInvalid { .. }) {
+            tracing::error!(error = %e, "the root CRL cannot be served");
+        }
+    })?;
+    let mut response = ([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    Ok(response)
 }
 
 async fn serve_crl(

@@ -198,6 +198,7 @@ fn authority_from(
         (None, _) => None,
     };
     let publication = Publication::from_config(config, ports)?;
+    let root_crl = material.root_crl;
     let oidc = material
         .provisioners
         .iter()
@@ -215,6 +216,13 @@ fn authority_from(
         clock,
         publication,
     })?;
+    let authority = match root_crl {
+        Some(path) => authority.with_root_crl(path),
+        None => authority,
+    };
+    if let Some(warning) = authority.root_crl_warning(time::OffsetDateTime::now_utc()) {
+        tracing::warn!("{warning}");
+    }
     if !oidc {
         return Ok(authority);
     }

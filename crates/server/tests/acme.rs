@@ -195,6 +195,7 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
         pki_only: false,
         kdf_iterations: 1000,
         ssh: None,
+        insecure_address: None,
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();

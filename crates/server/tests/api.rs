@@ -56,6 +56,7 @@ async fn harness_with(clock: Arc<dyn mayfly_authority::clock::Clock>, active: bo
         pki_only: false,
         kdf_iterations: 1000,
         ssh: None,
+        insecure_address: None,
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();

@@ -52,6 +52,7 @@ impl X5cCa {
             &root,
             &root_key,
             later,
+            None,
         )
         .unwrap();
         let copy = PrivateKey::from_pkcs8_der(intermediate_key.pkcs8_der()).unwrap();
@@ -134,6 +135,7 @@ async fn harness() -> Harness {
         pki_only: false,
         kdf_iterations: 1000,
         ssh: Some(KeyAlgorithm::EcP256),
+        insecure_address: None,
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();

@@ -52,6 +52,7 @@ async fn harness_with(ssh: Option<KeyAlgorithm>, sshpop: bool) -> Harness {
         pki_only: false,
         kdf_iterations: 1000,
         ssh,
+        insecure_address: None,
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();

@@ -42,6 +42,12 @@ pub struct InitArgs {
     /// /metrics): written to ca.json as "metricsAddress" [default: no metrics].
     #[arg(long, value_name = "ADDRESS", conflicts_with = "pki")]
     metrics_address: Option<String>,
+    /// Address of the plain-HTTP listener that serves only CRLs, OCSP and the CA certificates,
+    /// like ":80": written to ca.json as "insecureAddress", and the URLs certificates carry
+    /// point there [default: on --address's host, port 80 when --address is on 443, else the
+    /// next port; "" for none, leaving HTTPS URLs].
+    #[arg(long, value_name = "ADDRESS")]
+    insecure_address: Option<String>,
     /// Create only keys and certificates: no ca.json and no defaults.json.
     #[arg(long)]
     pki: bool,
@@ -140,7 +146,7 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
     let options = InitOptions {
         name,
         dns_names,
-        address,
+        address: address.clone(),
         provisioner,
         key_password: Some(key_password.to_vec()),
         provisioner_password: provisioner_password.to_vec(),
@@ -148,7 +154,12 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
         pki_only: args.pki,
         kdf_iterations: STEP_PBKDF2_ITERATIONS,
         ssh,
+        insecure_address: match args.insecure_address {
+            Some(address) => Some(address).filter(|a| !a.is_empty()),
+            None => default_insecure_address(&address),
+        },
     };
+    let options_insecure = options.insecure_address.clone();
     let layout = Layout::new(mayfly_path()?);
     let force = args.force;
     let metrics_address = args.metrics_address.clone();
@@ -204,6 +215,11 @@ pub async fn run(args: InitArgs) -> anyhow::Result<()> {
             outln!("Clients trust hosts with this line in known_hosts:")?;
             outln!("  @cert-authority * {host}")?;
         }
+        if let Some(insecure) = &options_insecure {
+            outln!(
+                "✔ CRLs, OCSP and CA certificates over plain HTTP on {insecure} (insecureAddress)"
+            )?;
+        }
         outln!()?;
         outln!("Your PKI is ready to go. Start the CA with:")?;
         outln!("  mayfly-ca {}", layout.ca_config().display())?;
@@ -228,4 +244,38 @@ fn set_metrics_address(
     config.metrics_address = Some(address);
     file.contents = config.to_json_pretty()?.into_bytes();
     Ok(())
+}
+
+/// The plain-HTTP listener `ca init` sets up unless told otherwise: on the host of `address`,
+/// port 80 beside 443, port 0 beside 0 (tests), else the next port up. `None` when `address`
+/// has no port or is on the last one.
+fn default_insecure_address(address: &str) -> Option<String> {
+    let (host, port) = address.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let plain = match port {
+        443 => 80,
+        0 => 0,
+        other => other.checked_add(1)?,
+    };
+    Some(format!("{host}:{plain}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_insecure_address;
+
+    #[test]
+    fn the_plain_listener_sits_beside_the_https_one() {
+        assert_eq!(default_insecure_address(":443").as_deref(), Some(":80"));
+        assert_eq!(
+            default_insecure_address("127.0.0.1:9000").as_deref(),
+            Some("127.0.0.1:9001")
+        );
+        assert_eq!(
+            default_insecure_address("[::1]:0").as_deref(),
+            Some("[::1]:0")
+        );
+        assert_eq!(default_insecure_address(":65535"), None);
+        assert_eq!(default_insecure_address("localhost"), None);
+    }
 }

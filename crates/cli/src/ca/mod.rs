@@ -20,6 +20,7 @@ mod provisioner_oidc;
 mod rekey;
 mod renew;
 mod revoke;
+mod root_crl;
 pub mod token;
 mod x5c;
 
@@ -72,6 +73,11 @@ pub enum CaCommand {
     ///
     /// Example: mayfly ca crl --out ca.crl --pem
     Crl(crl::CrlArgs),
+    /// Sign the root's CRL offline with the root key, keeping its entries and listing
+    /// revoked intermediates; mayfly-ca serves the file at /1.0/root.crl.
+    ///
+    /// Example: mayfly ca root-crl --revoke old_intermediate.crt --reasonCode cACompromise
+    RootCrl(root_crl::RootCrlArgs),
     /// The certificates the CA has stored, through its admin API: list or export them.
     #[command(subcommand)]
     Certificates(certificates::CertificatesCommand),
@@ -178,6 +184,7 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Revoke(args) => revoke::run(args).await,
         CaCommand::Rekey(args) => rekey::run(args).await,
         CaCommand::Crl(args) => crl::run(args).await,
+        CaCommand::RootCrl(args) => root_crl::run(args).await,
         CaCommand::Certificates(command) => certificates::run(command).await,
         CaCommand::Audit(args) => audit::run(args).await,
     }
