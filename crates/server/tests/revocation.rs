@@ -20,6 +20,11 @@ struct ActiveCa {
 
 impl ActiveCa {
     fn start() -> ActiveCa {
+        Self::start_with(|_| {})
+    }
+
+    /// `ca init` with the plain-HTTP listener on a free port, then `edit` on ca.json.
+    fn start_with(edit: impl FnOnce(&mut serde_json::Value)) -> ActiveCa {
         require_tool("openssl", "openssl");
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("mayfly");
@@ -27,6 +32,8 @@ impl ActiveCa {
         support::write_secret(work.join("pw.txt"), "ca password\n");
         support::write_secret(work.join("prov-pw.txt"), "provisioner password\n");
         let address = format!("127.0.0.1:{}", support::free_port());
+        let http_port = support::free_port();
+        let insecure = format!("127.0.0.1:{http_port}");
         mayfly_ok(
             &home,
             &work,
@@ -39,6 +46,8 @@ impl ActiveCa {
                 "127.0.0.1",
                 "--address",
                 &address,
+                "--insecure-address",
+                &insecure,
                 "--provisioner",
                 "ops",
                 "--password-file",
@@ -47,13 +56,13 @@ impl ActiveCa {
                 "prov-pw.txt",
             ],
         );
-        let http_port = support::free_port();
         let config_path = home.join("config/ca.json");
         let mut config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
         assert_eq!(config["crl"]["enabled"], true, "ca init turns CRLs on");
         assert_eq!(config["ocsp"]["enabled"], true, "ca init turns OCSP on");
-        config["insecureAddress"] = format!("127.0.0.1:{http_port}").into();
+        assert_eq!(config["insecureAddress"], insecure.as_str());
+        edit(&mut config);
         std::fs::write(&config_path, config.to_string()).unwrap();
         let mut ca = ActiveCa {
             server: None,
@@ -268,7 +277,7 @@ fn crls_list_revocations_and_openssl_checks_leaves_against_them() {
         "X509v3 CRL Distribution Points".to_string(),
         format!("URI:{base_url}/1.0/crl\n"),
         "X509v3 Freshest CRL".to_string(),
-        format!("URI:{base_url}/1.0/crl/delta"),
+        format!("URI:{base_url}/1.0/crl-delta"),
         format!("OCSP - URI:{base_url}/ocsp"),
         format!("CA Issuers - URI:{base_url}/1.0/intermediate.crt"),
     ] {
@@ -308,11 +317,9 @@ fn crls_list_revocations_and_openssl_checks_leaves_against_them() {
     let bad_hex = format!("{:X}", bad.parse::<u128>().unwrap());
     assert!(listing.contains(&bad_hex), "{bad_hex} missing:\n{listing}");
     assert!(listing.contains("Key Compromise"), "{listing}");
-    assert!(listing.contains("Issuing Distribution Point"), "{listing}");
-    assert!(
-        listing.contains(&format!("{base_url}/1.0/crl")),
-        "{listing}"
-    );
+    // The complete CRL covers every certificate of the intermediate, whatever URL it carries,
+    // so it names no distribution point (RFC 5280 5.2.5: no IDP, full scope).
+    assert!(!listing.contains("Issuing Distribution Point"), "{listing}");
 
     let (ok, out) = ca.verify_with_crls("bad.crt", "full.pem", false);
     assert!(!ok && out.contains("certificate revoked"), "{out}");
@@ -364,8 +371,10 @@ fn crls_list_revocations_and_openssl_checks_leaves_against_them() {
 
     // The delta names the base and lists the revocation; with the old base alone the revoked
     // leaf still passes, with base + delta it fails.
-    let delta = ca.get("/1.0/crl/delta");
+    let delta = ca.get("/1.0/crl-delta");
     assert_eq!(delta.status, 200);
+    // Where deltas were first served, and earlier certificates point.
+    assert_eq!(ca.get("/1.0/crl/delta").body, delta.body);
     pem_crl(&delta.body, &ca.work.join("delta.pem"));
     let delta_text = ca.openssl(&["crl", "-in", "delta.pem", "-noout", "-text"]);
     assert!(delta_text.contains("Delta CRL Indicator"), "{delta_text}");
@@ -606,4 +615,353 @@ fn malformed_ocsp_requests_get_malformed_request() {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The CDP URL in a leaf, as openssl prints it.
+fn crl_url_of(ca: &ActiveCa, leaf: &str) -> String {
+    let text = ca.openssl(&[
+        "x509",
+        "-in",
+        leaf,
+        "-noout",
+        "-ext",
+        "crlDistributionPoints",
+    ]);
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("URI:"))
+        .unwrap_or_else(|| panic!("{leaf} has no CDP URI:\n{text}"))
+        .to_string()
+}
+
+/// `openssl verify -crl_check -crl_download`: the CRL comes from the leaf's own CDP URL.
+fn verify_downloading(ca: &ActiveCa, leaf: &str, all: bool) -> (bool, String) {
+    let root = ca.path("root");
+    let intermediate = ca.path("intermediate");
+    let check = if all { "-crl_check_all" } else { "-crl_check" };
+    ca.openssl_any(&[
+        "verify",
+        check,
+        "-crl_download",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &intermediate,
+        leaf,
+    ])
+}
+
+#[test]
+fn shards_give_each_leaf_the_crl_it_names_and_openssl_downloads_it() {
+    let shards = 3;
+    let ca = ActiveCa::start_with(|config| config["crl"]["shards"] = shards.into());
+    let base = format!("http://127.0.0.1:{}/1.0/crls/", ca.http_port);
+    // Leaves until two share a shard and one is elsewhere (serials are random).
+    let mut by_shard: std::collections::BTreeMap<u16, Vec<(String, String)>> = Default::default();
+    for i in 0..30 {
+        let name = format!("leaf{i}");
+        let serial = ca.certificate(&name);
+        let file = format!("{name}.crt");
+        let url = crl_url_of(&ca, &file);
+        let index: u16 = url
+            .strip_prefix(&base)
+            .unwrap_or_else(|| panic!("{file} carries {url}, not a shard of {base}"))
+            .parse()
+            .unwrap();
+        assert!(index < shards, "{url}");
+        let text = ca.openssl(&["x509", "-in", &file, "-noout", "-text"]);
+        assert!(
+            !text.contains("Freshest CRL"),
+            "a shard has no delta:\n{text}"
+        );
+        by_shard.entry(index).or_default().push((file, serial));
+        if by_shard.values().any(|v| v.len() >= 2) && by_shard.len() >= 2 {
+            break;
+        }
+    }
+    let (&shard, leaves) = by_shard.iter().find(|(_, v)| v.len() >= 2).unwrap();
+    let (revoked, revoked_serial) = leaves[0].clone();
+    let (sibling, _) = leaves[1].clone();
+    let (elsewhere, _) = by_shard
+        .iter()
+        .find(|(s, _)| **s != shard)
+        .map(|(_, v)| v[0].clone())
+        .unwrap();
+    for leaf in [&revoked, &sibling, &elsewhere] {
+        let (ok, out) = verify_downloading(&ca, leaf, false);
+        assert!(ok, "{leaf} before any revocation: {out}");
+    }
+
+    let path = format!("/1.0/crls/{shard}");
+    let before = ca.crl_number(&path);
+    ca.revoke(&revoked_serial, "superseded");
+    wait_for("the revocation to reach its shard", || {
+        ca.crl_number(&path) > before
+    });
+    let (ok, out) = verify_downloading(&ca, &revoked, false);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    for leaf in [&sibling, &elsewhere] {
+        let (ok, out) = verify_downloading(&ca, leaf, false);
+        assert!(ok, "{leaf}: {out}");
+    }
+    // The shard's CRL is scoped by its URL; the complete CRL lists everything, unscoped.
+    pem_crl(&ca.get(&path).body, &ca.work.join("shard.pem"));
+    let shard_text = ca.openssl(&["crl", "-in", "shard.pem", "-noout", "-text"]);
+    assert!(
+        shard_text.contains("Issuing Distribution Point"),
+        "{shard_text}"
+    );
+    assert!(
+        shard_text.contains(&format!("URI:{base}{shard}")),
+        "{shard_text}"
+    );
+    assert!(shard_text.contains("Superseded"), "{shard_text}");
+    pem_crl(&ca.get("/1.0/crl").body, &ca.work.join("full.pem"));
+    let (ok, out) = ca.verify_with_crls(&revoked, "full.pem", false);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let other = ca.get(&format!(
+        "/1.0/crls/{}",
+        by_shard.keys().find(|s| **s != shard).unwrap()
+    ));
+    pem_crl(&other.body, &ca.work.join("other.pem"));
+    let other_text = ca.openssl(&["crl", "-in", "other.pem", "-noout", "-text"]);
+    let hex = format!("{:X}", revoked_serial.parse::<u128>().unwrap());
+    assert!(!other_text.contains(&hex), "{other_text}");
+
+    // The root's CRL, which the intermediate names, is served too: the whole chain checks
+    // (`-crl_check_all` wants a CRL for the self-signed root as well, which only the root's
+    // own CRL gives, and the root carries no URL: hence -CRLfile rather than -crl_download).
+    let root_crl_url = crl_url_of(&ca, &ca.path("intermediate"));
+    assert_eq!(
+        root_crl_url,
+        format!("http://127.0.0.1:{}/1.0/root.crl", ca.http_port)
+    );
+    let root_crl = ca.get("/1.0/root.crl");
+    assert_eq!(root_crl.status, 200);
+    assert!(root_crl.headers.contains("application/pkix-crl"));
+    pem_crl(&root_crl.body, &ca.work.join("root-crl.pem"));
+    let chain_crls = format!(
+        "{}{}",
+        std::fs::read_to_string(ca.work.join("root-crl.pem")).unwrap(),
+        std::fs::read_to_string(ca.work.join("shard.pem")).unwrap()
+    );
+    std::fs::write(ca.work.join("chain-crls.pem"), chain_crls).unwrap();
+    let root = ca.path("root");
+    let intermediate = ca.path("intermediate");
+    let (ok, out) = ca.openssl_any(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &intermediate,
+        "-CRLfile",
+        "chain-crls.pem",
+        &sibling,
+    ]);
+    assert!(ok, "-crl_check_all: {out}");
+
+    // Shards that do not exist, or not in their one spelling: 404 with a JSON body.
+    for bad in [
+        format!("/1.0/crls/{shards}"),
+        "/1.0/crls/4096".into(),
+        "/1.0/crls/01".into(),
+        "/1.0/crls/-1".into(),
+        "/1.0/crls/x".into(),
+    ] {
+        let response = ca.get(&bad);
+        assert_eq!(response.status, 404, "{bad}");
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains("no CRL shard"),
+            "{bad}: {body}"
+        );
+    }
+}
+
+/// A certificate carries its CRL URL for life: after the CA's URLs change, one issued before
+/// still finds a CRL that speaks for it, both the complete one and its shard's.
+#[test]
+fn a_leaf_issued_before_a_url_change_still_checks() {
+    let mut ca = ActiveCa::start_with(|config| config["crl"]["shards"] = 2.into());
+    let old_serial = ca.certificate("old");
+    let old_url = crl_url_of(&ca, "old.crt");
+    assert!(old_url.starts_with("http://127.0.0.1:"), "{old_url}");
+
+    // The first DNS name is the host of every URL: put another name first.
+    let config_path = ca.home.join("config/ca.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["dnsNames"] = serde_json::json!(["localhost", "127.0.0.1"]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    ca.restart();
+    ca.certificate("new");
+    let new_url = crl_url_of(&ca, "new.crt");
+    assert!(new_url.starts_with("http://localhost:"), "{new_url}");
+
+    ca.revoke(&old_serial, "keyCompromise");
+    let old_path = old_url
+        .split_once("/1.0/")
+        .map(|(_, p)| format!("/1.0/{p}"))
+        .unwrap();
+    let hex = format!("{:X}", old_serial.parse::<u128>().unwrap());
+    wait_for("the revocation to reach the old leaf's shard", || {
+        pem_crl(&ca.get(&old_path).body, &ca.work.join("old-shard.pem"));
+        ca.openssl(&["crl", "-in", "old-shard.pem", "-noout", "-text"])
+            .contains(&hex)
+    });
+    // The shard's IDP lists the URL the old leaf carries beside today's.
+    let text = ca.openssl(&["crl", "-in", "old-shard.pem", "-noout", "-text"]);
+    assert!(text.contains(&format!("URI:{old_url}")), "{text}");
+    let (ok, out) = verify_downloading(&ca, "old.crt", false);
+    assert!(
+        !ok && out.contains("certificate revoked"),
+        "old leaf: {out}"
+    );
+    let (ok, out) = verify_downloading(&ca, "new.crt", false);
+    assert!(ok, "new leaf: {out}");
+    pem_crl(&ca.get("/1.0/crl").body, &ca.work.join("full.pem"));
+    let (ok, out) = ca.verify_with_crls("old.crt", "full.pem", false);
+    assert!(
+        !ok && out.contains("certificate revoked"),
+        "complete CRL: {out}"
+    );
+
+    // webpki matches the CRL's IDP against the certificate's CDP, as RFC 5280 6.3.3 says.
+    let der = |file: &str| {
+        let pem = std::fs::read(ca.work.join(file)).unwrap();
+        pem::parse(pem).unwrap().into_contents()
+    };
+    let shard_der = ca.get(&old_path).body;
+    let root_der = der(&ca.path("root"));
+    let intermediate_der = der(&ca.path("intermediate"));
+    let verdict = webpki_check(&root_der, &intermediate_der, &der("old.crt"), &shard_der);
+    assert!(
+        matches!(verdict, Err(webpki::Error::CertRevoked)),
+        "webpki on the old leaf with its shard: {verdict:?}"
+    );
+    let full_der = ca.get("/1.0/crl").body;
+    let verdict = webpki_check(&root_der, &intermediate_der, &der("old.crt"), &full_der);
+    assert!(
+        matches!(verdict, Err(webpki::Error::CertRevoked)),
+        "webpki on the old leaf with the complete CRL: {verdict:?}"
+    );
+    let verdict = webpki_check(&root_der, &intermediate_der, &der("new.crt"), &full_der);
+    assert!(verdict.is_ok(), "webpki on the new leaf: {verdict:?}");
+}
+
+/// rustls-webpki's path building with `crl` as the only revocation source, checking the leaf
+/// only (the root CRL is another test's).
+fn webpki_check(
+    root: &[u8],
+    intermediate: &[u8],
+    leaf: &[u8],
+    crl: &[u8],
+) -> Result<(), webpki::Error> {
+    use rustls_pki_types::{CertificateDer, UnixTime};
+    let root = CertificateDer::from(root.to_vec());
+    let anchor = webpki::anchor_from_trusted_cert(&root)?;
+    let leaf = CertificateDer::from(leaf.to_vec());
+    let end_entity = webpki::EndEntityCert::try_from(&leaf)?;
+    let crl = webpki::CertRevocationList::from(webpki::OwnedCertRevocationList::from_der(crl)?);
+    let crls = [&crl];
+    let revocation = webpki::RevocationOptionsBuilder::new(&crls)
+        .map_err(|_| webpki::Error::UnsupportedRevocationReason)?
+        .with_depth(webpki::RevocationCheckDepth::EndEntity)
+        .with_status_policy(webpki::UnknownStatusPolicy::Deny)
+        .build();
+    end_entity
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &[anchor],
+            &[CertificateDer::from(intermediate.to_vec())],
+            UnixTime::now(),
+            webpki::KeyUsage::server_auth(),
+            Some(revocation),
+            None,
+        )
+        .map(|_| ())
+}
+
+/// `mayfly ca root-crl` re-signs the root CRL offline; mayfly-ca serves the new file at once,
+/// and a revoked intermediate fails `-crl_check_all`.
+#[test]
+fn the_root_crl_is_re_signed_offline_and_served_without_a_restart() {
+    let ca = ActiveCa::start();
+    ca.certificate("svc");
+    let first = ca.get("/1.0/root.crl").body;
+    pem_crl(&first, &ca.work.join("root-crl-1.pem"));
+    let text = ca.openssl(&["crl", "-in", "root-crl-1.pem", "-noout", "-text"]);
+    assert!(text.contains("No Revoked Certificates"), "{text}");
+
+    // Refusals change nothing.
+    let intermediate = ca.path("intermediate");
+    for (args, expected) in [
+        (
+            vec!["--revoke", &intermediate, "--reasonCode", "certificateHold"],
+            "cannot revoke an intermediate",
+        ),
+        (vec!["--revoke", "svc.crt"], "is not issued by the root"),
+        (vec!["--lifetime", "0s"], "--lifetime must be longer than 0"),
+        (vec!["--lifetime", "soon"], "--lifetime"),
+        (vec!["--reasonCode", "sometimes"], "not an RFC 5280 reason"),
+    ] {
+        let mut full = vec!["ca", "root-crl", "--password-file", "pw.txt"];
+        full.extend(args);
+        support::mayfly_err(&ca.home, &ca.work, &full, expected);
+        assert_eq!(
+            std::fs::read(ca.home.join("certs/root_ca.crl")).unwrap(),
+            first
+        );
+    }
+
+    ca.mayfly(&[
+        "ca",
+        "root-crl",
+        "--password-file",
+        "pw.txt",
+        "--revoke",
+        &intermediate,
+        "--reasonCode",
+        "cACompromise",
+    ]);
+    let second = ca.get("/1.0/root.crl").body;
+    assert_ne!(second, first);
+    pem_crl(&second, &ca.work.join("root-crl-2.pem"));
+    let text = ca.openssl(&["crl", "-in", "root-crl-2.pem", "-noout", "-text"]);
+    assert!(text.contains("CA Compromise"), "{text}");
+    let leaf_crl = ca.get("/1.0/crl").body;
+    pem_crl(&leaf_crl, &ca.work.join("leaf-crl.pem"));
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(ca.work.join("root-crl-2.pem")).unwrap(),
+        std::fs::read_to_string(ca.work.join("leaf-crl.pem")).unwrap()
+    );
+    std::fs::write(ca.work.join("both.pem"), both).unwrap();
+    let root = ca.path("root");
+    let (ok, out) = ca.openssl_any(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &intermediate,
+        "-CRLfile",
+        "both.pem",
+        "svc.crt",
+    ]);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+
+    // Signing again keeps the entry (the file is the root CRL's only record).
+    ca.mayfly(&["ca", "root-crl", "--password-file", "pw.txt"]);
+    pem_crl(
+        &ca.get("/1.0/root.crl").body,
+        &ca.work.join("root-crl-3.pem"),
+    );
+    let text = ca.openssl(&["crl", "-in", "root-crl-3.pem", "-noout", "-text"]);
+    assert!(text.contains("CA Compromise"), "{text}");
+
+    // A file that is not the root's CRL is not served.
+    std::fs::write(ca.home.join("certs/root_ca.crl"), &leaf_crl).unwrap();
+    let response = ca.get("/1.0/root.crl");
+    assert_eq!(response.status, 500, "{}", response.headers);
 }
