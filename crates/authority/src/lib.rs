@@ -20,6 +20,7 @@ pub mod publication;
 pub mod retention;
 pub mod revocation;
 pub mod ssh;
+pub mod static_site;
 pub mod store;
 pub mod telemetry;
 pub mod token;

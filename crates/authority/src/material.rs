@@ -126,3 +126,46 @@ impl LoadedMaterial {
         })
     }
 }
+
+impl LoadedMaterial {
+    /// The authority this material and `config` describe, listening on `ports`, on `store` (and
+    /// `ssh_store` when ca.json has SSH keys). What mayfly-ca runs, and what `mayfly ca publish`
+    /// publishes with.
+    pub fn into_authority(
+        self,
+        config: &CaConfig,
+        ports: crate::publication::PublicPorts,
+        store: Arc<dyn crate::store::CertStore>,
+        ssh_store: Option<Arc<dyn crate::ssh::store::SshStore>>,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<crate::Authority> {
+        let ssh = match (self.ssh, ssh_store) {
+            (Some(keys), Some(store)) => Some(crate::ssh::SshCa::new(keys, store)?),
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "ssh: SSH keys were added to a running CA: restart it to open their store"
+                        .into(),
+                ));
+            }
+            (None, _) => None,
+        };
+        let publication = crate::publication::Publication::from_config(config, ports)?;
+        let authority = crate::Authority::new(crate::AuthorityParts {
+            ssh,
+            roots: self.roots,
+            federated_roots: self.federated_roots,
+            intermediate: self.intermediate,
+            provisioners: self.provisioners,
+            name_policies: self.name_policies,
+            backdate: self.backdate,
+            dns_names: config.dns_names.clone(),
+            store,
+            clock,
+            publication,
+        })?;
+        Ok(match self.root_crl {
+            Some(path) => authority.with_root_crl(path),
+            None => authority,
+        })
+    }
+}

@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::store::{CertStore, CertificateStatus, IssuedCertificate};
+use crate::store::{CertStore, CertificateStatus, IssuedCertificate, StoredCertificate};
 
 /// Cached responses kept at most; past it the cache starts over (it refills from the store).
 const MAX_CACHED: usize = 200_000;
@@ -203,20 +203,8 @@ impl OcspResponder {
                 .certificate(&serial)
                 .await
                 .map_err(Error::Store)?;
-            let status = match stored {
-                None => {
-                    known = false;
-                    CertStatus::Unknown
-                }
-                Some(stored) => match (stored.status, stored.revocation) {
-                    (CertificateStatus::Revoked, Some(revocation)) => CertStatus::Revoked {
-                        at: revocation.revoked_at,
-                        // As the CRL, which leaves `unspecified` out (RFC 5280 5.3.1).
-                        reason: (revocation.reason_code != 0).then_some(revocation.reason_code),
-                    },
-                    _ => CertStatus::Good,
-                },
-            };
+            known &= stored.is_some();
+            let status = status_of(stored.as_ref());
             singles.push(SingleResponse {
                 cert_id_der: id.der,
                 status,
@@ -262,6 +250,37 @@ impl OcspResponder {
             refresh_at: this_update + (next_update - this_update) / 2,
         });
         Ok(answer)
+    }
+
+    /// A response about one certificate whose record the caller read, as a GET request naming
+    /// `cert_id_der` and no nonce gets it: for publication as a file (RFC 5019).
+    pub async fn presign(
+        &self,
+        cert_id_der: &[u8],
+        stored: Option<&StoredCertificate>,
+    ) -> Result<Vec<u8>> {
+        let responder = self.responder().await?;
+        let now = self.clock.now();
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let this_update = now - self.backdate;
+        let single = SingleResponse {
+            cert_id_der,
+            status: status_of(stored),
+            this_update,
+            next_update: (now + self.settings.response_lifetime).min(responder.not_after),
+        };
+        let certificates: [&[u8]; 2] = [&responder.certificate, &self.intermediate];
+        let identity = ResponderIdentity {
+            key: &responder.key,
+            key_hash: &responder.key_hash,
+            certificates: &certificates,
+        };
+        Ok(build_response(&identity, this_update, &[single], None)?)
+    }
+
+    /// The issuer every request must name.
+    pub fn issuer(&self) -> &IssuerIdentity {
+        &self.issuer
     }
 
     /// The responder in force, issued first when there is none or it is due.
@@ -335,6 +354,21 @@ impl OcspResponder {
             renew_at: now + self.settings.responder_lifetime * 2 / 3,
             not_after,
         })
+    }
+}
+
+/// A certificate's status as OCSP says it; unknown when the CA has no record of it.
+fn status_of(stored: Option<&StoredCertificate>) -> CertStatus {
+    match stored {
+        None => CertStatus::Unknown,
+        Some(stored) => match (stored.status, &stored.revocation) {
+            (CertificateStatus::Revoked, Some(revocation)) => CertStatus::Revoked {
+                at: revocation.revoked_at,
+                // As the CRL, which leaves `unspecified` out (RFC 5280 5.3.1).
+                reason: (revocation.reason_code != 0).then_some(revocation.reason_code),
+            },
+            _ => CertStatus::Good,
+        },
     }
 }
 

@@ -95,14 +95,28 @@ impl CaFlags {
 /// The database of the CA whose ca.json is `given` [default: "ca-config" in defaults.json, else
 /// $MAYFLY_PATH/config/ca.json], opened directly, for the `--offline` commands.
 pub async fn offline_database(given: Option<&Path>) -> anyhow::Result<mayfly_store::AnyStore> {
-    let config_path = match given {
+    let config_path = ca_config_path(given)?;
+    let loaded = mayfly_config::config::CaConfig::load(&config_path)?;
+    open_database(&loaded).await
+}
+
+/// The CA's ca.json: `given`, else "ca-config" in defaults.json, else
+/// $MAYFLY_PATH/config/ca.json.
+pub fn ca_config_path(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match given {
         Some(path) => path.to_path_buf(),
         None => match Defaults::load()?.ca_config {
             Some(path) => PathBuf::from(path),
             None => mayfly_path()?.join("config/ca.json"),
         },
-    };
-    let loaded = mayfly_config::config::CaConfig::load(&config_path)?;
+    })
+}
+
+/// The database a loaded ca.json names.
+pub async fn open_database(
+    loaded: &mayfly_config::config::LoadedConfig,
+) -> anyhow::Result<mayfly_store::AnyStore> {
+    let config_path = &loaded.path;
     let in_file = || format!("{}: db", config_path.display());
     let location =
         mayfly_store::Location::of(&loaded.config, &loaded.path).with_context(in_file)?;

@@ -27,6 +27,17 @@ pub fn create_dir_private(dir: &Path) -> Result<()> {
 /// Writes `contents` to `path` atomically with `mode`. A reader sees the old file or the whole
 /// new one; a crash leaves at most a stray `.tmp` file, never a truncated key.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    replace(path, contents, mode, true)
+}
+
+/// Like [`write_atomic`] but without the syncs: readers still see the old file or the whole new
+/// one, yet a crash may lose the new one. For files regenerated anyway (published CRLs and OCSP
+/// responses), where a sync per file would cost more than the writing.
+pub fn replace_unsynced(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    replace(path, contents, mode, false)
+}
+
+fn replace(path: &Path, contents: &[u8], mode: u32, sync: bool) -> Result<()> {
     let io =
         |what: &str, e: std::io::Error| Error::Io(format!("cannot {what} {}: {e}", path.display()));
     let dir = path
@@ -52,9 +63,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| io("set permissions of", e))?;
         file.write_all(contents).map_err(|e| io("write", e))?;
-        file.sync_all().map_err(|e| io("sync", e))?;
+        if sync {
+            file.sync_all().map_err(|e| io("sync", e))?;
+        }
         fs::rename(&tmp, path).map_err(|e| io("replace", e))?;
-        if let Ok(d) = fs::File::open(dir) {
+        if sync && let Ok(d) = fs::File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())

@@ -199,7 +199,9 @@ pub fn plain_router(state: Arc<AppState>) -> Router {
     let public = Router::new()
         .route("/health", get(health))
         .route("/roots.pem", get(roots_pem));
-    let api = revocation_routes().merge(rate_limited(public, &state));
+    let api = revocation_routes()
+        .route("/ssh/krl", get(crate::ssh::krl))
+        .merge(rate_limited(public, &state));
     let app = Router::new()
         .merge(api.clone())
         .nest("/1.0", api)

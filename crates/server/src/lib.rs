@@ -19,4 +19,5 @@ pub mod revocation;
 pub mod serve;
 pub mod ssh;
 pub mod startup;
+pub mod static_publish;
 pub mod tls;

@@ -227,7 +227,7 @@ async fn hosts(
 }
 
 /// The OpenSSH KRL of revoked SSH certificates, for sshd's `RevokedKeys`.
-async fn krl(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn krl(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
     let krl = state.authority().ssh_krl().await?;
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mayfly_authority::clock::SystemClock;
-use mayfly_authority::publication::{PublicPorts, Publication};
+use mayfly_authority::publication::PublicPorts;
 use mayfly_authority::retention::{self, RetentionPolicy};
-use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
+use mayfly_authority::{Authority, LoadedMaterial};
 use mayfly_config::config::{CaConfig, LoadedConfig};
 use tokio::net::TcpListener;
 
@@ -40,6 +40,8 @@ pub struct Prepared {
     dns_names: Vec<String>,
     database: mayfly_store::AnyStore,
     retention: RetentionPolicy,
+    /// `publication.dir`'s static copy, when configured.
+    static_copy: Option<crate::static_publish::StaticPublisher>,
 }
 
 /// Loads `config_path` and prepares the server. `password` decrypts the intermediate key;
@@ -147,6 +149,8 @@ pub async fn prepare(
     let settings = TlsSettings::from_config(config.tls.as_ref())
         .with_context(|| path.display().to_string())?;
     let tls = ServerTls::new(&authority, &config.dns_names, &settings).await?;
+    let static_copy = crate::static_publish::StaticPublisher::from_config(&config, database.full())
+        .with_context(|| path.display().to_string())?;
     let mut state = AppState::new(authority, settings.advertised.clone())
         .with_https_port(local_addr.port())
         .with_database(database.clone())
@@ -167,6 +171,7 @@ pub async fn prepare(
         dns_names: config.dns_names,
         database,
         retention,
+        static_copy,
     })
 }
 
@@ -188,38 +193,11 @@ fn authority_from(
     ssh_store: Option<Arc<dyn mayfly_authority::ssh::store::SshStore>>,
     clock: Arc<dyn mayfly_authority::clock::Clock>,
 ) -> mayfly_authority::Result<Authority> {
-    let ssh = match (material.ssh, ssh_store) {
-        (Some(keys), Some(store)) => Some(mayfly_authority::ssh::SshCa::new(keys, store)?),
-        (Some(_), None) => {
-            return Err(mayfly_authority::Error::Config(
-                "ssh: SSH keys were added to a running CA: restart it to open their store".into(),
-            ));
-        }
-        (None, _) => None,
-    };
-    let publication = Publication::from_config(config, ports)?;
-    let root_crl = material.root_crl;
     let oidc = material
         .provisioners
         .iter()
         .any(|p| matches!(p, mayfly_authority::provisioner::Provisioner::Oidc(_)));
-    let authority = Authority::new(AuthorityParts {
-        ssh,
-        roots: material.roots,
-        federated_roots: material.federated_roots,
-        intermediate: material.intermediate,
-        provisioners: material.provisioners,
-        name_policies: material.name_policies,
-        backdate: material.backdate,
-        dns_names: config.dns_names.clone(),
-        store,
-        clock,
-        publication,
-    })?;
-    let authority = match root_crl {
-        Some(path) => authority.with_root_crl(path),
-        None => authority,
-    };
+    let authority = material.into_authority(config, ports, store, ssh_store, clock)?;
     if let Some(warning) = authority.root_crl_warning(time::OffsetDateTime::now_utc()) {
         tracing::warn!("{warning}");
     }
@@ -284,6 +262,7 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         dns_names,
         database,
         retention,
+        static_copy,
         ..
     } = prepared;
     let config = Arc::clone(&tls.config);
@@ -300,7 +279,7 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         retention,
         holder,
     ));
-    let publishing = tokio::spawn(publish_forever(Arc::clone(&state)));
+    let publishing = tokio::spawn(publish_forever(Arc::clone(&state), static_copy));
     let plain = insecure_listener.map(|listener| {
         tokio::spawn(crate::serve::serve_plain(
             listener,
@@ -348,10 +327,26 @@ pub fn public_ports(prepared: &Prepared) -> PublicPorts {
     }
 }
 
-async fn publish_forever(state: Arc<AppState>) {
+async fn publish_forever(
+    state: Arc<AppState>,
+    mut static_copy: Option<crate::static_publish::StaticPublisher>,
+) {
     loop {
-        if let Err(e) = state.authority().refresh_publication().await {
+        let authority = state.authority();
+        if let Err(e) = authority.refresh_publication().await {
             tracing::warn!(error = %e, "refreshing CRLs and OCSP failed; retrying");
+        }
+        if let Some(copy) = static_copy.as_mut() {
+            match copy.round(&authority).await {
+                Ok(report) if report.ocsp_responses > 1000 => tracing::info!(
+                    crls = report.crls,
+                    ocsp_responses = report.ocsp_responses,
+                    ocsp_removed = report.ocsp_removed,
+                    "static copy rewritten"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "writing the static copy failed; retrying"),
+            }
         }
         tokio::time::sleep(PUBLICATION_INTERVAL).await;
     }

@@ -965,3 +965,234 @@ fn the_root_crl_is_re_signed_offline_and_served_without_a_restart() {
     let response = ca.get("/1.0/root.crl");
     assert_eq!(response.status, 500, "{}", response.headers);
 }
+
+/// A plain nginx serving `root` on 127.0.0.1:`port` the way docs/PUBLICATION.md configures it.
+struct Nginx {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn serve(root: &Path, port: u16) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("nginx.conf");
+        let prefix = dir.path().display().to_string();
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n\
+                 error_log {prefix}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n\
+                 client_body_temp_path {prefix}/body;\n proxy_temp_path {prefix}/proxy;\n\
+                 fastcgi_temp_path {prefix}/fastcgi;\n uwsgi_temp_path {prefix}/uwsgi;\n\
+                 scgi_temp_path {prefix}/scgi;\n{}\n}}\n",
+                include_str!("../../../docs/nginx-publication.conf")
+                    .replace("127.0.0.1:80", &format!("127.0.0.1:{port}"))
+                    .replace("/var/www/pki", root.to_str().unwrap())
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("nginx")
+            .args(["-p", &prefix, "-c", conf.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child, _dir: dir }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mayfly ca publish` writes what relying parties fetch; with the CA stopped, nginx serves
+/// the directory at the URLs the certificates carry, and openssl still tells a revoked
+/// certificate from a good one, by CRL (shards, downloaded) and by OCSP (RFC 5019 GET).
+#[test]
+fn a_published_directory_answers_relying_parties_while_the_ca_is_down() {
+    require_tool("nginx", "nginx");
+    let mut ca = ActiveCa::start_with(|config| config["crl"]["shards"] = 2.into());
+    let good_serial = ca.certificate("good");
+    let bad_serial = ca.certificate("bad");
+    ca.revoke(&bad_serial, "keyCompromise");
+    ca.server.take().unwrap().stop();
+
+    let site = ca.work.join("site");
+    // Refused without a directory, or with a wrong password: nothing is written.
+    support::mayfly_err(
+        &ca.home,
+        &ca.work,
+        &["ca", "publish", "--password-file", "pw.txt"],
+        "no directory to publish to",
+    );
+    support::write_secret(ca.work.join("wrong.txt"), "not it\n");
+    support::mayfly_err(
+        &ca.home,
+        &ca.work,
+        &[
+            "ca",
+            "publish",
+            "--dir",
+            "site",
+            "--password-file",
+            "wrong.txt",
+        ],
+        "key",
+    );
+    assert!(!site.join("1.0").exists());
+    let out = ca.mayfly(&[
+        "ca",
+        "publish",
+        "--dir",
+        "site",
+        "--password-file",
+        "pw.txt",
+    ]);
+    assert!(out.contains("site"), "{out}");
+    for file in [
+        "1.0/crl",
+        "1.0/crls/0",
+        "1.0/crls/1",
+        "1.0/root.crl",
+        "1.0/intermediate.crt",
+        "roots.pem",
+    ] {
+        assert!(site.join(file).is_file(), "{file} missing");
+    }
+    // The web server reads what the CA wrote; the tempdir is private to its owner.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ca.work, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _nginx = Nginx::serve(&site, ca.http_port);
+
+    let (ok, out) = verify_downloading(&ca, "bad.crt", false);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let (ok, out) = verify_downloading(&ca, "good.crt", false);
+    assert!(ok, "{out}");
+    let crl = ca.get("/1.0/crl");
+    assert_eq!(crl.status, 200);
+    assert!(
+        crl.headers.contains("application/pkix-crl"),
+        "{}",
+        crl.headers
+    );
+
+    // OCSP: openssl's own request, sent as RFC 5019 GET, finds its pre-signed response.
+    let intermediate = ca.path("intermediate");
+    let root = ca.path("root");
+    for (leaf, serial, expected) in [
+        ("good.crt", &good_serial, "good"),
+        ("bad.crt", &bad_serial, "revoked"),
+    ] {
+        ca.openssl(&[
+            "ocsp",
+            "-issuer",
+            &intermediate,
+            "-cert",
+            leaf,
+            "-no_nonce",
+            "-reqout",
+            "req.der",
+        ]);
+        let request = std::fs::read(ca.work.join("req.der")).unwrap();
+        for encoded in [
+            base64_encode(&request),
+            base64_encode(&request)
+                .replace('/', "%2F")
+                .replace('+', "%2B")
+                .replace('=', "%3D"),
+        ] {
+            let response = ca.get(&format!("/ocsp/{encoded}"));
+            assert_eq!(response.status, 200, "{leaf} {serial} at {encoded}");
+            assert!(
+                response.headers.contains("application/ocsp-response"),
+                "{}",
+                response.headers
+            );
+            std::fs::write(ca.work.join("resp.der"), &response.body).unwrap();
+            let out = ca.openssl(&[
+                "ocsp",
+                "-respin",
+                "resp.der",
+                "-issuer",
+                &intermediate,
+                "-cert",
+                leaf,
+                "-CAfile",
+                &root,
+            ]);
+            assert!(out.contains(&format!("{leaf}: {expected}")), "{out}");
+            assert!(out.contains("Response verify OK"), "{out}");
+        }
+    }
+}
+
+/// ca.json `publication.dir`: mayfly-ca keeps the copy itself, and a revocation reaches it
+/// (CRL shard and OCSP response) within seconds, without a full rewrite.
+#[test]
+fn mayfly_ca_keeps_the_published_copy_current() {
+    let mut site = PathBuf::new();
+    let ca = ActiveCa::start_with(|config| {
+        config["crl"]["shards"] = 2.into();
+        config["publication"] = serde_json::json!({"dir": "site", "interval": "1h"});
+    });
+    site.push(ca.work.join("site"));
+    wait_for("the first copy", || site.join("1.0/crl").is_file());
+    let serial = ca.certificate("svc");
+    let url = crl_url_of(&ca, "svc.crt");
+    let path = url
+        .split_once("/1.0/")
+        .map(|(_, p)| format!("1.0/{p}"))
+        .unwrap();
+    ca.revoke(&serial, "cessationOfOperation");
+    let hex = format!("{:X}", serial.parse::<u128>().unwrap());
+    wait_for("the revocation in the copy's shard", || {
+        let Ok(der) = std::fs::read(site.join(&path)) else {
+            return false;
+        };
+        pem_crl(&der, &ca.work.join("copy.pem"));
+        ca.openssl(&["crl", "-in", "copy.pem", "-noout", "-text"])
+            .contains(&hex)
+    });
+    // The certificate was issued after the full copy (interval 1h), so its OCSP response was
+    // written when it was revoked.
+    let intermediate = ca.path("intermediate");
+    ca.openssl(&[
+        "ocsp",
+        "-issuer",
+        &intermediate,
+        "-cert",
+        "svc.crt",
+        "-no_nonce",
+        "-reqout",
+        "req.der",
+    ]);
+    let request = std::fs::read(ca.work.join("req.der")).unwrap();
+    let encoded = base64_encode(&request);
+    let mut file = site.join("ocsp");
+    for part in encoded.split('/').filter(|p| !p.is_empty()) {
+        file.push(part);
+    }
+    if encoded.ends_with('/') {
+        file.push("index.der");
+    }
+    wait_for("the revoked certificate's OCSP response", || file.is_file());
+    let root = ca.path("root");
+    let out = ca.openssl(&[
+        "ocsp",
+        "-respin",
+        file.to_str().unwrap(),
+        "-issuer",
+        &intermediate,
+        "-cert",
+        "svc.crt",
+        "-CAfile",
+        &root,
+    ]);
+    assert!(out.contains("svc.crt: revoked"), "{out}");
+}

@@ -539,6 +539,21 @@ fn ssh_commands_work_and_refuse_bad_input_with_one_line() {
             .unwrap()
             .starts_with(b"SSHKRL\n\0")
     );
+
+    // The KRL is published with the rest; sshd's RevokedKeys can come from a web server.
+    let config_path = dev.ca_dir.join("config/ca.json");
+    let config_arg = config_path.to_str().unwrap();
+    mayfly_ok(
+        &client,
+        &work,
+        &["ca", "publish", "--dir", "site", "--ca-config", config_arg],
+    );
+    let (ok, out) = support::run(
+        "ssh-keygen",
+        &["-Q", "-f", "site/1.0/ssh/krl", "web1_new-cert.pub"],
+        &work,
+    );
+    assert!(!ok && out.contains("REVOKED"), "{out}");
 }
 
 /// SSH claims changed in ca.json take effect on SIGHUP, with the SSH CA and its store kept.

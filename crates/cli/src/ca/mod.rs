@@ -17,6 +17,7 @@ mod init;
 mod issue;
 mod provisioner;
 mod provisioner_oidc;
+mod publish;
 mod rekey;
 mod renew;
 mod revoke;
@@ -78,6 +79,12 @@ pub enum CaCommand {
     ///
     /// Example: mayfly ca root-crl --revoke old_intermediate.crt --reasonCode cACompromise
     RootCrl(root_crl::RootCrlArgs),
+    /// Write everything relying parties fetch (CRLs, pre-signed OCSP responses at their RFC
+    /// 5019 GET paths, CA certificates, SSH KRL) as files for a web server or a CDN, from
+    /// ca.json, the keys and the database: no running CA needed.
+    ///
+    /// Example: mayfly ca publish --dir /var/www/pki --password-file pw.txt
+    Publish(publish::PublishArgs),
     /// The certificates the CA has stored, through its admin API: list or export them.
     #[command(subcommand)]
     Certificates(certificates::CertificatesCommand),
@@ -185,6 +192,7 @@ pub async fn run(command: CaCommand) -> anyhow::Result<()> {
         CaCommand::Rekey(args) => rekey::run(args).await,
         CaCommand::Crl(args) => crl::run(args).await,
         CaCommand::RootCrl(args) => root_crl::run(args).await,
+        CaCommand::Publish(args) => publish::run(args).await,
         CaCommand::Certificates(command) => certificates::run(command).await,
         CaCommand::Audit(args) => audit::run(args).await,
     }
