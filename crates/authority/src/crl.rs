@@ -94,6 +94,12 @@ pub enum CrlKind {
     Shard(CrlShard),
 }
 
+/// How soon after the last one a sharded CA remakes a large complete CRL for a revocation.
+const FULL_REMAKE_WITH_SHARDS: Duration = Duration::minutes(1);
+/// A complete CRL this large (about 100,000 entries) is remade only as often as
+/// [`FULL_REMAKE_WITH_SHARDS`] allows when shards carry the revocations at once.
+const LARGE_CRL_BYTES: usize = 4 << 20;
+
 #[derive(Default)]
 struct Published {
     full: Option<Arc<SignedCrl>>,
@@ -284,25 +290,24 @@ impl CrlPublisher {
                     .as_ref()
                     .is_none_or(|crl| now - crl.this_update >= delta.lifetime * 2 / 3)
             });
-            (scheduled || published.stale, scheduled, delta_due)
+            // With shards, certificates point at their shard; a large complete CRL, kept for
+            // tools that want one, follows revocations at most once a minute, since at millions
+            // of entries remaking it costs a second of CPU.
+            let large = published
+                .full
+                .as_ref()
+                .is_some_and(|crl| crl.der.len() > LARGE_CRL_BYTES);
+            let stale_due = published.stale
+                && (self.settings.shards <= 1
+                    || !large
+                    || full_age.is_none_or(|age| age >= FULL_REMAKE_WITH_SHARDS));
+            (scheduled || stale_due, scheduled, delta_due)
         };
-        if full_due {
-            self.lock().stale = false;
-            let full = self.make_full(now).await?;
-            let mut published = self.lock();
-            if scheduled || published.base.is_none() {
-                published.base = Some((full.number, full.this_update));
-            }
-            published.full = Some(Arc::new(full));
-        }
-        if self.settings.delta.is_some() && (full_due || delta_due) {
-            let delta = self.make_delta(now).await?;
-            self.lock().delta = Some(Arc::new(delta));
-        }
         if scheduled {
             // Another instance (or a new configuration) may have published under more URLs.
             self.reload_shard_urls().await?;
         }
+        // Shards first: they are what certificates point to, and each is small.
         for shard in self.shards().await? {
             let due = {
                 let published = self.lock();
@@ -318,12 +323,36 @@ impl CrlPublisher {
                 self.lock().shards.insert(shard, Arc::new(crl));
             }
         }
+        if full_due {
+            self.lock().stale = false;
+            let full = self.make_full(now).await?;
+            let mut published = self.lock();
+            if scheduled || published.base.is_none() {
+                published.base = Some((full.number, full.this_update));
+            }
+            published.full = Some(Arc::new(full));
+        }
+        if self.settings.delta.is_some() && (full_due || delta_due) {
+            let delta = self.make_delta(now).await?;
+            self.lock().delta = Some(Arc::new(delta));
+        }
         Ok(())
     }
 
+    /// The CRL of `kind` made here, unless it expired or a revocation it lacks is known: then
+    /// the caller remakes it before answering, so a revocation is served as soon as it is seen.
+    /// (A large complete CRL of a sharded CA waits for its schedule instead; see `refresh`.)
     fn fresh(&self, kind: CrlKind) -> Option<Arc<SignedCrl>> {
         let now = self.clock.now();
-        self.lock().crl(kind).filter(|crl| crl.next_update > now)
+        let published = self.lock();
+        let stale = match kind {
+            CrlKind::Shard(shard) => published.stale_shards.contains(&shard),
+            CrlKind::Full | CrlKind::Delta => published.stale && self.settings.shards <= 1,
+        };
+        if stale {
+            return None;
+        }
+        published.crl(kind).filter(|crl| crl.next_update > now)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Published> {

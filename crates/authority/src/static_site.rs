@@ -24,7 +24,7 @@ use mayfly_pki::SerialNumber;
 use mayfly_pki::issuer::CertIdHash;
 
 use crate::authority::Authority;
-use crate::crl::CrlKind;
+use crate::crl::{CrlKind, CrlPublisher};
 use crate::error::{Error, Result};
 use crate::store::{AdminStore, CertificatePage, StoredCertificate};
 
@@ -111,22 +111,7 @@ impl StaticSite {
         report: &mut Published,
     ) -> Result<()> {
         if let Some(crl) = authority.crl_publisher() {
-            let mut kinds = vec![(urls::CRL.to_owned(), CrlKind::Full)];
-            if crl.settings().delta.is_some() {
-                kinds.push((urls::DELTA_CRL.to_owned(), CrlKind::Delta));
-            }
-            for shard in crl.shards().await? {
-                kinds.push((urls::shard_crl(shard.index()), CrlKind::Shard(shard)));
-            }
-            for (path, kind) in kinds {
-                let signed = crl.current(kind).await?;
-                if self.crl_unchanged(&path, &signed.etag) {
-                    continue;
-                }
-                self.put(&path, &signed.der, true, report)?;
-                self.crl_written(path, signed.etag.clone());
-                report.crls += 1;
-            }
+            self.write_crls(crl, report).await?;
         }
         match authority.root_crl() {
             Ok(der) => {
@@ -135,6 +120,28 @@ impl StaticSite {
             }
             Err(Error::RootCrlUnconfigured) => {}
             Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// The CRLs `crl` publishes (complete, delta, every shard), each written only when it
+    /// changed since this site last wrote it.
+    pub async fn write_crls(&self, crl: &CrlPublisher, report: &mut Published) -> Result<()> {
+        let mut kinds = vec![(urls::CRL.to_owned(), CrlKind::Full)];
+        if crl.settings().delta.is_some() {
+            kinds.push((urls::DELTA_CRL.to_owned(), CrlKind::Delta));
+        }
+        for shard in crl.shards().await? {
+            kinds.push((urls::shard_crl(shard.index()), CrlKind::Shard(shard)));
+        }
+        for (path, kind) in kinds {
+            let signed = crl.current(kind).await?;
+            if self.crl_unchanged(&path, &signed.etag) {
+                continue;
+            }
+            self.put(&path, &signed.der, true, report)?;
+            self.crl_written(path, signed.etag.clone());
+            report.crls += 1;
         }
         Ok(())
     }
@@ -317,7 +324,9 @@ mod tests {
     fn ocsp_paths_are_the_get_paths_with_slashes_merged() {
         // 0xff 0xff 0xff encodes as "////".
         assert_eq!(ocsp_path(&[0xff, 0xff, 0xff]), "/ocsp/");
-        assert_eq!(ocsp_path(&[0x30, 0xff, 0xff, 0xfe]), "/ocsp/MP/+/g==");
+        // "MP///g==" as a web server reads it.
+        assert_eq!(ocsp_path(&[0x30, 0xff, 0xff, 0xfe]), "/ocsp/MP/g==");
+        assert_eq!(ocsp_path(&[0x30, 0xfb, 0xef]), "/ocsp/MPvv");
         assert_eq!(ocsp_path(&[0x30, 0x03]), "/ocsp/MAM=");
     }
 
@@ -328,8 +337,14 @@ mod tests {
         let old = dir.path().join("a/c/d");
         std::fs::create_dir_all(old.parent().unwrap()).unwrap();
         std::fs::write(&old, b"2").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let started = std::time::SystemTime::now();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
         std::fs::write(&keep, b"1").unwrap();
         let removed = remove_older(dir.path(), started).unwrap();
         assert_eq!(removed, 1);

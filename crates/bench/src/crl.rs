@@ -1,25 +1,42 @@
-//! `mayfly-bench crl`: how long a complete CRL with N entries takes to make (store query,
-//! encoding, signature), and how much memory it needs. The store is seeded directly with SQL,
-//! which is far faster than issuing N certificates.
+//! `mayfly-bench crl`: how long CRLs take to make (store query, encoding, signature) and how
+//! much memory they need: the complete CRL, every shard, their publication as files, and the
+//! time from a revocation to its shard's new CRL. The store is seeded directly with SQL, far
+//! faster than issuing N certificates, or an existing one is used (`--db`, filled with
+//! `mayfly-bench fill` for millions of certificates).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use mayfly_authority::audit::{AuditAction, AuditContext};
 use mayfly_authority::clock::SystemClock;
 use mayfly_authority::crl::{CrlKind, CrlPublisher, CrlSettings};
+use mayfly_authority::static_site::{Published, StaticSite};
+use mayfly_authority::store::{CertStore, CrlShard, IssuedCertificate, Revocation};
 use mayfly_pki::issuer::IssuerIdentity;
 use mayfly_pki::{KeyAlgorithm, PrivateKey, SerialNumber};
 
 #[derive(Debug, clap::Args)]
 pub struct CrlArgs {
-    /// Revoked certificates to put on the CRL.
+    /// Revoked certificates to seed a new SQLite store with (ignored with --db).
     #[arg(long, value_name = "N", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     pub entries: u32,
-    /// Directory for the seeded SQLite database [default: a new one under the OS temp dir,
-    /// removed afterwards].
+    /// Use this existing store instead of seeding one: a SQLite file, or a postgres:// or
+    /// mysql:// URL (fill it with `mayfly-bench fill`).
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<String>,
+    /// Shards to spread certificates over (crl.shards); with more than one, every shard's CRL
+    /// is made and timed, and a revocation's latency to its shard is measured.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub shards: u16,
+    /// Also write the CRLs as files (as `mayfly ca publish` does) and time it.
+    #[arg(long)]
+    pub publish: bool,
+    /// Directory for the seeded SQLite database and the published files [default: a new one
+    /// under the OS temp dir, removed afterwards].
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Print the report as one JSON object instead of text.
@@ -28,7 +45,6 @@ pub struct CrlArgs {
 }
 
 pub async fn run(args: CrlArgs) -> anyhow::Result<()> {
-    let entries = usize::try_from(args.entries).context("--entries is too large")?;
     let (dir, remove) = match &args.dir {
         Some(dir) => (dir.clone(), false),
         None => (
@@ -37,70 +53,216 @@ pub async fn run(args: CrlArgs) -> anyhow::Result<()> {
         ),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = measure(&dir.join("bench.db"), entries, args.json).await;
+    let result = measure(&args, &dir).await;
     if remove {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
 }
 
-async fn measure(db: &Path, entries: usize, json: bool) -> anyhow::Result<()> {
-    let store = mayfly_store::SqliteStore::open(db).await?;
-    let seeding = Instant::now();
-    seed(db, entries).await?;
-    let seed_seconds = seeding.elapsed().as_secs_f64();
-
-    let key = PrivateKey::generate(KeyAlgorithm::EcP256)?;
-    let later = time::OffsetDateTime::now_utc() + time::Duration::days(365);
-    let ca = mayfly_pki::cert::create_root("Bench CA", &key, later)?;
-    let settings = CrlSettings {
+fn settings(shards: u16) -> CrlSettings {
+    CrlSettings {
         url: "http://ca.internal:8080/1.0/crl".into(),
         lifetime: time::Duration::hours(24),
         renew_after: time::Duration::hours(16),
         generate_on_revoke: true,
         keep_expired: false,
         delta: None,
-        shards: 1,
+        shards,
         shard_base: "http://ca.internal:8080/1.0/crls".into(),
-    };
-    let publisher = CrlPublisher::new(
-        settings,
-        IssuerIdentity::from_certificate(&ca)?,
-        Arc::new(key),
-        Arc::new(store),
-        Arc::new(SystemClock),
-        time::Duration::minutes(1),
-    );
-    let rss_before = memory_kib("VmRSS:");
+    }
+}
+
+/// One timed step: seconds, and the peak RSS above the RSS before it (KiB).
+struct Step {
+    seconds: f64,
+    peak_kib: Option<u64>,
+}
+
+impl Step {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "peak_rss_kib": self.peak_kib,
+        })
+    }
+}
+
+/// Runs `step`, with the process's peak RSS reset first (Linux: `clear_refs` 5), so each step's
+/// peak is its own.
+async fn timed<T>(
+    step: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, Step)> {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let start = Instant::now();
-    let crl = publisher.current(CrlKind::Full).await?;
+    let value = step.await?;
     let seconds = start.elapsed().as_secs_f64();
-    let peak = memory_kib("VmHWM:");
-    let report = serde_json::json!({
-        "entries": entries,
-        "seed_seconds": (seed_seconds * 1000.0).round() / 1000.0,
-        "generate_seconds": (seconds * 1000.0).round() / 1000.0,
-        "crl_bytes": crl.der.len(),
+    Ok((
+        value,
+        Step {
+            seconds,
+            peak_kib: memory_kib("VmHWM:"),
+        },
+    ))
+}
+
+async fn open_store(
+    args: &CrlArgs,
+    dir: &Path,
+) -> anyhow::Result<(Arc<dyn CertStore>, Option<f64>)> {
+    use mayfly_store::{AnyStore, Dialect, Location};
+    let location = match args.db.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Location::Server {
+                dialect: Dialect::Postgres,
+                url: url.to_owned(),
+            }
+        }
+        Some(url) if url.starts_with("mysql://") => Location::Server {
+            dialect: Dialect::MySql,
+            url: url.to_owned(),
+        },
+        Some(path) => Location::Sqlite(PathBuf::from(path)),
+        None => {
+            let db = dir.join("bench.db");
+            let store = AnyStore::open(&Location::Sqlite(db.clone())).await?;
+            let entries = usize::try_from(args.entries).context("--entries is too large")?;
+            let seeding = Instant::now();
+            seed(&db, entries, &settings(args.shards)).await?;
+            return Ok((store.cert_store(), Some(seeding.elapsed().as_secs_f64())));
+        }
+    };
+    let store = AnyStore::open(&location)
+        .await
+        .with_context(|| format!("--db {}", args.db.as_deref().unwrap_or_default()))?;
+    Ok((store.cert_store(), None))
+}
+
+async fn measure(args: &CrlArgs, dir: &Path) -> anyhow::Result<()> {
+    let (store, seed_seconds) = open_store(args, dir).await?;
+    let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256)?);
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(365);
+    let ca = mayfly_pki::cert::create_root("Bench CA", &key, later)?;
+    let publisher = |shards: u16| -> anyhow::Result<CrlPublisher> {
+        Ok(CrlPublisher::new(
+            settings(shards),
+            IssuerIdentity::from_certificate(&ca)?,
+            Arc::clone(&key) as Arc<dyn mayfly_pki::Signer>,
+            Arc::clone(&store),
+            Arc::new(SystemClock),
+            time::Duration::minutes(1),
+        ))
+    };
+    let rss_before = memory_kib("VmRSS:");
+
+    // The complete CRL alone, as a CA without shards makes it.
+    let full_only = publisher(1)?;
+    let (full, full_step) = timed(async { Ok(full_only.current(CrlKind::Full).await?) }).await?;
+    drop(full_only);
+
+    let mut report = serde_json::json!({
+        "entries": count_entries(&full.der)?,
+        "seed_seconds": seed_seconds.map(|s| (s * 1000.0).round() / 1000.0),
+        "full": full_step.json(),
+        "crl_bytes": full.der.len(),
         "rss_before_kib": rss_before,
-        "peak_rss_kib": peak,
+        "shards": args.shards,
     });
-    if json {
+    drop(full);
+
+    let sharded = publisher(args.shards)?;
+    if args.shards > 1 {
+        // Every shard, then the complete CRL: one refresh, as the server's first one.
+        let ((), all_step) = timed(async { Ok(sharded.refresh().await?) }).await?;
+        report["all_shards_and_full"] = all_step.json();
+        let mut largest = 0;
+        for index in 0..args.shards {
+            if let Some(shard) = CrlShard::new(index) {
+                largest = largest.max(sharded.current(CrlKind::Shard(shard)).await?.der.len());
+            }
+        }
+        report["largest_shard_bytes"] = largest.into();
+        let latency = revocation_latency(&sharded, store.as_ref()).await?;
+        report["revocation_to_shard_seconds"] = ((latency * 10_000.0).round() / 10_000.0).into();
+    }
+    if args.publish {
+        let site = StaticSite::new(dir.join("site"));
+        let (written, step) = timed(async {
+            let mut written = Published::default();
+            site.write_crls(&sharded, &mut written).await?;
+            Ok(written)
+        })
+        .await?;
+        report["publish"] = step.json();
+        report["published_files"] = written.crls.into();
+        report["published_bytes"] = written.bytes.into();
+    }
+    report["peak_rss_kib"] = memory_kib("VmHWM:").into();
+    if args.json {
         say!("{report}");
     } else {
-        say!("entries:          {entries}");
-        say!("seeding:          {seed_seconds:.2} s");
-        say!("generation:       {seconds:.3} s");
-        say!("CRL size:         {} bytes", crl.der.len());
-        if let (Some(before), Some(peak)) = (rss_before, peak) {
-            say!("RSS before:       {before} KiB");
-            say!("peak RSS:         {peak} KiB");
-        }
+        say!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
 }
 
-/// Inserts `entries` revoked, unexpired certificates in one transaction of multi-row INSERTs.
-async fn seed(db: &Path, entries: usize) -> anyhow::Result<()> {
+/// Records and revokes one more certificate, then times how long until its shard's CRL, as
+/// the server would serve it next, lists it: the revocation's commit and the shard's remaking.
+async fn revocation_latency(
+    publisher: &CrlPublisher,
+    store: &dyn CertStore,
+) -> anyhow::Result<f64> {
+    let serial = SerialNumber::random()?;
+    let shard = publisher
+        .settings()
+        .shard_for(&serial)
+        .context("no shard for the probe certificate")?;
+    let now = time::OffsetDateTime::now_utc();
+    let decimal = serial.to_decimal();
+    let certificate = IssuedCertificate {
+        serial: decimal.clone(),
+        der: vec![0x30, 0x00],
+        subject: "latency.bench".into(),
+        sans: Vec::new(),
+        not_before: now - time::Duration::minutes(1),
+        not_after: now + time::Duration::hours(24),
+        provisioner: "bench".into(),
+        crl_shard: Some(shard),
+    };
+    let audit = |action| AuditContext::without_client(action, now, "bench", "");
+    store
+        .record_issuance(&certificate, None, &audit(AuditAction::Issued))
+        .await?;
+    let before = publisher.current(CrlKind::Shard(shard)).await?.number;
+    let start = Instant::now();
+    let revocation = Revocation {
+        serial: decimal,
+        reason_code: 1,
+        reason: String::new(),
+        revoked_at: now,
+        revoked_by: "bench".into(),
+    };
+    store
+        .revoke(&revocation, None, &audit(AuditAction::Revoked))
+        .await?;
+    publisher.revoked(Some(shard));
+    let crl = publisher.current(CrlKind::Shard(shard)).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    anyhow::ensure!(crl.number > before, "the shard was not remade");
+    Ok(seconds)
+}
+
+/// How many entries a DER CRL lists.
+fn count_entries(der: &[u8]) -> anyhow::Result<usize> {
+    use x509_parser::prelude::FromDer;
+    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der)
+        .map_err(|e| anyhow::anyhow!("the CRL does not parse: {e}"))?;
+    Ok(crl.iter_revoked_certificates().count())
+}
+
+/// Inserts `entries` revoked, unexpired certificates in one transaction of multi-row INSERTs,
+/// each in the shard `settings` gives its serial.
+async fn seed(db: &Path, entries: usize, settings: &CrlSettings) -> anyhow::Result<()> {
     use sqlx::Connection;
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
     let mut connection = sqlx::SqliteConnection::connect_with(&options).await?;
@@ -108,28 +270,37 @@ async fn seed(db: &Path, entries: usize) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut done = 0;
     while done < entries {
-        // 11 bound values a row; SQLite allows 32,766 in one statement.
+        // 12 bound values a row; SQLite allows 32,766 in one statement.
         let chunk = (entries - done).min(2_000);
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO certificates (serial, der, subject, sans, not_before, not_after, \
-             provisioner, status, created_at, revoked_at, revocation_reason) ",
+             provisioner, status, created_at, revoked_at, revocation_reason, crl_shard) ",
         );
         let serials = (0..chunk)
-            .map(|_| SerialNumber::random().map(|s| s.to_decimal()))
+            .map(|_| {
+                SerialNumber::random().map(|s| {
+                    let shard = settings.shard_for(&s).map(|shard| i64::from(shard.index()));
+                    (s.to_decimal(), shard)
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        insert.push_values(serials.iter().enumerate(), |mut row, (i, serial)| {
-            row.push_bind(serial.as_str())
-                .push_bind(&[0x30u8, 0x00][..])
-                .push_bind("bench")
-                .push_bind("[]")
-                .push_bind(now - 3600)
-                .push_bind(now + 86_400)
-                .push_bind("bench")
-                .push_bind("revoked")
-                .push_bind(now)
-                .push_bind(now - 60)
-                .push_bind(i64::from([1u8, 4, 5][i % 3]));
-        });
+        insert.push_values(
+            serials.iter().enumerate(),
+            |mut row, (i, (serial, shard))| {
+                row.push_bind(serial.as_str())
+                    .push_bind(&[0x30u8, 0x00][..])
+                    .push_bind("bench")
+                    .push_bind("[]")
+                    .push_bind(now - 3600)
+                    .push_bind(now + 86_400)
+                    .push_bind("bench")
+                    .push_bind("revoked")
+                    .push_bind(now)
+                    .push_bind(now - 60)
+                    .push_bind(i64::from([1u8, 4, 5][i % 3]))
+                    .push_bind(*shard);
+            },
+        );
         insert.build().execute(&mut *tx).await?;
         done += chunk;
     }

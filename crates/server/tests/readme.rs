@@ -114,7 +114,10 @@ fn readme_walkthrough_runs_as_written() {
     // The dev CA's port is given up and taken again by the second CA, as in the README: outside
     // the ephemeral range, so no connection of another process takes it in between.
     let port = support::free_port_outside_ephemeral();
-    let metrics_port = support::free_port_outside_ephemeral();
+    // `ca init` puts the plain-HTTP listener on the next port: leave it to it.
+    let metrics_port = std::iter::repeat_with(support::free_port_outside_ephemeral)
+        .find(|p| *p != port + 1)
+        .unwrap();
     let script = script(&commands, &bin_dir, port, metrics_port);
 
     let tmp = tempfile::tempdir().unwrap();

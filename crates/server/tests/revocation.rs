@@ -542,6 +542,9 @@ fn bench_ocsp_and_crl_modes_run() {
             "crl",
             "--entries",
             "250",
+            "--shards",
+            "4",
+            "--publish",
             "--json",
             "--dir",
             ca.path("crl-bench").as_str(),
@@ -552,6 +555,19 @@ fn bench_ocsp_and_crl_modes_run() {
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["entries"], 250, "{report}");
     assert!(report["crl_bytes"].as_u64().unwrap() > 250 * 40, "{report}");
+    assert!(report["full"]["seconds"].is_number(), "{report}");
+    assert!(
+        report["all_shards_and_full"]["seconds"].is_number(),
+        "{report}"
+    );
+    assert!(
+        report["revocation_to_shard_seconds"].is_number(),
+        "{report}"
+    );
+    // The complete CRL and four shards, written as files.
+    assert_eq!(report["published_files"], 5, "{report}");
+    let site = ca.work.join("crl-bench/site/1.0");
+    assert!(site.join("crl").is_file() && site.join("crls/3").is_file());
 }
 
 #[test]
