@@ -989,7 +989,7 @@ struct Nginx {
 }
 
 impl Nginx {
-    fn serve(root: &Path, port: u16) -> Nginx {
+    fn serve(nginx: &Path, root: &Path, port: u16) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("nginx.conf");
         let prefix = dir.path().display().to_string();
@@ -1007,7 +1007,7 @@ impl Nginx {
             ),
         )
         .unwrap();
-        let child = std::process::Command::new("nginx")
+        let child = std::process::Command::new(nginx)
             .args(["-p", &prefix, "-c", conf.to_str().unwrap()])
             .spawn()
             .unwrap();
@@ -1032,7 +1032,10 @@ impl Drop for Nginx {
 /// certificate from a good one, by CRL (shards, downloaded) and by OCSP (RFC 5019 GET).
 #[test]
 fn a_published_directory_answers_relying_parties_while_the_ca_is_down() {
-    require_tool("nginx", "nginx");
+    let test = "a_published_directory_answers_relying_parties_while_the_ca_is_down";
+    let Some(nginx) = mayfly_testkit::program(test, "nginx", "nginx") else {
+        return;
+    };
     let mut ca = ActiveCa::start_with(|config| config["crl"]["shards"] = 2.into());
     let good_serial = ca.certificate("good");
     let bad_serial = ca.certificate("bad");
@@ -1084,7 +1087,7 @@ fn a_published_directory_answers_relying_parties_while_the_ca_is_down() {
     // The web server reads what the CA wrote; the tempdir is private to its owner.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&ca.work, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let _nginx = Nginx::serve(&site, ca.http_port);
+    let _nginx = Nginx::serve(&nginx, &site, ca.http_port);
 
     let (ok, out) = verify_downloading(&ca, "bad.crt", false);
     assert!(!ok && out.contains("certificate revoked"), "{out}");

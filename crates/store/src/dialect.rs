@@ -82,6 +82,7 @@ impl Dialect {
     /// - `TEXT`: `LONGTEXT` on MySQL for the same reason.
     /// - `VARCHAR(n)` and `TEXT` on MySQL get a binary collation: MySQL's default compares
     ///   case-insensitively, so `jti` "Ab" and "aB" would be one key and a fresh token refused.
+    /// - `DROP INDEX name ON table` is MySQL's form; SQLite and PostgreSQL name no table.
     /// - `AUTO_ID`, a column type of mayfly's own: a 64-bit primary key the engine assigns in
     ///   increasing order and never reuses.
     pub fn translate_migration(self, sql: &str) -> Vec<String> {
@@ -131,6 +132,15 @@ impl Dialect {
             rest = &rest[c.len_utf8()..];
         }
         push_statement(&mut statements, &current);
+        if self != Dialect::MySql {
+            for statement in &mut statements {
+                if statement.starts_with("DROP INDEX")
+                    && let Some(on) = statement.find(" ON ")
+                {
+                    statement.truncate(on);
+                }
+            }
+        }
         statements
     }
 
@@ -236,6 +246,21 @@ mod tests {
             "{create}"
         );
         assert!(statements[1].contains("'a; TEXT '' BLOB'"));
+    }
+
+    #[test]
+    fn only_mysql_names_the_table_of_an_index_it_drops() {
+        let sql = "DROP INDEX i ON t;\nCREATE INDEX j ON t (a);";
+        assert_eq!(
+            Dialect::MySql.translate_migration(sql),
+            vec!["DROP INDEX i ON t", "CREATE INDEX j ON t (a)"]
+        );
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            assert_eq!(
+                dialect.translate_migration(sql),
+                vec!["DROP INDEX i", "CREATE INDEX j ON t (a)"]
+            );
+        }
     }
 
     #[test]
