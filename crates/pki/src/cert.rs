@@ -182,7 +182,7 @@ pub fn create_root(
     key: &PrivateKey,
     not_after: OffsetDateTime,
 ) -> Result<Vec<u8>> {
-    let params = ca_params(common_name, 1, not_after)?;
+    let params = ca_params(common_name, key, 1, not_after)?;
     let key_pair = key.to_rcgen()?;
     let cert = params.self_signed(&key_pair).map_err(generation)?;
     Ok(cert.der().to_vec())
@@ -199,7 +199,7 @@ pub fn create_intermediate(
     not_after: OffsetDateTime,
     root_crl: Option<&str>,
 ) -> Result<Vec<u8>> {
-    let mut params = ca_params(common_name, 0, not_after)?;
+    let mut params = ca_params(common_name, key, 0, not_after)?;
     params.use_authority_key_identifier_extension = true;
     let revocation = RevocationUrls {
         crl: root_crl.map(str::to_owned),
@@ -237,6 +237,7 @@ pub fn create_self_signed_leaf(template: &LeafTemplate, key: &PrivateKey) -> Res
 
 fn ca_params(
     common_name: &str,
+    key: &PrivateKey,
     path_len: u8,
     not_after: OffsetDateTime,
 ) -> Result<CertificateParams> {
@@ -247,7 +248,10 @@ fn ca_params(
         .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    params.key_identifier_method = KeyIdMethod::Sha256;
+    // The method leaves use (RFC 7093 method 1), which linters recognise; rcgen's own hashes
+    // the whole SubjectPublicKeyInfo, a method no RFC names.
+    params.key_identifier_method =
+        KeyIdMethod::PreSpecified(subject_key_identifier(&key.public_key_spki_der()?)?);
     let now = OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::minutes(1);
     params.not_after = not_after;
@@ -449,7 +453,9 @@ impl LeafSigner {
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
-        params.key_identifier_method = KeyIdMethod::Sha256;
+        // RFC 7093 method 1, as every other certificate here (see `ca_params`).
+        params.key_identifier_method =
+            KeyIdMethod::PreSpecified(subject_key_identifier(subject_spki_der)?);
         params.use_authority_key_identifier_extension = true;
         // rcgen writes the subject key identifier itself along with basicConstraints CA:FALSE.
         params.custom_extensions = vec![CustomExtension::from_oid_content(
@@ -584,7 +590,12 @@ mod tests {
         };
         assert_eq!(aki(&int), ski(&root));
         assert_eq!(aki(&leaf), ski(&int));
-        assert!(ski(&leaf).is_some());
+        // Every key identifier is RFC 7093 method 1 (SHA-256 of the key bits, 160 bits).
+        for cert in [&root, &int, &leaf] {
+            let bits = &cert.public_key().subject_public_key.data;
+            let method_1 = digest::digest(&digest::SHA256, bits).as_ref()[..20].to_vec();
+            assert_eq!(ski(cert), Some(method_1), "{}", cert.subject());
+        }
         assert_eq!(
             root.basic_constraints()
                 .unwrap()

@@ -14,6 +14,7 @@ fn init_with_passwords_serves_tokens_once_and_survives_restart() {
         provisioner: "ops@acme.test",
         dns: &["localhost"],
         provisioner_password: Some("provisioner secret\n"),
+        ..Init::default()
     });
     let (home, work, config) = (ca.home.clone(), ca.work(), &ca.config);
     let init_args: Vec<&str> = ca.init_args.iter().map(String::as_str).collect();

@@ -873,7 +873,7 @@ fn webpki_check(
     leaf: &[u8],
     crl: &[u8],
 ) -> Result<(), webpki::Error> {
-    use rustls_pki_types::{CertificateDer, UnixTime};
+    use rustls::pki_types::{CertificateDer, UnixTime};
     let root = CertificateDer::from(root.to_vec());
     let anchor = webpki::anchor_from_trusted_cert(&root)?;
     let leaf = CertificateDer::from(leaf.to_vec());

@@ -21,6 +21,10 @@ pub struct Init<'a> {
     pub dns: &'a [&'a str],
     /// A password for the provisioner's key of its own, in `prov-pw.txt`.
     pub provisioner_password: Option<&'a str>,
+    /// The plain-HTTP listener (CRLs, OCSP, CA certificates) on a free port of 127.0.0.1,
+    /// given to `ca init` with `--insecure-address` so the URLs in the intermediate and the
+    /// leaves are right: the default, the port after `--address`'s, may be taken.
+    pub plain_http: bool,
 }
 
 impl Default for Init<'_> {
@@ -30,6 +34,7 @@ impl Default for Init<'_> {
             provisioner: "ops",
             dns: &[],
             provisioner_password: None,
+            plain_http: false,
         }
     }
 }
@@ -45,6 +50,8 @@ pub struct InitCa {
     pub output: String,
     /// The arguments `ca init` ran with (password files relative to the work directory).
     pub init_args: Vec<String>,
+    /// The port of the plain-HTTP listener on 127.0.0.1, with [`Init::plain_http`].
+    pub http_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -71,12 +78,18 @@ impl InitCa {
             write_secret(work.join("prov-pw.txt"), password);
             args.extend(["--provisioner-password-file", "prov-pw.txt"]);
         }
+        let http_port = init.plain_http.then(free_port);
+        let insecure_address = http_port.map(|port| format!("127.0.0.1:{port}"));
+        if let Some(insecure_address) = &insecure_address {
+            args.extend(["--insecure-address", insecure_address]);
+        }
         let output = mayfly_ok(&home, work, &args);
         InitCa {
             config: home.join("config/ca.json"),
             home,
             output,
             init_args: args.into_iter().map(str::to_owned).collect(),
+            http_port,
             dir,
         }
     }

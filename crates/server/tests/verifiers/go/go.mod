@@ -1,0 +1,3 @@
+module mayfly.test/crlcheck
+
+go 1.19
