@@ -310,6 +310,56 @@ pub(crate) const REVOKED_IN_SHARD: &str = "SELECT serial, revoked_at, revocation
      crl_shard FROM certificates WHERE crl_shard = ? AND revoked_at IS NOT NULL AND revoked_at >= ? \
      AND not_after >= ?";
 
+/// [`REVOKED`] on SQLite, where sqlx hands every row from its worker thread to the caller one
+/// message at a time (about 2 µs a row, most of a million-entry CRL): up to
+/// [`REVOKED_CHUNK`] rows as one text, a line per row (`revoked_at serial not_after reason
+/// shard`, `-` for NULL), after the key (revoked_at, serial) of the last row of the previous
+/// chunk, in the order of the covering index. Binds: after revoked_at, after serial, since,
+/// unexpired, then the shard for [`REVOKED_CHUNK_IN_SHARD`].
+pub(crate) const REVOKED_CHUNK: &str = "SELECT group_concat(revoked_at || ' ' || serial || ' ' || \
+     not_after || ' ' || IFNULL(revocation_reason, '-') || ' ' || IFNULL(crl_shard, '-'), \
+     char(10) ORDER BY revoked_at, serial) FROM (SELECT revoked_at, serial, not_after, \
+     revocation_reason, crl_shard FROM certificates WHERE revoked_at IS NOT NULL \
+     AND (revoked_at, serial) > (?, ?) AND revoked_at >= ? AND not_after >= ? \
+     ORDER BY revoked_at, serial LIMIT 20000)";
+/// [`REVOKED_CHUNK`] of one shard.
+pub(crate) const REVOKED_CHUNK_IN_SHARD: &str = "SELECT group_concat(revoked_at || ' ' || serial \
+     || ' ' || not_after || ' ' || IFNULL(revocation_reason, '-') || ' ' || IFNULL(crl_shard, '-'), \
+     char(10) ORDER BY revoked_at, serial) FROM (SELECT revoked_at, serial, not_after, \
+     revocation_reason, crl_shard FROM certificates WHERE revoked_at IS NOT NULL \
+     AND (revoked_at, serial) > (?, ?) AND revoked_at >= ? AND not_after >= ? AND crl_shard = ? \
+     ORDER BY revoked_at, serial LIMIT 20000)";
+/// Rows a [`REVOKED_CHUNK`] holds at most.
+pub(crate) const REVOKED_CHUNK_ROWS: usize = 20_000;
+
+/// The rows of one [`REVOKED_CHUNK`] text, appended to `entries`; the key of the last one.
+pub(crate) fn revoked_chunk(
+    text: &str,
+    entries: &mut Vec<RevokedEntry>,
+) -> Result<Option<(i64, String)>, StoreError> {
+    let mut last = None;
+    for line in text.lines() {
+        let bad = || StoreError::Backend(format!("a revoked certificate's row {line:?}"));
+        let mut fields = line.split(' ');
+        let mut next = || fields.next().ok_or_else(bad);
+        let revoked_at: i64 = next()?.parse().map_err(|_| bad())?;
+        let serial = next()?.to_owned();
+        let not_after: i64 = next()?.parse().map_err(|_| bad())?;
+        let optional = |field: &str| -> Result<Option<i64>, StoreError> {
+            match field {
+                "-" => Ok(None),
+                number => number.parse().map(Some).map_err(|_| bad()),
+            }
+        };
+        let reason = optional(next()?)?;
+        let shard = optional(next()?)?;
+        let entry = revoked_entry((serial, revoked_at, reason, not_after, shard))?;
+        last = Some((revoked_at, entry.serial.clone()));
+        entries.push(entry);
+    }
+    Ok(last)
+}
+
 /// Remembers a shard's URL unless it is remembered already (an insert that ignores conflicts).
 pub(crate) const CRL_URL_INSERT: &str = "crl_urls (url, shard, first_used) VALUES (?, ?, ?)";
 /// Every remembered shard URL, oldest first.

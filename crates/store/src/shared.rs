@@ -32,6 +32,41 @@ macro_rules! shared_calls {
 
         type Db = <$store as Engine>::Db;
 
+        /// [`codec::REVOKED_CHUNK`]s until one comes back short.
+        async fn revoked_in_chunks(
+            store: &$store,
+            query: &RevokedQuery,
+            since: i64,
+            unexpired: i64,
+        ) -> Result<Vec<RevokedEntry>, StoreError> {
+            let mut entries = Vec::new();
+            let mut after = (i64::MIN, String::new());
+            loop {
+                let select = match query.shard {
+                    None => sqlx::query_as(codec::REVOKED_CHUNK),
+                    Some(_) => sqlx::query_as(codec::REVOKED_CHUNK_IN_SHARD),
+                }
+                .bind(after.0)
+                .bind(after.1.clone())
+                .bind(since)
+                .bind(unexpired);
+                let select = match query.shard {
+                    None => select,
+                    Some(shard) => select.bind(i64::from(shard.index())),
+                };
+                let (text,): (Option<String>,) = select
+                    .fetch_one(store.reads())
+                    .await
+                    .map_err(|e| backend("listing revoked certificates", e))?;
+                let before = entries.len();
+                let last = codec::revoked_chunk(text.as_deref().unwrap_or_default(), &mut entries)?;
+                match last {
+                    Some(key) if entries.len() - before == codec::REVOKED_CHUNK_ROWS => after = key,
+                    _ => return Ok(entries),
+                }
+            }
+        }
+
         /// Records `token` as used, in `tx`; false when it already was (by this or any other
         /// instance). One statement: the check and the record cannot be separated.
         async fn burn(
@@ -263,6 +298,9 @@ macro_rules! shared_calls {
             ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>> {
                 Box::pin(async move {
                     let (since, unexpired) = codec::revoked_bounds(&query);
+                    if self.dialect() == Dialect::Sqlite {
+                        return revoked_in_chunks(self, &query, since, unexpired).await;
+                    }
                     let select = match query.shard {
                         None => sqlx::query_as(self.dialect().sql(codec::REVOKED)),
                         Some(shard) => sqlx::query_as(self.dialect().sql(codec::REVOKED_IN_SHARD))
