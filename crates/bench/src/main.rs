@@ -3,6 +3,9 @@
 //! `mayfly-bench sign` prepares N certificate requests (key, CSR, one-time token) ahead, then
 //! sends them to `POST /1.0/sign` from C concurrent tasks sharing one keep-alive HTTPS client,
 //! and reports throughput, latency and, given the server's PID, its CPU time per certificate.
+//! `compare` runs that load against two CAs in paired runs (mayfly and step-ca, or two builds),
+//! `fill` bulk-loads a store with synthetic certificates, and `acme`, `ocsp` and `crl` measure
+//! the other paths. The pure stages have criterion benches (`benches/stages.rs`).
 #![forbid(unsafe_code)]
 // `println!` panics when the reader of a pipe has gone (`mayfly-bench ... | head`).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -129,7 +132,7 @@ is non-zero when a required flag is missing (one line on stderr) or any request 
     /// measure against a large database.
     #[command(
         long_about = "Write N synthetic certificate records, M of them revoked, straight into a \
-store (SQLite file, PostgreSQL or MySQL) through its bulk loader, thousands of rows a statement \
+store (SQLite file, PostgreSQL or MySQL) through its bulk loader, a thousand rows a statement \
 and ten thousand a transaction, then print the rate and the database's size.\n\nEach record \
 is what an issuance writes: a real P-256 leaf (one is signed per CRL shard; records copy it with \
 their own serial written in, so its signature no longer verifies), the subject and SAN \

@@ -5,8 +5,8 @@
 //! The rows are the ones an issuance and a revocation write (the same columns and encodings, from
 //! [`crate::codec`], and an audit entry for each change), so that what is measured on a filled
 //! database (the size per certificate, the cost of the next issuance, a CRL's query) is what a
-//! CA that issued them would see. Only the way in differs: thousands of rows per statement and
-//! per transaction. Not for a CA's own use: nothing checks a serial against the ones stored
+//! CA that issued them would see. Only the way in differs: a thousand rows per statement, and
+//! as many per transaction as the caller hands over at once. Not for a CA's own use: nothing checks a serial against the ones stored
 //! before it, so a batch with a serial already there fails whole.
 
 use mayfly_authority::audit::AuditContext;
@@ -94,7 +94,7 @@ macro_rules! bulk_calls {
         use crate::engine::Engine;
 
         impl $store {
-            /// Writes `records` in one transaction, thousands of rows a statement; returns how
+            /// Writes `records` in one transaction, a thousand rows a statement; returns how
             /// many certificates were stored. See [`crate::bulk`]: for measurements, not for a
             /// CA's own records.
             pub async fn bulk_load(&self, records: &[BulkCertificate]) -> Result<u64, StoreError> {
