@@ -3,6 +3,9 @@
 //! `mayfly-bench sign` prepares N certificate requests (key, CSR, one-time token) ahead, then
 //! sends them to `POST /1.0/sign` from C concurrent tasks sharing one keep-alive HTTPS client,
 //! and reports throughput, latency and, given the server's PID, its CPU time per certificate.
+//! `compare` runs that load against two CAs in paired runs (mayfly and step-ca, or two builds),
+//! `fill` bulk-loads a store with synthetic certificates, and `acme`, `ocsp` and `crl` measure
+//! the other paths. The pure stages have criterion benches (`benches/stages.rs`).
 #![forbid(unsafe_code)]
 // `println!` panics when the reader of a pipe has gone (`mayfly-bench ... | head`).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
@@ -41,7 +44,9 @@ use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
 use mayfly_proto::SignRequest;
 
 mod acme;
+mod compare;
 mod crl;
+mod fill;
 mod ocsp;
 mod provisioner;
 mod report;
@@ -104,6 +109,43 @@ chain.\n\nThe exit status is non-zero when any flow fails (the report is printed
     /// time and the memory it took.
     #[command(after_long_help = "Example:\n  mayfly-bench crl --entries 1000000")]
     Crl(crl::CrlArgs),
+    /// Run the sign load against two CAs in paired runs and compare their medians.
+    #[command(
+        long_about = "Run the sign load of `mayfly-bench sign` against two CAs (A and B) in \
+paired runs and compare them.\n\nEach pair runs N certificates against both CAs, one after the \
+other: odd pairs A first, even pairs B first, so that the machine's drift favours neither. \
+Before the first pair each CA gets --warmup requests that are not measured. Every run's requests \
+(key, CSR, one-time token) are made before its clock starts. Printed: each run, each CA's median \
+certificates per second and, with its --a-pid/--b-pid, its median server CPU per certificate, \
+and the ratios B/A, of the medians and within each pair.\n\nB may be step-ca: its JWK \
+provisioner's tokens are made the same way (`step ca init` output works as is).\n\nThe exit status \
+is non-zero when a required flag is missing (one line on stderr) or any request failed.",
+        after_long_help = "Example (mayfly against step-ca):\n  mayfly-bench compare \\\n    \
+--a-name mayfly --a-url https://127.0.0.1:9000 --a-root mayfly/certs/root_ca.crt \\\n    \
+--a-password-file pw.txt --a-pid \"$MAYFLY_PID\" \\\n    \
+--b-name step-ca --b-url https://127.0.0.1:9100 --b-root step/certs/root_ca.crt \\\n    \
+--b-password-file pw.txt --b-pid \"$STEP_CA_PID\" \\\n    \
+--pairs 4 -n 10000 -c 32"
+    )]
+    Compare(compare::CompareArgs),
+    /// Write N synthetic certificate records (M of them revoked) straight into a store, to
+    /// measure against a large database.
+    #[command(
+        long_about = "Write N synthetic certificate records, M of them revoked, straight into a \
+store (SQLite file, PostgreSQL or MySQL) through its bulk loader, a thousand rows a statement \
+and ten thousand a transaction, then print the rate and the database's size.\n\nEach record \
+is what an issuance writes: a real P-256 leaf (one is signed per CRL shard; records copy it with \
+their own serial written in, so its signature no longer verifies), the subject and SAN \
+host-<i>.fill.internal, provisioner \"fill\", and an audit entry; a revoked one also has its \
+revocation and that one's audit entry. Serials carry their issuance time like the authority's; \
+issuance is spread over the 12 hours before the run and every certificate is valid for 24 hours \
+from it, so all are unexpired when the load ends. CRL shards are assigned by the authority's own \
+rule (the low 64 bits of the serial modulo --shards).",
+        after_long_help = "Examples:\n  mayfly-bench fill --db /var/tmp/10m.db --count 10000000 \
+--revoked 100000 --shards 16\n  mayfly-bench fill --db postgres://postgres@127.0.0.1:5432/fill \
+--count 10000000 --revoked 100000"
+    )]
+    Fill(fill::FillArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,6 +229,13 @@ fn main() -> ExitCode {
             .context("cannot start the async runtime")
             .and_then(|runtime| runtime.block_on(crl::run(args)))
             .map(|()| ExitCode::SUCCESS),
+        Command::Compare(args) => compare::run(args),
+        Command::Fill(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|runtime| runtime.block_on(fill::run(args)))
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -210,38 +259,88 @@ fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let concurrency = usize::try_from(args.concurrency)
         .context("--concurrency is too large")?
         .min(n);
-    if let Some(pid) = args.pid {
-        stat::read(Some(pid)).with_context(|| format!("--pid {pid}"))?;
-    }
-    let root_der = read_root(&args.root)?;
-    let fingerprint = mayfly_pki::cert::fingerprint_sha256(&root_der);
-    let client = Client::new(&args.ca_url, std::slice::from_ref(&root_der))?;
-    let ca_url = client.url().to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-
-    let provisioner = runtime.block_on(provisioner(&args, &client))?;
-    let signer = TokenSigner {
-        key: &provisioner.key,
-        kid: &provisioner.kid,
-        issuer: &provisioner.name,
-        ca_url: &ca_url,
-        root_fingerprint: &fingerprint,
+    let target = SignTarget {
+        ca_url: args.ca_url.clone(),
+        root: args.root.clone(),
+        provisioner: args.provisioner.clone(),
+        provisioner_key: args.provisioner_key.clone(),
+        password_file: args.password_file.clone(),
+        pid: args.pid,
     };
+    let ca = runtime.block_on(SignCa::connect(&target, ""))?;
     if !args.json {
         note!(
             "Provisioner {} [kid: {}]; preparing {n} requests...",
-            provisioner.name,
-            provisioner.kid
+            ca.provisioner.name,
+            ca.provisioner.kid
         );
     }
-    let requests = Arc::new(prepare(n, &signer)?);
+    let requests = Arc::new(ca.prepare(n)?);
+    let report = measure(args.pid, n, concurrency, "certs", || {
+        runtime.block_on(load(ca.client.clone(), Arc::clone(&requests), concurrency))
+    })?;
+    Ok(print_report(&report, args.json, "requests"))
+}
 
-    measured(args.pid, n, concurrency, args.json, "certs", || {
-        runtime.block_on(load(client, Arc::clone(&requests), concurrency))
-    })
+/// Where `POST /1.0/sign` load goes: a CA, its root and the JWK provisioner whose key signs the
+/// tokens.
+#[derive(Debug, Clone)]
+pub(crate) struct SignTarget {
+    pub(crate) ca_url: String,
+    pub(crate) root: PathBuf,
+    pub(crate) provisioner: Option<String>,
+    pub(crate) provisioner_key: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
+    /// The CA's process, whose CPU time is read around each timed section.
+    pub(crate) pid: Option<u32>,
+}
+
+/// A CA ready for sign load: its client, its root's fingerprint and the provisioner key.
+pub(crate) struct SignCa {
+    pub(crate) client: Client,
+    /// The URL as the client normalised it: the tokens' audience is built from it.
+    pub(crate) ca_url: String,
+    pub(crate) fingerprint: String,
+    pub(crate) provisioner: Provisioner,
+}
+
+impl SignCa {
+    /// Checks the PID, reads the root and obtains the provisioner key. `flag_prefix` names the
+    /// flags in messages (`"a-"` for `--a-pid`), so an error says which one to fix.
+    pub(crate) async fn connect(target: &SignTarget, flag_prefix: &str) -> anyhow::Result<SignCa> {
+        if let Some(pid) = target.pid {
+            stat::read(Some(pid)).with_context(|| format!("--{flag_prefix}pid {pid}"))?;
+        }
+        let root_der = read_root(&target.root)?;
+        let fingerprint = mayfly_pki::cert::fingerprint_sha256(&root_der);
+        let client = Client::new(&target.ca_url, std::slice::from_ref(&root_der))?;
+        let ca_url = client.url().to_string();
+        let provisioner = provisioner(target, &client)
+            .await
+            .with_context(|| format!("CA {ca_url}"))?;
+        Ok(SignCa {
+            client,
+            ca_url,
+            fingerprint,
+            provisioner,
+        })
+    }
+
+    /// `n` requests (key, CSR, token) for this CA, built before any clock starts.
+    pub(crate) fn prepare(&self, n: usize) -> anyhow::Result<Vec<SignRequest>> {
+        let signer = TokenSigner {
+            key: &self.provisioner.key,
+            kid: &self.provisioner.kid,
+            issuer: &self.provisioner.name,
+            ca_url: &self.ca_url,
+            root_fingerprint: &self.fingerprint,
+        };
+        prepare(n, &signer)
+    }
 }
 
 fn ocsp_load(args: ocsp::OcspArgs) -> anyhow::Result<ExitCode> {
@@ -257,21 +356,20 @@ fn ocsp_load(args: ocsp::OcspArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    measured(args.pid, n, concurrency, args.json, "responses", || {
+    let report = measure(args.pid, n, concurrency, "responses", || {
         runtime.block_on(ocsp::load(args.url.clone(), request, n, concurrency))
-    })
+    })?;
+    Ok(print_report(&report, args.json, "requests"))
 }
 
-/// Runs the timed section `load`, reading the server's and this process's CPU around it, and
-/// prints the report. Fails the exit status when a request failed.
-fn measured(
+/// Runs the timed section `load`, reading the server's and this process's CPU around it.
+pub(crate) fn measure(
     pid: Option<u32>,
     n: usize,
     concurrency: usize,
-    json: bool,
     unit: &'static str,
     load: impl FnOnce() -> Outcome,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Report> {
     let ticks_per_second = stat::ticks_per_second();
     let server_before = pid.map(|pid| stat::read(Some(pid))).transpose()?;
     let client_before = stat::read(None).ok();
@@ -280,7 +378,9 @@ fn measured(
     let wall = start.elapsed();
     let client_after = stat::read(None).ok();
     let server_after = match pid {
-        Some(pid) => Some(stat::read(Some(pid)).context("the CA process (--pid) is gone")?),
+        Some(pid) => Some(
+            stat::read(Some(pid)).with_context(|| format!("the CA process (PID {pid}) is gone"))?,
+        ),
         None => None,
     };
     let Outcome {
@@ -288,7 +388,7 @@ fn measured(
         failures,
         errors,
     } = outcome;
-    let report = Report {
+    Ok(Report {
         n,
         concurrency,
         unit,
@@ -303,7 +403,11 @@ fn measured(
             .zip(client_after)
             .map(|(before, after)| before.elapsed_until(after, ticks_per_second)),
         errors,
-    };
+    })
+}
+
+/// Prints `report`; the exit status fails when a request (`what`: "requests", "flows") failed.
+fn print_report(report: &Report, json: bool, what: &str) -> ExitCode {
     if json {
         say!("{}", report.to_json());
     } else {
@@ -312,13 +416,14 @@ fn measured(
     if report.failures > 0 {
         let first = report.errors.first().map_or("", String::as_str);
         note!(
-            "mayfly-bench: {} of {n} requests failed; first error: {}",
+            "mayfly-bench: {} of {} {what} failed; first error: {}",
             report.failures,
+            report.n,
             one_line(first)
         );
-        return Ok(ExitCode::FAILURE);
+        return ExitCode::FAILURE;
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
 fn acme_flows(args: AcmeArgs) -> anyhow::Result<ExitCode> {
@@ -456,17 +561,17 @@ fn read_root(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The provisioner, its private key and key id.
-async fn provisioner(args: &SignArgs, client: &Client) -> anyhow::Result<Provisioner> {
-    if let Some(path) = &args.provisioner_key {
+async fn provisioner(target: &SignTarget, client: &Client) -> anyhow::Result<Provisioner> {
+    if let Some(path) = &target.provisioner_key {
         let path = path.clone();
-        let password_file = args.password_file.clone();
+        let password_file = target.password_file.clone();
         // PBKDF2 with step's 600,000 iterations takes a moment: off the async threads.
         let key = tokio::task::spawn_blocking(move || {
             provisioner::load_key_file(&path, password_file.as_deref())
         })
         .await??;
         let kid = provisioner::kid_of(&key)?;
-        let name = match &args.provisioner {
+        let name = match &target.provisioner {
             Some(name) => name.clone(),
             None => {
                 let provisioners = client.provisioners().await?;
@@ -476,7 +581,8 @@ async fn provisioner(args: &SignArgs, client: &Client) -> anyhow::Result<Provisi
         return Ok(Provisioner { name, key, kid });
     }
     let provisioners = client.provisioners().await?;
-    let chosen = mayfly_client::choose_jwk_provisioner(&provisioners, args.provisioner.as_deref())?;
+    let chosen =
+        mayfly_client::choose_jwk_provisioner(&provisioners, target.provisioner.as_deref())?;
     let Some(encrypted) = chosen.encrypted_key.clone() else {
         bail!(
             "provisioner {:?} publishes no encrypted key: pass --provisioner-key",
@@ -484,7 +590,7 @@ async fn provisioner(args: &SignArgs, client: &Client) -> anyhow::Result<Provisi
         );
     };
     let password = provisioner::read_password(
-        args.password_file.as_deref(),
+        target.password_file.as_deref(),
         "the provisioner key the CA publishes",
     )?;
     let key = tokio::task::spawn_blocking(move || provisioner::decrypt_key(&encrypted, &password))
@@ -655,7 +761,7 @@ mod tests {
     #[test]
     fn every_flag_has_help() {
         let command = Cli::command();
-        for name in ["sign", "acme", "ocsp", "crl"] {
+        for name in ["sign", "acme", "ocsp", "crl", "compare", "fill"] {
             let sub = command.find_subcommand(name).unwrap();
             for arg in sub.get_arguments() {
                 assert!(

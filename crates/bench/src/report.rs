@@ -15,6 +15,18 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     sorted.get(index).copied()
 }
 
+/// The median of `values` (sorting them): the middle one, or the mean of the two middle ones;
+/// `None` when there are none. NaN sorts last.
+pub fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_unstable_by(|a, b| a.total_cmp(b));
+    let middle = values.len() / 2;
+    match values.len() {
+        0 => None,
+        len if len % 2 == 1 => values.get(middle).copied(),
+        _ => Some((values.get(middle - 1)? + values.get(middle)?) / 2.0),
+    }
+}
+
 /// Latency summary, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Latency {
@@ -194,6 +206,14 @@ mod tests {
         let three = ms(&[1, 2, 3]);
         assert_eq!(percentile(&three, 50.0), Some(Duration::from_millis(2)));
         assert_eq!(percentile(&three, 99.0), Some(Duration::from_millis(3)));
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0]), Some(3.0));
+        assert_eq!(median(&mut [5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use mayfly_authority::store::CertStore;
 
 mod acme;
 pub mod acme_conformance;
+pub mod bulk;
 mod codec;
 pub mod conformance;
 pub mod conformance_ssh;
@@ -28,6 +29,7 @@ mod ssh;
 pub mod step;
 pub mod testing;
 
+pub use bulk::BulkCertificate;
 pub use dialect::Dialect;
 pub use networked::{NetworkedStore, redact};
 pub use sqlite::{ConnectionSettings, SqliteStore};
@@ -299,6 +301,34 @@ impl AnyStore {
         match self {
             AnyStore::Sqlite(store) => store.burn_imported(tokens).await,
             AnyStore::Networked(store) => store.burn_imported(tokens).await,
+        }
+    }
+
+    /// Writes `records` in one transaction (see [`bulk`]: for measurements at scale, not for a
+    /// CA's own records); returns how many certificates were stored.
+    pub async fn bulk_load(
+        &self,
+        records: &[BulkCertificate],
+    ) -> Result<u64, mayfly_authority::store::StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.bulk_load(records).await,
+            AnyStore::Networked(store) => store.bulk_load(records).await,
+        }
+    }
+
+    /// The bytes the database takes, tables and indexes, as its engine counts them.
+    pub async fn database_size(&self) -> Result<u64, mayfly_authority::store::StoreError> {
+        match self {
+            AnyStore::Sqlite(store) => store.database_size().await,
+            AnyStore::Networked(store) => store.database_size().await,
+        }
+    }
+
+    /// Waits for calls in progress, then closes every connection.
+    pub async fn close(&self) {
+        match self {
+            AnyStore::Sqlite(store) => store.close().await,
+            AnyStore::Networked(store) => store.close().await,
         }
     }
 

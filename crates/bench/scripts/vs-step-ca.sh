@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# mayfly-ca and the real step-ca in one run: two fresh CAs, from `mayfly ca init` and
+# `step ca init` with the same answers, then `mayfly-bench compare` over them (A = mayfly,
+# B = step-ca), the order swapped each pair. Both CAs log at their default level, each to a file.
+#
+# Usage: crates/bench/scripts/vs-step-ca.sh [PAIRS] [N] [C] [-- MORE COMPARE FLAGS]
+#   BIN        directory of mayfly, mayfly-ca and mayfly-bench   [target/release]
+#   STEP_TOOLS directory of step and step-ca (0.19)              [../shared/tools]
+#   KEEP=1     keep the work directory (both CAs, their logs) and print where it is
+set -euo pipefail
+positional=()
+while (( $# )) && [[ $1 != -- ]]; do positional+=("$1"); shift; done
+[[ ${1:-} == -- ]] && shift
+pairs=${positional[0]:-4}; n=${positional[1]:-10000}; c=${positional[2]:-32}
+bin=${BIN:-target/release}
+tools=${STEP_TOOLS:-../shared/tools}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [[ ${KEEP:-} == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # file text
+  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "no \"$2\" in $1:" >&2; cat "$1" >&2; return 1
+}
+(umask 077; echo "bench ca password" > "$work/pw.txt")
+
+# mayfly: mayfly ca init, then mayfly-ca on its ca.json.
+mport=$(free_port); mplain=$(free_port)
+MAYFLY_PATH=$work/mayfly "$bin/mayfly" ca init --name Bench --dns 127.0.0.1 \
+    --address 127.0.0.1:$mport --insecure-address 127.0.0.1:$mplain --provisioner ops \
+    --password-file "$work/pw.txt" --provisioner-password-file "$work/pw.txt" >"$work/mayfly-init.log" 2>&1
+MAYFLY_PATH=$work/mayfly "$bin/mayfly-ca" "$work/mayfly/config/ca.json" \
+    --password-file "$work/pw.txt" >"$work/mayfly-ca.log" 2>&1 &
+mpid=$!; pids+=("$mpid")
+
+# step-ca: step ca init, then step-ca on its ca.json.
+sport=$(free_port)
+STEPPATH=$work/step HOME=$work "$tools/step" ca init --name Bench --dns 127.0.0.1 \
+    --address 127.0.0.1:$sport --provisioner ops \
+    --password-file "$work/pw.txt" --provisioner-password-file "$work/pw.txt" >"$work/step-init.log" 2>&1
+STEPPATH=$work/step HOME=$work "$tools/step-ca" "$work/step/config/ca.json" \
+    --password-file "$work/pw.txt" >"$work/step-ca.log" 2>&1 &
+spid=$!; pids+=("$spid")
+
+wait_for "$work/mayfly-ca.log" "serving on"
+wait_for "$work/step-ca.log" "Serving HTTPS"
+"$bin/mayfly-bench" compare \
+    --a-name mayfly --a-url "https://127.0.0.1:$mport" --a-root "$work/mayfly/certs/root_ca.crt" \
+    --a-password-file "$work/pw.txt" --a-pid "$mpid" \
+    --b-name step-ca --b-url "https://127.0.0.1:$sport" --b-root "$work/step/certs/root_ca.crt" \
+    --b-password-file "$work/pw.txt" --b-pid "$spid" \
+    --pairs "$pairs" -n "$n" -c "$c" "$@"
