@@ -31,6 +31,11 @@ fn write_ignoring_errors(writer: &mut impl std::io::Write, text: &str) {
         .and_then(|()| writer.flush());
 }
 
+/// The allocator mayfly-ca runs with, so that what `mayfly-bench crl` measures in-process (CRL
+/// generation) costs what it costs in the server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -201,3 +201,58 @@ async fn bulk_load_on_postgres() {
 async fn bulk_load_on_mysql() {
     on_server(Dialect::MySql, "bulk_load_on_mysql").await;
 }
+
+/// SQLite lists revoked certificates in chunks of 20,000 (one text each): across chunk
+/// boundaries nothing is lost or repeated, and the bounds and the shard filter still apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_revoked_listings_span_chunks() {
+    let dir = std::env::temp_dir().join(format!("mayfly-store-chunks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = AnyStore::open(&Location::Sqlite(dir.join("chunks.db")))
+        .await
+        .unwrap();
+    // 45,000 records, every one revoked: more than two chunks, and a short third one.
+    for batch in 0..9 {
+        store
+            .bulk_load(&records(batch * 5_000, 5_000, 1))
+            .await
+            .unwrap();
+    }
+    let full = store.cert_store();
+    let all = full
+        .revoked_certificates(RevokedQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 45_000);
+    let distinct: std::collections::HashSet<&str> = all.iter().map(|e| e.serial.as_str()).collect();
+    assert_eq!(distinct.len(), 45_000);
+    for shard in 0..SHARDS {
+        let of_shard = full
+            .revoked_certificates(RevokedQuery {
+                shard: CrlShard::new(shard),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(of_shard.len(), 15_000, "shard {shard}");
+        assert!(of_shard.iter().all(|e| e.crl_shard == CrlShard::new(shard)));
+    }
+    // The first record's revocation is the earliest (times grow with the index).
+    let first = all.iter().map(|e| e.revoked_at).min().unwrap();
+    let later = full
+        .revoked_certificates(RevokedQuery {
+            revoked_since: Some(first + Duration::seconds(30)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let expected = all
+        .iter()
+        .filter(|e| e.revoked_at >= first + Duration::seconds(30))
+        .count();
+    assert_eq!(later.len(), expected);
+    assert!(later.len() < all.len() && !later.is_empty());
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
