@@ -446,11 +446,12 @@ impl CrlPublisher {
             .revoked_certificates(query)
             .await
             .map_err(Error::Store)?;
+        // Consumed as converted, so the store's rows and the entries are not both held whole.
         let entries = revoked
-            .iter()
+            .into_iter()
             .map(|entry| {
                 let serial = mayfly_pki::SerialNumber::from_decimal(&entry.serial)
-                    .map_err(|_| Error::SerialMalformed(entry.serial.clone()))?;
+                    .map_err(|_| Error::SerialMalformed(entry.serial))?;
                 Ok(CrlEntry {
                     serial: serial.as_be_bytes().to_vec(),
                     revoked_at: entry.revoked_at,

@@ -61,47 +61,97 @@ pub fn build_crl(
         ));
     }
     let algorithm = key.x509_signature_algorithm();
-    let revoked = revoked_certificates(entries);
-    let extensions = crl_extensions(issuer, params);
-    let tbs = der::sequence(&[
-        &der::integer_u64(1),
-        &algorithm,
-        &issuer.subject_der,
-        &der::x509_time(params.this_update),
-        &der::x509_time(params.next_update),
-        &revoked,
-        &der::context_constructed(0, &extensions),
-    ]);
-    let signature = key.sign_x509(&tbs)?;
-    Ok(der::sequence(&[
-        &tbs,
-        &algorithm,
-        &der::bit_string(&signature),
-    ]))
-}
-
-/// `revokedCertificates`, or nothing when there is no entry (RFC 5280 5.1.2.6: the field is
-/// absent rather than an empty SEQUENCE).
-fn revoked_certificates(entries: &[CrlEntry]) -> Vec<u8> {
-    if entries.is_empty() {
-        return Vec::new();
-    }
-    // About 45 bytes an entry: a 16-byte serial, a UTCTime and the reason extension.
-    let mut body = Vec::with_capacity(entries.len() * 48);
-    for entry in entries {
-        let serial = der::integer_unsigned(&entry.serial);
-        let date = der::x509_time(entry.revoked_at);
-        let reason = (entry.reason_code != 0).then(|| {
-            der::sequence(&[&der::extension(
+    let extensions = der::context_constructed(0, &crl_extensions(issuer, params));
+    let head = [
+        der::integer_u64(1),
+        algorithm.clone(),
+        issuer.subject_der.clone(),
+        der::x509_time(params.this_update),
+        der::x509_time(params.next_update),
+    ]
+    .concat();
+    // The reason extensions, made once per code rather than once per entry.
+    // RFC 5280 5.3.1 codes run to 10 (aACompromise); others are encoded one by one.
+    let reasons: Vec<Vec<u8>> = (0..=10u8)
+        .map(|code| {
+            if code == 0 {
+                Vec::new()
+            } else {
+                der::sequence(&[&der::extension(
+                    der::oid::REASON_CODE,
+                    false,
+                    &der::enumerated(code),
+                )])
+            }
+        })
+        .collect();
+    let reason_of = |code: u8| -> std::borrow::Cow<'_, [u8]> {
+        match reasons.get(usize::from(code)) {
+            Some(bytes) => std::borrow::Cow::Borrowed(bytes.as_slice()),
+            None => std::borrow::Cow::Owned(der::sequence(&[&der::extension(
                 der::oid::REASON_CODE,
                 false,
-                &der::enumerated(entry.reason_code),
-            )])
-        });
-        let parts: [&[u8]; 3] = [&serial, &date, reason.as_deref().unwrap_or_default()];
-        body.extend_from_slice(&der::sequence(&parts));
+                &der::enumerated(code),
+            )])),
+        }
+    };
+    // Lengths first, so that every byte is written once, in place: a million entries make a
+    // CRL of about 49 MB, and each copy of it costs memory and page faults.
+    let entry_content_len = |entry: &CrlEntry| {
+        der::integer_unsigned_len(&entry.serial)
+            + der::x509_time_len(entry.revoked_at)
+            + reason_of(entry.reason_code).len()
+    };
+    let body_len: usize = entries
+        .iter()
+        .map(|entry| {
+            let content = entry_content_len(entry);
+            1 + der::length_len(content) + content
+        })
+        .sum();
+    // RFC 5280 5.1.2.6: no revokedCertificates at all, rather than an empty SEQUENCE.
+    let revoked_len = if entries.is_empty() {
+        0
+    } else {
+        1 + der::length_len(body_len) + body_len
+    };
+    let tbs_content_len = head.len() + revoked_len + extensions.len();
+    let tbs_len = 1 + der::length_len(tbs_content_len) + tbs_content_len;
+    // Room for the outer SEQUENCE's header, written once the signature's length is known.
+    const OUTER_HEADER_MAX: usize = 10;
+    let mut out = Vec::with_capacity(OUTER_HEADER_MAX + tbs_len + algorithm.len() + 80);
+    out.resize(OUTER_HEADER_MAX, 0);
+    out.push(0x30);
+    der::push_length(&mut out, tbs_content_len);
+    out.extend_from_slice(&head);
+    if !entries.is_empty() {
+        out.push(0x30);
+        der::push_length(&mut out, body_len);
+        for entry in entries {
+            out.push(0x30);
+            der::push_length(&mut out, entry_content_len(entry));
+            der::push_integer_unsigned(&mut out, &entry.serial);
+            der::push_x509_time(&mut out, entry.revoked_at);
+            out.extend_from_slice(&reason_of(entry.reason_code));
+        }
     }
-    der::tlv(0x30, &body)
+    out.extend_from_slice(&extensions);
+    let tbs = out.get(OUTER_HEADER_MAX..).unwrap_or_default();
+    if tbs.len() != tbs_len {
+        return Err(Error::CertificateGeneration(format!(
+            "CRL encoding: {} bytes written for a TBS of {tbs_len}",
+            tbs.len()
+        )));
+    }
+    let signature = der::bit_string(&key.sign_x509(tbs)?);
+    let mut header = vec![0x30];
+    der::push_length(&mut header, tbs_len + algorithm.len() + signature.len());
+    let start = OUTER_HEADER_MAX - header.len();
+    out[start..OUTER_HEADER_MAX].copy_from_slice(&header);
+    out.extend_from_slice(&algorithm);
+    out.extend_from_slice(&signature);
+    out.drain(..start);
+    Ok(out)
 }
 
 fn crl_extensions(issuer: &IssuerIdentity, params: &CrlParams<'_>) -> Vec<u8> {

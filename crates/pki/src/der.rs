@@ -301,8 +301,17 @@ pub(crate) fn oid_to_string(content: &[u8]) -> String {
         .join(".")
 }
 
+/// How many octets [`push_length`] writes for `len`.
+pub(crate) fn length_len(len: usize) -> usize {
+    if len < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
+    }
+}
+
 /// Appends a DER length.
-fn push_length(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn push_length(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         // Fits the short form; the cast cannot truncate.
         out.push(len as u8);
@@ -428,6 +437,70 @@ pub(crate) fn generalized_time(time: time::OffsetDateTime) -> Vec<u8> {
     tlv(tag::GENERALIZED_TIME, text.as_bytes())
 }
 
+/// The encoded length of the INTEGER [`integer_unsigned`] writes for `magnitude`.
+pub(crate) fn integer_unsigned_len(magnitude: &[u8]) -> usize {
+    let significant = &magnitude[magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len())..];
+    let pad = usize::from(significant.first().is_none_or(|b| b & 0x80 != 0));
+    let content = significant.len() + pad;
+    1 + length_len(content) + content
+}
+
+/// Appends what [`integer_unsigned`] returns, without allocating.
+pub(crate) fn push_integer_unsigned(out: &mut Vec<u8>, magnitude: &[u8]) {
+    let significant = &magnitude[magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len())..];
+    let pad = significant.first().is_none_or(|b| b & 0x80 != 0);
+    out.push(tag::INTEGER);
+    push_length(out, significant.len() + usize::from(pad));
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(significant);
+}
+
+/// The encoded length of [`x509_time`]'s output: 15 (UTCTime) or 17 (GeneralizedTime).
+pub(crate) fn x509_time_len(time: time::OffsetDateTime) -> usize {
+    let year = time.to_offset(time::UtcOffset::UTC).year();
+    if (1950..2050).contains(&year) { 15 } else { 17 }
+}
+
+/// Appends what [`x509_time`] returns, without formatting through `fmt` (a million-entry CRL
+/// writes a million times).
+pub(crate) fn push_x509_time(out: &mut Vec<u8>, time: time::OffsetDateTime) {
+    fn two(out: &mut Vec<u8>, value: u32) {
+        out.push(b'0' + (value / 10 % 10) as u8);
+        out.push(b'0' + (value % 10) as u8);
+    }
+    let t = time.to_offset(time::UtcOffset::UTC);
+    // Years outside 0..=9999 fit neither form; clamped rather than written as garbage.
+    let year = t.year().clamp(0, 9999) as u32;
+    if (1950..2050).contains(&year) {
+        out.push(tag::UTC_TIME);
+        out.push(13);
+        two(out, year % 100);
+    } else {
+        out.push(tag::GENERALIZED_TIME);
+        out.push(15);
+        two(out, year / 100);
+        two(out, year % 100);
+    }
+    for value in [
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    ] {
+        two(out, u32::from(value));
+    }
+    out.push(b'Z');
+}
+
 /// Encodes an X.509 `Time`: UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 4.1.2.5).
 pub(crate) fn x509_time(time: time::OffsetDateTime) -> Vec<u8> {
     let t = time.to_offset(time::UtcOffset::UTC);
@@ -458,6 +531,47 @@ pub(crate) fn extension(oid_content: &[u8], critical: bool, value: &[u8]) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_in_place_writers_write_what_the_allocating_ones_return() {
+        let times = [
+            (1950, 1, 1, 0, 0, 0),
+            (1999, 12, 31, 23, 59, 59),
+            (2026, 12, 4, 21, 5, 9),
+            (2049, 12, 31, 23, 59, 59),
+            (2050, 1, 1, 0, 0, 0),
+            (1949, 6, 15, 12, 30, 45),
+            (9999, 12, 31, 23, 59, 59),
+        ];
+        for (y, mo, d, h, mi, se) in times {
+            let date =
+                time::Date::from_calendar_date(y, time::Month::try_from(mo).unwrap(), d).unwrap();
+            let t = date.with_hms(h, mi, se).unwrap().assume_utc();
+            let mut out = Vec::new();
+            push_x509_time(&mut out, t);
+            assert_eq!(out, x509_time(t), "{t}");
+            assert_eq!(out.len(), x509_time_len(t), "{t}");
+        }
+        for magnitude in [
+            &[][..],
+            &[0],
+            &[0, 0, 1],
+            &[0x7f],
+            &[0x80],
+            &[0xff; 20],
+            &[0, 0x80, 1],
+        ] {
+            let mut out = Vec::new();
+            push_integer_unsigned(&mut out, magnitude);
+            assert_eq!(out, integer_unsigned(magnitude), "{magnitude:?}");
+            assert_eq!(out.len(), integer_unsigned_len(magnitude), "{magnitude:?}");
+        }
+        for len in [0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 50_000_000] {
+            let mut out = Vec::new();
+            push_length(&mut out, len);
+            assert_eq!(out.len(), length_len(len), "{len}");
+        }
+    }
 
     fn malformed(result: Result<impl std::fmt::Debug>) -> String {
         match result {
