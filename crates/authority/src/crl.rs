@@ -127,8 +127,12 @@ pub struct CrlPublisher {
     /// little behind must not find the CRL "not yet valid".
     backdate: time::Duration,
     published: Mutex<Published>,
-    /// One generation at a time: two requests finding no CRL make it once.
+    /// One generation of complete and delta CRLs at a time: two requests finding none make it
+    /// once.
     generating: tokio::sync::Mutex<()>,
+    /// The same for shards, apart: a shard remade for a revocation must not wait for a
+    /// complete CRL of millions of entries being made meanwhile.
+    generating_shards: tokio::sync::Mutex<()>,
 }
 
 impl CrlPublisher {
@@ -149,6 +153,7 @@ impl CrlPublisher {
             backdate,
             published: Mutex::new(Published::default()),
             generating: tokio::sync::Mutex::new(()),
+            generating_shards: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -172,7 +177,10 @@ impl CrlPublisher {
         let local = match fresh {
             Some(crl) => crl,
             None => {
-                self.refresh().await?;
+                match kind {
+                    CrlKind::Shard(_) => self.refresh_shards().await?,
+                    CrlKind::Full | CrlKind::Delta => self.refresh_complete().await?,
+                }
                 self.lock()
                     .crl(kind)
                     .ok_or_else(|| Error::Config("no CRL was produced".into()))?
@@ -278,36 +286,24 @@ impl CrlPublisher {
     /// Makes whatever is due: complete and delta CRLs when a revocation happened or the
     /// complete CRL reached its renewal age, the delta alone when it did.
     pub async fn refresh(&self) -> Result<()> {
-        let _one_at_a_time = self.generating.lock().await;
+        // Shards first: they are what certificates point to, and each is small.
+        self.refresh_shards().await?;
+        self.refresh_complete().await
+    }
+
+    /// Remakes the shards that are stale or due.
+    async fn refresh_shards(&self) -> Result<()> {
+        let _one_at_a_time = self.generating_shards.lock().await;
         let now = self.clock.now();
-        let (full_due, scheduled, delta_due) = {
-            let published = self.lock();
-            let full_age = published.full.as_ref().map(|crl| now - crl.this_update);
-            let scheduled = full_age.is_none_or(|age| age >= self.settings.renew_after);
-            let delta_due = self.settings.delta.as_ref().is_some_and(|delta| {
-                published
-                    .delta
-                    .as_ref()
-                    .is_none_or(|crl| now - crl.this_update >= delta.lifetime * 2 / 3)
-            });
-            // With shards, certificates point at their shard; a large complete CRL, kept for
-            // tools that want one, follows revocations at most once a minute, since at millions
-            // of entries remaking it costs a second of CPU.
-            let large = published
-                .full
-                .as_ref()
-                .is_some_and(|crl| crl.der.len() > LARGE_CRL_BYTES);
-            let stale_due = published.stale
-                && (self.settings.shards <= 1
-                    || !large
-                    || full_age.is_none_or(|age| age >= FULL_REMAKE_WITH_SHARDS));
-            (scheduled || stale_due, scheduled, delta_due)
-        };
+        let scheduled = self
+            .lock()
+            .full
+            .as_ref()
+            .is_none_or(|crl| now - crl.this_update >= self.settings.renew_after);
         if scheduled {
             // Another instance (or a new configuration) may have published under more URLs.
             self.reload_shard_urls().await?;
         }
-        // Shards first: they are what certificates point to, and each is small.
         for shard in self.shards().await? {
             let due = {
                 let published = self.lock();
@@ -323,6 +319,26 @@ impl CrlPublisher {
                 self.lock().shards.insert(shard, Arc::new(crl));
             }
         }
+        Ok(())
+    }
+
+    /// Remakes the complete and delta CRLs when due.
+    async fn refresh_complete(&self) -> Result<()> {
+        let _one_at_a_time = self.generating.lock().await;
+        let now = self.clock.now();
+        let (full_due, scheduled, delta_due) = {
+            let published = self.lock();
+            let full_age = published.full.as_ref().map(|crl| now - crl.this_update);
+            let scheduled = full_age.is_none_or(|age| age >= self.settings.renew_after);
+            let delta_due = self.settings.delta.as_ref().is_some_and(|delta| {
+                published
+                    .delta
+                    .as_ref()
+                    .is_none_or(|crl| now - crl.this_update >= delta.lifetime * 2 / 3)
+            });
+            let stale_due = published.stale && self.complete_follows_now(&published, now);
+            (scheduled || stale_due, scheduled, delta_due)
+        };
         if full_due {
             self.lock().stale = false;
             let full = self.make_full(now).await?;
@@ -339,6 +355,19 @@ impl CrlPublisher {
         Ok(())
     }
 
+    /// Whether a revocation makes the complete CRL due at once. With shards, certificates point
+    /// at their shard; a large complete CRL, kept for tools that want one, follows revocations
+    /// at most once a minute, since at millions of entries remaking it costs seconds of CPU.
+    fn complete_follows_now(&self, published: &Published, now: OffsetDateTime) -> bool {
+        let Some(full) = published.full.as_ref() else {
+            return true;
+        };
+        self.settings.shards <= 1
+            || full.der.len() <= LARGE_CRL_BYTES
+            // thisUpdate is backdated; the age counts from when it was made.
+            || now - (full.this_update + self.backdate) >= FULL_REMAKE_WITH_SHARDS
+    }
+
     /// The CRL of `kind` made here, unless it expired or a revocation it lacks is known: then
     /// the caller remakes it before answering, so a revocation is served as soon as it is seen.
     /// (A large complete CRL of a sharded CA waits for its schedule instead; see `refresh`.)
@@ -347,7 +376,9 @@ impl CrlPublisher {
         let published = self.lock();
         let stale = match kind {
             CrlKind::Shard(shard) => published.stale_shards.contains(&shard),
-            CrlKind::Full | CrlKind::Delta => published.stale && self.settings.shards <= 1,
+            CrlKind::Full | CrlKind::Delta => {
+                published.stale && self.complete_follows_now(&published, now)
+            }
         };
         if stale {
             return None;
