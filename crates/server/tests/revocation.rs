@@ -649,6 +649,30 @@ fn crl_url_of(ca: &ActiveCa, leaf: &str) -> String {
         .to_string()
 }
 
+/// `openssl verify -crl_check_all` with the PEM CRLs `crls` (work files) together: the whole
+/// chain, root included (openssl wants a CRL for the self-signed root too, which only the
+/// root's own CRL gives).
+fn verify_chain_with_crls(ca: &ActiveCa, leaf: &str, crls: &[&str]) -> (bool, String) {
+    let joined: String = crls
+        .iter()
+        .map(|file| std::fs::read_to_string(ca.work.join(file)).unwrap())
+        .collect();
+    std::fs::write(ca.work.join("chain-crls.pem"), joined).unwrap();
+    let root = ca.path("root");
+    let intermediate = ca.path("intermediate");
+    ca.openssl_any(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        &root,
+        "-untrusted",
+        &intermediate,
+        "-CRLfile",
+        "chain-crls.pem",
+        leaf,
+    ])
+}
+
 /// `openssl verify -crl_check -crl_download`: the CRL comes from the leaf's own CDP URL.
 fn verify_downloading(ca: &ActiveCa, leaf: &str, all: bool) -> (bool, String) {
     let root = ca.path("root");
@@ -755,25 +779,7 @@ fn shards_give_each_leaf_the_crl_it_names_and_openssl_downloads_it() {
     assert_eq!(root_crl.status, 200);
     assert!(root_crl.headers.contains("application/pkix-crl"));
     pem_crl(&root_crl.body, &ca.work.join("root-crl.pem"));
-    let chain_crls = format!(
-        "{}{}",
-        std::fs::read_to_string(ca.work.join("root-crl.pem")).unwrap(),
-        std::fs::read_to_string(ca.work.join("shard.pem")).unwrap()
-    );
-    std::fs::write(ca.work.join("chain-crls.pem"), chain_crls).unwrap();
-    let root = ca.path("root");
-    let intermediate = ca.path("intermediate");
-    let (ok, out) = ca.openssl_any(&[
-        "verify",
-        "-crl_check_all",
-        "-CAfile",
-        &root,
-        "-untrusted",
-        &intermediate,
-        "-CRLfile",
-        "chain-crls.pem",
-        &sibling,
-    ]);
+    let (ok, out) = verify_chain_with_crls(&ca, &sibling, &["root-crl.pem", "shard.pem"]);
     assert!(ok, "-crl_check_all: {out}");
 
     // Shards that do not exist, or not in their one spelling: 404 with a JSON body.
@@ -947,24 +953,7 @@ fn the_root_crl_is_re_signed_offline_and_served_without_a_restart() {
     assert!(text.contains("CA Compromise"), "{text}");
     let leaf_crl = ca.get("/1.0/crl").body;
     pem_crl(&leaf_crl, &ca.work.join("leaf-crl.pem"));
-    let both = format!(
-        "{}{}",
-        std::fs::read_to_string(ca.work.join("root-crl-2.pem")).unwrap(),
-        std::fs::read_to_string(ca.work.join("leaf-crl.pem")).unwrap()
-    );
-    std::fs::write(ca.work.join("both.pem"), both).unwrap();
-    let root = ca.path("root");
-    let (ok, out) = ca.openssl_any(&[
-        "verify",
-        "-crl_check_all",
-        "-CAfile",
-        &root,
-        "-untrusted",
-        &intermediate,
-        "-CRLfile",
-        "both.pem",
-        "svc.crt",
-    ]);
+    let (ok, out) = verify_chain_with_crls(&ca, "svc.crt", &["root-crl-2.pem", "leaf-crl.pem"]);
     assert!(!ok && out.contains("certificate revoked"), "{out}");
 
     // Signing again keeps the entry (the file is the root CRL's only record).
