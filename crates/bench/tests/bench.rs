@@ -362,6 +362,18 @@ fn bench(args: &[&str]) -> std::process::Output {
     Command::new(BENCH).args(args).output().unwrap()
 }
 
+/// The JSON report of a `compare --json` run that must have succeeded.
+fn compare_report(output: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "compare failed: {stderr}\n{stdout}"
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
+}
+
 /// The `compare` flags of one side (`a` or `b`) for `server`.
 fn side_flags(key: &str, name: &str, server: &Server) -> Vec<String> {
     vec![
@@ -393,14 +405,7 @@ fn compare_pairs_two_real_servers() {
     json_args.push("--json".into());
     let json_args: Vec<&str> = json_args.iter().map(String::as_str).collect();
     let output = bench(&json_args);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "compare failed: {stderr}\n{stdout}"
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let report = compare_report(&output);
 
     // Six runs, the order swapped each pair: a b, b a, a b.
     let runs = report["runs"].as_array().unwrap();
@@ -691,14 +696,7 @@ fn compare_with_the_real_step_ca() {
     let output = bench(&args);
     drop(step_ca);
     let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "compare failed: {stderr}\n{stdout}"
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let report = compare_report(&output);
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "{report}");
     for run in runs {
