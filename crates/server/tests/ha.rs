@@ -516,10 +516,20 @@ fn issuance_survives_a_killed_instance(dialect: Dialect, test: &str) {
     .unwrap();
     rt.block_on(renewing.renew())
         .expect("renewal through HAProxy");
+    drop(renewing);
     instances.remove(0).stop();
     // Until HAProxy's checks mark it down, a connection may still be sent to the dead one and
-    // be redispatched; every renewal must succeed, on the survivors.
+    // be redispatched; every renewal must succeed, on the survivors. Each round connects anew:
+    // a kept-alive connection to the killed instance dies with it, and a request that fails on
+    // it cannot be told from one the instance answered too late, so no client resends it.
     for round in 0..20 {
+        let renewing = Client::with_identity(
+            &cluster.public_url(),
+            std::slice::from_ref(&cluster.root_der),
+            &chain,
+            key.pkcs8_der(),
+        )
+        .unwrap();
         rt.block_on(renewing.renew())
             .unwrap_or_else(|e| panic!("renewal {round} after a kill: {e}"));
         let issued = rt.block_on(client.sign(&sign_request(&csr, cluster.token("load.internal"))));
