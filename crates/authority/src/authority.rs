@@ -56,7 +56,7 @@ pub struct Authority {
     ssh: Option<crate::ssh::SshCa>,
     /// How OIDC provisioners reach their providers; without it their tokens are refused.
     oidc_fetch: Option<Arc<dyn credential::oidc::keys::Fetch>>,
-    /// The root's CRL, signed offline (`mayfly ca crl root`) and served as it is.
+    /// The root's CRL, signed offline (`mayfly ca root-crl`) and served as it is.
     root_crl: Option<std::path::PathBuf>,
 }
 
@@ -158,17 +158,22 @@ impl Authority {
     /// The root's CRL, read from its file on each call (it is re-signed offline while the CA
     /// runs) and served only when one of the roots signed it.
     pub fn root_crl(&self) -> Result<Vec<u8>> {
+        self.read_root_crl().map(|(der, _)| der)
+    }
+
+    /// The root CRL's bytes and validity, once one of the roots is found to have signed it.
+    fn read_root_crl(&self) -> Result<(Vec<u8>, mayfly_pki::verify::CrlValidity)> {
         let path = self.root_crl.as_ref().ok_or(Error::RootCrlUnconfigured)?;
         let invalid = |detail: String| Error::RootCrlInvalid {
             path: path.display().to_string(),
             detail,
         };
-        // DER, as relying parties fetch it (`ca init` and `mayfly ca crl root` write DER).
+        // DER, as relying parties fetch it (`ca init` and `mayfly ca root-crl` write DER).
         let der = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
         let mut last = None;
         for root in &self.roots {
             match mayfly_pki::verify::check_crl_signature(&der, root) {
-                Ok(_) => return Ok(der),
+                Ok(validity) => return Ok((der, validity)),
                 Err(e) => last = Some(e),
             }
         }
@@ -180,18 +185,13 @@ impl Authority {
     /// Says what a relying party would see of the root CRL at `now`: `None` when all is well.
     pub fn root_crl_warning(&self, now: time::OffsetDateTime) -> Option<String> {
         self.root_crl.as_ref()?;
-        let der = match self.root_crl() {
-            Ok(der) => der,
+        let next = match self.read_root_crl() {
+            Ok((_, validity)) => validity.next_update?,
             Err(e) => return Some(e.to_string()),
         };
-        let next = self
-            .roots
-            .iter()
-            .find_map(|root| mayfly_pki::verify::check_crl_signature(&der, root).ok())
-            .and_then(|validity| validity.next_update)?;
         if next < now + ROOT_CRL_WARNING {
             Some(format!(
-                "the root CRL expires at {next}: re-sign it with `mayfly ca crl root` before \
+                "the root CRL expires at {next}: re-sign it with `mayfly ca root-crl` before \
                  then, or relying parties that check it refuse every certificate"
             ))
         } else {

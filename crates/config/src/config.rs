@@ -286,7 +286,7 @@ pub struct CrlConfig {
     /// CRL stays published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u16>,
-    /// The root's CRL, DER, signed by `mayfly ca init` or `mayfly ca crl root` with the root key
+    /// The root's CRL, DER, signed by `mayfly ca init` or `mayfly ca root-crl` with the root key
     /// (which the CA does not hold): served at `/1.0/root.crl`, where intermediates made by
     /// `ca init` point.
     #[serde(default, rename = "rootCRL", skip_serializing_if = "Option::is_none")]

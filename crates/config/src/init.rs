@@ -62,7 +62,7 @@ pub struct InitOptions {
 }
 
 /// How long the root CRL `ca init` signs is valid: it is remade offline with the root key
-/// (`mayfly ca crl root`), so it lasts, yet a revoked intermediate shows within a year at most.
+/// (`mayfly ca root-crl`), so it lasts, yet a revoked intermediate shows within a year at most.
 pub const ROOT_CRL_LIFETIME: time::Duration = time::Duration::days(365);
 
 /// The port of a `host:port` listen address; `None` when there is none or it does not parse.
