@@ -209,11 +209,7 @@ fn start_acme_server(dir: &Path, http_port: u16) -> (Child, String, PathBuf) {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = mayfly_testkit::free_port_pair();
     let run = |args: &[&str]| {
         let out = Command::new(&mayfly)
             .args(args)
@@ -592,11 +588,7 @@ impl StepCa {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = mayfly_testkit::free_port_pair();
         let address = format!("127.0.0.1:{port}");
         let init = Command::new(step)
             .args(["ca", "init", "--name", "Step Bench", "--dns", "127.0.0.1"])

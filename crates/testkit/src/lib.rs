@@ -78,6 +78,42 @@ pub fn missing<T>(test: &str, what: &str) -> Option<T> {
     None
 }
 
+/// A TCP port for a CA under test such that it and the port above it are free on every address,
+/// taken below the kernel's ephemeral range.
+///
+/// `mayfly ca init --address HOST:P` puts the plain-HTTP listener on P+1, so both must be free
+/// when the CA starts, and may be given up and taken again on a restart. A port from the
+/// ephemeral range can be taken meanwhile by any process's outgoing connection, and P+1 of an
+/// ephemeral port is another test's next client socket; below the range nothing takes it but
+/// another listener. Ports are handed out two at a time, spread over the range by process id
+/// so that test binaries running side by side do not walk the same ports.
+pub fn free_port_pair() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20000;
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let pairs = (low.saturating_sub(FIRST + 1) / 2).max(1);
+    let start = std::process::id() % pairs;
+    for _ in 0..pairs {
+        let pair = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % pairs;
+        let port = FIRST + 2 * pair;
+        let free = |port: u32| {
+            u16::try_from(port)
+                .ok()
+                .is_some_and(|port| std::net::TcpListener::bind(("0.0.0.0", port)).is_ok())
+        };
+        if free(port) && free(port + 1) {
+            if let Ok(port) = u16::try_from(port) {
+                return port;
+            }
+        }
+    }
+    panic!("no two free ports side by side between {FIRST} and {low}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

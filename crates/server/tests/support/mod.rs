@@ -191,14 +191,17 @@ impl Server {
 
     /// Waits up to `timeout` for the server to exit; its exit status, or None if it still runs.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        // Looked at once at least, so a zero timeout asks whether it has exited already.
         let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
+        loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        None
     }
 
     /// Stops the server and waits for it.
@@ -473,32 +476,13 @@ pub fn run(program: &str, args: &[&str], cwd: &Path) -> (bool, String) {
 
 /// A port free on every address and below the kernel's ephemeral range, for a server that gives
 /// its port up and takes it again: an ephemeral port may be taken meanwhile by any process's
-/// outgoing connection.
+/// outgoing connection. The port above it is free too (see [`free_port`]).
 pub fn free_port_outside_ephemeral() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
-    // Spread over the range by process, then walk it, so parallel tests do not collide.
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let span = low.saturating_sub(20000).max(1);
-    let start = 20000 + (std::process::id() % u32::from(span)) as u16;
-    for _ in 0..span {
-        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
-        let port = 20000 + (start - 20000 + offset) % span;
-        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port between 20000 and {low}");
+    mayfly_testkit::free_port_pair()
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, and the one above it free too: `ca init --address` puts the
+/// plain-HTTP listener on the next port, and a CA that could not bind it would not start.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mayfly_testkit::free_port_pair()
 }
