@@ -145,6 +145,23 @@ pub struct RevokedEntry {
     pub crl_shard: Option<CrlShard>,
 }
 
+/// Where a revocation stands in the order revocations were recorded, by any instance: the
+/// store numbers them one after another, so a reader that has seen a number has seen every
+/// revocation before it. Lets a CRL publisher read only what is new since its last CRL, which
+/// the revocation time cannot tell (an imported revocation is dated when it happened).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RevocationSeq(pub u64);
+
+/// The revocations recorded after a [`RevocationSeq`], as [`CertStore::revocations_after`]
+/// reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationNews {
+    /// In the order they were recorded.
+    pub entries: Vec<RevokedEntry>,
+    /// The number of the last one, or the number asked after when there is none.
+    pub last: RevocationSeq,
+}
+
 /// Which revoked certificates to list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RevokedQuery {
@@ -195,6 +212,17 @@ pub trait CertStore: Send + Sync {
         &self,
         query: RevokedQuery,
     ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>>;
+
+    /// The number of the last revocation recorded (0 before any). Every revocation up to it
+    /// is seen by any read that starts after this returns.
+    fn revocation_seq(&self) -> BoxFuture<'_, Result<RevocationSeq, StoreError>>;
+
+    /// The revocations numbered after `after`, whatever their revocation time, expired ones
+    /// included.
+    fn revocations_after(
+        &self,
+        after: RevocationSeq,
+    ) -> BoxFuture<'_, Result<RevocationNews, StoreError>>;
 
     /// Takes the next CRL number: one more than any number handed out before, by this or any
     /// other instance sharing the database, also across restarts.

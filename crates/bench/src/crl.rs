@@ -167,12 +167,26 @@ async fn measure(args: &CrlArgs, dir: &Path) -> anyhow::Result<()> {
     // The complete CRL alone, as a CA without shards makes it.
     let full_only = publisher(1)?;
     let (full, full_step) = timed(async { Ok(full_only.current(CrlKind::Full).await?) }).await?;
-    drop(full_only);
+    // The next one, after a revocation: the revoked set is in memory and only the news are
+    // read, as in a CA that has made its first CRL.
+    let probe = record_probe(store.as_ref(), &SerialNumber::random()?, None).await?;
+    let (next, next_step) = timed(async {
+        revoke_probe(store.as_ref(), &probe).await?;
+        full_only.revoked(None);
+        Ok(full_only.current(CrlKind::Full).await?)
+    })
+    .await?;
+    anyhow::ensure!(
+        next.number > full.number && count_entries(&next.der)? == count_entries(&full.der)? + 1,
+        "the complete CRL after a revocation does not list it"
+    );
+    drop((full_only, next));
 
     let mut report = serde_json::json!({
         "entries": count_entries(&full.der)?,
         "seed_seconds": seed_seconds.map(|s| (s * 1000.0).round() / 1000.0),
         "full": full_step.json(),
+        "full_next": next_step.json(),
         "query": query_step.json(),
         "query_rows": rows,
         "crl_bytes": full.der.len(),
@@ -228,6 +242,23 @@ async fn revocation_latency(
         .settings()
         .shard_for(&serial)
         .context("no shard for the probe certificate")?;
+    let probe = record_probe(store, &serial, Some(shard)).await?;
+    let before = publisher.current(CrlKind::Shard(shard)).await?.number;
+    let start = Instant::now();
+    revoke_probe(store, &probe).await?;
+    publisher.revoked(Some(shard));
+    let crl = publisher.current(CrlKind::Shard(shard)).await?;
+    let seconds = start.elapsed().as_secs_f64();
+    anyhow::ensure!(crl.number > before, "the shard was not remade");
+    Ok(seconds)
+}
+
+/// Stores a certificate of `shard` with `serial`, valid for a day; its decimal serial.
+async fn record_probe(
+    store: &dyn CertStore,
+    serial: &SerialNumber,
+    shard: Option<CrlShard>,
+) -> anyhow::Result<String> {
     let now = time::OffsetDateTime::now_utc();
     let decimal = serial.to_decimal();
     let certificate = IssuedCertificate {
@@ -238,29 +269,26 @@ async fn revocation_latency(
         not_before: now - time::Duration::minutes(1),
         not_after: now + time::Duration::hours(24),
         provisioner: "bench".into(),
-        crl_shard: Some(shard),
+        crl_shard: shard,
     };
-    let audit = |action| AuditContext::without_client(action, now, "bench", "");
-    store
-        .record_issuance(&certificate, None, &audit(AuditAction::Issued))
-        .await?;
-    let before = publisher.current(CrlKind::Shard(shard)).await?.number;
-    let start = Instant::now();
+    let audit = AuditContext::without_client(AuditAction::Issued, now, "bench", "");
+    store.record_issuance(&certificate, None, &audit).await?;
+    Ok(decimal)
+}
+
+/// Revokes the certificate [`record_probe`] stored.
+async fn revoke_probe(store: &dyn CertStore, serial: &str) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
     let revocation = Revocation {
-        serial: decimal,
+        serial: serial.to_owned(),
         reason_code: 1,
         reason: String::new(),
         revoked_at: now,
         revoked_by: "bench".into(),
     };
-    store
-        .revoke(&revocation, None, &audit(AuditAction::Revoked))
-        .await?;
-    publisher.revoked(Some(shard));
-    let crl = publisher.current(CrlKind::Shard(shard)).await?;
-    let seconds = start.elapsed().as_secs_f64();
-    anyhow::ensure!(crl.number > before, "the shard was not remade");
-    Ok(seconds)
+    let audit = AuditContext::without_client(AuditAction::Revoked, now, "bench", "");
+    store.revoke(&revocation, None, &audit).await?;
+    Ok(())
 }
 
 /// How many entries a DER CRL lists.

@@ -840,3 +840,49 @@ fn fill_refuses_more_revoked_than_certificates() {
     );
     assert!(!Path::new("/nonexistent/never-created.db").exists());
 }
+
+/// `mayfly-bench crl` on a seeded store: the complete CRL read whole, the next one after a
+/// revocation (from memory, the store's news only) listing one more, every shard, the files.
+#[test]
+fn crl_measures_a_seeded_store() {
+    let dir = std::env::temp_dir().join(format!("mayfly-bench-crl-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = bench(&[
+        "crl",
+        "--entries",
+        "3000",
+        "--shards",
+        "4",
+        "--publish",
+        "--json",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON report");
+    assert_eq!(report["entries"], 3000, "{report}");
+    for step in [
+        "full",
+        "full_next",
+        "query",
+        "all_shards_and_full",
+        "publish",
+    ] {
+        assert!(
+            report[step]["seconds"].as_f64().is_some_and(|s| s > 0.0),
+            "{step}: {report}"
+        );
+    }
+    assert!(
+        report["revocation_to_shard_seconds"].as_f64().is_some(),
+        "{report}"
+    );
+    // Four shards and the complete CRL.
+    assert_eq!(report["published_files"], 5, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,6 +24,29 @@ pub struct CrlEntry {
     pub reason_code: u8,
 }
 
+/// What a CRL says of one revoked certificate. [`CrlEntry`] is one; a caller that keeps its
+/// revoked certificates in a form of its own (a CA holding a million of them in memory) lists
+/// them as they are, without a copy per CRL.
+pub trait CrlListed {
+    /// Big-endian magnitude of the serial number.
+    fn serial(&self) -> &[u8];
+    fn revoked_at(&self) -> OffsetDateTime;
+    /// RFC 5280 CRLReason; 0 (unspecified) is left out of the entry.
+    fn reason_code(&self) -> u8;
+}
+
+impl CrlListed for CrlEntry {
+    fn serial(&self) -> &[u8] {
+        &self.serial
+    }
+    fn revoked_at(&self) -> OffsetDateTime {
+        self.revoked_at
+    }
+    fn reason_code(&self) -> u8 {
+        self.reason_code
+    }
+}
+
 /// Whether a CRL is complete or a delta on top of a complete one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrlScope {
@@ -49,12 +72,19 @@ pub struct CrlParams<'a> {
 }
 
 /// Builds and signs a CRL with the issuer's key. Returns DER.
-pub fn build_crl(
+///
+/// `entries` is walked twice (lengths first, then the bytes), hence `Clone`: a slice, or a
+/// filter over the caller's own records.
+pub fn build_crl<'e, E, I>(
     issuer: &IssuerIdentity,
     key: &dyn Signer,
     params: &CrlParams<'_>,
-    entries: &[CrlEntry],
-) -> Result<Vec<u8>> {
+    entries: I,
+) -> Result<Vec<u8>>
+where
+    E: CrlListed + 'e,
+    I: IntoIterator<Item = &'e E> + Clone,
+{
     if params.next_update <= params.this_update {
         return Err(Error::CertificateGeneration(
             "CRL nextUpdate must be after thisUpdate".into(),
@@ -97,20 +127,23 @@ pub fn build_crl(
     };
     // Lengths first, so that every byte is written once, in place: a million entries make a
     // CRL of about 49 MB, and each copy of it costs memory and page faults.
-    let entry_content_len = |entry: &CrlEntry| {
-        der::integer_unsigned_len(&entry.serial)
-            + der::x509_time_len(entry.revoked_at)
-            + reason_of(entry.reason_code).len()
+    let entry_content_len = |entry: &E| {
+        der::integer_unsigned_len(entry.serial())
+            + der::x509_time_len(entry.revoked_at())
+            + reason_of(entry.reason_code()).len()
     };
     let body_len: usize = entries
-        .iter()
+        .clone()
+        .into_iter()
         .map(|entry| {
             let content = entry_content_len(entry);
             1 + der::length_len(content) + content
         })
         .sum();
-    // RFC 5280 5.1.2.6: no revokedCertificates at all, rather than an empty SEQUENCE.
-    let revoked_len = if entries.is_empty() {
+    // RFC 5280 5.1.2.6: no revokedCertificates at all, rather than an empty SEQUENCE. Every
+    // entry has content, so the body is empty exactly when there is no entry.
+    let listed = body_len > 0;
+    let revoked_len = if !listed {
         0
     } else {
         1 + der::length_len(body_len) + body_len
@@ -124,15 +157,15 @@ pub fn build_crl(
     out.push(0x30);
     der::push_length(&mut out, tbs_content_len);
     out.extend_from_slice(&head);
-    if !entries.is_empty() {
+    if listed {
         out.push(0x30);
         der::push_length(&mut out, body_len);
         for entry in entries {
             out.push(0x30);
             der::push_length(&mut out, entry_content_len(entry));
-            der::push_integer_unsigned(&mut out, &entry.serial);
-            der::push_x509_time(&mut out, entry.revoked_at);
-            out.extend_from_slice(&reason_of(entry.reason_code));
+            der::push_integer_unsigned(&mut out, entry.serial());
+            der::push_x509_time(&mut out, entry.revoked_at());
+            out.extend_from_slice(&reason_of(entry.reason_code()));
         }
     }
     out.extend_from_slice(&extensions);
@@ -357,7 +390,7 @@ mod tests {
             distribution_points: &[],
             scope: CrlScope::Delta { base_number: 8 },
         };
-        let der = build_crl(&issuer, &key, &params, &[]).unwrap();
+        let der = build_crl(&issuer, &key, &params, &[] as &[CrlEntry]).unwrap();
         let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
         assert_eq!(crl.iter_revoked_certificates().count(), 0);
         assert!(
@@ -377,6 +410,6 @@ mod tests {
             next_update: now,
             ..params
         };
-        assert!(build_crl(&issuer, &key, &bad, &[]).is_err());
+        assert!(build_crl(&issuer, &key, &bad, &[] as &[CrlEntry]).is_err());
     }
 }

@@ -30,7 +30,7 @@ pub struct BulkCertificate {
     pub revoked: Option<(Revocation, AuditContext)>,
 }
 
-/// Certificates per multi-row statement: 14 values a row stays below every engine's limit on
+/// Certificates per multi-row statement: 15 values a row stays below every engine's limit on
 /// bound values (SQLite 32,766; PostgreSQL and MySQL 65,535), audit rows (9 values, up to two a
 /// certificate) included.
 pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
@@ -39,8 +39,8 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
 /// revocation's already applied.
 const CERTIFICATE_COLUMNS: &str = "INSERT INTO certificates (serial, der, subject, sans, \
      not_before, not_after, provisioner, status, created_at, crl_shard, revoked_at, \
-     revocation_reason, revocation_text, revoked_by) VALUES ";
-const CERTIFICATE_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     revocation_reason, revocation_text, revoked_by, revocation_seq) VALUES ";
+const CERTIFICATE_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const AUDIT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// `INSERT ... VALUES (...), (...)` with `rows` rows of `values`, in `dialect`'s placeholders.
@@ -106,6 +106,18 @@ macro_rules! bulk_calls {
                 }
                 let dialect = self.dialect();
                 let mut tx = self.begin_write().await.map_err(context)?;
+                // The revocations take numbers as a revocation does (schema 11), all at once.
+                let revocations = records.iter().filter(|r| r.revoked.is_some()).count();
+                sqlx::query(dialect.sql(codec::REVOCATION_SEQ_BUMP_BY))
+                    .bind(i64::try_from(revocations).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(context)?;
+                let last: i64 = sqlx::query_scalar(codec::REVOCATION_SEQ)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(context)?;
+                let mut next_seq = last.saturating_sub(i64::try_from(revocations).unwrap_or(0));
                 let mut stored = 0;
                 for (chunk, sans) in records
                     .chunks(ROWS_PER_STATEMENT)
@@ -134,7 +146,11 @@ macro_rules! bulk_calls {
                             .bind(revocation.map(|r| codec::to_unix(r.revoked_at)))
                             .bind(revocation.map(|r| i64::from(r.reason_code)))
                             .bind(revocation.map(|r| r.reason.as_str()))
-                            .bind(revocation.map(|r| r.revoked_by.as_str()));
+                            .bind(revocation.map(|r| r.revoked_by.as_str()))
+                            .bind(revocation.map(|_| {
+                                next_seq += 1;
+                                next_seq
+                            }));
                     }
                     stored += insert
                         .execute(&mut *tx)
@@ -215,16 +231,16 @@ mod tests {
     #[test]
     fn statements_have_a_placeholder_for_every_value() {
         let sqlite = certificate_insert(Dialect::Sqlite, 3);
-        assert_eq!(sqlite.matches('?').count(), 3 * 14);
-        assert!(sqlite.ends_with("?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        assert_eq!(sqlite.matches('?').count(), 3 * 15);
+        assert!(sqlite.ends_with("?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
         let postgres = certificate_insert(Dialect::Postgres, 2);
-        assert!(postgres.contains("$28)"), "{postgres}");
+        assert!(postgres.contains("$30)"), "{postgres}");
         assert!(!postgres.contains('?'));
         let audit = audit_insert(Dialect::MySql, 2);
         assert_eq!(audit.matches('?').count(), 18);
         assert!(audit.contains(") VALUES (?"), "{audit}");
         // The largest statement stays within SQLite's limit on bound values.
         const { assert!(ROWS_PER_STATEMENT * 2 * 9 < 32_766) };
-        const { assert!(ROWS_PER_STATEMENT * 14 < 32_766) };
+        const { assert!(ROWS_PER_STATEMENT * 15 < 32_766) };
     }
 }

@@ -6,8 +6,8 @@
 use mayfly_authority::audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 use mayfly_authority::store::{
     CertificatePage, CertificateStatus, CrlScopeName, CrlShard, IssuedCertificate, ListStatus,
-    Revocation, RevokedEntry, RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl,
-    UsedToken,
+    Revocation, RevocationNews, RevocationSeq, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
+    StoredCertificate, StoredCrl, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -179,8 +179,51 @@ pub(crate) fn page_limit(page: &CertificatePage) -> i64 {
 
 /// Marks a valid certificate revoked: status, time, reason code, reason text, requester, serial,
 /// and the status it must still have (so a second revocation changes nothing).
+/// The revocation takes the number [`REVOCATION_SEQ_BUMP`] just took, in the same transaction.
 pub(crate) const REVOKE: &str = "UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ?, \
-     revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?";
+     revocation_text = ?, revoked_by = ?, \
+     revocation_seq = (SELECT revocation_seq FROM crl_state WHERE id = 1) \
+     WHERE serial = ? AND status = ?";
+
+/// Takes the next revocation number. Its row lock, held to the commit, makes revocations on
+/// every instance take numbers one after another and commit in that order (schema 11).
+pub(crate) const REVOCATION_SEQ_BUMP: &str =
+    "UPDATE crl_state SET revocation_seq = revocation_seq + 1 WHERE id = 1";
+/// Takes as many numbers as the binding says at once (a bulk load's revocations).
+pub(crate) const REVOCATION_SEQ_BUMP_BY: &str =
+    "UPDATE crl_state SET revocation_seq = revocation_seq + ? WHERE id = 1";
+/// The last revocation number taken.
+pub(crate) const REVOCATION_SEQ: &str = "SELECT revocation_seq FROM crl_state WHERE id = 1";
+/// The revocations numbered after the one `?`, in their order: a row of [`REVOKED`] and the
+/// number.
+pub(crate) const REVOCATIONS_AFTER: &str = "SELECT serial, revoked_at, revocation_reason, not_after, \
+     crl_shard, revocation_seq FROM certificates WHERE revocation_seq > ? ORDER BY revocation_seq";
+
+/// A revocation number read back, which the schema keeps non-negative.
+pub(crate) fn revocation_seq(seq: i64) -> Result<RevocationSeq, StoreError> {
+    u64::try_from(seq).map(RevocationSeq).map_err(|_| {
+        StoreError::Backend(format!("revocation number {seq} in the store is negative"))
+    })
+}
+
+/// A row of [`REVOCATIONS_AFTER`].
+pub(crate) type RevocationRow = (String, i64, Option<i64>, i64, Option<i64>, i64);
+
+/// The rows of [`REVOCATIONS_AFTER`] and the last one's number, `after` when there is none.
+pub(crate) fn revocation_news(
+    after: RevocationSeq,
+    rows: Vec<RevocationRow>,
+) -> Result<RevocationNews, StoreError> {
+    let mut last = after;
+    let mut entries = Vec::with_capacity(rows.len());
+    for (serial, revoked_at, reason, not_after, shard, seq) in rows {
+        last = last.max(revocation_seq(seq)?);
+        entries.push(revoked_entry((
+            serial, revoked_at, reason, not_after, shard,
+        ))?);
+    }
+    Ok(RevocationNews { entries, last })
+}
 
 /// The statements of a revocation in one table of certificates; see [`X509_REVOCATION`].
 pub(crate) struct RevocationStatements {
@@ -192,6 +235,8 @@ pub(crate) struct RevocationStatements {
     pub(crate) status: &'static str,
     /// The audit entry, binding as [`AUDIT_REVOCATION`] does.
     pub(crate) audit: &'static str,
+    /// Run first, when revocations of this kind are numbered ([`REVOCATION_SEQ_BUMP`]).
+    pub(crate) number: Option<&'static str>,
 }
 
 /// An X.509 certificate's revocation.
@@ -200,6 +245,7 @@ pub(crate) const X509_REVOCATION: RevocationStatements = RevocationStatements {
     update: REVOKE,
     status: "SELECT status FROM certificates WHERE serial = ?",
     audit: AUDIT_REVOCATION,
+    number: Some(REVOCATION_SEQ_BUMP),
 };
 
 /// Why a revocation that updated no row was refused.

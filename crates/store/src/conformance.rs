@@ -17,8 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mayfly_authority::audit::{AuditAction, AuditContext, AuditQuery};
 use mayfly_authority::store::{
     AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlShard,
-    IssuedCertificate, ListStatus, Revocation, RevokedQuery, StoreError, StoredCertificate,
-    UsedToken,
+    IssuedCertificate, ListStatus, Revocation, RevocationSeq, RevokedQuery, StoreError,
+    StoredCertificate, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -45,6 +45,7 @@ pub async fn run_all<S: CertStore + AdminStore>(full: &S) {
     revoked_listing_by_shard(store).await;
     crl_urls_are_remembered(store).await;
     crl_numbers_only_grow(&[store]).await;
+    revocations_are_numbered(&[store]).await;
     published_crls_keep_the_highest(store).await;
     large_objects(store).await;
     keys_compare_exactly(store).await;
@@ -779,6 +780,102 @@ pub async fn crl_numbers_only_grow(stores: &[&dyn CertStore]) {
     all.dedup();
     assert_eq!(all.len(), count, "a CRL number was handed out twice");
     assert!(all[0] > 0, "CRL numbers start at 1");
+}
+
+/// Revocations take numbers one after another on every instance: a reader following the numbers
+/// while revocations race on all instances sees each once and misses none, whatever its
+/// revocation time (these are dated years back, as an import writes them); a refused
+/// revocation takes no number.
+pub async fn revocations_are_numbered(stores: &[&dyn CertStore]) {
+    let first = stores[0];
+    let start = first
+        .revocation_seq()
+        .await
+        .unwrap_or_else(|e| panic!("reading the last revocation number: {e:?}"));
+    let certificates: Vec<IssuedCertificate> = (0..RACERS * 2)
+        .map(|_| sample_certificate("numbered"))
+        .collect();
+    for certificate in &certificates {
+        record_ok(first, certificate, None, "numbered revocations").await;
+    }
+    let revocation = |i: usize| Revocation {
+        serial: certificates[i].serial.clone(),
+        reason_code: 1,
+        reason: String::new(),
+        revoked_at: at(1_500_000_000 + i as i64),
+        revoked_by: "offline".into(),
+    };
+    let mut futures: Vec<BoxFuture<'_, Vec<String>>> = Vec::new();
+    for i in 0..certificates.len() {
+        let store = stores[i % stores.len()];
+        let revocation = revocation(i);
+        futures.push(Box::pin(async move {
+            store
+                .revoke(&revocation, None, &REVOKED_AUDIT)
+                .await
+                .unwrap_or_else(|e| panic!("revoking {}: {e:?}", revocation.serial));
+            Vec::new()
+        }));
+    }
+    let wanted = certificates.len();
+    let reader = stores[stores.len() - 1];
+    futures.push(Box::pin(async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut seen = start;
+        let mut read = Vec::new();
+        while read.len() < wanted {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the reader found {} of {wanted} revocations",
+                read.len()
+            );
+            let news = reader
+                .revocations_after(seen)
+                .await
+                .unwrap_or_else(|e| panic!("reading revocations after {seen:?}: {e:?}"));
+            assert!(news.last >= seen, "the revocation number went back");
+            assert_eq!(
+                news.last == seen,
+                news.entries.is_empty(),
+                "news without a newer number, or a newer number without news"
+            );
+            read.extend(news.entries.into_iter().map(|entry| entry.serial));
+            seen = news.last;
+            tokio::task::yield_now().await;
+        }
+        read
+    }));
+    let read = join_all(futures).await.pop().unwrap_or_default();
+    let mut sorted = read.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), read.len(), "a revocation was read twice");
+    let mut expected: Vec<String> = certificates.iter().map(|c| c.serial.clone()).collect();
+    expected.sort();
+    assert_eq!(
+        sorted, expected,
+        "the reader saw exactly the revocations made"
+    );
+    let last = first
+        .revocation_seq()
+        .await
+        .unwrap_or_else(|e| panic!("reading the last revocation number: {e:?}"));
+    assert_eq!(
+        last,
+        RevocationSeq(start.0 + wanted as u64),
+        "one number a revocation"
+    );
+    // Refused: already revoked. No number taken, nothing new to read.
+    let refused = first.revoke(&revocation(0), None, &REVOKED_AUDIT).await;
+    assert!(
+        matches!(refused, Err(StoreError::AlreadyRevoked { .. })),
+        "{refused:?}"
+    );
+    let after = first
+        .revocations_after(last)
+        .await
+        .unwrap_or_else(|e| panic!("reading revocations after {last:?}: {e:?}"));
+    assert!(after.entries.is_empty() && after.last == last, "{after:?}");
 }
 
 /// A revocation is recorded with its details, happens once, needs an issued serial, burns its

@@ -382,6 +382,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/0008_audit.sql")),
     (9, include_str!("../migrations/0009_crl_shards.sql")),
     (10, include_str!("../migrations/0010_revoked_covering.sql")),
+    (
+        11,
+        include_str!("../migrations/0011_revocation_sequence.sql"),
+    ),
 ];
 
 /// The versions of this build's migrations, in order. Numbers are reserved per feature, so

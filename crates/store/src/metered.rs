@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use mayfly_authority::audit::AuditContext;
 use mayfly_authority::store::{
-    BoxFuture, CertStore, CrlScopeName, CrlShard, IssuedCertificate, Revocation, RevokedEntry,
-    RevokedQuery, StoreError, StoredCertificate, StoredCrl, UsedToken,
+    BoxFuture, CertStore, CrlScopeName, CrlShard, IssuedCertificate, Revocation, RevocationNews,
+    RevocationSeq, RevokedEntry, RevokedQuery, StoreError, StoredCertificate, StoredCrl, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -80,6 +80,17 @@ impl CertStore for Metered {
             "revoked_certificates",
             self.inner.revoked_certificates(query),
         )
+    }
+
+    fn revocation_seq(&self) -> BoxFuture<'_, Result<RevocationSeq, StoreError>> {
+        timed("revocation_seq", self.inner.revocation_seq())
+    }
+
+    fn revocations_after(
+        &self,
+        after: RevocationSeq,
+    ) -> BoxFuture<'_, Result<RevocationNews, StoreError>> {
+        timed("revocations_after", self.inner.revocations_after(after))
     }
 
     fn next_crl_number(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -20,8 +20,8 @@ macro_rules! shared_calls {
         use mayfly_authority::audit::{AuditContext, AuditEntry, AuditQuery};
         use mayfly_authority::store::{
             AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
-            CrlShard, IssuedCertificate, Revocation, RevokedEntry, RevokedQuery, StoreCounts,
-            StoreError, StoredCertificate, StoredCrl, UsedToken,
+            CrlShard, IssuedCertificate, Revocation, RevocationNews, RevocationSeq, RevokedEntry,
+            RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
         };
         use sqlx::Transaction;
         use time::OffsetDateTime;
@@ -114,6 +114,9 @@ macro_rules! shared_calls {
             let serial = revocation.serial.as_str();
             if let Err(refusal) = spend(tx, dialect, token).await? {
                 return Ok(Err(refusal));
+            }
+            if let Some(number) = statements.number {
+                sqlx::query(number).execute(&mut **tx).await?;
             }
             let updated = sqlx::query(dialect.sql(statements.update))
                 .bind(CertificateStatus::Revoked.as_str())
@@ -313,6 +316,32 @@ macro_rules! shared_calls {
                         .await
                         .map_err(|e| backend("listing revoked certificates", e))?;
                     rows.into_iter().map(codec::revoked_entry).collect()
+                })
+            }
+
+            fn revocation_seq(&self) -> BoxFuture<'_, Result<RevocationSeq, StoreError>> {
+                Box::pin(async move {
+                    let seq: i64 = sqlx::query_scalar(codec::REVOCATION_SEQ)
+                        .fetch_one(self.reads())
+                        .await
+                        .map_err(|e| backend("reading the last revocation number", e))?;
+                    codec::revocation_seq(seq)
+                })
+            }
+
+            fn revocations_after(
+                &self,
+                after: RevocationSeq,
+            ) -> BoxFuture<'_, Result<RevocationNews, StoreError>> {
+                Box::pin(async move {
+                    let from = i64::try_from(after.0).unwrap_or(i64::MAX);
+                    let rows: Vec<codec::RevocationRow> =
+                        sqlx::query_as(self.dialect().sql(codec::REVOCATIONS_AFTER))
+                            .bind(from)
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(|e| backend("listing new revocations", e))?;
+                    codec::revocation_news(after, rows)
                 })
             }
 

@@ -34,6 +34,8 @@ const REVOCATION: RevocationStatements = RevocationStatements {
              revocation_text = ?, revoked_by = ? WHERE serial = ? AND status = ?",
     status: "SELECT status FROM ssh_certificates WHERE serial = ?",
     audit: codec::AUDIT_SSH_REVOCATION,
+    // The KRL is made from the SSH table whole; nothing reads SSH revocations by number.
+    number: None,
 };
 const REVOKED: &str =
     "SELECT serial, cert_type FROM ssh_certificates WHERE status = ? AND valid_before > ?";

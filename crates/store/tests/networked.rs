@@ -38,6 +38,7 @@ async fn instances_share_one_database(dialect: Dialect, test: &str) {
     conformance::concurrent_distinct_issuances(&stores).await;
     conformance::concurrent_lease(&[&first, &second, &third]).await;
     conformance::crl_numbers_only_grow(&stores).await;
+    conformance::revocations_are_numbered(&stores).await;
     mayfly_store::acme_conformance::run_all(&first, &second).await;
     for store in [first, second, third] {
         store.close().await;

@@ -110,6 +110,7 @@ async fn two_handles_on_one_file_race_safely() {
     conformance::concurrent_distinct_issuances(&stores).await;
     conformance::concurrent_lease(&[&first, &second]).await;
     conformance::crl_numbers_only_grow(&stores).await;
+    conformance::revocations_are_numbered(&stores).await;
     first.close().await;
     second.close().await;
 }

@@ -15,17 +15,20 @@
 //! CRL authoritative). A revocation remakes only its shard. The complete CRL has no Issuing
 //! Distribution Point: it covers every certificate, whatever URL it carries.
 
+mod revoked_set;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use mayfly_pki::Signer;
-use mayfly_pki::crl::{CrlEntry, CrlParams, CrlScope, build_crl};
+use mayfly_pki::crl::{CrlEntry, CrlListed, CrlParams, CrlScope, build_crl};
 use mayfly_pki::issuer::IssuerIdentity;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::store::{CertStore, CrlScopeName, CrlShard, RevokedQuery, StoredCrl};
+use revoked_set::RevokedSet;
 
 /// How CRLs are published, resolved from ca.json's `crl` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +131,8 @@ pub struct CrlPublisher {
     backdate: time::Duration,
     published: Mutex<Published>,
     /// One generation of complete and delta CRLs at a time: two requests finding none make it
-    /// once.
-    generating: tokio::sync::Mutex<()>,
+    /// once. It guards what the complete CRL lists, kept in memory between CRLs.
+    generating: tokio::sync::Mutex<RevokedSet>,
     /// The same for shards, apart: a shard remade for a revocation must not wait for a
     /// complete CRL of millions of entries being made meanwhile.
     generating_shards: tokio::sync::Mutex<()>,
@@ -152,7 +155,7 @@ impl CrlPublisher {
             clock,
             backdate,
             published: Mutex::new(Published::default()),
-            generating: tokio::sync::Mutex::new(()),
+            generating: tokio::sync::Mutex::new(RevokedSet::default()),
             generating_shards: tokio::sync::Mutex::new(()),
         }
     }
@@ -324,7 +327,7 @@ impl CrlPublisher {
 
     /// Remakes the complete and delta CRLs when due.
     async fn refresh_complete(&self) -> Result<()> {
-        let _one_at_a_time = self.generating.lock().await;
+        let mut revoked = self.generating.lock().await;
         let now = self.clock.now();
         let (full_due, scheduled, delta_due) = {
             let published = self.lock();
@@ -341,7 +344,7 @@ impl CrlPublisher {
         };
         if full_due {
             self.lock().stale = false;
-            let full = self.make_full(now).await?;
+            let full = self.make_full(now, &mut revoked).await?;
             let mut published = self.lock();
             if scheduled || published.base.is_none() {
                 published.base = Some((full.number, full.this_update));
@@ -393,18 +396,19 @@ impl CrlPublisher {
         }
     }
 
-    async fn make_full(&self, now: OffsetDateTime) -> Result<SignedCrl> {
-        let query = RevokedQuery {
-            revoked_since: None,
-            unexpired_at: (!self.settings.keep_expired).then_some(now),
-            shard: None,
-        };
+    /// The complete CRL, from the revoked set brought up to date.
+    async fn make_full(&self, now: OffsetDateTime, revoked: &mut RevokedSet) -> Result<SignedCrl> {
+        let started = std::time::Instant::now();
+        revoked
+            .update(self.store.as_ref(), now, self.settings.keep_expired)
+            .await?;
         let scope = CrlScope::Full {
             freshest: self.settings.delta.as_ref().map(|d| d.url.clone()),
         };
-        self.make(
+        self.sign_and_keep(
+            started,
             now,
-            query,
+            revoked.listed(),
             scope,
             CrlScopeName::Full,
             &[],
@@ -462,6 +466,7 @@ impl CrlPublisher {
         .await
     }
 
+    /// A CRL of what `query` lists in the store.
     async fn make(
         &self,
         now: OffsetDateTime,
@@ -490,6 +495,35 @@ impl CrlPublisher {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        self.sign_and_keep(
+            started,
+            now,
+            &entries,
+            scope,
+            name,
+            distribution_points,
+            lifetime,
+        )
+        .await
+    }
+
+    /// Numbers and signs a CRL of `entries`, and keeps it in the store as its scope's latest.
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_and_keep<'e, E, I>(
+        &self,
+        started: std::time::Instant,
+        now: OffsetDateTime,
+        entries: I,
+        scope: CrlScope,
+        name: CrlScopeName,
+        distribution_points: &[String],
+        lifetime: Duration,
+    ) -> Result<SignedCrl>
+    where
+        E: CrlListed + Sync + 'e,
+        I: IntoIterator<Item = &'e E> + Clone + Send,
+    {
+        let count = entries.clone().into_iter().count();
         let number = self.store.next_crl_number().await.map_err(Error::Store)?;
         // X.509 times have whole seconds; keep the served times equal to the encoded ones.
         let now = now.replace_nanosecond(0).unwrap_or(now);
@@ -502,10 +536,10 @@ impl CrlPublisher {
             distribution_points,
             scope,
         };
-        let der = build_crl(&self.issuer, self.key.as_ref(), &params, &entries)?;
+        let der = build_crl(&self.issuer, self.key.as_ref(), &params, entries)?;
         tracing::info!(
             number,
-            entries = entries.len(),
+            entries = count,
             scope = %name.key(),
             bytes = der.len(),
             "published a CRL"

@@ -1,0 +1,13 @@
+-- Schema version 11: revocations in the order they were recorded.
+--
+-- A CA with a million revoked certificates keeps them in memory and reads only the revocations
+-- recorded since its last CRL, instead of all of them for each CRL. The revocation time cannot
+-- tell which those are: it is when the certificate was revoked, as the request or an imported
+-- record says, not when the row was written (`mayfly-ca import-step` writes revocations dated
+-- months back). So each revocation takes the next number of one counter, bumped in the
+-- revocation's own transaction: its row lock makes revocations on every instance take numbers
+-- one after another and commit in that order, so a reader that sees number N has every number
+-- below N too. NULL for revocations recorded before this version; they are read in full once.
+ALTER TABLE crl_state ADD COLUMN revocation_seq BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE certificates ADD COLUMN revocation_seq BIGINT;
+CREATE INDEX certificates_revocation_seq ON certificates (revocation_seq);

@@ -1,0 +1,136 @@
+//! The complete CRL made from revocations kept in memory: after the first CRL only the store's
+//! numbered news are read, so what must hold is that nothing the store has is left off and
+//! nothing expired stays on: a revocation dated years back (as `mayfly-ca import-step` writes
+//! them), one made through another handle on the same database (another instance), and a
+//! certificate expiring between two CRLs.
+
+use std::sync::Arc;
+
+use mayfly_authority::clock::FixedClock;
+use mayfly_authority::crl::{CrlKind, CrlPublisher, CrlSettings};
+use mayfly_authority::store::{CertStore, IssuedCertificate, Revocation};
+use mayfly_pki::issuer::IssuerIdentity;
+use mayfly_pki::{KeyAlgorithm, PrivateKey, SerialNumber};
+use mayfly_store::{SqliteStore, conformance};
+use time::{Duration, OffsetDateTime};
+
+fn settings() -> CrlSettings {
+    CrlSettings {
+        url: "http://ca.internal/1.0/crl".into(),
+        lifetime: Duration::hours(24),
+        renew_after: Duration::hours(16),
+        generate_on_revoke: true,
+        keep_expired: false,
+        delta: None,
+        shards: 1,
+        shard_base: "http://ca.internal/1.0/crls".into(),
+    }
+}
+
+/// The serials a CRL lists, as decimal strings, sorted.
+fn listed(der: &[u8]) -> Vec<String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).expect("the CRL parses");
+    let mut serials: Vec<String> = crl
+        .iter_revoked_certificates()
+        .map(|entry| entry.user_certificate.to_str_radix(10))
+        .collect();
+    serials.sort();
+    serials
+}
+
+fn sorted(serials: &[&IssuedCertificate]) -> Vec<String> {
+    let mut v: Vec<String> = serials.iter().map(|c| c.serial.clone()).collect();
+    v.sort();
+    v
+}
+
+async fn revoke(store: &dyn CertStore, certificate: &IssuedCertificate, at: OffsetDateTime) {
+    let revocation = Revocation {
+        serial: certificate.serial.clone(),
+        reason_code: 1,
+        reason: String::new(),
+        revoked_at: at,
+        revoked_by: "offline".into(),
+    };
+    store
+        .revoke(&revocation, None, &conformance::REVOKED_AUDIT)
+        .await
+        .unwrap_or_else(|e| panic!("revoking {}: {e:?}", certificate.serial));
+}
+
+#[tokio::test]
+async fn the_complete_crl_follows_every_revocation_from_memory() {
+    let dir = std::env::temp_dir().join(format!("mayfly-crl-set-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mayfly.db");
+    // Two handles on one file: the publisher's instance, and another one revoking.
+    let mine: Arc<dyn CertStore> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let other = SqliteStore::open(&path).await.unwrap();
+
+    let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+    let clock = Arc::new(FixedClock::new(now));
+    let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256).unwrap());
+    let ca = mayfly_pki::cert::create_root("Set CA", &key, now + Duration::days(365)).unwrap();
+    let publisher = CrlPublisher::new(
+        settings(),
+        IssuerIdentity::from_certificate(&ca).unwrap(),
+        Arc::clone(&key) as Arc<dyn mayfly_pki::Signer>,
+        Arc::clone(&mine),
+        clock.clone(),
+        Duration::minutes(1),
+    );
+    let certificate = |hours: i64| IssuedCertificate {
+        not_before: now - Duration::hours(1),
+        not_after: now + Duration::hours(hours),
+        ..conformance::sample_certificate("set")
+    };
+    // a: revoked before the first CRL; b: expires in 2 h; c: revoked later with a time years
+    // back; d: revoked later by the other instance; e: never revoked.
+    let [a, b, c, d, e] = [
+        certificate(48),
+        certificate(2),
+        certificate(48),
+        certificate(48),
+        certificate(48),
+    ];
+    for cert in [&a, &b, &c, &d, &e] {
+        mine.record_issuance(cert, None, &conformance::ISSUED_AUDIT)
+            .await
+            .unwrap();
+    }
+    revoke(mine.as_ref(), &a, now).await;
+    revoke(mine.as_ref(), &b, now).await;
+    let first = publisher.current(CrlKind::Full).await.unwrap();
+    assert_eq!(listed(&first.der), sorted(&[&a, &b]), "read whole");
+
+    // An old revocation time and another instance's revocation: both are news.
+    revoke(mine.as_ref(), &c, now - Duration::days(700)).await;
+    revoke(&other, &d, now).await;
+    clock.set(now + Duration::minutes(5));
+    publisher.revoked(None);
+    let second = publisher.current(CrlKind::Full).await.unwrap();
+    assert!(second.number > first.number);
+    assert_eq!(
+        listed(&second.der),
+        sorted(&[&a, &b, &c, &d]),
+        "the news read"
+    );
+
+    // b expires; the next CRL leaves it off without reading everything again.
+    clock.set(now + Duration::hours(3));
+    publisher.revoked(None);
+    let third = publisher.current(CrlKind::Full).await.unwrap();
+    assert_eq!(listed(&third.der), sorted(&[&a, &c, &d]), "b expired");
+
+    // The serials are the certificates' own, byte for byte.
+    let serial = SerialNumber::from_decimal(&a.serial).unwrap();
+    assert!(
+        third
+            .der
+            .windows(serial.as_be_bytes().len())
+            .any(|w| w == serial.as_be_bytes())
+    );
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(&dir);
+}
