@@ -19,7 +19,7 @@ use crate::policy::NamePolicies;
 use crate::provisioner::Provisioner;
 use crate::publication::Publication;
 use crate::store::CrlShard;
-use crate::store::{CertStore, RevokedQuery};
+use crate::store::{CertStore, RevocationSeq};
 
 /// The intermediate CA's certificate and key, as loaded for signing.
 pub struct IntermediateCa {
@@ -27,10 +27,9 @@ pub struct IntermediateCa {
     pub key: Arc<dyn mayfly_pki::Signer>,
 }
 
-/// How long a revocation seen by the poll is remembered, so that it is acted on once.
+/// How long a revocation is remembered once acted on, so that the poll, which sees this
+/// instance's own revocations too, does not act on them again.
 const REVOCATION_MEMORY: time::Duration = time::Duration::minutes(2);
-/// How far back each poll looks: covers clock skew between instances and a late poll.
-const REVOCATION_LOOKBACK: time::Duration = time::Duration::seconds(30);
 /// How long before the root CRL expires mayfly-ca starts to warn.
 const ROOT_CRL_WARNING: time::Duration = time::Duration::days(30);
 
@@ -46,6 +45,9 @@ pub struct Authority {
     /// Revocations already acted on: when first seen, and whether their CRL shard (known only
     /// once the store is read) has been marked stale too.
     seen_revocations: std::sync::Mutex<std::collections::HashMap<String, SeenRevocation>>,
+    /// The last revocation the poll read (the store numbers them in commit order, on every
+    /// instance); `None` before the first poll, which starts from the store's last number.
+    polled: tokio::sync::Mutex<Option<RevocationSeq>>,
     provisioners: Vec<Provisioner>,
     name_policies: NamePolicies,
     backdate: time::Duration,
@@ -135,6 +137,7 @@ impl Authority {
             crl,
             ocsp,
             seen_revocations: std::sync::Mutex::new(std::collections::HashMap::new()),
+            polled: tokio::sync::Mutex::new(None),
             provisioners: parts.provisioners,
             name_policies: parts.name_policies,
             backdate: parts.backdate,
@@ -310,23 +313,32 @@ impl Authority {
 
     /// Keeps published revocation information current; the server calls it about once a
     /// second. Picks up revocations recorded by other instances sharing the store (and by
-    /// `mayfly ca revoke --offline`), then remakes CRLs and rotates the OCSP responder as due.
+    /// `mayfly ca revoke --offline` or an import), then remakes CRLs and rotates the OCSP
+    /// responder as due.
+    ///
+    /// Revocations are read by the store's numbering, not by their time: however long a poll
+    /// was late, and however far back a revocation is dated, none is missed.
     pub async fn refresh_publication(&self) -> Result<()> {
         if self.crl.is_none() && self.ocsp.is_none() {
             return Ok(());
         }
-        let now = self.clock.now();
-        let recent = self
-            .store
-            .revoked_certificates(RevokedQuery {
-                revoked_since: Some(now - REVOCATION_LOOKBACK),
-                unexpired_at: None,
-                shard: None,
-            })
-            .await
-            .map_err(Error::Store)?;
-        for entry in recent {
-            self.revocation_seen(&entry.serial, entry.crl_shard, now);
+        {
+            let mut polled = self.polled.lock().await;
+            let after = match *polled {
+                Some(after) => after,
+                // What was revoked before this instance started is in what it reads first.
+                None => self.store.revocation_seq().await.map_err(Error::Store)?,
+            };
+            let news = self
+                .store
+                .revocations_after(after)
+                .await
+                .map_err(Error::Store)?;
+            let now = self.clock.now();
+            for entry in &news.entries {
+                self.revocation_seen(&entry.serial, entry.crl_shard, now);
+            }
+            *polled = Some(news.last);
         }
         if let Some(ocsp) = &self.ocsp {
             ocsp.rotate_if_due().await?;

@@ -289,6 +289,39 @@ impl RevocationUrls {
     }
 }
 
+/// How many certificates a DER CRL lists, counted without decoding them: no memory per entry,
+/// so a tool can count a million-entry CRL without a parser's copy of every entry.
+pub fn count_entries(der_bytes: &[u8]) -> Result<usize> {
+    use der::Reader;
+    let mut outer = Reader::new(der_bytes, "CRL");
+    let list = outer.read_expected(0x30, "CertificateList")?;
+    let mut list = Reader::new(list, "CertificateList");
+    let tbs = list.read_expected(0x30, "TBSCertList")?;
+    let mut tbs = Reader::new(tbs, "TBSCertList");
+    // version (optional), signature, issuer, thisUpdate, nextUpdate (optional).
+    if tbs.peek_tag() == Some(0x02) {
+        tbs.read_tlv()?;
+    }
+    tbs.read_expected(0x30, "signature")?;
+    tbs.read_expected(0x30, "issuer")?;
+    tbs.read_tlv()?;
+    if matches!(tbs.peek_tag(), Some(0x17 | 0x18)) {
+        tbs.read_tlv()?;
+    }
+    // revokedCertificates is absent when nothing is listed; the extensions are [0].
+    if tbs.peek_tag() != Some(0x30) {
+        return Ok(0);
+    }
+    let entries = tbs.read_expected(0x30, "revokedCertificates")?;
+    let mut entries = Reader::new(entries, "revokedCertificates");
+    let mut count = 0;
+    while !entries.is_empty() {
+        entries.read_expected(0x30, "a revoked certificate")?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +376,8 @@ mod tests {
         assert_eq!(crl.crl_number().map(|n| n.to_u64_digits()), Some(vec![7]));
         let revoked: Vec<_> = crl.iter_revoked_certificates().collect();
         assert_eq!(revoked.len(), 2);
+        assert_eq!(count_entries(&der).unwrap(), 2);
+        assert!(count_entries(&der[..der.len() - 1]).is_err(), "a cut CRL");
         assert_eq!(revoked[0].raw_serial(), &[0x00, 0x80, 0x01]);
         assert_eq!(
             revoked[0].reason_code().map(|(_, r)| r.0),
@@ -393,6 +428,7 @@ mod tests {
         let der = build_crl(&issuer, &key, &params, &[] as &[CrlEntry]).unwrap();
         let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
         assert_eq!(crl.iter_revoked_certificates().count(), 0);
+        assert_eq!(count_entries(&der).unwrap(), 0);
         assert!(
             crl.extensions()
                 .iter()

@@ -83,6 +83,8 @@ impl Dialect {
     /// - `VARCHAR(n)` and `TEXT` on MySQL get a binary collation: MySQL's default compares
     ///   case-insensitively, so `jti` "Ab" and "aB" would be one key and a fresh token refused.
     /// - `DROP INDEX name ON table` is MySQL's form; SQLite and PostgreSQL name no table.
+    /// - `ALTER TABLE ... SET STORAGE ...` is PostgreSQL's alone (how it keeps large values);
+    ///   the other engines skip it.
     /// - `AUTO_ID`, a column type of mayfly's own: a 64-bit primary key the engine assigns in
     ///   increasing order and never reuses.
     pub fn translate_migration(self, sql: &str) -> Vec<String> {
@@ -132,6 +134,11 @@ impl Dialect {
             rest = &rest[c.len_utf8()..];
         }
         push_statement(&mut statements, &current);
+        if self != Dialect::Postgres {
+            statements.retain(|statement| {
+                !(statement.starts_with("ALTER TABLE") && statement.contains(" SET STORAGE "))
+            });
+        }
         if self != Dialect::MySql {
             for statement in &mut statements {
                 if statement.starts_with("DROP INDEX")
@@ -259,6 +266,24 @@ mod tests {
             assert_eq!(
                 dialect.translate_migration(sql),
                 vec!["DROP INDEX i", "CREATE INDEX j ON t (a)"]
+            );
+        }
+    }
+
+    #[test]
+    fn only_postgres_is_told_how_to_store_a_column() {
+        let sql = "ALTER TABLE t ADD COLUMN c BIGINT;\nALTER TABLE t ALTER COLUMN d SET STORAGE EXTERNAL;";
+        assert_eq!(
+            Dialect::Postgres.translate_migration(sql),
+            vec![
+                "ALTER TABLE t ADD COLUMN c BIGINT",
+                "ALTER TABLE t ALTER COLUMN d SET STORAGE EXTERNAL"
+            ]
+        );
+        for dialect in [Dialect::Sqlite, Dialect::MySql] {
+            assert_eq!(
+                dialect.translate_migration(sql),
+                vec!["ALTER TABLE t ADD COLUMN c BIGINT"]
             );
         }
     }
