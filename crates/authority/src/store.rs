@@ -232,10 +232,13 @@ pub trait CertStore: Send + Sync {
     /// so that every instance can serve the newest CRL any of them made.
     fn publish_crl<'a>(&'a self, crl: &'a StoredCrl) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// The CRL of `scope` with the highest number published so far.
+    /// The CRL of `scope` with the highest number published so far, when that number is above
+    /// `newer_than` (0 for any). Asked on every CRL request: a complete CRL of a million
+    /// entries is 46 MB, read only when it is newer than the one the caller holds.
     fn latest_crl(
         &self,
         scope: CrlScopeName,
+        newer_than: u64,
     ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>>;
 
     /// Records that certificates carry `url` as the distribution point of `shard`; recording

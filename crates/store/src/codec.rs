@@ -463,8 +463,9 @@ pub(crate) const CRL_INSERT: &str =
 pub(crate) const CRL_REPLACE: &str = "UPDATE published_crls SET crl_number = ?, this_update = ?, \
      next_update = ?, der = ? WHERE scope = ? AND crl_number < ?";
 /// The kept CRL of a scope.
-pub(crate) const CRL_LATEST: &str =
-    "SELECT crl_number, this_update, next_update, der FROM published_crls WHERE scope = ?";
+/// Binds the scope and the number it must be above.
+pub(crate) const CRL_LATEST: &str = "SELECT crl_number, this_update, next_update, der \
+     FROM published_crls WHERE scope = ? AND crl_number > ?";
 
 /// A row of [`CRL_LATEST`].
 pub(crate) fn stored_crl(

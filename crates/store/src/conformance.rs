@@ -511,7 +511,7 @@ pub async fn published_crls_keep_the_highest(store: &dyn CertStore) {
     };
     let latest = |scope| async move {
         store
-            .latest_crl(scope)
+            .latest_crl(scope, 0)
             .await
             .unwrap_or_else(|e| panic!("reading the latest CRL: {e:?}"))
     };
@@ -550,6 +550,17 @@ pub async fn published_crls_keep_the_highest(store: &dyn CertStore) {
     assert_eq!(latest(shard(3)).await, Some(crl(shard(3), 8, 10)));
     assert_eq!(latest(shard(30)).await, Some(crl(shard(30), 9, 10)));
     assert_eq!(latest(shard(4)).await, None, "shards are mixed up");
+    // Read only when newer than what the caller holds.
+    let newer_than = |number| async move {
+        store
+            .latest_crl(CrlScopeName::Full, number)
+            .await
+            .unwrap_or_else(|e| panic!("reading the latest CRL above {number}: {e:?}"))
+            .map(|crl| crl.number)
+    };
+    assert_eq!(newer_than(6).await, Some(7));
+    assert_eq!(newer_than(7).await, None, "the caller's own CRL read back");
+    assert_eq!(newer_than(8).await, None);
 }
 
 /// Nothing the CA stores hits a size cap: a 1 MiB DER (a certificate with a huge extension, or

@@ -104,8 +104,9 @@ impl CertStore for Metered {
     fn latest_crl(
         &self,
         scope: CrlScopeName,
+        newer_than: u64,
     ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
-        timed("latest_crl", self.inner.latest_crl(scope))
+        timed("latest_crl", self.inner.latest_crl(scope, newer_than))
     }
 
     fn remember_crl_url<'a>(

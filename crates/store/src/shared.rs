@@ -366,23 +366,27 @@ macro_rules! shared_calls {
                 Box::pin(async move {
                     let context = |e| backend("keeping the latest CRL", e);
                     let number = codec::crl_number_column(crl.number)?;
-                    let inserted = sqlx::query(self.dialect().insert_sql(codec::CRL_INSERT))
-                        .bind(crl.scope.key().into_owned())
+                    // The replacement first: after a scope's first CRL the row is there, and a
+                    // CRL of 46 MB is sent to the database once, not once for an insert that
+                    // finds the row taken and again for the update.
+                    let replaced = sqlx::query(self.dialect().sql(codec::CRL_REPLACE))
                         .bind(number)
                         .bind(codec::to_unix(crl.this_update))
                         .bind(codec::to_unix(crl.next_update))
                         .bind(crl.der.as_slice())
+                        .bind(crl.scope.key().into_owned())
+                        .bind(number)
                         .execute(self.writes())
                         .await
                         .map_err(context)?;
-                    if inserted.rows_affected() == 0 {
-                        sqlx::query(self.dialect().sql(codec::CRL_REPLACE))
+                    if replaced.rows_affected() == 0 {
+                        // No row yet, or one with a higher number (which the insert leaves).
+                        sqlx::query(self.dialect().insert_sql(codec::CRL_INSERT))
+                            .bind(crl.scope.key().into_owned())
                             .bind(number)
                             .bind(codec::to_unix(crl.this_update))
                             .bind(codec::to_unix(crl.next_update))
                             .bind(crl.der.as_slice())
-                            .bind(crl.scope.key().into_owned())
-                            .bind(number)
                             .execute(self.writes())
                             .await
                             .map_err(context)?;
@@ -394,11 +398,13 @@ macro_rules! shared_calls {
             fn latest_crl(
                 &self,
                 scope: CrlScopeName,
+                newer_than: u64,
             ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
                 Box::pin(async move {
                     let row: Option<(i64, i64, i64, Vec<u8>)> =
                         sqlx::query_as(self.dialect().sql(codec::CRL_LATEST))
                             .bind(scope.key().into_owned())
+                            .bind(i64::try_from(newer_than).unwrap_or(i64::MAX))
                             .fetch_optional(self.reads())
                             .await
                             .map_err(|e| backend("reading the latest CRL", e))?;

@@ -197,7 +197,7 @@ impl CrlPublisher {
     async fn newest(&self, kind: CrlKind, local: Arc<SignedCrl>) -> Result<Arc<SignedCrl>> {
         let stored = self
             .store
-            .latest_crl(kind.scope_name())
+            .latest_crl(kind.scope_name(), local.number)
             .await
             .map_err(Error::Store)?;
         let Some(stored) =
