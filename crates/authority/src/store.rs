@@ -162,6 +162,22 @@ pub struct RevocationNews {
     pub last: RevocationSeq,
 }
 
+/// Where a page of revoked certificates ends, in the order they are paged: revocation time,
+/// then serial (as the store compares its serial column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedKey {
+    pub revoked_at: OffsetDateTime,
+    pub serial: String,
+}
+
+/// One page of [`CertStore::revoked_page`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevokedPage {
+    pub entries: Vec<RevokedEntry>,
+    /// Where the next page starts; `None` after the last page.
+    pub next: Option<RevokedKey>,
+}
+
 /// Which revoked certificates to list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RevokedQuery {
@@ -212,6 +228,16 @@ pub trait CertStore: Send + Sync {
         &self,
         query: RevokedQuery,
     ) -> BoxFuture<'_, Result<Vec<RevokedEntry>, StoreError>>;
+
+    /// Revoked certificates of every shard still valid at `unexpired_at` (all with `None`), a
+    /// page of the store's choosing at a time after `after` (from the first with `None`): a
+    /// reader of a million converts each page before it reads the next, rather than holding
+    /// every row at once.
+    fn revoked_page(
+        &self,
+        unexpired_at: Option<OffsetDateTime>,
+        after: Option<RevokedKey>,
+    ) -> BoxFuture<'_, Result<RevokedPage, StoreError>>;
 
     /// The number of the last revocation recorded (0 before any). Every revocation up to it
     /// is seen by any read that starts after this returns.

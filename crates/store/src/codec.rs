@@ -6,8 +6,8 @@
 use mayfly_authority::audit::{AuditAction, AuditContext, AuditEntry, AuditQuery};
 use mayfly_authority::store::{
     CertificatePage, CertificateStatus, CrlScopeName, CrlShard, IssuedCertificate, ListStatus,
-    Revocation, RevocationNews, RevocationSeq, RevokedEntry, RevokedQuery, StoreCounts, StoreError,
-    StoredCertificate, StoredCrl, UsedToken,
+    Revocation, RevocationNews, RevocationSeq, RevokedEntry, RevokedKey, RevokedQuery, StoreCounts,
+    StoreError, StoredCertificate, StoredCrl, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -368,6 +368,13 @@ pub(crate) const REVOKED_CHUNK: &str = "SELECT group_concat(revoked_at || ' ' ||
      revocation_reason, crl_shard FROM certificates WHERE revoked_at IS NOT NULL \
      AND (revoked_at, serial) > (?, ?) AND revoked_at >= ? AND not_after >= ? \
      ORDER BY revoked_at, serial LIMIT 20000)";
+/// A page of [`REVOKED`] on PostgreSQL and MySQL, in the covering index's order, after a key:
+/// binds after revoked_at twice, after serial, then unexpired. The key's condition is written
+/// so that every engine scans the index from `revoked_at >= ?` on.
+pub(crate) const REVOKED_PAGE: &str = "SELECT serial, revoked_at, revocation_reason, not_after, \
+     crl_shard FROM certificates WHERE revoked_at IS NOT NULL AND revoked_at >= ? \
+     AND (revoked_at > ? OR serial > ?) AND not_after >= ? ORDER BY revoked_at, serial LIMIT 20000";
+
 /// [`REVOKED_CHUNK`] of one shard.
 pub(crate) const REVOKED_CHUNK_IN_SHARD: &str = "SELECT group_concat(revoked_at || ' ' || serial \
      || ' ' || not_after || ' ' || IFNULL(revocation_reason, '-') || ' ' || IFNULL(crl_shard, '-'), \
@@ -416,6 +423,24 @@ pub(crate) fn crl_url((shard, url): (i64, String)) -> Result<(CrlShard, String),
     let shard = decode_shard(&url, Some(shard))?
         .ok_or_else(|| StoreError::Backend(format!("CRL URL {url}: no shard stored")))?;
     Ok((shard, url))
+}
+
+/// The key of the last entry of a full page, where the next one starts.
+pub(crate) fn next_page(entries: &[RevokedEntry]) -> Option<RevokedKey> {
+    if entries.len() < REVOKED_CHUNK_ROWS {
+        return None;
+    }
+    entries.last().map(|entry| RevokedKey {
+        revoked_at: entry.revoked_at,
+        serial: entry.serial.clone(),
+    })
+}
+
+/// The key [`REVOKED_PAGE`] and [`REVOKED_CHUNK`] bind for the first page.
+pub(crate) fn page_after(after: Option<&RevokedKey>) -> (i64, String) {
+    after.map_or((i64::MIN, String::new()), |key| {
+        (to_unix(key.revoked_at), key.serial.clone())
+    })
 }
 
 /// The bounds [`REVOKED`] binds for `query`.

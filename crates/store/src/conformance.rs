@@ -889,6 +889,67 @@ pub async fn revocations_are_numbered(stores: &[&dyn CertStore]) {
     assert!(after.entries.is_empty() && after.last == last, "{after:?}");
 }
 
+/// `count` revoked certificates for a bulk load, half of them revoked at one and the same
+/// instant (paging must then go by serial), the rest a second apart, all valid until 2100.
+pub fn many_revoked(count: usize) -> Vec<crate::BulkCertificate> {
+    (0..count)
+        .map(|i| {
+            let certificate = IssuedCertificate {
+                not_after: at(4_102_444_800),
+                ..sample_certificate("paged")
+            };
+            let revoked_at = if i % 2 == 0 {
+                at(1_760_000_000)
+            } else {
+                at(1_760_000_000 + i as i64)
+            };
+            let revocation = Revocation {
+                serial: certificate.serial.clone(),
+                reason_code: 4,
+                reason: String::new(),
+                revoked_at,
+                revoked_by: "offline".into(),
+            };
+            crate::BulkCertificate {
+                certificate,
+                recorded_at: at(1_750_000_000),
+                issued: ISSUED_AUDIT.clone(),
+                revoked: Some((revocation, REVOKED_AUDIT.clone())),
+            }
+        })
+        .collect()
+}
+
+/// Paging through the revoked certificates ([`CertStore::revoked_page`]) yields every one of
+/// `expected` exactly once, and no certificate twice, over pages the store sizes.
+pub async fn revoked_pages_cover_every_entry(store: &dyn CertStore, expected: &[String]) {
+    let mut after = None;
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = store
+            .revoked_page(Some(at(1_800_000_000)), after.clone())
+            .await
+            .unwrap_or_else(|e| panic!("reading page {pages} of revoked certificates: {e:?}"));
+        pages += 1;
+        seen.extend(page.entries.into_iter().map(|entry| entry.serial));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages > 1, "{} entries came in one page", seen.len());
+    let total = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "a revoked certificate came on two pages");
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|serial| seen.binary_search(serial).is_err())
+        .collect();
+    assert!(missing.is_empty(), "{} not on any page", missing.len());
+}
+
 /// A revocation is recorded with its details, happens once, needs an issued serial, burns its
 /// token atomically, and gives the token back when it is refused.
 pub async fn revocation(store: &dyn CertStore) {

@@ -8,7 +8,8 @@ use std::time::Instant;
 use mayfly_authority::audit::AuditContext;
 use mayfly_authority::store::{
     BoxFuture, CertStore, CrlScopeName, CrlShard, IssuedCertificate, Revocation, RevocationNews,
-    RevocationSeq, RevokedEntry, RevokedQuery, StoreError, StoredCertificate, StoredCrl, UsedToken,
+    RevocationSeq, RevokedEntry, RevokedKey, RevokedPage, RevokedQuery, StoreError,
+    StoredCertificate, StoredCrl, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -80,6 +81,14 @@ impl CertStore for Metered {
             "revoked_certificates",
             self.inner.revoked_certificates(query),
         )
+    }
+
+    fn revoked_page(
+        &self,
+        unexpired_at: Option<OffsetDateTime>,
+        after: Option<RevokedKey>,
+    ) -> BoxFuture<'_, Result<RevokedPage, StoreError>> {
+        timed("revoked_page", self.inner.revoked_page(unexpired_at, after))
     }
 
     fn revocation_seq(&self) -> BoxFuture<'_, Result<RevocationSeq, StoreError>> {

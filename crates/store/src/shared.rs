@@ -21,7 +21,8 @@ macro_rules! shared_calls {
         use mayfly_authority::store::{
             AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
             CrlShard, IssuedCertificate, Revocation, RevocationNews, RevocationSeq, RevokedEntry,
-            RevokedQuery, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
+            RevokedKey, RevokedPage, RevokedQuery, StoreCounts, StoreError, StoredCertificate,
+            StoredCrl, UsedToken,
         };
         use sqlx::Transaction;
         use time::OffsetDateTime;
@@ -42,29 +43,42 @@ macro_rules! shared_calls {
             let mut entries = Vec::new();
             let mut after = (i64::MIN, String::new());
             loop {
-                let select = match query.shard {
-                    None => sqlx::query_as(codec::REVOKED_CHUNK),
-                    Some(_) => sqlx::query_as(codec::REVOKED_CHUNK_IN_SHARD),
-                }
-                .bind(after.0)
-                .bind(after.1.clone())
-                .bind(since)
-                .bind(unexpired);
-                let select = match query.shard {
-                    None => select,
-                    Some(shard) => select.bind(i64::from(shard.index())),
-                };
-                let (text,): (Option<String>,) = select
-                    .fetch_one(store.reads())
-                    .await
-                    .map_err(|e| backend("listing revoked certificates", e))?;
                 let before = entries.len();
-                let last = codec::revoked_chunk(text.as_deref().unwrap_or_default(), &mut entries)?;
+                let last =
+                    revoked_chunk(store, query, since, unexpired, &after, &mut entries).await?;
                 match last {
                     Some(key) if entries.len() - before == codec::REVOKED_CHUNK_ROWS => after = key,
                     _ => return Ok(entries),
                 }
             }
+        }
+
+        /// One [`codec::REVOKED_CHUNK`] after `after`, appended to `entries`; its last key.
+        async fn revoked_chunk(
+            store: &$store,
+            query: &RevokedQuery,
+            since: i64,
+            unexpired: i64,
+            after: &(i64, String),
+            entries: &mut Vec<RevokedEntry>,
+        ) -> Result<Option<(i64, String)>, StoreError> {
+            let select = match query.shard {
+                None => sqlx::query_as(codec::REVOKED_CHUNK),
+                Some(_) => sqlx::query_as(codec::REVOKED_CHUNK_IN_SHARD),
+            }
+            .bind(after.0)
+            .bind(after.1.clone())
+            .bind(since)
+            .bind(unexpired);
+            let select = match query.shard {
+                None => select,
+                Some(shard) => select.bind(i64::from(shard.index())),
+            };
+            let (text,): (Option<String>,) = select
+                .fetch_one(store.reads())
+                .await
+                .map_err(|e| backend("listing revoked certificates", e))?;
+            codec::revoked_chunk(text.as_deref().unwrap_or_default(), entries)
         }
 
         /// Records `token` as used, in `tx`; false when it already was (by this or any other
@@ -316,6 +330,41 @@ macro_rules! shared_calls {
                         .await
                         .map_err(|e| backend("listing revoked certificates", e))?;
                     rows.into_iter().map(codec::revoked_entry).collect()
+                })
+            }
+
+            fn revoked_page(
+                &self,
+                unexpired_at: Option<OffsetDateTime>,
+                after: Option<RevokedKey>,
+            ) -> BoxFuture<'_, Result<RevokedPage, StoreError>> {
+                Box::pin(async move {
+                    let query = RevokedQuery {
+                        unexpired_at,
+                        ..RevokedQuery::default()
+                    };
+                    let (since, unexpired) = codec::revoked_bounds(&query);
+                    let key = codec::page_after(after.as_ref());
+                    let mut entries = Vec::new();
+                    if self.dialect() == Dialect::Sqlite {
+                        revoked_chunk(self, &query, since, unexpired, &key, &mut entries).await?;
+                    } else {
+                        let rows: Vec<(String, i64, Option<i64>, i64, Option<i64>)> =
+                            sqlx::query_as(self.dialect().sql(codec::REVOKED_PAGE))
+                                .bind(key.0)
+                                .bind(key.0)
+                                .bind(key.1)
+                                .bind(unexpired)
+                                .fetch_all(self.reads())
+                                .await
+                                .map_err(|e| backend("listing revoked certificates", e))?;
+                        entries = rows
+                            .into_iter()
+                            .map(codec::revoked_entry)
+                            .collect::<Result<_, _>>()?;
+                    }
+                    let next = codec::next_page(&entries);
+                    Ok(RevokedPage { entries, next })
                 })
             }
 

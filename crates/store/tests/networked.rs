@@ -19,6 +19,14 @@ async fn conformance_suite(dialect: Dialect, test: &str) {
     };
     let store = open(&database).await;
     conformance::run_all(&store).await;
+    // More revoked certificates than one page holds, half with one revocation time.
+    let records = conformance::many_revoked(45_000);
+    store.bulk_load(&records).await.expect("bulk load");
+    let serials: Vec<String> = records
+        .iter()
+        .map(|r| r.certificate.serial.clone())
+        .collect();
+    conformance::revoked_pages_cover_every_entry(&store, &serials).await;
     mayfly_store::conformance_ssh::run_all(&store).await;
     store.close().await;
 }

@@ -79,6 +79,21 @@ async fn conformance_in_memory() {
     conformance::run_all(&store).await;
 }
 
+/// More revoked certificates than one page holds, half with one revocation time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_certificates_page_through_every_entry() {
+    let store = SqliteStore::open_in_memory()
+        .await
+        .expect("open an in-memory store");
+    let records = conformance::many_revoked(45_000);
+    store.bulk_load(&records).await.expect("bulk load");
+    let serials: Vec<String> = records
+        .iter()
+        .map(|r| r.certificate.serial.clone())
+        .collect();
+    conformance::revoked_pages_cover_every_entry(&store, &serials).await;
+}
+
 /// The ACME store's rules, with two handles on one file standing for two CA instances.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_conformance_on_a_file_with_two_handles() {

@@ -16,7 +16,7 @@ use mayfly_pki::crl::CrlListed;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::store::{CertStore, RevocationSeq, RevokedEntry, RevokedQuery};
+use crate::store::{CertStore, RevocationSeq, RevokedEntry};
 
 /// The longest serial magnitude a stored serial can have: 49 decimal digits (what
 /// `SerialNumber::from_decimal` accepts) fit in 21 bytes.
@@ -102,18 +102,24 @@ impl RevokedSet {
                 // The number first: every revocation up to it is in the listing read after it.
                 // The listing may hold some numbered later too; the news bring those again.
                 let seen = store.revocation_seq().await.map_err(Error::Store)?;
-                let all = store
-                    .revoked_certificates(RevokedQuery {
-                        revoked_since: None,
-                        unexpired_at,
-                        shard: None,
-                    })
-                    .await
-                    .map_err(Error::Store)?;
-                let entries = all
-                    .iter()
-                    .map(Listed::from_entry)
-                    .collect::<Result<Vec<_>>>()?;
+                // Page by page, each converted before the next is read: a million rows as the
+                // store returns them (text serials) take three times the set's memory.
+                let mut entries = Vec::new();
+                let mut after = None;
+                loop {
+                    let page = store
+                        .revoked_page(unexpired_at, after)
+                        .await
+                        .map_err(Error::Store)?;
+                    entries.reserve(page.entries.len());
+                    for entry in &page.entries {
+                        entries.push(Listed::from_entry(entry)?);
+                    }
+                    match page.next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
+                }
                 whole = Some(entries);
                 seen
             }
