@@ -14,6 +14,7 @@ pub mod http01;
 pub mod jws;
 pub mod limits;
 pub mod model;
+pub mod nonces;
 pub mod renewal;
 pub mod service;
 pub mod store;

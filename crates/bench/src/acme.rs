@@ -202,10 +202,16 @@ impl Account {
         answers: &Answers,
     ) -> anyhow::Result<String> {
         let deadline = Instant::now() + FLOW_TIMEOUT;
+        // RFC 8738: an IP address is an identifier of its own type.
+        let kind = if name.parse::<std::net::IpAddr>().is_ok() {
+            "ip"
+        } else {
+            "dns"
+        };
         let order = self
             .post(
                 &self.url("newOrder")?,
-                Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+                Some(&json!({"identifiers": [{"type": kind, "value": name}]})),
                 None,
             )
             .await?;

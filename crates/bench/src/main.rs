@@ -179,6 +179,11 @@ struct AcmeArgs {
     /// PID of the mayfly-ca process, to report its CPU time per certificate (Linux /proc).
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
+    /// Order every certificate for this one DNS name or IP address instead of
+    /// bench-acme-<i>.internal: a CA that validates where the name points (step-ca, which has
+    /// no test settings) reaches the responder at 127.0.0.1 with --http-port 80.
+    #[arg(long, value_name = "NAME|IP")]
+    identifier: Option<String>,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -463,7 +468,10 @@ fn acme_flows(args: AcmeArgs) -> anyhow::Result<ExitCode> {
     let csrs: Arc<Vec<(String, Vec<u8>)>> = Arc::new(
         (0..n)
             .map(|i| {
-                let name = format!("bench-acme-{i}.internal");
+                let name = args
+                    .identifier
+                    .clone()
+                    .unwrap_or_else(|| format!("bench-acme-{i}.internal"));
                 acme::prepare_csr(&name).map(|csr| (name, csr))
             })
             .collect::<anyhow::Result<_>>()?,

@@ -311,17 +311,30 @@ fn acme_flows_against_a_real_server() {
         ])
         .output()
         .unwrap();
+    // Every order for one IP address (RFC 8738), as against step-ca.
+    let by_address = Command::new(BENCH)
+        .args(["acme", "--ca-url", &url, "--root"])
+        .arg(&root)
+        .args(["--http-port", &http_port.to_string(), "-n", "3", "-c", "1"])
+        .args(["--identifier", "127.0.0.1", "--json"])
+        .output()
+        .unwrap();
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "mayfly-bench acme failed: {stderr}\n{stdout}"
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let report_of = |output: &std::process::Output| -> serde_json::Value {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "mayfly-bench acme failed: {stderr}\n{stdout}"
+        );
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
+    };
+    let by_address = report_of(&by_address);
+    assert_eq!(by_address["successes"], 3, "{by_address}");
+    let report = report_of(&output);
     assert_eq!(report["successes"], 12, "{report}");
     assert_eq!(report["failures"], 0, "{report}");
     assert!(

@@ -104,6 +104,12 @@ impl AppState {
         self
     }
 
+    /// Keeps ACME nonces in `book` rather than in the store.
+    pub fn with_acme_nonces(mut self, book: mayfly_acme::nonces::NonceBook) -> Self {
+        self.acme = self.acme.take().map(|acme| acme.with_nonces(book));
+        self
+    }
+
     pub fn acme(&self) -> Option<&mayfly_acme::Acme> {
         self.acme.as_ref()
     }

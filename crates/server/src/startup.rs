@@ -155,6 +155,11 @@ pub async fn prepare(
         .with_https_port(local_addr.port())
         .with_database(database.clone())
         .with_acme_limits(database.acme_store(), limits.acme);
+    if matches!(database, mayfly_store::AnyStore::Sqlite(_)) {
+        // One SQLite file is one CA process: nonces need not be shared, nor written and
+        // fsynced twice a request (mayfly_acme::nonces).
+        state = state.with_acme_nonces(mayfly_acme::nonces::NonceBook::memory());
+    }
     if let Some((per_second, burst)) = limits.rate {
         state = state.with_rate_limit(per_second, burst);
     }

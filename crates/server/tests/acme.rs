@@ -3,6 +3,7 @@
 //! renewal info, bad requests, concurrency, rate limits, dns-01. Challenges are answered by real
 //! loopback servers (HTTP on TCP, DNS on UDP) that the server's validator connects to.
 
+use mayfly_acme::nonces::NonceBook;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -182,6 +183,11 @@ async fn harness(settings: Value) -> Harness {
 }
 
 async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
+    harness_with_nonces(settings, clock, NonceBook::Store).await
+}
+
+/// A harness whose ACME service keeps its nonces in `book`.
+async fn harness_with_nonces(settings: Value, clock: Arc<dyn Clock>, book: NonceBook) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let layout = Layout::new(dir.path());
     let options = InitOptions {
@@ -225,7 +231,11 @@ async fn harness_with_clock(settings: Value, clock: Arc<dyn Clock>) -> Harness {
     let store = Arc::new(mayfly_store::SqliteStore::open(&db_path).await.unwrap());
     let authority = acme_authority(dir.path(), &acme, None, store.clone(), clock);
     let tls_options = TlsSettings::from_config(None).unwrap().advertised;
-    let state = Arc::new(AppState::new(authority, tls_options).with_acme(store));
+    let state = Arc::new(
+        AppState::new(authority, tls_options)
+            .with_acme(store)
+            .with_acme_nonces(book),
+    );
     Harness {
         app: router(Arc::clone(&state)),
         state,
@@ -1586,14 +1596,20 @@ async fn orders_and_authorizations_expire_with_the_authority_clock() {
 }
 
 /// A nonce is good for an hour of the authority's clock, its last second included, and is
-/// refused a second later.
+/// refused a second later: kept in the store or in memory.
 #[tokio::test]
 async fn nonces_expire_an_hour_after_they_are_issued() {
+    for book in [NonceBook::Store, NonceBook::memory()] {
+        nonces_expire_in(book).await;
+    }
+}
+
+async fn nonces_expire_in(book: NonceBook) {
     let start = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap();
     let clock = Arc::new(FixedClock::new(start));
-    let h = harness_with_clock(json!({}), clock.clone()).await;
+    let h = harness_with_nonces(json!({}), clock.clone(), book).await;
     let client = Client::new(&h).await;
     let (on_time, late) = (h.nonce().await, h.nonce().await);
     clock.set(start + time::Duration::seconds(3600));
@@ -1609,6 +1625,28 @@ async fn nonces_expire_an_hour_after_they_are_issued() {
     let fresh = r.headers["replay-nonce"].to_str().unwrap().to_string();
     let r = client.post_with_nonce(&h, &client.kid, None, &fresh).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+/// Nonces kept in memory (a CA on one SQLite file) are accepted once, like those in the store,
+/// and cost the store nothing: not a row is written for them.
+#[tokio::test]
+async fn nonces_in_memory_are_used_once_and_never_stored() {
+    let h = harness_with_nonces(json!({}), Arc::new(SystemClock), NonceBook::memory()).await;
+    let client = Client::new(&h).await;
+    let nonce = h.nonce().await;
+    let r = client.post_with_nonce(&h, &client.kid, None, &nonce).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = client.post_with_nonce(&h, &client.kid, None, &nonce).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.problem(), "badNonce", "used twice: {}", r.text);
+    let r = client
+        .post_with_nonce(&h, &client.kid, None, "never-handed-out")
+        .await;
+    assert_eq!(r.problem(), "badNonce", "{}", r.text);
+    let fresh = r.headers["replay-nonce"].to_str().unwrap().to_string();
+    let r = client.post_with_nonce(&h, &client.kid, None, &fresh).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(h.sql("SELECT COUNT(*) FROM acme_nonces"), "0");
 }
 
 /// The per-hour order limit counts the orders of the last hour of the authority's clock, the

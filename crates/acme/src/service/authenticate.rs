@@ -109,7 +109,11 @@ impl Acme {
             .nonce
             .as_deref()
             .ok_or_else(|| Error::problem(ProblemType::BadNonce, "the JWS has no nonce"))?;
-        if !self.store.consume_nonce(nonce, now(authority)).await? {
+        if !self
+            .nonces
+            .consume(self.store.as_ref(), nonce, now(authority))
+            .await?
+        {
             return Err(Error::problem(
                 ProblemType::BadNonce,
                 format!("nonce {nonce:?} is unknown, expired or already used"),

@@ -42,21 +42,23 @@ impl Acme {
         }
     }
 
-    /// A fresh nonce for `client`, recorded so that any instance sharing the store accepts it
-    /// once; `Err` (rate limited) while the client holds as many unused nonces as it may.
+    /// A fresh nonce for `client`, recorded so that it is accepted once (by any instance sharing
+    /// the store when nonces are kept there); `Err` (rate limited) while the client holds as
+    /// many unused nonces as it may.
     pub async fn new_nonce(&self, authority: &Authority, client: Option<IpAddr>) -> Result<String> {
         if let Some(client) = client {
             self.limits.nonce_issued(client)?;
         }
         let nonce = random_id()?;
-        self.store
-            .insert_nonce(&nonce, now(authority) + NONCE_LIFETIME)
+        let now = now(authority);
+        self.nonces
+            .insert(self.store.as_ref(), &nonce, now, now + NONCE_LIFETIME)
             .await?;
         Ok(nonce)
     }
 
     /// Deletes expired nonces; the server calls it now and then.
     pub async fn prune_nonces(&self, authority: &Authority) -> Result<u64> {
-        Ok(self.store.prune_nonces(now(authority)).await?)
+        self.nonces.prune(self.store.as_ref(), now(authority)).await
     }
 }

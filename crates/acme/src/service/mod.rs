@@ -98,6 +98,7 @@ impl Reply {
 #[derive(Clone)]
 pub struct Acme {
     store: Arc<dyn AcmeStore>,
+    nonces: Arc<crate::nonces::NonceBook>,
     limits: Arc<AddressLimits>,
     validations: ValidationTasks,
 }
@@ -111,9 +112,16 @@ impl Acme {
     pub fn with_limits(store: Arc<dyn AcmeStore>, limits: AddressLimitSettings) -> Self {
         Self {
             store,
+            nonces: Arc::new(crate::nonces::NonceBook::Store),
             limits: Arc::new(AddressLimits::new(limits)),
             validations: ValidationTasks::default(),
         }
+    }
+
+    /// Keeps nonces in `book` instead of the store.
+    pub fn with_nonces(mut self, book: crate::nonces::NonceBook) -> Self {
+        self.nonces = Arc::new(book);
+        self
     }
 
     /// The challenge validations running in the background, which a shutting-down server
