@@ -197,7 +197,8 @@ pub(crate) const REVOCATION_SEQ: &str = "SELECT revocation_seq FROM crl_state WH
 /// The revocations numbered after the one `?`, in their order: a row of [`REVOKED`] and the
 /// number.
 pub(crate) const REVOCATIONS_AFTER: &str = "SELECT serial, revoked_at, revocation_reason, not_after, \
-     crl_shard, revocation_seq FROM certificates WHERE revocation_seq > ? ORDER BY revocation_seq";
+     crl_shard, revocation_seq FROM certificates WHERE revocation_seq IS NOT NULL \
+     AND revocation_seq > ? ORDER BY revocation_seq";
 
 /// A revocation number read back, which the schema keeps non-negative.
 pub(crate) fn revocation_seq(seq: i64) -> Result<RevocationSeq, StoreError> {
@@ -368,11 +369,16 @@ pub(crate) const REVOKED_CHUNK: &str = "SELECT group_concat(revoked_at || ' ' ||
      revocation_reason, crl_shard FROM certificates WHERE revoked_at IS NOT NULL \
      AND (revoked_at, serial) > (?, ?) AND revoked_at >= ? AND not_after >= ? \
      ORDER BY revoked_at, serial LIMIT 20000)";
-/// A page of [`REVOKED`] on PostgreSQL and MySQL, in the covering index's order, after a key:
-/// binds after revoked_at twice, after serial, then unexpired. The key's condition is written
-/// so that every engine scans the index from `revoked_at >= ?` on.
+/// A page of [`REVOKED`] on PostgreSQL, in the covering index's order, after a key: binds
+/// after revoked_at, after serial, then unexpired. The row comparison is what PostgreSQL scans
+/// an index in order from; spelled out with `OR` it sorts every revoked row for each page.
 pub(crate) const REVOKED_PAGE: &str = "SELECT serial, revoked_at, revocation_reason, not_after, \
-     crl_shard FROM certificates WHERE revoked_at IS NOT NULL AND revoked_at >= ? \
+     crl_shard FROM certificates WHERE revoked_at IS NOT NULL AND (revoked_at, serial) > (?, ?) \
+     AND not_after >= ? ORDER BY revoked_at, serial LIMIT 20000";
+/// [`REVOKED_PAGE`] for MySQL, which scans a range only from a plain bound: binds after
+/// revoked_at twice, after serial, then unexpired.
+pub(crate) const REVOKED_PAGE_MYSQL: &str = "SELECT serial, revoked_at, revocation_reason, \
+     not_after, crl_shard FROM certificates WHERE revoked_at IS NOT NULL AND revoked_at >= ? \
      AND (revoked_at > ? OR serial > ?) AND not_after >= ? ORDER BY revoked_at, serial LIMIT 20000";
 
 /// [`REVOKED_CHUNK`] of one shard.

@@ -83,6 +83,8 @@ impl Dialect {
     /// - `VARCHAR(n)` and `TEXT` on MySQL get a binary collation: MySQL's default compares
     ///   case-insensitively, so `jti` "Ab" and "aB" would be one key and a fresh token refused.
     /// - `DROP INDEX name ON table` is MySQL's form; SQLite and PostgreSQL name no table.
+    /// - `CREATE INDEX ... WHERE ...` (a partial index) becomes a whole index on MySQL, which
+    ///   has no partial ones.
     /// - `ALTER TABLE ... SET STORAGE ...` is PostgreSQL's alone (how it keeps large values);
     ///   the other engines skip it.
     /// - `AUTO_ID`, a column type of mayfly's own: a 64-bit primary key the engine assigns in
@@ -138,6 +140,17 @@ impl Dialect {
             statements.retain(|statement| {
                 !(statement.starts_with("ALTER TABLE") && statement.contains(" SET STORAGE "))
             });
+        }
+        if self == Dialect::MySql {
+            for statement in &mut statements {
+                if statement.starts_with("CREATE INDEX")
+                    && let Some(at) = statement.find(" WHERE ")
+                {
+                    statement.truncate(at);
+                    let end = statement.trim_end().len();
+                    statement.truncate(end);
+                }
+            }
         }
         if self != Dialect::MySql {
             for statement in &mut statements {
@@ -266,6 +279,23 @@ mod tests {
             assert_eq!(
                 dialect.translate_migration(sql),
                 vec!["DROP INDEX i", "CREATE INDEX j ON t (a)"]
+            );
+        }
+    }
+
+    #[test]
+    fn mysql_makes_a_partial_index_whole() {
+        let sql = "CREATE INDEX i ON t (a)\n    WHERE a IS NOT NULL;";
+        assert_eq!(
+            Dialect::MySql.translate_migration(sql),
+            vec!["CREATE INDEX i ON t (a)"]
+        );
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let statements = dialect.translate_migration(sql);
+            assert_eq!(statements.len(), 1);
+            assert!(
+                statements[0].ends_with("WHERE a IS NOT NULL"),
+                "{statements:?}"
             );
         }
     }

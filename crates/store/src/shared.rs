@@ -349,15 +349,21 @@ macro_rules! shared_calls {
                     if self.dialect() == Dialect::Sqlite {
                         revoked_chunk(self, &query, since, unexpired, &key, &mut entries).await?;
                     } else {
-                        let rows: Vec<(String, i64, Option<i64>, i64, Option<i64>)> =
-                            sqlx::query_as(self.dialect().sql(codec::REVOKED_PAGE))
+                        let select = if self.dialect() == Dialect::MySql {
+                            sqlx::query_as(codec::REVOKED_PAGE_MYSQL)
                                 .bind(key.0)
                                 .bind(key.0)
                                 .bind(key.1)
-                                .bind(unexpired)
-                                .fetch_all(self.reads())
-                                .await
-                                .map_err(|e| backend("listing revoked certificates", e))?;
+                        } else {
+                            sqlx::query_as(self.dialect().sql(codec::REVOKED_PAGE))
+                                .bind(key.0)
+                                .bind(key.1)
+                        };
+                        let rows: Vec<(String, i64, Option<i64>, i64, Option<i64>)> = select
+                            .bind(unexpired)
+                            .fetch_all(self.reads())
+                            .await
+                            .map_err(|e| backend("listing revoked certificates", e))?;
                         entries = rows
                             .into_iter()
                             .map(codec::revoked_entry)
