@@ -19,7 +19,7 @@ use crate::policy::NamePolicies;
 use crate::provisioner::Provisioner;
 use crate::publication::Publication;
 use crate::store::CrlShard;
-use crate::store::{CertStore, RevocationSeq};
+use crate::store::{CertStore, RevocationSeq, RevokedQuery};
 
 /// The intermediate CA's certificate and key, as loaded for signing.
 pub struct IntermediateCa {
@@ -30,6 +30,10 @@ pub struct IntermediateCa {
 /// How long a revocation is remembered once acted on, so that the poll, which sees this
 /// instance's own revocations too, does not act on them again.
 const REVOCATION_MEMORY: time::Duration = time::Duration::minutes(2);
+/// How far back the first poll looks by revocation time: revocations recorded between this
+/// authority's construction (when it may already have answered OCSP) and its first poll, which
+/// is where it starts following the store's numbering.
+const FIRST_POLL_LOOKBACK: time::Duration = time::Duration::seconds(30);
 /// How long before the root CRL expires mayfly-ca starts to warn.
 const ROOT_CRL_WARNING: time::Duration = time::Duration::days(30);
 
@@ -324,17 +328,34 @@ impl Authority {
         }
         {
             let mut polled = self.polled.lock().await;
+            let now = self.clock.now();
             let after = match *polled {
                 Some(after) => after,
-                // What was revoked before this instance started is in what it reads first.
-                None => self.store.revocation_seq().await.map_err(Error::Store)?,
+                None => {
+                    // What was revoked before this authority was made is in what it reads
+                    // first (the CRLs it makes, the OCSP answers it caches), except what came
+                    // in between: read by time, once.
+                    let after = self.store.revocation_seq().await.map_err(Error::Store)?;
+                    let recent = self
+                        .store
+                        .revoked_certificates(RevokedQuery {
+                            revoked_since: Some(now - FIRST_POLL_LOOKBACK),
+                            unexpired_at: None,
+                            shard: None,
+                        })
+                        .await
+                        .map_err(Error::Store)?;
+                    for entry in &recent {
+                        self.revocation_seen(&entry.serial, entry.crl_shard, now);
+                    }
+                    after
+                }
             };
             let news = self
                 .store
                 .revocations_after(after)
                 .await
                 .map_err(Error::Store)?;
-            let now = self.clock.now();
             for entry in &news.entries {
                 self.revocation_seen(&entry.serial, entry.crl_shard, now);
             }
