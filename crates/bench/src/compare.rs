@@ -301,9 +301,11 @@ impl Spread {
     }
 }
 
+/// B/A, when both were measured: CPU comes in clock ticks (10 ms), and a run that used less
+/// than one shows 0, which is no figure to divide by or to put over anything.
 fn ratio(b: Option<f64>, a: Option<f64>) -> Option<f64> {
     let (b, a) = (b?, a?);
-    (a > 0.0).then(|| b / a)
+    (a > 0.0 && b > 0.0).then(|| b / a)
 }
 
 impl Summary {
@@ -462,6 +464,14 @@ mod tests {
             client_cpu: None,
             errors: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_run_below_one_clock_tick_gives_no_ratio() {
+        assert_eq!(ratio(Some(0.0), Some(100.0)), None);
+        assert_eq!(ratio(Some(100.0), Some(0.0)), None);
+        assert_eq!(ratio(Some(50.0), Some(100.0)), Some(0.5));
+        assert_eq!(ratio(None, Some(100.0)), None);
     }
 
     #[test]

@@ -406,7 +406,9 @@ fn compare_pairs_two_real_servers() {
     args.extend(side_flags("a", "first", &first));
     args.extend(side_flags("b", "second", &second));
     args.extend(
-        ["--pairs", "3", "-n", "12", "-c", "3", "--warmup", "4"]
+        // Enough requests a run for several clock ticks of server CPU (10 ms each) on a fast
+        // machine: a run under one tick shows none, and its pair has no CPU ratio.
+        ["--pairs", "3", "-n", "120", "-c", "3", "--warmup", "4"]
             .iter()
             .map(|s| s.to_string()),
     );
@@ -428,7 +430,7 @@ fn compare_pairs_two_real_servers() {
         "{report}"
     );
     for run in runs {
-        assert_eq!(run["successes"], 12, "{run}");
+        assert_eq!(run["successes"], 120, "{run}");
         assert_eq!(run["failures"], 0, "{run}");
         let expected = if run["side"] == "a" {
             "first"
