@@ -16,19 +16,7 @@ set -euo pipefail
 runs=${1:-3}; n=${2:-300}; c=${3:-16}
 bin=${BIN:-target/release}
 tools=${STEP_TOOLS:-../shared/tools}
-work=$(mktemp -d)
-pid=
-cleanup() {
-  if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_for() { # file text
-  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "no \"$2\" in $1:" >&2; cat "$1" >&2; return 1
-}
-(umask 077; echo "bench ca password" > "$work/pw.txt")
+source "$(dirname "$0")/common.sh"
 
 start_mayfly() { # dir port
   local dir=$1 port=$2
@@ -48,7 +36,7 @@ json.dump(config, open(path, "w"), indent=2)
 PY
   MAYFLY_PATH=$dir MAYFLY_LOG=warn "$bin/mayfly-ca" "$dir/config/ca.json" \
       --password-file "$work/pw.txt" >"$dir.log" 2>&1 &
-  pid=$!
+  pid=$!; pids+=("$pid")
   wait_for "$dir.log" "serving on"
 }
 
@@ -61,7 +49,7 @@ start_step() { # dir port
       --ca-config "$dir/config/ca.json" >>"$dir.init.log" 2>&1
   STEPPATH=$dir HOME=$work "$tools/step-ca" "$dir/config/ca.json" \
       --password-file "$work/pw.txt" >"$dir.log" 2>&1 &
-  pid=$!
+  pid=$!; pids+=("$pid")
   wait_for "$dir.log" "Serving HTTPS"
 }
 
@@ -74,7 +62,7 @@ one_run() { # name run
       --root "$dir/certs/root_ca.crt" --provisioner acme --http-port 80 --identifier 127.0.0.1 \
       -n "$n" -c "$c" --pid "$pid" --json)
   echo "{\"ca\": \"$name\", \"run\": $run, \"report\": $report}"
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
 for run in $(seq 1 "$runs"); do
