@@ -6,19 +6,16 @@
 //! change, and each new revocation's OCSP response at once, so a revocation reaches the copy
 //! within about a second.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mayfly_authority::Authority;
 use mayfly_authority::static_site::{Published, StaticSite};
-use mayfly_authority::store::{FullStore, RevokedQuery};
+use mayfly_authority::store::{FullStore, RevocationSeq};
 use mayfly_config::duration::GoDuration;
 use time::{Duration, OffsetDateTime};
 
 /// How often the whole copy is rewritten when ca.json does not say.
 pub const DEFAULT_INTERVAL: Duration = Duration::minutes(1);
-/// How far back each check for revocations looks (clock skew between instances, late polls).
-const LOOKBACK: Duration = Duration::seconds(30);
 
 /// The static copy's state between two rounds.
 pub struct StaticPublisher {
@@ -26,9 +23,10 @@ pub struct StaticPublisher {
     interval: Duration,
     store: Arc<dyn FullStore>,
     last_full: Option<OffsetDateTime>,
-    last_check: Option<OffsetDateTime>,
-    /// Revocations already written, and when they were first seen.
-    written: HashMap<String, OffsetDateTime>,
+    /// The last revocation whose OCSP answer is in the copy, by the store's numbering (which
+    /// every instance's revocations follow, whatever their date): the next round writes those
+    /// after it.
+    written: Option<RevocationSeq>,
 }
 
 impl StaticPublisher {
@@ -56,47 +54,43 @@ impl StaticPublisher {
             interval,
             store,
             last_full: None,
-            last_check: None,
-            written: HashMap::new(),
+            written: None,
         }))
     }
 
-    /// One round: the whole copy when it is due, else what changed.
+    /// One round: the whole copy when it is due, else what changed. The copy moves on only
+    /// once a round succeeded: after an error the next round writes the same revocations again.
     pub async fn round(&mut self, authority: &Authority) -> mayfly_authority::Result<Published> {
         let now = authority.clock().now();
-        let since = self.last_check.map(|at| at - LOOKBACK);
-        self.last_check = Some(now);
-        if self.last_full.is_none_or(|at| now - at >= self.interval) {
+        let store_error = mayfly_authority::Error::Store;
+        if self.last_full.is_none_or(|at| now - at >= self.interval) || self.written.is_none() {
+            // The number first: a revocation recorded while the copy is written comes next
+            // round, even if the copy has it already.
+            let before = self.store.revocation_seq().await.map_err(store_error)?;
             let report = self.site.publish(authority, self.store.as_ref()).await?;
             self.last_full = Some(now);
+            self.written = Some(before);
             return Ok(report);
         }
         let mut report = self.site.publish_crls(authority).await?;
-        let recent = self
+        let after = self.written.unwrap_or_default();
+        let news = self
             .store
-            .revoked_certificates(RevokedQuery {
-                revoked_since: since,
-                unexpired_at: Some(now),
-                shard: None,
-            })
+            .revocations_after(after)
             .await
-            .map_err(mayfly_authority::Error::Store)?;
-        self.written.retain(|_, at| now - *at < LOOKBACK * 4);
-        for entry in recent {
-            if self.written.contains_key(&entry.serial) {
-                continue;
-            }
+            .map_err(store_error)?;
+        for entry in news.entries.iter().filter(|entry| entry.not_after >= now) {
             let stored = self
                 .store
                 .certificate(&entry.serial)
                 .await
-                .map_err(mayfly_authority::Error::Store)?;
+                .map_err(store_error)?;
             if let Some(stored) = stored {
                 self.site.publish_ocsp(authority, &stored).await?;
                 report.ocsp_responses += 1;
             }
-            self.written.insert(entry.serial, now);
         }
+        self.written = Some(news.last);
         Ok(report)
     }
 }
