@@ -115,15 +115,6 @@ impl MemoryNonces {
         live.retain(|_, expires| *expires >= now);
         u64::try_from(before - live.len()).unwrap_or(u64::MAX)
     }
-
-    /// Nonces live now, expired ones not yet pruned included.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -142,6 +133,6 @@ mod tests {
         nonces.insert("d", 100, 150).unwrap();
         nonces.insert("e", 100, 300).unwrap();
         assert_eq!(nonces.prune(200), 1);
-        assert_eq!(nonces.len(), 1);
+        assert_eq!(nonces.lock().len(), 1);
     }
 }

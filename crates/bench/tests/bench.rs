@@ -322,19 +322,9 @@ fn acme_flows_against_a_real_server() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let report_of = |output: &std::process::Output| -> serde_json::Value {
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "mayfly-bench acme failed: {stderr}\n{stdout}"
-        );
-        serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
-    };
-    let by_address = report_of(&by_address);
+    let by_address = json_report(&by_address);
     assert_eq!(by_address["successes"], 3, "{by_address}");
-    let report = report_of(&output);
+    let report = json_report(&output);
     assert_eq!(report["successes"], 12, "{report}");
     assert_eq!(report["failures"], 0, "{report}");
     assert!(
@@ -371,13 +361,13 @@ fn bench(args: &[&str]) -> std::process::Output {
     Command::new(BENCH).args(args).output().unwrap()
 }
 
-/// The JSON report of a `compare --json` run that must have succeeded.
-fn compare_report(output: &std::process::Output) -> serde_json::Value {
+/// The JSON report of a `--json` run that must have succeeded.
+fn json_report(output: &std::process::Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "compare failed: {stderr}\n{stdout}"
+        "mayfly-bench failed: {stderr}\n{stdout}"
     );
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"))
@@ -416,7 +406,7 @@ fn compare_pairs_two_real_servers() {
     json_args.push("--json".into());
     let json_args: Vec<&str> = json_args.iter().map(String::as_str).collect();
     let output = bench(&json_args);
-    let report = compare_report(&output);
+    let report = json_report(&output);
 
     // Six runs, the order swapped each pair: a b, b a, a b.
     let runs = report["runs"].as_array().unwrap();
@@ -703,7 +693,7 @@ fn compare_with_the_real_step_ca() {
     let output = bench(&args);
     drop(step_ca);
     let _ = std::fs::remove_dir_all(&dir);
-    let report = compare_report(&output);
+    let report = json_report(&output);
     let runs = report["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "{report}");
     for run in runs {
@@ -873,13 +863,7 @@ fn crl_measures_a_seeded_store() {
         "--dir",
         dir.to_str().unwrap(),
     ]);
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON report");
+    let report = json_report(&output);
     assert_eq!(report["entries"], 3000, "{report}");
     for step in [
         "full",

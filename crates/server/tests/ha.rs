@@ -507,13 +507,17 @@ fn issuance_survives_a_killed_instance(dialect: Dialect, test: &str) {
         .iter()
         .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
         .collect();
-    let renewing = Client::with_identity(
-        &cluster.public_url(),
-        std::slice::from_ref(&cluster.root_der),
-        &chain,
-        key.pkcs8_der(),
-    )
-    .unwrap();
+    // A client renewing with that certificate, on a connection of its own.
+    let renewing_client = || {
+        Client::with_identity(
+            &cluster.public_url(),
+            std::slice::from_ref(&cluster.root_der),
+            &chain,
+            key.pkcs8_der(),
+        )
+        .unwrap()
+    };
+    let renewing = renewing_client();
     rt.block_on(renewing.renew())
         .expect("renewal through HAProxy");
     drop(renewing);
@@ -523,14 +527,7 @@ fn issuance_survives_a_killed_instance(dialect: Dialect, test: &str) {
     // a kept-alive connection to the killed instance dies with it, and a request that fails on
     // it cannot be told from one the instance answered too late, so no client resends it.
     for round in 0..20 {
-        let renewing = Client::with_identity(
-            &cluster.public_url(),
-            std::slice::from_ref(&cluster.root_der),
-            &chain,
-            key.pkcs8_der(),
-        )
-        .unwrap();
-        rt.block_on(renewing.renew())
+        rt.block_on(renewing_client().renew())
             .unwrap_or_else(|e| panic!("renewal {round} after a kill: {e}"));
         let issued = rt.block_on(client.sign(&sign_request(&csr, cluster.token("load.internal"))));
         issued.unwrap_or_else(|e| panic!("issuance {round} after a kill: {e}"));

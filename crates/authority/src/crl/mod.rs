@@ -21,14 +21,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use mayfly_pki::Signer;
-use mayfly_pki::crl::{CrlEntry, CrlListed, CrlParams, CrlScope, build_crl};
+use mayfly_pki::crl::{CrlParams, CrlScope, build_crl};
 use mayfly_pki::issuer::IssuerIdentity;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::store::{CertStore, CrlScopeName, CrlShard, RevokedQuery, StoredCrl};
-use revoked_set::RevokedSet;
+use revoked_set::{Listed, RevokedSet};
 
 /// How CRLs are published, resolved from ca.json's `crl` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,9 +200,8 @@ impl CrlPublisher {
             .latest_crl(kind.scope_name(), local.number)
             .await
             .map_err(Error::Store)?;
-        let Some(stored) =
-            stored.filter(|s| s.number > local.number && s.next_update > self.clock.now())
-        else {
+        // The store returns it only when its number is higher than `local`'s.
+        let Some(stored) = stored.filter(|s| s.next_update > self.clock.now()) else {
             return Ok(local);
         };
         let adopted = Arc::new(SignedCrl {
@@ -482,19 +481,11 @@ impl CrlPublisher {
             .revoked_certificates(query)
             .await
             .map_err(Error::Store)?;
-        // Consumed as converted, so the store's rows and the entries are not both held whole.
         let entries = revoked
-            .into_iter()
-            .map(|entry| {
-                let serial = mayfly_pki::SerialNumber::from_decimal(&entry.serial)
-                    .map_err(|_| Error::SerialMalformed(entry.serial))?;
-                Ok(CrlEntry {
-                    serial: serial.as_be_bytes().to_vec(),
-                    revoked_at: entry.revoked_at,
-                    reason_code: entry.reason_code,
-                })
-            })
+            .iter()
+            .map(Listed::from_entry)
             .collect::<Result<Vec<_>>>()?;
+        drop(revoked);
         self.sign_and_keep(
             started,
             now,
@@ -509,21 +500,16 @@ impl CrlPublisher {
 
     /// Numbers and signs a CRL of `entries`, and keeps it in the store as its scope's latest.
     #[allow(clippy::too_many_arguments)]
-    async fn sign_and_keep<'e, E, I>(
+    async fn sign_and_keep(
         &self,
         started: std::time::Instant,
         now: OffsetDateTime,
-        entries: I,
+        entries: &[Listed],
         scope: CrlScope,
         name: CrlScopeName,
         distribution_points: &[String],
         lifetime: Duration,
-    ) -> Result<SignedCrl>
-    where
-        E: CrlListed + Sync + 'e,
-        I: IntoIterator<Item = &'e E> + Clone + Send,
-    {
-        let count = entries.clone().into_iter().count();
+    ) -> Result<SignedCrl> {
         let number = self.store.next_crl_number().await.map_err(Error::Store)?;
         // X.509 times have whole seconds; keep the served times equal to the encoded ones.
         let now = now.replace_nanosecond(0).unwrap_or(now);
@@ -539,7 +525,7 @@ impl CrlPublisher {
         let der = build_crl(&self.issuer, self.key.as_ref(), &params, entries)?;
         tracing::info!(
             number,
-            entries = count,
+            entries = entries.len(),
             scope = %name.key(),
             bytes = der.len(),
             "published a CRL"

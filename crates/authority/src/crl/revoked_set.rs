@@ -34,7 +34,7 @@ pub(crate) struct Listed {
 }
 
 impl Listed {
-    fn from_entry(entry: &RevokedEntry) -> Result<Listed> {
+    pub(super) fn from_entry(entry: &RevokedEntry) -> Result<Listed> {
         let malformed = || Error::SerialMalformed(entry.serial.clone());
         let parsed =
             mayfly_pki::SerialNumber::from_decimal(&entry.serial).map_err(|_| malformed())?;
