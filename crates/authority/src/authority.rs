@@ -366,6 +366,10 @@ impl Authority {
         }
         if let Some(crl) = &self.crl {
             crl.refresh().await?;
+            // Only a faster start is lost when it fails; the next round tries again.
+            if let Err(error) = crl.save_revoked_set().await {
+                tracing::warn!(%error, "saving the revoked set for the next start failed");
+            }
         }
         Ok(())
     }

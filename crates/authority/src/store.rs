@@ -267,6 +267,21 @@ pub trait CertStore: Send + Sync {
         newer_than: u64,
     ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>>;
 
+    /// Keeps `meta`'s snapshot of the revoked set, whose parts `parts` yields (each at most
+    /// [`MAX_STORED_PART`] bytes), unless one of its kind as of a later revocation is kept:
+    /// then nothing changes and the answer is `false`. All or nothing.
+    fn keep_revoked_snapshot<'a>(
+        &'a self,
+        meta: &'a RevokedSnapshotMeta,
+        parts: &'a mut (dyn Iterator<Item = Vec<u8>> + Send),
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// The snapshot of `kind` kept last, if any.
+    fn revoked_snapshot(
+        &self,
+        kind: RevokedSetKind,
+    ) -> BoxFuture<'_, Result<Option<RevokedSnapshot>, StoreError>>;
+
     /// Records that certificates carry `url` as the distribution point of `shard`; recording
     /// it again changes nothing. A shard's CRL names every URL it was ever published under, so a
     /// certificate issued before a URL change still finds its CRL authoritative.
@@ -319,6 +334,58 @@ pub struct StoredCrl {
     pub next_update: OffsetDateTime,
     pub der: Vec<u8>,
 }
+
+/// Which revoked set a [`RevokedSnapshot`] holds: a CA that keeps expired certificates on its
+/// CRL lists more than one that drops them, so the two are kept apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedSetKind {
+    /// Revoked certificates unexpired when the snapshot was taken.
+    Unexpired,
+    /// Every revoked certificate (`crl.keepExpired`).
+    WithExpired,
+}
+
+impl RevokedSetKind {
+    pub fn new(keep_expired: bool) -> Self {
+        if keep_expired {
+            RevokedSetKind::WithExpired
+        } else {
+            RevokedSetKind::Unexpired
+        }
+    }
+
+    /// The snapshot's key in the store.
+    pub fn key(self) -> &'static str {
+        match self {
+            RevokedSetKind::Unexpired => "unexpired",
+            RevokedSetKind::WithExpired => "all",
+        }
+    }
+}
+
+/// What a [`RevokedSnapshot`] is: which set, and as of which revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokedSnapshotMeta {
+    pub kind: RevokedSetKind,
+    /// Every revocation numbered up to this one is in the snapshot, and none after it.
+    pub seq: RevocationSeq,
+    pub taken_at: OffsetDateTime,
+}
+
+/// The revoked set a CRL publisher keeps in memory, saved so that the first complete CRL after
+/// a start reads it and the revocations numbered since, not every revoked row. The bytes are
+/// the publisher's own encoding; the store keeps them as they are, in parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSnapshot {
+    pub meta: RevokedSnapshotMeta,
+    /// In the order they were kept; each under [`MAX_STORED_PART`] bytes.
+    pub parts: Vec<Vec<u8>>,
+}
+
+/// The largest value the store writes in one statement: MariaDB refuses a statement above its
+/// `max_allowed_packet` (16 MiB by default), and sqlx holds two copies of each value it sends.
+/// A complete CRL of a million entries (46 MB) and a revoked-set snapshot are kept in parts.
+pub const MAX_STORED_PART: usize = 1 << 20;
 
 /// Which certificates a listing returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

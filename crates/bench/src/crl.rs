@@ -153,6 +153,15 @@ async fn measure(args: &CrlArgs, dir: &Path) -> anyhow::Result<()> {
             time::Duration::minutes(1),
         ))
     };
+    // Whether the first complete CRL below reads a saved revoked set (an earlier run saved
+    // one) or every revoked row.
+    let full_source = match store
+        .revoked_snapshot(mayfly_authority::store::RevokedSetKind::Unexpired)
+        .await?
+    {
+        Some(_) => "snapshot",
+        None => "rows",
+    };
     let rss_before = memory_kib("VmRSS:");
 
     // The complete CRL alone, as a CA without shards makes it.
@@ -175,13 +184,28 @@ async fn measure(args: &CrlArgs, dir: &Path) -> anyhow::Result<()> {
         next.number > full_number && count_entries(&next.der)? == full_entries + 1,
         "the complete CRL after a revocation does not list it"
     );
+    // Saved for the next start, as the server does after a refresh; then a new publisher, as
+    // after a restart, makes its first complete CRL from the saved set and the news.
+    let (saved, save_step) = timed(async { Ok(full_only.save_revoked_set().await?) }).await?;
+    anyhow::ensure!(saved, "the revoked set was not saved");
     drop((full_only, next));
+    let restarted = publisher(1)?;
+    let (after_restart, restart_step) =
+        timed(async { Ok(restarted.current(CrlKind::Full).await?) }).await?;
+    anyhow::ensure!(
+        count_entries(&after_restart.der)? == full_entries + 1,
+        "the complete CRL after a restart does not list every revocation"
+    );
+    drop((restarted, after_restart));
 
     let mut report = serde_json::json!({
         "entries": full_entries,
         "seed_seconds": seed_seconds.map(|s| (s * 1000.0).round() / 1000.0),
         "full": full_step.json(),
+        "full_source": full_source,
         "full_next": next_step.json(),
+        "save_set": save_step.json(),
+        "full_after_restart": restart_step.json(),
         "crl_bytes": full_bytes,
         "rss_before_kib": rss_before,
         "shards": args.shards,

@@ -868,6 +868,8 @@ fn crl_measures_a_seeded_store() {
     for step in [
         "full",
         "full_next",
+        "save_set",
+        "full_after_restart",
         "query",
         "all_shards_and_full",
         "publish",
@@ -881,6 +883,9 @@ fn crl_measures_a_seeded_store() {
         report["revocation_to_shard_seconds"].as_f64().is_some(),
         "{report}"
     );
+    // A fresh store: the first CRL read every revoked row; the one after a restart, the set
+    // the first publisher saved.
+    assert_eq!(report["full_source"], "rows", "{report}");
     // Four shards and the complete CRL.
     assert_eq!(report["published_files"], 5, "{report}");
     let _ = std::fs::remove_dir_all(&dir);

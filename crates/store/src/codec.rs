@@ -486,19 +486,7 @@ pub(crate) fn crl_number(number: i64) -> Result<u64, StoreError> {
     })
 }
 
-/// Keeps a CRL as its scope's latest: scope, number, thisUpdate, nextUpdate, DER.
-pub(crate) const CRL_INSERT: &str =
-    "published_crls (scope, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)";
-/// Replaces the kept CRL when the new one's number is higher: number, thisUpdate, nextUpdate,
-/// DER, scope, number.
-pub(crate) const CRL_REPLACE: &str = "UPDATE published_crls SET crl_number = ?, this_update = ?, \
-     next_update = ?, der = ? WHERE scope = ? AND crl_number < ?";
-/// The kept CRL of a scope.
-/// Binds the scope and the number it must be above.
-pub(crate) const CRL_LATEST: &str = "SELECT crl_number, this_update, next_update, der \
-     FROM published_crls WHERE scope = ? AND crl_number > ?";
-
-/// A row of [`CRL_LATEST`].
+/// The kept CRL of `scope` from its row's columns and its DER.
 pub(crate) fn stored_crl(
     scope: CrlScopeName,
     (number, this_update, next_update, der): (i64, i64, i64, Vec<u8>),

@@ -47,6 +47,7 @@ pub async fn run_all<S: CertStore + AdminStore>(full: &S) {
     crl_numbers_only_grow(&[store]).await;
     revocations_are_numbered(&[store]).await;
     published_crls_keep_the_highest(store).await;
+    revoked_snapshots_keep_the_latest(store).await;
     large_objects(store).await;
     keys_compare_exactly(store).await;
     listing(full).await;
@@ -499,7 +500,9 @@ pub async fn keys_compare_exactly(store: &dyn CertStore) {
 }
 
 /// The kept CRL of each scope is the highest-numbered one published, whatever the order of
-/// publication, and the two scopes are kept apart. A CRL of 1 MiB fits.
+/// publication, and the scopes are kept apart. A CRL of 17 MiB (above MariaDB's default 16 MiB
+/// packet) is kept in parts and read back whole; a smaller one replacing it leaves no part of
+/// it behind.
 pub async fn published_crls_keep_the_highest(store: &dyn CertStore) {
     use mayfly_authority::store::{CrlScopeName, StoredCrl};
     let crl = |scope, number: u64, size: usize| StoredCrl {
@@ -561,6 +564,93 @@ pub async fn published_crls_keep_the_highest(store: &dyn CertStore) {
     assert_eq!(newer_than(6).await, Some(7));
     assert_eq!(newer_than(7).await, None, "the caller's own CRL read back");
     assert_eq!(newer_than(8).await, None);
+
+    let large = crl(CrlScopeName::Full, 10, 17 << 20);
+    publish(large.clone()).await;
+    assert!(
+        latest(CrlScopeName::Full).await == Some(large),
+        "a 17 MiB CRL did not read back whole"
+    );
+    publish(crl(CrlScopeName::Full, 11, 3)).await;
+    assert_eq!(
+        latest(CrlScopeName::Full).await,
+        Some(crl(CrlScopeName::Full, 11, 3)),
+        "parts of the larger CRL were left behind"
+    );
+}
+
+/// The revoked-set snapshot of each kind is the one as of the latest revocation kept, whatever
+/// the order they were kept in; its parts read back in order; an older one changes nothing.
+pub async fn revoked_snapshots_keep_the_latest(store: &dyn CertStore) {
+    use mayfly_authority::store::{
+        MAX_STORED_PART, RevocationSeq, RevokedSetKind, RevokedSnapshot, RevokedSnapshotMeta,
+    };
+    let snapshot = |kind, seq: u64, parts: &[usize]| RevokedSnapshot {
+        meta: RevokedSnapshotMeta {
+            kind,
+            seq: RevocationSeq(seq),
+            taken_at: at(1_900_000_000 + seq as i64),
+        },
+        parts: parts
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (0..len).map(|b| (b + i + seq as usize) as u8).collect())
+            .collect(),
+    };
+    let keep = |snapshot: RevokedSnapshot| async move {
+        let mut parts = snapshot.parts.into_iter();
+        store
+            .keep_revoked_snapshot(&snapshot.meta, &mut parts)
+            .await
+            .unwrap_or_else(|e| panic!("keeping snapshot {:?}: {e:?}", snapshot.meta.seq))
+    };
+    let read = |kind| async move {
+        store
+            .revoked_snapshot(kind)
+            .await
+            .unwrap_or_else(|e| panic!("reading the {kind:?} snapshot: {e:?}"))
+    };
+    for kind in [RevokedSetKind::Unexpired, RevokedSetKind::WithExpired] {
+        assert_eq!(read(kind).await, None, "a snapshot before any was kept");
+    }
+    let big = [4, MAX_STORED_PART, MAX_STORED_PART, 7];
+    assert!(keep(snapshot(RevokedSetKind::Unexpired, 9, &big)).await);
+    assert!(!keep(snapshot(RevokedSetKind::Unexpired, 4, &[4, 5])).await);
+    assert!(
+        read(RevokedSetKind::Unexpired).await == Some(snapshot(RevokedSetKind::Unexpired, 9, &big)),
+        "an older snapshot replaced a newer one, or the parts came back out of order"
+    );
+    assert_eq!(
+        read(RevokedSetKind::WithExpired).await,
+        None,
+        "kinds are mixed up"
+    );
+    assert!(keep(snapshot(RevokedSetKind::WithExpired, 2, &[4])).await);
+    assert!(keep(snapshot(RevokedSetKind::Unexpired, 12, &[4, 1])).await);
+    assert_eq!(
+        read(RevokedSetKind::Unexpired).await,
+        Some(snapshot(RevokedSetKind::Unexpired, 12, &[4, 1])),
+        "parts of the larger snapshot were left behind"
+    );
+    assert_eq!(
+        read(RevokedSetKind::WithExpired).await,
+        Some(snapshot(RevokedSetKind::WithExpired, 2, &[4]))
+    );
+    // A part above the limit is refused, and the kept snapshot stays as it was.
+    let mut oversized = vec![vec![0u8; MAX_STORED_PART + 1]].into_iter();
+    let meta = snapshot(RevokedSetKind::Unexpired, 13, &[]).meta;
+    assert!(
+        store
+            .keep_revoked_snapshot(&meta, &mut oversized)
+            .await
+            .is_err(),
+        "an oversized part was kept"
+    );
+    assert_eq!(
+        read(RevokedSetKind::Unexpired).await,
+        Some(snapshot(RevokedSetKind::Unexpired, 12, &[4, 1])),
+        "a refused snapshot changed the kept one"
+    );
 }
 
 /// Nothing the CA stores hits a size cap: a 1 MiB DER (a certificate with a huge extension, or

@@ -23,6 +23,7 @@ mod dsn;
 mod engine;
 pub mod metered;
 mod networked;
+mod parts;
 mod shared;
 mod sqlite;
 mod ssh;
@@ -386,6 +387,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/0011_revocation_sequence.sql"),
     ),
+    (12, include_str!("../migrations/0012_stored_parts.sql")),
 ];
 
 /// The versions of this build's migrations, in order. Numbers are reserved per feature, so

@@ -8,8 +8,8 @@ use std::time::Instant;
 use mayfly_authority::audit::AuditContext;
 use mayfly_authority::store::{
     BoxFuture, CertStore, CrlScopeName, CrlShard, IssuedCertificate, Revocation, RevocationNews,
-    RevocationSeq, RevokedEntry, RevokedKey, RevokedPage, RevokedQuery, StoreError,
-    StoredCertificate, StoredCrl, UsedToken,
+    RevocationSeq, RevokedEntry, RevokedKey, RevokedPage, RevokedQuery, RevokedSetKind,
+    RevokedSnapshot, RevokedSnapshotMeta, StoreError, StoredCertificate, StoredCrl, UsedToken,
 };
 use time::OffsetDateTime;
 
@@ -116,6 +116,24 @@ impl CertStore for Metered {
         newer_than: u64,
     ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
         timed("latest_crl", self.inner.latest_crl(scope, newer_than))
+    }
+
+    fn keep_revoked_snapshot<'a>(
+        &'a self,
+        meta: &'a RevokedSnapshotMeta,
+        parts: &'a mut (dyn Iterator<Item = Vec<u8>> + Send),
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        timed(
+            "keep_revoked_snapshot",
+            self.inner.keep_revoked_snapshot(meta, parts),
+        )
+    }
+
+    fn revoked_snapshot(
+        &self,
+        kind: RevokedSetKind,
+    ) -> BoxFuture<'_, Result<Option<RevokedSnapshot>, StoreError>> {
+        timed("revoked_snapshot", self.inner.revoked_snapshot(kind))
     }
 
     fn remember_crl_url<'a>(

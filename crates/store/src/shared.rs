@@ -21,8 +21,8 @@ macro_rules! shared_calls {
         use mayfly_authority::store::{
             AdminStore, BoxFuture, CertStore, CertificatePage, CertificateStatus, CrlScopeName,
             CrlShard, IssuedCertificate, Revocation, RevocationNews, RevocationSeq, RevokedEntry,
-            RevokedKey, RevokedPage, RevokedQuery, StoreCounts, StoreError, StoredCertificate,
-            StoredCrl, UsedToken,
+            RevokedKey, RevokedPage, RevokedQuery, RevokedSetKind, RevokedSnapshot,
+            RevokedSnapshotMeta, StoreCounts, StoreError, StoredCertificate, StoredCrl, UsedToken,
         };
         use sqlx::Transaction;
         use time::OffsetDateTime;
@@ -412,42 +412,13 @@ macro_rules! shared_calls {
                 })
             }
 
-            // Keeps `crl` unless a higher-numbered one of its scope is kept: two statements,
-            // each atomic, so concurrent publishers leave the highest.
+            // Keeps `crl` unless a higher-numbered one of its scope is kept, in parts
+            // (`crate::parts`).
             fn publish_crl<'a>(
                 &'a self,
                 crl: &'a StoredCrl,
             ) -> BoxFuture<'a, Result<(), StoreError>> {
-                Box::pin(async move {
-                    let context = |e| backend("keeping the latest CRL", e);
-                    let number = codec::crl_number_column(crl.number)?;
-                    // The replacement first: after a scope's first CRL the row is there, and a
-                    // CRL of 46 MB is sent to the database once, not once for an insert that
-                    // finds the row taken and again for the update.
-                    let replaced = sqlx::query(self.dialect().sql(codec::CRL_REPLACE))
-                        .bind(number)
-                        .bind(codec::to_unix(crl.this_update))
-                        .bind(codec::to_unix(crl.next_update))
-                        .bind(crl.der.as_slice())
-                        .bind(crl.scope.key().into_owned())
-                        .bind(number)
-                        .execute(self.writes())
-                        .await
-                        .map_err(context)?;
-                    if replaced.rows_affected() == 0 {
-                        // No row yet, or one with a higher number (which the insert leaves).
-                        sqlx::query(self.dialect().insert_sql(codec::CRL_INSERT))
-                            .bind(crl.scope.key().into_owned())
-                            .bind(number)
-                            .bind(codec::to_unix(crl.this_update))
-                            .bind(codec::to_unix(crl.next_update))
-                            .bind(crl.der.as_slice())
-                            .execute(self.writes())
-                            .await
-                            .map_err(context)?;
-                    }
-                    Ok(())
-                })
+                Box::pin(self.keep_crl(crl))
             }
 
             fn latest_crl(
@@ -455,16 +426,22 @@ macro_rules! shared_calls {
                 scope: CrlScopeName,
                 newer_than: u64,
             ) -> BoxFuture<'_, Result<Option<StoredCrl>, StoreError>> {
-                Box::pin(async move {
-                    let row: Option<(i64, i64, i64, Vec<u8>)> =
-                        sqlx::query_as(self.dialect().sql(codec::CRL_LATEST))
-                            .bind(scope.key().into_owned())
-                            .bind(i64::try_from(newer_than).unwrap_or(i64::MAX))
-                            .fetch_optional(self.reads())
-                            .await
-                            .map_err(|e| backend("reading the latest CRL", e))?;
-                    row.map(|row| codec::stored_crl(scope, row)).transpose()
-                })
+                Box::pin(self.read_crl(scope, newer_than))
+            }
+
+            fn keep_revoked_snapshot<'a>(
+                &'a self,
+                meta: &'a RevokedSnapshotMeta,
+                parts: &'a mut (dyn Iterator<Item = Vec<u8>> + Send),
+            ) -> BoxFuture<'a, Result<bool, StoreError>> {
+                Box::pin(self.keep_snapshot(meta, parts))
+            }
+
+            fn revoked_snapshot(
+                &self,
+                kind: RevokedSetKind,
+            ) -> BoxFuture<'_, Result<Option<RevokedSnapshot>, StoreError>> {
+                Box::pin(self.read_snapshot(kind))
             }
 
             fn remember_crl_url<'a>(

@@ -134,3 +134,122 @@ async fn the_complete_crl_follows_every_revocation_from_memory() {
     drop(publisher);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// After a restart the first complete CRL comes from the set the last instance saved and the
+/// revocations numbered since (ADR 18): the same list as from every revoked row. A snapshot
+/// that cannot be trusted (not decodable, or ahead of the store's revocations) is not used.
+#[tokio::test]
+async fn a_restart_reads_the_saved_set_and_the_news() {
+    use mayfly_authority::store::RevokedSetKind;
+
+    let dir = std::env::temp_dir().join(format!("mayfly-crl-snapshot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store: Arc<dyn CertStore> =
+        Arc::new(SqliteStore::open(&dir.join("mayfly.db")).await.unwrap());
+    let empty: Arc<dyn CertStore> =
+        Arc::new(SqliteStore::open(&dir.join("empty.db")).await.unwrap());
+
+    let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+    let clock = Arc::new(FixedClock::new(now));
+    let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256).unwrap());
+    let ca = mayfly_pki::cert::create_root("Set CA", &key, now + Duration::days(365)).unwrap();
+    let publisher = |store: &Arc<dyn CertStore>| {
+        CrlPublisher::new(
+            settings(),
+            IssuerIdentity::from_certificate(&ca).unwrap(),
+            Arc::clone(&key) as Arc<dyn mayfly_pki::Signer>,
+            Arc::clone(store),
+            clock.clone(),
+            Duration::minutes(1),
+        )
+    };
+    let certificate = |hours: i64| IssuedCertificate {
+        not_before: now - Duration::hours(1),
+        not_after: now + Duration::hours(hours),
+        ..conformance::sample_certificate("snapshot")
+    };
+    // a: revoked before the snapshot; b: too, and expires in 2 h; c: revoked after it, dated
+    // years back; d: never revoked.
+    let [a, b, c, d] = [
+        certificate(48),
+        certificate(2),
+        certificate(48),
+        certificate(48),
+    ];
+    for cert in [&a, &b, &c, &d] {
+        store
+            .record_issuance(cert, None, &conformance::ISSUED_AUDIT)
+            .await
+            .unwrap();
+    }
+    revoke(store.as_ref(), &a, now).await;
+    revoke(store.as_ref(), &b, now).await;
+    let first = publisher(&store);
+    assert_eq!(
+        listed(&first.current(CrlKind::Full).await.unwrap().der),
+        sorted(&[&a, &b])
+    );
+    assert!(first.save_revoked_set().await.unwrap(), "never saved");
+    assert!(
+        !first.save_revoked_set().await.unwrap(),
+        "saved again with nothing new"
+    );
+    drop(first);
+
+    revoke(store.as_ref(), &c, now - Duration::days(700)).await;
+    clock.set(now + Duration::hours(3));
+    let restarted = publisher(&store);
+    assert_eq!(
+        listed(&restarted.current(CrlKind::Full).await.unwrap().der),
+        sorted(&[&a, &c]),
+        "the saved set (b expired since) and the news"
+    );
+    drop(restarted);
+
+    // The snapshot is what a start reads: an empty set's, kept as of the last revocation,
+    // lists nothing.
+    let current_seq = store.revocation_seq().await.unwrap();
+    let empty_publisher = publisher(&empty);
+    empty_publisher.current(CrlKind::Full).await.unwrap();
+    assert!(empty_publisher.save_revoked_set().await.unwrap());
+    let genuine_empty = empty
+        .revoked_snapshot(RevokedSetKind::Unexpired)
+        .await
+        .unwrap()
+        .expect("the empty set's snapshot");
+    let keep = |seq: u64, parts: Vec<Vec<u8>>| {
+        let store = Arc::clone(&store);
+        let mut meta = genuine_empty.meta;
+        meta.seq = mayfly_authority::store::RevocationSeq(seq);
+        async move {
+            assert!(
+                store
+                    .keep_revoked_snapshot(&meta, &mut parts.into_iter())
+                    .await
+                    .unwrap()
+            );
+        }
+    };
+    keep(current_seq.0, genuine_empty.parts.clone()).await;
+    assert_eq!(
+        listed(&publisher(&store).current(CrlKind::Full).await.unwrap().der),
+        Vec::<String>::new(),
+        "the snapshot was not read"
+    );
+    // Not decodable: read from the rows.
+    keep(current_seq.0, vec![b"not a snapshot".to_vec()]).await;
+    assert_eq!(
+        listed(&publisher(&store).current(CrlKind::Full).await.unwrap().der),
+        sorted(&[&a, &c]),
+        "an undecodable snapshot was used"
+    );
+    // Ahead of the store's revocations: read from the rows.
+    keep(current_seq.0 + 100, genuine_empty.parts.clone()).await;
+    assert_eq!(
+        listed(&publisher(&store).current(CrlKind::Full).await.unwrap().der),
+        sorted(&[&a, &c]),
+        "a snapshot ahead of the store was used"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

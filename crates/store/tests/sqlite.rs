@@ -275,3 +275,71 @@ async fn database_files_are_private() {
     }
     store.close().await;
 }
+
+/// A database at schema 11 keeps its published CRL through the move of CRLs into parts
+/// (schema 12): the CRL a running CA kept is read back whole after the upgrade.
+#[tokio::test]
+async fn a_kept_crl_survives_the_move_into_parts() {
+    use mayfly_authority::store::CrlScopeName;
+    use mayfly_store::Dialect;
+    let migrations = [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_revocation.sql"),
+        include_str!("../migrations/0003_crl.sql"),
+        include_str!("../migrations/0004_ssh.sql"),
+        include_str!("../migrations/0005_acme.sql"),
+        include_str!("../migrations/0006_retention.sql"),
+        include_str!("../migrations/0007_published_crls.sql"),
+        include_str!("../migrations/0008_audit.sql"),
+        include_str!("../migrations/0009_crl_shards.sql"),
+        include_str!("../migrations/0010_revoked_covering.sql"),
+        include_str!("../migrations/0011_revocation_sequence.sql"),
+    ];
+    let dir = TempDir::new();
+    let path = dir.database();
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let mut connection = SqliteConnection::connect_with(&options)
+        .await
+        .expect("create the schema-11 database");
+    sqlx::raw_sql(
+        "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, \
+         applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    for (index, sql) in migrations.iter().enumerate() {
+        for statement in Dialect::Sqlite.translate_migration(sql) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut connection)
+                .await
+                .unwrap_or_else(|e| panic!("migration {}: {e}", index + 1));
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)")
+            .bind(index as i64 + 1)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+    let der: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    sqlx::query(
+        "INSERT INTO published_crls (scope, crl_number, this_update, next_update, der) \
+         VALUES ('full', 41, 1900000000, 1900086400, ?)",
+    )
+    .bind(der.as_slice())
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    connection.close().await.unwrap();
+
+    let store = open(&path).await;
+    let kept = store
+        .latest_crl(CrlScopeName::Full, 0)
+        .await
+        .expect("read the kept CRL after the upgrade")
+        .expect("the kept CRL survives the upgrade");
+    assert_eq!((kept.number, kept.der), (41, der));
+    store.close().await;
+}

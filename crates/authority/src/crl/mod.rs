@@ -16,6 +16,7 @@
 //! Distribution Point: it covers every certificate, whatever URL it carries.
 
 mod revoked_set;
+mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -355,6 +356,20 @@ impl CrlPublisher {
             self.lock().delta = Some(Arc::new(delta));
         }
         Ok(())
+    }
+
+    /// Saves the revoked set of the complete CRL to the store when due (ADR 18), so that the
+    /// first complete CRL after a start reads it instead of every revoked row. Apart from
+    /// [`CrlPublisher::refresh`]: never in the way of a CRL being served. Whether it wrote one.
+    pub async fn save_revoked_set(&self) -> Result<bool> {
+        let mut revoked = self.generating.lock().await;
+        revoked
+            .save_if_due(
+                self.store.as_ref(),
+                self.clock.now(),
+                self.settings.keep_expired,
+            )
+            .await
     }
 
     /// Whether a revocation makes the complete CRL due at once. With shards, certificates point
