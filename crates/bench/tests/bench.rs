@@ -886,6 +886,7 @@ fn crl_measures_a_seeded_store() {
     // A fresh store: the first CRL read every revoked row; the one after a restart, the set
     // the first publisher saved.
     assert_eq!(report["full_source"], "rows", "{report}");
+    assert_eq!(report["set_saved"], true, "{report}");
     // Four shards and the complete CRL.
     assert_eq!(report["published_files"], 5, "{report}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -780,6 +780,19 @@ async fn active_revocation_is_accepted_where_configured() {
         .await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
     h.state.authority().refresh_publication().await.unwrap();
+    // The refresh saved the revoked set for the next start (ADR 18), as of this revocation.
+    let saved = h
+        .state
+        .authority()
+        .store()
+        .revoked_snapshot(mayfly_authority::store::RevokedSetKind::Unexpired)
+        .await
+        .unwrap()
+        .expect("the revoked set is saved after a refresh");
+    assert_eq!(
+        saved.meta.seq,
+        h.state.authority().store().revocation_seq().await.unwrap()
+    );
     let request = Request::builder().uri("/crl").body(Body::empty()).unwrap();
     let response = h.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
