@@ -253,3 +253,57 @@ async fn a_restart_reads_the_saved_set_and_the_news() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A save the store refuses is tried again only ten minutes later, not on every refresh: each
+/// try sends the whole set.
+#[tokio::test]
+async fn a_refused_save_waits_before_the_next_try() {
+    use sqlx::Connection;
+
+    let dir = std::env::temp_dir().join(format!("mayfly-crl-save-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mayfly.db");
+    let store: Arc<dyn CertStore> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+    let clock = Arc::new(FixedClock::new(now));
+    let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256).unwrap());
+    let ca = mayfly_pki::cert::create_root("Set CA", &key, now + Duration::days(365)).unwrap();
+    let publisher = CrlPublisher::new(
+        settings(),
+        IssuerIdentity::from_certificate(&ca).unwrap(),
+        Arc::clone(&key) as Arc<dyn mayfly_pki::Signer>,
+        Arc::clone(&store),
+        clock.clone(),
+        Duration::minutes(1),
+    );
+    publisher.current(CrlKind::Full).await.unwrap();
+    // The store loses the table the parts go to: every save fails.
+    let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE revoked_snapshot_parts RENAME TO parts_elsewhere")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        publisher.save_revoked_set().await.is_err(),
+        "the save failed"
+    );
+    clock.set(now + Duration::minutes(9));
+    assert!(
+        !publisher.save_revoked_set().await.unwrap(),
+        "tried again within ten minutes"
+    );
+    sqlx::query("ALTER TABLE parts_elsewhere RENAME TO revoked_snapshot_parts")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    clock.set(now + Duration::minutes(10));
+    assert!(
+        publisher.save_revoked_set().await.unwrap(),
+        "not tried again after ten minutes"
+    );
+    raw.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -120,6 +120,9 @@ pub(crate) struct RevokedSet {
     /// The snapshot the store holds, as far as this set knows: the one it was read from or
     /// last saved.
     saved: Option<RevokedSnapshotMeta>,
+    /// When a save last failed: the next try waits [`SNAPSHOT_INTERVAL`], so a store that
+    /// refuses it is not sent the whole set every second.
+    failed_at: Option<OffsetDateTime>,
 }
 
 impl RevokedSet {
@@ -181,7 +184,8 @@ impl RevokedSet {
     }
 
     /// Saves the set to the store when it was never saved, or when revocations changed it and
-    /// the last snapshot is [`SNAPSHOT_INTERVAL`] old; whether it wrote one.
+    /// the last snapshot is [`SNAPSHOT_INTERVAL`] old (and no save failed within that time);
+    /// whether it wrote one.
     pub(crate) async fn save_if_due(
         &mut self,
         store: &dyn CertStore,
@@ -194,7 +198,10 @@ impl RevokedSet {
         let due = self
             .saved
             .is_none_or(|saved| saved.seq != seen && now - saved.taken_at >= SNAPSHOT_INTERVAL);
-        if !due {
+        let failed_lately = self
+            .failed_at
+            .is_some_and(|failed| now - failed < SNAPSHOT_INTERVAL);
+        if !due || failed_lately {
             return Ok(false);
         }
         let meta = RevokedSnapshotMeta {
@@ -204,10 +211,11 @@ impl RevokedSet {
         };
         let mut parts = snapshot::parts(&self.entries);
         // `false`: another instance kept one as of a later revocation, which serves as well.
-        store
-            .keep_revoked_snapshot(&meta, &mut parts)
-            .await
-            .map_err(Error::Store)?;
+        if let Err(error) = store.keep_revoked_snapshot(&meta, &mut parts).await {
+            self.failed_at = Some(now);
+            return Err(Error::Store(error));
+        }
+        self.failed_at = None;
         self.saved = Some(meta);
         Ok(true)
     }
