@@ -100,6 +100,8 @@ macro_rules! parts_calls {
         use crate::parts::*;
 
         type Db = <$store as Engine>::Db;
+        /// A statement of this engine, its values still to bind.
+        type Statement<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>;
 
         /// The row of a value: replaced when `replace` changes it, else inserted when there is
         /// none; `false` when a row that wins over this value is kept (nothing is written).
@@ -108,12 +110,8 @@ macro_rules! parts_calls {
             dialect: Dialect,
             replace: &str,
             insert: &str,
-            replace_binds: impl Fn(
-                sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
-            ) -> sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
-            insert_binds: impl Fn(
-                sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
-            ) -> sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
+            replace_binds: impl Fn(Statement<'_>) -> Statement<'_>,
+            insert_binds: impl Fn(Statement<'_>) -> Statement<'_>,
         ) -> Result<bool, sqlx::Error> {
             if replace_binds(sqlx::query(dialect.sql(replace)))
                 .execute(&mut **tx)

@@ -27,6 +27,59 @@ fn settings() -> CrlSettings {
     }
 }
 
+/// The moment the tests start at.
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap()
+}
+
+/// A CA (its key and identity), a clock at [`now`], and a directory of its own for the stores.
+struct Ca {
+    dir: std::path::PathBuf,
+    clock: Arc<FixedClock>,
+    key: Arc<PrivateKey>,
+    identity: IssuerIdentity,
+}
+
+impl Ca {
+    fn new(test: &str) -> Ca {
+        let dir = std::env::temp_dir().join(format!("mayfly-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256).unwrap());
+        let ca =
+            mayfly_pki::cert::create_root("Set CA", &key, now() + Duration::days(365)).unwrap();
+        Ca {
+            dir,
+            clock: Arc::new(FixedClock::new(now())),
+            key,
+            identity: IssuerIdentity::from_certificate(&ca).unwrap(),
+        }
+    }
+
+    /// A store on the file `name` in the CA's directory (another handle each time).
+    async fn store(&self, name: &str) -> Arc<dyn CertStore> {
+        Arc::new(SqliteStore::open(&self.dir.join(name)).await.unwrap())
+    }
+
+    /// A publisher of the CA's CRLs on `store`, as a starting instance has.
+    fn publisher(&self, store: &Arc<dyn CertStore>) -> CrlPublisher {
+        CrlPublisher::new(
+            settings(),
+            self.identity.clone(),
+            Arc::clone(&self.key) as Arc<dyn mayfly_pki::Signer>,
+            Arc::clone(store),
+            self.clock.clone(),
+            Duration::minutes(1),
+        )
+    }
+}
+
+impl Drop for Ca {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The serials a CRL lists, as decimal strings, sorted.
 fn listed(der: &[u8]) -> Vec<String> {
     let (_, crl) = x509_parser::parse_x509_crl(der).expect("the CRL parses");
@@ -60,26 +113,12 @@ async fn revoke(store: &dyn CertStore, certificate: &IssuedCertificate, at: Offs
 
 #[tokio::test]
 async fn the_complete_crl_follows_every_revocation_from_memory() {
-    let dir = std::env::temp_dir().join(format!("mayfly-crl-set-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("mayfly.db");
+    let fixture = Ca::new("crl-set");
     // Two handles on one file: the publisher's instance, and another one revoking.
-    let mine: Arc<dyn CertStore> = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let other = SqliteStore::open(&path).await.unwrap();
-
-    let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
-    let clock = Arc::new(FixedClock::new(now));
-    let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256).unwrap());
-    let ca = mayfly_pki::cert::create_root("Set CA", &key, now + Duration::days(365)).unwrap();
-    let publisher = CrlPublisher::new(
-        settings(),
-        IssuerIdentity::from_certificate(&ca).unwrap(),
-        Arc::clone(&key) as Arc<dyn mayfly_pki::Signer>,
-        Arc::clone(&mine),
-        clock.clone(),
-        Duration::minutes(1),
-    );
+    let mine = fixture.store("mayfly.db").await;
+    let other = fixture.store("mayfly.db").await;
+    let (now, clock) = (now(), fixture.clock.clone());
+    let publisher = fixture.publisher(&mine);
     let certificate = |hours: i64| IssuedCertificate {
         not_before: now - Duration::hours(1),
         not_after: now + Duration::hours(hours),
@@ -106,7 +145,7 @@ async fn the_complete_crl_follows_every_revocation_from_memory() {
 
     // An old revocation time and another instance's revocation: both are news.
     revoke(mine.as_ref(), &c, now - Duration::days(700)).await;
-    revoke(&other, &d, now).await;
+    revoke(other.as_ref(), &d, now).await;
     clock.set(now + Duration::minutes(5));
     publisher.revoked(None);
     let second = publisher.current(CrlKind::Full).await.unwrap();
@@ -131,8 +170,6 @@ async fn the_complete_crl_follows_every_revocation_from_memory() {
             .windows(serial.as_be_bytes().len())
             .any(|w| w == serial.as_be_bytes())
     );
-    drop(publisher);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// After a restart the first complete CRL comes from the set the last instance saved and the
@@ -142,28 +179,11 @@ async fn the_complete_crl_follows_every_revocation_from_memory() {
 async fn a_restart_reads_the_saved_set_and_the_news() {
     use mayfly_authority::store::RevokedSetKind;
 
-    let dir = std::env::temp_dir().join(format!("mayfly-crl-snapshot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store: Arc<dyn CertStore> =
-        Arc::new(SqliteStore::open(&dir.join("mayfly.db")).await.unwrap());
-    let empty: Arc<dyn CertStore> =
-        Arc::new(SqliteStore::open(&dir.join("empty.db")).await.unwrap());
-
-    let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
-    let clock = Arc::new(FixedClock::new(now));
-    let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256).unwrap());
-    let ca = mayfly_pki::cert::create_root("Set CA", &key, now + Duration::days(365)).unwrap();
-    let publisher = |store: &Arc<dyn CertStore>| {
-        CrlPublisher::new(
-            settings(),
-            IssuerIdentity::from_certificate(&ca).unwrap(),
-            Arc::clone(&key) as Arc<dyn mayfly_pki::Signer>,
-            Arc::clone(store),
-            clock.clone(),
-            Duration::minutes(1),
-        )
-    };
+    let fixture = Ca::new("crl-snapshot");
+    let store = fixture.store("mayfly.db").await;
+    let empty = fixture.store("empty.db").await;
+    let (now, clock) = (now(), fixture.clock.clone());
+    let publisher = |store: &Arc<dyn CertStore>| fixture.publisher(store);
     let certificate = |hours: i64| IssuedCertificate {
         not_before: now - Duration::hours(1),
         not_after: now + Duration::hours(hours),
@@ -251,7 +271,6 @@ async fn a_restart_reads_the_saved_set_and_the_news() {
         sorted(&[&a, &c]),
         "a snapshot ahead of the store was used"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A save the store refuses is tried again only ten minutes later, not on every refresh: each
@@ -260,25 +279,13 @@ async fn a_restart_reads_the_saved_set_and_the_news() {
 async fn a_refused_save_waits_before_the_next_try() {
     use sqlx::Connection;
 
-    let dir = std::env::temp_dir().join(format!("mayfly-crl-save-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("mayfly.db");
-    let store: Arc<dyn CertStore> = Arc::new(SqliteStore::open(&path).await.unwrap());
-    let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
-    let clock = Arc::new(FixedClock::new(now));
-    let key = Arc::new(PrivateKey::generate(KeyAlgorithm::EcP256).unwrap());
-    let ca = mayfly_pki::cert::create_root("Set CA", &key, now + Duration::days(365)).unwrap();
-    let publisher = CrlPublisher::new(
-        settings(),
-        IssuerIdentity::from_certificate(&ca).unwrap(),
-        Arc::clone(&key) as Arc<dyn mayfly_pki::Signer>,
-        Arc::clone(&store),
-        clock.clone(),
-        Duration::minutes(1),
-    );
+    let fixture = Ca::new("crl-save");
+    let store = fixture.store("mayfly.db").await;
+    let (now, clock) = (now(), fixture.clock.clone());
+    let publisher = fixture.publisher(&store);
     publisher.current(CrlKind::Full).await.unwrap();
     // The store loses the table the parts go to: every save fails.
+    let path = fixture.dir.join("mayfly.db");
     let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
@@ -305,5 +312,4 @@ async fn a_refused_save_waits_before_the_next_try() {
         "not tried again after ten minutes"
     );
     raw.close().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
