@@ -396,6 +396,15 @@ pub fn migration_versions() -> Vec<i64> {
     MIGRATIONS.iter().map(|&(version, _)| version).collect()
 }
 
+/// The SQL of the shipped migration `version`, as written (before [`Dialect::translate_migration`]):
+/// for tests that build a database at an older schema and upgrade it.
+pub fn migration_sql(version: i64) -> Option<&'static str> {
+    MIGRATIONS
+        .iter()
+        .find(|&&(shipped, _)| shipped == version)
+        .map(|&(_, sql)| sql)
+}
+
 /// The schema version this build migrates databases to: the last migration's.
 pub fn schema_version() -> i64 {
     MIGRATIONS.last().map_or(0, |&(version, _)| version)

@@ -282,19 +282,6 @@ async fn database_files_are_private() {
 async fn a_kept_crl_survives_the_move_into_parts() {
     use mayfly_authority::store::CrlScopeName;
     use mayfly_store::Dialect;
-    let migrations = [
-        include_str!("../migrations/0001_init.sql"),
-        include_str!("../migrations/0002_revocation.sql"),
-        include_str!("../migrations/0003_crl.sql"),
-        include_str!("../migrations/0004_ssh.sql"),
-        include_str!("../migrations/0005_acme.sql"),
-        include_str!("../migrations/0006_retention.sql"),
-        include_str!("../migrations/0007_published_crls.sql"),
-        include_str!("../migrations/0008_audit.sql"),
-        include_str!("../migrations/0009_crl_shards.sql"),
-        include_str!("../migrations/0010_revoked_covering.sql"),
-        include_str!("../migrations/0011_revocation_sequence.sql"),
-    ];
     let dir = TempDir::new();
     let path = dir.database();
     let options = SqliteConnectOptions::new()
@@ -310,15 +297,19 @@ async fn a_kept_crl_survives_the_move_into_parts() {
     .execute(&mut connection)
     .await
     .unwrap();
-    for (index, sql) in migrations.iter().enumerate() {
+    for version in mayfly_store::migration_versions()
+        .into_iter()
+        .filter(|&v| v <= 11)
+    {
+        let sql = mayfly_store::migration_sql(version).expect("a shipped migration");
         for statement in Dialect::Sqlite.translate_migration(sql) {
             sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
                 .execute(&mut connection)
                 .await
-                .unwrap_or_else(|e| panic!("migration {}: {e}", index + 1));
+                .unwrap_or_else(|e| panic!("migration {version}: {e}"));
         }
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)")
-            .bind(index as i64 + 1)
+            .bind(version)
             .execute(&mut connection)
             .await
             .unwrap();

@@ -43,31 +43,24 @@ impl Listed {
         let malformed = || Error::SerialMalformed(entry.serial.clone());
         let parsed =
             mayfly_pki::SerialNumber::from_decimal(&entry.serial).map_err(|_| malformed())?;
-        let bytes = parsed.as_be_bytes();
-        let mut serial = [0u8; SERIAL_MAX];
-        serial
-            .get_mut(..bytes.len())
-            .ok_or_else(malformed)?
-            .copy_from_slice(bytes);
-        Ok(Listed {
-            revoked_at: entry.revoked_at,
-            not_after: entry.not_after.unix_timestamp(),
-            serial,
-            serial_len: u8::try_from(bytes.len()).map_err(|_| malformed())?,
-            reason_code: entry.reason_code,
-        })
+        Listed::new(
+            entry.revoked_at,
+            entry.not_after.unix_timestamp(),
+            parsed.as_be_bytes(),
+            entry.reason_code,
+        )
+        .ok_or_else(malformed)
     }
 
-    /// An entry read back from a snapshot: `None` for what no revocation could have made (an
-    /// empty or overlong serial, a reason RFC 5280 does not define).
+    /// An entry of `serial_bytes` (a serial's magnitude, big-endian); `None` when it is empty
+    /// or longer than [`SERIAL_MAX`].
     pub(super) fn new(
         revoked_at: OffsetDateTime,
         not_after: i64,
         serial_bytes: &[u8],
         reason_code: u8,
     ) -> Option<Listed> {
-        // 7 is unassigned in RFC 5280 5.3.1; 10 (aACompromise) is the last code.
-        if reason_code > 10 || reason_code == 7 || serial_bytes.is_empty() {
+        if serial_bytes.is_empty() {
             return None;
         }
         let mut serial = [0u8; SERIAL_MAX];

@@ -49,14 +49,10 @@ fn encode(entry: &Listed, out: &mut Vec<u8>) {
     out.extend_from_slice(&entry.not_after().to_be_bytes());
     out.push(entry.reason_code());
     let serial = entry.serial();
-    // A serial is at most SERIAL_MAX bytes (`Listed` holds no more).
+    // A serial is at most SERIAL_MAX bytes (`Listed` holds no more); zero-padded to it.
     out.push(u8::try_from(serial.len()).unwrap_or(u8::MAX));
-    let mut padded = [0u8; SERIAL_MAX];
-    padded
-        .iter_mut()
-        .zip(serial)
-        .for_each(|(slot, byte)| *slot = *byte);
-    out.extend_from_slice(&padded);
+    out.extend_from_slice(serial);
+    out.resize(out.len() + SERIAL_MAX.saturating_sub(serial.len()), 0);
 }
 
 /// The entries of a snapshot's parts, in the order they were kept; each part is dropped once
@@ -87,7 +83,8 @@ fn decode_record(record: &[u8]) -> Option<Listed> {
     let (&reason_code, rest) = rest.split_first()?;
     let (&serial_len, serial) = rest.split_first()?;
     let nanos = u32::from_be_bytes(*nanos);
-    if nanos >= 1_000_000_000 {
+    // 7 is unassigned in RFC 5280 5.3.1; 10 (aACompromise) is the last code.
+    if nanos >= 1_000_000_000 || reason_code > 10 || reason_code == 7 {
         return None;
     }
     let revoked_at = OffsetDateTime::from_unix_timestamp(i64::from_be_bytes(*seconds))
