@@ -744,6 +744,90 @@ async fn steps_renewal_token_renews_once() {
     assert_eq!(h.stored_certificates(), 3);
 }
 
+/// A renewal token with a `jti` is single use by that `jti`: the form `mayfly ca renew
+/// --mtls=false` writes (chain in `x5cInsecure`), the same with the chain in `x5c`, and a `jti`
+/// of the used-token column's 255 bytes, each renew once; the second use, or another token
+/// carrying a used `jti`, is refused as a replay.
+#[tokio::test]
+async fn a_renewal_token_with_a_jti_renews_once() {
+    let h = harness().await;
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr =
+        mayfly_pki::csr::create_pem(&key, "svc.internal", &[San::parse("svc.internal").unwrap()])
+            .unwrap();
+    let (status, body) = h
+        .sign(json!({"csr": csr, "ott": h.token(&h.claims("svc.internal"))}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let chain: Vec<Vec<u8>> = body["certChain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|pem| {
+            mayfly_pki::cert::certificates_from_pem(pem.as_str().unwrap().as_bytes()).unwrap()
+        })
+        .collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = |jti: &str, iat: i64| {
+        json!({
+            "aud": "https://ca.test/1.0/renew",
+            "iss": mayfly_authority::token::RENEWAL_TOKEN_ISSUER,
+            "sub": "svc.internal",
+            "nbf": iat, "iat": iat, "exp": iat + 300,
+            "jti": jti,
+        })
+    };
+    let cases = [
+        ("x5cInsecure", mayfly_pki::random::random_hex(16).unwrap()),
+        ("x5c", mayfly_pki::random::random_hex(16).unwrap()),
+        ("x5cInsecure", "j".repeat(255)),
+    ];
+    for (header, jti) in &cases {
+        let token = jws::sign_compact_chain(
+            &key,
+            header,
+            &chain,
+            claims(jti, now).to_string().as_bytes(),
+        )
+        .unwrap();
+        let (status, body) = h.renew_with_token(&token).await;
+        assert_eq!(status, StatusCode::CREATED, "{header}, jti {jti}: {body}");
+        let (status, body) = h.renew_with_token(&token).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{header}, jti {jti}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("already used"),
+            "{header}, jti {jti}: {body}"
+        );
+        // Another token (other bytes: an earlier iat) with the same jti: the jti is the key.
+        let other = jws::sign_compact_chain(
+            &key,
+            header,
+            &chain,
+            claims(jti, now - 1).to_string().as_bytes(),
+        )
+        .unwrap();
+        let (status, body) = h.renew_with_token(&other).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{header}, jti {jti}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("already used"),
+            "{header}, jti {jti}: {body}"
+        );
+    }
+    assert_eq!(
+        h.stored_certificates(),
+        1 + cases.len(),
+        "one renewal per token"
+    );
+}
+
 /// With CRLs and OCSP configured, `passive: false` is accepted and the revocation reaches the
 /// CRL; without them the CRL routes answer 404 in the API's error shape.
 #[tokio::test]
