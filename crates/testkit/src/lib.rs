@@ -68,14 +68,41 @@ pub fn program(test: &str, program: &str, package: &str) -> Option<PathBuf> {
     }
 }
 
+/// What a test does about one of its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerOutcome {
+    /// The peer is there: the test runs with it.
+    Run,
+    /// The peer is absent and not required: the test says so and passes.
+    Skip,
+    /// The peer is absent and required ([`REQUIRE_PEERS`]): the test fails.
+    Fail,
+}
+
+/// The decision alone, apart from the environment and the file system, so that each of its
+/// cases is tested wherever the tests run.
+pub fn peer_outcome(present: bool, required: bool) -> PeerOutcome {
+    match (present, required) {
+        (true, _) => PeerOutcome::Run,
+        (false, false) => PeerOutcome::Skip,
+        (false, true) => PeerOutcome::Fail,
+    }
+}
+
 /// Reports a missing peer: a skip, or a failure under [`REQUIRE_PEERS`].
 pub fn missing<T>(test: &str, what: &str) -> Option<T> {
-    assert!(
-        !peers_required(),
-        "{test}: {what} is missing and {REQUIRE_PEERS} is set"
-    );
-    eprintln!("{test}: skipped, {what} is missing");
-    None
+    missing_when(test, what, peers_required())
+}
+
+/// [`missing`] with the requirement given rather than read from the environment.
+fn missing_when<T>(test: &str, what: &str, required: bool) -> Option<T> {
+    match peer_outcome(false, required) {
+        PeerOutcome::Fail => panic!("{test}: {what} is missing and {REQUIRE_PEERS} is set"),
+        PeerOutcome::Skip | PeerOutcome::Run => {
+            eprintln!("{test}: skipped, {what} is missing");
+            None
+        }
+    }
 }
 
 /// A TCP port for a CA under test such that it and the port above it are free on every address,
@@ -119,16 +146,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_peer_is_used_when_present_and_skipped_or_failed_when_absent() {
+        assert_eq!(peer_outcome(true, false), PeerOutcome::Run);
+        assert_eq!(peer_outcome(true, true), PeerOutcome::Run);
+        assert_eq!(peer_outcome(false, false), PeerOutcome::Skip);
+        assert_eq!(peer_outcome(false, true), PeerOutcome::Fail);
+    }
+
+    /// Both branches, whatever `MAYFLY_REQUIRE_PEERS` is where the tests run.
+    #[test]
     fn a_missing_peer_is_a_skip_or_a_failure() {
+        assert_eq!(missing_when::<()>("t", "a peer", false), None);
+        let outcome = std::panic::catch_unwind(|| missing_when::<()>("t", "a peer", true));
+        let message = outcome
+            .err()
+            .and_then(|panic| panic.downcast::<String>().ok())
+            .expect("a missing peer must fail when peers are required");
+        assert!(
+            message.contains("a peer is missing") && message.contains(REQUIRE_PEERS),
+            "{message}"
+        );
+    }
+
+    /// The paths and programs route a missing peer through the same decision.
+    #[test]
+    fn an_absent_path_or_program_is_reported_as_missing() {
         let absent = "tools/no-such-peer";
-        if peers_required() {
-            let outcome = std::panic::catch_unwind(|| shared_path("t", absent));
-            assert!(
-                outcome.is_err(),
-                "a missing peer must fail under {REQUIRE_PEERS}"
-            );
-        } else {
-            assert!(shared_path("t", absent).is_none());
+        for outcome in [
+            std::panic::catch_unwind(|| shared_path("t", absent)),
+            std::panic::catch_unwind(|| program("t", "no-such-program-mayfly", "none")),
+        ] {
+            match outcome {
+                Ok(found) => assert!(found.is_none() && !peers_required()),
+                Err(_) => assert!(peers_required()),
+            }
         }
     }
 
