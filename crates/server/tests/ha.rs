@@ -1,8 +1,8 @@
 //! Several real `mayfly-ca` processes on one PostgreSQL or MariaDB database behave as one CA:
-//! a token is accepted once across instances (raced 200 times), a revocation through one is
-//! seen by a renewal through another, and behind a real HAProxy the CA keeps issuing and
-//! renewing (mutual TLS through the TCP passthrough) while an instance is SIGKILLed and
-//! restarted, with every certificate a client received stored once.
+//! a token is accepted once across instances (raced 200 times, for `/sign` and for a `/renew`
+//! bearer token), a revocation through one is seen by a renewal through another, and behind a
+//! real HAProxy the CA keeps issuing and renewing (mutual TLS through the TCP passthrough) while
+//! an instance is SIGKILLed and restarted, with every certificate a client received stored once.
 //!
 //! The databases come from `MAYFLY_TEST_POSTGRES_URL` / `MAYFLY_TEST_MYSQL_URL` (each test
 //! creates and drops its own); without them the tests print that they skipped.
@@ -274,6 +274,72 @@ fn token_raced_on_two_instances(dialect: Dialect, test: &str) {
     assert_eq!(serials.len(), 200, "one certificate per round");
 }
 
+/// One `/renew` bearer token sent to two instances at the same moment, 200 times: exactly one
+/// renews each time, and the other is refused as a replay. The rounds alternate the token's two
+/// forms: with a `jti` (as `mayfly ca renew --mtls=false` writes it) and without (step's, single
+/// use by its hash).
+fn renewal_token_raced_on_two_instances(dialect: Dialect, test: &str) {
+    let Some(cluster) = Cluster::new(dialect, test, 2) else {
+        return;
+    };
+    let _first = cluster.start(1);
+    let _second = cluster.start(2);
+    let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let csr = csr_for(&key, "renew-race.internal");
+    let a = cluster.client(&cluster.instance_url(1));
+    let b = cluster.client(&cluster.instance_url(2));
+    runtime().block_on(async {
+        let issued = a
+            .sign(&sign_request(&csr, cluster.token("renew-race.internal")))
+            .await
+            .unwrap();
+        let chain: Vec<Vec<u8>> = issued
+            .cert_chain
+            .iter()
+            .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
+            .collect();
+        for round in 0..200 {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let mut claims = serde_json::json!({
+                "aud": format!("{}/1.0/renew", cluster.public_url()),
+                "iss": mayfly_authority::token::RENEWAL_TOKEN_ISSUER,
+                "sub": "renew-race.internal",
+                "nbf": now, "iat": now, "exp": now + 300,
+            });
+            if round % 2 == 0 {
+                claims["jti"] = mayfly_pki::random::random_hex(16).unwrap().into();
+            }
+            let token = mayfly_pki::jose::jws::sign_compact_chain(
+                &key,
+                mayfly_authority::token::RENEWAL_CHAIN_HEADER,
+                &chain,
+                claims.to_string().as_bytes(),
+            )
+            .unwrap();
+            let (on_a, on_b) = tokio::join!(a.renew_with_token(&token), b.renew_with_token(&token));
+            let refused = match (&on_a, &on_b) {
+                (Ok(_), Err(refused)) | (Err(refused), Ok(_)) => refused,
+                _ => panic!(
+                    "round {round}: expected exactly one renewal: {:?} / {:?}",
+                    on_a.as_ref().map(|renewed| serial_of_pem(&renewed.crt)),
+                    on_b.as_ref().map(|renewed| serial_of_pem(&renewed.crt)),
+                ),
+            };
+            assert_eq!(refused.status(), Some(401), "round {round}: {refused}");
+            assert!(
+                refused.to_string().contains("already used"),
+                "round {round}: {refused}"
+            );
+        }
+    });
+    let serials = cluster.stored_serials("renew-race.internal");
+    assert_eq!(
+        serials.len(),
+        1 + 200,
+        "the first certificate and one renewal per round"
+    );
+}
+
 /// Revoked through instance 1, a renewal through instance 2 is refused at once; before, the
 /// same renewal there worked.
 fn revocation_seen_by_the_other_instance(dialect: Dialect, test: &str) {
@@ -542,6 +608,22 @@ fn postgres_token_raced_on_two_instances() {
 #[test]
 fn mysql_token_raced_on_two_instances() {
     token_raced_on_two_instances(Dialect::MySql, "mysql_token_raced_on_two_instances");
+}
+
+#[test]
+fn postgres_renewal_token_raced_on_two_instances() {
+    renewal_token_raced_on_two_instances(
+        Dialect::Postgres,
+        "postgres_renewal_token_raced_on_two_instances",
+    );
+}
+
+#[test]
+fn mysql_renewal_token_raced_on_two_instances() {
+    renewal_token_raced_on_two_instances(
+        Dialect::MySql,
+        "mysql_renewal_token_raced_on_two_instances",
+    );
 }
 
 #[test]
