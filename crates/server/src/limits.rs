@@ -47,8 +47,9 @@ pub struct Limits {
     /// never speak give their slot back soon.
     pub handshake_timeout: Duration,
     pub read_timeout: Duration,
-    /// Bytes of request bodies in memory at once.
-    pub max_body_memory: usize,
+    /// Bytes of request bodies in memory at once, over every listener of the process: the
+    /// listeners built from one `Limits` (and its clones) share it.
+    pub body_memory: BodyBudget,
     /// ACME's per-address limits.
     pub acme: AddressLimitSettings,
     /// Requests a second per address to the unauthenticated routes, and the burst; `None` when
@@ -64,7 +65,7 @@ impl Default for Limits {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
-            max_body_memory: DEFAULT_MAX_BODY_MEMORY,
+            body_memory: BodyBudget::new(DEFAULT_MAX_BODY_MEMORY),
             acme: AddressLimitSettings::default(),
             rate: Some((DEFAULT_RATE, burst_for(DEFAULT_RATE))),
         }
@@ -110,7 +111,7 @@ impl Limits {
                     "limits.maxBodyMemory is {bytes}: it must be at least {MAX_BODY_BYTES}, the largest body"
                 );
             }
-            limits.max_body_memory = bytes;
+            limits.body_memory = BodyBudget::new(bytes);
         }
         if let Some(acme) = &config.acme {
             let settings = &mut limits.acme;
@@ -234,13 +235,39 @@ impl RateLimiter {
     }
 }
 
-/// The memory that request bodies may hold at once on one listener, in KiB permits.
+/// The memory that request bodies may hold at once, in KiB permits. One budget serves every
+/// listener of the process (TLS API, plain HTTP, metrics): a client that fills it on one
+/// listener cannot gain another budget's worth by sending to the next.
 #[derive(Debug, Clone)]
-pub struct BodyBudget(Arc<Semaphore>);
+pub struct BodyBudget {
+    bytes: usize,
+    permits: Arc<Semaphore>,
+}
 
 impl BodyBudget {
     pub fn new(bytes: usize) -> Self {
-        Self(Arc::new(Semaphore::new(kib(bytes))))
+        Self {
+            bytes,
+            permits: Arc::new(Semaphore::new(kib(bytes))),
+        }
+    }
+
+    /// The bytes it holds in all.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether `other` draws on the same memory.
+    pub fn shared_with(&self, other: &BodyBudget) -> bool {
+        Arc::ptr_eq(&self.permits, &other.permits)
+    }
+}
+
+/// Two budgets of one size compare equal (what a configuration comparison asks); whether they
+/// are one budget is [`BodyBudget::shared_with`].
+impl PartialEq for BodyBudget {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
     }
 }
 
@@ -265,7 +292,7 @@ pub fn body_limit(path: &str) -> usize {
 }
 
 /// Middleware: reads the request body whole before the handler runs, within `readTimeout`
-/// (408 after it), within the route's [`body_limit`] (413 past it), and within the listener's
+/// (408 after it), within the route's [`body_limit`] (413 past it), and within the process's
 /// [`BodyBudget`] (503 with Retry-After when the bodies in flight hold it all). A client
 /// trickling its body a byte at a time holds a connection for `readTimeout` at most, whatever
 /// the route; a thousand clients sending large bodies at once hold the budget at most.
@@ -296,9 +323,9 @@ pub async fn read_body(request: Request, next: Next) -> Response {
     let reserve = announced.map_or(limit, |length| usize::try_from(length).unwrap_or(limit));
     let budget = request.extensions().get::<BodyBudget>().cloned();
     let _reserved = match &budget {
-        Some(BodyBudget(semaphore)) => {
+        Some(budget) => {
             let permits = u32::try_from(kib(reserve).max(1)).unwrap_or(u32::MAX);
-            match Arc::clone(semaphore).try_acquire_many_owned(permits) {
+            match Arc::clone(&budget.permits).try_acquire_many_owned(permits) {
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     refused("body_memory");
@@ -378,6 +405,30 @@ mod tests {
                 .check(address, start + Duration::from_millis(600))
                 .is_err()
         );
+    }
+
+    /// The TLS, plain-HTTP and metrics listeners each get a clone of the one `Limits`: what
+    /// one of them holds is gone for the others.
+    #[test]
+    fn clones_of_the_limits_draw_on_one_body_budget() {
+        let config = LimitsConfig {
+            max_body_memory: Some(MAX_BODY_BYTES),
+            ..Default::default()
+        };
+        let limits = Limits::from_config(Some(&config)).unwrap();
+        let (tls, plain) = (limits.clone(), limits.clone());
+        assert!(tls.body_memory.shared_with(&plain.body_memory));
+        let all = u32::try_from(kib(MAX_BODY_BYTES)).unwrap();
+        let held = Arc::clone(&tls.body_memory.permits)
+            .try_acquire_many_owned(all)
+            .unwrap();
+        assert!(plain.body_memory.permits.try_acquire().is_err());
+        drop(held);
+        assert!(plain.body_memory.permits.try_acquire().is_ok());
+        // Another configuration read is another process's worth: its own budget.
+        let other = Limits::from_config(Some(&config)).unwrap();
+        assert_eq!(other, limits);
+        assert!(!other.body_memory.shared_with(&limits.body_memory));
     }
 
     #[test]

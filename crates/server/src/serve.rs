@@ -174,7 +174,8 @@ where
 /// Serves `app` over TLS on `listener` until `shutdown` completes, then shuts down gracefully:
 /// the listener is closed at once (a load balancer's next connection goes to another instance),
 /// idle keep-alive connections are closed, and requests in flight finish and are answered,
-/// for at most [`SHUTDOWN_GRACE`].
+/// for at most [`SHUTDOWN_GRACE`]. Request bodies draw on `limits.body_memory`, which the
+/// other listeners given a clone of the same `limits` share.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
@@ -185,7 +186,7 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let limits = Arc::new(limits);
     let connections = Connections::new(limits.max_connections, limits.max_connections_per_address);
-    let budget = BodyBudget::new(limits.max_body_memory);
+    let budget = limits.body_memory.clone();
     tokio::pin!(shutdown);
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -280,11 +281,12 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Serves `app` over plain HTTP on `listener`, for relying parties fetching CRLs and OCSP
-/// responses (and for `/metrics`). Runs until the task is aborted.
+/// responses (and for `/metrics`). Runs until the task is aborted. Request bodies draw on
+/// `limits.body_memory`, shared with the TLS listener when `limits` is a clone of its own.
 pub async fn serve_plain(listener: TcpListener, app: Router, limits: Limits) {
     let limits = Arc::new(limits);
     let connections = Connections::new(limits.max_connections, limits.max_connections_per_address);
-    let budget = BodyBudget::new(limits.max_body_memory);
+    let budget = limits.body_memory.clone();
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(pair) => pair,

@@ -285,6 +285,8 @@ pub async fn run(prepared: Prepared, shutdown: impl std::future::Future<Output =
         holder,
     ));
     let publishing = tokio::spawn(publish_forever(Arc::clone(&state), static_copy));
+    // Every listener gets a clone of `limits`, and so draws on its one body budget: the memory
+    // that request bodies hold is bounded for the process, not per listener.
     let plain = insecure_listener.map(|listener| {
         tokio::spawn(crate::serve::serve_plain(
             listener,
