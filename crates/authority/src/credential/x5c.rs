@@ -139,3 +139,78 @@ pub fn vouched(provisioner: &X5cProvisioner) -> Vouched {
         admin: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mayfly_config::claims::Claims;
+    use mayfly_pki::cert::{LeafSigner, LeafTemplate, create_root};
+    use mayfly_pki::{KeyAlgorithm, PrivateKey, San, SerialNumber};
+    use serde_json::json;
+    use time::{Duration, OffsetDateTime};
+
+    use super::*;
+    use crate::credential::{Audiences, Endpoint};
+
+    /// The used-token column holds 255 bytes: a `jti` of that length is burnt whole, one byte
+    /// more is refused before anything is recorded.
+    #[test]
+    fn a_jti_of_the_column_s_length_is_burnt_whole_and_a_longer_one_refused() {
+        let now = OffsetDateTime::now_utc();
+        let root_key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let root = create_root("Devices Root", &root_key, now + Duration::days(1)).unwrap();
+        let signer = LeafSigner::new(&root, Arc::new(root_key)).unwrap();
+        let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+        let template = LeafTemplate {
+            common_name: "device.test".into(),
+            sans: vec![San::parse("device.test").unwrap()],
+            not_before: now - Duration::minutes(1),
+            not_after: now + Duration::hours(1),
+            serial: SerialNumber::random().unwrap(),
+            rsa_key: false,
+            provisioner: None,
+        };
+        let leaf = signer
+            .sign(&template, &key.public_key_spki_der().unwrap())
+            .unwrap();
+        let provisioners = [Provisioner::X5c(Box::new(X5cProvisioner {
+            name: "devices".into(),
+            roots: vec![root],
+            claims: Claims::DEFAULT,
+        }))];
+        let audiences = Audiences::new(&["ca.test".to_string()]);
+        let context = TokenContext {
+            provisioners: &provisioners,
+            audiences: audiences.of(Endpoint::Sign),
+            root_fingerprints: &[],
+            now,
+            endpoint: Endpoint::Sign,
+            oidc: None,
+        };
+        let verify_with_jti = |jti: &str| {
+            let t = now.unix_timestamp();
+            let claims = json!({
+                "aud": "https://ca.test/1.0/sign#x5c/devices", "iss": "devices",
+                "sub": "app.test", "nbf": t, "iat": t, "exp": t + 300, "jti": jti,
+            });
+            let token = mayfly_pki::jose::jws::sign_compact_x5c(
+                &key,
+                std::slice::from_ref(&leaf),
+                claims.to_string().as_bytes(),
+            )
+            .unwrap();
+            verify(&Jws::parse(&token).unwrap(), "devices", &token, &context)
+        };
+
+        let longest = "j".repeat(jwt::MAX_TOKEN_ID_LEN);
+        let burn = verify_with_jti(&longest).unwrap().burn.unwrap();
+        assert_eq!(burn.jti, longest);
+        match verify_with_jti(&"j".repeat(jwt::MAX_TOKEN_ID_LEN + 1)) {
+            Err(Error::TokenMalformed(message)) => {
+                assert!(message.contains("longer than 255 bytes"), "{message}");
+            }
+            other => panic!("a jti of 256 bytes: {other:?}"),
+        }
+    }
+}
