@@ -826,6 +826,131 @@ fn version_completion_and_man_pages() {
     }
 }
 
+/// `.ci/release` packs what a user installs: both binaries, a man page for every command of
+/// each, the four completion files, the README and docs. Run here on stripped copies of the
+/// binaries this test run built (`MAYFLY_RELEASE_BIN_DIR`; the release profile strips too), so
+/// that no release build is needed and the archive stays small enough to pack in seconds.
+#[test]
+fn the_release_archive_holds_binaries_man_pages_and_completions() {
+    let test = "the_release_archive_holds_binaries_man_pages_and_completions";
+    if mayfly_testkit::program(test, "strip", "binutils").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (bin, dist) = (tmp.path().join("bin"), tmp.path().join("dist"));
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, built) in [
+        ("mayfly", support::client_bin()),
+        ("mayfly-ca", support::server_bin()),
+    ] {
+        let out = bin.join(name);
+        let (ok, text) = support::run(
+            "strip",
+            &["-o", out.to_str().unwrap(), built.to_str().unwrap()],
+            tmp.path(),
+        );
+        assert!(ok, "strip {name}: {text}");
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(repo.join(".ci/release"))
+        .env("MAYFLY_RELEASE_BIN_DIR", &bin)
+        .env("MAYFLY_RELEASE_DIST", &dist)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let archive = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+    let name = format!("mayfly-{}-", env!("CARGO_PKG_VERSION"));
+    assert!(
+        archive.starts_with(&dist)
+            && archive
+                .file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with(&name) && f.ends_with(".tar.gz")),
+        "{stdout}"
+    );
+    let (ok, listing) = support::run("tar", &["-tzf", archive.to_str().unwrap()], tmp.path());
+    assert!(ok, "{listing}");
+    let top = archive
+        .file_name()
+        .and_then(|f| f.to_str())
+        .and_then(|f| f.strip_suffix(".tar.gz"))
+        .unwrap()
+        .to_string();
+    let entries: std::collections::BTreeSet<String> = listing
+        .lines()
+        .filter_map(|l| l.strip_prefix(&format!("{top}/")))
+        .map(str::to_string)
+        .collect();
+    let mut expected = vec![
+        "bin/mayfly".to_string(),
+        "bin/mayfly-ca".to_string(),
+        "completions/mayfly.bash".to_string(),
+        "completions/_mayfly".to_string(),
+        "completions/mayfly.fish".to_string(),
+        "completions/_mayfly.ps1".to_string(),
+        "README.md".to_string(),
+        "docs/cli.md".to_string(),
+    ];
+    for (program, section, name) in [
+        (support::client_bin(), "1", "mayfly"),
+        (support::server_bin(), "8", "mayfly-ca"),
+    ] {
+        let paths = support::command_paths(&program);
+        assert!(paths.len() > 3, "{paths:?}");
+        for path in paths {
+            let page = std::iter::once(name.to_string())
+                .chain(path)
+                .collect::<Vec<_>>()
+                .join("-");
+            expected.push(format!("man/man{section}/{page}.{section}"));
+        }
+    }
+    let absent: Vec<&String> = expected.iter().filter(|e| !entries.contains(*e)).collect();
+    assert!(
+        absent.is_empty(),
+        "not in {}: {absent:?}",
+        archive.display()
+    );
+
+    // What was packed is what was given, and it runs.
+    let (ok, text) = support::run(
+        "tar",
+        &[
+            "-xzf",
+            archive.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(ok, "{text}");
+    let unpacked = tmp.path().join(&top);
+    for name in ["mayfly", "mayfly-ca"] {
+        assert!(
+            std::fs::read(unpacked.join("bin").join(name)).unwrap()
+                == std::fs::read(bin.join(name)).unwrap(),
+            "bin/{name} is not the binary given"
+        );
+    }
+    let (ok, version) = support::run(
+        unpacked.join("bin/mayfly").to_str().unwrap(),
+        &["version"],
+        tmp.path(),
+    );
+    assert!(ok && version.starts_with("mayfly "), "{version}");
+    for file in ["mayfly.bash", "_mayfly", "mayfly.fish", "_mayfly.ps1"] {
+        let script = std::fs::read_to_string(unpacked.join("completions").join(file)).unwrap();
+        assert!(script.contains("provisioner-password-file"), "{file}");
+    }
+}
+
 /// Release binaries carry no debug info: the release profile strips it (or splits it out).
 #[test]
 fn release_binaries_carry_no_debug_info() {
