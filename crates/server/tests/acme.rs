@@ -1869,3 +1869,111 @@ async fn the_name_policy_refuses_orders_when_made_and_when_finalized_after_a_rel
     // Names the policy leaves alone are still issued.
     client.issue(&h, &["other.test"], &key).await;
 }
+
+/// A POST of `length` bytes of padding to `path`, with its `Content-Length` announced or not
+/// (then the body is only counted as it is read).
+async fn post_sized(h: &Harness, path: &str, length: usize, announce: bool) -> Response {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("host", "ca.test")
+        .header("content-type", "application/jose+json");
+    if announce {
+        request = request.header("content-length", length);
+    }
+    let request = request.body(Body::from(vec![b' '; length])).unwrap();
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    Response {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        text: String::from_utf8_lossy(&bytes).to_string(),
+    }
+}
+
+/// An ACME body is read up to the ACME parser's 64 KiB: one byte more is refused with 413
+/// before it reaches ACME, whether its length is announced or not; the limit itself does reach
+/// the parser (which finds no JWS in padding).
+#[tokio::test]
+async fn acme_bodies_are_refused_past_64_kib_and_read_up_to_it() {
+    let h = harness(json!({})).await;
+    let limit = mayfly_acme::jws::MAX_BODY_LEN;
+    assert_eq!(limit, 64 * 1024);
+    let path = "/acme/acme/new-account";
+    for announce in [true, false] {
+        let r = post_sized(&h, path, limit + 1, announce).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+        assert!(
+            r.text.contains(&format!("larger than {limit} bytes")),
+            "{}",
+            r.text
+        );
+        let r = post_sized(&h, path, limit, announce).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert_eq!(r.problem(), "malformed", "{}", r.text);
+    }
+}
+
+/// The contact cap holds on both ways into an account: `newAccount` takes ten contacts, and an
+/// update (`POST` to the account URL) with eleven is refused `invalidContact`, leaving the
+/// account as it was.
+#[tokio::test]
+async fn an_account_takes_ten_contacts_and_an_update_to_eleven_is_refused() {
+    let h = harness(json!({})).await;
+    let contacts = |n: usize, tag: &str| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("mailto:{tag}{i}@example.test"))
+            .collect()
+    };
+    let key = leaf_key();
+    let url = format!("{BASE}/new-account");
+    let ten = contacts(10, "ops");
+    let body = jws(
+        &key,
+        json!({"alg": key.jws_algorithm(), "nonce": h.nonce().await, "url": url, "jwk": public_jwk(&key)}),
+        Some(&json!({"termsOfServiceAgreed": true, "contact": ten})),
+    );
+    let r = h.send("POST", &url, "application/jose+json", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["contact"], json!(ten));
+    let client = Client {
+        key,
+        kid: r.location(),
+    };
+
+    let r = client
+        .post(
+            &h,
+            &client.kid,
+            Some(&json!({"contact": contacts(11, "more")})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.problem(), "invalidContact", "{}", r.text);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("11 contacts: an account may have at most 10"),
+        "{}",
+        r.text
+    );
+    let r = client.post(&h, &client.kid, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["contact"],
+        json!(ten),
+        "the refused update changed nothing"
+    );
+
+    // Ten others replace them.
+    let others = contacts(10, "new");
+    let r = client
+        .post(&h, &client.kid, Some(&json!({"contact": others})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["contact"], json!(others));
+}
