@@ -108,9 +108,18 @@ fn base64_pem(pem: &str) -> String {
     STANDARD.encode(pem)
 }
 
+/// Both provisioners' name policy: no SSH login as root, no host certificate under evil.test.
+/// Deny rules only, so every other name in these tests passes.
+fn ssh_policy() -> Value {
+    json!({"ssh": {
+        "user": {"deny": {"principal": ["root"]}},
+        "host": {"deny": {"dns": ["*.evil.test"]}}
+    }})
+}
+
 /// The mayfly CA (with SSH), its X5C provisioner `devices` (roots: `x5c`'s root) and its
-/// K8sSA provisioner `kube` (public keys: an RSA and a P-256 key), both allowed SSH, in front
-/// of the real router.
+/// K8sSA provisioner `kube` (public keys: an RSA and a P-256 key), both allowed SSH under
+/// [`ssh_policy`], in front of the real router.
 struct Harness {
     _dir: tempfile::TempDir,
     db_path: std::path::PathBuf,
@@ -150,9 +159,9 @@ async fn harness() -> Harness {
     );
     for entry in [
         json!({"type": "X5C", "name": "devices", "roots": base64_pem(&certificate_pem(&x5c.root)),
-               "claims": {"enableSSHCA": true}}),
+               "claims": {"enableSSHCA": true}, "policy": ssh_policy()}),
         json!({"type": "K8sSA", "name": "kube", "publicKeys": base64_pem(&public_keys),
-               "claims": {"enableSSHCA": true}}),
+               "claims": {"enableSSHCA": true}, "policy": ssh_policy()}),
     ] {
         let entry: ProvisionerConfig = serde_json::from_value(entry).unwrap();
         loaded.config.authority.provisioners.push(entry);
@@ -548,6 +557,137 @@ async fn bad_x5c_credentials_are_refused_with_their_reason_and_store_nothing() {
     assert_eq!(h.stored(), before, "a refused request stored a certificate");
 }
 
+/// The same bad credentials as [`bad_x5c_credentials_are_refused_with_their_reason_and_store_nothing`],
+/// for an SSH certificate: each row is a token that would buy one but for the one thing wrong
+/// with it, so a row fails if the check it names is taken away.
+#[tokio::test]
+async fn bad_x5c_credentials_get_no_ssh_certificate() {
+    let h = harness().await;
+    let (chain, key) = h.x5c.leaf("device-1.devices.test");
+    let other = X5cCa::new("Elsewhere");
+    let (foreign, foreign_key) = other.leaf("device-1.devices.test");
+    let now_t = OffsetDateTime::now_utc();
+    let (expired, expired_key) = h.x5c.leaf_between(
+        "old.devices.test",
+        now_t - time::Duration::days(2),
+        now_t - time::Duration::days(1),
+    );
+    let ssh_claims = |cert_type: &str, principal: &str| {
+        let mut claims = h.x5c_claims("ssh/sign", principal);
+        claims["step"] = json!({"ssh": {"certType": cert_type, "keyID": principal,
+                                        "principals": [principal]}});
+        claims
+    };
+    let claims = ssh_claims("user", "alice");
+    let with = |field: &str, value: Value| {
+        let mut claims = ssh_claims("user", "alice");
+        claims[field] = value;
+        claims
+    };
+    let replayed = x5c_token(&key, &chain, &claims);
+    let (status, body) = h.ssh_sign(&replayed, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let before = h.stored();
+    let mut expired_token = with("exp", json!(now() - 120));
+    expired_token["nbf"] = json!(now() - 400);
+    expired_token["iat"] = json!(now() - 400);
+
+    let rows: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "replay",
+            replayed,
+            StatusCode::UNAUTHORIZED,
+            "token was already used",
+        ),
+        (
+            "a chain to another root",
+            x5c_token(&foreign_key, &foreign, &claims),
+            StatusCode::UNAUTHORIZED,
+            "token certificate is not trusted by provisioner \"devices\"",
+        ),
+        (
+            "an expired certificate",
+            x5c_token(&expired_key, &expired, &claims),
+            StatusCode::UNAUTHORIZED,
+            "not valid now",
+        ),
+        (
+            "an expired token",
+            x5c_token(&key, &chain, &expired_token),
+            StatusCode::UNAUTHORIZED,
+            "token expired at",
+        ),
+        (
+            "signed by another key than the certificate's",
+            x5c_token(&foreign_key, &chain, &claims),
+            StatusCode::UNAUTHORIZED,
+            "token signature is invalid",
+        ),
+        (
+            "the X.509 endpoint's audience",
+            x5c_token(
+                &key,
+                &chain,
+                &with("aud", json!("https://ca.test/1.0/sign#x5c/devices")),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "token audience [\"https://ca.test/1.0/sign#x5c/devices\"] is not this CA",
+        ),
+        (
+            "another CA's name",
+            x5c_token(
+                &key,
+                &chain,
+                &with(
+                    "aud",
+                    json!("https://elsewhere.test/1.0/ssh/sign#x5c/devices"),
+                ),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "is not this CA",
+        ),
+        (
+            "an unknown provisioner",
+            x5c_token(
+                &key,
+                &chain,
+                &with("aud", json!("https://ca.test/1.0/ssh/sign#x5c/nobody")),
+            ),
+            StatusCode::UNAUTHORIZED,
+            "provisioner \"x5c/nobody\", which this CA does not have",
+        ),
+        (
+            "another issuer",
+            x5c_token(&key, &chain, &with("iss", json!("admin"))),
+            StatusCode::UNAUTHORIZED,
+            "token issuer \"admin\" does not match provisioner \"devices\"",
+        ),
+        (
+            "another CA's root pinned",
+            x5c_token(&key, &chain, &with("sha", json!("00".repeat(32)))),
+            StatusCode::UNAUTHORIZED,
+            "token root fingerprint 0000",
+        ),
+        (
+            "a user the policy denies",
+            x5c_token(&key, &chain, &ssh_claims("user", "root")),
+            StatusCode::FORBIDDEN,
+            "principal \"root\" is denied by provisioner \"devices\"'s deny rule \"root\"",
+        ),
+        (
+            "a host the policy denies",
+            x5c_token(&key, &chain, &ssh_claims("host", "db.evil.test")),
+            StatusCode::FORBIDDEN,
+            "principal \"db.evil.test\" is denied by provisioner \"devices\"'s deny rule \"*.evil.test\"",
+        ),
+    ];
+    for (row, token, status, message) in rows {
+        let (got, body) = h.ssh_sign(&token, json!({})).await;
+        support::assert_refused(row, (got.as_u16(), &body), status.as_u16(), message);
+    }
+    assert_eq!(h.stored(), before, "a refused request stored a certificate");
+}
+
 /// A token of the CA's own JWK provisioner, decrypted as `mayfly ca token` does.
 fn admin_token(h: &Harness, subject: &str) -> String {
     let config = mayfly_config::config::CaConfig::load(&h._dir.path().join("config/ca.json"))
@@ -696,6 +836,97 @@ async fn bad_service_account_tokens_are_refused_with_their_reason_and_store_noth
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
         let text = body["message"].as_str().unwrap_or_default();
         assert!(text.contains(message), "{name}: {text:?} lacks {message:?}");
+    }
+    assert_eq!(h.stored(), before, "a refused request stored a certificate");
+}
+
+/// Bad service-account tokens for an SSH certificate: each row is a token that would buy a
+/// host certificate but for the one thing wrong with it (a service account has no root to
+/// pin: its keys are the provisioner's `publicKeys`).
+#[tokio::test]
+async fn bad_service_account_tokens_get_no_ssh_certificate() {
+    let h = harness().await;
+    let unknown = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let with = |field: &str, value: Value| {
+        let mut claims = h.k8s_claims();
+        claims[field] = value;
+        claims
+    };
+    let host =
+        |principal: &str| json!({"certType": "host", "keyID": "web-1", "principals": [principal]});
+    let replayed = k8s_token(&h.ec, &h.k8s_claims());
+    let (status, body) = h.ssh_sign(&replayed, host("web-1.prod.svc")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let before = h.stored();
+    let request = host("web-1.prod.svc");
+    let rows: Vec<(&str, String, Value, StatusCode, &str)> = vec![
+        (
+            "replay",
+            replayed,
+            request.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token was already used",
+        ),
+        (
+            "an unknown key",
+            k8s_token(&unknown, &h.k8s_claims()),
+            request.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token is signed by none of the public keys of provisioner \"kube\"",
+        ),
+        (
+            "expired",
+            k8s_token(&h.ec, &with("exp", json!(now() - 120))),
+            request.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token expired at",
+        ),
+        (
+            "issued in the future",
+            k8s_token(&h.ec, &with("iat", json!(now() + 600))),
+            request.clone(),
+            StatusCode::UNAUTHORIZED,
+            "not valid before",
+        ),
+        (
+            "for another service",
+            k8s_token(&h.ec, &with("aud", json!(["vault"]))),
+            request.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token audience [\"vault\"] is not this CA",
+        ),
+        (
+            "for the X.509 endpoint",
+            k8s_token(&h.ec, &with("aud", json!(["https://ca.test/1.0/sign"]))),
+            request.clone(),
+            StatusCode::UNAUTHORIZED,
+            "token audience [\"https://ca.test/1.0/sign\"] is not this CA",
+        ),
+        (
+            "not a service account",
+            k8s_token(&h.ec, &with("sub", json!("admin"))),
+            request.clone(),
+            StatusCode::UNAUTHORIZED,
+            "is not a service account",
+        ),
+        (
+            "a host the policy denies",
+            k8s_token(&h.ec, &h.k8s_claims()),
+            host("db.evil.test"),
+            StatusCode::FORBIDDEN,
+            "principal \"db.evil.test\" is denied by provisioner \"kube\"'s deny rule \"*.evil.test\"",
+        ),
+        (
+            "a user the policy denies",
+            k8s_token(&h.ec, &h.k8s_claims()),
+            json!({"certType": "user", "keyID": "root", "principals": ["root"]}),
+            StatusCode::FORBIDDEN,
+            "principal \"root\" is denied by provisioner \"kube\"'s deny rule \"root\"",
+        ),
+    ];
+    for (row, token, request, status, message) in rows {
+        let (got, body) = h.ssh_sign(&token, request).await;
+        support::assert_refused(row, (got.as_u16(), &body), status.as_u16(), message);
     }
     assert_eq!(h.stored(), before, "a refused request stored a certificate");
 }

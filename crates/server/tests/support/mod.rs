@@ -486,3 +486,21 @@ pub fn free_port_outside_ephemeral() -> u16 {
 pub fn free_port() -> u16 {
     mayfly_testkit::free_port_pair()
 }
+
+/// Asserts that a request was refused as a row of a table of bad credentials says: with
+/// `status`, and a JSON body whose `status` is the same and whose `message` contains `message`.
+#[track_caller]
+pub fn assert_refused(row: &str, got: (u16, &serde_json::Value), status: u16, message: &str) {
+    let (got, body) = got;
+    assert_eq!(got, status, "{row}: {body}");
+    assert_eq!(
+        body["status"].as_u64(),
+        Some(u64::from(status)),
+        "{row}: {body}"
+    );
+    let text = body["message"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(message),
+        "{row}: {text:?} should contain {message:?}"
+    );
+}
