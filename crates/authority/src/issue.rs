@@ -57,7 +57,8 @@ impl<'a> Record<'a> {
 }
 
 impl Authority {
-    /// Signs `template` for the key `spki_der` and records it before returning it.
+    /// Signs `template` for the key `spki_der` and records it before returning it; the audit
+    /// log line of every X.509 issuance, renewal and rekey is written here, once recorded.
     pub(crate) async fn issue(
         &self,
         template: &Template,
@@ -95,6 +96,16 @@ impl Authority {
                 StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
                 other => Error::Store(other),
             })?;
+        tracing::info!(
+            target: "mayfly::audit",
+            serial = %serial,
+            provisioner = %record.provisioner,
+            credential = %record.audit.credential,
+            detail = %record.audit.detail,
+            subject = %template.common_name(),
+            "certificate {}",
+            record.audit.action.as_str()
+        );
         Ok(Issued {
             certificate_der: der,
             serial,

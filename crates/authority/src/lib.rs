@@ -26,10 +26,6 @@ pub mod telemetry;
 pub mod token;
 pub mod x509;
 
-/// Configuration lives in `mayfly-config`; these paths stay for callers that reach it through
-/// the authority.
-pub use mayfly_config::{claims, config, datasource, duration, files, init};
-
 pub use authority::{Authority, AuthorityParts};
 pub use credential::admin::AdminCredentials;
 pub use error::{Error, ErrorKind, Result};

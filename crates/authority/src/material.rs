@@ -33,7 +33,7 @@ impl LoadedMaterial {
     /// `password` decrypts the intermediate key; it falls back to the config's `password`.
     pub fn load(config: &CaConfig, base_dir: &Path, password: Option<&[u8]>) -> Result<Self> {
         let read = |field: &str, p: &str| -> Result<Vec<u8>> {
-            let path = crate::config::resolve_path(base_dir, p);
+            let path = mayfly_config::config::resolve_path(base_dir, p);
             std::fs::read(&path)
                 .map_err(|e| Error::Config(format!("{field}: cannot read {}: {e}", path.display())))
         };
@@ -122,7 +122,7 @@ impl LoadedMaterial {
                 .crl
                 .as_ref()
                 .and_then(|crl| crl.root_crl.as_deref())
-                .map(|p| crate::config::resolve_path(base_dir, p)),
+                .map(|p| mayfly_config::config::resolve_path(base_dir, p)),
         })
     }
 }

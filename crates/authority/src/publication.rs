@@ -11,11 +11,11 @@ use time::Duration;
 
 use mayfly_config::urls;
 
-use crate::config::CaConfig;
 use crate::crl::{CrlSettings, DeltaSettings};
 use crate::error::{Error, Result};
 use crate::ocsp::OcspSettings;
 use crate::store::CrlShard;
+use mayfly_config::config::CaConfig;
 
 /// Default lifetime (nextUpdate) of complete CRLs.
 pub const DEFAULT_CRL_LIFETIME: Duration = Duration::hours(24);
@@ -182,7 +182,7 @@ fn config_error(error: mayfly_config::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CrlConfig, DeltaCrlConfig, OcspConfig};
+    use mayfly_config::config::{CrlConfig, DeltaCrlConfig, OcspConfig};
 
     fn config() -> CaConfig {
         CaConfig {
@@ -244,7 +244,7 @@ mod tests {
 
         let mut bad = config();
         if let Some(c) = bad.crl.as_mut() {
-            c.renew_period = Some(crate::duration::GoDuration(Duration::hours(48)));
+            c.renew_period = Some(mayfly_config::duration::GoDuration(Duration::hours(48)));
         }
         let err = Publication::from_config(&bad, ports)
             .unwrap_err()

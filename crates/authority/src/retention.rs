@@ -10,8 +10,8 @@
 use time::Duration;
 
 use crate::clock::Clock;
-use crate::config::RetentionConfig;
 use crate::store::{AdminStore, CertStore, StoreError};
+use mayfly_config::config::RetentionConfig;
 
 /// Name of the lease row the job takes.
 pub const LEASE: &str = "retention";

@@ -7,11 +7,10 @@ use mayfly_pki::{Csr, PrivateKey, San};
 use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
 use crate::credential::presented::Presentation;
-use crate::credential::{self, Authorization, Endpoint, Grant, Vouched};
+use crate::credential::{self, Endpoint};
 use crate::error::{Error, Result};
 use crate::issue::{Issued, Record};
 use crate::policy::{self, ValidityRequest};
-use crate::provisioner::Provisioner;
 use crate::telemetry::{Attempt, Operation};
 
 impl Authority {
@@ -38,19 +37,8 @@ impl Authority {
                 self.name_policies(),
             )?;
             let record = Record::of(&authorization, AuditAction::Issued, now, None);
-            let issued = self
-                .issue(&template, csr.public_key_spki_der(), record)
-                .await?;
-            tracing::info!(
-                target: "mayfly::audit",
-                serial = %issued.serial,
-                provisioner = %authorization.provisioner.name,
-                credential = %authorization.credential,
-                detail = %authorization.detail,
-                subject = %template.common_name(),
-                "certificate issued"
-            );
-            Ok(issued)
+            self.issue(&template, csr.public_key_spki_der(), record)
+                .await
         }
         .await;
         attempt.finish(&outcome);
@@ -106,9 +94,9 @@ impl Authority {
         new_key: Option<&Csr>,
         presentation: Presentation<'_>,
     ) -> Result<Issued> {
-        let (operation, action, verb) = match new_key {
-            None => (Operation::Renew, AuditAction::Renewed, "renewed"),
-            Some(_) => (Operation::Rekey, AuditAction::Rekeyed, "rekeyed"),
+        let (operation, action) = match new_key {
+            None => (Operation::Renew, AuditAction::Renewed),
+            Some(_) => (Operation::Rekey, AuditAction::Rekeyed),
         };
         let mut attempt = Attempt::new(operation);
         let outcome = async {
@@ -129,15 +117,7 @@ impl Authority {
                 self.name_policies(),
             )?;
             let record = Record::of(authorization, action, now, None);
-            let issued = self.issue(&template, spki_der, record).await?;
-            tracing::info!(
-                target: "mayfly::audit",
-                serial = %issued.serial,
-                replaced = %renewal.old.serial.to_decimal(),
-                provisioner = %authorization.provisioner.name,
-                "certificate {verb}"
-            );
-            Ok(issued)
+            self.issue(&template, spki_der, record).await
         }
         .await;
         attempt.finish(&outcome);
@@ -158,7 +138,12 @@ impl Authority {
         let mut attempt = Attempt::new(Operation::Acme);
         attempt.provisioner(provisioner);
         let outcome = async {
-            let authorization = self.acme_order(provisioner, identifiers, account)?;
+            let authorization = credential::acme::verify_order(
+                self.provisioners(),
+                provisioner,
+                identifiers,
+                account,
+            )?;
             let now = self.clock().now();
             let template = policy::for_acme_order(
                 &authorization,
@@ -168,17 +153,8 @@ impl Authority {
                 self.name_policies(),
             )?;
             let record = Record::of(&authorization, AuditAction::Issued, now, None);
-            let issued = self
-                .issue(&template, csr.public_key_spki_der(), record)
-                .await?;
-            tracing::info!(
-                target: "mayfly::audit",
-                serial = %issued.serial,
-                provisioner = %provisioner,
-                subject = %template.common_name(),
-                "certificate issued over ACME"
-            );
-            Ok(issued)
+            self.issue(&template, csr.public_key_spki_der(), record)
+                .await
         }
         .await;
         attempt.finish(&outcome);
@@ -192,44 +168,6 @@ impl Authority {
         self.name_policies()
             .for_provisioner(provisioner)
             .check_x509("", identifiers)
-    }
-
-    /// An ACME order's authorization: the ACME provisioner vouches for the identifiers the
-    /// account proved control of (the ACME service checked the order before finalizing it).
-    fn acme_order(
-        &self,
-        provisioner: &str,
-        identifiers: Vec<San>,
-        account: &str,
-    ) -> Result<Authorization> {
-        let acme = self
-            .provisioners()
-            .iter()
-            .find_map(|p| match p {
-                Provisioner::Acme(acme) if acme.name == provisioner => Some(acme),
-                _ => None,
-            })
-            .ok_or_else(|| Error::ProvisionerNotFound(provisioner.to_string()))?;
-        Ok(Authorization {
-            provisioner: Vouched {
-                name: acme.name.clone(),
-                type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_ACME,
-                credential_id: String::new(),
-                claims: acme.claims,
-                admin: false,
-            },
-            subject: identifiers
-                .first()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            grant: Grant::Fixed(identifiers),
-            ssh: None,
-            // The order's nonces and state transitions made it single use already.
-            burn: None,
-            credential: format!("acme:account:{account}"),
-            detail: String::new(),
-            within: None,
-        })
     }
 
     /// Signs a TLS certificate for the server itself, outside any provisioner: the server is the

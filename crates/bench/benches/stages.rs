@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mayfly_authority::claims::Claims;
+use mayfly_config::claims::Claims;
 use mayfly_authority::credential::{Audiences, Endpoint, TokenContext, verify_token};
 use mayfly_authority::policy::{NamePolicies, ValidityRequest, for_request};
 use mayfly_authority::provisioner::{JwkProvisioner, Provisioner};

@@ -39,6 +39,6 @@ fn write_tree(
     man.render(&mut page)
         .with_context(|| format!("rendering the man page of {}", command.get_name()))?;
     let path = dir.join(man.get_filename());
-    mayfly_authority::files::write_atomic(&path, &page, mayfly_authority::files::PUBLIC_MODE)?;
+    mayfly_config::files::write_atomic(&path, &page, mayfly_config::files::PUBLIC_MODE)?;
     Ok(written + 1)
 }

@@ -33,6 +33,8 @@ pub const STEP_PROVISIONER_TYPE_ACME: u8 = 6;
 pub const STEP_PROVISIONER_TYPE_X5C: u8 = 7;
 /// step's provisioner type code for K8sSA (Kubernetes service account) provisioners.
 pub const STEP_PROVISIONER_TYPE_K8SSA: u8 = 8;
+/// step's provisioner type code for SSHPOP provisioners.
+pub const STEP_PROVISIONER_TYPE_SSHPOP: u8 = 9;
 
 /// The SHA-256 fingerprint of a DER certificate, lower-case hex, as step prints it.
 pub fn fingerprint_sha256(der: &[u8]) -> String {

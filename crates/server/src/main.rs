@@ -304,7 +304,7 @@ fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
         man.render(&mut page)
             .with_context(|| format!("rendering the man page of {}", command.get_name()))?;
         let path = dir.join(man.get_filename());
-        mayfly_authority::files::write_atomic(&path, &page, mayfly_authority::files::PUBLIC_MODE)?;
+        mayfly_config::files::write_atomic(&path, &page, mayfly_config::files::PUBLIC_MODE)?;
         Ok(written + 1)
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -321,14 +321,14 @@ fn write_man_pages(dir: &Path) -> anyhow::Result<()> {
 /// (ca.json or the key unreadable) is left for start-up to report in full.
 fn ask_key_password(config_path: &Path) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
     use std::io::IsTerminal;
-    let Ok(loaded) = mayfly_authority::config::CaConfig::load(config_path) else {
+    let Ok(loaded) = mayfly_config::config::CaConfig::load(config_path) else {
         return Ok(None);
     };
     if loaded.config.password.is_some() {
         return Ok(None);
     }
     let base_dir = std::env::current_dir().context("reading the working directory")?;
-    let key = mayfly_authority::config::resolve_path(&base_dir, &loaded.config.key);
+    let key = mayfly_config::config::resolve_path(&base_dir, &loaded.config.key);
     let encrypted = std::fs::read(&key)
         .map(|pem| mayfly_pki::keyfile::is_encrypted_pem(&Zeroizing::new(pem)))
         .unwrap_or(false);

@@ -3,7 +3,7 @@
 
 use mayfly_pki::cert::CertificateInfo;
 
-use super::Endpoint;
+use super::{Authorization, Endpoint, Grant};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
@@ -19,15 +19,19 @@ pub enum AdminCredentials<'a> {
 }
 
 impl Authority {
-    /// Checks the credentials of an admin API request; returns who it is, for the audit log.
+    /// Checks the credentials of an admin API request into an [`Authorization`] of an admin
+    /// provisioner (its `credential` names who it is, for the audit log).
     ///
     /// A token must be signed by a provisioner marked admin, for the audience `…/1.0/admin`;
     /// it is not burnt (the API only reads, and one listing takes several pages), so it is
     /// accepted until it expires. A client certificate must have been issued here through an
     /// admin provisioner, and be neither revoked nor expired.
-    pub async fn authorize_admin(&self, credentials: AdminCredentials<'_>) -> Result<String> {
+    pub async fn authorize_admin(
+        &self,
+        credentials: AdminCredentials<'_>,
+    ) -> Result<Authorization> {
         let now = self.clock().now();
-        let who = match credentials {
+        let authorization = match credentials {
             AdminCredentials::Token(ott) => {
                 let authorization = self
                     .verify_token(ott, Endpoint::Admin, now)
@@ -39,36 +43,50 @@ impl Authority {
                         authorization.provisioner.name
                     )));
                 }
-                authorization.credential
+                authorization
             }
             AdminCredentials::Certificate(leaf_der) => {
                 let presented = CertificateInfo::from_der(leaf_der)?;
                 let serial = presented.serial.to_decimal();
                 let refused = || Error::NotAdmin(format!("client certificate {serial}"));
                 let stored = self
-                    .store()
-                    .certificate(&serial)
-                    .await
-                    .map_err(Error::Store)?
-                    .filter(|stored| stored.certificate.der == leaf_der)
+                    .stored_as_presented(leaf_der, &serial)
+                    .await?
                     .ok_or_else(refused)?;
                 // Only JWK provisioners can be marked admin.
-                let admin = self.provisioners().iter().any(|p| match p {
-                    Provisioner::Jwk(jwk) => {
-                        jwk.admin && jwk.name == stored.certificate.provisioner
+                let admin = self.provisioners().iter().find_map(|p| match p {
+                    Provisioner::Jwk(jwk)
+                        if jwk.admin && jwk.name == stored.certificate.provisioner =>
+                    {
+                        Some(super::jwk::vouched(jwk))
                     }
-                    _ => false,
+                    _ => None,
                 });
-                if !admin
-                    || stored.status == CertificateStatus::Revoked
-                    || now > stored.certificate.not_after
+                let Some(provisioner) = admin else {
+                    return Err(refused());
+                };
+                if stored.status == CertificateStatus::Revoked || now > stored.certificate.not_after
                 {
                     return Err(refused());
                 }
-                format!("mtls:{}", presented.common_name)
+                Authorization {
+                    provisioner,
+                    subject: presented.common_name.clone(),
+                    // The admin API reads; it grants no names.
+                    grant: Grant::Fixed(Vec::new()),
+                    ssh: None,
+                    burn: None,
+                    credential: format!("mtls:{}", presented.common_name),
+                    detail: String::new(),
+                    within: None,
+                }
             }
         };
-        tracing::info!(target: "mayfly::audit", by = %who, "admin API request");
-        Ok(who)
+        tracing::info!(
+            target: "mayfly::audit",
+            by = %authorization.credential,
+            "admin API request"
+        );
+        Ok(authorization)
     }
 }

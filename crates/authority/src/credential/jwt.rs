@@ -104,6 +104,23 @@ pub fn check_token_id(jti: &str) -> Result<()> {
     Ok(())
 }
 
+/// The key a token is burnt under: its `jti` (checked by [`check_token_id`]), or for a token
+/// that carries none (step's renewal tokens, X5C tokens of other minters) its hash, as
+/// step-ca keys it.
+pub fn reuse_key(jti: &str, token: &str) -> Result<String> {
+    if jti.is_empty() {
+        return Ok(token_hash(token));
+    }
+    check_token_id(jti)?;
+    Ok(jti.to_string())
+}
+
+/// A token's SHA-256, the key of tokens single use by their bytes (service-account and ID
+/// tokens, and those with no `jti`).
+pub fn token_hash(token: &str) -> String {
+    mayfly_pki::cert::fingerprint_sha256(token.trim().as_bytes())
+}
+
 /// A token's `sha`, when present, must be the fingerprint of one of this CA's roots: a token
 /// meant for another CA is refused early.
 pub fn check_root(claims: &TokenClaims, root_fingerprints: &[String]) -> Result<()> {
@@ -166,45 +183,63 @@ fn without_port(url: &str) -> std::borrow::Cow<'_, str> {
     format!("{scheme}://{host}{tail}").into()
 }
 
-/// Checks `nbf`/`iat`, `exp` and the lifetime with [`LEEWAY`]; returns `exp`.
-pub fn check_time_window(claims: &TokenClaims, now: OffsetDateTime) -> Result<OffsetDateTime> {
-    let at = |field: &str, value: Option<i64>| -> Result<OffsetDateTime> {
-        let seconds =
-            value.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?;
-        OffsetDateTime::from_unix_timestamp(seconds)
-            .map_err(|_| Error::TokenMalformed(format!("claim {field:?} is out of range")))
-    };
-    let exp = at("exp", claims.exp)?;
-    let nbf = match claims.nbf {
-        Some(_) => at("nbf", claims.nbf)?,
-        None => at("iat", claims.iat)?,
-    };
-    let rfc3339 = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| t.to_string())
-    };
-    if now > exp + LEEWAY {
+/// A token's time claim `field` (seconds since the epoch) as a time.
+pub fn timestamp(field: &str, seconds: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .map_err(|_| Error::TokenMalformed(format!("claim {field:?} is out of range")))
+}
+
+/// A required time claim.
+fn required(field: &str, seconds: Option<i64>) -> Result<OffsetDateTime> {
+    timestamp(
+        field,
+        seconds.ok_or_else(|| Error::TokenMalformed(format!("claim {field:?} is missing")))?,
+    )
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// The window every kind of token is checked against, with [`LEEWAY`] each way: not expired
+/// (`exp`), and not yet to come (`nbf` and `iat`), each when the token has it. Which claims a
+/// kind requires, and whether its lifetime is capped, is the kind's own rule.
+pub fn check_window(
+    exp: Option<OffsetDateTime>,
+    starts: [Option<OffsetDateTime>; 2],
+    now: OffsetDateTime,
+) -> Result<()> {
+    if let Some(exp) = exp
+        && now > exp + LEEWAY
+    {
         return Err(Error::TokenExpired {
             exp: rfc3339(exp),
             now: rfc3339(now),
         });
     }
-    if nbf > now + LEEWAY {
-        return Err(Error::TokenNotYetValid {
-            nbf: rfc3339(nbf),
-            now: rfc3339(now),
-        });
-    }
-    if let Some(iat) = claims.iat {
-        let iat = at("iat", Some(iat))?;
-        if iat > now + LEEWAY {
+    for start in starts.into_iter().flatten() {
+        if start > now + LEEWAY {
             return Err(Error::TokenNotYetValid {
-                nbf: rfc3339(iat),
+                nbf: rfc3339(start),
                 now: rfc3339(now),
             });
         }
     }
-    let lifetime = exp - nbf;
+    Ok(())
+}
+
+/// A provisioner token's window (JWK, X5C, SSH-POP, renewal): `exp` and a start (`nbf`, else
+/// `iat`) required, [`check_window`], and a lifetime of at most [`MAX_LIFETIME`]; returns `exp`.
+pub fn check_time_window(claims: &TokenClaims, now: OffsetDateTime) -> Result<OffsetDateTime> {
+    let exp = required("exp", claims.exp)?;
+    let start = match claims.nbf {
+        Some(nbf) => timestamp("nbf", nbf)?,
+        None => required("iat", claims.iat)?,
+    };
+    let iat = claims.iat.map(|iat| timestamp("iat", iat)).transpose()?;
+    check_window(Some(exp), [Some(start), iat], now)?;
+    let lifetime = exp - start;
     if lifetime > MAX_LIFETIME {
         return Err(Error::TokenLifetimeTooLong {
             seconds: lifetime.whole_seconds(),

@@ -124,7 +124,7 @@ pub fn verify(jws: &Jws, token: &str, context: &TokenContext<'_>) -> Result<Auth
     check_audience(&claims.aud, context.audiences)?;
     let account = ServiceAccount::from_claims(&claims)?;
     let burn = UsedToken {
-        jti: mayfly_pki::cert::fingerprint_sha256(token.trim().as_bytes()),
+        jti: jwt::token_hash(token),
         provisioner: provisioner.name.clone(),
         expires_at: match exp {
             Some(exp) => exp + jwt::LEEWAY,
@@ -165,34 +165,10 @@ fn check_times(
     claims: &ServiceAccountClaims,
     now: OffsetDateTime,
 ) -> Result<Option<OffsetDateTime>> {
-    let at = |field: &str, seconds: i64| {
-        OffsetDateTime::from_unix_timestamp(seconds)
-            .map_err(|_| Error::TokenMalformed(format!("claim {field:?} is out of range")))
-    };
-    let rfc3339 = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| t.to_string())
-    };
-    let exp = claims.exp.map(|s| at("exp", s)).transpose()?;
-    if let Some(exp) = exp
-        && now > exp + jwt::LEEWAY
-    {
-        return Err(Error::TokenExpired {
-            exp: rfc3339(exp),
-            now: rfc3339(now),
-        });
-    }
-    for (field, value) in [("nbf", claims.nbf), ("iat", claims.iat)] {
-        if let Some(seconds) = value {
-            let start = at(field, seconds)?;
-            if start > now + jwt::LEEWAY {
-                return Err(Error::TokenNotYetValid {
-                    nbf: rfc3339(start),
-                    now: rfc3339(now),
-                });
-            }
-        }
-    }
+    let at =
+        |field: &str, seconds: Option<i64>| seconds.map(|s| jwt::timestamp(field, s)).transpose();
+    let exp = at("exp", claims.exp)?;
+    jwt::check_window(exp, [at("nbf", claims.nbf)?, at("iat", claims.iat)?], now)?;
     Ok(exp)
 }
 

@@ -12,6 +12,7 @@
 //! a credential, only authorizations; a new provisioner kind is one more verifier here and its
 //! configuration.
 
+pub mod acme;
 pub mod admin;
 pub mod jwk;
 pub mod jwt;

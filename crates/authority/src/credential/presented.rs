@@ -10,7 +10,7 @@ use super::{Authorization, Grant};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
-use crate::store::{CertificateStatus, UsedToken};
+use crate::store::{CertificateStatus, StoredCertificate, UsedToken};
 
 /// How the holder presented its certificate.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +38,21 @@ pub struct Renewal {
 }
 
 impl Authority {
+    /// A presented certificate's record, when this CA stored exactly these bytes: a
+    /// certificate counts as a credential only as issued here, whatever its chain says.
+    pub(crate) async fn stored_as_presented(
+        &self,
+        leaf_der: &[u8],
+        serial: &str,
+    ) -> Result<Option<StoredCertificate>> {
+        Ok(self
+            .store()
+            .certificate(serial)
+            .await
+            .map_err(Error::Store)?
+            .filter(|stored| stored.certificate.der == leaf_der))
+    }
+
     /// The checks every renewal and rekey passes: issued here (stored byte for byte), not
     /// revoked, renewal allowed by its provisioner, not expired unless the provisioner allows
     /// renewal after expiry; a renewal token must also be for this certificate's provisioner.
@@ -50,11 +65,8 @@ impl Authority {
         let old = CertificateInfo::from_der(leaf_der)?;
         let serial = old.serial.to_decimal();
         let stored = self
-            .store()
-            .certificate(&serial)
-            .await
-            .map_err(Error::Store)?
-            .filter(|stored| stored.certificate.der == leaf_der)
+            .stored_as_presented(leaf_der, &serial)
+            .await?
             .ok_or_else(|| Error::RenewNotIssuedHere {
                 serial: serial.clone(),
             })?;

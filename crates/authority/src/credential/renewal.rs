@@ -72,14 +72,7 @@ pub fn verify_renewal_token(
     }
     let exp = jwt::check_time_window(&claims, now)?;
     // step's renewal tokens carry no `jti`: the token's hash stands in for it.
-    if !claims.jti.is_empty() {
-        jwt::check_token_id(&claims.jti)?;
-    }
-    let reuse_key = if claims.jti.trim().is_empty() {
-        mayfly_pki::cert::fingerprint_sha256(token.trim().as_bytes())
-    } else {
-        claims.jti.clone()
-    };
+    let reuse_key = jwt::reuse_key(&claims.jti, token)?;
     Ok(RenewalToken {
         leaf,
         issuer: claims.iss,

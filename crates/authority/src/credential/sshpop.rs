@@ -1,34 +1,71 @@
 //! SSH-POP: the holder of an SSH certificate this CA issued proves possession of its key by
 //! signing a token whose `sshpop` header carries the certificate, to renew, rekey or revoke
-//! it (step's SSHPOP provisioner).
+//! it (step's SSHPOP provisioner). Verified, like every credential, into an
+//! [`Authorization`]: the SSHPOP provisioner vouches, the token is burnt in the namespace of the
+//! certificate that signed it, and the audit log names it `sshpop:SERIAL`.
 
 use mayfly_pki::jose::jws::Jws;
 use mayfly_pki::ssh::SshCertificate;
 use time::OffsetDateTime;
 
-use super::Endpoint;
-use super::jwt;
+use mayfly_config::claims::Claims;
+use mayfly_pki::ssh::CertType;
+
+use super::{Authorization, Endpoint, Grant, Vouched, jwt};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
-use crate::provisioner::Provisioner;
+use crate::provisioner::{Provisioner, SshPopProvisioner};
 use crate::ssh::SshCa;
-use crate::store::UsedToken;
+use crate::store::{CertificateStatus, UsedToken};
 
-/// A verified SSH-POP token: the certificate whose key signed it, and the token to burn.
+/// A verified SSH-POP token: what it authorizes, and the certificate whose key signed it.
 pub(crate) struct SshPop {
+    pub authorization: Authorization,
     pub certificate: SshCertificate,
-    pub jti: String,
-    pub expires_at: OffsetDateTime,
 }
 
-impl SshPop {
-    /// The token, burnt in the namespace of the certificate that signed it.
-    pub fn burn(&self) -> UsedToken {
-        UsedToken {
-            jti: self.jti.clone(),
-            provisioner: format!("sshpop:{}", self.certificate.template.serial),
-            expires_at: self.expires_at,
-        }
+/// An SSH-POP renewal's authorization, the certificate it replaces, and the provisioner that
+/// certificate was issued through (the new one is recorded under it too).
+pub(crate) struct SshRenewal {
+    pub pop: SshPop,
+    pub provisioner: String,
+}
+
+/// The SSHPOP provisioner's vouching; a CA made before `ca init --ssh` wrote one accepts
+/// SSH-POP tokens all the same, vouched for as `sshpop`.
+fn vouched(provisioner: Option<&SshPopProvisioner>) -> Vouched {
+    Vouched {
+        name: provisioner.map_or_else(|| "sshpop".to_string(), |p| p.name.clone()),
+        type_code: mayfly_pki::cert::STEP_PROVISIONER_TYPE_SSHPOP,
+        credential_id: String::new(),
+        claims: provisioner.map_or(Claims::DEFAULT, |p| p.claims),
+        admin: false,
+    }
+}
+
+/// What a verified SSH-POP token authorizes: acting on the certificate that signed it, once.
+fn authorization(
+    provisioner: Option<&SshPopProvisioner>,
+    certificate: &SshCertificate,
+    jti: String,
+    expires_at: OffsetDateTime,
+) -> Authorization {
+    let serial = certificate.template.serial;
+    Authorization {
+        provisioner: vouched(provisioner),
+        subject: serial.to_string(),
+        // Names come from the certificate it renews, never from the token.
+        grant: Grant::Fixed(Vec::new()),
+        ssh: None,
+        burn: Some(UsedToken {
+            jti,
+            // Namespaced by the certificate: a token can only act on the one that signed it.
+            provisioner: format!("sshpop:{serial}"),
+            expires_at,
+        }),
+        credential: format!("sshpop:{serial}"),
+        detail: format!("replaces {serial}"),
+        within: None,
     }
 }
 
@@ -66,7 +103,7 @@ impl Authority {
         // Verified now: the signature above covers the payload.
         let claims: jwt::TokenClaims = serde_json::from_slice(jws.unverified_payload())
             .map_err(|e| Error::TokenMalformed(format!("claims: {e}")))?;
-        self.check_sshpop_audience(&claims, endpoint)?;
+        let provisioner = self.check_sshpop_audience(&claims, endpoint)?;
         let exp = jwt::check_time_window(&claims, now)?;
         jwt::check_token_id(&claims.jti)?;
         let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
@@ -79,9 +116,40 @@ impl Authority {
             });
         }
         Ok(SshPop {
+            authorization: authorization(provisioner, &certificate, claims.jti, exp + jwt::LEEWAY),
             certificate,
-            jti: claims.jti,
-            expires_at: exp + jwt::LEEWAY,
+        })
+    }
+
+    /// The checks of every SSH renewal and rekey: a valid SSH-POP token for `endpoint`, a
+    /// host certificate this CA stored byte for byte, not revoked, not expired.
+    pub(crate) async fn sshpop_for_renewal(
+        &self,
+        ssh: &SshCa,
+        ott: &str,
+        endpoint: Endpoint,
+    ) -> Result<SshRenewal> {
+        let pop = self.verify_sshpop(ssh, ott, endpoint)?;
+        let cert = &pop.certificate;
+        let serial = cert.template.serial.to_string();
+        if cert.template.cert_type != CertType::Host {
+            return Err(Error::SshRenewHostOnly);
+        }
+        let stored = ssh
+            .store()
+            .ssh_certificate(cert.template.serial)
+            .await
+            .map_err(Error::Store)?
+            .filter(|s| s.certificate.blob == cert.blob())
+            .ok_or_else(|| Error::RenewNotIssuedHere {
+                serial: serial.clone(),
+            })?;
+        if stored.status == CertificateStatus::Revoked {
+            return Err(Error::RenewRevoked { serial });
+        }
+        Ok(SshRenewal {
+            pop,
+            provisioner: stored.certificate.provisioner,
         })
     }
 
@@ -89,9 +157,14 @@ impl Authority {
     /// fragment `#sshpop/NAME` of a configured SSHPOP provisioner, and `iss` is that NAME. A CA
     /// with no SSHPOP provisioner (made before they were written by `ca init --ssh`) accepts the
     /// plain endpoint audience: the certificate and its key are the credential either way.
-    fn check_sshpop_audience(&self, claims: &jwt::TokenClaims, endpoint: Endpoint) -> Result<()> {
+    /// Returns the SSHPOP provisioner the token names, if the CA has any.
+    fn check_sshpop_audience(
+        &self,
+        claims: &jwt::TokenClaims,
+        endpoint: Endpoint,
+    ) -> Result<Option<&SshPopProvisioner>> {
         let plain = self.audiences_for(endpoint);
-        let provisioners: Vec<&crate::provisioner::SshPopProvisioner> = self
+        let provisioners: Vec<&SshPopProvisioner> = self
             .provisioners()
             .iter()
             .filter_map(|p| match p {
@@ -100,7 +173,7 @@ impl Authority {
             })
             .collect();
         if provisioners.is_empty() {
-            return jwt::check_audience(claims, plain);
+            return jwt::check_audience(claims, plain).map(|()| None);
         }
         let mut expected = Vec::new();
         for provisioner in &provisioners {
@@ -115,7 +188,7 @@ impl Authority {
                         provisioner: provisioner.name.clone(),
                     });
                 }
-                return Ok(());
+                return Ok(Some(provisioner));
             }
             expected.extend(audiences);
         }

@@ -94,16 +94,8 @@ pub fn verify(
             "claim \"sub\" is missing or empty".into(),
         ));
     }
-    // step's tokens carry a `jti`; one that has none is single use by its hash, as step-ca
-    // keys it.
-    if !claims.jti.is_empty() {
-        jwt::check_token_id(&claims.jti)?;
-    }
-    let reuse_key = if claims.jti.trim().is_empty() {
-        mayfly_pki::cert::fingerprint_sha256(token.trim().as_bytes())
-    } else {
-        claims.jti.clone()
-    };
+    // step's tokens carry a `jti`; one that has none is single use by its hash.
+    let reuse_key = jwt::reuse_key(&claims.jti, token)?;
     let burn = UsedToken {
         jti: reuse_key.clone(),
         provisioner: provisioner.name.clone(),

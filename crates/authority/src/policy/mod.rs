@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 pub use names::{NamePolicies, NamePolicy};
 
 use crate::credential::{Authorization, Grant};
-use crate::duration::GoDuration;
 use crate::error::{Error, Result};
+use mayfly_config::duration::GoDuration;
 
 /// A validity bound in a request: an RFC 3339 instant or a duration from now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! SSH claims of a provisioner: whether it may sign SSH certificates, and for how long.
 
-use crate::claims::ClaimsConfig;
-use crate::duration::GoDuration;
 use crate::error::{Error, Result};
+use mayfly_config::claims::ClaimsConfig;
+use mayfly_config::duration::GoDuration;
 
 /// Resolved SSH claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,11 +21,11 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
-use crate::credential::sshpop::SshPop;
+use crate::credential::sshpop::SshRenewal;
 use crate::credential::{Endpoint, Grant};
 use crate::error::{Error, Result};
 use crate::revocation::RevokeRequest;
-use crate::store::{CertificateStatus, Revocation, StoreError, UsedToken};
+use crate::store::{Revocation, StoreError, UsedToken};
 use crate::telemetry::{Attempt, Operation};
 use claims::SshClaims;
 use policy::SshSignOptions;
@@ -214,17 +214,14 @@ impl Authority {
     pub async fn ssh_renew(&self, ott: &str) -> Result<SshIssued> {
         let mut attempt = Attempt::new(Operation::SshRenew);
         let outcome = async {
-            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, Endpoint::SshRenew).await?;
-            attempt.provisioner(&stored_provisioner);
-            let public_key = pop.certificate.public_key.clone();
-            self.ssh_reissue(
-                ssh,
-                &pop,
-                &public_key,
-                &stored_provisioner,
-                AuditAction::SshRenewed,
-            )
-            .await
+            let ssh = self.ssh()?;
+            let renewal = self
+                .sshpop_for_renewal(ssh, ott, Endpoint::SshRenew)
+                .await?;
+            attempt.provisioner(&renewal.provisioner);
+            let public_key = renewal.pop.certificate.public_key.clone();
+            self.ssh_reissue(ssh, &renewal, &public_key, AuditAction::SshRenewed)
+                .await
         }
         .await;
         attempt.finish(&outcome);
@@ -236,16 +233,13 @@ impl Authority {
         let mut attempt = Attempt::new(Operation::SshRekey);
         let outcome = async {
             let public_key = decode_public_key(public_key_b64)?;
-            let (ssh, pop, stored_provisioner) = self.ssh_renewal(ott, Endpoint::SshRekey).await?;
-            attempt.provisioner(&stored_provisioner);
-            self.ssh_reissue(
-                ssh,
-                &pop,
-                &public_key,
-                &stored_provisioner,
-                AuditAction::SshRekeyed,
-            )
-            .await
+            let ssh = self.ssh()?;
+            let renewal = self
+                .sshpop_for_renewal(ssh, ott, Endpoint::SshRekey)
+                .await?;
+            attempt.provisioner(&renewal.provisioner);
+            self.ssh_reissue(ssh, &renewal, &public_key, AuditAction::SshRekeyed)
+                .await
         }
         .await;
         attempt.finish(&outcome);
@@ -255,28 +249,34 @@ impl Authority {
     async fn ssh_reissue(
         &self,
         ssh: &SshCa,
-        pop: &SshPop,
+        renewal: &SshRenewal,
         public_key: &SshPublicKey,
-        provisioner: &str,
         action: AuditAction,
     ) -> Result<SshIssued> {
         let now = self.clock().now();
-        let old = &pop.certificate.template;
+        let (authorization, provisioner) = (&renewal.pop.authorization, &renewal.provisioner);
+        let old = &renewal.pop.certificate.template;
         let template = policy::renewal_template(
             old,
             self.backdate(),
             now,
             self.name_policies().for_provisioner(provisioner),
         )?;
-        let used = pop.burn();
         let audit = AuditContext::of_request(
             action,
             now,
-            format!("sshpop:{}", old.serial),
-            format!("replaces {}", old.serial),
+            authorization.credential.clone(),
+            authorization.detail.clone(),
         );
         let issued = self
-            .ssh_sign_and_record(ssh, &template, public_key, provisioner, Some(&used), &audit)
+            .ssh_sign_and_record(
+                ssh,
+                &template,
+                public_key,
+                provisioner,
+                authorization.burn.as_ref(),
+                &audit,
+            )
             .await?;
         tracing::info!(
             target: "mayfly::audit",
@@ -286,31 +286,6 @@ impl Authority {
             action.as_str()
         );
         Ok(issued)
-    }
-
-    /// The checks of every SSH renewal: a valid SSH-POP token for `endpoint`, a host
-    /// certificate this CA stored byte for byte, not revoked, not expired.
-    async fn ssh_renewal(&self, ott: &str, endpoint: Endpoint) -> Result<(&SshCa, SshPop, String)> {
-        let ssh = self.ssh()?;
-        let pop = self.verify_sshpop(ssh, ott, endpoint)?;
-        let cert = &pop.certificate;
-        let serial = cert.template.serial.to_string();
-        if cert.template.cert_type != CertType::Host {
-            return Err(Error::SshRenewHostOnly);
-        }
-        let stored = ssh
-            .store
-            .ssh_certificate(cert.template.serial)
-            .await
-            .map_err(Error::Store)?
-            .filter(|s| s.certificate.blob == cert.blob())
-            .ok_or_else(|| Error::RenewNotIssuedHere {
-                serial: serial.clone(),
-            })?;
-        if stored.status == CertificateStatus::Revoked {
-            return Err(Error::RenewRevoked { serial });
-        }
-        Ok((ssh, pop, stored.certificate.provisioner))
     }
 
     /// Revokes an SSH certificate, authorised by a provisioner token whose `sub` is the serial
@@ -349,7 +324,10 @@ impl Authority {
                     requested: serial.to_string(),
                 });
             }
-            (format!("sshpop:{serial}"), pop.burn())
+            let burn = pop.authorization.burn.ok_or_else(|| {
+                Error::TokenMalformed("an SSH-POP token must be single use".into())
+            })?;
+            (pop.authorization.credential, burn)
         } else {
             let authorization = self.verify_token(ott, Endpoint::SshRevoke, now).await?;
             attempt.provisioner(&authorization.provisioner.name);
@@ -497,7 +475,7 @@ fn decode_public_key(text: &str) -> Result<SshPublicKey> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::CaConfig;
+    use mayfly_config::config::CaConfig;
 
     /// step's own ca.json with SSH: the `ssh` block and `enableSSHCA` are understood.
     #[test]

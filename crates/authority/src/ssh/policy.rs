@@ -12,9 +12,9 @@ use time::OffsetDateTime;
 
 use super::claims::SshClaims;
 use crate::credential::CredentialValidity;
-use crate::duration::GoDuration;
 use crate::error::{Error, Result};
 use crate::policy::{NamePolicy, TimeSpec};
+use mayfly_config::duration::GoDuration;
 
 /// Extensions of user certificates, as `ssh-keygen` and step set them by default.
 pub const DEFAULT_USER_EXTENSIONS: &[&str] = &[

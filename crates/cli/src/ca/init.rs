@@ -240,7 +240,7 @@ fn set_metrics_address(
         .find(|f| f.path == layout.ca_config())
         .context("the plan has no ca.json")?;
     let text = String::from_utf8(file.contents.clone()).context("the planned ca.json")?;
-    let (mut config, _) = mayfly_authority::config::CaConfig::parse(&text)?;
+    let (mut config, _) = mayfly_config::config::CaConfig::parse(&text)?;
     config.metrics_address = Some(address);
     file.contents = config.to_json_pretty()?.into_bytes();
     Ok(())

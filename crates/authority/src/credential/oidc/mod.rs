@@ -243,15 +243,21 @@ pub(super) async fn verify(
     // Replay: the nonce the client chose for this login, or the token itself without one.
     let reuse_key = match claims.nonce.as_deref().filter(|n| !n.is_empty()) {
         Some(nonce) => {
+            // The nonce is checked as a `jti` (not blank, fits the used-token column); the
+            // message names the claim the client sent.
             jwt::check_token_id(nonce).map_err(|_| {
-                Error::TokenMalformed(format!(
-                    "claim \"nonce\" is longer than {} bytes",
-                    jwt::MAX_TOKEN_ID_LEN
-                ))
+                Error::TokenMalformed(if nonce.trim().is_empty() {
+                    "claim \"nonce\" is blank (only white space)".to_string()
+                } else {
+                    format!(
+                        "claim \"nonce\" is longer than {} bytes",
+                        jwt::MAX_TOKEN_ID_LEN
+                    )
+                })
             })?;
             nonce.to_string()
         }
-        None => mayfly_pki::cert::fingerprint_sha256(token.trim().as_bytes()),
+        None => jwt::token_hash(token),
     };
     authorization(provisioner, &claims, admin, reuse_key, exp)
 }
@@ -266,36 +272,20 @@ fn check_times(claims: &IdToken, now: OffsetDateTime) -> Result<OffsetDateTime> 
             )));
         }
         // Whole seconds: the fraction a NumericDate may carry changes no decision here.
-        OffsetDateTime::from_unix_timestamp(value.floor() as i64)
-            .map_err(|_| Error::TokenMalformed(format!("claim {field:?} is out of range")))
+        jwt::timestamp(field, value.floor() as i64)
     };
-    let rfc3339 = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| t.to_string())
-    };
+    let optional = |field: &str, value: Option<f64>| value.map(|v| at(field, v)).transpose();
     let exp = at(
         "exp",
         claims
             .exp
             .ok_or_else(|| Error::TokenMalformed("claim \"exp\" is missing".into()))?,
     )?;
-    if now > exp + jwt::LEEWAY {
-        return Err(Error::TokenExpired {
-            exp: rfc3339(exp),
-            now: rfc3339(now),
-        });
-    }
-    for (field, value) in [("nbf", claims.nbf), ("iat", claims.iat)] {
-        if let Some(value) = value {
-            let not_before = at(field, value)?;
-            if not_before > now + jwt::LEEWAY {
-                return Err(Error::TokenNotYetValid {
-                    nbf: rfc3339(not_before),
-                    now: rfc3339(now),
-                });
-            }
-        }
-    }
+    jwt::check_window(
+        Some(exp),
+        [optional("nbf", claims.nbf)?, optional("iat", claims.iat)?],
+        now,
+    )?;
     Ok(exp)
 }
 
