@@ -326,6 +326,37 @@ async fn a_token_without_a_nonce_is_burnt_by_its_hash() {
     ));
 }
 
+/// The nonce is burnt as the token's id: one of the used-token column's 255 bytes is burnt
+/// whole; one byte more, or a blank one, is refused with a message that says which.
+#[tokio::test]
+async fn a_nonce_fits_the_used_token_column_and_is_not_blank() {
+    let idp = Idp::new(json!({}));
+    let longest = "n".repeat(jwt::MAX_TOKEN_ID_LEN);
+    let authorization = idp
+        .verify(&with(idp.claims(), json!({"nonce": longest})))
+        .await
+        .unwrap();
+    assert_eq!(authorization.burn.unwrap().jti, longest);
+    for (nonce, says) in [
+        (
+            "n".repeat(jwt::MAX_TOKEN_ID_LEN + 1),
+            "longer than 255 bytes",
+        ),
+        (" ".to_string(), "is blank"),
+    ] {
+        match idp
+            .verify(&with(idp.claims(), json!({"nonce": nonce})))
+            .await
+        {
+            Err(Error::TokenMalformed(message)) => assert!(
+                message.contains("claim \"nonce\"") && message.contains(says),
+                "{nonce:?}: {message}"
+            ),
+            other => panic!("nonce {nonce:?}: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn other_tokens_are_left_to_their_own_verifiers() {
     let idp = Idp::new(json!({}));
