@@ -462,6 +462,40 @@ fn every_command_that_decrypts_a_provisioner_key_names_provisioner_password_file
         flag,
     );
     mayfly_err(home, work, &["ssh", "revoke", "1234"], flag);
+    mayfly_err(home, work, &["ca", "certificates", "export"], flag);
+    // `ssh login` with a JWK provisioner asks for the password once an agent is there to take
+    // the key (without one it stops before, naming SSH_AUTH_SOCK).
+    let test = "every_command_that_decrypts_a_provisioner_key_names_provisioner_password_file";
+    if mayfly_testkit::program(test, "ssh-agent", "openssh-client").is_some() {
+        let socket = work.join("agent.sock");
+        let mut agent = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = Command::new(support::client_bin())
+            .args(["ssh", "login", "alice"])
+            .env("MAYFLY_PATH", home)
+            .env("SSH_AUTH_SOCK", &socket)
+            .current_dir(work)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let _ = agent.kill();
+        let _ = agent.wait();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(flag),
+            "ssh login: {stderr}"
+        );
+    }
 
     // `ca token` takes step's --password-file too, as the same flag.
     for name in ["--provisioner-password-file", "--password-file"] {
