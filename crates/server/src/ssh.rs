@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use mayfly_authority::revocation::ReasonCode;
-use mayfly_authority::ssh::policy::SshSignOptions;
+use mayfly_authority::policy::ssh::SshSignOptions;
 use mayfly_authority::ssh::render;
 use mayfly_proto::StatusResponse;
 use mayfly_proto::ssh::{

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::ssh::policy::SshTokenClaims;
+use crate::policy::ssh::SshTokenClaims;
 
 /// Clock skew tolerated on `nbf`, `iat` and `exp`.
 pub const LEEWAY: time::Duration = time::Duration::seconds(60);

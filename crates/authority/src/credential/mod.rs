@@ -29,8 +29,8 @@ use mayfly_pki::jose::jws::Jws;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
+use crate::policy::ssh::SshTokenClaims;
 use crate::provisioner::Provisioner;
-use crate::ssh::policy::SshTokenClaims;
 use crate::store::UsedToken;
 
 /// What a verified credential allows.

@@ -5,10 +5,11 @@
 //! fewer, never for others. Validity comes from the request, bounded by the provisioner's
 //! claims; a renewal keeps the old certificate's names and lifetime. Every template then meets
 //! the name policy ([`names`]) of the authority and of the provisioner that vouched for it.
-//! SSH certificates have their policy in [`crate::ssh::policy`].
+//! SSH certificates have theirs in [`ssh`], from the same authorizations.
 
 pub mod names;
 mod rules;
+pub mod ssh;
 
 use mayfly_pki::{Csr, LeafTemplate, ProvisionerExtension, San, SerialNumber};
 use time::OffsetDateTime;

@@ -3,7 +3,7 @@
 //! format (`mayfly_config::policy`).
 //!
 //! The policy stage checks every template against it, whatever the credential, just before
-//! the template leaves [`crate::policy`] (and [`crate::ssh::policy`]); ACME orders are also
+//! the template leaves [`crate::policy`] (and [`crate::policy::ssh`]); ACME orders are also
 //! checked when they are made. A name must pass both levels:
 //!
 //! 1. no deny rule of either level touches it (deny wins, over both levels' allow lists);

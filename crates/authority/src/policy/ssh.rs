@@ -10,10 +10,10 @@ use mayfly_pki::ssh::{CertType, SshCertTemplate};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::claims::SshClaims;
+use super::{NamePolicy, TimeSpec};
 use crate::credential::CredentialValidity;
 use crate::error::{Error, Result};
-use crate::policy::{NamePolicy, TimeSpec};
+use crate::ssh::claims::SshClaims;
 use mayfly_config::duration::GoDuration;
 
 /// Extensions of user certificates, as `ssh-keygen` and step set them by default.
@@ -123,7 +123,7 @@ pub fn ssh_template(
     bounds: SshBounds<'_>,
     backdate: time::Duration,
     now: OffsetDateTime,
-) -> Result<SshCertTemplate> {
+) -> Result<SshTemplate> {
     let SshBounds {
         claims,
         within,
@@ -287,7 +287,7 @@ pub fn ssh_template(
             .collect(),
         CertType::Host => BTreeMap::new(),
     };
-    Ok(SshCertTemplate {
+    Ok(SshTemplate(SshCertTemplate {
         cert_type,
         serial: mayfly_pki::ssh::random_serial()?,
         key_id,
@@ -296,7 +296,20 @@ pub fn ssh_template(
         valid_before: unix(end),
         critical_options: token.critical_options.clone(),
         extensions,
-    })
+    }))
+}
+
+/// An SSH certificate as the policy decided it: the only form an SSH certificate takes before
+/// it is signed. Its field is private, so one is made by [`ssh_template`] or
+/// [`renewal_template`] alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTemplate(SshCertTemplate);
+
+impl SshTemplate {
+    /// What the signer encodes.
+    pub fn certificate(&self) -> &SshCertTemplate {
+        &self.0
+    }
 }
 
 /// The template that replaces `old` (a host certificate's renewal or rekey): the same type,
@@ -307,16 +320,16 @@ pub fn renewal_template(
     backdate: time::Duration,
     now: OffsetDateTime,
     names: NamePolicy<'_>,
-) -> Result<SshCertTemplate> {
+) -> Result<SshTemplate> {
     names.check_ssh(old.cert_type, &old.principals)?;
     let lifetime = old.valid_before.saturating_sub(old.valid_after);
     let valid_after = unix(now - backdate);
-    Ok(SshCertTemplate {
+    Ok(SshTemplate(SshCertTemplate {
         serial: mayfly_pki::ssh::random_serial()?,
         valid_after,
         valid_before: valid_after.saturating_add(lifetime),
         ..old.clone()
-    })
+    }))
 }
 
 /// Unix seconds; times before 1970 cannot reach here (they would be in the past).

@@ -6,7 +6,6 @@
 //! its `sshpop` header, so only the holder of a host's current key can extend its certificate.
 
 pub mod claims;
-pub mod policy;
 pub mod render;
 pub mod store;
 
@@ -16,7 +15,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use mayfly_pki::Signer;
 use mayfly_pki::jose::jws::Jws;
-use mayfly_pki::ssh::{CertType, SshCertTemplate, SshCertificate, SshPublicKey};
+use mayfly_pki::ssh::{CertType, SshCertificate, SshPublicKey};
 use time::OffsetDateTime;
 
 use crate::audit::{AuditAction, AuditContext};
@@ -24,11 +23,11 @@ use crate::authority::Authority;
 use crate::credential::sshpop::SshRenewal;
 use crate::credential::{Endpoint, Grant};
 use crate::error::{Error, Result};
+use crate::policy::ssh::{self as policy, SshSignOptions};
 use crate::revocation::RevokeRequest;
 use crate::store::{Revocation, StoreError, UsedToken};
 use crate::telemetry::{Attempt, Operation};
 use claims::SshClaims;
-use policy::SshSignOptions;
 use store::{IssuedSshCertificate, SshStore};
 
 /// The SSH CA keys with the store their certificates are recorded in.
@@ -183,7 +182,7 @@ impl Authority {
             authorization.credential.clone(),
             format!(
                 "{} certificate, {}",
-                template.cert_type.as_str(),
+                template.certificate().cert_type.as_str(),
                 authorization.detail
             ),
         );
@@ -199,10 +198,10 @@ impl Authority {
             .await?;
         tracing::info!(
             target: "mayfly::audit",
-            serial = template.serial,
-            cert_type = template.cert_type.as_str(),
-            key_id = %template.key_id,
-            principals = ?template.principals,
+            serial = template.certificate().serial,
+            cert_type = template.certificate().cert_type.as_str(),
+            key_id = %template.certificate().key_id,
+            principals = ?template.certificate().principals,
             %provisioner,
             "SSH certificate issued"
         );
@@ -280,7 +279,7 @@ impl Authority {
             .await?;
         tracing::info!(
             target: "mayfly::audit",
-            serial = template.serial,
+            serial = template.certificate().serial,
             old = old.serial,
             "SSH certificate {}",
             action.as_str()
@@ -347,7 +346,7 @@ impl Authority {
             reason_code: request.reason_code.code(),
             reason: request.reason.clone(),
             revoked_at: now,
-            revoked_by: revoked_by.clone(),
+            revoked_by: crate::revocation::revoked_by_column(&revoked_by),
         };
         let audit = AuditContext::of_request(
             AuditAction::SshRevoked,
@@ -415,12 +414,13 @@ impl Authority {
     async fn ssh_sign_and_record(
         &self,
         ssh: &SshCa,
-        template: &SshCertTemplate,
+        template: &policy::SshTemplate,
         public_key: &SshPublicKey,
         provisioner: &str,
         token: Option<&UsedToken>,
         audit: &AuditContext,
     ) -> Result<SshIssued> {
+        let template = template.certificate();
         let certificate = mayfly_pki::ssh::sign_certificate(
             template,
             public_key,

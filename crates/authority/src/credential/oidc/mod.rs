@@ -21,8 +21,8 @@ use time::OffsetDateTime;
 use super::jwt::{self, Audience};
 use super::{Authorization, Endpoint, Grant, TokenContext, Vouched};
 use crate::error::{Error, Result};
+use crate::policy::ssh::SshTokenClaims;
 use crate::provisioner::{OidcProvisioner, Provisioner};
-use crate::ssh::policy::SshTokenClaims;
 use crate::store::UsedToken;
 
 /// The claims an ID token is routed by, read before its signature is checked.
