@@ -23,6 +23,27 @@ const REASONS: &[(u8, &str)] = &[
     (10, "aACompromise"),
 ];
 
+/// The longest `revoked_by` the store keeps: the schema's `VARCHAR(255)`, which PostgreSQL and
+/// MySQL count in characters.
+pub const MAX_REVOKED_BY_LEN: usize = 255;
+
+/// Who revoked a certificate, as the store's `revoked_by` column keeps it: the credential's name
+/// (`token:NAME`, `oidc:NAME`, `mtls:CN`, `sshpop:SERIAL`, `acme:account:ID`), cut to the
+/// column's 255 characters, the last one `…`, when longer. The prefix puts a provisioner name
+/// of the longest allowed 255 characters past the column, and a certificate's common name has
+/// no bound here at all: PostgreSQL and MariaDB would refuse the write, a 500 for a valid
+/// revocation. Cut here, in the one place every revocation's record is made, rather than the
+/// column widened by a migration on every engine: the audit entry written with it keeps the
+/// whole name.
+pub fn revoked_by_column(credential: &str) -> String {
+    if credential.chars().count() <= MAX_REVOKED_BY_LEN {
+        return credential.to_string();
+    }
+    let mut cut: String = credential.chars().take(MAX_REVOKED_BY_LEN - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// A valid CRLReason code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReasonCode(u8);
@@ -207,7 +228,7 @@ impl Authority {
             reason_code: reason_code.code(),
             reason: reason.to_string(),
             revoked_at: now,
-            revoked_by: revoked_by.to_string(),
+            revoked_by: revoked_by_column(revoked_by),
         };
         let audit = AuditContext::of_request(
             AuditAction::Revoked,
@@ -240,6 +261,25 @@ mod tests {
             assert!(ReasonCode::parse(bad).is_err(), "{bad}");
         }
         assert!(ReasonCode::from_code(7).is_err());
+    }
+
+    #[test]
+    fn who_revoked_fits_its_column_in_characters() {
+        let name = "é".repeat(crate::provisioner::MAX_NAME_LEN);
+        for credential in ["token:admin".to_string(), "m".repeat(MAX_REVOKED_BY_LEN)] {
+            assert_eq!(revoked_by_column(&credential), credential);
+        }
+        for credential in [
+            format!("token:{name}"),
+            format!("oidc:{name}"),
+            format!("mtls:{}", "c".repeat(4096)),
+        ] {
+            let recorded = revoked_by_column(&credential);
+            assert_eq!(recorded.chars().count(), MAX_REVOKED_BY_LEN, "{recorded}");
+            let kept = recorded.trim_end_matches('…');
+            assert!(credential.starts_with(kept), "{recorded}");
+            assert!(recorded.ends_with('…'), "{recorded}");
+        }
     }
 
     #[test]

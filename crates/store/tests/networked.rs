@@ -3,6 +3,8 @@
 //! (several mayfly instances) on one database, migrations run by instances starting at once,
 //! and a schema from a newer mayfly.
 
+mod column_limits;
+
 use mayfly_authority::store::CertStore;
 use mayfly_store::testing::TestDatabase;
 use mayfly_store::{Dialect, Error, NetworkedStore, conformance};
@@ -47,6 +49,18 @@ async fn instances_share_one_database(dialect: Dialect, test: &str) {
     for store in [first, second, third] {
         store.close().await;
     }
+}
+
+/// The longest values the checks upstream let through fit the engine's `VARCHAR` columns: a
+/// revocation by the longest provisioner name, the longest ACME identifier.
+async fn values_at_their_longest_fit_their_columns(dialect: Dialect, test: &str) {
+    let Some(database) = TestDatabase::create(dialect, test).await else {
+        return;
+    };
+    let store = open(&database).await;
+    column_limits::revoked_by_at_the_longest_provisioner_name(&store).await;
+    column_limits::acme_identifier_at_its_longest(&store).await;
+    store.close().await;
 }
 
 async fn migrations_recorded_and_newer_schema_refused(dialect: Dialect, test: &str) {
@@ -129,6 +143,24 @@ async fn mysql_migrations_and_newer_schema() {
     migrations_recorded_and_newer_schema_refused(
         Dialect::MySql,
         "mysql_migrations_and_newer_schema",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_values_at_their_longest_fit_their_columns() {
+    values_at_their_longest_fit_their_columns(
+        Dialect::Postgres,
+        "postgres_values_at_their_longest_fit_their_columns",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_values_at_their_longest_fit_their_columns() {
+    values_at_their_longest_fit_their_columns(
+        Dialect::MySql,
+        "mysql_values_at_their_longest_fit_their_columns",
     )
     .await;
 }

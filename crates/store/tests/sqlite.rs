@@ -4,6 +4,8 @@
 //! Everything runs on real files in a fresh directory under the system temp dir, because WAL,
 //! reopening and several handles on one database are exactly what an in-memory database hides.
 
+mod column_limits;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -107,6 +109,17 @@ async fn acme_conformance_in_memory() {
         .await
         .expect("open an in-memory store");
     mayfly_store::acme_conformance::run_all(&store, &store).await;
+}
+
+/// The longest values the checks upstream let through are stored whole (the same checks run
+/// on PostgreSQL and MariaDB in `networked.rs`, where a column too short would refuse them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_at_their_longest_fit_their_columns() {
+    let dir = TempDir::new();
+    let store = open(&dir.database()).await;
+    column_limits::revoked_by_at_the_longest_provisioner_name(&store).await;
+    column_limits::acme_identifier_at_its_longest(&store).await;
+    store.close().await;
 }
 
 /// Two handles on one file stand for two mayfly processes sharing the database: they take turns
