@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mayfly_pki::cert::{CertificateInfo, certificates_from_pem};
+use support::ca::{Init, InitCa};
 use support::step::{Step, StepCa};
 use support::{DevInfo, Server, free_port, mayfly_ok, require_tool, run};
 
@@ -282,6 +283,265 @@ fn step_x509_flows_against_mayfly_ca() {
     let out = s.step_err(&["ca", "renew", "--force", "csr.crt", "csr.key"], "revoked");
     assert!(out.contains(&serial), "{out}");
     drop(s.server);
+}
+
+/// The leaf of the PEM chain in `dir/crt`.
+fn leaf_in(dir: &Path, crt: &str) -> CertificateInfo {
+    let pem = std::fs::read(dir.join(crt)).unwrap();
+    CertificateInfo::from_der(&certificates_from_pem(&pem).unwrap()[0]).unwrap()
+}
+
+/// Sleeps until `leaf` has expired by the clock the CA shares with the test.
+fn wait_until_expired(leaf: &CertificateInfo) {
+    let left = leaf.not_after - time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    if left.is_positive() {
+        std::thread::sleep(left.unsigned_abs());
+    }
+}
+
+/// A renewal as today's step makes it without mutual TLS (`step ca renew --mtls=false`, step
+/// 0.22 and later; `RenewWithToken` in smallstep/cli's command/ca/renew.go): a token signed by
+/// the certificate's key with the chain in `x5cInsecure`, `iss` step-ca-client/1.0, `aud` the
+/// CA's `/renew`, `sub` the common name, posted to `/renew` with no body and no content type,
+/// with the `X-Request-Id` today's client adds to every request. The token is made by step's own
+/// JOSE code (`step crypto jwt sign`), which also writes a `jti`. Returns the status and body;
+/// on success the new chain replaces `crt`, as step writes it.
+struct TodaysRenewal<'a> {
+    step: &'a Step,
+    /// The step's working directory, where the certificates are.
+    dir: &'a Path,
+    curl: &'a Path,
+    url: &'a str,
+}
+
+impl TodaysRenewal<'_> {
+    fn token(&self, crt: &str, key: &str, subject: &str) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.step
+            .stdout(&[
+                "crypto",
+                "jwt",
+                "sign",
+                "--key",
+                key,
+                "--x5c-cert",
+                crt,
+                "--x5c-insecure",
+                "--iss",
+                "step-ca-client/1.0",
+                "--aud",
+                &format!("{}/renew", self.url),
+                "--sub",
+                subject,
+                "--nbf",
+                &now.to_string(),
+                "--iat",
+                &now.to_string(),
+                "--exp",
+                &(now + 300).to_string(),
+            ])
+            .trim()
+            .to_string()
+    }
+
+    fn post(&self, token: &str, crt: &str) -> (u16, serde_json::Value) {
+        let dir = self.dir;
+        let request_id = format!("step-{}", token.len());
+        let root = self.step.steppath.join("certs/root_ca.crt");
+        let out = std::process::Command::new(self.curl)
+            .args(["-sS", "-X", "POST", "--cacert"])
+            .arg(&root)
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args(["-H", &format!("X-Request-Id: {request_id}")])
+            .args(["-D", "headers.txt", "-o", "body.json", "-w", "%{http_code}"])
+            .arg(format!("{}/renew", self.url))
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let status: u16 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("curl: {}", String::from_utf8_lossy(&out.stderr)));
+        let body: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("body.json")).unwrap()).unwrap();
+        let headers = std::fs::read_to_string(dir.join("headers.txt")).unwrap();
+        assert!(
+            headers
+                .to_ascii_lowercase()
+                .contains(&format!("x-request-id: {request_id}")),
+            "the client's request id is kept: {headers}"
+        );
+        if status == 201 {
+            let chain = body["certChain"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{body}"))
+                .iter()
+                .map(|pem| pem.as_str().unwrap().to_string())
+                .collect::<String>();
+            std::fs::write(dir.join(crt), chain).unwrap();
+        }
+        (status, body)
+    }
+}
+
+/// step's renewal without mutual TLS, the token flow of points 5 and 7: the real step renews an
+/// expired certificate with a token (0.19 does so only after expiry: `RenewAfterExpiry`, the
+/// same token as today's `--mtls=false`), again with a fresh token, and not a revoked one;
+/// today's `--mtls=false` request for a certificate still valid is made as today's step makes
+/// it, and the real `--mtls=false` runs as well when the step at hand has the flag.
+#[test]
+fn step_renews_with_a_token_against_mayfly_ca() {
+    let test = "step_renews_with_a_token_against_mayfly_ca";
+    let Some(program) = mayfly_testkit::step_cli(test) else {
+        return;
+    };
+    let Some(curl) = mayfly_testkit::program(test, "curl", "curl") else {
+        return;
+    };
+    let ca = InitCa::new(Init {
+        name: "Token renewal",
+        provisioner: "ops",
+        ..Init::default()
+    });
+    // Short certificates that may be renewed once expired, as step-ca's
+    // `allowRenewalAfterExpiry`.
+    mayfly_ok(
+        &ca.home,
+        ca.work(),
+        &[
+            "ca",
+            "provisioner",
+            "update",
+            "ops",
+            "--x509-min-dur",
+            "1s",
+            "--allow-renewal-after-expiry",
+        ],
+    );
+    let _server = ca.start();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&ca.config).unwrap()).unwrap();
+    let url = format!("https://{}", config["address"].as_str().unwrap());
+    let root = std::fs::read(ca.home.join("certs/root_ca.crt")).unwrap();
+    let fingerprint =
+        mayfly_pki::cert::fingerprint_sha256(&certificates_from_pem(&root).unwrap()[0]);
+    let work = ca.work().join("step");
+    std::fs::create_dir_all(&work).unwrap();
+    let step = Step::at(&program, work.join("steppath"), &work);
+    step.bootstrap(&url, &fingerprint);
+    let password = ca.work().join("pw.txt");
+    let certificate = |name: &str, extra: &[&str]| {
+        let subject = format!("{name}.internal");
+        let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+        let mut args = vec![
+            "ca",
+            "certificate",
+            "--provisioner",
+            "ops",
+            "--provisioner-password-file",
+            password.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&subject, &crt, &key]);
+        step.ok(&args);
+    };
+    let serial = |crt: &str| leaf_in(&work, crt).serial.to_decimal();
+
+    // Today's `--mtls=false` for a valid certificate, twice (each run signs a fresh token); the
+    // same token a second time is refused, as a renewal token buys one certificate.
+    certificate("long", &[]);
+    let todays = TodaysRenewal {
+        step: &step,
+        dir: &work,
+        curl: &curl,
+        url: &url,
+    };
+    let first = serial("long.crt");
+    let token = todays.token("long.crt", "long.key", "long.internal");
+    let (status, body) = todays.post(&token, "long.crt");
+    assert_eq!(status, 201, "{body}");
+    let second = serial("long.crt");
+    assert_ne!(second, first);
+    let (status, body) = todays.post(&token, "long.crt");
+    assert!(
+        status == 401 || status == 403,
+        "a replayed token: {status} {body}"
+    );
+    let token = todays.token("long.crt", "long.key", "long.internal");
+    let (status, body) = todays.post(&token, "long.crt");
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(serial("long.crt"), second);
+    // The real flag, where the step at hand has it (0.19 has not; 0.22 and later have).
+    let mtls_flag = step.ok(&["ca", "renew", "--help"]).contains("--mtls");
+    if mtls_flag {
+        for _ in 0..2 {
+            let before = serial("long.crt");
+            step.ok(&[
+                "ca",
+                "renew",
+                "--mtls=false",
+                "--force",
+                "long.crt",
+                "long.key",
+            ]);
+            assert_ne!(serial("long.crt"), before);
+        }
+    } else {
+        eprintln!("{test}: this step has no --mtls flag; its token flow runs after expiry below");
+    }
+
+    // The real step's token flow: certificates of 3 s, one revoked while valid.
+    certificate("short", &["--not-after", "3s"]);
+    certificate("revoked", &["--not-after", "3s"]);
+    step.ok(&[
+        "ca",
+        "revoke",
+        "--cert",
+        "revoked.crt",
+        "--key",
+        "revoked.key",
+    ]);
+    let short = leaf_in(&work, "short.crt");
+    wait_until_expired(&short);
+    wait_until_expired(&leaf_in(&work, "revoked.crt"));
+    step.ok(&["ca", "renew", "--force", "short.crt", "short.key"]);
+    let renewed = leaf_in(&work, "short.crt");
+    assert_ne!(renewed.serial.to_decimal(), short.serial.to_decimal());
+    assert!(renewed.not_after > time::OffsetDateTime::now_utc());
+    let out = step.err(
+        &["ca", "renew", "--force", "revoked.crt", "revoked.key"],
+        "revoked",
+    );
+    assert!(!out.contains("saved"), "{out}");
+    // Today's form is refused for the revoked certificate too (401, as step-ca answers), and so
+    // is the real flag.
+    let token = todays.token("revoked.crt", "revoked.key", "revoked.internal");
+    let (status, body) = todays.post(&token, "revoked.crt");
+    assert!(
+        status == 401
+            && body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("revoked"),
+        "{status} {body}"
+    );
+    if mtls_flag {
+        step.err(
+            &[
+                "ca",
+                "renew",
+                "--mtls=false",
+                "--force",
+                "revoked.crt",
+                "revoked.key",
+            ],
+            "revoked",
+        );
+    }
+    // A second renewal of the renewed certificate, with a token step makes afresh.
+    wait_until_expired(&renewed);
+    step.ok(&["ca", "renew", "--force", "short.crt", "short.key"]);
+    assert_ne!(serial("short.crt"), renewed.serial.to_decimal());
 }
 
 #[test]
