@@ -105,6 +105,10 @@ pub enum Error {
         "certificate {serial} expired at {not_after} and its provisioner does not allow renewal after expiry"
     )]
     RenewExpired { serial: String, not_after: String },
+    /// An SSH-POP token's certificate outside its validity: SSH-POP proves possession of a
+    /// certificate valid now, whatever the endpoint (renew, rekey or revoke).
+    #[error("SSH certificate {serial} is not valid now: {why}")]
+    SshPopCertificateNotValid { serial: String, why: String },
     #[error("provisioner {provisioner:?} does not allow renewal (disableRenewal)")]
     RenewalDisabled { provisioner: String },
     #[error("no certificate with serial number {serial} was issued by this CA")]
@@ -264,6 +268,7 @@ impl Error {
             | Error::RenewNotIssuedHere { .. }
             | Error::RenewRevoked { .. }
             | Error::RenewExpired { .. }
+            | Error::SshPopCertificateNotValid { .. }
             | Error::RenewalDisabled { .. }
             | Error::AdminCredentialsMissing
             | Error::OidcEmailUnverified { .. }

@@ -2,6 +2,8 @@
 //! shapes, SSH-POP renewal and rekey, revocation into the KRL, and a table of bad requests with
 //! the status and message each gets, none of which stores a certificate.
 
+mod support;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,8 +16,8 @@ use mayfly_authority::provisioner::Provisioner;
 use mayfly_authority::{Authority, AuthorityParts, LoadedMaterial};
 use mayfly_config::init::{self, InitOptions, Layout};
 use mayfly_pki::jose::{jwe, jwk::Jwk, jws};
-use mayfly_pki::ssh::{CertType, SshCertificate, SshPublicKey};
-use mayfly_pki::{KeyAlgorithm, PrivateKey};
+use mayfly_pki::ssh::{CertType, SshCertTemplate, SshCertificate, SshPublicKey};
+use mayfly_pki::{KeyAlgorithm, PrivateKey, Signer};
 use mayfly_server::api::{AppState, router};
 use mayfly_server::tls::TlsSettings;
 use serde_json::{Value, json};
@@ -30,6 +32,17 @@ struct Harness {
     provisioner_key: PrivateKey,
     kid: String,
     root_fingerprint: String,
+    /// The CA's SSH host key, to make certificates the CA would not issue (an expired one).
+    host_ca: Option<Arc<dyn Signer>>,
+}
+
+/// The JWK provisioner's name policy: no user certificate for mallory, no host certificate
+/// under evil.test. Deny rules only, so every other name in these tests passes.
+fn admin_policy() -> Value {
+    json!({"ssh": {
+        "user": {"deny": {"principal": ["mallory"]}},
+        "host": {"deny": {"dns": ["*.evil.test"]}}
+    }})
 }
 
 async fn harness(ssh: Option<KeyAlgorithm>) -> Harness {
@@ -56,6 +69,10 @@ async fn harness_with(ssh: Option<KeyAlgorithm>, sshpop: bool) -> Harness {
     };
     let plan = init::plan(&options, &layout).unwrap();
     init::write(&plan, &layout, false).unwrap();
+    let mut written: Value =
+        serde_json::from_slice(&std::fs::read(layout.ca_config()).unwrap()).unwrap();
+    written["authority"]["provisioners"][0]["policy"] = admin_policy();
+    std::fs::write(layout.ca_config(), written.to_string()).unwrap();
     let mut loaded = mayfly_config::config::CaConfig::load(&layout.ca_config()).unwrap();
     if !sshpop {
         loaded
@@ -77,6 +94,7 @@ async fn harness_with(ssh: Option<KeyAlgorithm>, sshpop: bool) -> Harness {
     .unwrap();
     let provisioner_key = Jwk::from_json(&private).unwrap().to_private_key().unwrap();
     let kid = provisioner.kid.clone();
+    let host_ca = material.ssh.as_ref().map(|keys| keys.host_key.clone());
     let ssh = material
         .ssh
         .map(|keys| mayfly_authority::ssh::SshCa::new(keys, store.clone()).unwrap());
@@ -103,6 +121,7 @@ async fn harness_with(ssh: Option<KeyAlgorithm>, sshpop: bool) -> Harness {
         provisioner_key,
         kid,
         root_fingerprint: plan.root_fingerprint,
+        host_ca,
     }
 }
 
@@ -595,7 +614,12 @@ async fn hosts_renew_and_rekey_with_their_key_and_revoked_certificates_cannot() 
     let (status, answer) = h.call("POST", "/ssh/revoke", body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (status, answer) = h.call("POST", "/ssh/revoke", body).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert_refused(
+        "revoking twice with one token",
+        (status, answer),
+        StatusCode::UNAUTHORIZED,
+        "token was already used",
+    );
 
     // User certificates are not renewed.
     let token = h.ssh_token("user", "alice", &["alice"]);
@@ -896,4 +920,257 @@ async fn a_ca_without_ssh_keys_says_so() {
             "{answer}"
         );
     }
+}
+
+/// [`support::assert_refused`] for an answer of the router.
+#[track_caller]
+fn assert_refused(row: &str, got: (StatusCode, Value), status: StatusCode, message: &str) {
+    support::assert_refused(row, (got.0.as_u16(), &got.1), status.as_u16(), message);
+}
+
+/// Each bad JWK token for `/ssh/sign` is refused for its own reason; each row is a token that
+/// would buy a certificate but for the one thing wrong with it, so it fails if the check it
+/// names is taken away.
+#[tokio::test]
+async fn bad_jwk_tokens_get_no_ssh_certificate() {
+    let h = harness(Some(KeyAlgorithm::EcP256)).await;
+    let (_, public) = new_key();
+    let user = || Some(json!({"certType": "user", "keyID": "alice", "principals": ["alice"]}));
+    let with = |field: &str, value: Value| {
+        let mut claims = h.claims("ssh/sign", "alice", user());
+        claims[field] = value;
+        claims
+    };
+    let replayed = h.token(&h.claims("ssh/sign", "alice", user()));
+    h.sign(&public, &replayed, json!({})).await;
+    let before = h.stored();
+    let mut expired = with("exp", json!(now() - 120));
+    expired["nbf"] = json!(now() - 400);
+    expired["iat"] = json!(now() - 400);
+    // A key ca.json does not have, naming itself by its own thumbprint as step does.
+    let stranger = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let stranger_kid = Jwk::public_from_key(&stranger).unwrap().kid.unwrap();
+    let by = |key: &PrivateKey, kid: &str, claims: &Value| {
+        jws::sign_compact(key, kid, claims.to_string().as_bytes()).unwrap()
+    };
+    let base = h.claims("ssh/sign", "alice", user());
+    let ssh = |cert_type: &str, principal: &str| {
+        h.token(&h.claims(
+            "ssh/sign",
+            principal,
+            Some(json!({"certType": cert_type, "keyID": principal, "principals": [principal]})),
+        ))
+    };
+    let rows: Vec<(&str, String, StatusCode, &str)> = vec![
+        (
+            "replay",
+            replayed,
+            StatusCode::UNAUTHORIZED,
+            "token was already used",
+        ),
+        (
+            "expired",
+            h.token(&expired),
+            StatusCode::UNAUTHORIZED,
+            "token expired at",
+        ),
+        (
+            "an unknown key",
+            by(&stranger, &stranger_kid, &base),
+            StatusCode::UNAUTHORIZED,
+            "which is no provisioner's key",
+        ),
+        (
+            "another key under the provisioner's key id",
+            by(&stranger, &h.kid, &base),
+            StatusCode::UNAUTHORIZED,
+            "token signature is invalid",
+        ),
+        (
+            "another CA's root pinned",
+            h.token(&with("sha", json!("00".repeat(32)))),
+            StatusCode::UNAUTHORIZED,
+            "token root fingerprint 0000",
+        ),
+        (
+            "the X.509 endpoint's audience",
+            h.token(&with("aud", json!("https://ca.test/1.0/sign"))),
+            StatusCode::UNAUTHORIZED,
+            "token audience [\"https://ca.test/1.0/sign\"] is not this CA",
+        ),
+        (
+            "another CA's name",
+            h.token(&with("aud", json!("https://elsewhere.test/1.0/ssh/sign"))),
+            StatusCode::UNAUTHORIZED,
+            "is not this CA",
+        ),
+        (
+            "another issuer",
+            h.token(&with("iss", json!("someone"))),
+            StatusCode::UNAUTHORIZED,
+            "token issuer \"someone\" does not match provisioner \"admin\"",
+        ),
+        (
+            "a user the policy denies",
+            ssh("user", "mallory"),
+            StatusCode::FORBIDDEN,
+            "principal \"mallory\" is denied by provisioner \"admin\"'s deny rule \"mallory\"",
+        ),
+        (
+            "a host the policy denies",
+            ssh("host", "db.evil.test"),
+            StatusCode::FORBIDDEN,
+            "principal \"db.evil.test\" is denied by provisioner \"admin\"'s deny rule \"*.evil.test\"",
+        ),
+    ];
+    for (row, ott, status, message) in rows {
+        let body = json!({"publicKey": STANDARD.encode(public.blob()), "ott": ott});
+        let got = h.call("POST", "/1.0/ssh/sign", body).await;
+        assert_refused(row, got, status, message);
+    }
+    assert_eq!(h.stored(), before, "a refused token bought a certificate");
+}
+
+/// SSH-POP, the credential of `/ssh/renew`, `/ssh/rekey` and `/ssh/revoke`: a certificate of
+/// another SSH CA, an expired (or not yet valid) certificate, an expired token, a token signed
+/// by another key, a token for another endpoint, and a token used twice are each refused on
+/// every endpoint that takes them, for their own reason. (Renewals under the name policy are in
+/// policy.rs: `renewals_meet_the_policy_in_force_when_they_are_asked`.)
+#[tokio::test]
+async fn bad_sshpop_credentials_are_refused_on_every_endpoint_with_their_reason() {
+    let h = harness(Some(KeyAlgorithm::EcP256)).await;
+    let (key, public) = new_key();
+    let (_, new_public) = new_key();
+    let cert = h
+        .sign(&public, &h.ssh_token("host", "web1", &["web1"]), json!({}))
+        .await;
+    let host_ca = h.host_ca.clone().unwrap();
+    let unix = |seconds: i64| u64::try_from(seconds).unwrap();
+    let resigned = |template: SshCertTemplate, ca: &dyn Signer| {
+        mayfly_pki::ssh::sign_certificate(&template, &public, ca).unwrap()
+    };
+    // The same certificate, serial and all, from another SSH CA: only the CA key tells it
+    // apart. Revoking through it would revoke the real one, so the revoke row fails if the CA
+    // key is not checked (renewal also matches the stored certificate byte for byte).
+    let elsewhere = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
+    let foreign = resigned(cert.template.clone(), &elsewhere);
+    // Signed by this CA's host key, but not valid now: it is not in the store either, so
+    // without the validity check the refusal would say "not issued by this CA" instead.
+    let expired = resigned(
+        SshCertTemplate {
+            serial: mayfly_pki::ssh::random_serial().unwrap(),
+            valid_after: unix(now() - 7200),
+            valid_before: unix(now() - 3600),
+            ..cert.template.clone()
+        },
+        host_ca.as_ref(),
+    );
+    let early = resigned(
+        SshCertTemplate {
+            serial: mayfly_pki::ssh::random_serial().unwrap(),
+            valid_after: unix(now() + 3600),
+            valid_before: unix(now() + 7200),
+            ..cert.template.clone()
+        },
+        host_ca.as_ref(),
+    );
+    let expired_token = |endpoint: &str| {
+        let mut claims = sshpop_claims(&cert, endpoint);
+        claims["nbf"] = json!(now() - 400);
+        claims["iat"] = json!(now() - 400);
+        claims["exp"] = json!(now() - 120);
+        sshpop_with(&key, &cert, &claims)
+    };
+    let (stranger, _) = new_key();
+    let body = |endpoint: &str, certificate: &SshCertificate, ott: String| match endpoint {
+        "ssh/renew" => json!({"ott": ott}),
+        "ssh/rekey" => json!({"ott": ott, "publicKey": STANDARD.encode(new_public.blob())}),
+        _ => json!({"ott": ott, "serial": certificate.template.serial.to_string()}),
+    };
+    // Renewal and rekey take a token once: the second time is refused as a replay, not for
+    // anything about the certificate (which is still valid and not revoked).
+    let mut replays = Vec::new();
+    for endpoint in ["ssh/renew", "ssh/rekey"] {
+        let ott = sshpop(&key, &cert, endpoint);
+        let (status, answer) = h
+            .call(
+                "POST",
+                &format!("/{endpoint}"),
+                body(endpoint, &cert, ott.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{endpoint}: {answer}");
+        replays.push((endpoint, ott));
+    }
+    let before = h.stored();
+
+    let mut rows: Vec<(String, &str, Value, StatusCode, &str)> = Vec::new();
+    for (endpoint, ott) in replays {
+        rows.push((
+            format!("{endpoint}: the same token again"),
+            endpoint,
+            body(endpoint, &cert, ott),
+            StatusCode::UNAUTHORIZED,
+            "token was already used",
+        ));
+    }
+    for endpoint in ["ssh/renew", "ssh/rekey", "ssh/revoke"] {
+        let row = |what: &str| format!("{endpoint}: {what}");
+        rows.extend([
+            (
+                row("a certificate of another SSH CA"),
+                endpoint,
+                body(endpoint, &foreign, sshpop(&key, &foreign, endpoint)),
+                StatusCode::UNAUTHORIZED,
+                "was not issued by this CA",
+            ),
+            (
+                row("an expired certificate"),
+                endpoint,
+                body(endpoint, &expired, sshpop(&key, &expired, endpoint)),
+                StatusCode::UNAUTHORIZED,
+                "is not valid now: it was valid until",
+            ),
+            (
+                row("a certificate not yet valid"),
+                endpoint,
+                body(endpoint, &early, sshpop(&key, &early, endpoint)),
+                StatusCode::UNAUTHORIZED,
+                "is not valid now: it is valid from",
+            ),
+            (
+                row("an expired token"),
+                endpoint,
+                body(endpoint, &cert, expired_token(endpoint)),
+                StatusCode::UNAUTHORIZED,
+                "token expired at",
+            ),
+            (
+                row("signed by another key than the certificate's"),
+                endpoint,
+                body(endpoint, &cert, sshpop(&stranger, &cert, endpoint)),
+                StatusCode::UNAUTHORIZED,
+                "token signature is invalid",
+            ),
+            (
+                row("a token for /ssh/sign"),
+                endpoint,
+                body(endpoint, &cert, sshpop(&key, &cert, "ssh/sign")),
+                StatusCode::UNAUTHORIZED,
+                "is not this CA",
+            ),
+        ]);
+    }
+    for (row, endpoint, request, status, message) in rows {
+        let got = h.call("POST", &format!("/{endpoint}"), request).await;
+        assert_refused(&row, got, status, message);
+    }
+    assert_eq!(h.stored(), before, "a refused token bought a certificate");
+    let (_, krl) = h.call("GET", "/ssh/krl", Value::Null).await;
+    let krl = STANDARD.decode(krl.as_str().unwrap()).unwrap();
+    assert!(
+        !krl.windows(8)
+            .any(|w| w == cert.template.serial.to_be_bytes()),
+        "a refused token revoked the certificate"
+    );
 }

@@ -107,12 +107,30 @@ impl Authority {
         let exp = jwt::check_time_window(&claims, now)?;
         jwt::check_token_id(&claims.jti)?;
         let seconds = u64::try_from(now.unix_timestamp()).unwrap_or(0);
-        if seconds < certificate.template.valid_after
-            || seconds >= certificate.template.valid_before
-        {
-            return Err(Error::RenewExpired {
-                serial: certificate.template.serial.to_string(),
-                not_after: certificate.template.valid_before.to_string(),
+        let template = &certificate.template;
+        // Said as times, not the certificate's Unix seconds, and as what it is: SSH-POP has no
+        // renewal after expiry to allow, and a certificate may also not have started yet.
+        let at = |seconds: u64| {
+            i64::try_from(seconds)
+                .ok()
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| format!("{seconds} (Unix time)"))
+        };
+        let why = if seconds < template.valid_after {
+            Some(format!("it is valid from {}", at(template.valid_after)))
+        } else if seconds >= template.valid_before {
+            Some(format!("it was valid until {}", at(template.valid_before)))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Error::SshPopCertificateNotValid {
+                serial: template.serial.to_string(),
+                why: format!("{why} (now {})", at(seconds)),
             });
         }
         Ok(SshPop {
