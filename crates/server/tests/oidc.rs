@@ -71,7 +71,8 @@ fn wait_for_port(port: u16, what: &str) {
     }
 }
 
-/// A CA with a JWK provisioner `admin` and an OIDC provisioner `idp`, and the provider.
+/// A CA with a JWK provisioner `admin` and an OIDC provisioner `idp` (SSH allowed, bob's SSH
+/// logins denied by its name policy), and the provider.
 struct World {
     home: PathBuf,
     work: PathBuf,
@@ -145,6 +146,19 @@ impl World {
             "--ssh",
         ]);
         assert!(out.contains("✔ Added provisioner idp (OIDC)"), "{out}");
+        // The provisioner's name policy: bob may not log in over SSH (his principals, from
+        // his address, are "bob" and "bob@example.com"). A deny rule only: all else passes.
+        let config = world.home.join("config/ca.json");
+        let mut ca_json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        let idp = ca_json["authority"]["provisioners"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p["name"] == "idp")
+            .unwrap();
+        idp["policy"] = serde_json::json!({"ssh": {"user": {"deny": {"principal": ["bob"]}}}});
+        std::fs::write(&config, ca_json.to_string()).unwrap();
         world.set_login("alice", 0);
         world.start_idp("k1");
         world
@@ -208,6 +222,7 @@ impl World {
                 "root": {"email": "admin@example.com", "email_verified": true},
                 "mallory": {"email": "mallory@example.com", "email_verified": false},
                 "eve": {"email": "eve@elsewhere.org", "email_verified": true},
+                "bob": {"email": "bob@example.com", "email_verified": true},
             },
         });
         std::fs::write(self.path("idp.json"), config.to_string()).unwrap();
@@ -313,6 +328,44 @@ impl World {
         error.to_string()
     }
 
+    /// POSTs `body` to the CA's `path` as any HTTP client would (curl, trusting the CA's
+    /// root): the status and the JSON answer (`null` if it is not JSON).
+    fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        use std::io::Write as _;
+        let mut child = Command::new("curl")
+            .args(["-sS", "--max-time", "30", "--cacert"])
+            .arg(self.root())
+            .args([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                "@-",
+            ])
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!("https://127.0.0.1:{}{path}", self.ca_port))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running curl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (answer, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let status = status.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "curl {path}: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (status, serde_json::from_str(answer).unwrap_or_default())
+    }
+
     /// An ID token for the current login, from `mayfly ca token`.
     fn id_token(&self) -> String {
         self.ok(&["ca", "token", "ignored", "--provisioner", "idp"])
@@ -345,6 +398,13 @@ fn oidc_logins_get_certificates_and_every_bad_id_token_is_refused() {
     let mut world = World::new(tmp.path());
 
     // The CA does not trust the provider's certificate: it cannot fetch its keys, and says so.
+    // 503, not a 4xx: nothing is wrong with the client's credential (it may be a good token);
+    // the CA cannot reach a service its decision needs, which is the CA's problem and may pass,
+    // as when its database is down (also 503). A 401 would tell the client to throw away a
+    // token that is fine; 502 is for a gateway that got a bad answer, and here there is none.
+    // step-ca has no such answer: it fetches the provider's discovery document and keys when
+    // it starts and refuses to start without them; mayfly-ca starts, serves its other
+    // provisioners, and fetches them when a token first needs them.
     world.start_ca(false);
     world.refused(
         &[
@@ -615,16 +675,126 @@ fn oidc_logins_get_certificates_and_every_bad_id_token_is_refused() {
     );
 }
 
-/// sshd must run as root (privilege separation); the CI runs the tests as root.
+/// Bad ID tokens for an SSH certificate (`/1.0/ssh/sign`, as `mayfly ssh login` and `step ssh
+/// login` send them): each row is an ID token from the provider that would buy alice a user
+/// certificate but for the one thing wrong with it, so a row fails if the check it names is
+/// taken away. (An OIDC token has no root to pin: the provider's TLS is what the CA trusts it
+/// by, and a provider the CA cannot reach is the 503 of the X.509 test above.)
+#[test]
+fn bad_id_tokens_get_no_ssh_certificate() {
+    let test = "bad_id_tokens_get_no_ssh_certificate";
+    if provider_ready(test).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut world = World::new(tmp.path());
+    world.start_ca(true);
+    let key = mayfly_pki::PrivateKey::generate(mayfly_pki::KeyAlgorithm::EcP256).unwrap();
+    let public = mayfly_pki::ssh::SshPublicKey::from_private_key(&key).unwrap();
+
+    // A token signed with the provider's first key, which it then retires: the CA fetches the
+    // new key set when a token names the new key, and the old key goes with it.
+    let retired = world.id_token();
+    world.start_idp("k2");
+    let sign = |token: &str| {
+        use base64::Engine as _;
+        let blob = base64::engine::general_purpose::STANDARD.encode(public.blob());
+        world.post(
+            "/1.0/ssh/sign",
+            &serde_json::json!({"publicKey": blob, "ott": token}),
+        )
+    };
+    // A good token buys its certificate, once.
+    let replayed = world.id_token();
+    let (status, body) = sign(&replayed);
+    assert_eq!(status, 201, "{body}");
+    let certificate =
+        mayfly_pki::ssh::SshCertificate::from_base64(body["crt"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        certificate.template.principals,
+        ["alice", "alice@example.com"]
+    );
+    world.set_login("alice", -7200);
+    let expired = world.id_token();
+    world.set_login("alice", 0);
+    let other_client = world
+        .ok(&[
+            "oauth",
+            "--provider",
+            &format!("https://127.0.0.1:{}", world.idp_port),
+            "--client-id",
+            "other",
+            "--client-secret",
+            "other-secret",
+            "--oidc",
+            "--bare",
+        ])
+        .trim()
+        .to_string();
+    let login = |account: &str| {
+        world.set_login(account, 0);
+        world.id_token()
+    };
+    let (unverified, elsewhere, denied) = (login("mallory"), login("eve"), login("bob"));
+
+    let rows = [
+        ("replay", replayed, 401, "token was already used"),
+        ("expired", expired, 401, "token expired at"),
+        (
+            "another client's token",
+            other_client,
+            401,
+            "token audience [\"other\"] is not this CA: expected one of [\"mayfly\"]",
+        ),
+        (
+            "a key the provider retired",
+            retired,
+            401,
+            "token is signed with key \"k1\", which is no provisioner's key",
+        ),
+        (
+            "an unverified address",
+            unverified,
+            401,
+            "the token's e-mail address \"mallory@example.com\" is not verified",
+        ),
+        (
+            "an address outside the provisioner's domains",
+            elsewhere,
+            401,
+            "the token's e-mail address \"eve@elsewhere.org\" is not in the provisioner's domains",
+        ),
+        (
+            "a user the name policy denies",
+            denied,
+            403,
+            "principal \"bob\" is denied by provisioner \"idp\"'s deny rule \"bob\"",
+        ),
+    ];
+    for (row, token, status, message) in rows {
+        let (got, body) = sign(&token);
+        support::assert_refused(row, (got, &body), status, message);
+    }
+}
+
+/// sshd, which must run as root (privilege separation); the CI runs the tests as root. Without
+/// either the test skips, or fails under MAYFLY_REQUIRE_PEERS: the acceptance test of `ssh
+/// login` must not hide behind a skip where peers are required.
 fn sshd_usable(test: &str) -> bool {
     let root = Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    if !Path::new(SSHD).exists() || !root {
-        eprintln!("{test}: skipped, needs {SSHD} (Debian package openssh-server) and root");
-        return false;
+    if !Path::new(SSHD).exists() {
+        return mayfly_testkit::missing::<()>(
+            test,
+            &format!("{SSHD} (Debian package openssh-server; .ci/run installs it)"),
+        )
+        .is_some();
+    }
+    if !root {
+        return mayfly_testkit::missing::<()>(test, "root, which sshd needs to run").is_some();
     }
     true
 }
