@@ -336,3 +336,382 @@ pub fn renewal_template(
 pub(crate) fn unix(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp()).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::Duration;
+
+    use super::*;
+    use crate::policy::NamePolicies;
+
+    /// The tests' now.
+    const T: i64 = 1_800_000_000;
+    const BACKDATE: Duration = Duration::minutes(1);
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+    }
+
+    fn rfc3339(seconds: i64) -> String {
+        at(seconds)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    }
+
+    /// Users 1 h by default and 2 h at most, hosts 10 h and 20 h: apart from step's defaults,
+    /// so that which one applied shows.
+    const CLAIMS: SshClaims = SshClaims {
+        enabled: true,
+        user_min: Duration::minutes(5),
+        user_default: Duration::hours(1),
+        user_max: Duration::hours(2),
+        host_min: Duration::minutes(5),
+        host_default: Duration::hours(10),
+        host_max: Duration::hours(20),
+    };
+
+    fn token(cert_type: &str, principals: &[&str]) -> SshTokenClaims {
+        SshTokenClaims {
+            cert_type: cert_type.into(),
+            principals: principals.iter().map(|p| p.to_string()).collect(),
+            ..SshTokenClaims::default()
+        }
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// The template for `token` and `request` at T, for provisioner `ops` with `policies`.
+    fn template_with(
+        token: &SshTokenClaims,
+        request: &SshSignOptions,
+        within: Option<&CredentialValidity>,
+        policies: &NamePolicies,
+    ) -> Result<SshCertTemplate> {
+        let bounds = SshBounds {
+            claims: &CLAIMS,
+            within,
+            names: policies.for_provisioner("ops"),
+        };
+        ssh_template(token, "alice@example.com", request, bounds, BACKDATE, at(T))
+            .map(|t| t.certificate().clone())
+    }
+
+    fn template(token: &SshTokenClaims, request: &SshSignOptions) -> Result<SshCertTemplate> {
+        template_with(token, request, None, &NamePolicies::default())
+    }
+
+    fn valid_before(text: &str) -> SshSignOptions {
+        SshSignOptions {
+            valid_before: Some(text.into()),
+            ..SshSignOptions::default()
+        }
+    }
+
+    fn t(seconds: i64) -> u64 {
+        u64::try_from(seconds).unwrap()
+    }
+
+    #[test]
+    fn the_default_lifetime_is_the_provisioner_s_for_users_and_for_hosts() {
+        let user = template(&token("user", &["alice"]), &SshSignOptions::default()).unwrap();
+        // Backdated; the lifetime is counted from now.
+        assert_eq!(user.valid_after, t(T - 60));
+        assert_eq!(user.valid_before, t(T + 3600));
+        let host = template(&token("host", &["web.test"]), &SshSignOptions::default()).unwrap();
+        assert_eq!(host.valid_after, t(T - 60));
+        assert_eq!(host.valid_before, t(T + 10 * 3600));
+    }
+
+    #[test]
+    fn a_request_s_lifetime_is_capped_by_the_provisioner_s_user_and_host_claims() {
+        let user = token("user", &["alice"]);
+        let host = token("host", &["web.test"]);
+        assert_eq!(
+            template(&user, &valid_before("2h")).unwrap().valid_before,
+            t(T + 7200)
+        );
+        for (token, asked) in [(&user, "2h1s"), (&user, "4m59s"), (&host, "20h1s")] {
+            assert!(
+                matches!(
+                    template(token, &valid_before(asked)),
+                    Err(Error::DurationOutOfRange { .. })
+                ),
+                "{} for {asked}",
+                token.cert_type
+            );
+        }
+        // A host may have what a user may not.
+        assert_eq!(
+            template(&host, &valid_before("20h")).unwrap().valid_before,
+            t(T + 20 * 3600)
+        );
+        // The token's bound wins over the request's.
+        let bound = SshTokenClaims {
+            valid_before: "90m".into(),
+            ..user.clone()
+        };
+        assert_eq!(
+            template(&bound, &valid_before("5m")).unwrap().valid_before,
+            t(T + 5400)
+        );
+    }
+
+    #[test]
+    fn a_start_may_be_backdated_by_the_backdate_and_the_leeway_no_more() {
+        let user = token("user", &["alice"]);
+        let starting = |seconds: i64| SshSignOptions {
+            valid_after: Some(rfc3339(seconds)),
+            ..SshSignOptions::default()
+        };
+        // A start that is asked for is kept as asked, not backdated again.
+        assert_eq!(
+            template(&user, &starting(T - 120)).unwrap().valid_after,
+            t(T - 120)
+        );
+        assert!(matches!(
+            template(&user, &starting(T - 121)),
+            Err(Error::NotBeforeInPast { .. })
+        ));
+        assert!(matches!(
+            template(&user, &valid_before(&rfc3339(T - 1))),
+            Err(Error::ValidityInverted { .. })
+        ));
+    }
+
+    #[test]
+    fn principals_come_from_the_token_and_a_request_may_ask_for_fewer_never_others() {
+        let user = token("user", &["alice", "admin"]);
+        assert_eq!(
+            template(&user, &SshSignOptions::default())
+                .unwrap()
+                .principals,
+            strings(&["alice", "admin"])
+        );
+        let asking = |principals: &[&str]| SshSignOptions {
+            principals: strings(principals),
+            ..SshSignOptions::default()
+        };
+        assert_eq!(
+            template(&user, &asking(&["admin"])).unwrap().principals,
+            strings(&["admin"])
+        );
+        match template(&user, &asking(&["alice", "root"])) {
+            Err(Error::SshPrincipalNotAuthorized { principal, .. }) => {
+                assert_eq!(principal, "root")
+            }
+            other => panic!("root: {other:?}"),
+        }
+        assert!(matches!(
+            template(&token("user", &[]), &SshSignOptions::default()),
+            Err(Error::SshNoPrincipals)
+        ));
+        assert!(matches!(
+            template(&token("user", &["al ice"]), &SshSignOptions::default()),
+            Err(Error::SshPrincipalInvalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_key_id_is_the_token_s_else_the_subject_and_a_request_may_not_change_it() {
+        let user = token("user", &["alice"]);
+        assert_eq!(
+            template(&user, &SshSignOptions::default()).unwrap().key_id,
+            "alice@example.com"
+        );
+        let named = SshTokenClaims {
+            key_id: "laptop".into(),
+            ..user.clone()
+        };
+        assert_eq!(
+            template(&named, &SshSignOptions::default()).unwrap().key_id,
+            "laptop"
+        );
+        let other = SshSignOptions {
+            key_id: Some("server".into()),
+            ..SshSignOptions::default()
+        };
+        assert!(matches!(
+            template(&named, &other),
+            Err(Error::SshTokenMismatch { field: "keyID", .. })
+        ));
+    }
+
+    #[test]
+    fn the_type_is_the_token_s_and_users_get_the_permit_extensions_hosts_none() {
+        let user = template(&token("", &["alice"]), &SshSignOptions::default()).unwrap();
+        assert_eq!(user.cert_type, CertType::User, "user by default");
+        let expected: BTreeMap<String, String> = DEFAULT_USER_EXTENSIONS
+            .iter()
+            .map(|e| (e.to_string(), String::new()))
+            .collect();
+        assert_eq!(user.extensions, expected);
+        let host = template(&token("host", &["web.test"]), &SshSignOptions::default()).unwrap();
+        assert_eq!(host.cert_type, CertType::Host);
+        assert!(host.extensions.is_empty());
+        let as_user = SshSignOptions {
+            cert_type: Some("user".into()),
+            ..SshSignOptions::default()
+        };
+        assert!(matches!(
+            template(&token("host", &["web.test"]), &as_user),
+            Err(Error::SshTokenMismatch {
+                field: "certType",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn critical_options_are_the_token_s_only() {
+        let mut restricted = token("user", &["alice"]);
+        restricted
+            .critical_options
+            .insert("force-command".into(), "/bin/ls".into());
+        let asking = |name: &str, value: &str| SshSignOptions {
+            critical_options: [(name.to_string(), value.to_string())].into(),
+            ..SshSignOptions::default()
+        };
+        let kept = template(&restricted, &SshSignOptions::default()).unwrap();
+        assert_eq!(kept.critical_options, restricted.critical_options);
+        assert!(template(&restricted, &asking("force-command", "/bin/ls")).is_ok());
+        assert!(matches!(
+            template(&restricted, &asking("force-command", "/bin/sh")),
+            Err(Error::SshCriticalOptionNotAllowed { .. })
+        ));
+        assert!(matches!(
+            template(&restricted, &asking("no-such-option", "")),
+            Err(Error::SshRequestInvalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_name_policy_is_applied_to_the_principals() {
+        let config: mayfly_config::config::AuthorityConfig = serde_json::from_value(json!({
+            "provisioners": [{"type": "JWK", "name": "ops",
+                "policy": {"ssh": {"user": {"allow": {"principal": ["alice"]}}}}}],
+        }))
+        .unwrap();
+        let policies = NamePolicies::from_config(&config).unwrap();
+        let user = token("user", &["alice", "root"]);
+        assert!(matches!(
+            template_with(&user, &SshSignOptions::default(), None, &policies),
+            Err(Error::NameNotAllowed { .. })
+        ));
+        let only_alice = SshSignOptions {
+            principals: strings(&["alice"]),
+            ..SshSignOptions::default()
+        };
+        assert!(template_with(&user, &only_alice, None, &policies).is_ok());
+    }
+
+    #[test]
+    fn a_certificate_credential_bounds_the_ssh_certificate() {
+        let within = CredentialValidity {
+            not_before: at(T - 3600),
+            not_after: at(T + 1800),
+        };
+        let user = token("user", &["alice"]);
+        let policies = NamePolicies::default();
+        let cut = template_with(&user, &SshSignOptions::default(), Some(&within), &policies);
+        assert_eq!(cut.unwrap().valid_before, t(T + 1800));
+        assert!(matches!(
+            template_with(&user, &valid_before("31m"), Some(&within), &policies),
+            Err(Error::OutsideCredentialValidity { .. })
+        ));
+    }
+
+    #[test]
+    fn requested_claims_need_a_type_a_key_id_and_principals() {
+        let full = SshSignOptions {
+            cert_type: Some("host".into()),
+            key_id: Some("web".into()),
+            principals: strings(&["web.test"]),
+            critical_options: [("force-command".to_string(), "/bin/ls".to_string())].into(),
+            ..SshSignOptions::default()
+        };
+        let claims = requested_claims(&full).unwrap();
+        assert_eq!(
+            (claims.cert_type.as_str(), claims.key_id.as_str()),
+            ("host", "web")
+        );
+        assert_eq!(claims.principals, strings(&["web.test"]));
+        // Nothing vouches for a restriction's value, so none is granted.
+        assert!(claims.critical_options.is_empty());
+        for missing in [
+            SshSignOptions {
+                cert_type: Some(" ".into()),
+                ..full.clone()
+            },
+            SshSignOptions {
+                key_id: None,
+                ..full.clone()
+            },
+            SshSignOptions {
+                principals: Vec::new(),
+                ..full.clone()
+            },
+        ] {
+            assert!(matches!(
+                requested_claims(&missing),
+                Err(Error::SshRequestInvalid(_))
+            ));
+        }
+    }
+
+    fn old_host_certificate() -> SshCertTemplate {
+        SshCertTemplate {
+            cert_type: CertType::Host,
+            serial: 7,
+            key_id: "web".into(),
+            principals: strings(&["web.test", "10.0.0.1"]),
+            valid_after: t(T - 5 * 3600),
+            valid_before: t(T + 3600),
+            critical_options: [("source-address".to_string(), "10.0.0.0/8".to_string())].into(),
+            extensions: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_renewal_keeps_the_certificate_and_its_lifetime_from_now_with_a_new_serial() {
+        let old = old_host_certificate();
+        let policies = NamePolicies::default();
+        let new = renewal_template(&old, BACKDATE, at(T), policies.for_provisioner("ops"))
+            .unwrap()
+            .certificate()
+            .clone();
+        assert_eq!(new.valid_after, t(T - 60));
+        assert_eq!(new.valid_before, t(T - 60 + 6 * 3600));
+        assert_ne!(new.serial, old.serial);
+        assert_eq!(
+            SshCertTemplate {
+                serial: old.serial,
+                valid_after: old.valid_after,
+                valid_before: old.valid_before,
+                ..new
+            },
+            old,
+            "type, key id, principals, options and extensions kept"
+        );
+    }
+
+    #[test]
+    fn a_renewal_meets_the_name_policy_in_force_now() {
+        let config: mayfly_config::config::AuthorityConfig = serde_json::from_value(json!({
+            "policy": {"ssh": {"host": {"deny": {"dns": ["web.test"]}}}},
+        }))
+        .unwrap();
+        let policies = NamePolicies::from_config(&config).unwrap();
+        assert!(matches!(
+            renewal_template(
+                &old_host_certificate(),
+                BACKDATE,
+                at(T),
+                policies.for_provisioner("ops")
+            ),
+            Err(Error::NameDenied { .. })
+        ));
+    }
+}
