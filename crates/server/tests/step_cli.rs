@@ -89,6 +89,86 @@ impl Setup {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// `step ARGS` with `input` on standard input; returns standard output.
+    fn step_with_input(&self, args: &[&str], input: &str) -> String {
+        let out = self
+            .step
+            .command(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child.stdin.take().unwrap().write_all(input.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "step {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A `/sign` token for `subject` in today's form with the `cnf` and `user` claims that
+    /// today's `step ca token --cnf-file CSR --set team=ops` adds (smallstep/cli
+    /// token/options.go `WithFingerprint`, `WithUserData`), signed with the dev provisioner's
+    /// encrypted key by `step crypto jwt sign`.
+    fn todays_token(&self, csr: &str, subject: &str) -> String {
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.dev.ca_dir.join("config/ca.json")).unwrap())
+                .unwrap();
+        let encrypted = config["authority"]["provisioners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "dev")
+            .and_then(|p| p["encryptedKey"].as_str())
+            .unwrap()
+            .to_string();
+        std::fs::write(self.work.join("dev.jwe"), encrypted).unwrap();
+        let pem = std::fs::read(self.work.join(csr)).unwrap();
+        let der = pem::parse(pem).unwrap().into_contents();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+        use base64::Engine as _;
+        let fingerprint = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        let claims = serde_json::json!({
+            "sha": self.dev.fingerprint,
+            "sans": [subject],
+            "cnf": {"x5rt#S256": fingerprint},
+            "user": {"team": "ops"},
+        });
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.step_with_input(
+            &[
+                "crypto",
+                "jwt",
+                "sign",
+                "--key",
+                "dev.jwe",
+                "--password-file",
+                self.password(),
+                "--iss",
+                "dev",
+                "--aud",
+                &format!("{}/1.0/sign", self.dev.url),
+                "--sub",
+                subject,
+                "--nbf",
+                &now.to_string(),
+                "--iat",
+                &now.to_string(),
+                "--exp",
+                &(now + 300).to_string(),
+            ],
+            &claims.to_string(),
+        )
+        .trim()
+        .to_string()
+    }
+
     fn leaf(&self, crt: &str) -> CertificateInfo {
         let pem = std::fs::read(self.work.join(crt)).unwrap();
         CertificateInfo::from_der(&certificates_from_pem(&pem).unwrap()[0]).unwrap()
@@ -236,6 +316,16 @@ fn step_x509_flows_against_mayfly_ca() {
     let token = s.token(&["csr.internal"]);
     s.step_ok(&["ca", "sign", "--token", &token, "csr.csr", "csr.crt"]);
     assert_eq!(s.leaf("csr.crt").common_name, "csr.internal");
+
+    // A token as today's `step ca token --cnf-file csr.csr --set team=ops` writes it (step 0.24
+    // and later; 0.19 has neither flag): `cnf` binds it to the CSR's SHA-256, `user` carries
+    // template data. Made with step's own JOSE code from the provisioner key, signed by the real
+    // `step ca sign`.
+    let token = s.todays_token("csr.csr", "csr.internal");
+    s.step_ok(&["ca", "sign", "--token", &token, "csr.csr", "cnf.crt"]);
+    let bound = s.leaf("cnf.crt");
+    assert_eq!(bound.common_name, "csr.internal");
+    assert_ne!(bound.serial, s.leaf("csr.crt").serial);
 
     // Renew over mutual TLS: forced, and skipped while far from expiry.
     let before = s.leaf("ec.crt").serial.to_decimal();
@@ -659,6 +749,39 @@ fn step_ssh_flows_against_mayfly_ca() {
         "{out}"
     );
     assert!(out.contains(user_ca.trim()), "{out}");
+    // Today's `step ssh config --console` adds `Console: "true"` to the data (0.19 has no
+    // such flag; its `--set` sends the same request).
+    let out = s.step_ok(&[
+        "ssh",
+        "config",
+        "--set",
+        "User=alice",
+        "--set",
+        "Console=true",
+        "--dry-run",
+    ]);
+    assert!(out.contains(host_ca.trim()), "{out}");
+    // Today's `step ssh certificate --kty/--curve/--size` sends keys other than P-256 (0.19
+    // generates P-256 only; `--sign` sends the same request for a key made elsewhere).
+    for (name, kind, bits) in [
+        ("p384", "ecdsa", "384"),
+        ("p521", "ecdsa", "521"),
+        ("rsa", "rsa", "3072"),
+    ] {
+        let (ok, text) = run(
+            "ssh-keygen",
+            &["-q", "-t", kind, "-b", bits, "-N", "", "-f", name],
+            &s.work,
+        );
+        assert!(ok, "{text}");
+        ssh(&["--sign"], &["carol", &format!("{name}.pub")]);
+        let (ok, text) = run(
+            "ssh-keygen",
+            &["-L", "-f", &format!("{name}-cert.pub")],
+            &s.work,
+        );
+        assert!(ok && text.contains("carol"), "{name}: {text}");
+    }
     let out = s.step_ok(&["ssh", "check-host", "--verbose", "web1.internal"]);
     assert!(out.contains("true"), "{out}");
 
