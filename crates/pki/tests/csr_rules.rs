@@ -1,6 +1,7 @@
 //! The CA's rules for certificate requests, on requests made by openssl: SHA-1 (and MD5)
-//! signatures are refused for every key type, RSA keys must use the exponent 65537, and a PEM
-//! must hold exactly one request. Each refusal names its rule.
+//! signatures are refused for every key type and padding (RSASSA-PSS over SHA-1, as its hash or
+//! its mask generation's, included), a PSS salt is as long as its hash, RSA keys must use the
+//! exponent 65537, and a PEM must hold exactly one request. Each refusal names its rule.
 
 use std::path::Path;
 use std::process::Command;
@@ -16,21 +17,13 @@ fn openssl(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "openssl {args:?}: {out:?}");
 }
 
-fn request(dir: &Path, key: &str, digest: &str, out: &str) -> String {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-key",
-            key,
-            "-subj",
-            "/CN=a.test",
-            digest,
-            "-out",
-            out,
-        ],
-    );
+/// A request for `/CN=a.test` by `key`, signed as `signing` says (`-sha256`, or a digest and
+/// `-sigopt`s).
+fn request(dir: &Path, key: &str, signing: &[&str], out: &str) -> String {
+    let mut args = vec!["req", "-new", "-key", key, "-subj", "/CN=a.test"];
+    args.extend_from_slice(signing);
+    args.extend_from_slice(&["-out", out]);
+    openssl(dir, &args);
     std::fs::read_to_string(dir.join(out)).unwrap()
 }
 
@@ -89,22 +82,66 @@ fn weak_signatures_odd_exponents_and_extra_requests_are_refused_by_name() {
     );
 
     // The same keys with SHA-256 are fine: the refusals below are the rules, not the keys.
-    let rsa = request(dir, "rsa.key", "-sha256", "rsa.csr");
-    let ec = request(dir, "ec.key", "-sha256", "ec.csr");
+    let rsa = request(dir, "rsa.key", &["-sha256"], "rsa.csr");
+    let ec = request(dir, "ec.key", &["-sha256"], "ec.csr");
     Csr::from_pem(&rsa).unwrap();
     Csr::from_pem(&ec).unwrap();
+    // RSASSA-PSS over SHA-256 (its mask generation too) with a salt as long as the hash is fine:
+    // the rules are the digest and the salt, not the padding.
+    Csr::from_pem(&request(
+        dir,
+        "rsa.key",
+        &[
+            "-sha256",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:digest",
+        ],
+        "pss.csr",
+    ))
+    .unwrap();
+    // OpenSSL's default salt, the longest the key allows (222 bytes for RSA 2048 and SHA-256).
+    let error = refusal(&request(
+        dir,
+        "rsa.key",
+        &["-sha256", "-sigopt", "rsa_padding_mode:pss"],
+        "pss-max-salt.csr",
+    ));
+    assert!(
+        error.contains("salt of 222 bytes") && error.contains("as long as the hash (32 bytes"),
+        "{error}"
+    );
 
-    for (key, name) in [
-        ("rsa.key", "sha1WithRSAEncryption"),
-        ("ec.key", "ecdsa-with-SHA1"),
+    let pss = |digest: &'static str, mask_digest: Option<&'static str>| {
+        let mut signing = vec![digest, "-sigopt", "rsa_padding_mode:pss"];
+        if let Some(mask_digest) = mask_digest {
+            signing.extend(["-sigopt", mask_digest]);
+        }
+        signing
+    };
+    for (key, signing, name) in [
+        ("rsa.key", vec!["-sha1"], "sha1WithRSAEncryption"),
+        ("ec.key", vec!["-sha1"], "ecdsa-with-SHA1"),
+        ("rsa.key", vec!["-md5"], "md5WithRSAEncryption"),
+        (
+            "rsa.key",
+            pss("-sha1", None),
+            "RSASSA-PSS with SHA-1 as its hash",
+        ),
+        (
+            "rsa.key",
+            pss("-sha256", Some("rsa_mgf1_md:sha1")),
+            "RSASSA-PSS with SHA-1 as its mask generation hash",
+        ),
     ] {
-        let error = refusal(&request(dir, key, "-sha1", "sha1.csr"));
+        let error = refusal(&request(dir, key, &signing, "weak.csr"));
         assert!(
-            error.contains(name) && error.contains("SHA-1"),
-            "{key}: {error}"
+            error.contains(name) && error.contains("SHA-1 or MD5"),
+            "{key} {signing:?}: {error}"
         );
     }
-    let error = refusal(&request(dir, "e3.key", "-sha256", "e3.csr"));
+    let error = refusal(&request(dir, "e3.key", &["-sha256"], "e3.csr"));
     assert!(
         error.contains("exponent 0x03") && error.contains("65537"),
         "{error}"
