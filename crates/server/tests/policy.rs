@@ -44,7 +44,7 @@ fn provisioner_policy() -> Value {
 /// A CA made by `mayfly ca init --ssh` (JWK provisioner `admin`, SSHPOP) with an ACME
 /// provisioner `acme` validating http-01 on a loopback port, an X5C provisioner `devices`
 /// trusting a small CA of the test's, a K8sSA provisioner `kube` trusting a service-account
-/// key; every provisioner under [`provisioner_policy`], the authority under
+/// key (both allowed SSH); every provisioner under [`provisioner_policy`], the authority under
 /// [`authority_policy`].
 struct Ca {
     server: Option<Server>,
@@ -171,6 +171,7 @@ fn start(work: &Path) -> Ca {
         "X5C",
         "--x5c-roots",
         "x5c_root.crt",
+        "--ssh",
     ]);
     let service_account = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
     std::fs::write(
@@ -187,6 +188,7 @@ fn start(work: &Path) -> Ca {
         "K8SSA",
         "--public-key",
         "sa.pub",
+        "--ssh",
     ]);
     let http_port = support::free_port();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -282,9 +284,9 @@ fn x5c_sign(ca: &Ca, dir: &Path, name: &str) -> Outcome {
     .into()
 }
 
-/// `mayfly ca certificate --token` with a Kubernetes service-account token, which grants the
-/// names the request asks for.
-fn k8ssa_sign(ca: &Ca, dir: &Path, name: &str) -> Outcome {
+/// A Kubernetes service-account token, which grants the names the request asks for; each one
+/// another (they buy one certificate each).
+fn k8ssa_token(ca: &Ca) -> String {
     ca.issued_at.set(ca.issued_at.get() - 1);
     let claims = json!({
         "iss": "kubernetes/serviceaccount",
@@ -293,8 +295,12 @@ fn k8ssa_sign(ca: &Ca, dir: &Path, name: &str) -> Outcome {
         "kubernetes.io/serviceaccount/service-account.name": "web",
         "iat": ca.issued_at.get(),
     });
-    let token =
-        jws::sign_compact(&ca.service_account, "sa-key", claims.to_string().as_bytes()).unwrap();
+    jws::sign_compact(&ca.service_account, "sa-key", claims.to_string().as_bytes()).unwrap()
+}
+
+/// `mayfly ca certificate --token` with a service-account token.
+fn k8ssa_sign(ca: &Ca, dir: &Path, name: &str) -> Outcome {
+    let token = k8ssa_token(ca);
     let crt = dir.join("x.crt").display().to_string();
     let key = dir.join("x.key").display().to_string();
     ca.mayfly(&["ca", "certificate", name, &crt, &key, "--token", &token])
@@ -370,6 +376,53 @@ fn ssh_user(ca: &Ca, dir: &Path, name: &str) -> Outcome {
         "--insecure",
         "--provisioner-password-file",
         &ca.pw(),
+    ])
+    .into()
+}
+
+/// `mayfly ssh certificate --token` (a user certificate) with a token from `mayfly ca token
+/// --ssh --x5c-cert`, signed by a device certificate's key.
+fn x5c_ssh_user(ca: &Ca, dir: &Path, name: &str) -> Outcome {
+    let token = match ca.mayfly(&[
+        "ca",
+        "token",
+        name,
+        "--ssh",
+        "--x5c-cert",
+        "device-chain.crt",
+        "--x5c-key",
+        "device.key",
+    ]) {
+        Ok(token) => token,
+        Err(text) => return Outcome::Refused(text),
+    };
+    let key = dir.join("id_ecdsa").display().to_string();
+    ca.mayfly(&[
+        "ssh",
+        "certificate",
+        name,
+        &key,
+        "--token",
+        token.trim(),
+        "--no-password",
+        "--insecure",
+    ])
+    .into()
+}
+
+/// `mayfly ssh certificate --host --token` with a service-account token.
+fn k8ssa_ssh_host(ca: &Ca, dir: &Path, name: &str) -> Outcome {
+    let key = dir.join("host_key").display().to_string();
+    ca.mayfly(&[
+        "ssh",
+        "certificate",
+        "--host",
+        name,
+        &key,
+        "--token",
+        &k8ssa_token(ca),
+        "--no-password",
+        "--insecure",
     ])
     .into()
 }
@@ -459,6 +512,34 @@ fn every_credential_meets_the_same_policy() {
             unlisted: (
                 "bob",
                 r#"principal "bob" is not allowed by provisioner "admin"'s allow list: no principal rule matches it"#,
+            ),
+            refused_as: "the CA answered 403: ",
+        },
+        Row {
+            credential: "X5C token, /ssh/sign, user certificate",
+            ask: x5c_ssh_user,
+            allowed: "alice",
+            denied: (
+                "root",
+                r#"principal "root" is denied by the authority policy's deny rule "root""#,
+            ),
+            unlisted: (
+                "bob",
+                r#"principal "bob" is not allowed by provisioner "devices"'s allow list: no principal rule matches it"#,
+            ),
+            refused_as: "the CA answered 403: ",
+        },
+        Row {
+            credential: "K8sSA token, /ssh/sign, host certificate",
+            ask: k8ssa_ssh_host,
+            allowed: "web.example.test",
+            denied: (
+                "x.evil.test",
+                r#"principal "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#,
+            ),
+            unlisted: (
+                "web.other.test",
+                r#"principal "web.other.test" is not allowed by provisioner "kube"'s allow list: no dns rule matches it"#,
             ),
             refused_as: "the CA answered 403: ",
         },
