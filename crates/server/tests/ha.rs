@@ -438,7 +438,6 @@ fn haproxy_config(cluster: &Cluster, instances: usize) -> String {
 }
 
 fn start_haproxy(cluster: &Cluster, instances: usize) -> Haproxy {
-    require_tool("haproxy", "haproxy");
     let path = cluster.work.join("haproxy.cfg");
     std::fs::write(&path, haproxy_config(cluster, instances)).unwrap();
     let check = Command::new("haproxy")
@@ -474,6 +473,11 @@ fn start_haproxy(cluster: &Cluster, instances: usize) -> Haproxy {
 fn issuance_survives_a_killed_instance(dialect: Dialect, test: &str) {
     const REQUESTS: usize = 2000;
     const CONCURRENCY: usize = 32;
+    // HAProxy is a peer a fresh clone's machine may lack: the test says it skipped (a failure
+    // under MAYFLY_REQUIRE_PEERS, as in CI).
+    if mayfly_testkit::program(test, "haproxy", "haproxy").is_none() {
+        return;
+    }
     let Some(cluster) = Cluster::new(dialect, test, 3) else {
         return;
     };
