@@ -374,6 +374,52 @@ async fn bad_requests_get_a_precise_error_and_store_nothing() {
             "signature is invalid",
         ));
     }
+    // A CSR refused by the CA's rules, made by openssl: RSASSA-PSS over SHA-1. The rule it breaks
+    // reaches the client in the 400's message.
+    if let Some(openssl) = mayfly_testkit::program(
+        "bad_requests_get_a_precise_error_and_store_nothing",
+        "openssl",
+        "openssl",
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(&openssl)
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.key",
+        ]);
+        run(&[
+            "req",
+            "-new",
+            "-key",
+            "rsa.key",
+            "-subj",
+            "/CN=svc.internal",
+            "-sha1",
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-out",
+            "pss-sha1.csr",
+        ]);
+        let csr = std::fs::read_to_string(dir.path().join("pss-sha1.csr")).unwrap();
+        cases.push((
+            "CSR signed with RSASSA-PSS over SHA-1",
+            json!({"csr": csr, "ott": h.token(&h.claims("svc.internal"))}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "signed with RSASSA-PSS with SHA-1 as its hash: signatures over SHA-1 or MD5",
+        ));
+    }
     for (name, body, status, message) in cases {
         let (got_status, got) = h.call("POST", "/sign", Body::from(body)).await;
         assert_eq!(got_status, status, "{name}: {got}");
