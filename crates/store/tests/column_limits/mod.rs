@@ -9,6 +9,7 @@ use mayfly_authority::provisioner::MAX_NAME_LEN;
 use mayfly_authority::revocation::{MAX_REVOKED_BY_LEN, revoked_by_column};
 use mayfly_authority::ssh::store::SshStore;
 use mayfly_authority::store::{CertStore, Revocation};
+use mayfly_authority::token::MAX_TOKEN_ID_LEN;
 use mayfly_pki::ssh::CertType;
 use mayfly_store::{conformance, conformance_ssh};
 use time::OffsetDateTime;
@@ -35,14 +36,19 @@ fn revocation(serial: String, credential: &str) -> Revocation {
     }
 }
 
-/// A revocation by the longest provisioner name (or an unbounded common name), recorded as the
-/// authority records it, is stored and read back whole: X.509 and SSH.
+/// A certificate of the provisioner with the longest name, bought with a token of the longest
+/// `jti`, and its revocation by that name (or an unbounded common name), recorded as the
+/// authority records it, are stored and read back whole: X.509 and SSH.
 pub async fn revoked_by_at_the_longest_provisioner_name<S: CertStore + SshStore>(store: &S) {
     let provisioner = "é".repeat(MAX_NAME_LEN);
     for credential in longest_revokers() {
         let certificate = conformance::sample_certificate(&provisioner);
+        // Bought with a token of the longest provisioner name and `jti`: the used-token key.
+        let mut token = conformance::fresh_token(&provisioner);
+        let padding = MAX_TOKEN_ID_LEN - token.jti.len();
+        token.jti.push_str(&"j".repeat(padding));
         store
-            .record_issuance(&certificate, None, &conformance::ISSUED_AUDIT)
+            .record_issuance(&certificate, Some(&token), &conformance::ISSUED_AUDIT)
             .await
             .expect("a certificate of the longest provisioner name");
         let revocation = revocation(certificate.serial.clone(), &credential);
@@ -95,21 +101,23 @@ pub async fn revoked_by_at_the_longest_provisioner_name<S: CertStore + SshStore>
 /// character more is refused before anything is stored.
 pub async fn acme_identifier_at_its_longest(store: &dyn AcmeStore) {
     const NOW: i64 = 1_800_000_000;
-    let label = |c: char, n: usize| c.to_string().repeat(n);
-    let base = [
-        label('a', 63),
-        label('b', 63),
-        label('c', 63),
-        label('d', 61),
-    ]
-    .join(".");
+    // Labels of at most 63 characters, so that only the name's length is at stake.
+    let name = |last: usize| {
+        ["a", "b", "c"]
+            .iter()
+            .map(|c| c.repeat(63))
+            .chain(["d".repeat(last)])
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let base = name(61);
     assert_eq!(base.len(), 253);
     let requested = |value: String| RequestedIdentifier {
         kind: "dns".into(),
         value,
     };
     assert!(
-        requested(format!("*.e{base}")).validate().is_err(),
+        requested(format!("*.{}", name(62))).validate().is_err(),
         "a name of 254 characters was accepted"
     );
     let identifier = requested(format!("*.{base}"))
