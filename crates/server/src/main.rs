@@ -173,6 +173,7 @@ enum DbCommand {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    raise_open_files_limit();
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -517,6 +518,32 @@ async fn import_step(
         );
     }
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go programs (step-ca among them)
+/// do at start: every connection is a file, and the soft limit many systems set (1,024) is
+/// reached before `maxConnections` is, while the hard limit is there to be used. When it
+/// cannot be raised, the limit stays as it was and nothing is said.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // `None` is unlimited: an unlimited soft limit needs no raising.
+    let Some(current) = limit.current else {
+        return;
+    };
+    if limit.maximum.is_some_and(|maximum| maximum <= current) {
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    if setrlimit(Resource::Nofile, raised).is_ok() {
+        let to = limit
+            .maximum
+            .map_or_else(|| "unlimited".to_owned(), |maximum| maximum.to_string());
+        tracing::debug!(from = current, to = %to, "raised the soft limit on open files");
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -148,6 +148,29 @@ impl Ca {
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit (the attacks hold thousands
+/// of connections, the default soft limit is often 1,024); `need` more than that fails the
+/// test with the reason, rather than as refused connections later.
+fn raise_open_files_limit(need: u64) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        // Refused only when the hard limit cannot be the soft one; the check below says so.
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    assert!(
+        now >= need,
+        "this test needs {need} open files, the hard limit allows {now}: raise it (ulimit -Hn)"
+    );
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -164,6 +187,8 @@ async fn connect_from(source: IpAddr, to: SocketAddr) -> std::io::Result<tokio::
 
 #[test]
 fn one_address_holding_5000_connections_does_not_starve_another() {
+    // 5,000 held, those the server closed and not yet noticed, and the honest client's.
+    raise_open_files_limit(6000);
     let ca = Ca::start();
     let target: SocketAddr = format!("127.0.0.1:{}", ca.port).parse().unwrap();
     let attacker: IpAddr = "127.0.0.2".parse().unwrap();
@@ -178,9 +203,14 @@ fn one_address_holding_5000_connections_does_not_starve_another() {
             let mut held = Vec::with_capacity(5000);
             let mut opened = 0u64;
             while held.len() < 5000 {
-                if let Ok(stream) = connect_from(attacker, target).await {
-                    held.push(stream);
-                    opened += 1;
+                match connect_from(attacker, target).await {
+                    Ok(stream) => {
+                        held.push(stream);
+                        opened += 1;
+                    }
+                    // Out of files, say: without a pause the task would never yield, and the
+                    // test would hang instead of failing.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
                 }
             }
             ready.store(true, Ordering::Release);
@@ -259,6 +289,7 @@ fn one_address_holding_5000_connections_does_not_starve_another() {
 /// just under 1 MiB) are refused unread.
 #[test]
 fn a_thousand_large_bodies_at_once_keep_memory_bounded() {
+    raise_open_files_limit(2000);
     let ca = Ca::start();
     let target: SocketAddr = format!("127.0.0.1:{}", ca.port).parse().unwrap();
     let rt = runtime();
@@ -385,4 +416,80 @@ fn a_thousand_large_bodies_at_once_keep_memory_bounded() {
         "{held} held, {refused_503} refused"
     );
     assert!(refused_413, "an announced length beyond the route's limit");
+}
+
+/// The soft and hard limits on open files of process `pid`, from `/proc/PID/limits`.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .expect("Max open files in /proc/PID/limits");
+    let mut fields = line.split_whitespace();
+    let soft = fields.next().unwrap().to_owned();
+    let hard = fields.next().unwrap().to_owned();
+    (soft, hard)
+}
+
+/// mayfly-ca raises its own soft limit on open files to the hard limit at start, as step-ca
+/// (a Go program) does, so that holding its 1,024 connections a listener does not depend on
+/// how it was started: started with a soft limit of 256, it serves with the hard limit, and
+/// says so at debug level.
+#[test]
+fn mayfly_ca_raises_its_soft_open_files_limit_to_the_hard_one() {
+    use std::io::{BufRead, BufReader, Read};
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    assert!(
+        hard.is_none_or(|hard| hard > 256),
+        "the hard limit on open files is {hard:?}: the test starts the server below it"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -S -n 256 && exec \"$0\" \"$@\"",
+            support::server_bin().to_str().unwrap(),
+            "dev",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--address",
+            "127.0.0.1:0",
+        ])
+        .env("MAYFLY_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `exec`: the shell's process is the server's.
+    let pid = child.id();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let (started, ready) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Press Ctrl-C to stop.") {
+                let _ = started.send(());
+            }
+        }
+    });
+    let serving = ready.recv_timeout(Duration::from_secs(60));
+    let limits = open_files_limits(pid);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = log.join().unwrap();
+    serving.unwrap_or_else(|_| panic!("mayfly-ca dev did not start: {log}"));
+    let (soft, hard) = limits;
+    assert_eq!(soft, hard, "soft limit {soft}, hard {hard}");
+    assert!(
+        log.contains("raised the soft limit on open files") && log.contains("from=256"),
+        "{log}"
+    );
 }
