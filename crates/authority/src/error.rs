@@ -69,6 +69,10 @@ pub enum Error {
         requested: String,
         limit: String,
     },
+    #[error(
+        "the certificate request is not the one the token is bound to (its \"cnf\" names the request with SHA-256 {fingerprint})"
+    )]
+    CsrNotConfirmed { fingerprint: String },
     #[error("certificate request: {0}")]
     Csr(#[source] mayfly_pki::Error),
     #[error(
@@ -285,7 +289,8 @@ impl Error {
             | Error::SshTokenMismatch { .. }
             | Error::SshCriticalOptionNotAllowed { .. }
             | Error::SshRenewHostOnly
-            | Error::OutsideCredentialValidity { .. } => ErrorKind::Forbidden,
+            | Error::OutsideCredentialValidity { .. }
+            | Error::CsrNotConfirmed { .. } => ErrorKind::Forbidden,
             Error::NameDenied { .. }
             | Error::NameNotAllowed { .. }
             | Error::WildcardNameNotAllowed { .. }

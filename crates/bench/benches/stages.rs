@@ -11,11 +11,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mayfly_config::claims::Claims;
 use mayfly_authority::credential::{Audiences, Endpoint, TokenContext, verify_token};
 use mayfly_authority::policy::{NamePolicies, ValidityRequest, for_request};
 use mayfly_authority::provisioner::{JwkProvisioner, Provisioner};
 use mayfly_authority::token::NewToken;
+use mayfly_config::claims::Claims;
 use mayfly_pki::crl::{CrlEntry, CrlParams, CrlScope, RevocationUrls, build_crl};
 use mayfly_pki::issuer::IssuerIdentity;
 use mayfly_pki::jose::jwk::Jwk;

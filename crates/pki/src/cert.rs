@@ -38,7 +38,14 @@ pub const STEP_PROVISIONER_TYPE_SSHPOP: u8 = 9;
 
 /// The SHA-256 fingerprint of a DER certificate, lower-case hex, as step prints it.
 pub fn fingerprint_sha256(der: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, der))
+    hex::encode(sha256(der))
+}
+
+/// The SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut sum = [0u8; 32];
+    sum.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    sum
 }
 
 /// PEM-encodes a DER certificate.

@@ -9,8 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use mayfly_authority::revocation::ReasonCode;
 use mayfly_authority::policy::ssh::SshSignOptions;
+use mayfly_authority::revocation::ReasonCode;
 use mayfly_authority::ssh::render;
 use mayfly_proto::StatusResponse;
 use mayfly_proto::ssh::{

@@ -479,6 +479,40 @@ async fn a_token_is_accepted_once() {
     assert_eq!(h.stored_certificates(), 1);
 }
 
+/// step's `cnf` claim (`x5rt#S256`, the SHA-256 of the request's DER) binds a token to one
+/// CSR, as step-ca checks it: that CSR is signed, another is refused with 403 and nothing is
+/// stored, and the token stays unspent for its own request.
+#[tokio::test]
+async fn a_token_bound_to_a_csr_signs_that_csr_only() {
+    use base64::Engine as _;
+    let h = harness().await;
+    let bound = csr_for("svc.internal");
+    let der = mayfly_pki::Csr::from_pem(&bound).unwrap().der().to_vec();
+    let fingerprint =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mayfly_pki::cert::sha256(&der));
+    let mut claims = h.claims("svc.internal");
+    claims["cnf"] = json!({"x5rt#S256": fingerprint});
+    let token = h.token(&claims);
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": token}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("bound to"),
+        "{body}"
+    );
+    assert_eq!(h.stored_certificates(), 0);
+    let (status, body) = h.sign(json!({"csr": bound, "ott": token})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A claim that is no SHA-256 is a malformed token.
+    claims["cnf"] = json!({"x5rt#S256": "not-a-digest"});
+    let (status, body) = h
+        .sign(json!({"csr": csr_for("svc.internal"), "ott": h.token(&claims)}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("cnf"), "{body}");
+}
+
 #[tokio::test]
 async fn a_csr_may_ask_for_fewer_names_but_gets_exactly_the_tokens() {
     let h = harness().await;

@@ -322,6 +322,21 @@ fn step_x509_flows_against_mayfly_ca() {
     // template data. Made with step's own JOSE code from the provisioner key, signed by the real
     // `step ca sign`.
     let token = s.todays_token("csr.csr", "csr.internal");
+    // Bound to csr.csr, it buys nothing for another request for the same name (step-ca's 403).
+    s.step_ok(&[
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        "csr.internal",
+        "other.csr",
+        "other.key",
+    ]);
+    s.step_err(
+        &["ca", "sign", "--token", &token, "other.csr", "other.crt"],
+        "not the one the token is bound to",
+    );
     s.step_ok(&["ca", "sign", "--token", &token, "csr.csr", "cnf.crt"]);
     let bound = s.leaf("cnf.crt");
     assert_eq!(bound.common_name, "csr.internal");

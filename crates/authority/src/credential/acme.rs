@@ -48,6 +48,7 @@ pub fn verify_order(
         credential: format!("acme:account:{account}"),
         detail: String::new(),
         within: None,
+        confirms: None,
     })
 }
 

@@ -79,6 +79,7 @@ impl Authority {
                     credential: format!("mtls:{}", presented.common_name),
                     detail: String::new(),
                     within: None,
+                    confirms: None,
                 }
             }
         };

@@ -60,6 +60,7 @@ fn authorization(
     };
     let detail = format!("jti {}", claims.jti);
     let ssh = claims.ssh().cloned();
+    let confirms = claims.csr_fingerprint()?;
     Ok(Authorization {
         provisioner: vouched(provisioner),
         subject: claims.sub,
@@ -69,6 +70,7 @@ fn authorization(
         credential: format!("token:{}", provisioner.name),
         detail,
         within: None,
+        confirms,
     })
 }
 

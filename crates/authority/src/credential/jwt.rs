@@ -39,6 +39,16 @@ pub struct TokenClaims {
     /// step's own claims: `{"ssh": {...}}` in a token for an SSH certificate.
     #[serde(default)]
     pub step: Option<StepClaim>,
+    /// The request the token is bound to (RFC 7800's confirmation claim, as step writes it).
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Confirmation {
+    #[serde(default, rename = "x5rt#S256")]
+    pub fingerprint: Option<String>,
 }
 
 /// The `step` claim.
@@ -49,6 +59,14 @@ pub struct StepClaim {
 }
 
 impl TokenClaims {
+    /// The certificate request the token is bound to, when its `cnf` names one.
+    pub fn csr_fingerprint(&self) -> Result<Option<super::CsrFingerprint>> {
+        match self.cnf.as_ref().and_then(|c| c.fingerprint.as_deref()) {
+            None | Some("") => Ok(None),
+            Some(text) => super::CsrFingerprint::parse(text).map(Some),
+        }
+    }
+
     /// The names the token authorises: `sans`, or `sub` when `sans` is empty.
     pub fn authorized_sans(&self) -> Vec<String> {
         if !self.sans.is_empty() {

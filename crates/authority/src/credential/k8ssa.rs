@@ -146,6 +146,7 @@ pub fn verify(jws: &Jws, token: &str, context: &TokenContext<'_>) -> Result<Auth
         burn: Some(burn),
         credential: format!("token:{}", provisioner.name),
         within: None,
+        confirms: None,
     })
 }
 

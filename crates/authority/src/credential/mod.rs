@@ -55,6 +55,42 @@ pub struct Authorization {
     /// The validity of a credential that is itself a certificate (an X5C token's leaf): what
     /// it buys may not outlive it.
     pub within: Option<CredentialValidity>,
+    /// The one certificate request a token is bound to (step's `cnf` claim), if it is.
+    pub confirms: Option<CsrFingerprint>,
+}
+
+/// The SHA-256 of the DER certificate request a token may be used with: step's `cnf` claim,
+/// `{"x5rt#S256": base64url}`, which `step ca token --cnf`/`ca sign` write so that a token
+/// leaked on its way buys nothing for another key. step-ca checks it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsrFingerprint([u8; 32]);
+
+impl CsrFingerprint {
+    /// From the claim's text: unpadded base64url of 32 bytes.
+    pub fn parse(text: &str) -> Result<Self> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                Error::TokenMalformed(format!(
+                    "claim \"cnf\": \"x5rt#S256\" {text:?} is not a base64url SHA-256"
+                ))
+            })?;
+        Ok(CsrFingerprint(bytes))
+    }
+
+    /// Whether `csr_der` is the request this fingerprint names.
+    pub fn matches(&self, csr_der: &[u8]) -> bool {
+        mayfly_pki::cert::sha256(csr_der) == self.0
+    }
+
+    /// As the claim writes it.
+    pub fn to_base64url(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0)
+    }
 }
 
 /// When a credential is valid, as its certificate says.

@@ -127,6 +127,7 @@ impl Authority {
             credential: format!("{}:{}", presentation.label(), old.common_name),
             detail: format!("replaces {serial}"),
             within: None,
+            confirms: None,
         };
         Ok(Renewal { authorization, old })
     }

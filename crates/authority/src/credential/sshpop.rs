@@ -66,6 +66,7 @@ fn authorization(
         credential: format!("sshpop:{serial}"),
         detail: format!("replaces {serial}"),
         within: None,
+        confirms: None,
     }
 }
 

@@ -106,6 +106,7 @@ pub fn verify(
         leaf.serial.to_decimal(),
         leaf.common_name
     );
+    let confirms = claims.csr_fingerprint()?;
     Ok(Authorization {
         provisioner: vouched(provisioner),
         grant: Grant::Token(claims.authorized_sans()),
@@ -118,6 +119,7 @@ pub fn verify(
             not_before: leaf.not_before,
             not_after: leaf.not_after,
         }),
+        confirms,
     })
 }
 

@@ -156,6 +156,13 @@ pub fn for_request(
     now: OffsetDateTime,
     policies: &NamePolicies,
 ) -> Result<Template> {
+    if let Some(bound) = &authorization.confirms
+        && !bound.matches(csr.der())
+    {
+        return Err(Error::CsrNotConfirmed {
+            fingerprint: bound.to_base64url(),
+        });
+    }
     let sans = names(&authorization.grant, csr, &authorization.subject)?;
     let claims = &authorization.provisioner.claims;
     let not_before = validity.not_before.map_or(now, |t| t.resolve(now));
@@ -352,6 +359,7 @@ mod tests {
             credential: "token:devices".into(),
             detail: String::new(),
             within,
+            confirms: None,
         }
     }
 
@@ -434,6 +442,51 @@ mod tests {
 
     fn at(seconds: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(seconds).unwrap()
+    }
+
+    #[test]
+    fn a_token_bound_to_a_request_buys_a_certificate_for_that_request_only() {
+        use crate::credential::CsrFingerprint;
+        use base64::Engine as _;
+        let bound = csr("app.example", &[]);
+        let other = csr("app.example", &[]);
+        let claim = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(mayfly_pki::cert::sha256(bound.der()));
+        let bound_token = Authorization {
+            confirms: Some(CsrFingerprint::parse(&claim).unwrap()),
+            ..authorization(None)
+        };
+        let sign = |csr: &Csr| {
+            for_request(
+                &bound_token,
+                csr,
+                ValidityRequest::default(),
+                BACKDATE,
+                at(NOW),
+                &NamePolicies::default(),
+            )
+        };
+        assert!(sign(&bound).is_ok());
+        match sign(&other) {
+            Err(Error::CsrNotConfirmed { fingerprint }) => assert_eq!(fingerprint, claim),
+            other => panic!("another request with a bound token: {other:?}"),
+        }
+        // Unbound, any request the names allow will do.
+        assert!(
+            for_request(
+                &authorization(None),
+                &other,
+                ValidityRequest::default(),
+                BACKDATE,
+                at(NOW),
+                &NamePolicies::default(),
+            )
+            .is_ok()
+        );
+        // The claim must be a SHA-256 in base64url.
+        for bad in ["", "not base64!", "AAAA"] {
+            assert!(CsrFingerprint::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

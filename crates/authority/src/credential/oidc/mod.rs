@@ -335,6 +335,7 @@ fn authorization(
         credential: format!("oidc:{}", provisioner.name),
         detail,
         within: None,
+        confirms: None,
     })
 }
 
