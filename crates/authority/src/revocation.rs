@@ -1,7 +1,5 @@
 //! Revocation requests: RFC 5280 reason codes and who may revoke what.
 
-use mayfly_pki::cert::CertificateInfo;
-
 use crate::audit::{AuditAction, AuditContext, revocation_detail};
 use crate::authority::Authority;
 use crate::credential::Endpoint;
@@ -113,16 +111,10 @@ pub async fn record(
     used: Option<&crate::store::UsedToken>,
     audit: &crate::audit::AuditContext,
 ) -> Result<()> {
-    use crate::store::StoreError;
     store
         .revoke(&revocation, used, audit)
         .await
-        .map_err(|e| match e {
-            StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
-            StoreError::AlreadyRevoked { serial } => Error::AlreadyRevoked { serial },
-            StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
-            other => Error::Store(other),
-        })?;
+        .map_err(refused)?;
     tracing::info!(
         target: "mayfly::audit",
         serial = %revocation.serial,
@@ -131,6 +123,17 @@ pub async fn record(
         "certificate revoked"
     );
     Ok(())
+}
+
+/// What a store's refusal of a revocation (X.509 or SSH) means to the requester.
+pub(crate) fn refused(error: crate::store::StoreError) -> Error {
+    use crate::store::StoreError;
+    match error {
+        StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
+        StoreError::AlreadyRevoked { serial } => Error::AlreadyRevoked { serial },
+        StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
+        other => Error::Store(other),
+    }
 }
 
 /// A revocation as asked for, before authorisation.
@@ -171,7 +174,7 @@ impl Authority {
                 .map_err(|_| Error::SerialMalformed(request.serial.clone()))?
                 .to_decimal();
             let now = self.clock().now();
-            let (credential, burn) = match credential {
+            let authorization = match credential {
                 RevokeAuthorization::Token(ott) => {
                     let authorization = self.verify_token(ott, Endpoint::Revoke, now).await?;
                     attempt.provisioner(&authorization.provisioner.name);
@@ -181,28 +184,18 @@ impl Authority {
                             requested: serial,
                         });
                     }
-                    (authorization.credential, authorization.burn)
+                    authorization
                 }
                 RevokeAuthorization::Certificate(leaf_der) => {
-                    let presented = CertificateInfo::from_der(leaf_der)?;
-                    if presented.serial.to_decimal() != serial {
-                        return Err(Error::RevokeSerialMismatch {
-                            authorized: format!(
-                                "only the certificate presented ({})",
-                                presented.serial.to_decimal()
-                            ),
-                            requested: serial,
-                        });
-                    }
-                    (format!("mtls:{}", presented.common_name), None)
+                    self.presented_for_revocation(leaf_der, &serial).await?
                 }
             };
             self.record_revocation(
                 &serial,
                 request.reason_code,
                 &request.reason,
-                &credential,
-                burn.as_ref(),
+                &authorization.credential,
+                authorization.burn.as_ref(),
             )
             .await
         }

@@ -458,7 +458,9 @@ fn revocation(row: &RowName, value: &[u8]) -> Result<Revocation, Error> {
         reason_code: code.code(),
         reason: step.reason,
         revoked_at,
-        revoked_by,
+        // step-ca's provisioner ids have no length bound: cut to the column as every
+        // revocation is.
+        revoked_by: mayfly_authority::revocation::revoked_by_column(&revoked_by),
     })
 }
 
@@ -555,6 +557,14 @@ mod tests {
         assert_eq!(decoded.reason, "key lost");
         assert_eq!(decoded.revoked_by, "step-ca:token:admin:kid");
         assert_eq!(decoded.revoked_at.unix_timestamp(), 1_796_403_342);
+        // A provisioner id of any length fits the column.
+        let long = format!(
+            r#"{{"Serial":"43","ProvisionerID":"{}","ReasonCode":1,"RevokedAt":"2026-12-04T16:55:42Z"}}"#,
+            "p".repeat(300)
+        );
+        let decoded = revocation(&row("revoked_x509_certs", "43"), long.as_bytes()).unwrap();
+        assert_eq!(decoded.revoked_by.chars().count(), 255);
+        assert!(decoded.revoked_by.starts_with("step-ca:token:ppp"));
         for (value, expected) in [
             (
                 &br#"{"Serial":"43","RevokedAt":"2026-12-04T16:55:42Z"}"#[..],

@@ -6,7 +6,7 @@
 use mayfly_pki::cert::CertificateInfo;
 
 use super::renewal::{RENEWAL_TOKEN_ISSUER, RenewalToken};
-use super::{Authorization, Grant};
+use super::{Authorization, Grant, Vouched};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
@@ -130,5 +130,63 @@ impl Authority {
             confirms: None,
         };
         Ok(Renewal { authorization, old })
+    }
+}
+
+impl Authority {
+    /// A certificate presented over mutual TLS as the credential of its own revocation: it may
+    /// revoke itself and nothing else, and counts only as a certificate this CA stored. Not
+    /// single use: a certificate revokes itself once, the store refuses the second time.
+    pub(crate) async fn presented_for_revocation(
+        &self,
+        leaf_der: &[u8],
+        serial: &str,
+    ) -> Result<Authorization> {
+        let presented = CertificateInfo::from_der(leaf_der)?;
+        let own = presented.serial.to_decimal();
+        if own != serial {
+            return Err(Error::RevokeSerialMismatch {
+                authorized: format!("only the certificate presented ({own})"),
+                requested: serial.to_string(),
+            });
+        }
+        let stored = self
+            .stored_as_presented(leaf_der, serial)
+            .await?
+            .ok_or_else(|| Error::CertificateNotFound {
+                serial: serial.to_string(),
+            })?;
+        Ok(Authorization {
+            provisioner: self.vouched_by_name(&stored.certificate.provisioner),
+            subject: presented.common_name.clone(),
+            // A revocation grants no names.
+            grant: Grant::Fixed(Vec::new()),
+            ssh: None,
+            burn: None,
+            credential: format!("mtls:{}", presented.common_name),
+            detail: String::new(),
+            within: None,
+            confirms: None,
+        })
+    }
+
+    /// Who vouched for a stored certificate: its provisioner as ca.json configures it now, or
+    /// only its name when it is gone from ca.json (its certificates can still be revoked).
+    fn vouched_by_name(&self, name: &str) -> Vouched {
+        let configured = self.provisioners().iter().find(|p| p.name() == name);
+        match configured {
+            Some(Provisioner::Jwk(jwk)) => super::jwk::vouched(jwk),
+            Some(Provisioner::X5c(x5c)) => super::x5c::vouched(x5c),
+            Some(Provisioner::K8sSa(k8s)) => super::k8ssa::vouched(k8s),
+            Some(Provisioner::Oidc(oidc)) => super::oidc::vouched(oidc),
+            Some(Provisioner::Acme(acme)) => super::acme::vouched(acme),
+            _ => Vouched {
+                name: name.to_string(),
+                type_code: 0,
+                credential_id: String::new(),
+                claims: mayfly_config::claims::Claims::DEFAULT,
+                admin: false,
+            },
+        }
     }
 }

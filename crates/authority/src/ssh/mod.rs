@@ -357,12 +357,7 @@ impl Authority {
         ssh.store
             .revoke_ssh(&revocation, Some(&used), &audit)
             .await
-            .map_err(|e| match e {
-                StoreError::CertificateNotFound { serial } => Error::CertificateNotFound { serial },
-                StoreError::AlreadyRevoked { serial } => Error::AlreadyRevoked { serial },
-                StoreError::TokenAlreadyUsed { .. } => Error::TokenAlreadyUsed,
-                other => Error::Store(other),
-            })?;
+            .map_err(crate::revocation::refused)?;
         tracing::info!(
             target: "mayfly::audit",
             serial,
