@@ -3,7 +3,7 @@
 
 use mayfly_pki::cert::CertificateInfo;
 
-use super::{Authorization, Endpoint, Grant};
+use super::{Authorization, Endpoint};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
@@ -69,18 +69,8 @@ impl Authority {
                 {
                     return Err(refused());
                 }
-                Authorization {
-                    provisioner,
-                    subject: presented.common_name.clone(),
-                    // The admin API reads; it grants no names.
-                    grant: Grant::Fixed(Vec::new()),
-                    ssh: None,
-                    burn: None,
-                    credential: format!("mtls:{}", presented.common_name),
-                    detail: String::new(),
-                    within: None,
-                    confirms: None,
-                }
+                // The admin API reads: the certificate grants no names.
+                Authorization::of_presented_certificate(provisioner, &presented.common_name)
             }
         };
         tracing::info!(

@@ -93,6 +93,25 @@ impl CsrFingerprint {
     }
 }
 
+impl Authorization {
+    /// A certificate presented by its holder over mutual TLS, vouched for by `provisioner`, as
+    /// the credential of an act on itself or of a read: it grants no names, and is not burnt
+    /// (a certificate may be presented again).
+    pub(crate) fn of_presented_certificate(provisioner: Vouched, common_name: &str) -> Self {
+        Authorization {
+            provisioner,
+            subject: common_name.to_string(),
+            grant: Grant::Fixed(Vec::new()),
+            ssh: None,
+            burn: None,
+            credential: format!("mtls:{common_name}"),
+            detail: String::new(),
+            within: None,
+            confirms: None,
+        }
+    }
+}
+
 /// When a credential is valid, as its certificate says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialValidity {

@@ -156,18 +156,10 @@ impl Authority {
             .ok_or_else(|| Error::CertificateNotFound {
                 serial: serial.to_string(),
             })?;
-        Ok(Authorization {
-            provisioner: self.vouched_by_name(&stored.certificate.provisioner),
-            subject: presented.common_name.clone(),
-            // A revocation grants no names.
-            grant: Grant::Fixed(Vec::new()),
-            ssh: None,
-            burn: None,
-            credential: format!("mtls:{}", presented.common_name),
-            detail: String::new(),
-            within: None,
-            confirms: None,
-        })
+        Ok(Authorization::of_presented_certificate(
+            self.vouched_by_name(&stored.certificate.provisioner),
+            &presented.common_name,
+        ))
     }
 
     /// Who vouched for a stored certificate: its provisioner as ca.json configures it now, or
