@@ -119,6 +119,16 @@ fn start(work: &Path) -> Ca {
             "pw.txt",
         ],
     );
+    // `ca init --ssh` writes an SSHPOP provisioner beside the JWK one, as `step ca init --ssh`.
+    let written: Value =
+        serde_json::from_slice(&std::fs::read(home.join("config/ca.json")).unwrap()).unwrap();
+    let kinds: Vec<(&str, &str)> = written["authority"]["provisioners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["type"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("JWK", "admin"), ("SSHPOP", "sshpop")]);
     let run = |args: &[&str]| mayfly_ok(&home, work, args);
     run(&["ca", "provisioner", "add", "acme", "--type", "ACME"]);
     // The devices' own CA, whose leaves sign X5C tokens.
