@@ -602,6 +602,31 @@ fn issuance_survives_a_killed_instance(dialect: Dialect, test: &str) {
         let issued = rt.block_on(client.sign(&sign_request(&csr, cluster.token("load.internal"))));
         issued.unwrap_or_else(|e| panic!("issuance {round} after a kill: {e}"));
     }
+
+    // Revocation by token through HAProxy: its audience names HAProxy's port, not the
+    // instance's; the token is spent once on whichever instance takes it, and the revoked
+    // certificate renews nowhere after.
+    let serial = serial_of_pem(&issued.crt);
+    let revoke = RevokeRequest {
+        serial: serial.clone(),
+        ott: Some(cluster.token_for("revoke", &serial)),
+        reason_code: 1,
+        reason: "key compromised".into(),
+        passive: true,
+    };
+    rt.block_on(client.revoke(&revoke))
+        .expect("revocation by token through HAProxy");
+    // Spent, or the certificate already revoked: refused either way, whichever is checked first.
+    let replayed = rt.block_on(client.revoke(&revoke)).unwrap_err();
+    assert!(
+        replayed.status().is_some_and(|s| (400..500).contains(&s))
+            && replayed.to_string().contains("already"),
+        "{replayed}"
+    );
+    for _ in 0..4 {
+        let refused = rt.block_on(renewing_client().renew()).unwrap_err();
+        assert!(refused.to_string().contains("revoked"), "{refused}");
+    }
 }
 
 #[test]
