@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mayfly_acme::jws::SignedRequest;
-use mayfly_acme::model::Identifier;
+use mayfly_acme::model::RequestedIdentifier;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = SignedRequest::parse(data) {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = request.is_post_as_get();
     }
-    if let Ok(identifier) = serde_json::from_slice::<Identifier>(data) {
+    if let Ok(identifier) = serde_json::from_slice::<RequestedIdentifier>(data) {
         if let Ok(valid) = identifier.validate() {
             let _ = valid.to_san();
         }

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mayfly_authority::config::CaConfig;
+use mayfly_config::config::CaConfig;
 use mayfly_authority::publication::{PublicPorts, Publication};
 
 fuzz_target!(|data: &[u8]| {
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok((config, _unknown)) = CaConfig::parse(text) {
         let _ = Publication::from_config(&config, PublicPorts { https: 9000, http: Some(8080) });
-        let global = mayfly_authority::claims::Claims::DEFAULT;
+        let global = mayfly_config::claims::Claims::DEFAULT;
         for provisioner in &config.authority.provisioners {
             let _ = mayfly_authority::provisioner::Provisioner::from_config(provisioner, global);
         }

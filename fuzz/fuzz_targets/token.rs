@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let _ = mayfly_authority::token::verify_renewal_token(
+    let _ = mayfly_authority::credential::renewal::verify_renewal_token(
         text,
         &["https://ca.internal/1.0/renew".to_string()],
         now,
