@@ -27,7 +27,7 @@ pub mod token;
 pub mod x509;
 
 pub use authority::{Authority, AuthorityParts};
-pub use credential::admin::AdminCredentials;
+pub use credential::Presented;
 pub use error::{Error, ErrorKind, Result};
 pub use issue::Issued;
 pub use material::LoadedMaterial;

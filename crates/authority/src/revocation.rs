@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditAction, AuditContext, revocation_detail};
 use crate::authority::Authority;
-use crate::credential::Endpoint;
+use crate::credential::{Endpoint, Presented};
 use crate::error::{Error, Result};
 use crate::store::{Revocation, UsedToken};
 use crate::telemetry::{Attempt, Operation};
@@ -147,23 +147,10 @@ pub struct RevokeRequest {
     pub passive: bool,
 }
 
-/// How the requester proves it may revoke.
-#[derive(Debug, Clone, Copy)]
-pub enum RevokeAuthorization<'a> {
-    /// A one-time token whose `sub` is the serial.
-    Token(&'a str),
-    /// The certificate itself, presented and verified over mutual TLS (leaf DER).
-    Certificate(&'a [u8]),
-}
-
 impl Authority {
     /// Revokes a certificate (passively: renewals are refused from now on; and in the CRL and
     /// OCSP answers where those are on).
-    pub async fn revoke(
-        &self,
-        request: &RevokeRequest,
-        credential: RevokeAuthorization<'_>,
-    ) -> Result<()> {
+    pub async fn revoke(&self, request: &RevokeRequest, credential: Presented<'_>) -> Result<()> {
         let mut attempt = Attempt::new(Operation::Revoke);
         let outcome = async {
             if !request.passive && self.crl_publisher().is_none() && self.ocsp_responder().is_none()
@@ -175,7 +162,7 @@ impl Authority {
                 .to_decimal();
             let now = self.clock().now();
             let authorization = match credential {
-                RevokeAuthorization::Token(ott) => {
+                Presented::Token(ott) => {
                     let authorization = self.verify_token(ott, Endpoint::Revoke, now).await?;
                     attempt.provisioner(&authorization.provisioner.name);
                     if authorization.subject != serial {
@@ -186,7 +173,7 @@ impl Authority {
                     }
                     authorization
                 }
-                RevokeAuthorization::Certificate(leaf_der) => {
+                Presented::Certificate(leaf_der) => {
                     self.presented_for_revocation(leaf_der, &serial).await?
                 }
             };

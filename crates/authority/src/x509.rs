@@ -7,7 +7,7 @@ use mayfly_pki::{Csr, PrivateKey, San};
 use crate::audit::{AuditAction, AuditContext};
 use crate::authority::Authority;
 use crate::credential::presented::Presentation;
-use crate::credential::{self, Endpoint};
+use crate::credential::{self, Authorization, Endpoint};
 use crate::error::{Error, Result};
 use crate::issue::{Issued, Record};
 use crate::policy::{self, ValidityRequest};
@@ -36,8 +36,7 @@ impl Authority {
                 now,
                 self.name_policies(),
             )?;
-            let record = Record::of(&authorization, AuditAction::Issued, now, None);
-            self.issue(&template, csr.public_key_spki_der(), record)
+            self.issue_for_csr(&authorization, &template, &csr, now)
                 .await
         }
         .await;
@@ -152,13 +151,25 @@ impl Authority {
                 now,
                 self.name_policies(),
             )?;
-            let record = Record::of(&authorization, AuditAction::Issued, now, None);
-            self.issue(&template, csr.public_key_spki_der(), record)
+            self.issue_for_csr(&authorization, &template, csr, now)
                 .await
         }
         .await;
         attempt.finish(&outcome);
         outcome
+    }
+
+    /// Issues what a request's authorization and CSR made into `template`, for the CSR's key.
+    async fn issue_for_csr(
+        &self,
+        authorization: &Authorization,
+        template: &policy::Template,
+        csr: &Csr,
+        now: time::OffsetDateTime,
+    ) -> Result<Issued> {
+        let record = Record::of(authorization, AuditAction::Issued, now, None);
+        self.issue(template, csr.public_key_spki_der(), record)
+            .await
     }
 
     /// Checks an ACME order's identifiers against the name policy of the authority and of the

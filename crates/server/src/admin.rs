@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use mayfly_authority::audit::{AuditEntry, AuditQuery};
 use mayfly_authority::store::{CertificatePage, ListStatus};
-use mayfly_authority::{AdminCredentials, Authority};
+use mayfly_authority::{Authority, Presented};
 use mayfly_pki::cert::certificate_pem;
 use serde::Deserialize;
 
@@ -33,8 +33,8 @@ async fn authorize(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
     let credentials = match (bearer, client_leaf(peer)) {
-        (Some(token), _) => AdminCredentials::Token(token.trim()),
-        (None, Some(leaf)) => AdminCredentials::Certificate(leaf),
+        (Some(token), _) => Presented::Token(token.trim()),
+        (None, Some(leaf)) => Presented::Certificate(leaf),
         (None, None) => return Err(mayfly_authority::Error::AdminCredentialsMissing.into()),
     };
     authority.authorize_admin(credentials).await?;

@@ -11,9 +11,10 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mayfly_authority::Authority;
+use mayfly_authority::Presented;
 use mayfly_authority::policy::{TimeSpec, ValidityRequest};
 use mayfly_authority::provisioner::Provisioner;
-use mayfly_authority::revocation::{ReasonCode, RevokeAuthorization};
+use mayfly_authority::revocation::ReasonCode;
 use mayfly_pki::cert::certificate_pem;
 use mayfly_proto::{
     EncryptedKeyResponse, HealthResponse, ProvisionerBody, ProvisionersResponse, RekeyRequest,
@@ -498,8 +499,8 @@ async fn revoke(
         request.ott.as_deref().filter(|t| !t.is_empty()),
         client_leaf(&peer),
     ) {
-        (Some(ott), _) => RevokeAuthorization::Token(ott),
-        (None, Some(leaf)) => RevokeAuthorization::Certificate(leaf),
+        (Some(ott), _) => Presented::Token(ott),
+        (None, Some(leaf)) => Presented::Certificate(leaf),
         (None, None) => {
             return Err(RequestError::RevocationCredentialMissing.into());
         }

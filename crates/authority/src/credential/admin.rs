@@ -3,20 +3,11 @@
 
 use mayfly_pki::cert::CertificateInfo;
 
-use super::{Authorization, Endpoint};
+use super::{Authorization, Endpoint, Presented};
 use crate::authority::Authority;
 use crate::error::{Error, Result};
 use crate::provisioner::Provisioner;
 use crate::store::CertificateStatus;
-
-/// How an admin API request proves who it is.
-#[derive(Debug, Clone, Copy)]
-pub enum AdminCredentials<'a> {
-    /// A token (`Authorization: Bearer`).
-    Token(&'a str),
-    /// The client certificate of the TLS connection (DER).
-    Certificate(&'a [u8]),
-}
 
 impl Authority {
     /// Checks the credentials of an admin API request into an [`Authorization`] of an admin
@@ -26,13 +17,10 @@ impl Authority {
     /// it is not burnt (the API only reads, and one listing takes several pages), so it is
     /// accepted until it expires. A client certificate must have been issued here through an
     /// admin provisioner, and be neither revoked nor expired.
-    pub async fn authorize_admin(
-        &self,
-        credentials: AdminCredentials<'_>,
-    ) -> Result<Authorization> {
+    pub async fn authorize_admin(&self, credentials: Presented<'_>) -> Result<Authorization> {
         let now = self.clock().now();
         let authorization = match credentials {
-            AdminCredentials::Token(ott) => {
+            Presented::Token(ott) => {
                 let authorization = self
                     .verify_token(ott, Endpoint::Admin, now)
                     .await
@@ -45,7 +33,7 @@ impl Authority {
                 }
                 authorization
             }
-            AdminCredentials::Certificate(leaf_der) => {
+            Presented::Certificate(leaf_der) => {
                 let presented = CertificateInfo::from_der(leaf_der)?;
                 let serial = presented.serial.to_decimal();
                 let refused = || Error::NotAdmin(format!("client certificate {serial}"));

@@ -112,6 +112,16 @@ impl Authorization {
     }
 }
 
+/// What a request presents as its credential where either a token or the client certificate
+/// of the TLS connection will do (revocation, the admin API).
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// A token (`ott`, or `Authorization: Bearer`).
+    Token(&'a str),
+    /// The leaf of the client certificate chain verified in the TLS handshake (DER).
+    Certificate(&'a [u8]),
+}
+
 /// When a credential is valid, as its certificate says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CredentialValidity {
