@@ -14,6 +14,24 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
+/// The client a limit counts an address against: an IPv4 address itself, an IPv6 address by its
+/// /64 network (a host is given a whole /64 and picks addresses in it at will, so counting its
+/// addresses one by one would multiply every per-client limit by 2^64), and an IPv4-mapped IPv6
+/// address as the IPv4 one it is. Every per-address limit of the CA (connection share, request
+/// rates, ACME nonces and accounts) keys its count by this.
+pub fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !u128::from(u64::MAX);
+                IpAddr::V6(std::net::Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
 /// The limits, per client address.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AddressLimitSettings {
@@ -106,6 +124,7 @@ impl AddressLimits {
         now: Instant,
         act: impl FnOnce(&mut AddressState, Instant) -> T,
     ) -> T {
+        let address = client_key(address);
         let mut addresses = match self.addresses.lock() {
             Ok(addresses) => addresses,
             Err(poisoned) => poisoned.into_inner(),
@@ -223,6 +242,34 @@ impl AddressLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_is_an_ipv4_address_or_an_ipv6_64() {
+        let key = |text: &str| client_key(text.parse().unwrap()).to_string();
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn addresses_of_one_ipv6_64_share_their_limits() {
+        let limits = limits(AddressLimitSettings {
+            nonce_requests_per_second: 1.0,
+            nonce_request_burst: 2,
+            ..AddressLimitSettings::default()
+        });
+        let now = Instant::now();
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        assert!(limits.nonce_request_at(host(1), now).is_ok());
+        assert!(limits.nonce_request_at(host(2), now).is_ok());
+        // A third address of the same /64: the same client, out of its burst.
+        assert!(limits.nonce_request_at(host(3), now).is_err());
+        // Another /64 is another client.
+        let other = IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]);
+        assert!(limits.nonce_request_at(other, now).is_ok());
+    }
 
     fn limits(settings: AddressLimitSettings) -> AddressLimits {
         AddressLimits::new(settings)

@@ -100,6 +100,7 @@ impl Connections {
 
     /// A slot for a connection from `address`, evicting an idle one if every slot is taken.
     pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Slot, Refusal> {
+        let address = mayfly_acme::limits::client_key(address);
         let mut inner = self.lock();
         if inner.per_address.get(&address).copied().unwrap_or(0) >= self.max_per_address {
             return Err(Refusal::PerAddress);
@@ -135,6 +136,7 @@ impl Connections {
 
     /// Connections held now, in all and by `address`.
     pub fn held(&self, address: IpAddr) -> (usize, usize) {
+        let address = mayfly_acme::limits::client_key(address);
         let inner = self.lock();
         (
             inner.connections.len(),
@@ -175,6 +177,22 @@ mod tests {
 
     fn address(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])
+    }
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_hold_one_share() {
+        let connections = Connections::new(10, 2);
+        let host = |last: u16| IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]);
+        let held = [
+            connections.admit(host(1)).unwrap(),
+            connections.admit(host(2)).unwrap(),
+        ];
+        assert_eq!(connections.admit(host(3)).err(), Some(Refusal::PerAddress));
+        assert_eq!(connections.held(host(9)), (2, 2));
+        connections
+            .admit(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]))
+            .unwrap();
+        drop(held);
     }
 
     #[test]

@@ -209,6 +209,7 @@ impl RateLimiter {
     /// Takes one request's token for `address` at `now`; `Err` with how long until one is
     /// available when there is none.
     pub fn check(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let address = mayfly_acme::limits::client_key(address);
         let mut buckets = match self.buckets.lock() {
             Ok(buckets) => buckets,
             Err(poisoned) => poisoned.into_inner(),
@@ -382,6 +383,17 @@ pub async fn rate_limit(
 mod tests {
     use super::*;
     use mayfly_config::config::RateLimitConfig;
+
+    #[test]
+    fn the_addresses_of_one_ipv6_64_draw_on_one_bucket() {
+        let limiter = RateLimiter::new(1.0, 2);
+        let now = Instant::now();
+        let host = |text: &str| -> IpAddr { text.parse().unwrap() };
+        assert!(limiter.check(host("2001:db8:0:1::1"), now).is_ok());
+        assert!(limiter.check(host("2001:db8:0:1::2"), now).is_ok());
+        assert!(limiter.check(host("2001:db8:0:1:ffff::3"), now).is_err());
+        assert!(limiter.check(host("2001:db8:0:2::1"), now).is_ok());
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_the_rate() {
