@@ -4,12 +4,10 @@
 //! [`Authorization`]: the SSHPOP provisioner vouches, the token is burnt in the namespace of the
 //! certificate that signed it, and the audit log names it `sshpop:SERIAL`.
 
-use mayfly_pki::jose::jws::Jws;
-use mayfly_pki::ssh::SshCertificate;
-use time::OffsetDateTime;
-
 use mayfly_config::claims::Claims;
-use mayfly_pki::ssh::CertType;
+use mayfly_pki::jose::jws::Jws;
+use mayfly_pki::ssh::{CertType, SshCertificate};
+use time::OffsetDateTime;
 
 use super::{Authorization, Endpoint, Grant, Vouched, jwt};
 use crate::authority::Authority;
