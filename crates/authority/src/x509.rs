@@ -132,6 +132,7 @@ impl Authority {
         provisioner: &str,
         csr: &Csr,
         identifiers: Vec<San>,
+        validity: ValidityRequest,
         account: &str,
     ) -> Result<Issued> {
         let mut attempt = Attempt::new(Operation::Acme);
@@ -147,6 +148,7 @@ impl Authority {
             let template = policy::for_acme_order(
                 &authorization,
                 csr,
+                validity,
                 self.backdate(),
                 now,
                 self.name_policies(),
@@ -170,6 +172,19 @@ impl Authority {
         let record = Record::of(authorization, AuditAction::Issued, now, None);
         self.issue(template, csr.public_key_spki_der(), record)
             .await
+    }
+
+    /// Checks the `notBefore`/`notAfter` an ACME order asks for against the ACME provisioner
+    /// `provisioner`'s claims, when the order is made (its certificate will have exactly these).
+    pub fn check_acme_validity(&self, provisioner: &str, validity: &ValidityRequest) -> Result<()> {
+        let authorization =
+            credential::acme::verify_order(self.provisioners(), provisioner, Vec::new(), "")?;
+        policy::check_order_validity(
+            &authorization,
+            validity,
+            self.backdate(),
+            self.clock().now(),
+        )
     }
 
     /// Checks an ACME order's identifiers against the name policy of the authority and of the

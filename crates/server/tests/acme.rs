@@ -1977,3 +1977,89 @@ async fn an_account_takes_ten_contacts_and_an_update_to_eleven_is_refused() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["contact"], json!(others));
 }
+
+/// An order's `notBefore`/`notAfter` (RFC 8555 7.4), as step-ca takes them: checked against
+/// the provisioner's claims when the order is made, echoed in the order, and given to its
+/// certificate exactly. Times the claims do not allow are refused before an order exists.
+#[tokio::test]
+async fn an_order_s_validity_is_checked_when_made_and_given_to_its_certificate() {
+    let h = harness(json!({})).await;
+    let client = Client::new(&h).await;
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let order_for = |not_before: time::OffsetDateTime, not_after: time::OffsetDateTime| {
+        json!({
+            "identifiers": [{"type": "dns", "value": "timed.example.test"}],
+            "notBefore": rfc(not_before),
+            "notAfter": rfc(not_after),
+        })
+    };
+    let new_order = format!("{BASE}/new-order");
+    for (what, not_before, not_after, says) in [
+        (
+            "longer than the claims allow",
+            now + time::Duration::hours(1),
+            now + time::Duration::hours(30),
+            "outside the allowed range",
+        ),
+        (
+            "ending before it starts",
+            now + time::Duration::hours(2),
+            now + time::Duration::hours(1),
+            "notAfter",
+        ),
+        (
+            "starting in the past",
+            now - time::Duration::hours(2),
+            now + time::Duration::hours(2),
+            "past",
+        ),
+    ] {
+        let refused = client
+            .post(&h, &new_order, Some(&order_for(not_before, not_after)))
+            .await;
+        assert_eq!(refused.problem(), "malformed", "{what}: {}", refused.text);
+        assert!(
+            refused.body["detail"].as_str().unwrap().contains(says),
+            "{what}: {}",
+            refused.text
+        );
+    }
+    assert_eq!(h.sql("SELECT COUNT(*) FROM acme_orders"), "0");
+
+    let not_before = now + time::Duration::hours(1);
+    let not_after = not_before + time::Duration::hours(6);
+    let order = client
+        .post(&h, &new_order, Some(&order_for(not_before, not_after)))
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.text);
+    assert_eq!(
+        order.body["notBefore"],
+        json!(rfc(not_before)),
+        "{}",
+        order.text
+    );
+    assert_eq!(
+        order.body["notAfter"],
+        json!(rfc(not_after)),
+        "{}",
+        order.text
+    );
+    client.authorize(&h, &order, "http-01").await;
+    let key = leaf_key();
+    let done = client
+        .finalize(&h, &order, &key, &["timed.example.test"])
+        .await;
+    assert_eq!(done.body["status"], "valid", "{}", done.text);
+    let chain = client
+        .post(&h, done.body["certificate"].as_str().unwrap(), None)
+        .await;
+    let der = mayfly_pki::cert::certificates_from_pem(chain.text.as_bytes()).unwrap();
+    let info = mayfly_pki::cert::CertificateInfo::from_der(&der[0]).unwrap();
+    assert_eq!((info.not_before, info.not_after), (not_before, not_after));
+}

@@ -66,6 +66,11 @@ impl Acme {
                 "the certificate key must not be the account key",
             ));
         }
+        // Read before the order moves on, so that a bad stored time leaves it as it was.
+        let validity = super::orders::order_validity(
+            stored_time("notBefore", order.not_before.as_deref())?,
+            stored_time("notAfter", order.not_after.as_deref())?,
+        );
         order.status = OrderStatus::Processing;
         let text = to_json(&order)?;
         let version = match self.store.update_order(&order.id, version, &text).await {
@@ -80,7 +85,7 @@ impl Acme {
         };
         order_reached(OrderStatus::Processing);
         let issued = match authority
-            .sign_acme(provisioner, &csr, sans, &account.id)
+            .sign_acme(provisioner, &csr, sans, validity, &account.id)
             .await
         {
             Ok(issued) => issued,
@@ -172,4 +177,13 @@ fn account_spki_matches(account_key: &Jwk, spki_der: &[u8]) -> bool {
     crate::eab::jwk_from_spki(spki_der)
         .and_then(|jwk| jwk.thumbprint().ok())
         .is_some_and(|t| t == account)
+}
+
+/// An order's stored `notBefore`/`notAfter` (RFC 3339, written by the order's creation).
+fn stored_time(field: &str, text: Option<&str>) -> Result<Option<time::OffsetDateTime>> {
+    text.map(|text| {
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::Internal(format!("stored {field} {text:?}: {e}")))
+    })
+    .transpose()
 }

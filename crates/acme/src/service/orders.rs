@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use mayfly_authority::Authority;
+use mayfly_authority::policy::{TimeSpec, ValidityRequest};
 use mayfly_authority::provisioner::AcmeSettings;
 use mayfly_pki::cert::CertificateInfo;
 use serde::Deserialize;
@@ -66,6 +67,12 @@ pub(super) fn order_json(order: &Order, status: OrderStatus, base: &str) -> Valu
     if let Some(replaces) = &order.replaces {
         out["replaces"] = json!(replaces);
     }
+    if let Some(not_before) = &order.not_before {
+        out["notBefore"] = json!(not_before);
+    }
+    if let Some(not_after) = &order.not_after {
+        out["notAfter"] = json!(not_after);
+    }
     out
 }
 
@@ -80,6 +87,17 @@ fn requested_time(field: &str, value: Option<&str>) -> Result<Option<time::Offse
         .map_err(|e| Error::malformed(format!("{field} {text:?} is not an RFC 3339 time: {e}")))?;
     let go_zero = time::macros::datetime!(0001-01-01 0:00 UTC);
     Ok((at != go_zero).then_some(at))
+}
+
+/// What an order's times ask of its certificate's validity.
+pub(super) fn order_validity(
+    not_before: Option<time::OffsetDateTime>,
+    not_after: Option<time::OffsetDateTime>,
+) -> ValidityRequest {
+    ValidityRequest {
+        not_before: not_before.map(TimeSpec::At),
+        not_after: not_after.map(TimeSpec::At),
+    }
 }
 
 impl Acme {
@@ -105,13 +123,13 @@ impl Acme {
         let auth = self.authenticate(authority, req, KeyMode::Kid).await?;
         let account = auth.account()?;
         let body: NewOrder = payload("newOrder", &auth.payload)?;
-        if requested_time("notBefore", body.not_before.as_deref())?.is_some()
-            || requested_time("notAfter", body.not_after.as_deref())?.is_some()
-        {
-            return Err(Error::malformed(
-                "notBefore and notAfter are not supported: the provisioner's claims set the validity",
-            ));
-        }
+        // The validity asked for, as step-ca takes it: within the provisioner's claims, checked
+        // now, and the certificate gets exactly it when the order is finalized.
+        let not_before = requested_time("notBefore", body.not_before.as_deref())?;
+        let not_after = requested_time("notAfter", body.not_after.as_deref())?;
+        authority
+            .check_acme_validity(provisioner, &order_validity(not_before, not_after))
+            .map_err(|e| Error::malformed(e.to_string()))?;
         if body.identifiers.is_empty() || body.identifiers.len() > MAX_IDENTIFIERS {
             return Err(Error::malformed(format!(
                 "an order needs 1 to {MAX_IDENTIFIERS} identifiers, not {}",
@@ -193,8 +211,8 @@ impl Acme {
             expires: now + ORDER_LIFETIME,
             identifiers: identifiers.clone(),
             authorizations: authorization_ids,
-            not_before: None,
-            not_after: None,
+            not_before: not_before.map(|t| rfc3339(t.unix_timestamp())),
+            not_after: not_after.map(|t| rfc3339(t.unix_timestamp())),
             certificate: None,
             error: None,
             replaces: body.replaces,

@@ -164,6 +164,50 @@ pub fn for_request(
         });
     }
     let sans = names(&authorization.grant, csr, &authorization.subject)?;
+    let (not_before, not_after) =
+        window(authorization, &validity, backdate, now, Start::NotInThePast)?;
+    let common_name = match (&authorization.grant, csr.common_name()) {
+        // A fixed grant decides the subject too: the request's is ignored.
+        (Grant::Fixed(_), _) | (_, None) => authorization.subject.clone(),
+        (_, Some(cn)) => cn.to_owned(),
+    };
+    policies
+        .for_provisioner(&authorization.provisioner.name)
+        .check_x509(&common_name, &sans)?;
+    Ok(Template {
+        leaf: LeafTemplate {
+            common_name,
+            sans,
+            not_before,
+            not_after,
+            serial: SerialNumber::random()?,
+            rsa_key: csr.is_rsa(),
+            provisioner: Some(extension(authorization)),
+        },
+    })
+}
+
+/// Whether a requested `notBefore` may lie in the past when the certificate is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Checked now: a token's request is decided as it arrives.
+    NotInThePast,
+    /// Checked when it was asked for: an ACME order's times were checked when the order was
+    /// made, and its validation may take minutes before the certificate is.
+    CheckedEarlier,
+}
+
+/// The validity a request asks for (`notBefore`/`notAfter`, each optional), bounded as every
+/// issuance is: within a credential that is itself a certificate, after its start, for a
+/// duration within the provisioner's claims, not starting in the past; the provisioner's
+/// default duration when `notAfter` is not asked for, and the backdate when `notBefore` is not.
+fn window(
+    authorization: &Authorization,
+    validity: &ValidityRequest,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+    start: Start,
+) -> Result<(OffsetDateTime, OffsetDateTime)> {
     let claims = &authorization.provisioner.claims;
     let not_before = validity.not_before.map_or(now, |t| t.resolve(now));
     let not_after = match (validity.not_after, &authorization.within) {
@@ -214,7 +258,8 @@ pub fn for_request(
         });
     }
     // A notBefore in the past (beyond the backdate) would let a token mint history.
-    if not_before < now - backdate - crate::credential::jwt::LEEWAY {
+    if start == Start::NotInThePast && not_before < now - backdate - crate::credential::jwt::LEEWAY
+    {
         return Err(Error::NotBeforeInPast {
             not_before: rfc3339(not_before),
             now: rfc3339(now),
@@ -226,25 +271,18 @@ pub fn for_request(
     } else {
         not_before
     };
-    let common_name = match (&authorization.grant, csr.common_name()) {
-        // A fixed grant decides the subject too: the request's is ignored.
-        (Grant::Fixed(_), _) | (_, None) => authorization.subject.clone(),
-        (_, Some(cn)) => cn.to_owned(),
-    };
-    policies
-        .for_provisioner(&authorization.provisioner.name)
-        .check_x509(&common_name, &sans)?;
-    Ok(Template {
-        leaf: LeafTemplate {
-            common_name,
-            sans,
-            not_before,
-            not_after,
-            serial: SerialNumber::random()?,
-            rsa_key: csr.is_rsa(),
-            provisioner: Some(extension(authorization)),
-        },
-    })
+    Ok((not_before, not_after))
+}
+
+/// Checks the validity an ACME order asks for, when the order is made, as its certificate's
+/// will be when it is finalized (and, now, that it does not start in the past).
+pub fn check_order_validity(
+    authorization: &Authorization,
+    validity: &ValidityRequest,
+    backdate: time::Duration,
+    now: OffsetDateTime,
+) -> Result<()> {
+    window(authorization, validity, backdate, now, Start::NotInThePast).map(|_| ())
 }
 
 /// The template that replaces `old` (a renewal, or a rekey for a key whose CSR says
@@ -284,6 +322,7 @@ pub fn for_renewal(
 pub fn for_acme_order(
     authorization: &Authorization,
     csr: &Csr,
+    validity: ValidityRequest,
     backdate: time::Duration,
     now: OffsetDateTime,
     policies: &NamePolicies,
@@ -300,12 +339,19 @@ pub fn for_acme_order(
     policies
         .for_provisioner(&authorization.provisioner.name)
         .check_x509(&common_name, identifiers)?;
+    let (not_before, not_after) = window(
+        authorization,
+        &validity,
+        backdate,
+        now,
+        Start::CheckedEarlier,
+    )?;
     Ok(Template {
         leaf: LeafTemplate {
             common_name,
             sans: identifiers.clone(),
-            not_before: now - backdate,
-            not_after: now + authorization.provisioner.claims.default_tls_duration,
+            not_before,
+            not_after,
             serial: SerialNumber::random()?,
             rsa_key: csr.is_rsa(),
             provisioner: Some(extension(authorization)),
