@@ -253,11 +253,6 @@ impl BodyBudget {
         }
     }
 
-    /// The bytes it holds in all.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
     /// Whether `other` draws on the same memory.
     pub fn shared_with(&self, other: &BodyBudget) -> bool {
         Arc::ptr_eq(&self.permits, &other.permits)

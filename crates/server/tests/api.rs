@@ -124,6 +124,23 @@ impl Harness {
         })
     }
 
+    /// A certificate for `name` and `key`, signed with a fresh token: its chain, DER.
+    async fn issued_chain(&self, key: &PrivateKey, name: &str) -> Vec<Vec<u8>> {
+        let csr = mayfly_pki::csr::create_pem(key, name, &[San::parse(name).unwrap()]).unwrap();
+        let (status, body) = self
+            .sign(json!({"csr": csr, "ott": self.token(&self.claims(name))}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["certChain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|pem| {
+                mayfly_pki::cert::certificates_from_pem(pem.as_str().unwrap().as_bytes()).unwrap()
+            })
+            .collect()
+    }
+
     fn token(&self, claims: &Value) -> String {
         jws::sign_compact(
             &self.provisioner_key,
@@ -729,22 +746,7 @@ fn step_renewal_token(key: &PrivateKey, chain: &[Vec<u8>], claims: &Value) -> St
 async fn steps_renewal_token_renews_once() {
     let h = harness().await;
     let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
-    let csr =
-        mayfly_pki::csr::create_pem(&key, "svc.internal", &[San::parse("svc.internal").unwrap()])
-            .unwrap();
-    let (status, body) = h
-        .sign(json!({"csr": csr, "ott": h.token(&h.claims("svc.internal"))}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let chain: Vec<Vec<u8>> = body["certChain"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|pem| {
-            mayfly_pki::cert::certificates_from_pem(pem.as_str().unwrap().as_bytes()).unwrap()[0]
-                .clone()
-        })
-        .collect();
+    let chain = h.issued_chain(&key, "svc.internal").await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({
         "aud": "https://ca.test:9000/renew",
@@ -832,21 +834,7 @@ async fn steps_renewal_token_renews_once() {
 async fn a_renewal_token_with_a_jti_renews_once() {
     let h = harness().await;
     let key = PrivateKey::generate(KeyAlgorithm::EcP256).unwrap();
-    let csr =
-        mayfly_pki::csr::create_pem(&key, "svc.internal", &[San::parse("svc.internal").unwrap()])
-            .unwrap();
-    let (status, body) = h
-        .sign(json!({"csr": csr, "ott": h.token(&h.claims("svc.internal"))}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let chain: Vec<Vec<u8>> = body["certChain"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|pem| {
-            mayfly_pki::cert::certificates_from_pem(pem.as_str().unwrap().as_bytes()).unwrap()
-        })
-        .collect();
+    let chain = h.issued_chain(&key, "svc.internal").await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = |jti: &str, iat: i64| {
         json!({

@@ -23,7 +23,7 @@ use mayfly_authority::token::NewToken;
 use mayfly_client::Client;
 use mayfly_pki::jose::{jwe, jwk::Jwk};
 use mayfly_pki::{KeyAlgorithm, PrivateKey, San};
-use mayfly_proto::{RevokeRequest, SignRequest};
+use mayfly_proto::{RevokeRequest, SignRequest, SignResponse};
 use mayfly_store::Dialect;
 use mayfly_store::testing::TestDatabase;
 use support::{Server, mayfly_ok, require_tool};
@@ -235,6 +235,37 @@ fn serial_of_pem(pem: &str) -> String {
     parsed.tbs_certificate.serial.to_str_radix(10)
 }
 
+/// The certificates of a `/sign` or `/renew` answer's chain, DER.
+fn chain_of(issued: &SignResponse) -> Vec<Vec<u8>> {
+    issued
+        .cert_chain
+        .iter()
+        .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
+        .collect()
+}
+
+/// One raced round: exactly one instance issued (shown by its serial), and the other refused
+/// the same token as a replay.
+fn one_won_the_other_replayed(
+    round: usize,
+    on_a: &Result<SignResponse, mayfly_client::Error>,
+    on_b: &Result<SignResponse, mayfly_client::Error>,
+) {
+    let refused = match (on_a, on_b) {
+        (Ok(_), Err(refused)) | (Err(refused), Ok(_)) => refused,
+        _ => panic!(
+            "round {round}: expected exactly one success: {:?} / {:?}",
+            on_a.as_ref().map(|issued| serial_of_pem(&issued.crt)),
+            on_b.as_ref().map(|issued| serial_of_pem(&issued.crt)),
+        ),
+    };
+    assert_eq!(refused.status(), Some(401), "round {round}: {refused}");
+    assert!(
+        refused.to_string().contains("already used"),
+        "round {round}: {refused}"
+    );
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -259,15 +290,7 @@ fn token_raced_on_two_instances(dialect: Dialect, test: &str) {
         for round in 0..200 {
             let request = sign_request(&csr, cluster.token("race.internal"));
             let (on_a, on_b) = tokio::join!(a.sign(&request), b.sign(&request));
-            let refused = match (&on_a, &on_b) {
-                (Ok(_), Err(refused)) | (Err(refused), Ok(_)) => refused,
-                _ => panic!("round {round}: expected exactly one success: {on_a:?} / {on_b:?}"),
-            };
-            assert_eq!(refused.status(), Some(401), "round {round}: {refused}");
-            assert!(
-                refused.to_string().contains("already used"),
-                "round {round}: {refused}"
-            );
+            one_won_the_other_replayed(round, &on_a, &on_b);
         }
     });
     let serials = cluster.stored_serials("race.internal");
@@ -293,11 +316,7 @@ fn renewal_token_raced_on_two_instances(dialect: Dialect, test: &str) {
             .sign(&sign_request(&csr, cluster.token("renew-race.internal")))
             .await
             .unwrap();
-        let chain: Vec<Vec<u8>> = issued
-            .cert_chain
-            .iter()
-            .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
-            .collect();
+        let chain = chain_of(&issued);
         for round in 0..200 {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let mut claims = serde_json::json!({
@@ -317,19 +336,7 @@ fn renewal_token_raced_on_two_instances(dialect: Dialect, test: &str) {
             )
             .unwrap();
             let (on_a, on_b) = tokio::join!(a.renew_with_token(&token), b.renew_with_token(&token));
-            let refused = match (&on_a, &on_b) {
-                (Ok(_), Err(refused)) | (Err(refused), Ok(_)) => refused,
-                _ => panic!(
-                    "round {round}: expected exactly one renewal: {:?} / {:?}",
-                    on_a.as_ref().map(|renewed| serial_of_pem(&renewed.crt)),
-                    on_b.as_ref().map(|renewed| serial_of_pem(&renewed.crt)),
-                ),
-            };
-            assert_eq!(refused.status(), Some(401), "round {round}: {refused}");
-            assert!(
-                refused.to_string().contains("already used"),
-                "round {round}: {refused}"
-            );
+            one_won_the_other_replayed(round, &on_a, &on_b);
         }
     });
     let serials = cluster.stored_serials("renew-race.internal");
@@ -356,11 +363,7 @@ fn revocation_seen_by_the_other_instance(dialect: Dialect, test: &str) {
             .sign(&sign_request(&csr, cluster.token("svc.internal")))
             .await
             .unwrap();
-        let chain: Vec<Vec<u8>> = issued
-            .cert_chain
-            .iter()
-            .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
-            .collect();
+        let chain = chain_of(&issued);
         let with_identity = |i: usize| {
             Client::with_identity(
                 &cluster.instance_url(i),
@@ -572,11 +575,7 @@ fn issuance_survives_a_killed_instance(dialect: Dialect, test: &str) {
     let issued = rt
         .block_on(client.sign(&sign_request(&csr, cluster.token("load.internal"))))
         .unwrap();
-    let chain: Vec<Vec<u8>> = issued
-        .cert_chain
-        .iter()
-        .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
-        .collect();
+    let chain = chain_of(&issued);
     // A client renewing with that certificate, on a connection of its own.
     let renewing_client = || {
         Client::with_identity(
@@ -1395,11 +1394,7 @@ fn crl_numbers_never_go_backwards_across_instances(dialect: Dialect, test: &str)
             .block_on(clients[0].sign(&sign_request(&csr, cluster.token("crl.internal"))))
             .unwrap();
         let serial = serial_of_pem(&issued.crt);
-        let chain: Vec<Vec<u8>> = issued
-            .cert_chain
-            .iter()
-            .flat_map(|pem| mayfly_pki::cert::certificates_from_pem(pem.as_bytes()).unwrap())
-            .collect();
+        let chain = chain_of(&issued);
         let revoking = Client::with_identity(
             &cluster.instance_url(1 + round % 2),
             std::slice::from_ref(&cluster.root_der),

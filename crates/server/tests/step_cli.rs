@@ -231,19 +231,8 @@ fn step_x509_flows_against_mayfly_ca() {
 
     // A token, as step inspects it.
     let token = s.token(&["--san", "a.internal", "--san", "10.0.0.7", "a.internal"]);
-    let inspected = s
-        .step
-        .command(&["crypto", "jwt", "inspect", "--insecure"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child.stdin.take().unwrap().write_all(token.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    let inspected: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    let inspected = s.step_with_input(&["crypto", "jwt", "inspect", "--insecure"], &token);
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
     assert_eq!(inspected["payload"]["iss"], "dev");
     assert_eq!(
         inspected["payload"]["sans"],

@@ -74,17 +74,9 @@ impl Authority {
             return Err(Error::RenewRevoked { serial });
         }
         let provisioner = self
-            .provisioners()
-            .iter()
-            .find(|p| p.name() == stored.certificate.provisioner)
-            .and_then(|p| match p {
-                Provisioner::Jwk(jwk) => Some(super::jwk::vouched(jwk)),
-                Provisioner::X5c(x5c) => Some(super::x5c::vouched(x5c)),
-                Provisioner::K8sSa(k8s) => Some(super::k8ssa::vouched(k8s)),
-                Provisioner::Oidc(oidc) => Some(super::oidc::vouched(oidc)),
-                // ACME clients renew by ordering again.
-                _ => None,
-            })
+            .configured_vouching(&stored.certificate.provisioner)
+            // ACME clients renew by ordering again.
+            .filter(|vouched| vouched.type_code != mayfly_pki::cert::STEP_PROVISIONER_TYPE_ACME)
             // The CA's own TLS certificates, and those of removed provisioners, are not renewed.
             .ok_or_else(|| Error::RenewNotIssuedHere {
                 serial: serial.clone(),
@@ -165,20 +157,25 @@ impl Authority {
     /// Who vouched for a stored certificate: its provisioner as ca.json configures it now, or
     /// only its name when it is gone from ca.json (its certificates can still be revoked).
     fn vouched_by_name(&self, name: &str) -> Vouched {
-        let configured = self.provisioners().iter().find(|p| p.name() == name);
-        match configured {
-            Some(Provisioner::Jwk(jwk)) => super::jwk::vouched(jwk),
-            Some(Provisioner::X5c(x5c)) => super::x5c::vouched(x5c),
-            Some(Provisioner::K8sSa(k8s)) => super::k8ssa::vouched(k8s),
-            Some(Provisioner::Oidc(oidc)) => super::oidc::vouched(oidc),
-            Some(Provisioner::Acme(acme)) => super::acme::vouched(acme),
-            _ => Vouched {
-                name: name.to_string(),
-                type_code: 0,
-                credential_id: String::new(),
-                claims: mayfly_config::claims::Claims::DEFAULT,
-                admin: false,
-            },
+        self.configured_vouching(name).unwrap_or_else(|| Vouched {
+            name: name.to_string(),
+            type_code: 0,
+            credential_id: String::new(),
+            claims: mayfly_config::claims::Claims::DEFAULT,
+            admin: false,
+        })
+    }
+
+    /// The vouching of the provisioner ca.json configures under `name`, for the kinds whose
+    /// certificates are stored under a provisioner (not SSHPOP, which issues no X.509).
+    fn configured_vouching(&self, name: &str) -> Option<Vouched> {
+        match self.provisioners().iter().find(|p| p.name() == name)? {
+            Provisioner::Jwk(jwk) => Some(super::jwk::vouched(jwk)),
+            Provisioner::X5c(x5c) => Some(super::x5c::vouched(x5c)),
+            Provisioner::K8sSa(k8s) => Some(super::k8ssa::vouched(k8s)),
+            Provisioner::Oidc(oidc) => Some(super::oidc::vouched(oidc)),
+            Provisioner::Acme(acme) => Some(super::acme::vouched(acme)),
+            _ => None,
         }
     }
 }
