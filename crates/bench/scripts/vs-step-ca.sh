@@ -7,6 +7,8 @@
 #   BIN        directory of mayfly, mayfly-ca and mayfly-bench   [target/release]
 #   STEP_TOOLS directory of step and step-ca (0.19)              [../shared/tools]
 #   KEEP=1     keep the work directory (both CAs, their logs) and print where it is
+#   MAYFLY_DB  mayfly's store instead of its SQLite file, as ca.json `db` names one: an empty
+#              PostgreSQL or MySQL/MariaDB database, e.g. postgresql://postgres@127.0.0.1:5432/vs
 set -euo pipefail
 positional=()
 while (( $# )) && [[ $1 != -- ]]; do positional+=("$1"); shift; done
@@ -21,6 +23,16 @@ mport=$(free_port); mplain=$(free_port)
 MAYFLY_PATH=$work/mayfly "$bin/mayfly" ca init --name Bench --dns 127.0.0.1 \
     --address 127.0.0.1:$mport --insecure-address 127.0.0.1:$mplain --provisioner ops \
     --password-file "$work/pw.txt" --provisioner-password-file "$work/pw.txt" >"$work/mayfly-init.log" 2>&1
+if [[ -n ${MAYFLY_DB:-} ]]; then
+    python3 - "$work/mayfly/config/ca.json" "$MAYFLY_DB" <<'PY'
+import json, sys
+path, dsn = sys.argv[1], sys.argv[2]
+kind = "postgresql" if dsn.startswith("postgres") else "mysql"
+config = json.load(open(path))
+config["db"] = {"type": kind, "dataSource": dsn}
+json.dump(config, open(path, "w"), indent=2)
+PY
+fi
 MAYFLY_PATH=$work/mayfly "$bin/mayfly-ca" "$work/mayfly/config/ca.json" \
     --password-file "$work/pw.txt" >"$work/mayfly-ca.log" 2>&1 &
 mpid=$!; pids+=("$mpid")

@@ -5,8 +5,9 @@
 //! differs for a reason, and is all an [`Engine`] says: which connections reads and writes use
 //! (SQLite: one writer and a few readers; a server: one pool), how a write transaction begins
 //! (SQLite takes its write lock up front), which failures are worth running a transaction
-//! again for (a server's deadlock victim), and how an issuance is recorded (SQLite: group
-//! commit; a server: one transaction per issuance, so instances race in the database).
+//! again for (a server's deadlock victim), and how an issuance is recorded (SQLite and
+//! PostgreSQL: group commit, [`crate::group`]; MySQL: one transaction per issuance, ADR 0019).
+//! Either way instances race in the database.
 
 use std::future::Future;
 
@@ -19,7 +20,7 @@ use crate::codec::backend;
 
 /// A deadlock or serialisation failure is retried this many times; the engine chose a victim,
 /// and the statements are safe to run again.
-const RETRIES: usize = 3;
+pub(crate) const RETRIES: usize = 3;
 
 /// One store's connections and its own ways; see the module documentation.
 pub(crate) trait Engine: Sync {

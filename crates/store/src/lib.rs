@@ -21,6 +21,7 @@ pub mod conformance_ssh;
 mod dialect;
 mod dsn;
 mod engine;
+mod group;
 pub mod metered;
 mod networked;
 mod parts;

@@ -6,7 +6,9 @@
 //! IGNORE` on MySQL) whose affected-row count says whether this instance was first, inside the
 //! transaction that stores the certificate; there is no read-then-write window for a second
 //! instance to slip through. Every lookup reads the database, so a revocation committed by one
-//! instance is seen by the next request on any other.
+//! instance is seen by the next request on any other. On PostgreSQL one writer task per
+//! instance records concurrent issuances in one transaction ([`crate::group`]); MySQL, which
+//! cannot say which rows of a multi-row insert went in, records each in its own.
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,10 +18,12 @@ use mayfly_authority::store::{CertificateStatus, IssuedCertificate, StoreError, 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Transaction};
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 
 use crate::codec;
 use crate::dialect::Dialect;
 use crate::engine::{Engine, Outcome, in_transaction};
+use crate::group::{self, Pending, Writer};
 use crate::{Error, MIGRATIONS};
 
 /// Connections per instance. Each request holds one for a transaction of two or three statements.
@@ -40,6 +44,8 @@ const MIGRATION_LOCK: i64 = 0x6d61_7966_6c79;
 pub struct NetworkedStore {
     pool: AnyPool,
     dialect: Dialect,
+    /// Issuances waiting for the writer task (PostgreSQL), which records them in groups.
+    queue: Option<mpsc::Sender<Pending>>,
     /// The URL without its password, for messages.
     name: String,
 }
@@ -88,9 +94,18 @@ impl NetworkedStore {
             .connect_with(options)
             .await
             .map_err(open_error)?;
+        let queue = (dialect == Dialect::Postgres).then(|| {
+            let writer = Writer {
+                dialect,
+                begin: "BEGIN",
+                retryable: <NetworkedStore as Engine>::retryable,
+            };
+            group::any::spawn_writer(pool.clone(), writer)
+        });
         Ok(NetworkedStore {
             pool,
             dialect,
+            queue,
             name,
         })
     }
@@ -281,14 +296,18 @@ impl Engine for NetworkedStore {
         }
     }
 
-    /// One transaction per issuance: the token's burn and the certificate's insert meet other
-    /// instances' in the database.
+    /// PostgreSQL: through the writer task, in groups. MySQL: one transaction per issuance.
+    /// Either way the token's burn and the certificate's insert meet other instances' in the
+    /// database.
     async fn record(
         &self,
         certificate: &IssuedCertificate,
         token: Option<&UsedToken>,
         audit: &AuditContext,
     ) -> Result<(), StoreError> {
+        if let Some(queue) = &self.queue {
+            return group::record(queue, certificate, token, audit).await;
+        }
         codec::check_lengths(certificate, token)?;
         let sans = codec::encode_sans(&certificate.sans)?;
         let sans = sans.as_str();

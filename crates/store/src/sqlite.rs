@@ -15,15 +15,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use mayfly_authority::audit::AuditContext;
-use mayfly_authority::store::{CertificateStatus, IssuedCertificate, StoreError, UsedToken};
+use mayfly_authority::store::{IssuedCertificate, StoreError, UsedToken};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::codec::{self, backend};
 use crate::engine::Engine;
+use crate::group::{self, Pending, Writer};
 use crate::{Dialect, Error, MIGRATIONS};
 
 /// How long a statement waits for another connection's lock before failing with "busy".
@@ -31,6 +32,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reader connections per process; lookups are single-row, so a few are plenty.
 const READERS: u32 = 4;
+
+/// How the writer task writes: `BEGIN IMMEDIATE`, like every write here, and no retries (there
+/// is no deadlock for SQLite to break; see [`SqliteStore::retryable`]).
+const WRITER: Writer = Writer {
+    dialect: Dialect::Sqlite,
+    begin: "BEGIN IMMEDIATE",
+    retryable: |_| false,
+};
 
 /// Name used in error messages for an in-memory database.
 const IN_MEMORY: &str = ":memory:";
@@ -102,7 +111,7 @@ impl SqliteStore {
 
         tracing::info!(path = %path.display(), "opened SQLite store");
         Ok(SqliteStore {
-            queue: spawn_writer(writer.clone()),
+            queue: group::sqlite::spawn_writer(writer.clone(), WRITER),
             writer,
             reader,
             path: path.to_owned(),
@@ -134,7 +143,7 @@ impl SqliteStore {
             .map_err(open_error)?;
         migrate(&pool, path).await?;
         Ok(SqliteStore {
-            queue: spawn_writer(pool.clone()),
+            queue: group::sqlite::spawn_writer(pool.clone(), WRITER),
             writer: pool.clone(),
             reader: pool,
             path: path.to_owned(),
@@ -231,19 +240,7 @@ impl Engine for SqliteStore {
         token: Option<&UsedToken>,
         audit: &AuditContext,
     ) -> Result<(), StoreError> {
-        codec::check_lengths(certificate, token)?;
-        let sans = codec::encode_sans(&certificate.sans)?;
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            certificate: certificate.clone(),
-            token: token.cloned(),
-            sans,
-            audit: audit.clone(),
-            reply,
-        };
-        let stopped = || StoreError::Backend("the SQLite writer has stopped".into());
-        self.queue.send(pending).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        group::record(&self.queue, certificate, token, audit).await
     }
 }
 
@@ -254,194 +251,6 @@ fn local_pool(connections: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(connections)
         .test_before_acquire(false)
-}
-
-/// Most issuances committed in one transaction. Large enough that a burst of concurrent
-/// requests shares one fsync; small enough that the first in a group does not wait long.
-const MAX_GROUP: usize = 64;
-
-/// An issuance on its way to the writer task.
-struct Pending {
-    certificate: IssuedCertificate,
-    token: Option<UsedToken>,
-    sans: String,
-    audit: AuditContext,
-    reply: oneshot::Sender<Result<(), StoreError>>,
-}
-
-/// Starts the task that owns all writes of issuances. It takes whatever is queued (up to
-/// [`MAX_GROUP`]) and commits it in one transaction, so concurrent requests share the fsync and
-/// the write lock instead of queueing for them one by one: group commit. Every caller is
-/// answered only after the commit, so "durable before returned" holds for each.
-fn spawn_writer(pool: SqlitePool) -> mpsc::Sender<Pending> {
-    let (queue, mut incoming) = mpsc::channel::<Pending>(4 * MAX_GROUP);
-    tokio::spawn(async move {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
-            let outcomes = commit_group(&pool, &group).await;
-            for (pending, outcome) in group.drain(..).zip(outcomes) {
-                // A caller that went away still had its issuance recorded; nothing to undo.
-                let _ = pending.reply.send(outcome);
-            }
-        }
-    });
-    queue
-}
-
-/// Records a group in one `BEGIN IMMEDIATE` transaction with two multi-row statements, so the
-/// group costs the same few round trips to SQLite's thread whatever its size. Each issuance keeps
-/// its own outcome: a used token or a taken serial refuses that one only, while a backend failure
-/// fails the whole group, since nothing of it is committed.
-async fn commit_group(pool: &SqlitePool, group: &[Pending]) -> Vec<Result<(), StoreError>> {
-    let fail_all = |context: &str, error: sqlx::Error| {
-        let error = backend(context, error);
-        group
-            .iter()
-            .map(|_| Err(StoreError::Backend(error.to_string())))
-            .collect()
-    };
-    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => return fail_all("recording certificates: begin", e),
-    };
-    match record_group(&mut tx, group).await {
-        Ok(outcomes) => match tx.commit().await {
-            Ok(()) => outcomes,
-            Err(e) => fail_all("recording certificates: commit", e),
-        },
-        Err(error) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(%rollback, "rolling back a failed group of issuances failed");
-            }
-            fail_all("recording certificates", error)
-        }
-    }
-}
-
-/// The statements of one group, inside its transaction: burn the tokens, insert the certificates
-/// of the issuances whose token was fresh, and give back the tokens of any whose serial was taken.
-async fn record_group(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    group: &[Pending],
-) -> Result<Vec<Result<(), StoreError>>, sqlx::Error> {
-    let mut outcomes: Vec<Result<(), StoreError>> = group.iter().map(|_| Ok(())).collect();
-
-    // Tokens. A jti twice in one group: the first use wins, as it would one at a time.
-    let mut seen = std::collections::HashSet::new();
-    let mut burning = Vec::new();
-    for (index, pending) in group.iter().enumerate() {
-        if let Some(token) = &pending.token {
-            if seen.insert((token.provisioner.as_str(), token.jti.as_str())) {
-                burning.push(index);
-            } else {
-                outcomes[index] = Err(StoreError::TokenAlreadyUsed {
-                    jti: token.jti.clone(),
-                });
-            }
-        }
-    }
-    if !burning.is_empty() {
-        let mut insert =
-            sqlx::QueryBuilder::new("INSERT INTO used_tokens (provisioner, jti, expires_at) ");
-        insert.push_values(&burning, |mut row, &index| {
-            if let Some(token) = &group[index].token {
-                row.push_bind(token.provisioner.as_str())
-                    .push_bind(token.jti.as_str())
-                    .push_bind(codec::to_unix(token.expires_at));
-            }
-        });
-        insert.push(" ON CONFLICT DO NOTHING RETURNING provisioner, jti");
-        let burnt: std::collections::HashSet<(String, String)> = insert
-            .build_query_as::<(String, String)>()
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .collect();
-        for &index in &burning {
-            if let Some(token) = &group[index].token
-                && !burnt.contains(&(token.provisioner.clone(), token.jti.clone()))
-            {
-                outcomes[index] = Err(StoreError::TokenAlreadyUsed {
-                    jti: token.jti.clone(),
-                });
-            }
-        }
-    }
-
-    // Certificates of the issuances still standing.
-    let storing: Vec<usize> = (0..group.len()).filter(|&i| outcomes[i].is_ok()).collect();
-    if storing.is_empty() {
-        return Ok(outcomes);
-    }
-    let created_at = codec::to_unix(OffsetDateTime::now_utc());
-    let mut insert = sqlx::QueryBuilder::new(
-        "INSERT INTO certificates \
-         (serial, der, subject, sans, not_before, not_after, provisioner, status, created_at, \
-         crl_shard) ",
-    );
-    insert.push_values(&storing, |mut row, &index| {
-        let pending = &group[index];
-        let certificate = &pending.certificate;
-        row.push_bind(certificate.serial.as_str())
-            .push_bind(certificate.der.as_slice())
-            .push_bind(certificate.subject.as_str())
-            .push_bind(pending.sans.as_str())
-            .push_bind(codec::to_unix(certificate.not_before))
-            .push_bind(codec::to_unix(certificate.not_after))
-            .push_bind(certificate.provisioner.as_str())
-            .push_bind(CertificateStatus::Valid.as_str())
-            .push_bind(created_at)
-            .push_bind(codec::shard_column(certificate.crl_shard));
-    });
-    insert.push(" ON CONFLICT DO NOTHING RETURNING serial");
-    let stored: std::collections::HashSet<String> = insert
-        .build_query_scalar::<String>()
-        .fetch_all(&mut **tx)
-        .await?
-        .into_iter()
-        .collect();
-
-    // A serial already taken (or twice in the group): refuse that issuance whole, token included.
-    let mut kept = std::collections::HashSet::new();
-    let mut audited = Vec::with_capacity(storing.len());
-    for index in storing {
-        let pending = &group[index];
-        let serial = &pending.certificate.serial;
-        if stored.contains(serial) && kept.insert(serial.as_str()) {
-            audited.push(pending);
-            continue;
-        }
-        if let Some(token) = &pending.token {
-            sqlx::query("DELETE FROM used_tokens WHERE provisioner = ? AND jti = ?")
-                .bind(token.provisioner.as_str())
-                .bind(token.jti.as_str())
-                .execute(&mut **tx)
-                .await?;
-        }
-        outcomes[index] = Err(StoreError::SerialTaken {
-            serial: serial.clone(),
-        });
-    }
-
-    // The audit entries of the certificates stored, in the same transaction.
-    if !audited.is_empty() {
-        let mut insert = sqlx::QueryBuilder::new(codec::AUDIT_COLUMNS);
-        insert.push_values(&audited, |mut row, pending| {
-            let certificate = &pending.certificate;
-            let audit = &pending.audit;
-            row.push_bind(codec::to_unix(audit.at))
-                .push_bind(audit.action.as_str())
-                .push_bind(certificate.serial.as_str())
-                .push_bind(certificate.subject.as_str())
-                .push_bind(pending.sans.as_str())
-                .push_bind(certificate.provisioner.as_str())
-                .push_bind(audit.credential.as_str())
-                .push_bind(codec::audit_address(audit))
-                .push_bind(audit.detail.as_str());
-        });
-        insert.build().execute(&mut **tx).await?;
-    }
-    Ok(outcomes)
 }
 
 /// Applies the migrations this database has not seen yet, each in its own transaction.
