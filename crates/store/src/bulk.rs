@@ -44,7 +44,7 @@ const CERTIFICATE_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 const AUDIT_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// `INSERT ... VALUES (...), (...)` with `rows` rows of `values`, in `dialect`'s placeholders.
-pub(crate) fn multi_row(dialect: Dialect, head: &str, values: &str, rows: usize) -> String {
+fn multi_row(dialect: Dialect, head: &str, values: &str, rows: usize) -> String {
     let mut sql = String::with_capacity(head.len() + rows * (values.len() + 2));
     sql.push_str(head);
     for row in 0..rows {

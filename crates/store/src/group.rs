@@ -8,17 +8,17 @@
 //! outcome: a used token or a taken serial refuses that one only, while a backend failure fails
 //! the whole group, since nothing of it is committed.
 //!
-//! The statements need `INSERT … ON CONFLICT DO NOTHING RETURNING`, to learn which rows of a
-//! group went in; MySQL has no `RETURNING`, so a MySQL store records each issuance in a
-//! transaction of its own ([`crate::networked`]). Between instances nothing changes: a group's
-//! token burns meet other instances' in the database, row by row, as single issuances did.
+//! The statements need `RETURNING` (after `ON CONFLICT DO NOTHING`, or MariaDB's `INSERT IGNORE`)
+//! to learn which rows of a group went in; MySQL has none, so a MySQL store records each issuance
+//! in a transaction of its own ([`crate::networked`]). Between instances nothing changes: a
+//! group's token burns meet other instances' in the database, row by row, as single issuances
+//! did.
 
 use mayfly_authority::audit::AuditContext;
 use mayfly_authority::store::{IssuedCertificate, StoreError, UsedToken};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Dialect;
-use crate::bulk::multi_row;
 use crate::codec;
 
 /// Most issuances committed in one transaction. Large enough that a burst of concurrent
@@ -68,27 +68,43 @@ pub(crate) async fn record(
     answer.await.map_err(|_| stopped())?
 }
 
+/// `INSERT INTO {table} VALUES` `rows` times `values`, skipping the rows whose key is taken, and
+/// giving back `returning` of the rows that went in.
+fn insert_returning(
+    dialect: Dialect,
+    table: &str,
+    values: &str,
+    rows: usize,
+    returning: &str,
+) -> String {
+    let rest = format!("{table} VALUES {}", vec![values; rows].join(", "));
+    format!(
+        "{} RETURNING {returning}",
+        dialect.insert_unless_present(&rest)
+    )
+}
+
 /// The token burns of `rows` issuances; the rows that went in come back.
 fn tokens_insert(dialect: Dialect, rows: usize) -> String {
-    let insert = multi_row(
+    insert_returning(
         dialect,
-        "INSERT INTO used_tokens (provisioner, jti, expires_at) VALUES ",
+        "used_tokens (provisioner, jti, expires_at)",
         "(?, ?, ?)",
         rows,
-    );
-    format!("{insert} ON CONFLICT DO NOTHING RETURNING provisioner, jti")
+        "provisioner, jti",
+    )
 }
 
 /// The certificates of `rows` issuances; the serials that went in come back.
 fn certificates_insert(dialect: Dialect, rows: usize) -> String {
-    let insert = multi_row(
+    insert_returning(
         dialect,
-        "INSERT INTO certificates (serial, der, subject, sans, not_before, not_after, \
-         provisioner, status, created_at, crl_shard) VALUES ",
+        "certificates (serial, der, subject, sans, not_before, not_after, provisioner, status, \
+         created_at, crl_shard)",
         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
-    );
-    format!("{insert} ON CONFLICT DO NOTHING RETURNING serial")
+        "serial",
+    )
 }
 
 /// Gives back the token of an issuance whose serial was taken, in the group's transaction.
@@ -302,7 +318,7 @@ pub(crate) mod sqlite {
     group_calls!(sqlx::Sqlite);
 }
 
-/// For the PostgreSQL store, through the `Any` pool.
+/// For the PostgreSQL and MariaDB store, through the `Any` pool.
 pub(crate) mod any {
     group_calls!(sqlx::Any);
 }
@@ -325,6 +341,12 @@ mod tests {
             "{postgres}"
         );
         assert!(!postgres.contains('?'));
+        let mariadb = tokens_insert(Dialect::MySql, 2);
+        assert_eq!(
+            mariadb,
+            "INSERT IGNORE INTO used_tokens (provisioner, jti, expires_at) \
+             VALUES (?, ?, ?), (?, ?, ?) RETURNING provisioner, jti"
+        );
         // The largest group stays far below SQLite's limit on bound values.
         const { assert!(MAX_GROUP * 10 < 32_766) };
     }

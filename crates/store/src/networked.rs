@@ -6,8 +6,8 @@
 //! IGNORE` on MySQL) whose affected-row count says whether this instance was first, inside the
 //! transaction that stores the certificate; there is no read-then-write window for a second
 //! instance to slip through. Every lookup reads the database, so a revocation committed by one
-//! instance is seen by the next request on any other. On PostgreSQL one writer task per
-//! instance records concurrent issuances in one transaction ([`crate::group`]); MySQL, which
+//! instance is seen by the next request on any other. On PostgreSQL and MariaDB one writer task
+//! per instance records concurrent issuances in one transaction ([`crate::group`]); MySQL, which
 //! cannot say which rows of a multi-row insert went in, records each in its own.
 
 use std::future::Future;
@@ -44,7 +44,8 @@ const MIGRATION_LOCK: i64 = 0x6d61_7966_6c79;
 pub struct NetworkedStore {
     pool: AnyPool,
     dialect: Dialect,
-    /// Issuances waiting for the writer task (PostgreSQL), which records them in groups.
+    /// Issuances waiting for the writer task (PostgreSQL, MariaDB), which records them in
+    /// groups.
     queue: Option<mpsc::Sender<Pending>>,
     /// The URL without its password, for messages.
     name: String,
@@ -94,7 +95,12 @@ impl NetworkedStore {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        let queue = (dialect == Dialect::Postgres).then(|| {
+        let groups = match dialect {
+            Dialect::Postgres => true,
+            Dialect::MySql => inserts_return_rows(&pool).await.map_err(open_error)?,
+            Dialect::Sqlite => false,
+        };
+        let queue = groups.then(|| {
             let writer = Writer {
                 dialect,
                 begin: "BEGIN",
@@ -113,6 +119,12 @@ impl NetworkedStore {
     /// Which engine this is.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Whether concurrent issuances are recorded in one transaction (PostgreSQL, MariaDB 10.5
+    /// and later) or each in its own (MySQL); see [`crate::group`].
+    pub fn records_issuances_in_groups(&self) -> bool {
+        self.queue.is_some()
     }
 
     /// The database's URL without its password.
@@ -296,7 +308,8 @@ impl Engine for NetworkedStore {
         }
     }
 
-    /// PostgreSQL: through the writer task, in groups. MySQL: one transaction per issuance.
+    /// PostgreSQL, MariaDB: through the writer task, in groups. MySQL: one transaction per
+    /// issuance.
     /// Either way the token's burn and the certificate's insert meet other instances' in the
     /// database.
     async fn record(
@@ -367,6 +380,30 @@ async fn record_in(
     Ok(Ok(()))
 }
 
+/// Whether this MySQL-protocol server is a MariaDB with `INSERT … RETURNING` (10.5 and later),
+/// which group commit needs; MySQL itself has none.
+async fn inserts_return_rows(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(pool)
+        .await?;
+    Ok(mariadb_with_returning(&version))
+}
+
+/// [`inserts_return_rows`] from the server's version, `10.11.19-MariaDB-0+deb12u1` or, as some
+/// proxies report it, `5.5.5-10.11.19-MariaDB`.
+fn mariadb_with_returning(version: &str) -> bool {
+    if !version.contains("MariaDB") {
+        return false;
+    }
+    let version = version.strip_prefix("5.5.5-").unwrap_or(version);
+    let mut numbers = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let major = numbers.next().unwrap_or(0);
+    let minor = numbers.next().unwrap_or(0);
+    (major, minor) >= (10, 5)
+}
+
 /// The engine a URL names, by its scheme.
 pub(crate) fn dialect_of(url: &str) -> Option<Dialect> {
     let scheme = url.split_once("://")?.0.to_ascii_lowercase();
@@ -394,8 +431,24 @@ pub(crate) fn is_missing_table(error: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{dialect_of, redact};
+    use super::{dialect_of, mariadb_with_returning, redact};
     use crate::dialect::Dialect;
+
+    #[test]
+    fn only_mariadb_from_10_5_groups_issuances() {
+        for (version, groups) in [
+            ("10.11.19-MariaDB-0+deb12u1", true),
+            ("5.5.5-10.11.19-MariaDB", true),
+            ("10.5.0-MariaDB", true),
+            ("11.4.2-MariaDB-log", true),
+            ("10.4.34-MariaDB", false),
+            ("8.0.36", false),
+            ("8.4.0-0ubuntu0.24.04.1", false),
+            ("", false),
+        ] {
+            assert_eq!(mariadb_with_returning(version), groups, "{version}");
+        }
+    }
 
     #[test]
     fn passwords_never_reach_messages() {
