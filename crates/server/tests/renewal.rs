@@ -518,7 +518,9 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
             "svc.crt",
             "svc.key",
             "--exec",
-            "sh -c 'date +%s.%N >> \"hook dir/renewals log\"'",
+            // Each line: when the hook ran, and the new certificate's notBefore (Unix seconds).
+            "sh -c 'echo $(date +%s.%N) $(date -d \"$(openssl x509 -in svc.crt -noout -startdate \
+             | cut -d= -f2)\" +%s) >> \"hook dir/renewals log\"'",
             "--pid",
             &watcher.0.id().to_string(),
             "--signal",
@@ -549,21 +551,32 @@ fn renewal_daemon_keeps_a_short_lived_certificate_fresh() {
         }
     };
 
-    // Three renewals, each at 2/3 of the 20 s lifetime plus at most 5 % jitter: never early,
-    // and always before the certificate lapses. The upper bound is the lifetime, not the
-    // jitter's end: a loaded machine may take a second or two to run one renewal and its hook,
-    // which is late but harmless, while a renewal after expiry is the failure that matters.
+    // Three renewals, each at 2/3 of the 20 s lifetime plus at most 5 % jitter, counted from
+    // the notBefore of the certificate it replaces (recorded by the hook of the renewal before):
+    // never early, and always before that certificate lapses. The hook runs after its renewal,
+    // so its time bounds the renewal's from above: the lower bound is exact. The upper bound is
+    // the lifetime, not the jitter's end: a loaded machine may take a second or two to run one
+    // renewal and its hook, which is late but harmless, while a renewal after expiry is the
+    // failure that matters. (Gaps between hooks say less: notBefore is whole seconds, and a
+    // hook that ran late shortens the next gap.)
     wait_for(3, 60);
-    let times: Vec<f64> = std::fs::read_to_string(&hook_log)
+    let lines: Vec<(f64, f64)> = std::fs::read_to_string(&hook_log)
         .unwrap()
         .lines()
-        .map(|l| l.parse().unwrap())
+        .map(|line| {
+            let (ran, not_before) = line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("hook line {line:?}"));
+            (ran.parse().unwrap(), not_before.parse().unwrap())
+        })
         .collect();
-    for pair in times.windows(2) {
-        let gap = pair[1] - pair[0];
+    for pair in lines.windows(2) {
+        let ((_, not_before), (ran, _)) = (pair[0], pair[1]);
+        let after = ran - not_before;
         assert!(
-            (12.5..20.0).contains(&gap),
-            "renewals {gap:.2} s apart, expected about 13.3 to 14.3 s and under the 20 s lifetime"
+            (20.0 * 2.0 / 3.0..20.0).contains(&after),
+            "renewed {after:.2} s after the replaced certificate's start, expected about 13.3 \
+             to 14.3 s and under its 20 s lifetime"
         );
     }
     assert_ne!(serial_of(&home, work, "svc.crt"), first);
