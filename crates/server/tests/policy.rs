@@ -251,11 +251,72 @@ struct Row {
     /// A name both levels allow.
     allowed: &'static str,
     /// A name the authority denies, and the refusal.
-    denied: (&'static str, &'static str),
+    denied: (&'static str, String),
     /// A name the provisioner's allow list lacks, and the refusal.
-    unlisted: (&'static str, &'static str),
+    unlisted: (&'static str, String),
     /// How the client reports the kind of refusal: the HTTP status, the ACME problem.
     refused_as: &'static str,
+}
+
+impl Row {
+    /// A host name through `provisioner`: `x.evil.test` denied by the authority's `*.evil.test`,
+    /// `web.other.test` missing from the provisioner's DNS allow list. `kind` is how the refusal
+    /// names it: `dns name` in an X.509 certificate, `principal` in an SSH host certificate.
+    fn host(
+        credential: &'static str,
+        ask: fn(&Ca, &Path, &str) -> Outcome,
+        kind: &str,
+        provisioner: &str,
+    ) -> Row {
+        Row {
+            credential,
+            ask,
+            allowed: "web.example.test",
+            denied: (
+                "x.evil.test",
+                format!(
+                    r#"{kind} "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#
+                ),
+            ),
+            unlisted: (
+                "web.other.test",
+                format!(
+                    r#"{kind} "web.other.test" is not allowed by provisioner "{provisioner}"'s allow list: no dns rule matches it"#
+                ),
+            ),
+            refused_as: "the CA answered 403: ",
+        }
+    }
+
+    /// An SSH user principal through `provisioner`: `root` denied by the authority, `bob`
+    /// missing from the provisioner's principal allow list.
+    fn user(
+        credential: &'static str,
+        ask: fn(&Ca, &Path, &str) -> Outcome,
+        provisioner: &str,
+    ) -> Row {
+        Row {
+            credential,
+            ask,
+            allowed: "alice",
+            denied: (
+                "root",
+                r#"principal "root" is denied by the authority policy's deny rule "root""#.into(),
+            ),
+            unlisted: (
+                "bob",
+                format!(
+                    r#"principal "bob" is not allowed by provisioner "{provisioner}"'s allow list: no principal rule matches it"#
+                ),
+            ),
+            refused_as: "the CA answered 403: ",
+        }
+    }
+
+    /// The refusal reported otherwise than as the CA's 403.
+    fn refused_as(self, refused_as: &'static str) -> Row {
+        Row { refused_as, ..self }
+    }
 }
 
 /// `mayfly ca certificate` with the JWK provisioner's key: a token for `/sign`.
@@ -440,119 +501,35 @@ fn k8ssa_ssh_host(ca: &Ca, dir: &Path, name: &str) -> Outcome {
 #[test]
 fn every_credential_meets_the_same_policy() {
     let rows = [
-        Row {
-            credential: "JWK token, /sign",
-            ask: jwk_sign,
-            allowed: "web.example.test",
-            denied: (
-                "x.evil.test",
-                r#"dns name "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#,
-            ),
-            unlisted: (
-                "web.other.test",
-                r#"dns name "web.other.test" is not allowed by provisioner "admin"'s allow list: no dns rule matches it"#,
-            ),
-            refused_as: "the CA answered 403: ",
-        },
-        Row {
-            credential: "X5C token, /sign",
-            ask: x5c_sign,
-            allowed: "web.example.test",
-            denied: (
-                "x.evil.test",
-                r#"dns name "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#,
-            ),
-            unlisted: (
-                "web.other.test",
-                r#"dns name "web.other.test" is not allowed by provisioner "devices"'s allow list: no dns rule matches it"#,
-            ),
-            refused_as: "the CA answered 403: ",
-        },
-        Row {
-            credential: "K8sSA token, /sign",
-            ask: k8ssa_sign,
-            allowed: "web.example.test",
-            denied: (
-                "x.evil.test",
-                r#"dns name "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#,
-            ),
-            unlisted: (
-                "web.other.test",
-                r#"dns name "web.other.test" is not allowed by provisioner "kube"'s allow list: no dns rule matches it"#,
-            ),
-            refused_as: "the CA answered 403: ",
-        },
-        Row {
-            credential: "ACME order (lego), new-order",
-            ask: acme_order,
-            allowed: "web.example.test",
-            denied: (
-                "x.evil.test",
-                r#"dns name "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#,
-            ),
-            unlisted: (
-                "web.other.test",
-                r#"dns name "web.other.test" is not allowed by provisioner "acme"'s allow list: no dns rule matches it"#,
-            ),
-            // At new-order: no authorization or challenge is made for the name.
-            refused_as: "/new-order :: urn:ietf:params:acme:error:rejectedIdentifier",
-        },
-        Row {
-            credential: "JWK token, /ssh/sign, host certificate",
-            ask: ssh_host,
-            allowed: "web.example.test",
-            denied: (
-                "x.evil.test",
-                r#"principal "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#,
-            ),
-            unlisted: (
-                "web.other.test",
-                r#"principal "web.other.test" is not allowed by provisioner "admin"'s allow list: no dns rule matches it"#,
-            ),
-            refused_as: "the CA answered 403: ",
-        },
-        Row {
-            credential: "JWK token, /ssh/sign, user certificate",
-            ask: ssh_user,
-            allowed: "alice",
-            denied: (
-                "root",
-                r#"principal "root" is denied by the authority policy's deny rule "root""#,
-            ),
-            unlisted: (
-                "bob",
-                r#"principal "bob" is not allowed by provisioner "admin"'s allow list: no principal rule matches it"#,
-            ),
-            refused_as: "the CA answered 403: ",
-        },
-        Row {
-            credential: "X5C token, /ssh/sign, user certificate",
-            ask: x5c_ssh_user,
-            allowed: "alice",
-            denied: (
-                "root",
-                r#"principal "root" is denied by the authority policy's deny rule "root""#,
-            ),
-            unlisted: (
-                "bob",
-                r#"principal "bob" is not allowed by provisioner "devices"'s allow list: no principal rule matches it"#,
-            ),
-            refused_as: "the CA answered 403: ",
-        },
-        Row {
-            credential: "K8sSA token, /ssh/sign, host certificate",
-            ask: k8ssa_ssh_host,
-            allowed: "web.example.test",
-            denied: (
-                "x.evil.test",
-                r#"principal "x.evil.test" is denied by the authority policy's deny rule "*.evil.test""#,
-            ),
-            unlisted: (
-                "web.other.test",
-                r#"principal "web.other.test" is not allowed by provisioner "kube"'s allow list: no dns rule matches it"#,
-            ),
-            refused_as: "the CA answered 403: ",
-        },
+        Row::host("JWK token, /sign", jwk_sign, "dns name", "admin"),
+        Row::host("X5C token, /sign", x5c_sign, "dns name", "devices"),
+        Row::host("K8sSA token, /sign", k8ssa_sign, "dns name", "kube"),
+        Row::host(
+            "ACME order (lego), new-order",
+            acme_order,
+            "dns name",
+            "acme",
+        )
+        // At new-order: no authorization or challenge is made for the name.
+        .refused_as("/new-order :: urn:ietf:params:acme:error:rejectedIdentifier"),
+        Row::host(
+            "JWK token, /ssh/sign, host certificate",
+            ssh_host,
+            "principal",
+            "admin",
+        ),
+        Row::user("JWK token, /ssh/sign, user certificate", ssh_user, "admin"),
+        Row::user(
+            "X5C token, /ssh/sign, user certificate",
+            x5c_ssh_user,
+            "devices",
+        ),
+        Row::host(
+            "K8sSA token, /ssh/sign, host certificate",
+            k8ssa_ssh_host,
+            "principal",
+            "kube",
+        ),
     ];
     let tmp = tempfile::tempdir().unwrap();
     let ca = start(tmp.path());
@@ -570,7 +547,7 @@ fn every_credential_meets_the_same_policy() {
             }
             Outcome::Refused(text) => panic!("{}: {} refused: {text}", row.credential, row.allowed),
         }
-        for (what, (name, message)) in [("denied", row.denied), ("unlisted", row.unlisted)] {
+        for (what, (name, message)) in [("denied", &row.denied), ("unlisted", &row.unlisted)] {
             match ask(what, name) {
                 Outcome::Refused(text) => {
                     assert!(

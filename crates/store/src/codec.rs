@@ -513,6 +513,33 @@ pub(crate) const AUDIT_INSERT: &str = "INSERT INTO audit_log \
      (at, action, serial, subject, sans, provisioner, credential, address, detail) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+/// A table and the columns a write fills, as `INSERT INTO` continues, and one row's
+/// placeholders: the same insert for one row or many.
+pub(crate) struct Insert {
+    pub(crate) into: &'static str,
+    pub(crate) row: &'static str,
+}
+
+impl Insert {
+    /// `{into} VALUES` and `rows` rows, `?` placeholders (see [`crate::Dialect::placeholders`]).
+    pub(crate) fn rows(&self, rows: usize) -> String {
+        format!("{} VALUES {}", self.into, vec![self.row; rows].join(", "))
+    }
+}
+
+/// The certificate row an issuance writes.
+pub(crate) const ISSUED_CERTIFICATE: Insert = Insert {
+    into: "certificates (serial, der, subject, sans, not_before, not_after, provisioner, status, \
+           created_at, crl_shard)",
+    row: "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+};
+
+/// The record of a one-time token's use.
+pub(crate) const USED_TOKEN: Insert = Insert {
+    into: "used_tokens (provisioner, jti, expires_at)",
+    row: "(?, ?, ?)",
+};
+
 /// The columns of [`AUDIT_INSERT`], for a multi-row insert.
 pub(crate) const AUDIT_COLUMNS: &str = "INSERT INTO audit_log \
      (at, action, serial, subject, sans, provisioner, credential, address, detail) ";

@@ -19,7 +19,7 @@ use mayfly_authority::store::{IssuedCertificate, StoreError, UsedToken};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Dialect;
-use crate::codec;
+use crate::codec::{self, Insert};
 
 /// Most issuances committed in one transaction. Large enough that a burst of concurrent
 /// requests shares one commit; small enough that the first in a group does not wait long, and
@@ -68,43 +68,21 @@ pub(crate) async fn record(
     answer.await.map_err(|_| stopped())?
 }
 
-/// `INSERT INTO {table} VALUES` `rows` times `values`, skipping the rows whose key is taken, and
-/// giving back `returning` of the rows that went in.
-fn insert_returning(
-    dialect: Dialect,
-    table: &str,
-    values: &str,
-    rows: usize,
-    returning: &str,
-) -> String {
-    let rest = format!("{table} VALUES {}", vec![values; rows].join(", "));
-    format!(
-        "{} RETURNING {returning}",
-        dialect.insert_unless_present(&rest)
-    )
+/// `insert` of `rows` rows, skipping the rows whose key is taken, and giving back `returning`
+/// of the rows that went in.
+fn insert_returning(dialect: Dialect, insert: &Insert, rows: usize, returning: &str) -> String {
+    let insert = dialect.insert_unless_present(&insert.rows(rows));
+    format!("{insert} RETURNING {returning}")
 }
 
 /// The token burns of `rows` issuances; the rows that went in come back.
 fn tokens_insert(dialect: Dialect, rows: usize) -> String {
-    insert_returning(
-        dialect,
-        "used_tokens (provisioner, jti, expires_at)",
-        "(?, ?, ?)",
-        rows,
-        "provisioner, jti",
-    )
+    insert_returning(dialect, &codec::USED_TOKEN, rows, "provisioner, jti")
 }
 
 /// The certificates of `rows` issuances; the serials that went in come back.
 fn certificates_insert(dialect: Dialect, rows: usize) -> String {
-    insert_returning(
-        dialect,
-        "certificates (serial, der, subject, sans, not_before, not_after, provisioner, status, \
-         created_at, crl_shard)",
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-        "serial",
-    )
+    insert_returning(dialect, &codec::ISSUED_CERTIFICATE, rows, "serial")
 }
 
 /// Gives back the token of an issuance whose serial was taken, in the group's transaction.

@@ -346,22 +346,19 @@ async fn record_in(
     if let Err(refusal) = crate::shared::any::spend(tx, dialect, token).await? {
         return Ok(Err(refusal));
     }
-    let stored = sqlx::query(dialect.insert_sql(
-        "certificates (serial, der, subject, sans, not_before, not_after, provisioner, \
-         status, created_at, crl_shard) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    ))
-    .bind(certificate.serial.as_str())
-    .bind(certificate.der.as_slice())
-    .bind(certificate.subject.as_str())
-    .bind(sans)
-    .bind(codec::to_unix(certificate.not_before))
-    .bind(codec::to_unix(certificate.not_after))
-    .bind(certificate.provisioner.as_str())
-    .bind(CertificateStatus::Valid.as_str())
-    .bind(codec::to_unix(OffsetDateTime::now_utc()))
-    .bind(codec::shard_column(certificate.crl_shard))
-    .execute(&mut **tx)
-    .await?;
+    let stored = sqlx::query(dialect.insert_sql(&codec::ISSUED_CERTIFICATE.rows(1)))
+        .bind(certificate.serial.as_str())
+        .bind(certificate.der.as_slice())
+        .bind(certificate.subject.as_str())
+        .bind(sans)
+        .bind(codec::to_unix(certificate.not_before))
+        .bind(codec::to_unix(certificate.not_after))
+        .bind(certificate.provisioner.as_str())
+        .bind(CertificateStatus::Valid.as_str())
+        .bind(codec::to_unix(OffsetDateTime::now_utc()))
+        .bind(codec::shard_column(certificate.crl_shard))
+        .execute(&mut **tx)
+        .await?;
     if stored.rows_affected() == 0 {
         return Ok(Err(StoreError::SerialTaken {
             serial: certificate.serial.clone(),

@@ -88,14 +88,12 @@ macro_rules! shared_calls {
             dialect: Dialect,
             token: &UsedToken,
         ) -> Result<bool, sqlx::Error> {
-            let burnt = sqlx::query(
-                dialect.insert_sql("used_tokens (provisioner, jti, expires_at) VALUES (?, ?, ?)"),
-            )
-            .bind(token.provisioner.as_str())
-            .bind(token.jti.as_str())
-            .bind(codec::to_unix(token.expires_at))
-            .execute(&mut **tx)
-            .await?;
+            let burnt = sqlx::query(dialect.insert_sql(&codec::USED_TOKEN.rows(1)))
+                .bind(token.provisioner.as_str())
+                .bind(token.jti.as_str())
+                .bind(codec::to_unix(token.expires_at))
+                .execute(&mut **tx)
+                .await?;
             Ok(burnt.rows_affected() == 1)
         }
 
